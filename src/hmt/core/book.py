@@ -1,0 +1,210 @@
+"""The trigger book: which legs fire on a tick, in time independent of how many don't.
+
+Per instrument, the legs that fire on a rise and the legs that fire on a fall
+are kept in two sorted lists of integer keys. The lowest rising threshold and
+the highest falling threshold are cached, so a tick that fires nothing costs a
+dict look-up and two integer comparisons whether the instrument has ten
+triggers or a million. Adding or removing a leg is O(log n); a tick that fires
+k legs is O(k log n).
+
+A key packs a leg into one int: ``threshold << 41 | seq << 1 | leg_bit``.
+Sorting keys sorts by threshold first, and a slice of keys cut at a price
+bound is exactly the set of legs that hold at that price. One small int per
+leg is far cheaper in memory and comparisons than a tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from sortedcontainers import SortedList
+
+from hmt.core.errors import DuplicateTrigger
+from hmt.core.model import Fired, Trigger
+from hmt.core.rules import direction
+from hmt.core.types import Direction, InstrumentToken, Leg, TriggerId
+
+_SHIFT: Final = 41
+_SEQ_MASK: Final = (1 << _SHIFT) - 1
+# Sentinels beyond any wire price (Kite's prices are uint32): nothing rises past
+# the first, nothing falls below the second.
+_NO_RISE: Final = 1 << 62
+_NO_FALL: Final = -(1 << 62)
+_NOTHING: Final[tuple[Fired, ...]] = ()
+
+
+class _Instrument:
+    """The legs of one instrument, split by the direction they fire in."""
+
+    __slots__ = ("fall_at", "falling", "rise_at", "rising")
+
+    def __init__(self) -> None:
+        self.rising: SortedList[int] = SortedList()  # fire when ltp >= threshold
+        self.falling: SortedList[int] = SortedList()  # fire when ltp <= threshold
+        self.rise_at: int = _NO_RISE  # lowest rising threshold
+        self.fall_at: int = _NO_FALL  # highest falling threshold
+
+    def refresh(self) -> None:
+        self.rise_at = self.rising[0] >> _SHIFT if self.rising else _NO_RISE
+        self.fall_at = self.falling[-1] >> _SHIFT if self.falling else _NO_FALL
+
+    def side(self, way: Direction) -> SortedList[int]:
+        return self.rising if way is Direction.AT_OR_ABOVE else self.falling
+
+    def __len__(self) -> int:
+        return len(self.rising) + len(self.falling)
+
+
+class TriggerBook:
+    """The active triggers, indexed for `on_tick`.
+
+    The book holds only what it is given: the caller adds active triggers and
+    removes them when they stop being active. `on_tick` removes what it fires
+    before it returns, both legs of an oco at once, so no later tick in this
+    process can fire the same trigger again.
+    """
+
+    __slots__ = ("_by_id", "_by_seq", "_instruments", "_next_seq")
+
+    def __init__(self) -> None:
+        self._instruments: dict[int, _Instrument] = {}
+        self._by_id: dict[TriggerId, int] = {}
+        self._by_seq: dict[int, Trigger] = {}
+        self._next_seq = 0
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, trigger_id: object) -> bool:
+        return trigger_id in self._by_id
+
+    def __iter__(self) -> Iterator[Trigger]:
+        return iter(self._by_seq.values())
+
+    def get(self, trigger_id: TriggerId) -> Trigger | None:
+        seq = self._by_id.get(trigger_id)
+        return None if seq is None else self._by_seq[seq]
+
+    def instruments(self) -> frozenset[InstrumentToken]:
+        """The instruments with at least one leg in the book: what to subscribe to."""
+        return frozenset(InstrumentToken(token) for token in self._instruments)
+
+    def count_for(self, instrument_token: int) -> int:
+        """How many legs of this instrument are in the book."""
+        book = self._instruments.get(instrument_token)
+        return 0 if book is None else len(book)
+
+    def add(self, trigger: Trigger) -> None:
+        """Index `trigger`'s legs; `DuplicateTrigger` if its id is already here."""
+        if trigger.id in self._by_id:
+            raise DuplicateTrigger(f"trigger {trigger.id} is already in the book")
+        keys = self._register(trigger)
+        book = self._instruments.get(trigger.instrument_token)
+        if book is None:
+            book = self._instruments[trigger.instrument_token] = _Instrument()
+        for way, key in keys:
+            book.side(way).add(key)
+        book.refresh()
+
+    def add_many(self, triggers: Iterable[Trigger]) -> int:
+        """Index many triggers with one sort per instrument; returns how many."""
+        pending: dict[int, tuple[list[int], list[int]]] = {}
+        count = 0
+        try:
+            for trigger in triggers:
+                if trigger.id in self._by_id:
+                    raise DuplicateTrigger(f"trigger {trigger.id} is already in the book")
+                rising, falling = pending.setdefault(trigger.instrument_token, ([], []))
+                for way, key in self._register(trigger):
+                    (rising if way is Direction.AT_OR_ABOVE else falling).append(key)
+                count += 1
+        finally:
+            # Keys registered before a duplicate are still indexed: the book
+            # stays consistent with its id maps whatever the input did.
+            for token, (rising, falling) in pending.items():
+                book = self._instruments.get(token)
+                if book is None:
+                    book = self._instruments[token] = _Instrument()
+                book.rising.update(rising)
+                book.falling.update(falling)
+                book.refresh()
+        return count
+
+    def remove(self, trigger_id: TriggerId) -> Trigger | None:
+        """Take a trigger out of the book; None if it was not there."""
+        seq = self._by_id.pop(trigger_id, None)
+        if seq is None:
+            return None
+        trigger = self._by_seq.pop(seq)
+        book = self._instruments[trigger.instrument_token]
+        for leg in trigger.legs:
+            book.side(direction(trigger, leg)).remove(_key(trigger.threshold(leg), seq, leg))
+        self._settle(trigger.instrument_token, book)
+        return trigger
+
+    def replace(self, trigger: Trigger) -> Trigger | None:
+        """Put `trigger` in place of the one with its id; returns the old one, if any."""
+        old = self.remove(trigger.id)
+        self.add(trigger)
+        return old
+
+    def on_tick(self, instrument_token: int, ltp: int) -> tuple[Fired, ...]:
+        """The legs that fire at `ltp`, removed from the book before this returns."""
+        book = self._instruments.get(instrument_token)
+        if book is None or book.fall_at < ltp < book.rise_at:
+            return _NOTHING
+        return self._fire(instrument_token, book, ltp)
+
+    def _fire(self, instrument_token: int, book: _Instrument, ltp: int) -> tuple[Fired, ...]:
+        keys: list[int] = []
+        if ltp >= book.rise_at:
+            cut = book.rising.bisect_left((ltp + 1) << _SHIFT)
+            keys += book.rising[:cut]
+            del book.rising[:cut]
+        if ltp <= book.fall_at:
+            cut = book.falling.bisect_left(ltp << _SHIFT)
+            keys += book.falling[cut:]
+            del book.falling[cut:]
+        fired: list[Fired] = []
+        for key in keys:
+            seq = (key & _SEQ_MASK) >> 1
+            trigger = self._by_seq.pop(seq, None)
+            if trigger is None:
+                # The other leg of an oco whose first leg fired on this tick.
+                continue
+            del self._by_id[trigger.id]
+            leg = Leg.SECOND if key & 1 else Leg.FIRST
+            fired.append(Fired(trigger, leg, ltp))
+            for other in trigger.legs:
+                if other is not leg:
+                    side = book.side(direction(trigger, other))
+                    side.discard(_key(trigger.threshold(other), seq, other))
+        self._settle(instrument_token, book)
+        return tuple(fired)
+
+    def _register(self, trigger: Trigger) -> list[tuple[Direction, int]]:
+        """Give `trigger` a sequence number and return its legs' keys.
+
+        The keys are computed first, so a malformed trigger raises before the
+        book has recorded anything of it.
+        """
+        seq = self._next_seq
+        keys = [
+            (direction(trigger, leg), _key(trigger.threshold(leg), seq, leg))
+            for leg in trigger.legs
+        ]
+        self._next_seq = seq + 1
+        self._by_id[trigger.id] = seq
+        self._by_seq[seq] = trigger
+        return keys
+
+    def _settle(self, instrument_token: int, book: _Instrument) -> None:
+        if book:
+            book.refresh()
+        else:
+            del self._instruments[instrument_token]
+
+
+def _key(threshold: int, seq: int, leg: Leg) -> int:
+    return threshold << _SHIFT | seq << 1 | (leg is Leg.SECOND)

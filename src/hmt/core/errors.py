@@ -1,0 +1,43 @@
+"""Errors the core raises; each names what was wrong in words a trader can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class HmtError(Exception):
+    """Base of every error hmt raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One broken rule: the field, a short rule name, and a sentence for people."""
+
+    field: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} [{self.rule}]"
+
+
+class InvalidTrigger(HmtError, ValueError):
+    """A trigger that breaks one or more rules of DESIGN section 1."""
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+
+class IllegalTransition(HmtError):
+    """A status change that the lifecycle table does not allow."""
+
+    def __init__(self, status: str, event: str) -> None:
+        self.status = status
+        self.event = event
+        super().__init__(f"event {event!r} is not allowed in status {status!r}")
+
+
+class DuplicateTrigger(HmtError):
+    """A trigger id that is already in the book."""

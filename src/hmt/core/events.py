@@ -1,0 +1,39 @@
+"""What happened to a trigger: the kinds of entry in the append-only history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from hmt.core.types import TriggerId
+
+
+class EventKind(StrEnum):
+    """Past-tense names; the status-changing ones are keys of `lifecycle.TRANSITIONS`."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    FIRED = "fired"
+    CLAIMED = "claimed"
+    ORDER_SENT = "order_sent"
+    RETRY = "retry"
+    PLACED = "placed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    RECONCILED = "reconciled"
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerEvent:
+    """One entry of a trigger's history; `at` is given by the caller, never read here."""
+
+    trigger_id: TriggerId
+    kind: EventKind
+    at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)

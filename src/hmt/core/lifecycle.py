@@ -1,0 +1,65 @@
+"""Trigger statuses and the one table of allowed transitions.
+
+Nothing else in hmt assigns a status: every change goes through `transition`,
+so a pair missing from `TRANSITIONS` is refused everywhere at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+from hmt.core.errors import IllegalTransition
+from hmt.core.events import EventKind
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    TRIGGERED = "triggered"  # claimed: an order is in flight
+    PLACED = "placed"  # the broker accepted the order; order_id is set
+    FAILED = "failed"  # error_message says why
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+_A, _P, _T = Status.ACTIVE, Status.PAUSED, Status.TRIGGERED
+
+TRANSITIONS: Mapping[tuple[Status, EventKind], Status] = MappingProxyType(
+    {
+        (_A, EventKind.UPDATED): _A,
+        (_P, EventKind.UPDATED): _P,
+        (_A, EventKind.PAUSED): _P,
+        (_P, EventKind.RESUMED): _A,
+        # The durable claim: the only way towards an order.
+        (_A, EventKind.CLAIMED): _T,
+        (_T, EventKind.ORDER_SENT): _T,
+        (_T, EventKind.RETRY): _T,
+        (_T, EventKind.PLACED): Status.PLACED,
+        (_T, EventKind.FAILED): Status.FAILED,
+        (_A, EventKind.CANCELLED): Status.CANCELLED,
+        (_P, EventKind.CANCELLED): Status.CANCELLED,
+        (_A, EventKind.EXPIRED): Status.EXPIRED,
+        (_P, EventKind.EXPIRED): Status.EXPIRED,
+    }
+)
+
+INITIAL_STATUSES: frozenset[Status] = frozenset({Status.ACTIVE, Status.PAUSED})
+TERMINAL_STATUSES: frozenset[Status] = frozenset(
+    {Status.PLACED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}
+)
+# The statuses a user may still edit, pause, resume or cancel.
+EDITABLE_STATUSES: frozenset[Status] = frozenset({Status.ACTIVE, Status.PAUSED})
+
+
+def transition(status: Status, event: EventKind) -> Status:
+    """The status after `event`, or `IllegalTransition` if the table has no such pair."""
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition(status.value, event.value) from None
+
+
+def allowed(status: Status, event: EventKind) -> bool:
+    return (status, event) in TRANSITIONS

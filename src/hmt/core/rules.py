@@ -1,0 +1,61 @@
+"""The semantics table of DESIGN section 1, and the order each fired leg places."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from hmt.core.model import OrderIntent, Trigger
+from hmt.core.tags import broker_tag
+from hmt.core.types import Direction, Leg, Side, TriggerType
+
+_UP, _DOWN = Direction.AT_OR_ABOVE, Direction.AT_OR_BELOW
+
+DIRECTIONS: Mapping[tuple[TriggerType, Side, Leg], Direction] = MappingProxyType(
+    {
+        (TriggerType.SINGLE, Side.BUY, Leg.FIRST): _UP,
+        (TriggerType.SINGLE, Side.SELL, Leg.FIRST): _DOWN,
+        # A BUY oco protects a short: stop-loss above, target below.
+        (TriggerType.OCO, Side.BUY, Leg.FIRST): _UP,
+        (TriggerType.OCO, Side.BUY, Leg.SECOND): _DOWN,
+        # A SELL oco protects a long: stop-loss below, target above.
+        (TriggerType.OCO, Side.SELL, Leg.FIRST): _DOWN,
+        (TriggerType.OCO, Side.SELL, Leg.SECOND): _UP,
+    }
+)
+
+
+def direction(trigger: Trigger, leg: Leg) -> Direction:
+    return DIRECTIONS[(trigger.trigger_type, trigger.side, leg)]
+
+
+def holds(direction: Direction, threshold: int, ltp: int) -> bool:
+    """Whether a leg with this direction and threshold fires at `ltp` (equal fires)."""
+    return ltp >= threshold if direction is Direction.AT_OR_ABOVE else ltp <= threshold
+
+
+def legs_holding(trigger: Trigger, ltp: int) -> tuple[Leg, ...]:
+    """Every leg of `trigger` whose condition holds at `ltp`, checked one by one."""
+    return tuple(
+        leg for leg in trigger.legs if holds(direction(trigger, leg), trigger.threshold(leg), ltp)
+    )
+
+
+def order_for(trigger: Trigger, leg: Leg) -> OrderIntent:
+    """The order that `leg` of `trigger` places when it fires.
+
+    Both legs of an oco trade the same side: they close the same position.
+    """
+    limit = trigger.limit_price_1 if leg is Leg.FIRST else trigger.limit_price_2
+    return OrderIntent(
+        trigger_id=trigger.id,
+        leg=leg,
+        tag=broker_tag(trigger.id, leg),
+        exchange=trigger.exchange,
+        tradingsymbol=trigger.tradingsymbol,
+        side=trigger.side,
+        quantity=trigger.quantity,
+        product=trigger.product,
+        order_type=trigger.order_type,
+        limit_price=limit,
+    )

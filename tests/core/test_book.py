@@ -1,0 +1,182 @@
+"""The trigger book against a brute-force oracle, and its edge cases by hand."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    rule,
+)
+
+from hmt.core.book import TriggerBook
+from hmt.core.errors import DuplicateTrigger
+from hmt.core.model import Trigger
+from hmt.core.rules import legs_holding
+from hmt.core.types import Leg, Side, TriggerId, TriggerType
+from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger, triggers
+
+
+def fired_set(fired) -> set[tuple[str, Leg]]:  # type: ignore[no-untyped-def]
+    return {(f.trigger.id, f.leg) for f in fired}
+
+
+def test_empty_book_fires_nothing() -> None:
+    """A tick on an instrument with no triggers fires nothing."""
+    assert TriggerBook().on_tick(INFY, 1) == ()
+
+
+def test_fired_trigger_leaves_the_book_before_the_next_tick() -> None:
+    """A second tick at the same price cannot fire the same trigger again."""
+    book = TriggerBook()
+    trigger = make_trigger(trigger_price_1=100)
+    book.add(trigger)
+    assert fired_set(book.on_tick(INFY, 100)) == {(trigger.id, Leg.FIRST)}
+    assert book.on_tick(INFY, 100) == ()
+    assert len(book) == 0 and book.instruments() == frozenset()
+
+
+def test_oco_fires_one_leg_and_drops_the_other() -> None:
+    """When one oco leg fires, the other is gone, even if the price crosses it later."""
+    book = TriggerBook()
+    oco = make_oco(Side.SELL, 90, 110)
+    book.add(oco)
+    assert book.count_for(INFY) == 2
+    assert fired_set(book.on_tick(INFY, 112)) == {(oco.id, Leg.SECOND)}
+    assert book.count_for(INFY) == 0
+    assert book.on_tick(INFY, 80) == ()
+
+
+def test_many_fire_on_one_tick_and_others_stay() -> None:
+    """Every leg crossed by a jump fires at once; legs not crossed stay armed."""
+    book = TriggerBook()
+    buys = [make_trigger(trigger_price_1=p) for p in (100, 101, 102, 105)]
+    sells = [make_trigger(side=Side.SELL, trigger_price_1=p) for p in (90, 102, 104)]
+    book.add_many(buys + sells)
+    fired = book.on_tick(INFY, 102)
+    assert fired_set(fired) == {(t.id, Leg.FIRST) for t in [*buys[:3], *sells[1:]]}
+    assert all(f.ltp == 102 for f in fired)
+    assert {t.id for t in book} == {buys[3].id, sells[0].id}
+    assert book.on_tick(INFY, 103) == ()
+
+
+def test_remove_and_replace() -> None:
+    """A removed trigger never fires; a replaced one fires at its new price only."""
+    book = TriggerBook()
+    gone, moved = make_trigger(trigger_price_1=100), make_trigger(trigger_price_1=100)
+    book.add_many([gone, moved])
+    assert book.remove(gone.id) == gone
+    assert book.remove(gone.id) is None
+    new = make_trigger(id=moved.id, trigger_price_1=200)
+    assert book.replace(new) == moved
+    assert book.get(moved.id) == new
+    assert book.on_tick(INFY, 150) == ()
+    assert fired_set(book.on_tick(INFY, 200)) == {(moved.id, Leg.FIRST)}
+
+
+def test_duplicates_are_refused_and_leave_the_book_whole() -> None:
+    """Adding an id twice raises; what add_many took before the duplicate stays indexed."""
+    book = TriggerBook()
+    first, second = make_trigger(trigger_price_1=100), make_trigger(trigger_price_1=100)
+    book.add(first)
+    with pytest.raises(DuplicateTrigger):
+        book.add(first)
+    with pytest.raises(DuplicateTrigger):
+        book.add_many([second, first])
+    assert {t.id for t in book} == {first.id, second.id}
+    assert fired_set(book.on_tick(INFY, 100)) == {(first.id, Leg.FIRST), (second.id, Leg.FIRST)}
+
+
+def test_malformed_oco_leaves_no_trace() -> None:
+    """An oco without a second price raises before the book records anything of it."""
+    book = TriggerBook()
+    broken = make_trigger(trigger_type=TriggerType.OCO)
+    with pytest.raises(ValueError, match="no second leg"):
+        book.add(broken)
+    assert len(book) == 0 and broken.id not in book and book.instruments() == frozenset()
+
+
+def test_instruments_follow_the_book() -> None:
+    """The instrument set is what to subscribe to: it grows and shrinks with the legs."""
+    book = TriggerBook()
+    a, b = make_trigger(), make_trigger(instrument_token=RELIANCE)
+    book.add_many([a, b])
+    assert book.instruments() == {INFY, RELIANCE}
+    book.remove(a.id)
+    assert book.instruments() == {RELIANCE}
+
+
+class BookVersusOracle(RuleBasedStateMachine):
+    """Random add / remove / replace / tick sequences against a plain list scanned per tick."""
+
+    added = Bundle("added")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.book = TriggerBook()
+        self.oracle: dict[TriggerId, Trigger] = {}
+        self.ever_fired: set[TriggerId] = set()
+        self.boundary_hits = 0
+
+    @rule(target=added, trigger=triggers())
+    def add(self, trigger: Trigger) -> TriggerId:
+        self.book.add(trigger)
+        self.oracle[trigger.id] = trigger
+        return trigger.id
+
+    @rule(trigger_id=consumes(added))
+    def remove(self, trigger_id: TriggerId) -> None:
+        assert self.book.remove(trigger_id) == self.oracle.pop(trigger_id, None)
+
+    @rule(trigger_id=added, new=triggers())
+    def replace(self, trigger_id: TriggerId, new: Trigger) -> None:
+        if trigger_id not in self.oracle:
+            return  # it fired: a replace of a gone trigger is an add, covered above
+        replacement = Trigger(**{**_fields(new), "id": trigger_id})
+        assert self.book.replace(replacement) == self.oracle[trigger_id]
+        self.oracle[trigger_id] = replacement
+
+    @rule(token=st.sampled_from([INFY, RELIANCE]), ltp=st.integers(0, 61))
+    def tick(self, token: int, ltp: int) -> None:
+        expected: set[tuple[str, Leg]] = set()
+        for trigger in list(self.oracle.values()):
+            if trigger.instrument_token != token:
+                continue
+            holding = legs_holding(trigger, ltp)
+            assert len(holding) <= 1, "a valid oco can never hold both legs"
+            if holding:
+                expected.add((trigger.id, holding[0]))
+                self.boundary_hits += trigger.threshold(holding[0]) == ltp
+                del self.oracle[trigger.id]
+        fired = self.book.on_tick(token, ltp)
+        assert fired_set(fired) == expected
+        assert len(fired) == len(expected), "one entry per fired trigger"
+        ids = {f.trigger.id for f in fired}
+        assert not ids & self.ever_fired, "a trigger fired twice"
+        self.ever_fired |= ids
+
+    @invariant()
+    def book_equals_the_active_legs(self) -> None:
+        assert {t.id: t for t in self.book} == self.oracle
+        assert len(self.book) == len(self.oracle)
+        expected_instruments = {t.instrument_token for t in self.oracle.values()}
+        assert self.book.instruments() == expected_instruments
+        for token in (INFY, RELIANCE):
+            legs = sum(len(t.legs) for t in self.oracle.values() if t.instrument_token == token)
+            assert self.book.count_for(token) == legs
+
+
+def _fields(trigger: Trigger) -> dict[str, object]:
+    return {name: getattr(trigger, name) for name in Trigger.__slots__}
+
+
+BookVersusOracle.TestCase.settings = settings(
+    settings.default,
+    max_examples=max(1_000, settings.default.max_examples),
+    stateful_step_count=40,
+)
+TestBookVersusOracle = BookVersusOracle.TestCase
