@@ -22,8 +22,8 @@ from sortedcontainers import SortedList
 
 from hmt.core.errors import DuplicateTrigger
 from hmt.core.model import Fired, Trigger
-from hmt.core.rules import direction
-from hmt.core.types import Direction, InstrumentToken, Leg, TriggerId
+from hmt.core.rules import DIRECTIONS
+from hmt.core.types import Direction, InstrumentToken, Leg, Side, TriggerId, TriggerType
 
 _SHIFT: Final = 41
 _SEQ_MASK: Final = (1 << _SHIFT) - 1
@@ -32,6 +32,12 @@ _SEQ_MASK: Final = (1 << _SHIFT) - 1
 _NO_RISE: Final = 1 << 62
 _NO_FALL: Final = -(1 << 62)
 _NOTHING: Final[tuple[Fired, ...]] = ()
+
+# For each (type, side), whether each leg (in leg order) fires on a rise: the
+# rules table folded once, so indexing a trigger costs one look-up.
+_RISES: Final[dict[tuple[TriggerType, Side], tuple[bool, ...]]] = {}
+for (_type, _side, _leg), _way in sorted(DIRECTIONS.items()):
+    _RISES[(_type, _side)] = (*_RISES.get((_type, _side), ()), _way is Direction.AT_OR_ABOVE)
 
 
 class _Instrument:
@@ -49,8 +55,8 @@ class _Instrument:
         self.rise_at = self.rising[0] >> _SHIFT if self.rising else _NO_RISE
         self.fall_at = self.falling[-1] >> _SHIFT if self.falling else _NO_FALL
 
-    def side(self, way: Direction) -> SortedList[int]:
-        return self.rising if way is Direction.AT_OR_ABOVE else self.falling
+    def side(self, rises: bool) -> SortedList[int]:
+        return self.rising if rises else self.falling
 
     def __len__(self) -> int:
         return len(self.rising) + len(self.falling)
@@ -103,8 +109,8 @@ class TriggerBook:
         book = self._instruments.get(trigger.instrument_token)
         if book is None:
             book = self._instruments[trigger.instrument_token] = _Instrument()
-        for way, key in keys:
-            book.side(way).add(key)
+        for rises, key in keys:
+            book.side(rises).add(key)
         book.refresh()
 
     def add_many(self, triggers: Iterable[Trigger]) -> int:
@@ -116,8 +122,8 @@ class TriggerBook:
                 if trigger.id in self._by_id:
                     raise DuplicateTrigger(f"trigger {trigger.id} is already in the book")
                 rising, falling = pending.setdefault(trigger.instrument_token, ([], []))
-                for way, key in self._register(trigger):
-                    (rising if way is Direction.AT_OR_ABOVE else falling).append(key)
+                for rises, key in self._register(trigger):
+                    (rising if rises else falling).append(key)
                 count += 1
         finally:
             # Keys registered before a duplicate are still indexed: the book
@@ -138,8 +144,8 @@ class TriggerBook:
             return None
         trigger = self._by_seq.pop(seq)
         book = self._instruments[trigger.instrument_token]
-        for leg in trigger.legs:
-            book.side(direction(trigger, leg)).remove(_key(trigger.threshold(leg), seq, leg))
+        for rises, key in _leg_keys(trigger, seq):
+            book.side(rises).remove(key)
         self._settle(trigger.instrument_token, book)
         return trigger
 
@@ -167,33 +173,31 @@ class TriggerBook:
             keys += book.falling[cut:]
             del book.falling[cut:]
         fired: list[Fired] = []
+        by_seq, by_id = self._by_seq, self._by_id
         for key in keys:
             seq = (key & _SEQ_MASK) >> 1
-            trigger = self._by_seq.pop(seq, None)
+            trigger = by_seq.pop(seq, None)
             if trigger is None:
                 # The other leg of an oco whose first leg fired on this tick.
                 continue
-            del self._by_id[trigger.id]
+            del by_id[trigger.id]
             leg = Leg.SECOND if key & 1 else Leg.FIRST
             fired.append(Fired(trigger, leg, ltp))
-            for other in trigger.legs:
-                if other is not leg:
-                    side = book.side(direction(trigger, other))
-                    side.discard(_key(trigger.threshold(other), seq, other))
+            if trigger.trigger_type is TriggerType.OCO:
+                # Its other leg goes in the same call: one cancels the other.
+                rises, other = _leg_keys(trigger, seq)[1 if leg is Leg.FIRST else 0]
+                book.side(rises).discard(other)
         self._settle(instrument_token, book)
         return tuple(fired)
 
-    def _register(self, trigger: Trigger) -> list[tuple[Direction, int]]:
+    def _register(self, trigger: Trigger) -> tuple[tuple[bool, int], ...]:
         """Give `trigger` a sequence number and return its legs' keys.
 
         The keys are computed first, so a malformed trigger raises before the
         book has recorded anything of it.
         """
         seq = self._next_seq
-        keys = [
-            (direction(trigger, leg), _key(trigger.threshold(leg), seq, leg))
-            for leg in trigger.legs
-        ]
+        keys = _leg_keys(trigger, seq)
         self._next_seq = seq + 1
         self._by_id[trigger.id] = seq
         self._by_seq[seq] = trigger
@@ -206,5 +210,11 @@ class TriggerBook:
             del self._instruments[instrument_token]
 
 
-def _key(threshold: int, seq: int, leg: Leg) -> int:
-    return threshold << _SHIFT | seq << 1 | (leg is Leg.SECOND)
+def _leg_keys(trigger: Trigger, seq: int) -> tuple[tuple[bool, int], ...]:
+    """(fires on a rise, key) for each leg of `trigger`, in leg order."""
+    rises = _RISES[(trigger.trigger_type, trigger.side)]
+    first = (rises[0], trigger.trigger_price_1 << _SHIFT | seq << 1)
+    if len(rises) == 1:
+        return (first,)
+    second = trigger.threshold(Leg.SECOND) << _SHIFT | seq << 1 | 1
+    return first, (rises[1], second)

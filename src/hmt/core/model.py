@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from hmt.core.lifecycle import Status
 from hmt.core.types import (
@@ -73,9 +74,12 @@ class OrderIntent:
     limit_price: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Fired:
-    """One leg that fired on a tick, with the price that fired it."""
+class Fired(NamedTuple):
+    """One leg that fired on a tick, with the price that fired it.
+
+    A named tuple, not a dataclass: the book makes one per fired leg on the
+    tick path, and a tuple is several times cheaper to build.
+    """
 
     trigger: Trigger
     leg: Leg
