@@ -65,6 +65,7 @@ class OrderIntent:
     trigger_id: TriggerId
     leg: Leg
     tag: str
+    instrument_token: InstrumentToken
     exchange: Exchange
     tradingsymbol: str
     side: Side

@@ -51,6 +51,7 @@ def order_for(trigger: Trigger, leg: Leg) -> OrderIntent:
         trigger_id=trigger.id,
         leg=leg,
         tag=broker_tag(trigger.id, leg),
+        instrument_token=trigger.instrument_token,
         exchange=trigger.exchange,
         tradingsymbol=trigger.tradingsymbol,
         side=trigger.side,
