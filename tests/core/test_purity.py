@@ -34,6 +34,8 @@ FORBIDDEN = {
     "hmt.sim",
     "hmt.paper",
     "hmt.cli",
+    "hmt.logs",
+    "hmt.config",
 }
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 
