@@ -1,0 +1,1 @@
+"""The Kite Connect adapter: ticker protocol and client, REST orders, session."""

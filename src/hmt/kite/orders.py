@@ -1,0 +1,87 @@
+"""Kite's order endpoints: place an order, and find it again by its tag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.model import OrderIntent
+from hmt.core.prices import divisor_for, to_decimal
+from hmt.core.types import OrderType
+from hmt.kite.rest import KiteRest
+
+# Kite rejects MARKET and SL-M orders without protection since April 2026
+# (FACTS.md 2.5); -1 asks the OMS for its automatic protection.
+AUTO_MARKET_PROTECTION = -1
+
+
+class KiteOrders:
+    """The order port for a live Kite account."""
+
+    def __init__(self, rest: KiteRest, *, market_protection: int = AUTO_MARKET_PROTECTION) -> None:
+        self._rest = rest
+        self._market_protection = market_protection
+
+    async def place(self, intent: OrderIntent, *, variety: str = "regular") -> str:
+        """Send the order; its Kite order id (a string: ids exceed 2^53)."""
+        data = await self._rest.request(
+            "POST",
+            f"/orders/{variety}",
+            form=order_form(intent, market_protection=self._market_protection),
+        )
+        order_id = data.get("order_id") if isinstance(data, dict) else None
+        if not isinstance(order_id, str | int) or isinstance(order_id, bool):
+            # The OMS answered success but we cannot read the id: it may well exist.
+            raise BrokerError(ErrorKind.AMBIGUOUS, f"success without an order id: {data!r}")
+        return str(order_id)
+
+    async def orders(self) -> list[OrderReport]:
+        """Today's order book."""
+        data = await self._rest.request("GET", "/orders")
+        if not isinstance(data, list):
+            raise BrokerError(ErrorKind.AMBIGUOUS, "the order book is not a list")
+        return [report_from_row(row) for row in data]
+
+    async def find(self, tag: str) -> list[OrderReport]:
+        """Every order in today's book that carries `tag`."""
+        return [report for report in await self.orders() if report.carries(tag)]
+
+
+def order_form(intent: OrderIntent, *, market_protection: int) -> dict[str, str]:
+    """The form fields of `POST /orders/{variety}` for `intent`."""
+    form = {
+        "tradingsymbol": intent.tradingsymbol,
+        "exchange": intent.exchange.value,
+        "transaction_type": intent.side.value,
+        "order_type": intent.order_type.value,
+        "quantity": str(intent.quantity),
+        "product": intent.product.value,
+        "validity": "DAY",
+        "tag": intent.tag,
+    }
+    if intent.order_type is OrderType.LIMIT:
+        if intent.limit_price is None:
+            raise ValueError(f"LIMIT order for {intent.trigger_id} has no limit price")
+        form["price"] = str(to_decimal(intent.limit_price, divisor_for(intent.instrument_token)))
+    else:
+        form["market_protection"] = str(market_protection)
+    return form
+
+
+def report_from_row(row: Any) -> OrderReport:
+    """An order-book row as a report; a row we cannot read is an ambiguous answer."""
+    if not isinstance(row, dict) or not isinstance(row.get("order_id"), str | int):
+        raise BrokerError(ErrorKind.AMBIGUOUS, f"unreadable order-book row: {row!r:.200}")
+    tags = row.get("tags") or ()
+    tag = row.get("tag")
+    filled = row.get("filled_quantity")
+    return OrderReport(
+        order_id=str(row["order_id"]),
+        status=str(row.get("status") or ""),
+        tag=tag if isinstance(tag, str) else None,
+        tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
+        status_message=row.get("status_message")
+        if isinstance(row.get("status_message"), str)
+        else None,
+        filled_quantity=filled if isinstance(filled, int) else 0,
+    )

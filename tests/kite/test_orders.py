@@ -1,0 +1,70 @@
+"""Kite order forms and order-book rows, checked against the real fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.rules import order_for
+from hmt.core.tags import broker_tag
+from hmt.core.types import Leg, OrderType, Side
+from hmt.kite.orders import order_form, report_from_row
+from tests.support.factories import make_oco, make_trigger
+from tests.support.services import kite_fixture
+
+
+def test_market_order_form_carries_protection_and_tag() -> None:
+    """A MARKET order always carries market_protection (Kite rejects it without) and our tag."""
+    trigger = make_trigger(quantity=7)
+    form = order_form(order_for(trigger, Leg.FIRST), market_protection=-1)
+    assert form == {
+        "tradingsymbol": "INFY",
+        "exchange": "NSE",
+        "transaction_type": "BUY",
+        "order_type": "MARKET",
+        "quantity": "7",
+        "product": "CNC",
+        "validity": "DAY",
+        "tag": broker_tag(trigger.id, Leg.FIRST),
+        "market_protection": "-1",
+    }
+
+
+def test_limit_order_form_sends_rupees_from_wire_units() -> None:
+    """A LIMIT leg's price goes out in rupees, exactly, with no market_protection."""
+    oco = make_oco(
+        Side.SELL,
+        240_000,
+        280_000,
+        order_type=OrderType.LIMIT,
+        limit_price_1=239_995,
+        limit_price_2=280_050,
+    )
+    form = order_form(order_for(oco, Leg.SECOND), market_protection=-1)
+    assert form["price"] == "2800.5"
+    assert form["tag"] == broker_tag(oco.id, Leg.SECOND)
+    assert "market_protection" not in form
+
+
+def test_every_fixture_order_row_reads_back() -> None:
+    """Every row of the real orders.json becomes a report with a string id and its tags."""
+    rows = json.loads(kite_fixture("orders.json").read_text())["data"]
+    reports = [report_from_row(row) for row in rows]
+    assert len(reports) == len(rows) == 10
+    by_id = {r.order_id: r for r in reports}
+    # 19-digit ids survive as strings, beyond float precision.
+    assert "1953341975595868160" in by_id
+    assert by_id["1953341975595868160"].tags == ("mktp", "mktp:2.00")
+    assert by_id["9000000000000000"].carries("connect test order2")
+    assert by_id["9000000000000000"].carries("XXXXX")
+    assert by_id["220524001859672"].rejected
+
+
+@pytest.mark.parametrize("row", [None, [], {"status": "OPEN"}, {"order_id": None}])
+def test_unreadable_rows_are_ambiguous(row: object) -> None:
+    """A row without an order id cannot prove an order absent: it is an ambiguous answer."""
+    with pytest.raises(BrokerError) as info:
+        report_from_row(row)
+    assert info.value.kind is ErrorKind.AMBIGUOUS
