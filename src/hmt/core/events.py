@@ -24,6 +24,7 @@ class EventKind(StrEnum):
     RETRY = "retry"
     PLACED = "placed"
     FAILED = "failed"
+    RELEASED = "released"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     RECONCILED = "reconciled"

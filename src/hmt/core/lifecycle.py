@@ -38,6 +38,10 @@ TRANSITIONS: Mapping[tuple[Status, EventKind], Status] = MappingProxyType(
         (_T, EventKind.RETRY): _T,
         (_T, EventKind.PLACED): Status.PLACED,
         (_T, EventKind.FAILED): Status.FAILED,
+        # The broker refused the session before any order could exist (an
+        # expired token): the claim is given back and the trigger waits for a
+        # new token, armed, instead of failing for the trader's login lapsing.
+        (_T, EventKind.RELEASED): _A,
         (_A, EventKind.CANCELLED): Status.CANCELLED,
         (_P, EventKind.CANCELLED): Status.CANCELLED,
         (_A, EventKind.EXPIRED): Status.EXPIRED,

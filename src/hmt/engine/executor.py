@@ -1,0 +1,167 @@
+"""From a fired leg to exactly one broker order, whatever the broker does.
+
+The protocol (DESIGN section 3): claim durably first, then send the order
+with its deterministic tag. A failure that leaves the order's fate unknown is
+resolved by looking the tag up in the broker's book before anything is sent
+again, so a retry can never make a second order. Orders wait for the
+throttle's slot; none is dropped for the rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import structlog
+
+from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.model import Fired, OrderIntent
+from hmt.core.rules import order_for
+from hmt.core.throttle import Throttle
+from hmt.engine.failpoints import failpoint
+from hmt.engine.ports import ClaimStore, OrderPort
+
+log = structlog.get_logger("hmt.executor")
+
+
+class Outcome(StrEnum):
+    PLACED = "placed"  # the broker accepted it (found by tag or answered with an id)
+    FAILED = "failed"  # a final refusal, or retries spent: the reason is on the record
+    NOT_CLAIMED = "not_claimed"  # an edit, a cancel or another engine won the claim
+    RELEASED = "released"  # the session is invalid: the trigger is armed again
+    # The broker's book could not be read: the trigger stays `triggered` until
+    # reconciliation can tell whether the order exists.
+    UNRESOLVED = "unresolved"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """`max_retries` more attempts after the first, `backoff` doubling each time."""
+
+    max_retries: int = 2
+    backoff: float = 1.0
+    cap: float = 30.0
+    # How long to keep asking the broker about an order whose fate is unknown.
+    lookups: int = 5
+
+    def delay(self, attempt: int, jitter: float) -> float:
+        """Seconds before attempt `attempt + 1`; `jitter` in [0, 1) spreads retries."""
+        return min(self.cap, self.backoff * 2.0 ** (attempt - 1)) * (0.5 + jitter)
+
+
+class AuthExpired(Exception):
+    """The broker refused the session: every order needs a new access token."""
+
+
+class _Unreadable(Exception):
+    """The broker's order book could not be read, so an order's fate is unknown."""
+
+
+class Executor:
+    """Places the orders of one broker account."""
+
+    def __init__(
+        self,
+        broker: OrderPort,
+        store: ClaimStore,
+        *,
+        throttle: Throttle,
+        policy: RetryPolicy,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._broker = broker
+        self._store = store
+        self._throttle = throttle
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
+
+    async def execute(self, fired: Fired) -> Outcome:
+        """Claim `fired` and see its order placed exactly once, or say why not."""
+        intent = order_for(fired.trigger, fired.leg)
+        if not await self._store.claim(fired, intent.tag, self._clock()):
+            return Outcome.NOT_CLAIMED
+        failpoint("after_claim")
+        return await self.settle(intent)
+
+    async def settle(self, intent: OrderIntent, *, ambiguous: bool = False) -> Outcome:
+        """Drive a claimed intent to placed or failed; also used by start-up recovery.
+
+        `ambiguous`: an earlier life of this process may have sent the order,
+        so the broker's book is asked before anything is sent.
+        """
+        trigger_id = intent.trigger_id
+        last: BrokerError | None = None
+        attempt = 0
+        try:
+            while attempt <= self._policy.max_retries:
+                if ambiguous and (found := await self._lookup(intent)) is not None:
+                    await self._store.placed(trigger_id, found.order_id, 0, self._clock())
+                    return Outcome.PLACED
+                await self._wait_for_slot()
+                attempt += 1
+                try:
+                    order_id = await self._broker.place(intent)
+                except BrokerError as error:
+                    last = error
+                    log.warning(
+                        "order_error", trigger_id=trigger_id, attempt=attempt, error=str(error)
+                    )
+                    if error.kind is ErrorKind.FINAL:
+                        await self._store.failed(trigger_id, error.message, attempt, self._clock())
+                        return Outcome.FAILED
+                    if error.kind is ErrorKind.AUTH:
+                        await self._store.released(
+                            trigger_id, error.message, attempt, self._clock()
+                        )
+                        raise AuthExpired(error.message) from None
+                    ambiguous = error.kind is ErrorKind.AMBIGUOUS
+                    await self._store.retry(trigger_id, attempt, str(error), self._clock())
+                    await asyncio.sleep(self._retry_delay(attempt, error))
+                    continue
+                failpoint("after_response")
+                await self._store.placed(trigger_id, order_id, attempt, self._clock())
+                return Outcome.PLACED
+            assert last is not None
+            if ambiguous and (found := await self._lookup(intent)) is not None:
+                # The last attempt reached the broker after all.
+                await self._store.placed(trigger_id, found.order_id, 0, self._clock())
+                return Outcome.PLACED
+        except _Unreadable as error:
+            log.error("order_unresolved", trigger_id=trigger_id, error=str(error))
+            return Outcome.UNRESOLVED
+        reason = f"gave up after {attempt} attempts: {last.message}"
+        await self._store.failed(trigger_id, reason, 0, self._clock())
+        return Outcome.FAILED
+
+    async def _lookup(self, intent: OrderIntent) -> OrderReport | None:
+        """The order carrying our tag, asking again while the answer itself fails."""
+        for attempt in range(1, self._policy.lookups + 1):
+            try:
+                found = await self._broker.find(intent.tag)
+            except BrokerError as error:
+                if error.kind is ErrorKind.AUTH:
+                    raise AuthExpired(error.message) from None
+                log.warning("lookup_error", tag=intent.tag, attempt=attempt, error=str(error))
+                await asyncio.sleep(self._retry_delay(attempt, error))
+                continue
+            return found[0] if found else None
+        raise _Unreadable(f"could not read the order book after {self._policy.lookups} tries")
+
+    async def _wait_for_slot(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._slot:
+            # A loop, not one sleep: a timer may wake a hair before its deadline.
+            while (delay := self._throttle.wait(loop.time())) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(delay)
+            self._throttle.take(loop.time())
+
+    def _retry_delay(self, attempt: int, error: BrokerError) -> float:
+        delay = self._policy.delay(attempt, self._rng.random())
+        return max(delay, error.retry_after or 0.0)

@@ -1,0 +1,220 @@
+"""The executor's exactly-once protocol, branch by branch, with scripted broker answers.
+
+These pin the decisions; the same protocol runs against the simulator and a real
+store in the engine's system tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.model import Fired, OrderIntent
+from hmt.core.throttle import Limit, Throttle
+from hmt.core.types import Leg, TriggerId
+from hmt.engine.executor import AuthExpired, Executor, Outcome, RetryPolicy
+from tests.support.factories import make_trigger
+
+Step = Callable[["Broker", OrderIntent], str]
+
+
+class Broker:
+    """An order book keyed by tag; each place() runs the next scripted step."""
+
+    def __init__(self, *steps: Step, find_errors: int = 0) -> None:
+        self.steps = list(steps)
+        self.book: dict[str, list[str]] = {}
+        self.sends: list[float] = []
+        self.finds = 0
+        self.find_errors = find_errors
+        self._ids = itertools.count(1_000_000_000_000_000_000)
+
+    def accept(self, intent: OrderIntent) -> str:
+        order_id = str(next(self._ids))
+        self.book.setdefault(intent.tag, []).append(order_id)
+        return order_id
+
+    async def place(self, intent: OrderIntent) -> str:
+        self.sends.append(asyncio.get_running_loop().time())
+        step = self.steps.pop(0) if self.steps else ok
+        return step(self, intent)
+
+    async def find(self, tag: str) -> list[OrderReport]:
+        self.finds += 1
+        if self.find_errors:
+            self.find_errors -= 1
+            raise BrokerError(ErrorKind.AMBIGUOUS, "book unavailable", http_status=503)
+        return [OrderReport(order_id=i, status="OPEN", tag=tag) for i in self.book.get(tag, [])]
+
+
+def ok(broker: Broker, intent: OrderIntent) -> str:
+    return broker.accept(intent)
+
+
+def fail(kind: ErrorKind, *, accept_first: bool = False) -> Step:
+    def step(broker: Broker, intent: OrderIntent) -> str:
+        if accept_first:
+            broker.accept(intent)  # the OMS took it; the answer was lost
+        raise BrokerError(kind, f"scripted {kind}", error_type="X", http_status=500)
+
+    return step
+
+
+class Store:
+    """Claims and outcomes as the real store records them, in memory."""
+
+    def __init__(self, *, claimable: bool = True) -> None:
+        self.claimable = claimable
+        self.status: dict[TriggerId, str] = {}
+        self.calls: list[tuple[str, object]] = []
+
+    async def claim(self, fired: Fired, tag: str, at: datetime) -> bool:
+        self.calls.append(("claim", tag))
+        if self.claimable:
+            self.status[fired.trigger.id] = "triggered"
+        return self.claimable
+
+    async def retry(self, trigger_id: TriggerId, attempt: int, reason: str, at: datetime) -> None:
+        self.calls.append(("retry", attempt))
+
+    async def placed(
+        self, trigger_id: TriggerId, order_id: str, attempt: int, at: datetime
+    ) -> None:
+        self._finish(trigger_id, "placed", (order_id, attempt))
+
+    async def failed(self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime) -> None:
+        self._finish(trigger_id, "failed", reason)
+
+    async def released(
+        self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime
+    ) -> None:
+        self._finish(trigger_id, "active", reason)
+
+    def _finish(self, trigger_id: TriggerId, status: str, detail: object) -> None:
+        assert self.status[trigger_id] == "triggered", "an outcome without a claim"
+        self.status[trigger_id] = status
+        self.calls.append((status, detail))
+
+
+def executor(broker: Broker, store: Store, **throttle_limits: float) -> Executor:
+    limits = [Limit(int(throttle_limits.get("count", 1000)), throttle_limits.get("seconds", 1.0))]
+    return Executor(
+        broker,
+        store,
+        throttle=Throttle(limits),
+        policy=RetryPolicy(max_retries=2, backoff=0.001, lookups=3),
+        clock=lambda: datetime(2026, 11, 24, tzinfo=UTC),
+        rng=random.Random(7),
+    )
+
+
+def fired() -> Fired:
+    return Fired(make_trigger(), Leg.FIRST, 160_000)
+
+
+def orders(broker: Broker) -> int:
+    return sum(len(ids) for ids in broker.book.values())
+
+
+async def test_placed_on_the_first_answer() -> None:
+    """Claim, one order, placed with the broker's id and the sent attempt."""
+    broker, store = Broker(), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.PLACED
+    assert orders(broker) == 1
+    assert store.calls[-1][0] == "placed"
+    assert store.calls[-1][1] == (next(iter(broker.book.values()))[0], 1)
+
+
+async def test_lost_claim_sends_nothing() -> None:
+    """If the claim is lost (edit, cancel, another engine), no order leaves."""
+    broker, store = Broker(), Store(claimable=False)
+    assert await executor(broker, store).execute(fired()) is Outcome.NOT_CLAIMED
+    assert broker.sends == []
+
+
+async def test_final_error_fails_at_once_with_the_brokers_words() -> None:
+    """A final refusal is not retried and its message becomes the trigger's reason."""
+    broker, store = Broker(fail(ErrorKind.FINAL)), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.FAILED
+    assert len(broker.sends) == 1
+    assert store.calls[-1] == ("failed", "scripted final")
+
+
+async def test_retryable_error_is_sent_again() -> None:
+    """A request that never reached the broker is sent again, and only one order exists."""
+    broker, store = Broker(fail(ErrorKind.RETRY)), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.PLACED
+    assert len(broker.sends) == 2
+    assert orders(broker) == 1
+    assert broker.finds == 0
+
+
+async def test_ambiguous_error_with_the_order_accepted_is_found_not_resent() -> None:
+    """Accepted then an error: the tag look-up finds the order, and nothing is sent again."""
+    broker, store = Broker(fail(ErrorKind.AMBIGUOUS, accept_first=True)), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.PLACED
+    assert len(broker.sends) == 1
+    assert orders(broker) == 1
+    assert store.calls[-1] == ("placed", (broker.book[next(iter(broker.book))][0], 0))
+
+
+async def test_ambiguous_error_without_an_order_is_resent_once_looked_up() -> None:
+    """An error before acceptance: the look-up finds nothing, so the order is sent again."""
+    broker, store = Broker(fail(ErrorKind.AMBIGUOUS)), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.PLACED
+    assert broker.finds == 1
+    assert len(broker.sends) == 2
+    assert orders(broker) == 1
+
+
+async def test_spent_retries_fail_with_the_last_reason() -> None:
+    """After max_retries + 1 refused attempts, the trigger fails saying so."""
+    broker, store = Broker(*[fail(ErrorKind.RETRY)] * 3), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.FAILED
+    assert len(broker.sends) == 3
+    assert store.calls[-1] == ("failed", "gave up after 3 attempts: scripted retry")
+
+
+async def test_last_ambiguous_attempt_is_looked_up_before_failing() -> None:
+    """If the last attempt was accepted after all, the trigger is placed, not failed."""
+    steps = [fail(ErrorKind.AMBIGUOUS)] * 2 + [fail(ErrorKind.AMBIGUOUS, accept_first=True)]
+    broker, store = Broker(*steps), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.PLACED
+    assert orders(broker) == 1
+    assert len(broker.sends) == 3
+
+
+async def test_auth_error_releases_the_claim_and_raises() -> None:
+    """An expired session gives the claim back (not failed) and stops after one attempt."""
+    broker, store = Broker(fail(ErrorKind.AUTH)), Store()
+    trigger = fired()
+    with pytest.raises(AuthExpired):
+        await executor(broker, store).execute(trigger)
+    assert len(broker.sends) == 1
+    assert store.status[trigger.trigger.id] == "active"
+
+
+async def test_unreadable_book_leaves_the_trigger_for_reconciliation() -> None:
+    """If the book cannot be read after an ambiguous error, nothing is resent or decided."""
+    broker, store = Broker(fail(ErrorKind.AMBIGUOUS), find_errors=10), Store()
+    trigger = fired()
+    assert await executor(broker, store).execute(trigger) is Outcome.UNRESOLVED
+    assert len(broker.sends) == 1
+    assert store.status[trigger.trigger.id] == "triggered"
+
+
+async def test_burst_is_queued_within_the_rate_limit() -> None:
+    """Twenty-five simultaneous fires are all placed, never more than 10 in any 0.2 s."""
+    broker, store = Broker(), Store()
+    run = executor(broker, store, count=10, seconds=0.2)
+    outcomes = await asyncio.gather(*(run.execute(fired()) for _ in range(25)))
+    assert outcomes == [Outcome.PLACED] * 25
+    assert orders(broker) == 25
+    for start in broker.sends:
+        assert sum(start <= t < start + 0.2 for t in broker.sends) <= 10
