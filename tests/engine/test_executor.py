@@ -7,99 +7,19 @@ store in the engine's system tests.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
-from hmt.core.broker import BrokerError, ErrorKind, OrderReport
-from hmt.core.model import Fired, OrderIntent
+from hmt.core.broker import ErrorKind
+from hmt.core.model import Fired
 from hmt.core.throttle import Limit, Throttle
-from hmt.core.types import Leg, TriggerId
+from hmt.core.types import Leg
 from hmt.engine.executor import AuthExpired, Executor, Outcome, RetryPolicy
 from tests.support.factories import make_trigger
-
-Step = Callable[["Broker", OrderIntent], str]
-
-
-class Broker:
-    """An order book keyed by tag; each place() runs the next scripted step."""
-
-    def __init__(self, *steps: Step, find_errors: int = 0) -> None:
-        self.steps = list(steps)
-        self.book: dict[str, list[str]] = {}
-        self.sends: list[float] = []
-        self.finds = 0
-        self.find_errors = find_errors
-        self._ids = itertools.count(1_000_000_000_000_000_000)
-
-    def accept(self, intent: OrderIntent) -> str:
-        order_id = str(next(self._ids))
-        self.book.setdefault(intent.tag, []).append(order_id)
-        return order_id
-
-    async def place(self, intent: OrderIntent) -> str:
-        self.sends.append(asyncio.get_running_loop().time())
-        step = self.steps.pop(0) if self.steps else ok
-        return step(self, intent)
-
-    async def find(self, tag: str) -> list[OrderReport]:
-        self.finds += 1
-        if self.find_errors:
-            self.find_errors -= 1
-            raise BrokerError(ErrorKind.AMBIGUOUS, "book unavailable", http_status=503)
-        return [OrderReport(order_id=i, status="OPEN", tag=tag) for i in self.book.get(tag, [])]
-
-
-def ok(broker: Broker, intent: OrderIntent) -> str:
-    return broker.accept(intent)
-
-
-def fail(kind: ErrorKind, *, accept_first: bool = False) -> Step:
-    def step(broker: Broker, intent: OrderIntent) -> str:
-        if accept_first:
-            broker.accept(intent)  # the OMS took it; the answer was lost
-        raise BrokerError(kind, f"scripted {kind}", error_type="X", http_status=500)
-
-    return step
-
-
-class Store:
-    """Claims and outcomes as the real store records them, in memory."""
-
-    def __init__(self, *, claimable: bool = True) -> None:
-        self.claimable = claimable
-        self.status: dict[TriggerId, str] = {}
-        self.calls: list[tuple[str, object]] = []
-
-    async def claim(self, fired: Fired, tag: str, at: datetime) -> bool:
-        self.calls.append(("claim", tag))
-        if self.claimable:
-            self.status[fired.trigger.id] = "triggered"
-        return self.claimable
-
-    async def retry(self, trigger_id: TriggerId, attempt: int, reason: str, at: datetime) -> None:
-        self.calls.append(("retry", attempt))
-
-    async def placed(
-        self, trigger_id: TriggerId, order_id: str, attempt: int, at: datetime
-    ) -> None:
-        self._finish(trigger_id, "placed", (order_id, attempt))
-
-    async def failed(self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime) -> None:
-        self._finish(trigger_id, "failed", reason)
-
-    async def released(
-        self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime
-    ) -> None:
-        self._finish(trigger_id, "active", reason)
-
-    def _finish(self, trigger_id: TriggerId, status: str, detail: object) -> None:
-        assert self.status[trigger_id] == "triggered", "an outcome without a claim"
-        self.status[trigger_id] = status
-        self.calls.append((status, detail))
+from tests.support.ports import Broker, fail
+from tests.support.ports import ClaimLedger as Store
 
 
 def executor(broker: Broker, store: Store, **throttle_limits: float) -> Executor:

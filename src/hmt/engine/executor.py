@@ -140,6 +140,22 @@ class Executor:
         await self._store.failed(trigger_id, reason, 0, self._clock())
         return Outcome.FAILED
 
+    async def resolve(self, intent: OrderIntent) -> Outcome | None:
+        """Look a claimed intent up without sending anything.
+
+        PLACED if the broker has it (recorded as such), UNRESOLVED if the book
+        could not be read, None if the broker has no order with its tag.
+        """
+        try:
+            found = await self._lookup(intent)
+        except _Unreadable as error:
+            log.error("order_unresolved", trigger_id=intent.trigger_id, error=str(error))
+            return Outcome.UNRESOLVED
+        if found is None:
+            return None
+        await self._store.placed(intent.trigger_id, found.order_id, 0, self._clock())
+        return Outcome.PLACED
+
     async def _lookup(self, intent: OrderIntent) -> OrderReport | None:
         """The order carrying our tag, asking again while the answer itself fails."""
         for attempt in range(1, self._policy.lookups + 1):

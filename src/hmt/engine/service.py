@@ -1,0 +1,250 @@
+"""The engine service: ticks in, orders out, the book kept equal to the store's active set.
+
+On a tick the book decides synchronously which legs fire and drops them
+before the handler returns; each fired leg's claim and order then run in
+their own task, so the tick path never waits on the database or the broker.
+Every change to a trigger — from the API, the PostgreSQL change feed or the
+engine's own outcomes — goes through `refresh`, which re-reads the row and
+puts the book in step with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+import structlog
+
+from hmt.core.book import TriggerBook
+from hmt.core.model import Fired, OrderIntent, Trigger
+from hmt.core.types import TriggerId
+from hmt.engine.executor import AuthExpired, Executor, Outcome
+from hmt.engine.stats import EngineStats
+
+log = structlog.get_logger("hmt.engine")
+
+
+class Feed(Protocol):
+    """The ticker, as the engine uses it."""
+
+    def subscribe(self, tokens: Iterable[int]) -> None: ...
+    def unsubscribe(self, tokens: Iterable[int]) -> None: ...
+    def set_access_token(self, access_token: str) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A trigger left `triggered`: claimed, its order's fate unknown to us."""
+
+    intent: OrderIntent
+    triggered_at: datetime | None
+
+
+class TriggerSource(Protocol):
+    """The store, as the engine reads it."""
+
+    def active_batches(self) -> AsyncIterator[list[Trigger]]: ...
+    async def active(self, trigger_id: TriggerId) -> Trigger | None:
+        """The trigger if it is active now, else None."""
+        ...
+
+    async def in_flight(self) -> list[InFlight]: ...
+    async def expire_due(self) -> list[TriggerId]: ...
+    async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
+        """Fail a trigger left `triggered` without sending anything."""
+        ...
+
+
+class EngineState(StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    LOGIN_REQUIRED = "login_required"  # the broker refused the session; nothing fires
+    DISABLED = "disabled"  # HMT_ENGINE_ENABLED=false
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    enabled: bool = True
+    # After a crash, an order not found at the broker is sent again only if it
+    # was claimed this recently; older ones fail, since the price has moved on.
+    resend_within: timedelta = timedelta(seconds=60)
+
+
+class Engine:
+    """One broker account's triggers, watched and executed."""
+
+    def __init__(
+        self,
+        *,
+        source: TriggerSource,
+        feed: Feed,
+        executor: Executor,
+        clock: Callable[[], datetime],
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.book = TriggerBook()
+        self.stats = EngineStats()
+        self.state = EngineState.STOPPED
+        self._source = source
+        self._feed = feed
+        self._executor = executor
+        self._clock = clock
+        self._config = config or EngineConfig()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started_at: float | None = None
+        self.last_tick_at: float | None = None
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """The seed's start-up order: kill switch, recover, load, subscribe, connect."""
+        if not self._config.enabled:
+            self.state = EngineState.DISABLED
+            log.warning("engine_disabled", reason="HMT_ENGINE_ENABLED is false")
+            return
+        if self.state is not EngineState.STOPPED:
+            return
+        self.state = EngineState.STARTING
+        await self.recover()
+        for expired in await self._source.expire_due():
+            self.book.remove(expired)
+        loaded = 0
+        async for batch in self._source.active_batches():
+            loaded += self.book.add_many(batch)
+        self._feed.subscribe(self.book.instruments())
+        await self._feed.start()
+        self._started_at = time.monotonic()
+        self.state = EngineState.RUNNING
+        log.info("engine_started", triggers=loaded, instruments=len(self.book.instruments()))
+
+    async def stop(self) -> None:
+        """Let in-flight orders finish, then close the feed and forget the book."""
+        if self.state in (EngineState.STOPPED, EngineState.DISABLED):
+            return
+        self.state = EngineState.STOPPED
+        await self.drain()
+        await self._feed.stop()
+        self._feed.unsubscribe(self.book.instruments())
+        self.book = TriggerBook()
+        self._started_at = None
+        log.info("engine_stopped")
+
+    async def recover(self) -> None:
+        """Settle every trigger a crash left `triggered`, before anything can fire."""
+        now = self._clock()
+        for left in await self._source.in_flight():
+            recent = left.triggered_at is not None and now - left.triggered_at <= (
+                self._config.resend_within
+            )
+            if recent:
+                outcome: Outcome | None = await self._executor.settle(left.intent, ambiguous=True)
+            else:
+                outcome = await self._executor.resolve(left.intent)
+            if outcome is None:
+                await self._source.give_up(
+                    left.intent.trigger_id,
+                    "the engine restarted before the order was confirmed, the broker has "
+                    "no order with its tag, and the price may have moved since: not sent again",
+                )
+                outcome = Outcome.FAILED
+            log.info("recovered", trigger_id=left.intent.trigger_id, outcome=outcome.value)
+
+    # --- the tick path ------------------------------------------------------------
+
+    def on_ltp(self, instrument_token: int, ltp: int) -> None:
+        """Called by the feed for every (token, price); never awaits."""
+        self.stats.ticks_processed += 1
+        self.last_tick_at = time.monotonic()
+        if self.state is not EngineState.RUNNING:
+            return
+        fired = self.book.on_tick(instrument_token, ltp)
+        if not fired:
+            return
+        started = time.perf_counter()
+        for leg in fired:
+            self._spawn(self._execute(leg, started))
+        if not self.book.count_for(instrument_token):
+            self._feed.unsubscribe((instrument_token,))
+        self.stats.triggers_fired += len(fired)
+        self.stats.record_evaluate(time.perf_counter() - started)
+
+    async def _execute(self, fired: Fired, started: float) -> None:
+        try:
+            outcome = await self._executor.execute(fired)
+        except AuthExpired as error:
+            self.state = EngineState.LOGIN_REQUIRED
+            log.error("login_required", reason=str(error))
+            await self.refresh(fired.trigger.id)
+            return
+        except Exception:
+            # A store or broker failure outside the protocol's known errors: the
+            # trigger stays as the store last recorded it (`triggered` if it was
+            # claimed), and recovery settles it by tag.
+            self.stats.unresolved += 1
+            log.exception("order_task_failed", trigger_id=fired.trigger.id)
+            return
+        if outcome is Outcome.PLACED:
+            self.stats.triggered_orders += 1
+            self.stats.record_tick_to_order(time.perf_counter() - started)
+        elif outcome is Outcome.FAILED:
+            self.stats.failed_orders += 1
+        elif outcome is Outcome.UNRESOLVED:
+            self.stats.unresolved += 1
+        elif outcome is Outcome.NOT_CLAIMED:
+            # An edit may have won the race: the book takes the row as it is now.
+            self.stats.lost_claims += 1
+            await self.refresh(fired.trigger.id)
+
+    async def drain(self) -> None:
+        """Wait until every fired leg's order task has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- keeping the book equal to the store -------------------------------------------
+
+    async def refresh(self, trigger_id: TriggerId) -> None:
+        """Put the book in step with the stored row of `trigger_id`."""
+        current = await self._source.active(trigger_id)
+        if self.state not in (EngineState.RUNNING, EngineState.LOGIN_REQUIRED):
+            return
+        old = self.book.remove(trigger_id)
+        if current is not None:
+            self.book.add(current)
+            self._feed.subscribe((current.instrument_token,))
+        if old is not None and not self.book.count_for(old.instrument_token):
+            self._feed.unsubscribe((old.instrument_token,))
+
+    async def resync(self) -> None:
+        """Rebuild the book from the store's active set (after a lost change feed)."""
+        book = TriggerBook()
+        async for batch in self._source.active_batches():
+            book.add_many(batch)
+        gone = self.book.instruments() - book.instruments()
+        self.book = book
+        self._feed.subscribe(book.instruments())
+        self._feed.unsubscribe(gone)
+
+    def set_access_token(self, access_token: str) -> None:
+        """A new broker session: resume firing; still-true triggers fire on the next tick."""
+        self._feed.set_access_token(access_token)
+        if self.state is EngineState.LOGIN_REQUIRED:
+            self.state = EngineState.RUNNING
+
+    @property
+    def uptime(self) -> float:
+        return 0.0 if self._started_at is None else time.monotonic() - self._started_at

@@ -1,0 +1,181 @@
+"""The engine service's decisions: firing, subscriptions following the book, recovery, login.
+
+Port stand-ins make each situation happen on cue; the system tests run the same
+service over the simulator, the ticker client and a real store.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from hmt.core.broker import ErrorKind
+from hmt.core.rules import order_for
+from hmt.core.throttle import Limit, Throttle
+from hmt.core.types import Leg, Side
+from hmt.engine.executor import Executor, RetryPolicy
+from hmt.engine.service import Engine, EngineConfig, EngineState, InFlight
+from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
+from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
+
+NOW = datetime(2026, 11, 24, 9, 15, tzinfo=UTC)
+
+
+def engine(source: Source, broker: Broker, feed: Feed, **config: object) -> Engine:
+    executor = Executor(
+        broker,
+        source.ledger,
+        throttle=Throttle([Limit(100, 1.0)]),
+        policy=RetryPolicy(max_retries=1, backoff=0.001, lookups=2),
+        clock=lambda: NOW,
+        rng=random.Random(1),
+    )
+    return Engine(
+        source=source,
+        feed=feed,
+        executor=executor,
+        clock=lambda: NOW,
+        config=EngineConfig(**config),  # type: ignore[arg-type]
+    )
+
+
+async def test_start_loads_and_subscribes_then_a_tick_places_once() -> None:
+    """Start loads every active trigger and subscribes; a crossing tick places one order."""
+    buy = make_trigger(trigger_price_1=100)
+    other = make_trigger(instrument_token=RELIANCE, trigger_price_1=500)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [buy, other]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    assert service.state is EngineState.RUNNING
+    assert feed.tokens == {INFY, RELIANCE}
+    service.on_ltp(INFY, 99)
+    service.on_ltp(INFY, 100)
+    service.on_ltp(INFY, 101)  # a second crossing tick: the trigger is already gone
+    await service.drain()
+    assert sum(len(ids) for ids in broker.book.values()) == 1
+    assert ledger.status[buy.id] == "placed"
+    assert feed.tokens == {RELIANCE}, "unsubscribed after the instrument's last trigger"
+    assert service.stats.ticks_processed == 3
+    assert service.stats.triggered_orders == 1
+    assert service.stats.latency()["tick_to_order_us"]["count"] == 1
+
+
+async def test_oco_places_one_leg_only() -> None:
+    """An oco whose price crosses one leg and later the other places exactly one order."""
+    oco = make_oco(Side.SELL, 90, 110)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [oco]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    service.on_ltp(INFY, 111)
+    service.on_ltp(INFY, 80)
+    await service.drain()
+    assert list(broker.book) == [order_for(oco, Leg.SECOND).tag]
+
+
+async def test_refresh_follows_edits_and_cancels() -> None:
+    """An edited trigger fires at its new price; a cancelled one leaves book and subscription."""
+    trigger = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [trigger]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    source.rows[trigger.id] = make_trigger(id=trigger.id, trigger_price_1=200)
+    await service.refresh(trigger.id)
+    service.on_ltp(INFY, 150)
+    assert trigger.id in service.book
+    ledger.status[trigger.id] = "cancelled"
+    await service.refresh(trigger.id)
+    assert trigger.id not in service.book
+    assert feed.tokens == set()
+    await service.drain()
+    assert broker.sends == []
+
+
+async def test_lost_claim_puts_the_current_row_back() -> None:
+    """When an edit wins the claim, the book takes the edited trigger and nothing is sent."""
+    trigger = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger(claimable=False)
+    source, broker, feed = Source(ledger, [trigger]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    source.rows[trigger.id] = make_trigger(id=trigger.id, trigger_price_1=300)
+    service.on_ltp(INFY, 100)
+    await service.drain()
+    assert broker.sends == []
+    assert service.book.get(trigger.id) == source.rows[trigger.id]
+    assert service.stats.lost_claims == 1
+
+
+async def test_expired_session_holds_fire_until_a_new_token() -> None:
+    """A 403 puts the engine in login_required with the trigger re-armed; a new token resumes."""
+    trigger = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [trigger]), Broker(fail(ErrorKind.AUTH)), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    service.on_ltp(INFY, 100)
+    await service.drain()
+    assert service.state is EngineState.LOGIN_REQUIRED
+    assert ledger.status[trigger.id] == "active"
+    assert trigger.id in service.book
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert len(broker.sends) == 1, "no attempt while the session is invalid"
+    service.set_access_token("new-token")
+    assert feed.access_token == "new-token"
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert ledger.status[trigger.id] == "placed"
+    assert len(broker.sends) == 2
+
+
+async def test_recovery_finds_resends_recent_and_gives_up_on_old() -> None:
+    """At start: found by tag -> placed; absent and recent -> sent; absent and old -> failed."""
+    found, recent, old = (make_trigger(trigger_price_1=p) for p in (100, 101, 102))
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [found, recent, old]), Broker(), Feed()
+    for trigger in (found, recent, old):
+        ledger.status[trigger.id] = "triggered"
+    broker.accept(order_for(found, Leg.FIRST))
+    source.left = [
+        InFlight(order_for(found, Leg.FIRST), NOW - timedelta(hours=2)),
+        InFlight(order_for(recent, Leg.FIRST), NOW - timedelta(seconds=5)),
+        InFlight(order_for(old, Leg.FIRST), NOW - timedelta(hours=2)),
+    ]
+    service = engine(source, broker, feed)
+    await service.start()
+    assert ledger.status == {found.id: "placed", recent.id: "placed", old.id: "failed"}
+    assert len(broker.sends) == 1, "only the recent one was sent"
+    assert source.given_up == [old.id]
+
+
+async def test_kill_switch_loads_nothing() -> None:
+    """With the engine disabled nothing loads, subscribes or fires."""
+    trigger = make_trigger(trigger_price_1=100)
+    source, broker, feed = Source(ClaimLedger(), [trigger]), Broker(), Feed()
+    service = engine(source, broker, feed, enabled=False)
+    await service.start()
+    service.on_ltp(INFY, 100)
+    assert service.state is EngineState.DISABLED
+    assert len(service.book) == 0
+    assert feed.tokens == set()
+    assert not feed.running
+
+
+async def test_stop_drains_and_start_resumes() -> None:
+    """Stop lets in-flight orders finish and closes the feed; start loads the book again."""
+    trigger, later = make_trigger(trigger_price_1=100), make_trigger(trigger_price_1=200)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [trigger, later]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    service.on_ltp(INFY, 100)
+    await service.stop()
+    assert ledger.status[trigger.id] == "placed"
+    assert not feed.running
+    assert len(service.book) == 0
+    await service.start()
+    assert set(service.book.instruments()) == {INFY}
+    assert later.id in service.book

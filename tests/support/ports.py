@@ -1,0 +1,155 @@
+"""In-memory stand-ins for the engine's ports, for tests that pin the engine's decisions.
+
+System tests run the same engine against the simulator and a real store;
+these make each branch (a lost answer, a lost claim, an expired session)
+happen on cue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
+
+from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.model import Fired, OrderIntent, Trigger
+from hmt.core.types import TriggerId
+from hmt.engine.service import InFlight
+
+Step = Callable[["Broker", OrderIntent], str]
+
+
+class Broker:
+    """An order book keyed by tag; each place() runs the next scripted step."""
+
+    def __init__(self, *steps: Step, find_errors: int = 0) -> None:
+        self.steps = list(steps)
+        self.book: dict[str, list[str]] = {}
+        self.sends: list[float] = []
+        self.finds = 0
+        self.find_errors = find_errors
+        self._ids = itertools.count(1_000_000_000_000_000_000)
+
+    def accept(self, intent: OrderIntent) -> str:
+        order_id = str(next(self._ids))
+        self.book.setdefault(intent.tag, []).append(order_id)
+        return order_id
+
+    async def place(self, intent: OrderIntent) -> str:
+        self.sends.append(asyncio.get_running_loop().time())
+        step = self.steps.pop(0) if self.steps else ok
+        return step(self, intent)
+
+    async def find(self, tag: str) -> list[OrderReport]:
+        self.finds += 1
+        if self.find_errors:
+            self.find_errors -= 1
+            raise BrokerError(ErrorKind.AMBIGUOUS, "book unavailable", http_status=503)
+        return [OrderReport(order_id=i, status="OPEN", tag=tag) for i in self.book.get(tag, [])]
+
+
+def ok(broker: Broker, intent: OrderIntent) -> str:
+    return broker.accept(intent)
+
+
+def fail(kind: ErrorKind, *, accept_first: bool = False) -> Step:
+    def step(broker: Broker, intent: OrderIntent) -> str:
+        if accept_first:
+            broker.accept(intent)  # the OMS took it; the answer was lost
+        raise BrokerError(kind, f"scripted {kind}", error_type="X", http_status=500)
+
+    return step
+
+
+class ClaimLedger:
+    """Claims and outcomes as the real store records them, in memory."""
+
+    def __init__(self, *, claimable: bool = True) -> None:
+        self.claimable = claimable
+        self.status: dict[TriggerId, str] = {}
+        self.calls: list[tuple[str, object]] = []
+
+    async def claim(self, fired: Fired, tag: str, at: datetime) -> bool:
+        self.calls.append(("claim", tag))
+        if self.claimable:
+            self.status[fired.trigger.id] = "triggered"
+        return self.claimable
+
+    async def retry(self, trigger_id: TriggerId, attempt: int, reason: str, at: datetime) -> None:
+        self.calls.append(("retry", attempt))
+
+    async def placed(
+        self, trigger_id: TriggerId, order_id: str, attempt: int, at: datetime
+    ) -> None:
+        self._finish(trigger_id, "placed", (order_id, attempt))
+
+    async def failed(self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime) -> None:
+        self._finish(trigger_id, "failed", reason)
+
+    async def released(
+        self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime
+    ) -> None:
+        self._finish(trigger_id, "active", reason)
+
+    def _finish(self, trigger_id: TriggerId, status: str, detail: object) -> None:
+        assert self.status[trigger_id] == "triggered", "an outcome without a claim"
+        self.status[trigger_id] = status
+        self.calls.append((status, detail))
+
+
+class Source:
+    """The store's active set as the engine reads it, backed by a dict."""
+
+    def __init__(self, ledger: ClaimLedger, triggers: Iterable[Trigger] = ()) -> None:
+        self.ledger = ledger
+        self.rows: dict[TriggerId, Trigger] = {t.id: t for t in triggers}
+        self.left: list[InFlight] = []
+        self.given_up: list[TriggerId] = []
+
+    def active_ids(self) -> set[TriggerId]:
+        return {i for i in self.rows if self.ledger.status.get(i, "active") == "active"}
+
+    async def active_batches(self) -> AsyncIterator[list[Trigger]]:
+        yield [self.rows[i] for i in sorted(self.active_ids())]
+
+    async def active(self, trigger_id: TriggerId) -> Trigger | None:
+        return self.rows[trigger_id] if trigger_id in self.active_ids() else None
+
+    async def in_flight(self) -> list[InFlight]:
+        return self.left
+
+    async def expire_due(self) -> list[TriggerId]:
+        return []
+
+    async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
+        self.given_up.append(trigger_id)
+        self.ledger.status[trigger_id] = "failed"
+
+
+class Feed:
+    """The ticker's subscription set, without a socket."""
+
+    def __init__(self) -> None:
+        self.tokens: set[int] = set()
+        self.access_token = ""
+        self.running = False
+
+    def subscribe(self, tokens: Iterable[int]) -> None:
+        self.tokens |= set(tokens)
+
+    def unsubscribe(self, tokens: Iterable[int]) -> None:
+        self.tokens -= set(tokens)
+
+    def set_access_token(self, access_token: str) -> None:
+        self.access_token = access_token
+
+    async def start(self) -> None:
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+
+    @property
+    def connected(self) -> bool:
+        return self.running
