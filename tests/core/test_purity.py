@@ -36,6 +36,7 @@ FORBIDDEN = {
     "hmt.cli",
     "hmt.logs",
     "hmt.config",
+    "hmt.failpoints",
 }
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 

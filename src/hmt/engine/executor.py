@@ -22,8 +22,8 @@ from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.model import Fired, OrderIntent
 from hmt.core.rules import order_for
 from hmt.core.throttle import Throttle
-from hmt.engine.failpoints import failpoint
 from hmt.engine.ports import ClaimStore, OrderPort
+from hmt.failpoints import failpoint
 
 log = structlog.get_logger("hmt.executor")
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from hmt.core.broker import BrokerError, ErrorKind
+from hmt.failpoints import failpoint
 
 KITE_VERSION = "3"
 DEFAULT_TIMEOUT = 7.0  # the official client's default
@@ -60,15 +61,23 @@ class KiteRest:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         """The `data` of a successful response; a classified `BrokerError` otherwise."""
+        request = self._client.build_request(method, path, data=form, params=params)
         try:
-            response = await self._client.request(method, path, data=form, params=params)
+            response = await self._client.send(request, stream=True)
+            try:
+                # The request is written and the broker has begun to answer: a
+                # crash here leaves an order we never learned the id of.
+                failpoint("after_send")
+                body = await response.aread()
+            finally:
+                await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise BrokerError(ErrorKind.RETRY, f"could not connect: {_describe(exc)}") from None
         except httpx.TimeoutException as exc:
             raise BrokerError(ErrorKind.AMBIGUOUS, f"no answer in time: {_describe(exc)}") from None
         except httpx.TransportError as exc:
             raise BrokerError(ErrorKind.AMBIGUOUS, f"connection lost: {_describe(exc)}") from None
-        return parse_response(response.status_code, response.content, response.headers)
+        return parse_response(response.status_code, body, response.headers)
 
 
 def parse_response(status: int, body: bytes, headers: Mapping[str, str]) -> Any:

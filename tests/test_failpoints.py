@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from hmt.engine import failpoints
+from hmt import failpoints
 
 SCRIPT = """
-from hmt.engine.failpoints import failpoint
+from hmt.failpoints import failpoint
 for i in range(3):
     print("before", i, flush=True)
     failpoint("after_claim")
