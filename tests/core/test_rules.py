@@ -71,14 +71,23 @@ def test_holds_is_inclusive_both_ways() -> None:
 def test_order_for_uses_the_fired_legs_limit_and_tag() -> None:
     """Each oco leg places the trigger's side with its own limit price and tag."""
     oco = make_oco(
-        Side.SELL, 240_000, 280_000, order_type=OrderType.LIMIT,
-        limit_price_1=239_500, limit_price_2=280_500,
+        Side.SELL,
+        240_000,
+        280_000,
+        order_type=OrderType.LIMIT,
+        limit_price_1=239_500,
+        limit_price_2=280_500,
     )
     first, second = order_for(oco, Leg.FIRST), order_for(oco, Leg.SECOND)
     assert (first.side, first.limit_price, first.tag) == (
-        Side.SELL, 239_500, broker_tag(oco.id, Leg.FIRST),
+        Side.SELL,
+        239_500,
+        broker_tag(oco.id, Leg.FIRST),
     )
     assert (second.side, second.limit_price, second.tag) == (
-        Side.SELL, 280_500, broker_tag(oco.id, Leg.SECOND),
+        Side.SELL,
+        280_500,
+        broker_tag(oco.id, Leg.SECOND),
     )
-    assert first.quantity == oco.quantity and first.tradingsymbol == "INFY"
+    assert first.quantity == oco.quantity
+    assert first.tradingsymbol == "INFY"

@@ -18,23 +18,34 @@ def test_tag_is_deterministic_and_within_kite_rules(trigger_id: uuid.UUID, leg: 
     tag = broker_tag(str(trigger_id), leg)
     assert tag == broker_tag(str(trigger_id), leg)
     assert len(tag) == TAG_LENGTH <= 20
-    assert tag.isalnum() and tag.isascii()
+    assert tag.isalnum()
+    assert tag.isascii()
     assert tag.startswith(PREFIX)
     parts = parse_tag(tag)
-    assert parts is not None and parts.leg is leg
+    assert parts is not None
+    assert parts.leg is leg
 
 
 def test_legs_of_one_trigger_differ_only_in_the_leg() -> None:
     """The two legs of an oco share the digest and differ in the last character."""
     first, second = broker_tag("t-1", Leg.FIRST), broker_tag("t-1", Leg.SECOND)
-    assert first != second and first[:-1] == second[:-1]
+    assert first != second
+    assert first[:-1] == second[:-1]
 
 
 def test_foreign_tags_are_not_ours() -> None:
     """Other tags (Kite's own, a user's, near misses) are not parsed as ours."""
     good = broker_tag("t-1", Leg.FIRST)
-    for tag in ["mktp", "autoslice", "", good[:-1] + "3", good + "1", "XYZ" + good[3:],
-                good[:5] + "0" + good[6:], good.lower()]:
+    for tag in [
+        "mktp",
+        "autoslice",
+        "",
+        good[:-1] + "3",
+        good + "1",
+        "XYZ" + good[3:],
+        good[:5] + "0" + good[6:],
+        good.lower(),
+    ]:
         assert parse_tag(tag) is None, tag
 
 
@@ -42,6 +53,8 @@ def test_no_collisions_over_a_million_ids() -> None:
     """A million random trigger ids give a million distinct tags."""
     rng = random.Random(20261124)
     print("seed 20261124")
-    tags = {broker_tag(str(uuid.UUID(int=rng.getrandbits(128), version=4)), Leg.FIRST)
-            for _ in range(1_000_000)}
+    tags = {
+        broker_tag(str(uuid.UUID(int=rng.getrandbits(128), version=4)), Leg.FIRST)
+        for _ in range(1_000_000)
+    }
     assert len(tags) == 1_000_000
