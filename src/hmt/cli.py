@@ -38,3 +38,69 @@ def demo() -> None:
         err=True,
     )
     raise typer.Exit(code=2)
+
+
+# ---- hmt sim: the Kite-compatible simulator (issue 4) -----------------------
+
+from pathlib import Path  # noqa: E402 - this block is self-contained for merging
+from typing import Annotated  # noqa: E402
+
+
+@app.command()
+def sim(
+    port: Annotated[int, typer.Option(help="REST and /_sim/ port; 0 picks a free one.")] = 8765,
+    ws_port: Annotated[
+        int | None, typer.Option(help="Ticker port; default --port + 1 (0 if --port is 0).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (keep it loopback).")] = (
+        "127.0.0.1"
+    ),
+    seed: Annotated[int, typer.Option(help="Seeds prices, faults, order ids, credentials.")] = 1,
+    replay: Annotated[
+        Path | None, typer.Option(help="CSV of timestamp,token,ltp[,volume] to replay.")
+    ] = None,
+    replay_speed: Annotated[float, typer.Option(help="Replay pace: 2.0 is twice as fast.")] = 1.0,
+    walk: Annotated[bool, typer.Option(help="Run the random walk (off with --replay).")] = True,
+    funds: Annotated[
+        str | None, typer.Option(help="Paper funds in rupees; unset: no funds check.")
+    ] = None,
+) -> None:
+    """Serve a Kite-compatible simulator and paper broker on loopback (docs/simulator.md)."""
+    import asyncio
+    import contextlib
+    from decimal import Decimal, InvalidOperation
+
+    from hmt.sim.prices import ReplayError
+    from hmt.sim.simulator import Simulator
+
+    try:
+        paper_funds = None if funds is None else Decimal(funds)
+    except InvalidOperation:
+        typer.echo(f"hmt sim: --funds {funds!r} is not a number of rupees", err=True)
+        raise typer.Exit(code=2) from None
+    chosen_ws = ws_port if ws_port is not None else (port + 1 if port else 0)
+    try:
+        simulator = Simulator(seed=seed, host=host, port=port, ws_port=chosen_ws,
+                              walk=walk and replay is None, replay=replay,
+                              replay_speed=replay_speed, funds=paper_funds)
+    except (ReplayError, OSError) as exc:
+        typer.echo(f"hmt sim: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+    async def serve() -> None:
+        async with simulator:
+            typer.echo(f"HMT_KITE_API_URL={simulator.api_url}")
+            typer.echo(f"HMT_KITE_WS_URL={simulator.ws_url}")
+            typer.echo(f"HMT_KITE_API_KEY={simulator.api_key}")
+            typer.echo(f"HMT_KITE_API_SECRET={simulator.api_secret}")
+            typer.echo(f"HMT_KITE_ACCESS_TOKEN={simulator.access_token}")
+            typer.echo(f"# paper credentials; control API: {simulator.api_url}/_sim/state",
+                       err=True)
+            await asyncio.Event().wait()
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve())
+    except OSError as exc:  # the port is taken, or the address is not ours
+        typer.echo(f"hmt sim: {exc}", err=True)
+        raise typer.Exit(code=2) from None
