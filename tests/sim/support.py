@@ -12,8 +12,9 @@ from tests.support.services import kite_fixture
 INFY, SBIN, TATASTEEL, NIFTY, BANKNIFTY = 408065, 779521, 895745, 256265, 260105
 
 
-async def eventually(check: Callable[[], Any] | Callable[[], Awaitable[Any]],
-                     within: float = 10.0) -> Any:
+async def eventually(
+    check: Callable[[], Any] | Callable[[], Awaitable[Any]], within: float = 10.0
+) -> Any:
     """Poll `check` until it returns something truthy; fail with its last value."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -47,8 +48,9 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
-def assert_same_shape(actual: Any, expected: Any, path: str = "$", *,
-                      extra_keys_ok: bool = False) -> None:
+def assert_same_shape(
+    actual: Any, expected: Any, path: str = "$", *, extra_keys_ok: bool = False
+) -> None:
     """`actual` has the fixture's keys and kinds; null matches any kind (Kite fills later)."""
     if isinstance(expected, dict):
         assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
@@ -58,8 +60,9 @@ def assert_same_shape(actual: Any, expected: Any, path: str = "$", *,
             extra = set(actual) - set(expected)
             assert not extra, f"{path}: keys the fixture does not have {sorted(extra)}"
         for key in expected:
-            assert_same_shape(actual[key], expected[key], f"{path}.{key}",
-                              extra_keys_ok=extra_keys_ok)
+            assert_same_shape(
+                actual[key], expected[key], f"{path}.{key}", extra_keys_ok=extra_keys_ok
+            )
     elif isinstance(expected, list):
         assert isinstance(actual, list), f"{path}: expected a list, got {actual!r}"
         if expected and actual:

@@ -40,13 +40,25 @@ def clock() -> Clock:
 @pytest.fixture
 def broker(market: Market, clock: Clock) -> Broker:
     market.push_price(INFY, "1500")
-    return Broker(market.universe, market, seed=1, user_id="SIM001", monotonic=clock,
-                  clock=lambda: 1_767_000_000.0)
+    return Broker(
+        market.universe,
+        market,
+        seed=1,
+        user_id="SIM001",
+        monotonic=clock,
+        clock=lambda: 1_767_000_000.0,
+    )
 
 
 def place(broker: Broker, side: str, order_type: str, **extra: Any) -> dict[str, Any]:
-    form = {"exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": side,
-            "order_type": order_type, "quantity": "3", "product": "CNC"}
+    form = {
+        "exchange": "NSE",
+        "tradingsymbol": "INFY",
+        "transaction_type": side,
+        "order_type": order_type,
+        "quantity": "3",
+        "product": "CNC",
+    }
     form.update({k: str(v) for k, v in extra.items()})
     order_id = broker.place("regular", form)
     return row(broker, order_id)
@@ -62,7 +74,8 @@ def statuses(broker: Broker, order_id: str) -> list[str]:
 
 @pytest.mark.parametrize("side", BUY_SELL)
 def test_market_order_fills_at_last_price_and_shows_as_protected_limit(
-        broker: Broker, side: str) -> None:
+    broker: Broker, side: str
+) -> None:
     """A MARKET order with protection completes at the LTP, booked as LIMIT tagged mktp."""
     order = place(broker, side, "MARKET", market_protection=2, tag="hmt1")
     assert order["status"] == "COMPLETE"
@@ -73,13 +86,19 @@ def test_market_order_fills_at_last_price_and_shows_as_protected_limit(
     assert order["tag"] == "hmt1"
     assert order["tags"] == ["hmt1", "mktp", "mktp:2.00"]
     assert statuses(broker, order["order_id"]) == [
-        "PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING", "OPEN", "COMPLETE"]
+        "PUT ORDER REQ RECEIVED",
+        "VALIDATION PENDING",
+        "OPEN PENDING",
+        "OPEN",
+        "COMPLETE",
+    ]
 
 
 @pytest.mark.parametrize("protection", [None, "0"])
 @pytest.mark.parametrize("order_type", ["MARKET", "SL-M"])
 def test_market_and_slm_without_protection_are_refused(
-        broker: Broker, order_type: str, protection: str | None) -> None:
+    broker: Broker, order_type: str, protection: str | None
+) -> None:
     """Since April 2026 Kite refuses MARKET and SL-M orders without market protection."""
     extra = {"trigger_price": "1510"} if order_type == "SL-M" else {}
     if protection is not None:
@@ -98,10 +117,13 @@ def test_automatic_protection_is_applied(broker: Broker) -> None:
     assert "mktp" in order["tags"]
 
 
-@pytest.mark.parametrize(("side", "price", "later", "fill"), [
-    ("BUY", "1490", "1480", 1490), ("SELL", "1510", "1520", 1510)])
+@pytest.mark.parametrize(
+    ("side", "price", "later", "fill"),
+    [("BUY", "1490", "1480", 1490), ("SELL", "1510", "1520", 1510)],
+)
 def test_limit_rests_until_crossed_then_fills_at_its_price(
-        broker: Broker, market: Market, side: str, price: str, later: str, fill: int) -> None:
+    broker: Broker, market: Market, side: str, price: str, later: str, fill: int
+) -> None:
     """A LIMIT away from the market is OPEN; when the LTP crosses it, it fills at the limit."""
     order = place(broker, side, "LIMIT", price=price)
     assert order["status"] == "OPEN"
@@ -125,11 +147,13 @@ def test_marketable_limit_fills_at_the_last_price(broker: Broker, side: str, pri
     assert order["average_price"] == 1500
 
 
-@pytest.mark.parametrize(("side", "trigger", "price", "crossing", "fill"), [
-    ("BUY", "1520", "1525", "1520", 1520), ("SELL", "1480", "1475", "1480", 1480)])
+@pytest.mark.parametrize(
+    ("side", "trigger", "price", "crossing", "fill"),
+    [("BUY", "1520", "1525", "1520", 1520), ("SELL", "1480", "1475", "1480", 1480)],
+)
 def test_sl_waits_for_its_trigger_then_works_as_limit(
-        broker: Broker, market: Market, side: str, trigger: str, price: str, crossing: str,
-        fill: int) -> None:
+    broker: Broker, market: Market, side: str, trigger: str, price: str, crossing: str, fill: int
+) -> None:
     """SL is TRIGGER PENDING until the LTP reaches the trigger, then fills as a LIMIT."""
     order = place(broker, side, "SL", trigger_price=trigger, price=price)
     assert order["status"] == "TRIGGER PENDING"
@@ -142,20 +166,25 @@ def test_sl_waits_for_its_trigger_then_works_as_limit(
     assert statuses(broker, order["order_id"])[-3:] == ["TRIGGER PENDING", "OPEN", "COMPLETE"]
 
 
-@pytest.mark.parametrize(("side", "trigger", "gap", "rests"), [
-    ("BUY", "1520", "1530", 1525), ("SELL", "1480", "1470", 1475)])
+@pytest.mark.parametrize(
+    ("side", "trigger", "gap", "rests"),
+    [("BUY", "1520", "1530", 1525), ("SELL", "1480", "1470", 1475)],
+)
 def test_sl_that_gaps_past_its_limit_stays_open(
-        broker: Broker, market: Market, side: str, trigger: str, gap: str, rests: int) -> None:
+    broker: Broker, market: Market, side: str, trigger: str, gap: str, rests: int
+) -> None:
     """A trigger hit by a gap beyond the limit leaves the order OPEN at its limit price."""
     order = place(broker, side, "SL", trigger_price=trigger, price=str(rests))
     market.push_price(INFY, gap)
     assert row(broker, order["order_id"])["status"] == "OPEN"
 
 
-@pytest.mark.parametrize(("side", "trigger", "crossing"), [
-    ("BUY", "1520", "1521"), ("SELL", "1480", "1479")])
+@pytest.mark.parametrize(
+    ("side", "trigger", "crossing"), [("BUY", "1520", "1521"), ("SELL", "1480", "1479")]
+)
 def test_slm_fills_at_the_price_that_triggers_it(
-        broker: Broker, market: Market, side: str, trigger: str, crossing: str) -> None:
+    broker: Broker, market: Market, side: str, trigger: str, crossing: str
+) -> None:
     """SL-M (with protection) waits for the trigger, then fills at that tick's price."""
     order = place(broker, side, "SL-M", trigger_price=trigger, market_protection=-1)
     assert order["status"] == "TRIGGER PENDING"
@@ -166,17 +195,25 @@ def test_slm_fills_at_the_price_that_triggers_it(
     assert done["average_price"] == float(crossing)
 
 
-@pytest.mark.parametrize(("side", "trigger", "message"), [
-    ("BUY", "1490", "Trigger price for stoploss buy orders should be higher than the last"),
-    ("SELL", "1510", "Trigger price for stoploss sell orders should be lower than the last")])
+@pytest.mark.parametrize(
+    ("side", "trigger", "message"),
+    [
+        ("BUY", "1490", "Trigger price for stoploss buy orders should be higher than the last"),
+        ("SELL", "1510", "Trigger price for stoploss sell orders should be lower than the last"),
+    ],
+)
 def test_sl_on_the_wrong_side_of_the_market_is_rejected(
-        broker: Broker, side: str, trigger: str, message: str) -> None:
+    broker: Broker, side: str, trigger: str, message: str
+) -> None:
     """A stop whose trigger already holds is REJECTED with Kite's wording."""
     order = place(broker, side, "SL", trigger_price=trigger, price=trigger)
     assert order["status"] == "REJECTED"
     assert order["status_message"].startswith(message)
     assert statuses(broker, order["order_id"]) == [
-        "PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "REJECTED"]
+        "PUT ORDER REQ RECEIVED",
+        "VALIDATION PENDING",
+        "REJECTED",
+    ]
 
 
 def test_off_grid_price_is_rejected_by_rms(broker: Broker) -> None:
@@ -211,29 +248,44 @@ def test_cancel_and_modify(broker: Broker, market: Market) -> None:
     assert modified["modified"] is True
     assert (modified["price"], modified["quantity"], modified["tag"]) == (1450, 5, "keep1")
     assert statuses(broker, second["order_id"])[-4:] == [
-        "MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "OPEN"]
+        "MODIFY VALIDATION PENDING",
+        "MODIFY PENDING",
+        "MODIFIED",
+        "OPEN",
+    ]
     broker.modify("regular", second["order_id"], {"price": "1500"})
     assert row(broker, second["order_id"])["status"] == "COMPLETE"
     with pytest.raises(KiteError, match="cannot be modified"):
         broker.modify("regular", second["order_id"], {"price": "1400"})
 
 
-@pytest.mark.parametrize(("field", "value", "needle"), [
-    ("transaction_type", "HOLD", "`transaction_type`"),
-    ("quantity", "0", "`quantity`"),
-    ("quantity", "two", "`quantity`"),
-    ("product", "XYZ", "`product`"),
-    ("price", "", "`price`"),
-    ("price", "abc", "`price`"),
-    ("tag", "not-alphanumeric", "`tag`"),
-    ("tag", "x" * 21, "`tag`"),
-    ("tradingsymbol", "NOPE", "NSE:NOPE"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("transaction_type", "HOLD", "`transaction_type`"),
+        ("quantity", "0", "`quantity`"),
+        ("quantity", "two", "`quantity`"),
+        ("product", "XYZ", "`product`"),
+        ("price", "", "`price`"),
+        ("price", "abc", "`price`"),
+        ("tag", "not-alphanumeric", "`tag`"),
+        ("tag", "x" * 21, "`tag`"),
+        ("tradingsymbol", "NOPE", "NSE:NOPE"),
+    ],
+)
 def test_bad_fields_are_input_errors_naming_the_field(
-        broker: Broker, field: str, value: str, needle: str) -> None:
+    broker: Broker, field: str, value: str, needle: str
+) -> None:
     """Each bad field gives a 400 InputException whose message names it; nothing is booked."""
-    form = {"exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY",
-            "order_type": "LIMIT", "quantity": "1", "product": "CNC", "price": "1500"}
+    form = {
+        "exchange": "NSE",
+        "tradingsymbol": "INFY",
+        "transaction_type": "BUY",
+        "order_type": "LIMIT",
+        "quantity": "1",
+        "product": "CNC",
+        "price": "1500",
+    }
     form[field] = value
     with pytest.raises(KiteError) as caught:
         broker.place("regular", form)
@@ -244,8 +296,15 @@ def test_bad_fields_are_input_errors_naming_the_field(
 
 def test_indices_and_unmodelled_varieties_are_refused(broker: Broker) -> None:
     """An index cannot be traded, and only the regular variety is modelled."""
-    form = {"exchange": "NSE", "tradingsymbol": "NIFTY 50", "transaction_type": "BUY",
-            "order_type": "LIMIT", "quantity": "1", "product": "CNC", "price": "25000"}
+    form = {
+        "exchange": "NSE",
+        "tradingsymbol": "NIFTY 50",
+        "transaction_type": "BUY",
+        "order_type": "LIMIT",
+        "quantity": "1",
+        "product": "CNC",
+        "price": "25000",
+    }
     with pytest.raises(KiteError, match="index"):
         broker.place("regular", form)
     with pytest.raises(KiteError, match="regular variety"):
@@ -263,7 +322,8 @@ def test_funds_check_rejects_with_kites_margin_message(market: Market) -> None:
     assert too_big["status"] == "REJECTED"
     assert too_big["status_message"] == (
         "Insufficient funds. Required margin is 140000.00 but available margin is 10000.00. "
-        "Check the orderbook for open orders.")
+        "Check the orderbook for open orders."
+    )
     assert too_big["status_message_raw"].startswith("RMS:Margin Exceeds")
     fits = place(broker, "BUY", "LIMIT", price="1400", quantity=5)
     assert fits["status"] == "OPEN"
@@ -277,8 +337,14 @@ def test_funds_check_rejects_with_kites_margin_message(market: Market) -> None:
 
 def test_order_rate_limits_answer_429_per_second_and_minute(market: Market, clock: Clock) -> None:
     """Beyond 10 orders in a second (and the per-minute cap) Kite answers 429."""
-    broker = Broker(market.universe, market, seed=1, user_id="SIM001", monotonic=clock,
-                    limits=OrderLimits(per_second=10, per_minute=15, per_day=3000))
+    broker = Broker(
+        market.universe,
+        market,
+        seed=1,
+        user_id="SIM001",
+        monotonic=clock,
+        limits=OrderLimits(per_second=10, per_minute=15, per_day=3000),
+    )
     for _ in range(10):
         place(broker, "BUY", "LIMIT", price="1400")
     with pytest.raises(KiteError) as caught:
@@ -296,9 +362,11 @@ def test_order_rate_limits_answer_429_per_second_and_minute(market: Market, cloc
 
 def test_order_ids_are_19_digit_strings_fixed_by_the_seed(market: Market) -> None:
     """Ids look like Kite's newer ones (19 digits, above 2**53) and repeat for a seed."""
+
     def ids(seed: int) -> list[str]:
         broker = Broker(market.universe, market, seed=seed, user_id="SIM001")
         return [place(broker, "BUY", "LIMIT", price="1400")["order_id"] for _ in range(3)]
+
     first = ids(5)
     assert first == ids(5)
     assert first != ids(6)

@@ -56,19 +56,22 @@ def test_status_defaults_to_kites_code_for_the_error_type() -> None:
     assert Fault(FaultKind.ERROR, status=429).http_status == 429
 
 
-@pytest.mark.parametrize(("spec", "field"), [
-    ({"kind": "meltdown"}, "kind"),
-    ({"endpoint": "orders"}, "kind"),
-    ({"kind": "error", "rate": 2}, "rate"),
-    ({"kind": "error", "rate": "often"}, "rate"),
-    ({"kind": "error", "times": -1}, "times"),
-    ({"kind": "latency", "delay": -1}, "delay"),
-    ({"kind": "error", "error_type": "OopsException"}, "error_type"),
-    ({"kind": "error", "status": 200}, "status"),
-    ({"kind": "ws_malformed", "malformed": "weird"}, "malformed"),
-    ({"kind": "error", "colour": "red"}, "colour"),
-    ({"kind": "error", "times": True}, "times"),
-])
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"kind": "meltdown"}, "kind"),
+        ({"endpoint": "orders"}, "kind"),
+        ({"kind": "error", "rate": 2}, "rate"),
+        ({"kind": "error", "rate": "often"}, "rate"),
+        ({"kind": "error", "times": -1}, "times"),
+        ({"kind": "latency", "delay": -1}, "delay"),
+        ({"kind": "error", "error_type": "OopsException"}, "error_type"),
+        ({"kind": "error", "status": 200}, "status"),
+        ({"kind": "ws_malformed", "malformed": "weird"}, "malformed"),
+        ({"kind": "error", "colour": "red"}, "colour"),
+        ({"kind": "error", "times": True}, "times"),
+    ],
+)
 def test_bad_rules_are_refused_naming_the_field(spec: Any, field: str) -> None:
     """A rule from JSON with a bad or unknown field is refused, and the message names it."""
     with pytest.raises(FaultError, match=f"^{field}:"):
@@ -77,8 +80,9 @@ def test_bad_rules_are_refused_naming_the_field(spec: Any, field: str) -> None:
 
 def test_a_rule_round_trips_through_json() -> None:
     """to_json gives what from_json accepts (less the hit counter)."""
-    rule = Fault.from_json({"kind": "accept_then_delay", "endpoint": "place_order",
-                            "delay": 0.5, "rate": 0.5})
+    rule = Fault.from_json(
+        {"kind": "accept_then_delay", "endpoint": "place_order", "delay": 0.5, "rate": 0.5}
+    )
     data = rule.to_json()
     data.pop("hits")
     assert Fault.from_json(data) == rule

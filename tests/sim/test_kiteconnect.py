@@ -12,14 +12,22 @@ from kiteconnect import KiteConnect, exceptions
 from hmt.sim.simulator import Simulator
 
 ORDER: dict[str, Any] = {
-    "variety": "regular", "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY",
-    "quantity": 2, "product": "CNC", "order_type": "MARKET", "market_protection": -1,
-    "tag": "hmtK1"}
+    "variety": "regular",
+    "exchange": "NSE",
+    "tradingsymbol": "INFY",
+    "transaction_type": "BUY",
+    "quantity": 2,
+    "product": "CNC",
+    "order_type": "MARKET",
+    "market_protection": -1,
+    "tag": "hmtK1",
+}
 
 
 def client(sim: Simulator, timeout: float = 7) -> KiteConnect:
-    return KiteConnect(sim.api_key, access_token=sim.access_token, root=sim.api_url,
-                       timeout=timeout)
+    return KiteConnect(
+        sim.api_key, access_token=sim.access_token, root=sim.api_url, timeout=timeout
+    )
 
 
 async def call(function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -45,8 +53,10 @@ async def test_places_an_order_and_reads_it_back(sim: Simulator) -> None:
 async def test_limit_order_modify_and_cancel(sim: Simulator) -> None:
     """modify_order and cancel_order work as the client calls them."""
     kite = client(sim)
-    order_id = await call(kite.place_order, **{**ORDER, "order_type": "LIMIT", "price": 1400,
-                                               "market_protection": None})
+    order_id = await call(
+        kite.place_order,
+        **{**ORDER, "order_type": "LIMIT", "price": 1400, "market_protection": None},
+    )
     await call(kite.modify_order, "regular", order_id, price=1410)
     await call(kite.cancel_order, "regular", order_id)
     assert (await call(kite.order_history, order_id))[-1]["status"] == "CANCELLED"
@@ -76,34 +86,48 @@ async def test_instruments_and_quotes(sim: Simulator) -> None:
     """instruments() parses the dump; ltp and quote answer by EXCHANGE:SYMBOL."""
     kite = client(sim)
     instruments = await call(kite.instruments, "NSE")
-    assert any(i["tradingsymbol"] == "RELIANCE" and i["instrument_token"] == 738561
-               for i in instruments)
+    assert any(
+        i["tradingsymbol"] == "RELIANCE" and i["instrument_token"] == 738561 for i in instruments
+    )
     sim.push_price(408065, "1612.30")
     assert (await call(kite.ltp, "NSE:INFY"))["NSE:INFY"]["last_price"] == 1612.3
     quote = (await call(kite.quote, ["NSE:INFY"]))["NSE:INFY"]
     assert len(quote["depth"]["buy"]) == 5
 
 
-@pytest.mark.parametrize(("error_type", "status", "raised"), [
-    ("NetworkException", None, exceptions.NetworkException),
-    ("NetworkException", 429, exceptions.NetworkException),
-    ("TokenException", None, exceptions.TokenException),
-    ("InputException", None, exceptions.InputException),
-    ("OrderException", None, exceptions.OrderException),
-    ("DataException", None, exceptions.DataException),
-    ("PermissionException", None, exceptions.PermissionException),
-    ("GeneralException", 504, exceptions.GeneralException),
-    ("MarginException", None, exceptions.GeneralException),  # FACTS 2.3: no such class
-])
+@pytest.mark.parametrize(
+    ("error_type", "status", "raised"),
+    [
+        ("NetworkException", None, exceptions.NetworkException),
+        ("NetworkException", 429, exceptions.NetworkException),
+        ("TokenException", None, exceptions.TokenException),
+        ("InputException", None, exceptions.InputException),
+        ("OrderException", None, exceptions.OrderException),
+        ("DataException", None, exceptions.DataException),
+        ("PermissionException", None, exceptions.PermissionException),
+        ("GeneralException", 504, exceptions.GeneralException),
+        ("MarginException", None, exceptions.GeneralException),  # FACTS 2.3: no such class
+    ],
+)
 async def test_injected_errors_raise_the_matching_exception(
-        sim: Simulator, error_type: str, status: int | None, raised: type[Exception]) -> None:
+    sim: Simulator, error_type: str, status: int | None, raised: type[Exception]
+) -> None:
     """Each error type surfaces as kiteconnect's class for it, with the HTTP code."""
     sim.faults.add(kind="error", endpoint="place_order", error_type=error_type, status=status)
     with pytest.raises(raised) as caught:
         await call(client(sim).place_order, **ORDER)
-    expected = status or {"NetworkException": 503, "TokenException": 403, "InputException": 400,
-                          "OrderException": 500, "DataException": 502,
-                          "PermissionException": 403, "MarginException": 400}[error_type]
+    expected = (
+        status
+        or {
+            "NetworkException": 503,
+            "TokenException": 403,
+            "InputException": 400,
+            "OrderException": 500,
+            "DataException": 502,
+            "PermissionException": 403,
+            "MarginException": 400,
+        }[error_type]
+    )
     assert caught.value.code == expected  # type: ignore[attr-defined]
     assert sim.orders() == []
 
@@ -179,6 +203,7 @@ async def test_session_expiry_calls_the_clients_hook(sim: Simulator) -> None:
 
 async def test_error_rate_is_reproducible_for_a_seed() -> None:
     """With a 40% NetworkException rate, the same seed fails the same calls."""
+
     async def outcomes(seed: int) -> list[bool]:
         async with Simulator(seed=seed) as sim:
             sim.faults.add(kind="error", endpoint="profile", rate=0.4)
@@ -190,6 +215,7 @@ async def test_error_rate_is_reproducible_for_a_seed() -> None:
                 except exceptions.NetworkException:
                     seen.append(False)
             return seen
+
     print("seeds 21 and 22")
     first = await outcomes(21)
     assert first == await outcomes(21)

@@ -46,9 +46,18 @@ class Probe:
 @asynccontextmanager
 async def probe(sim: Simulator, access_token: str) -> AsyncIterator[Probe]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(PROBE), sim.ws_url, sim.api_key, access_token,
-        str(INFY), str(SBIN), str(RELIANCE), str(NIFTY),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        str(PROBE),
+        sim.ws_url,
+        sim.api_key,
+        access_token,
+        str(INFY),
+        str(SBIN),
+        str(RELIANCE),
+        str(NIFTY),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         yield Probe(process)
     finally:
@@ -59,8 +68,12 @@ async def probe(sim: Simulator, access_token: str) -> AsyncIterator[Probe]:
 def tick_of(token: int, mode: str, price: float | None = None) -> Any:
     def match(event: dict[str, Any]) -> bool:
         return event["event"] == "ticks" and any(
-            t["instrument_token"] == token and t["mode"] == mode
-            and (price is None or t["last_price"] == price) for t in event["ticks"])
+            t["instrument_token"] == token
+            and t["mode"] == mode
+            and (price is None or t["last_price"] == price)
+            for t in event["ticks"]
+        )
+
     return match
 
 
@@ -87,9 +100,18 @@ async def test_kiteticker_decodes_all_three_modes_and_order_updates(sim: Simulat
         assert any(t["tradable"] is False for t in index["ticks"])
         assert ltp["ticks"][0]["mode"] == "ltp"
 
-        sim.broker.place("regular", {"exchange": "NSE", "tradingsymbol": "SBIN",
-                                     "transaction_type": "SELL", "order_type": "LIMIT",
-                                     "quantity": "4", "product": "MIS", "price": "870"})
+        sim.broker.place(
+            "regular",
+            {
+                "exchange": "NSE",
+                "tradingsymbol": "SBIN",
+                "transaction_type": "SELL",
+                "order_type": "LIMIT",
+                "quantity": "4",
+                "product": "MIS",
+                "price": "870",
+            },
+        )
         sim.push_price(SBIN, "870.5")
         order = await seen.until(lambda e: e["event"] == "order")
         assert order["data"]["status"] == "COMPLETE"
@@ -99,6 +121,7 @@ async def test_kiteticker_decodes_all_three_modes_and_order_updates(sim: Simulat
 async def test_kiteticker_sees_the_403_for_a_bad_token(sim: Simulator) -> None:
     """A bad access token fails KiteTicker's upgrade with 403, as Kite's does."""
     async with probe(sim, "expired-token") as seen:
-        event = await seen.until(lambda e: e["event"] in ("error", "close") and "403" in
-                                 e["reason"])
+        event = await seen.until(
+            lambda e: e["event"] in ("error", "close") and "403" in e["reason"]
+        )
         assert event["code"] == 1006

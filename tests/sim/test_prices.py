@@ -67,13 +67,16 @@ def test_push_price_trades_now_and_updates_the_day() -> None:
     assert q.trade_time == 1_700_000_000
 
 
-@pytest.mark.parametrize(("token", "price", "needle"), [
-    (INFY, "1600.05", "tick size 0.1"),
-    (INFY, "1600.001", "more decimals"),
-    (INFY, "-5", "positive"),
-    (INFY, "abc", "not a number"),
-    (123, "10", "not in the simulator's universe"),
-])
+@pytest.mark.parametrize(
+    ("token", "price", "needle"),
+    [
+        (INFY, "1600.05", "tick size 0.1"),
+        (INFY, "1600.001", "more decimals"),
+        (INFY, "-5", "positive"),
+        (INFY, "abc", "not a number"),
+        (123, "10", "not in the simulator's universe"),
+    ],
+)
 def test_push_price_refuses_bad_prices_clearly(token: int, price: str, needle: str) -> None:
     """A price off the grid, negative, not a number, or for an unknown token is refused."""
     with pytest.raises(PriceError, match=needle):
@@ -87,24 +90,32 @@ def test_replay_parses_epoch_and_iso_times_with_optional_volume() -> None:
         "1767000000,408065,1500.5\n"
         "2026-01-01T09:15:00,256265,25000.05,10\n"
         "\n# a comment\n"
-        "2026-01-01T09:15:00+05:30,408065,1501,12\n", Universe())
+        "2026-01-01T09:15:00+05:30,408065,1501,12\n",
+        Universe(),
+    )
     assert [(r.token, r.price, r.volume) for r in rows] == [
-        (INFY, 150050, None), (NIFTY, 2500005, 10), (INFY, 150100, 12)]
+        (INFY, 150050, None),
+        (NIFTY, 2500005, 10),
+        (INFY, 150100, 12),
+    ]
     assert rows[1].at == rows[2].at == 1767239100.0
 
 
-@pytest.mark.parametrize(("text", "line", "field"), [
-    ("x,408065,1500\n", 1, "timestamp"),
-    ("1,408065,1500\n2,abc,1500\n", 2, "token"),
-    ("1,999,1500\n", 1, "token"),
-    ("1,408065,\n", 1, "ltp"),
-    ("1,408065,15.001\n", 1, "ltp"),
-    ("1,408065,-3\n", 1, "ltp"),
-    ("1,408065,1500,many\n", 1, "volume"),
-    ("1,408065,1500,-1\n", 1, "volume"),
-    ("1,408065\n", 1, "row"),
-    ("5,408065,1500\n4,408065,1500\n", 2, "timestamp"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        ("x,408065,1500\n", 1, "timestamp"),
+        ("1,408065,1500\n2,abc,1500\n", 2, "token"),
+        ("1,999,1500\n", 1, "token"),
+        ("1,408065,\n", 1, "ltp"),
+        ("1,408065,15.001\n", 1, "ltp"),
+        ("1,408065,-3\n", 1, "ltp"),
+        ("1,408065,1500,many\n", 1, "volume"),
+        ("1,408065,1500,-1\n", 1, "volume"),
+        ("1,408065\n", 1, "row"),
+        ("5,408065,1500\n4,408065,1500\n", 2, "timestamp"),
+    ],
+)
 def test_replay_errors_name_the_line_and_field(text: str, line: int, field: str) -> None:
     """A bad row stops loading with an error that says where and what."""
     with pytest.raises(ReplayError) as caught:
@@ -118,8 +129,7 @@ async def test_replay_plays_rows_in_order_into_the_market() -> None:
     market = Market(Universe())
     seen: list[tuple[int, int, int]] = []
     market.listeners.append(lambda q: seen.append((q.token, q.last, q.volume)))
-    rows = parse_replay("0,408065,1500,100\n0.01,408065,1501,150\n0.02,256265,25000\n",
-                        Universe())
+    rows = parse_replay("0,408065,1500,100\n0.01,408065,1501,150\n0.02,256265,25000\n", Universe())
     replay = Replay(market, rows, speed=100.0)
     await asyncio.wait_for(replay.run(), 10)
     assert replay.played == 3

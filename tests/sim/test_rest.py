@@ -16,9 +16,16 @@ from hmt.sim.simulator import Simulator
 from tests.sim.support import INFY, assert_same_shape, fixture_json
 from tests.support.services import kite_fixture
 
-ORDER = {"exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY",
-         "order_type": "MARKET", "quantity": "1", "product": "CNC", "market_protection": "-1",
-         "tag": "hmtA1"}
+ORDER = {
+    "exchange": "NSE",
+    "tradingsymbol": "INFY",
+    "transaction_type": "BUY",
+    "order_type": "MARKET",
+    "quantity": "1",
+    "product": "CNC",
+    "market_protection": "-1",
+    "tag": "hmtA1",
+}
 
 
 @pytest.fixture
@@ -67,10 +74,13 @@ async def test_modify_and_cancel_have_the_fixture_shapes(kite: httpx.AsyncClient
     assert cancelled.json()["data"]["order_id"] == order_id
 
 
-@pytest.mark.parametrize(("path", "fixture"), [
-    ("/quote/ltp", "ltp.json"), ("/quote/ohlc", "ohlc.json"), ("/quote", "quote.json")])
-async def test_quotes_have_the_fixture_shapes(kite: httpx.AsyncClient, path: str,
-                                              fixture: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "fixture"),
+    [("/quote/ltp", "ltp.json"), ("/quote/ohlc", "ohlc.json"), ("/quote", "quote.json")],
+)
+async def test_quotes_have_the_fixture_shapes(
+    kite: httpx.AsyncClient, path: str, fixture: str
+) -> None:
     """ltp, ohlc and full quote answer NSE:INFY exactly as shaped as the fixtures."""
     response = await kite.get(path, params={"i": ["NSE:INFY", "NSE:UNKNOWN"]})
     assert response.status_code == 200
@@ -85,35 +95,52 @@ async def test_quote_of_an_index(kite: httpx.AsyncClient) -> None:
 
 
 async def test_profile_session_and_logout_have_the_fixture_shapes(
-        sim: Simulator, kite: httpx.AsyncClient) -> None:
+    sim: Simulator, kite: httpx.AsyncClient
+) -> None:
     """Profile, the token exchange and logout match their fixtures; logout kills the token."""
     assert_same_shape((await kite.get("/user/profile")).json(), fixture_json("profile.json"))
     request_token = sim.request_token()
-    exchanged = await kite.post("/session/token", data={
-        "api_key": sim.api_key, "request_token": request_token,
-        "checksum": checksum(sim.api_key, request_token, sim.api_secret)})
+    exchanged = await kite.post(
+        "/session/token",
+        data={
+            "api_key": sim.api_key,
+            "request_token": request_token,
+            "checksum": checksum(sim.api_key, request_token, sim.api_secret),
+        },
+    )
     assert_same_shape(exchanged.json(), fixture_json("generate_session.json"))
     fresh = exchanged.json()["data"]["access_token"]
     headers = {"Authorization": f"token {sim.api_key}:{fresh}"}
-    logout = await kite.delete("/session/token", params={"api_key": sim.api_key,
-                                                          "access_token": fresh},
-                               headers=headers)
+    logout = await kite.delete(
+        "/session/token", params={"api_key": sim.api_key, "access_token": fresh}, headers=headers
+    )
     assert_same_shape(logout.json(), fixture_json("session_logout.json"))
     assert (await kite.get("/user/profile", headers=headers)).status_code == 403
 
 
-@pytest.mark.parametrize(("change", "error_type", "message"), [
-    ({"checksum": "0" * 64}, "TokenException", "Invalid `checksum`."),
-    ({"request_token": "used-or-made-up"}, "TokenException", "Token is invalid or has expired."),
-    ({"api_key": "other"}, "InputException", "Invalid `api_key`."),
-])
+@pytest.mark.parametrize(
+    ("change", "error_type", "message"),
+    [
+        ({"checksum": "0" * 64}, "TokenException", "Invalid `checksum`."),
+        (
+            {"request_token": "used-or-made-up"},
+            "TokenException",
+            "Token is invalid or has expired.",
+        ),
+        ({"api_key": "other"}, "InputException", "Invalid `api_key`."),
+    ],
+)
 async def test_token_exchange_checks_the_checksum(
-        sim: Simulator, kite: httpx.AsyncClient, change: dict[str, str], error_type: str,
-        message: str) -> None:
+    sim: Simulator, kite: httpx.AsyncClient, change: dict[str, str], error_type: str, message: str
+) -> None:
     """A wrong checksum, request token or api key is refused with Kite's error."""
     request_token = sim.request_token()
-    form = {"api_key": sim.api_key, "request_token": request_token,
-            "checksum": checksum(sim.api_key, request_token, sim.api_secret), **change}
+    form = {
+        "api_key": sim.api_key,
+        "request_token": request_token,
+        "checksum": checksum(sim.api_key, request_token, sim.api_secret),
+        **change,
+    }
     response = await kite.post("/session/token", data=form)
     body = response.json()
     assert response.status_code == (403 if error_type == "TokenException" else 400)
@@ -139,14 +166,15 @@ async def test_instruments_dump_is_csv_with_kites_header(kite: httpx.AsyncClient
         header = kite_fixture("instruments_nse.csv").read_text().splitlines()[0]
         assert response.text.splitlines()[0] == header
         rows = list(csv.DictReader(io.StringIO(response.text)))
-        assert any(r["tradingsymbol"] == "INFY" and r["instrument_token"] == "408065"
-                   for r in rows)
+        assert any(r["tradingsymbol"] == "INFY" and r["instrument_token"] == "408065" for r in rows)
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "token wrong:key", "Bearer abc", "token {api_key}:nottoken"])
+@pytest.mark.parametrize(
+    "authorization", [None, "token wrong:key", "Bearer abc", "token {api_key}:nottoken"]
+)
 async def test_missing_or_wrong_credentials_get_403_token_exception(
-        sim: Simulator, authorization: str | None) -> None:
+    sim: Simulator, authorization: str | None
+) -> None:
     """Kite answers 403 TokenException to a missing or invalid Authorization header."""
     headers = {"X-Kite-Version": "3"}
     if authorization is not None:
@@ -154,8 +182,12 @@ async def test_missing_or_wrong_credentials_get_403_token_exception(
     async with httpx.AsyncClient(base_url=sim.api_url, headers=headers) as client:
         response = await client.get("/orders")
     assert response.status_code == 403
-    assert response.json() == {"status": "error", "data": None, "error_type": "TokenException",
-                               "message": "Incorrect `api_key` or `access_token`."}
+    assert response.json() == {
+        "status": "error",
+        "data": None,
+        "error_type": "TokenException",
+        "message": "Incorrect `api_key` or `access_token`.",
+    }
 
 
 async def test_routes_methods_and_versions(kite: httpx.AsyncClient) -> None:
@@ -176,8 +208,9 @@ async def test_input_errors_name_the_field(kite: httpx.AsyncClient) -> None:
     assert (await kite.get("/orders")).json()["data"] == []
 
 
-async def test_garbage_on_the_socket_gets_400_not_a_crash(sim: Simulator,
-                                                          kite: httpx.AsyncClient) -> None:
+async def test_garbage_on_the_socket_gets_400_not_a_crash(
+    sim: Simulator, kite: httpx.AsyncClient
+) -> None:
     """A request that is not HTTP is answered 400 and the server keeps serving."""
     host, port = sim.api_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -189,8 +222,7 @@ async def test_garbage_on_the_socket_gets_400_not_a_crash(sim: Simulator,
     assert (await kite.get("/user/profile")).status_code == 200
 
 
-async def test_control_api_drives_the_simulator(sim: Simulator,
-                                                kite: httpx.AsyncClient) -> None:
+async def test_control_api_drives_the_simulator(sim: Simulator, kite: httpx.AsyncClient) -> None:
     """/_sim/ pushes prices, sets faults and funds, lists orders, and resets."""
     pushed = await kite.post("/_sim/price", json={"token": INFY, "price": "1600.10"})
     assert pushed.json()["data"] == {"instrument_token": INFY, "last_price": "1600.1"}
@@ -204,8 +236,10 @@ async def test_control_api_drives_the_simulator(sim: Simulator,
     assert bad_rule.status_code == 400
     assert bad_rule.json()["message"].startswith("rate:")
 
-    rule = await kite.post("/_sim/faults", json=[{"kind": "error", "endpoint": "profile",
-                                                   "error_type": "DataException", "times": 1}])
+    rule = await kite.post(
+        "/_sim/faults",
+        json=[{"kind": "error", "endpoint": "profile", "error_type": "DataException", "times": 1}],
+    )
     assert rule.json()["data"][0]["kind"] == "error"
     assert (await kite.get("/user/profile")).status_code == 502
     assert (await kite.get("/user/profile")).status_code == 200

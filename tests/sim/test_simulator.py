@@ -20,8 +20,15 @@ HMT = str(Path(sys.executable).with_name("hmt"))  # the installed console script
 async def test_hmt_sim_prints_urls_and_credentials_that_work(tmp_path: Path) -> None:
     """`hmt sim --port 0` prints env lines for the engine; the URLs and token answer."""
     process = await asyncio.create_subprocess_exec(
-        HMT, "sim", "--port", "0", "--seed", "9",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        HMT,
+        "sim",
+        "--port",
+        "0",
+        "--seed",
+        "9",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         assert process.stdout is not None
         env = {}
@@ -30,12 +37,15 @@ async def test_hmt_sim_prints_urls_and_credentials_that_work(tmp_path: Path) -> 
             assert line, "hmt sim exited early"
             key, _, value = line.partition("=")
             env[key] = value
-        headers = {"Authorization": f"token {env['HMT_KITE_API_KEY']}:"
-                                    f"{env['HMT_KITE_ACCESS_TOKEN']}"}
+        headers = {
+            "Authorization": f"token {env['HMT_KITE_API_KEY']}:{env['HMT_KITE_ACCESS_TOKEN']}"
+        }
         async with httpx.AsyncClient(base_url=env["HMT_KITE_API_URL"], headers=headers) as c:
             assert (await c.get("/user/profile")).status_code == 200
-        ws_url = (f"{env['HMT_KITE_WS_URL']}?api_key={env['HMT_KITE_API_KEY']}"
-                  f"&access_token={env['HMT_KITE_ACCESS_TOKEN']}")
+        ws_url = (
+            f"{env['HMT_KITE_WS_URL']}?api_key={env['HMT_KITE_API_KEY']}"
+            f"&access_token={env['HMT_KITE_ACCESS_TOKEN']}"
+        )
         async with connect(ws_url) as ws:
             await ws.send(json.dumps({"a": "mode", "v": ["ltp", [INFY]]}))
             assert len(await asyncio.wait_for(ws.recv(), 10)) > 4
@@ -50,8 +60,15 @@ async def test_hmt_sim_refuses_a_bad_replay_file(tmp_path: Path) -> None:
     replay = tmp_path / "ticks.csv"
     replay.write_text("timestamp,token,ltp\n1,408065,1500\n2,408065,cheap\n")
     process = await asyncio.create_subprocess_exec(
-        HMT, "sim", "--port", "0", "--replay", str(replay),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        HMT,
+        "sim",
+        "--port",
+        "0",
+        "--replay",
+        str(replay),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert b"replay line 3, field ltp" in err

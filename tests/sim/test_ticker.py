@@ -53,8 +53,11 @@ async def next_text(ws: ClientConnection) -> dict[str, Any]:
 
 async def test_bad_credentials_fail_the_upgrade_with_403(sim: Simulator) -> None:
     """An unknown access token (or api key) is refused at the handshake with 403."""
-    for bad in (url(sim, "nope"), f"{sim.ws_url}?api_key=x&access_token={sim.access_token}",
-                sim.ws_url):
+    for bad in (
+        url(sim, "nope"),
+        f"{sim.ws_url}?api_key=x&access_token={sim.access_token}",
+        sim.ws_url,
+    ):
         with pytest.raises(InvalidStatus) as caught:
             async with connect(bad):
                 pass
@@ -121,11 +124,19 @@ async def test_idle_connections_get_one_byte_heartbeats(ws: ClientConnection) ->
     assert message == b"\x00"
 
 
-@pytest.mark.parametrize("bad", [
-    "not json", json.dumps({"a": "dance", "v": []}), json.dumps({"a": "subscribe", "v": ["1"]}),
-    json.dumps({"a": "mode", "v": ["loud", [INFY]]}), json.dumps({"a": "subscribe", "v": [7]})])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json",
+        json.dumps({"a": "dance", "v": []}),
+        json.dumps({"a": "subscribe", "v": ["1"]}),
+        json.dumps({"a": "mode", "v": ["loud", [INFY]]}),
+        json.dumps({"a": "subscribe", "v": [7]}),
+    ],
+)
 async def test_bad_messages_get_an_error_message_not_a_disconnect(
-        ws: ClientConnection, bad: str) -> None:
+    ws: ClientConnection, bad: str
+) -> None:
     """A message the server cannot use is answered with a Kite `error` text message."""
     await ws.send(bad)
     reply = await next_text(ws)
@@ -137,9 +148,18 @@ async def test_bad_messages_get_an_error_message_not_a_disconnect(
 
 async def test_order_updates_arrive_as_postback_text(sim: Simulator, ws: ClientConnection) -> None:
     """A fill is pushed as {"type":"order"} with the postback fields and a valid checksum."""
-    sim.broker.place("regular", {"exchange": "NSE", "tradingsymbol": "INFY",
-                                 "transaction_type": "BUY", "order_type": "LIMIT",
-                                 "quantity": "1", "product": "CNC", "price": "1500"})
+    sim.broker.place(
+        "regular",
+        {
+            "exchange": "NSE",
+            "tradingsymbol": "INFY",
+            "transaction_type": "BUY",
+            "order_type": "LIMIT",
+            "quantity": "1",
+            "product": "CNC",
+            "price": "1500",
+        },
+    )
     sim.push_price(INFY, "1499")
     message = await next_text(ws)
     assert message["type"] == "order"
@@ -147,12 +167,12 @@ async def test_order_updates_arrive_as_postback_text(sim: Simulator, ws: ClientC
     assert_same_shape(data, fixture_json("postback.json"), extra_keys_ok=True)
     assert data["status"] == "COMPLETE"
     assert data["unfilled_quantity"] == 0
-    assert data["checksum"] == checksum(data["order_id"], data["order_timestamp"],
-                                        sim.api_secret)
+    assert data["checksum"] == checksum(data["order_id"], data["order_timestamp"], sim.api_secret)
 
 
-async def test_drop_cuts_the_connection_without_a_close_frame(sim: Simulator,
-                                                             ws: ClientConnection) -> None:
+async def test_drop_cuts_the_connection_without_a_close_frame(
+    sim: Simulator, ws: ClientConnection
+) -> None:
     """A drop aborts TCP: the client sees an abnormal closure (1006)."""
     await send(ws, "mode", ["ltp", [INFY]])
     await next_ticks(ws)
@@ -163,7 +183,8 @@ async def test_drop_cuts_the_connection_without_a_close_frame(sim: Simulator,
 
 
 async def test_stall_silences_frames_and_heartbeats_until_resumed(
-        sim: Simulator, ws: ClientConnection) -> None:
+    sim: Simulator, ws: ClientConnection
+) -> None:
     """A stalled connection stays open but sends nothing, heartbeats included."""
     await send(ws, "mode", ["ltp", [INFY]])
     await next_ticks(ws)
@@ -177,7 +198,8 @@ async def test_stall_silences_frames_and_heartbeats_until_resumed(
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
 async def test_malformed_frames_are_sent_as_configured(
-        sim: Simulator, ws: ClientConnection, kind: str) -> None:
+    sim: Simulator, ws: ClientConnection, kind: str
+) -> None:
     """Each malformed kind arrives byte for byte; the connection carries on afterwards."""
     await send(ws, "mode", ["ltp", [INFY]])
     await next_ticks(ws)
@@ -201,7 +223,8 @@ async def test_ws_reject_fails_the_upgrade_with_the_configured_status(sim: Simul
 
 
 async def test_session_expiry_cuts_the_ticker_and_refuses_reconnects(
-        sim: Simulator, ws: ClientConnection) -> None:
+    sim: Simulator, ws: ClientConnection
+) -> None:
     """Expiry drops live connections; reconnecting with the old token gets 403."""
     await send(ws, "mode", ["ltp", [INFY]])
     await next_ticks(ws)
@@ -242,10 +265,12 @@ async def test_frame_faults_are_reproducible_for_a_seed() -> None:
     assert others | {first} != {first}, "the seed should change where the drop falls"
 
 
-@pytest.mark.parametrize(("kind", "extra"), [("ws_stall", {"delay": 30}),
-                                              ("ws_malformed", {"malformed": "truncated"})])
+@pytest.mark.parametrize(
+    ("kind", "extra"), [("ws_stall", {"delay": 30}), ("ws_malformed", {"malformed": "truncated"})]
+)
 async def test_frame_rules_stall_or_corrupt_the_next_frame(
-        sim: Simulator, ws: ClientConnection, kind: str, extra: dict[str, Any]) -> None:
+    sim: Simulator, ws: ClientConnection, kind: str, extra: dict[str, Any]
+) -> None:
     """ws_stall and ws_malformed rules replace the next data frame as configured."""
     await send(ws, "mode", ["ltp", [INFY]])
     await next_ticks(ws)

@@ -10,9 +10,19 @@ from hmt.sim.universe import Universe
 from tests.sim.support import BANKNIFTY, INFY, NIFTY
 from tests.support.services import kite_fixture
 
-WELL_KNOWN = {"INFY": 408065, "RELIANCE": 738561, "TCS": 2953217, "HDFCBANK": 341249,
-              "ICICIBANK": 1270529, "SBIN": 779521, "TATASTEEL": 895745, "IOC": 415745,
-              "BHEL": 112129, "NIFTY 50": NIFTY, "NIFTY BANK": BANKNIFTY}
+WELL_KNOWN = {
+    "INFY": 408065,
+    "RELIANCE": 738561,
+    "TCS": 2953217,
+    "HDFCBANK": 341249,
+    "ICICIBANK": 1270529,
+    "SBIN": 779521,
+    "TATASTEEL": 895745,
+    "IOC": 415745,
+    "BHEL": 112129,
+    "NIFTY 50": NIFTY,
+    "NIFTY BANK": BANKNIFTY,
+}
 
 
 def test_at_least_twenty_tradables_and_the_two_indices() -> None:
@@ -39,16 +49,27 @@ def test_tokens_are_the_real_ones() -> None:
 
 def test_rows_shared_with_the_fixture_dump_agree_with_it() -> None:
     """Every instrument that is also in instruments_nse.csv has the fixture's values."""
-    fixture = {row["instrument_token"]: row
-               for row in csv.DictReader(io.StringIO(kite_fixture("instruments_nse.csv")
-                                                     .read_text()))}
-    ours = {row["instrument_token"]: row
-            for row in csv.DictReader(io.StringIO(Universe().instruments_csv()))}
+    fixture = {
+        row["instrument_token"]: row
+        for row in csv.DictReader(io.StringIO(kite_fixture("instruments_nse.csv").read_text()))
+    }
+    ours = {
+        row["instrument_token"]: row
+        for row in csv.DictReader(io.StringIO(Universe().instruments_csv()))
+    }
     shared = set(fixture) & set(ours)
     assert len(shared) >= 4
     for token in shared:
-        for column in ("exchange_token", "tradingsymbol", "name", "tick_size", "lot_size",
-                       "instrument_type", "segment", "exchange"):
+        for column in (
+            "exchange_token",
+            "tradingsymbol",
+            "name",
+            "tick_size",
+            "lot_size",
+            "instrument_type",
+            "segment",
+            "exchange",
+        ):
             assert ours[token][column] == fixture[token][column], (token, column)
 
 

@@ -39,9 +39,20 @@ def _packet(name: str) -> bytes:
 def _infy(last: int, last_qty: int, average: int, volume: int, buy: int, sell: int) -> Quote:
     instrument = UNIVERSE.get(INFY)
     assert instrument is not None
-    return Quote(instrument, last=last, open=156915, high=157500, low=156105, close=156780,
-                 last_qty=last_qty, volume=volume, turnover=average * volume, buy_qty=buy,
-                 sell_qty=sell, trade_time=1625461887)
+    return Quote(
+        instrument,
+        last=last,
+        open=156915,
+        high=157500,
+        low=156105,
+        close=156780,
+        last_qty=last_qty,
+        volume=volume,
+        turnover=average * volume,
+        buy_qty=buy,
+        sell_qty=sell,
+        trade_time=1625461887,
+    )
 
 
 def _parse(data: bytes) -> list[dict[str, object]]:
@@ -87,18 +98,33 @@ def test_index_packets_have_kites_sizes_and_ohlc_order() -> None:
     """Index quote/full packets are 28/32 bytes, OHLC as high, low, open, close."""
     instrument = UNIVERSE.get(NIFTY)
     assert instrument is not None
-    q = Quote(instrument, last=2_510_005, open=2_500_000, high=2_520_000, low=2_490_000,
-              close=2_495_000, trade_time=1_700_000_000)
+    q = Quote(
+        instrument,
+        last=2_510_005,
+        open=2_500_000,
+        high=2_520_000,
+        low=2_490_000,
+        close=2_495_000,
+        trade_time=1_700_000_000,
+    )
     quote, full = index_quote_packet(q), index_full_packet(q)
     assert (len(quote), len(full)) == (28, 32)
     assert packet(q, Mode.QUOTE) == quote
     assert packet(q, Mode.FULL) == full
     assert struct.unpack(">i", quote[24:28])[0] == 2_510_005 - 2_495_000
     ltp, quote_tick, full_tick = _parse(frame([packet(q, Mode.LTP), quote, full]))
-    assert ltp == {"tradable": False, "mode": "ltp", "instrument_token": NIFTY,
-                   "last_price": 25100.05}
-    assert quote_tick["ohlc"] == {"high": 25200.0, "low": 24900.0, "open": 25000.0,
-                                  "close": 24950.0}
+    assert ltp == {
+        "tradable": False,
+        "mode": "ltp",
+        "instrument_token": NIFTY,
+        "last_price": 25100.05,
+    }
+    assert quote_tick["ohlc"] == {
+        "high": 25200.0,
+        "low": 24900.0,
+        "open": 25000.0,
+        "close": 24950.0,
+    }
     assert full_tick["mode"] == "full"
     assert full_tick["tradable"] is False
 
@@ -123,7 +149,8 @@ def test_packet_sizes_match_kites_table(index: bool, mode: Mode) -> None:
 def test_frame_layout_and_heartbeat() -> None:
     """A frame is a count then length-prefixed packets; a heartbeat is one byte."""
     assert frame([b"abcdefgh", b"12345678"]) == (
-        b"\x00\x02" + b"\x00\x08abcdefgh" + b"\x00\x0812345678")
+        b"\x00\x02" + b"\x00\x08abcdefgh" + b"\x00\x0812345678"
+    )
     assert frame([]) == b"\x00\x00"
     assert len(HEARTBEAT) == 1
     assert _parse(HEARTBEAT) == []

@@ -1,0 +1,112 @@
+"""The Kite order client over real loopback sockets against the simulator, fault by fault.
+
+Each fault mode must surface as the error kind that makes the executor do the
+safe thing (FACTS.md 2.3): resend, look the tag up first, or stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.rules import order_for
+from hmt.core.types import Leg, OrderType
+from hmt.kite.orders import KiteOrders
+from hmt.kite.rest import KiteRest
+from hmt.sim.simulator import Simulator
+from tests.support.factories import INFY, make_trigger
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(seed=3) as running:
+        running.push_price(INFY, "1600.00")
+        yield running
+
+
+@pytest.fixture
+async def kite(sim: Simulator) -> AsyncIterator[KiteOrders]:
+    rest = KiteRest(
+        api_url=sim.api_url, api_key=sim.api_key, access_token=sim.access_token, timeout=1.0
+    )
+    yield KiteOrders(rest)
+    await rest.aclose()
+
+
+def intent(**overrides: object):  # type: ignore[no-untyped-def]
+    return order_for(make_trigger(**overrides), Leg.FIRST)
+
+
+async def test_market_order_is_placed_and_found_by_tag(sim: Simulator, kite: KiteOrders) -> None:
+    """A MARKET order goes out with protection, fills, and is found again by its tag."""
+    order = intent(quantity=3)
+    order_id = await kite.place(order)
+    assert len(order_id) == 19
+    found = await kite.find(order.tag)
+    assert [r.order_id for r in found] == [order_id]
+    assert found[0].status == "COMPLETE"
+    assert "mktp" in found[0].tags, "Kite books protected MARKET orders as tagged LIMITs"
+    assert await kite.find(intent().tag) == []
+
+
+async def test_limit_order_price_goes_out_in_rupees(sim: Simulator, kite: KiteOrders) -> None:
+    """A LIMIT leg's wire-unit price reaches the broker as the exact rupee price."""
+    order = intent(order_type=OrderType.LIMIT, limit_price_1=159_910)
+    order_id = await kite.place(order)
+    (row,) = [o for o in sim.orders() if o["order_id"] == order_id]
+    assert row["price"] == 1599.1
+    assert row["status"] == "OPEN", row["status_message"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "order_exists"),
+    [
+        ({"kind": "error", "error_type": "NetworkException"}, ErrorKind.AMBIGUOUS, False),
+        ({"kind": "error", "error_type": "InputException"}, ErrorKind.FINAL, False),
+        ({"kind": "error", "error_type": "TokenException"}, ErrorKind.AUTH, False),
+        (
+            {"kind": "error", "error_type": "NetworkException", "status": 429},
+            ErrorKind.RETRY,
+            False,
+        ),
+        (
+            {"kind": "accept_then_error", "error_type": "GeneralException"},
+            ErrorKind.AMBIGUOUS,
+            True,
+        ),
+        ({"kind": "accept_then_close"}, ErrorKind.AMBIGUOUS, True),
+        ({"kind": "accept_then_delay", "delay": 3.0}, ErrorKind.AMBIGUOUS, True),
+        ({"kind": "never_answer"}, ErrorKind.AMBIGUOUS, True),
+        ({"kind": "close"}, ErrorKind.AMBIGUOUS, False),
+    ],
+)
+async def test_each_fault_gets_the_safe_kind(
+    sim: Simulator, kite: KiteOrders, fault: dict[str, object], kind: ErrorKind, order_exists: bool
+) -> None:
+    """Each injected fault is classified so that a retry cannot duplicate the order."""
+    sim.faults.add(endpoint="place_order", times=1, **fault)
+    order = intent()
+    with pytest.raises(BrokerError) as info:
+        await kite.place(order)
+    assert info.value.kind is kind
+    assert len(await kite.find(order.tag)) == int(order_exists)
+
+
+async def test_connection_refused_is_safe_to_resend(sim: Simulator) -> None:
+    """Nothing listening: the request never left, so the kind is a plain retry."""
+    rest = KiteRest(api_url="http://127.0.0.1:9", api_key="k", access_token="t", timeout=1.0)
+    with pytest.raises(BrokerError) as info:
+        await KiteOrders(rest).place(intent())
+    await rest.aclose()
+    assert info.value.kind is ErrorKind.RETRY
+
+
+async def test_expired_session_is_auth(sim: Simulator, kite: KiteOrders) -> None:
+    """After the session expires every call is an auth error, and a new token works."""
+    sim.expire_session()
+    with pytest.raises(BrokerError) as info:
+        await kite.place(intent())
+    assert info.value.kind is ErrorKind.AUTH
+    assert info.value.error_type == "TokenException"
