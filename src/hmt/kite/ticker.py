@@ -24,15 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from hmt import __version__
 from hmt.kite.backoff import backoff_delay
 from hmt.kite.subscriptions import (
     DEFAULT_BATCH,
@@ -41,33 +38,20 @@ from hmt.kite.subscriptions import (
     SubscriptionPlan,
     changes,
 )
-from hmt.kite.ticker_messages import (
-    OrderUpdate,
-    ServerError,
-    ServerMessage,
-    decode_server_text,
+from hmt.kite.ticker_frames import FrameSink, OnLtp, OnOrderUpdate, OnTicks
+from hmt.kite.ticker_handshake import (
+    auth_url,
+    check_token,
+    connect_options,
+    public_url,
+    redact,
 )
-from hmt.kite.ticker_protocol import decode_frame, decode_ltps
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind, TickerState, TickerStats
-from hmt.kite.ticks import FrameError, Mode, Tick
+from hmt.kite.ticks import Mode
 
 log = logging.getLogger(__name__)
 
-OnLtp = Callable[[int, int], object]
-OnTicks = Callable[[tuple[Tick, ...]], object]
-OnOrderUpdate = Callable[[OrderUpdate], object]
 OnEvent = Callable[[LinkEvent], object]
-
-
-class _QuietWire(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The logger handed to websockets, minus its debug lines: they print the request path,
-    which carries the access token."""
-
-    def isEnabledFor(self, level: int) -> bool:  # logging's name
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
-
-_WIRE_LOG = _QuietWire(logging.getLogger("hmt.kite.wire"), {})
 
 
 class _Link:
@@ -115,14 +99,12 @@ class Ticker:
             raise ValueError("need 0 < reconnect_delay_ms <= reconnect_max_delay_ms")
         if not 0 <= jitter < 1 or watchdog_s <= 0 or batch < 1:
             raise ValueError("need 0 <= jitter < 1, watchdog_s > 0 and batch >= 1")
-        _check_token(access_token)
+        check_token(access_token)
         self._url = url
-        self._public_url = urlsplit(url)._replace(query="", fragment="").geturl()
+        self._public_url = public_url(url)
         self._api_key = api_key
         self._access_token = access_token
-        self._on_ltp = on_ltp
-        self._on_ticks = on_ticks
-        self._on_order_update = on_order_update
+        self._frames = FrameSink(on_ltp, on_ticks, on_order_update)
         self._on_event = on_event
         self._base_s = reconnect_delay_ms / 1000
         self._cap_s = reconnect_max_delay_ms / 1000
@@ -138,11 +120,7 @@ class Ticker:
         self._clock: Callable[[], float] = _no_clock
         self._token_invalid = False
         self._token_changed = asyncio.Event()
-        self._logged: set[str] = set()
-        self._bad: Counter[str] = Counter()
-        self.frames = self.heartbeats = self.ticks = 0
         self.handshakes = self.reconnects = self.watchdog_trips = 0
-        self.order_updates = self.server_errors = self.handler_errors = 0
 
     # --- subscriptions -------------------------------------------------------------
 
@@ -179,7 +157,7 @@ class Ticker:
 
     def set_access_token(self, access_token: str) -> None:
         """Use `access_token` from the next handshake on; ends a `token_invalid` wait."""
-        _check_token(access_token)
+        check_token(access_token)
         self._access_token = access_token
         if self._token_invalid:
             self._token_invalid = False
@@ -242,7 +220,10 @@ class Ticker:
             first = False
             link.state = TickerState.CONNECTING if link.attempt == 0 else link.state
             try:
-                ws = await connect(self._auth_url(token), **self._connect_options())
+                ws = await connect(
+                    auth_url(self._url, self._api_key, token),
+                    **connect_options(self._open_timeout_s),
+                )
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if status == 403:
@@ -252,7 +233,7 @@ class Ticker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure to connect is retried, forever
-                link.reason = f"handshake failed: {self._redact(exc)}"
+                link.reason = f"handshake failed: {redact(exc, self._access_token)}"
             else:
                 lived = await self._session(link, ws)
                 if lived >= self._stable_after_s:
@@ -297,8 +278,10 @@ class Ticker:
             asyncio.create_task(self._watch(link, ws)),
         ]
         try:
+            on_frame, clock = self._frames.on_frame, self._clock
             async for message in ws:
-                self._on_frame(link, message)
+                link.last_frame = clock()
+                on_frame(link.index, message)
         except ConnectionClosed:
             pass
         except Exception:  # a bug of ours must cost a reconnect, not the feed
@@ -348,83 +331,12 @@ class Ticker:
                 ws.transport.abort()
                 return
 
-    # --- frames ----------------------------------------------------------------------
-
-    def _on_frame(self, link: _Link, message: str | bytes) -> None:
-        link.last_frame = self._clock()
-        self.frames += 1
-        if message.__class__ is not bytes:
-            self._on_text(link, message)
-            return
-        if len(message) == 1:
-            self.heartbeats += 1
-            return
-        tokens, ltps, error = decode_ltps(message)
-        if error is not None:
-            self._count_bad(error, link, f"{len(message)} bytes, starting {message[:16]!r}")
-        self.ticks += len(tokens)
-        if self._on_ltp is not None and tokens:
-            self._deliver(tokens, ltps)
-        if self._on_ticks is not None:
-            ticks = decode_frame(message).ticks
-            if ticks:
-                self._call(self._on_ticks, ticks)
-
-    def _deliver(self, tokens: Sequence[int], ltps: Sequence[int]) -> None:
-        """Hand each (token, ltp) to on_ltp; one that raises does not stop the rest."""
-        handler = self._on_ltp
-        assert handler is not None
-        n = len(tokens)
-        start = 0
-        while start < n:
-            i = start
-            try:
-                for i in range(start, n):
-                    handler(tokens[i], ltps[i])
-            except Exception:
-                self._handler_failed("on_ltp")
-            start = i + 1
-
-    def _on_text(self, link: _Link, text: str | bytes) -> None:
-        message = decode_server_text(text)
-        if isinstance(message, OrderUpdate):
-            self.order_updates += 1
-            if self._on_order_update is not None:
-                self._call(self._on_order_update, message)
-        elif isinstance(message, ServerError):
-            self.server_errors += 1
-            log.warning("kite ticker: server error on connection %d: %.200s", link.index,
-                        message.message)  # fmt: skip
-        elif isinstance(message, ServerMessage):
-            log.info("kite ticker: broker message: %.200s", message.message)
-        else:
-            self._count_bad(message.kind, link, message.reason)
-
-    def _count_bad(self, kind: FrameError, link: _Link, detail: str) -> None:
-        self._bad[kind.value] += 1
-        if kind.value not in self._logged:  # once per kind: a bad feed must not flood the log
-            self._logged.add(kind.value)
-            log.warning(
-                "kite ticker: malformed frame (%s) on connection %d: %s; counting further ones",
-                kind.value, link.index, detail,
-            )  # fmt: skip
-
-    def _call(self, handler: Callable[[Any], object], value: object) -> None:
-        try:
-            handler(value)
-        except Exception:
-            self._handler_failed(getattr(handler, "__name__", "handler"))
-
-    def _handler_failed(self, name: str) -> None:
-        self.handler_errors += 1
-        if self.handler_errors == 1 or self.handler_errors % 1000 == 0:
-            log.exception("kite ticker: %s raised (%d so far)", name, self.handler_errors)
-
     # --- reporting -------------------------------------------------------------------
 
     def _emit(self, kind: LinkEventKind, link: _Link, **detail: Any) -> None:
         if self._on_event is not None:
-            self._call(self._on_event, LinkEvent(kind, link.index, self._clock(), **detail))
+            event = LinkEvent(kind, link.index, self._clock(), **detail)
+            self._frames.call(self._on_event, event)
 
     @property
     def state(self) -> TickerState:
@@ -443,52 +355,25 @@ class Ticker:
         """The counters and state now."""
         seen = [link.last_frame for link in self._links if link.last_frame is not None]
         state = self.state
+        sink = self._frames
         return TickerStats(
             state=state,
             connected=state is TickerState.CONNECTED,
             connections=sum(link.ws is not None for link in self._links),
             connections_needed=len(self._links),
             subscribed_tokens=len(self._plan),
-            frames=self.frames,
-            heartbeats=self.heartbeats,
-            ticks=self.ticks,
-            bad_frames=dict(self._bad),
+            frames=sink.frames,
+            heartbeats=sink.heartbeats,
+            ticks=sink.ticks,
+            bad_frames=dict(sink.bad),
             handshakes=self.handshakes,
             reconnects=self.reconnects,
             watchdog_trips=self.watchdog_trips,
-            order_updates=self.order_updates,
-            server_errors=self.server_errors,
-            handler_errors=self.handler_errors,
+            order_updates=sink.order_updates,
+            server_errors=sink.server_errors,
+            handler_errors=sink.handler_errors,
             last_frame_age_s=(self._clock() - max(seen)) if seen else None,
         )
-
-    # --- the handshake -------------------------------------------------------------
-
-    def _auth_url(self, token: str) -> str:
-        query = urlencode({"api_key": self._api_key, "access_token": token})
-        return f"{self._url}{'&' if '?' in self._url else '?'}{query}"
-
-    def _connect_options(self) -> dict[str, Any]:
-        return {
-            "additional_headers": {"X-Kite-Version": "3"},
-            "user_agent_header": f"hmt/{__version__}",
-            "open_timeout": self._open_timeout_s,
-            "close_timeout": 2,
-            # Our watchdog judges liveness by Kite's heartbeats; pings would add nothing.
-            "ping_interval": None,
-            "compression": None,  # as the official client: ticks are small and CPU is not
-            "max_size": 2**22,  # 3000 full packets are about 560 KB
-            "logger": _WIRE_LOG,
-        }
-
-    def _redact(self, exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {exc}"
-        return text.replace(self._access_token, "***")[:200]
-
-
-def _check_token(access_token: str) -> None:
-    if not isinstance(access_token, str) or not access_token:
-        raise ValueError("access_token must be a non-empty string")
 
 
 def _no_clock() -> float:
