@@ -21,6 +21,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "d
 
 def pytest_report_header() -> list[str]:
     return [
-        f"hypothesis profile: {settings._current_profile}",  # noqa: SLF001
+        f"hypothesis profile: {settings._current_profile}",
         f"CI={os.environ.get('CI', '')!s} (services are {'required' if IN_CI else 'optional'})",
     ]

@@ -37,7 +37,8 @@ def test_fired_trigger_leaves_the_book_before_the_next_tick() -> None:
     book.add(trigger)
     assert fired_set(book.on_tick(INFY, 100)) == {(trigger.id, Leg.FIRST)}
     assert book.on_tick(INFY, 100) == ()
-    assert len(book) == 0 and book.instruments() == frozenset()
+    assert len(book) == 0
+    assert book.instruments() == frozenset()
 
 
 def test_oco_fires_one_leg_and_drops_the_other() -> None:
@@ -97,7 +98,9 @@ def test_malformed_oco_leaves_no_trace() -> None:
     broken = make_trigger(trigger_type=TriggerType.OCO)
     with pytest.raises(ValueError, match="no second leg"):
         book.add(broken)
-    assert len(book) == 0 and broken.id not in book and book.instruments() == frozenset()
+    assert len(book) == 0
+    assert broken.id not in book
+    assert book.instruments() == frozenset()
 
 
 def test_instruments_follow_the_book() -> None:

@@ -41,13 +41,12 @@ def test_core_imports_nothing_impure() -> None:
 
 def test_core_reads_no_clock() -> None:
     """No call in hmt.core reads the clock (datetime.now, time.time and the like)."""
-    calls = []
-    for path in _core_modules():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in CLOCK_CALLS
-            ):
-                calls.append(f"{path.name}:{node.lineno} .{node.func.attr}()")
+    calls = [
+        f"{path.name}:{node.lineno} .{node.func.attr}()"
+        for path in _core_modules()
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in CLOCK_CALLS
+    ]
     assert calls == []

@@ -81,4 +81,5 @@ def test_order_for_uses_the_fired_legs_limit_and_tag() -> None:
     assert (second.side, second.limit_price, second.tag) == (
         Side.SELL, 280_500, broker_tag(oco.id, Leg.SECOND),
     )
-    assert first.quantity == oco.quantity and first.tradingsymbol == "INFY"
+    assert first.quantity == oco.quantity
+    assert first.tradingsymbol == "INFY"

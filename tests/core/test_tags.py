@@ -18,16 +18,19 @@ def test_tag_is_deterministic_and_within_kite_rules(trigger_id: uuid.UUID, leg: 
     tag = broker_tag(str(trigger_id), leg)
     assert tag == broker_tag(str(trigger_id), leg)
     assert len(tag) == TAG_LENGTH <= 20
-    assert tag.isalnum() and tag.isascii()
+    assert tag.isalnum()
+    assert tag.isascii()
     assert tag.startswith(PREFIX)
     parts = parse_tag(tag)
-    assert parts is not None and parts.leg is leg
+    assert parts is not None
+    assert parts.leg is leg
 
 
 def test_legs_of_one_trigger_differ_only_in_the_leg() -> None:
     """The two legs of an oco share the digest and differ in the last character."""
     first, second = broker_tag("t-1", Leg.FIRST), broker_tag("t-1", Leg.SECOND)
-    assert first != second and first[:-1] == second[:-1]
+    assert first != second
+    assert first[:-1] == second[:-1]
 
 
 def test_foreign_tags_are_not_ours() -> None:

@@ -53,12 +53,16 @@ def make_oco(side: Side, stop: int, target: int, **overrides: Any) -> Trigger:
     )
 
 
+_TOKENS: st.SearchStrategy[int] = st.sampled_from([INFY, RELIANCE])
+_PRICES: st.SearchStrategy[int] = st.integers(1, 60)
+
+
 @st.composite
 def triggers(
     draw: st.DrawFn,
     *,
-    tokens: st.SearchStrategy[int] = st.sampled_from([INFY, RELIANCE]),
-    prices: st.SearchStrategy[int] = st.integers(1, 60),
+    tokens: st.SearchStrategy[int] = _TOKENS,
+    prices: st.SearchStrategy[int] = _PRICES,
 ) -> Trigger:
     """Valid triggers on a small price grid, so ticks land on thresholds often."""
     trigger_type = draw(st.sampled_from(TriggerType))
