@@ -146,6 +146,7 @@ class ChangeFeed:
                     self.reconnects += 1
                 first = False
                 await self._watch(conn, lost)
+                self.last_error = "connection closed by the server"
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
             finally:
