@@ -7,11 +7,23 @@ import pytest
 from hmt.config import DEFAULT_DATABASE_URL, Broker, ConfigError, TickMode, load_settings
 
 NAMES = [
-    "HMT_ENGINE_ENABLED", "HMT_MAX_RETRIES", "HMT_RETRY_BACKOFF_MS",
-    "HMT_HEALTH_CHECK_INTERVAL_MS", "HMT_RECONNECT_DELAY_MS", "HMT_DATABASE_URL",
-    "HMT_DB_AUTO_UPGRADE", "HMT_BROKER", "HMT_KITE_API_KEY", "HMT_KITE_API_SECRET",
-    "HMT_KITE_ACCESS_TOKEN", "HMT_KITE_API_URL", "HMT_KITE_WS_URL", "HMT_HOST", "HMT_PORT",
-    "HMT_SECRET_KEY", "HMT_TICK_MODE",
+    "HMT_ENGINE_ENABLED",
+    "HMT_MAX_RETRIES",
+    "HMT_RETRY_BACKOFF_MS",
+    "HMT_HEALTH_CHECK_INTERVAL_MS",
+    "HMT_RECONNECT_DELAY_MS",
+    "HMT_DATABASE_URL",
+    "HMT_DB_AUTO_UPGRADE",
+    "HMT_BROKER",
+    "HMT_KITE_API_KEY",
+    "HMT_KITE_API_SECRET",
+    "HMT_KITE_ACCESS_TOKEN",
+    "HMT_KITE_API_URL",
+    "HMT_KITE_WS_URL",
+    "HMT_HOST",
+    "HMT_PORT",
+    "HMT_SECRET_KEY",
+    "HMT_TICK_MODE",
 ]
 
 
@@ -44,13 +56,23 @@ def test_defaults_are_the_designed_ones() -> None:
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every variable is read from its HMT_ name."""
     env = {
-        "HMT_ENGINE_ENABLED": "false", "HMT_MAX_RETRIES": "5", "HMT_RETRY_BACKOFF_MS": "10",
-        "HMT_HEALTH_CHECK_INTERVAL_MS": "1000", "HMT_RECONNECT_DELAY_MS": "0",
-        "HMT_DATABASE_URL": "postgresql://u@db/hmt", "HMT_DB_AUTO_UPGRADE": "0",
-        "HMT_BROKER": "kite", "HMT_KITE_API_KEY": "key", "HMT_KITE_API_SECRET": "sec",
-        "HMT_KITE_ACCESS_TOKEN": "tok", "HMT_KITE_API_URL": "http://127.0.0.1:9000/",
-        "HMT_KITE_WS_URL": "ws://127.0.0.1:9001", "HMT_HOST": "0.0.0.0", "HMT_PORT": "9999",
-        "HMT_SECRET_KEY": "s" * 32, "HMT_TICK_MODE": "full",
+        "HMT_ENGINE_ENABLED": "false",
+        "HMT_MAX_RETRIES": "5",
+        "HMT_RETRY_BACKOFF_MS": "10",
+        "HMT_HEALTH_CHECK_INTERVAL_MS": "1000",
+        "HMT_RECONNECT_DELAY_MS": "0",
+        "HMT_DATABASE_URL": "postgresql://u@db/hmt",
+        "HMT_DB_AUTO_UPGRADE": "0",
+        "HMT_BROKER": "kite",
+        "HMT_KITE_API_KEY": "key",
+        "HMT_KITE_API_SECRET": "sec",
+        "HMT_KITE_ACCESS_TOKEN": "tok",
+        "HMT_KITE_API_URL": "http://127.0.0.1:9000/",
+        "HMT_KITE_WS_URL": "ws://127.0.0.1:9001",
+        "HMT_HOST": "0.0.0.0",  # noqa: S104 - only parsed, never bound
+        "HMT_PORT": "9999",
+        "HMT_SECRET_KEY": "s" * 32,
+        "HMT_TICK_MODE": "full",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

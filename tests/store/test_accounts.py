@@ -26,8 +26,12 @@ async def raw_dump(db: Database) -> str:
 async def test_save_load_and_no_plaintext_in_rows(db: Database) -> None:
     """Saved credentials load back, and the raw rows hold no plaintext token or secret."""
     accounts = AccountStore(db, Sealer([KEY]))
-    await accounts.save("alice", api_key="kitekey", access_token=SecretStr(CANARY_TOKEN),
-                        api_secret=SecretStr(CANARY_SECRET))
+    await accounts.save(
+        "alice",
+        api_key="kitekey",
+        access_token=SecretStr(CANARY_TOKEN),
+        api_secret=SecretStr(CANARY_SECRET),
+    )
     account = await accounts.load("alice")
     assert account is not None
     assert account.access_token is not None
@@ -48,11 +52,16 @@ async def test_swapped_row_and_wrong_key_fail(db: Database) -> None:
     await accounts.save("alice", api_key="a", access_token=SecretStr("alice-token"))
     await accounts.save("bob", api_key="b", access_token=SecretStr("bob-token"))
     async with db.engine.begin() as conn:
-        sealed = (await conn.execute(text(
-            "SELECT access_token_sealed FROM hmt_broker_accounts WHERE user_id = 'alice'"
-        ))).scalar_one()
-        await conn.execute(update(broker_accounts).where(broker_accounts.c.user_id == "bob")
-                           .values(access_token_sealed=sealed))
+        sealed = (
+            await conn.execute(
+                text("SELECT access_token_sealed FROM hmt_broker_accounts WHERE user_id = 'alice'")
+            )
+        ).scalar_one()
+        await conn.execute(
+            update(broker_accounts)
+            .where(broker_accounts.c.user_id == "bob")
+            .values(access_token_sealed=sealed)
+        )
     with pytest.raises(InvalidTag):
         await accounts.load("bob")
     with pytest.raises(InvalidTag):
@@ -62,7 +71,8 @@ async def test_swapped_row_and_wrong_key_fail(db: Database) -> None:
 async def test_reseal_all_rotates_the_key(db: Database) -> None:
     """After rotation every sealed column is rewritten under the new key and still opens."""
     await AccountStore(db, Sealer([OTHER])).save(
-        "alice", api_key="a", access_token=SecretStr("t"), api_secret=SecretStr("s"))
+        "alice", api_key="a", access_token=SecretStr("t"), api_secret=SecretStr("s")
+    )
     rotating = AccountStore(db, Sealer([KEY, OTHER]))
     assert await rotating.reseal_all() == 2
     assert await rotating.reseal_all() == 0

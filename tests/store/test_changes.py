@@ -41,8 +41,8 @@ async def consuming(feed: ChangeFeed) -> AsyncIterator[list[Change | Resync]]:
     items: list[Change | Resync] = []
 
     async def run() -> None:
-        async for item in feed:
-            items.append(item)
+        async for item in feed:  # endless: items are appended as they arrive
+            items.append(item)  # noqa: PERF401
 
     task = asyncio.create_task(run())
     try:
@@ -60,10 +60,13 @@ async def _has(items: list[Change | Resync], kind: type) -> bool:
 
 async def kill(conn: asyncpg.Connection, application_name: str) -> int:
     """Terminate the backends of `application_name`; returns how many."""
-    return int(await conn.fetchval(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE application_name = $1", application_name,
-    ))
+    return int(
+        await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1",
+            application_name,
+        )
+    )
 
 
 def test_parse_never_raises() -> None:
@@ -74,15 +77,12 @@ def test_parse_never_raises() -> None:
         assert isinstance(parse(junk), Resync)
 
 
-async def test_plain_sql_changes_arrive_in_order(
-    pg_url: str, sql: asyncpg.Connection
-) -> None:
+async def test_plain_sql_changes_arrive_in_order(pg_url: str, sql: asyncpg.Connection) -> None:
     """An insert, update and delete made with plain SQL arrive as three changes, in order."""
     feed = ChangeFeed(pg_url, application_name=f"hmt-l-{secrets.token_hex(3)}")
     async with consuming(feed) as items:
         trigger_id = await sql.fetchval(INSERT, "alice")
-        await sql.execute("UPDATE hmt_gtt_orders SET quantity = 2 WHERE id = $1::uuid",
-                          trigger_id)
+        await sql.execute("UPDATE hmt_gtt_orders SET quantity = 2 WHERE id = $1::uuid", trigger_id)
         await sql.execute("DELETE FROM hmt_gtt_orders WHERE id = $1::uuid", trigger_id)
         await eventually(lambda: _count(items, Change, 3))
     changes = [item for item in items if isinstance(item, Change)]
@@ -92,6 +92,27 @@ async def test_plain_sql_changes_arrive_in_order(
 
 async def _count(items: list[Change | Resync], kind: type, n: int) -> bool:
     return sum(isinstance(item, kind) for item in items) >= n
+
+
+async def random_edit(sql: asyncpg.Connection, rng: random.Random, ids: list[str]) -> None:
+    """Insert, pause, resume, cancel or delete a row, as another client would."""
+    choice = rng.random()
+    if choice < 0.4 or not ids:
+        ids.append(await sql.fetchval(INSERT, rng.choice(["alice", "bob"])))
+    elif choice < 0.7:
+        await sql.execute(
+            "UPDATE hmt_gtt_orders SET status = $2 WHERE id = $1::uuid",
+            rng.choice(ids),
+            rng.choice(["paused", "active"]),
+        )
+    elif choice < 0.85:
+        await sql.execute(
+            "UPDATE hmt_gtt_orders SET status = 'cancelled' WHERE id = $1::uuid", rng.choice(ids)
+        )
+    else:
+        await sql.execute(
+            "DELETE FROM hmt_gtt_orders WHERE id = $1::uuid", ids.pop(rng.randrange(len(ids)))
+        )
 
 
 async def test_killed_listener_loses_nothing(pg_url: str, sql: asyncpg.Connection) -> None:
@@ -105,8 +126,10 @@ async def test_killed_listener_loses_nothing(pg_url: str, sql: asyncpg.Connectio
     resyncs = 0
 
     async def active() -> set[str]:
-        return {r[0] for r in await sql.fetch(
-            "SELECT id::text FROM hmt_gtt_orders WHERE status = 'active'")}
+        return {
+            r[0]
+            for r in await sql.fetch("SELECT id::text FROM hmt_gtt_orders WHERE status = 'active'")
+        }
 
     async def consume() -> None:
         nonlocal resyncs
@@ -114,12 +137,14 @@ async def test_killed_listener_loses_nothing(pg_url: str, sql: asyncpg.Connectio
             if isinstance(item, Resync):
                 resyncs += 1
                 rows = await reader.fetch(
-                    "SELECT id::text FROM hmt_gtt_orders WHERE status = 'active'")
+                    "SELECT id::text FROM hmt_gtt_orders WHERE status = 'active'"
+                )
                 mirror.clear()
                 mirror.update(r[0] for r in rows)
             else:
                 status = await reader.fetchval(
-                    "SELECT status FROM hmt_gtt_orders WHERE id = $1::uuid", item.id)
+                    "SELECT status FROM hmt_gtt_orders WHERE id = $1::uuid", item.id
+                )
                 (mirror.add if status == "active" else mirror.discard)(item.id)
 
     task = asyncio.create_task(consume())
@@ -130,19 +155,7 @@ async def test_killed_listener_loses_nothing(pg_url: str, sql: asyncpg.Connectio
         for round_ in range(6):
             for _ in range(40):
                 edits += 1
-                choice = rng.random()
-                if choice < 0.4 or not ids:
-                    ids.append(await sql.fetchval(INSERT, rng.choice(["alice", "bob"])))
-                elif choice < 0.7:
-                    await sql.execute("UPDATE hmt_gtt_orders SET status = $2 WHERE id = $1::uuid",
-                                      rng.choice(ids), rng.choice(["paused", "active"]))
-                elif choice < 0.85:
-                    await sql.execute("UPDATE hmt_gtt_orders SET status = 'cancelled' "
-                                      "WHERE id = $1::uuid AND status <> 'cancelled'",
-                                      rng.choice(ids))
-                else:
-                    await sql.execute("DELETE FROM hmt_gtt_orders WHERE id = $1::uuid",
-                                      ids.pop(rng.randrange(len(ids))))
+                await random_edit(sql, rng, ids)
                 if rng.random() < 0.05:
                     kills += await kill(sql, name)
             if round_ % 2 == 0:
@@ -158,8 +171,10 @@ async def test_killed_listener_loses_nothing(pg_url: str, sql: asyncpg.Connectio
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await reader.close()
-    print(f"seed={seed} edits={edits} listener kills={kills} reconnects={feed.reconnects} "
-          f"resyncs={resyncs} divergences={divergences}")
+    print(
+        f"seed={seed} edits={edits} listener kills={kills} reconnects={feed.reconnects} "
+        f"resyncs={resyncs} divergences={divergences}"
+    )
     assert kills >= 3
     assert feed.reconnects >= 1
     assert divergences == 0

@@ -33,9 +33,7 @@ def pool() -> Iterator[ProcessPoolExecutor]:
         yield ex
 
 
-async def test_concurrent_claims_on_separate_connections(
-    store: TriggerStore, db: Database
-) -> None:
+async def test_concurrent_claims_on_separate_connections(store: TriggerStore, db: Database) -> None:
     """Several claimers on their own connections race on one trigger: one winner per race."""
     winners = []
     for _ in range(RACES):
@@ -60,13 +58,17 @@ async def test_claims_from_separate_processes(
         trigger = make_trigger()
         await store.create(trigger)
         start_at = time.time() + 0.3
-        results = await asyncio.gather(*(
-            loop.run_in_executor(pool, claim_in_process, url, trigger, 1, 160_000, start_at)
-            for _ in range(PROCESSES)
-        ))
+        results = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, claim_in_process, url, trigger, 1, 160_000, start_at)
+                for _ in range(PROCESSES)
+            )
+        )
         winners.append(sum(results))
-    print(f"[{store.db.dialect}] process races={PROCESS_RACES} processes={PROCESSES} "
-          f"winners per race={set(winners)}")
+    print(
+        f"[{store.db.dialect}] process races={PROCESS_RACES} processes={PROCESSES} "
+        f"winners per race={set(winners)}"
+    )
     assert winners == [1] * PROCESS_RACES
 
 
@@ -77,11 +79,13 @@ async def test_fire_versus_cancel_and_edit(store: TriggerStore) -> None:
         trigger = make_trigger()
         await store.create(trigger)
         user_change = (
-            store.cancel("alice", trigger.id) if i % 2 == 0
+            store.cancel("alice", trigger.id)
+            if i % 2 == 0
             else store.update("alice", trigger.id, {"trigger_price_1": 170_000})
         )
         claimed, changed = await asyncio.gather(
-            store.claim(Fired(trigger, Leg.FIRST, 160_000)), user_change,
+            store.claim(Fired(trigger, Leg.FIRST, 160_000)),
+            user_change,
             return_exceptions=True,
         )
         if isinstance(changed, BaseException) and not isinstance(changed, IllegalTransition):

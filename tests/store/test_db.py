@@ -52,9 +52,17 @@ async def test_failure_midway_writes_nothing(db: Database) -> None:
         nonlocal calls
         calls += 1
         trigger = make_trigger()
-        await conn.execute(gtt_orders.insert().values(
-            id=trigger.id, user_id="alice", status="active", attempts=0,
-            created_at=db.clock(), updated_at=db.clock(), **user_columns(trigger)))
+        await conn.execute(
+            gtt_orders.insert().values(
+                id=trigger.id,
+                user_id="alice",
+                status="active",
+                attempts=0,
+                created_at=db.clock(),
+                updated_at=db.clock(),
+                **user_columns(trigger),
+            )
+        )
         raise ValueError("boom")
 
     with pytest.raises(ValueError, match="boom"):
@@ -119,25 +127,37 @@ async def test_unreachable_database_then_recovery(pg_url: str, clock: Clock) -> 
 async def test_killed_pooled_connection_is_retried(pg_url: str, clock: Clock) -> None:
     """A pooled connection cut by the server is replaced; the write happens exactly once."""
     name = f"hmt-db-{secrets.token_hex(3)}"
-    db = Database(create_engine(pg_url, application_name=name), retries=2, backoff_ms=5,
-                  clock=clock)
+    db = Database(
+        create_engine(pg_url, application_name=name), retries=2, backoff_ms=5, clock=clock
+    )
     trigger = make_trigger()
 
     async def insert(conn: AsyncConnection) -> None:
-        await conn.execute(gtt_orders.insert().values(
-            id=trigger.id, user_id="alice", status="active", attempts=0,
-            created_at=clock(), updated_at=clock(), **user_columns(trigger)))
+        await conn.execute(
+            gtt_orders.insert().values(
+                id=trigger.id,
+                user_id="alice",
+                status="active",
+                attempts=0,
+                created_at=clock(),
+                updated_at=clock(),
+                **user_columns(trigger),
+            )
+        )
 
     try:
         await db.ping()  # leaves one idle connection in the pool
         admin = await asyncpg.connect(pg_url)
         killed = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = $1", name)
+            "WHERE application_name = $1",
+            name,
+        )
         assert killed == 1
         await db.transaction(insert)
         count = await admin.fetchval(
-            "SELECT count(*) FROM hmt_gtt_orders WHERE id = $1::uuid", trigger.id)
+            "SELECT count(*) FROM hmt_gtt_orders WHERE id = $1::uuid", trigger.id
+        )
         await admin.execute("DELETE FROM hmt_gtt_orders WHERE id = $1::uuid", trigger.id)
         await admin.close()
     finally:

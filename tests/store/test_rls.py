@@ -25,8 +25,9 @@ async def app_role(pg_url: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]
     await owner.execute("TRUNCATE hmt_gtt_orders, hmt_trigger_events")
     role = f"hmt_app_{secrets.token_hex(4)}"
     await owner.execute(f"CREATE ROLE {role} LOGIN")
-    await owner.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON hmt_gtt_orders, "
-                        f"hmt_trigger_events TO {role}")
+    await owner.execute(
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON hmt_gtt_orders, hmt_trigger_events TO {role}"
+    )
     await owner.execute(f"GRANT USAGE ON SEQUENCE hmt_trigger_events_id_seq TO {role}")
     try:
         yield role, owner
@@ -42,10 +43,15 @@ async def test_rls_confines_a_plain_role_to_its_user(
     """With hmt.user_id set the role sees and changes only its rows; with none, nothing."""
     role, owner = app_role
     flags = await owner.fetchrow(
-        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", role)
-    owners = {r[0] for r in await owner.fetch(
-        "SELECT tableowner FROM pg_tables WHERE tablename IN "
-        "('hmt_gtt_orders', 'hmt_trigger_events')")}
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", role
+    )
+    owners = {
+        r[0]
+        for r in await owner.fetch(
+            "SELECT tableowner FROM pg_tables WHERE tablename IN "
+            "('hmt_gtt_orders', 'hmt_trigger_events')"
+        )
+    }
     assert flags is not None
     assert not flags["rolsuper"]
     assert not flags["rolbypassrls"]
@@ -56,7 +62,10 @@ async def test_rls_confines_a_plain_role_to_its_user(
     for user, trigger in (("alice", alice), ("bob", bob)):
         await owner.execute(
             "INSERT INTO hmt_trigger_events (trigger_id, user_id, kind, at, payload) "
-            "VALUES ($1, $2, 'created', now(), '{}')", trigger, user)
+            "VALUES ($1, $2, 'created', now(), '{}')",
+            trigger,
+            user,
+        )
 
     app = await asyncpg.connect(url_for(pg_url.rsplit("/", 1)[1], user=role))
     try:
@@ -68,19 +77,25 @@ async def test_rls_confines_a_plain_role_to_its_user(
             assert [r[0] for r in await app.fetch("SELECT id FROM hmt_gtt_orders")] == [alice]
             assert await app.fetchval("SELECT count(*) FROM hmt_trigger_events") == 1
             cross_updates = await app.execute(
-                "UPDATE hmt_gtt_orders SET quantity = 99 WHERE id = $1", bob)
+                "UPDATE hmt_gtt_orders SET quantity = 99 WHERE id = $1", bob
+            )
             cross_deletes = await app.execute("DELETE FROM hmt_gtt_orders WHERE id = $1", bob)
             own_update = await app.execute(
-                "UPDATE hmt_gtt_orders SET quantity = 7 WHERE id = $1", alice)
-            assert (cross_updates, cross_deletes, own_update) == ("UPDATE 0", "DELETE 0",
-                                                                  "UPDATE 1")
+                "UPDATE hmt_gtt_orders SET quantity = 7 WHERE id = $1", alice
+            )
+            assert (cross_updates, cross_deletes, own_update) == (
+                "UPDATE 0",
+                "DELETE 0",
+                "UPDATE 1",
+            )
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
                 async with app.transaction():
                     await app.fetchval(INSERT, "bob")
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
                 async with app.transaction():
                     await app.execute(
-                        "UPDATE hmt_gtt_orders SET user_id = 'bob' WHERE id = $1", alice)
+                        "UPDATE hmt_gtt_orders SET user_id = 'bob' WHERE id = $1", alice
+                    )
         # The setting was transaction-local: gone again.
         assert await app.fetchval("SELECT count(*) FROM hmt_gtt_orders") == 0
     finally:

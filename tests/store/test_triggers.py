@@ -329,3 +329,14 @@ async def test_events_are_written_with_their_change(store: TriggerStore, db: Dat
             )
         ).scalar_one()
     assert count == 4
+
+
+async def test_claim_compares_prices_as_decimals(store: TriggerStore, db: Database) -> None:
+    """A price another tool wrote as "1600.50" still claims: values compare, not text."""
+    trigger = make_trigger(trigger_price_1=160_050)
+    await store.create(trigger)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE hmt_gtt_orders SET trigger_price_1 = '1600.50'"))
+    loaded = (await store.get("alice", trigger.id)).trigger
+    assert loaded == trigger
+    assert await store.claim(Fired(loaded, Leg.FIRST, 160_050))

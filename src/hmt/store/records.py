@@ -63,12 +63,12 @@ class TriggerRecord:
         return self.trigger.status
 
 
-def _units(row: Mapping[str, Any], name: str, divisor: int) -> int | None:
+def _units(row: Mapping[Any, Any], name: str, divisor: int) -> int | None:
     value = row[name]
     return None if value is None else to_units(value, divisor, field=name)
 
 
-def trigger_from_row(row: Mapping[str, Any]) -> Trigger:
+def trigger_from_row(row: Mapping[Any, Any]) -> Trigger:
     """The core `Trigger` of a row; `InvalidTrigger` names a price the segment cannot hold."""
     token = int(row["instrument_token"])
     divisor = divisor_for(token)
@@ -95,7 +95,7 @@ def trigger_from_row(row: Mapping[str, Any]) -> Trigger:
     )
 
 
-def record_from_row(row: Mapping[str, Any]) -> TriggerRecord:
+def record_from_row(row: Mapping[Any, Any]) -> TriggerRecord:
     trigger = trigger_from_row(row)
     leg = row["triggered_leg"]
     return TriggerRecord(

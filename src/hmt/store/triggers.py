@@ -7,13 +7,14 @@ from, so a concurrent change makes it fail instead of overwriting.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,7 +28,14 @@ from hmt.core.validation import validate
 from hmt.store import events
 from hmt.store.db import Database
 from hmt.store.loading import active_triggers
-from hmt.store.records import TriggerRecord, record_from_row, rupees, user_columns
+from hmt.store.records import (
+    PRICE_FIELDS,
+    USER_FIELDS,
+    TriggerRecord,
+    record_from_row,
+    rupees,
+    user_columns,
+)
 from hmt.store.rls import scope
 from hmt.store.tables import gtt_orders as t
 
@@ -36,6 +44,13 @@ Clock = Callable[[], datetime]
 EDITABLE_FIELDS = frozenset(
     f.name for f in dataclasses.fields(Trigger) if f.name not in {"id", "user_id", "status"}
 )
+
+# Compared in SQL by the claim; prices and expiry are compared on the returned row.
+_PLAIN_FIELDS = tuple(f for f in USER_FIELDS if f not in PRICE_FIELDS and f != "expires_at")
+
+
+class _Stale(Exception):
+    """The claimed row no longer holds the trigger that fired: roll the claim back."""
 
 
 class TriggerNotFound(HmtError, LookupError):
@@ -117,7 +132,7 @@ class TriggerStore:
         instrument_token: int | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[TriggerRecord]:
+    ) -> builtins.list[TriggerRecord]:
         """`user_id`'s triggers, newest first, optionally filtered."""
         query = select(t).where(t.c.user_id == user_id)
         if status is not None:
@@ -126,7 +141,7 @@ class TriggerStore:
             query = query.where(t.c.instrument_token == instrument_token)
         query = query.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
 
-        async def work(conn: AsyncConnection) -> list[TriggerRecord]:
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, user_id)
             return [record_from_row(row._mapping) for row in await conn.execute(query)]
 
@@ -171,7 +186,7 @@ class TriggerStore:
         *,
         batch_size: int = 5000,
         on_invalid: Callable[[str, Exception], None] | None = None,
-    ) -> AsyncIterator[list[Trigger]]:
+    ) -> AsyncIterator[builtins.list[Trigger]]:
         """Every active trigger, in batches, without holding them all in one list."""
         return active_triggers(self.db, batch_size=batch_size, on_invalid=on_invalid)
 
@@ -185,10 +200,10 @@ class TriggerStore:
 
         return await self.db.transaction(work, write=False)
 
-    async def in_status(self, status: Status) -> list[TriggerRecord]:
+    async def in_status(self, status: Status) -> builtins.list[TriggerRecord]:
         """Every trigger in `status`: start-up reconciliation reads the `triggered` ones."""
 
-        async def work(conn: AsyncConnection) -> list[TriggerRecord]:
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             rows = await conn.execute(select(t).where(t.c.status == status.value))
             return [record_from_row(row._mapping) for row in rows]
 
@@ -199,25 +214,22 @@ class TriggerStore:
 
         The update is conditional on the row still being active, unexpired and
         holding exactly the trigger that fired: a cancel, a pause, an edit or
-        another engine that got there first makes it match no row, and then no
-        order may be sent.
+        another engine that got there first makes it fail, and then no order
+        may be sent. Prices and expiry are compared after the update, on the
+        returned row and inside the same transaction (rolled back on a
+        mismatch): decimal values compare exactly there whatever text another
+        tool stored in SQLite, where SQL would compare "1600.50" and "1600.5"
+        as different strings.
         """
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
         tag = broker_tag(trigger.id, fired.leg)
         price = rupees(fired.ltp, trigger.instrument_token)
-        same = [
-            t.c[name].is_(None) if value is None else t.c[name] == value
-            for name, value in user_columns(trigger).items()
-        ]
+        expected = user_columns(trigger)
+        same = [t.c[name] == expected[name] for name in _PLAIN_FIELDS]
         statement = (
             update(t)
-            .where(
-                t.c.id == trigger.id,
-                t.c.status == Status.ACTIVE.value,
-                or_(t.c.expires_at.is_(None), t.c.expires_at > now),
-                *same,
-            )
+            .where(t.c.id == _valid_id(trigger.id), t.c.status == Status.ACTIVE.value, *same)
             .values(
                 status=claimed.value,
                 triggered_leg=int(fired.leg),
@@ -227,18 +239,26 @@ class TriggerStore:
                 attempts=t.c.attempts + 1,
                 updated_at=now,
             )
-            .returning(t.c.user_id)
+            .returning(t.c.user_id, t.c.expires_at, *(t.c[name] for name in PRICE_FIELDS))
         )
 
         async def work(conn: AsyncConnection) -> bool:
-            user = (await conn.execute(statement)).scalar_one_or_none()
-            if user is None:
+            row = (await conn.execute(statement)).first()
+            if row is None:
                 return False
+            user, expires_at, *prices = row
+            if (expires_at is not None and expires_at <= now) or prices != [
+                expected[name] for name in PRICE_FIELDS
+            ]:
+                raise _Stale
             payload = {"leg": int(fired.leg), "ltp": price, "tag": tag}
             await events.append(conn, trigger.id, user, EventKind.CLAIMED, now, payload)
             return True
 
-        return await self.db.transaction(work)
+        try:
+            return await self.db.transaction(work)
+        except _Stale:
+            return False
 
     async def record_order_sent(self, trigger_id: str, **payload: Any) -> TriggerRecord:
         return await self._advance(trigger_id, EventKind.ORDER_SENT, payload=payload)
@@ -283,7 +303,7 @@ class TriggerStore:
 
         await self.db.transaction(work)
 
-    async def expire_due(self) -> list[TriggerId]:
+    async def expire_due(self) -> builtins.list[TriggerId]:
         """Move every active or paused trigger past its `expires_at` to `expired`."""
         now = self.clock()
         due = select(t.c.id).where(
@@ -292,7 +312,7 @@ class TriggerStore:
             t.c.expires_at <= now,
         )
 
-        async def work(conn: AsyncConnection) -> list[TriggerId]:
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerId]:
             expired = []
             for (trigger_id,) in (await conn.execute(due)).all():
                 if await _step(conn, str(trigger_id), EventKind.EXPIRED, now) is not None:
