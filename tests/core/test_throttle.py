@@ -17,8 +17,7 @@ def schedule(requests: list[float], throttle: Throttle) -> list[float]:
     for arrival in sorted(requests):
         clock = max(clock, arrival)
         clock += throttle.wait(clock)
-        throttle.take(clock)
-        sent.append(clock)
+        sent.append(throttle.take(clock))
     return sent
 
 

@@ -44,15 +44,26 @@ class Throttle:
 
     def wait(self, now: float) -> float:
         """Seconds to wait before an order may be sent at or after `now`; 0 if it may go now."""
-        delay = 0.0
-        for limit, sent in self._windows:
-            if len(sent) == limit.count:
-                delay = max(delay, sent[0] + limit.seconds + self._margin - now)
+        delay = self._earliest() - now
         return delay if delay > _TOLERANCE else 0.0
 
-    def take(self, now: float) -> None:
-        """Record an order sent at `now`; it must be allowed (`wait(now) == 0`)."""
+    def take(self, now: float) -> float:
+        """Record an order sent at `now`; it must be allowed (`wait(now) == 0`).
+
+        Returns the time recorded: `now`, or the instant the window frees when
+        `now` is within float rounding of it, so the history never holds more
+        than a window allows.
+        """
         if self.wait(now) > 0:
             raise ValueError("order sent before the throttle allowed it")
+        at = max(now, self._earliest())
         for _, sent in self._windows:
-            sent.append(now)
+            sent.append(at)
+        return at
+
+    def _earliest(self) -> float:
+        earliest = float("-inf")
+        for limit, sent in self._windows:
+            if len(sent) == limit.count:
+                earliest = max(earliest, sent[0] + limit.seconds + self._margin)
+        return earliest

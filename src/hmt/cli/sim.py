@@ -1,49 +1,13 @@
-"""The `hmt` command."""
+"""`hmt sim`: the Kite-compatible simulator (docs/simulator.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from hmt import __version__
-
-app = typer.Typer(
-    name="hmt",
-    help="Server-side GTT/OCO trigger engine for Zerodha Kite.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        typer.echo(f"hmt {__version__}")
-        raise typer.Exit
-
-
-@app.callback()
-def main(
-    version: bool = typer.Option(
-        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
-    ),
-) -> None:
-    """Server-side GTT/OCO trigger engine for Zerodha Kite."""
-
-
-@app.command()
-def demo() -> None:
-    """Run the engine, API and UI against the simulator in paper mode."""
-    typer.echo(
-        "hmt demo is not wired yet: the engine, simulator and API land in later issues.\n"
-        "What exists today is the pure trigger core; `make test` and `make bench` exercise it.",
-        err=True,
-    )
-    raise typer.Exit(code=2)
-
-
-# ---- hmt sim: the Kite-compatible simulator (issue 4) -----------------------
-
-from pathlib import Path  # noqa: E402 - this block is self-contained for merging
-from typing import Annotated  # noqa: E402
+from hmt.cli import app
 
 
 @app.command()
@@ -80,9 +44,16 @@ def sim(
         raise typer.Exit(code=2) from None
     chosen_ws = ws_port if ws_port is not None else (port + 1 if port else 0)
     try:
-        simulator = Simulator(seed=seed, host=host, port=port, ws_port=chosen_ws,
-                              walk=walk and replay is None, replay=replay,
-                              replay_speed=replay_speed, funds=paper_funds)
+        simulator = Simulator(
+            seed=seed,
+            host=host,
+            port=port,
+            ws_port=chosen_ws,
+            walk=walk and replay is None,
+            replay=replay,
+            replay_speed=replay_speed,
+            funds=paper_funds,
+        )
     except (ReplayError, OSError) as exc:
         typer.echo(f"hmt sim: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -94,8 +65,9 @@ def sim(
             typer.echo(f"HMT_KITE_API_KEY={simulator.api_key}")
             typer.echo(f"HMT_KITE_API_SECRET={simulator.api_secret}")
             typer.echo(f"HMT_KITE_ACCESS_TOKEN={simulator.access_token}")
-            typer.echo(f"# paper credentials; control API: {simulator.api_url}/_sim/state",
-                       err=True)
+            typer.echo(
+                f"# paper credentials; control API: {simulator.api_url}/_sim/state", err=True
+            )
             await asyncio.Event().wait()
 
     try:

@@ -1,0 +1,108 @@
+"""Settings from the environment (DESIGN section 5): every name, its default and its rule.
+
+An invalid value stops start-up with a message naming the variable and the rule;
+secrets are `SecretStr`, so they never appear in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hmt.core.errors import HmtError
+
+PREFIX = "HMT_"
+DEFAULT_DATABASE_URL = "sqlite:///hmt.db"  # a file in the working directory
+
+
+class Broker(StrEnum):
+    KITE = "kite"
+    PAPER = "paper"
+
+
+class TickMode(StrEnum):
+    LTP = "ltp"
+    QUOTE = "quote"
+    FULL = "full"
+
+
+class ConfigError(HmtError, ValueError):
+    """The environment holds a value hmt cannot run with; the message names it."""
+
+
+_Millis = Annotated[int, Field(ge=0)]
+
+
+class Settings(BaseSettings):
+    """hmt's configuration. Field `name` is read from `HMT_NAME`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
+
+    engine_enabled: bool = True  # the kill switch
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 2
+    retry_backoff_ms: _Millis = 1000  # doubled after each retry
+    health_check_interval_ms: Annotated[int, Field(ge=100)] = 30_000
+    reconnect_delay_ms: _Millis = 5000
+    database_url: str = DEFAULT_DATABASE_URL
+    db_auto_upgrade: bool = True  # run migrations at start-up; off when a DBA runs them
+    broker: Broker = Broker.PAPER
+    kite_api_key: str | None = None
+    kite_api_secret: SecretStr | None = None
+    kite_access_token: SecretStr | None = None
+    kite_api_url: str = "https://api.kite.trade"
+    kite_ws_url: str = "wss://ws.kite.trade"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    secret_key: SecretStr | None = None
+    tick_mode: TickMode = TickMode.LTP
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme.split("+", 1)[0] not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("kite_api_url", "kite_ws_url")
+    @classmethod
+    def _url(cls, value: str, info: object) -> str:
+        name = getattr(info, "field_name", "")
+        wanted = ("http://", "https://") if name == "kite_api_url" else ("ws://", "wss://")
+        if not value.startswith(wanted):
+            raise ValueError(f"must start with {' or '.join(wanted)}")
+        return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (use a long random string)")
+        return value
+
+    def require_secret_key(self) -> SecretStr:
+        """The sealing key, or a `ConfigError` naming HMT_SECRET_KEY when it is unset."""
+        if self.secret_key is None:
+            raise ConfigError(
+                "HMT_SECRET_KEY is not set: it encrypts the stored broker tokens; "
+                'set it to a long random string, e.g. `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`'
+            )
+        return self.secret_key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; a bad value raises `ConfigError` naming each variable and rule."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"])
+            problems.append(f"{PREFIX}{field.upper()}: {item['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,227 @@
+"""Connecting: the async engine for either backend, its settings, health and retries.
+
+SQLite runs in WAL mode with `synchronous=FULL`: in WAL mode NORMAL keeps the
+database consistent but can lose the last commits on a power cut, and a lost
+claim would put a trigger whose order already left back to `active`, to fire
+(and order) again. FULL makes every commit, the claim included, durable before
+it returns. Write transactions start with `BEGIN IMMEDIATE`, so two writers
+queue on the lock (up to `busy_timeout`) instead of one failing mid-transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import asyncpg
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from hmt.core.errors import HmtError
+
+T = TypeVar("T")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_IMMEDIATE = "hmt_immediate"
+
+
+class DatabaseUnavailable(HmtError):
+    """The database could not be reached after every retry; nothing was written."""
+
+
+class CommitUnknown(HmtError):
+    """The connection failed during COMMIT: the change may or may not be durable.
+
+    Never retried blindly: a claim that did commit would then look lost. The
+    caller re-reads the row (or leaves it to start-up reconciliation).
+    """
+
+
+class DbState(StrEnum):
+    OK = "ok"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class DbHealth:
+    """What the engine reports in /health about its database."""
+
+    state: DbState
+    since: datetime
+    reason: str | None = None
+
+
+def async_url(url: str) -> str:
+    """Map `postgresql://` and `sqlite://` URLs to their asyncio drivers."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in {"postgresql", "postgres"}:
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+
+
+def create_engine(
+    url: str, *, application_name: str = "hmt", pool_size: int = 5, echo: bool = False
+) -> AsyncEngine:
+    """An async engine for `url` with hmt's connection settings applied."""
+    url = async_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the driver, so BEGIN is ours (see `_sqlite_begin`).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "foreign_keys=ON",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` is the connection failing (worth a retry), not the statement."""
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+        if isinstance(error, exc.OperationalError) and "locked" in str(original).lower():
+            return True  # SQLite still busy after busy_timeout
+        cause = getattr(original, "__cause__", None) or original
+        return isinstance(
+            cause,
+            OSError
+            | TimeoutError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.exceptions.CannotConnectNowError
+            | asyncpg.exceptions.AdminShutdownError
+            | asyncpg.exceptions.InterfaceError,
+        ) or (isinstance(error, exc.InterfaceError))
+    return isinstance(
+        error, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
+    )
+
+
+class Database:
+    """An engine plus the state of its connection and a retrying transaction runner."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        retries: int = 2,
+        backoff_ms: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.retries = retries
+        self.backoff_ms = backoff_ms
+        self.clock = clock
+        self.health = DbHealth(DbState.OK, clock())
+        self._writer = engine.execution_options(**{_IMMEDIATE: True})
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = True
+    ) -> T:
+        """Run `work` in one transaction, retrying when the connection fails before COMMIT.
+
+        A failure before COMMIT rolled everything back, so a retry cannot write
+        twice; a failure during COMMIT raises `CommitUnknown` and is not retried.
+        After the last retry, `DatabaseUnavailable` names the reason.
+        """
+        engine = self._writer if write else self.engine
+        for attempt in range(self.retries + 1):
+            try:
+                async with engine.connect() as conn:
+                    await conn.begin()
+                    result = await work(conn)
+                    try:
+                        await conn.commit()
+                    except Exception as error:
+                        if is_transient(error):
+                            self._unreachable(error)
+                            raise CommitUnknown(
+                                f"commit outcome unknown: {_reason(error)}"
+                            ) from error
+                        raise
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self._unreachable(error)
+                if attempt == self.retries:
+                    raise DatabaseUnavailable(
+                        f"database unreachable after {attempt + 1} attempts: {_reason(error)}"
+                    ) from error
+                await asyncio.sleep(_backoff(self.backoff_ms, attempt))
+            else:
+                self._ok()
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def ping(self) -> DbHealth:
+        """Check the connection once (for the health checker) and return the state."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self._unreachable(error)
+        else:
+            self._ok()
+        return self.health
+
+    def _ok(self) -> None:
+        if self.health.state is not DbState.OK:
+            self.health = DbHealth(DbState.OK, self.clock())
+
+    def _unreachable(self, error: BaseException) -> None:
+        reason = _reason(error)
+        if self.health.state is not DbState.UNREACHABLE or self.health.reason != reason:
+            self.health = DbHealth(DbState.UNREACHABLE, self.clock(), reason)
+
+
+def _reason(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+def _backoff(base_ms: int, attempt: int) -> float:
+    """Exponential with full jitter in its upper half, in seconds."""
+    delay = float(base_ms * 2**attempt) / 1000
+    return delay / 2 + random.uniform(0, delay / 2)

@@ -1,0 +1,63 @@
+"""The append-only history: written in the same transaction as the change it describes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.types import TriggerId
+from hmt.store.tables import trigger_events
+
+
+def jsonable(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Decimals as exact strings, times as ISO 8601, enums as their values."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif hasattr(value, "value") and not isinstance(value, int | str):
+            out[key] = value.value
+        else:
+            out[key] = value
+    return out
+
+
+async def append(
+    conn: AsyncConnection,
+    trigger_id: str,
+    user_id: str,
+    kind: EventKind,
+    at: datetime,
+    payload: Mapping[str, Any] | None = None,
+) -> None:
+    """Add one event inside the caller's transaction."""
+    await conn.execute(
+        trigger_events.insert().values(
+            trigger_id=trigger_id,
+            user_id=user_id,
+            kind=kind.value,
+            at=at,
+            payload=jsonable(payload or {}),
+        )
+    )
+
+
+async def history(conn: AsyncConnection, trigger_id: str) -> list[TriggerEvent]:
+    """Every event of one trigger, oldest first."""
+    rows = await conn.execute(
+        select(trigger_events.c.kind, trigger_events.c.at, trigger_events.c.payload)
+        .where(trigger_events.c.trigger_id == trigger_id)
+        .order_by(trigger_events.c.id)
+    )
+    return [
+        TriggerEvent(TriggerId(trigger_id), EventKind(kind), at, payload)
+        for kind, at, payload in rows
+    ]

@@ -1,0 +1,415 @@
+"""The trigger repository: user-scoped edits, the engine's load, and the durable claim.
+
+Every status change goes through `hmt.core.lifecycle.transition` and is written
+with its event in one transaction, conditional on the status it was computed
+from, so a concurrent change makes it fail instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hmt.core.errors import DuplicateTrigger, FieldError, HmtError, InvalidTrigger
+from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.lifecycle import Status, transition
+from hmt.core.model import Fired, Trigger
+from hmt.core.tags import broker_tag
+from hmt.core.types import TriggerId
+from hmt.core.validation import validate
+from hmt.store import events
+from hmt.store.db import Database
+from hmt.store.loading import active_triggers
+from hmt.store.records import (
+    PRICE_FIELDS,
+    USER_FIELDS,
+    TriggerRecord,
+    record_from_row,
+    rupees,
+    user_columns,
+)
+from hmt.store.rls import scope
+from hmt.store.tables import gtt_orders as t
+
+Clock = Callable[[], datetime]
+# Trigger fields a trader may change; id, user_id and status are never writable.
+EDITABLE_FIELDS = frozenset(
+    f.name for f in dataclasses.fields(Trigger) if f.name not in {"id", "user_id", "status"}
+)
+
+# Compared in SQL by the claim; prices and expiry are compared on the returned row.
+_PLAIN_FIELDS = tuple(f for f in USER_FIELDS if f not in PRICE_FIELDS and f != "expires_at")
+
+
+class _Stale(Exception):
+    """The claimed row no longer holds the trigger that fired: roll the claim back."""
+
+
+class TriggerNotFound(HmtError, LookupError):
+    """No such trigger for this user (another user's id looks exactly like a missing one)."""
+
+    def __init__(self, trigger_id: str) -> None:
+        self.trigger_id = trigger_id
+        super().__init__(f"trigger {trigger_id} not found")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TriggerStore:
+    """Triggers in `hmt_gtt_orders`, their history in `hmt_trigger_events`."""
+
+    def __init__(self, db: Database, *, clock: Clock = _utc_now) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- the trader's side: every method takes the user and sees only their rows --
+
+    async def create(self, trigger: Trigger, *, tick_size: int | None = None) -> TriggerRecord:
+        """Validate and store a new trigger, with its `created` event."""
+        now = self.clock()
+        try:
+            uuid.UUID(trigger.id)
+        except ValueError:
+            raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
+        validate(trigger, tick_size=tick_size, now=now)
+
+        async def work(conn: AsyncConnection) -> TriggerRecord:
+            await scope(conn, trigger.user_id)
+            values = {
+                "id": trigger.id,
+                "user_id": trigger.user_id,
+                "status": trigger.status.value,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                **user_columns(trigger),
+            }
+            try:
+                row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
+            except IntegrityError as error:
+                raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
+            await events.append(
+                conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
+            )
+            return record_from_row(row._mapping)
+
+        return await self.db.transaction(work)
+
+    async def get(self, user_id: str, trigger_id: str) -> TriggerRecord:
+        """One of `user_id`'s triggers; `TriggerNotFound` for a missing or foreign id."""
+
+        async def work(conn: AsyncConnection) -> TriggerRecord:
+            await scope(conn, user_id)
+            return record_from_row((await _fetch(conn, trigger_id, user_id))._mapping)
+
+        return await self.db.transaction(work, write=False)
+
+    async def history(self, user_id: str, trigger_id: str) -> list[TriggerEvent]:
+        """The events of one of `user_id`'s triggers, oldest first."""
+
+        async def work(conn: AsyncConnection) -> list[TriggerEvent]:
+            await scope(conn, user_id)
+            await _fetch(conn, trigger_id, user_id)
+            return await events.history(conn, trigger_id)
+
+        return await self.db.transaction(work, write=False)
+
+    async def list(
+        self,
+        user_id: str,
+        *,
+        status: Status | None = None,
+        instrument_token: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[TriggerRecord]:
+        """`user_id`'s triggers, newest first, optionally filtered."""
+        query = select(t).where(t.c.user_id == user_id)
+        if status is not None:
+            query = query.where(t.c.status == status.value)
+        if instrument_token is not None:
+            query = query.where(t.c.instrument_token == instrument_token)
+        query = query.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
+
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
+            await scope(conn, user_id)
+            return [record_from_row(row._mapping) for row in await conn.execute(query)]
+
+        return await self.db.transaction(work, write=False)
+
+    async def update(
+        self,
+        user_id: str,
+        trigger_id: str,
+        changes: Mapping[str, Any],
+        *,
+        tick_size: int | None = None,
+    ) -> TriggerRecord:
+        """Change trader-owned fields of an active or paused trigger, validated as a whole."""
+        wrong = sorted(set(changes) - EDITABLE_FIELDS)
+        if wrong:
+            raise InvalidTrigger(
+                FieldError(name, "read_only", "is not a field a trader can change")
+                for name in wrong
+            )
+        now = self.clock()
+
+        def apply(trigger: Trigger) -> Trigger:
+            changed = dataclasses.replace(trigger, **changes)
+            return validate(changed, tick_size=tick_size, now=now)
+
+        return await self._advance(trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply)
+
+    async def pause(self, user_id: str, trigger_id: str) -> TriggerRecord:
+        return await self._advance(trigger_id, EventKind.PAUSED, user_id=user_id)
+
+    async def resume(self, user_id: str, trigger_id: str) -> TriggerRecord:
+        return await self._advance(trigger_id, EventKind.RESUMED, user_id=user_id)
+
+    async def cancel(self, user_id: str, trigger_id: str) -> TriggerRecord:
+        return await self._advance(trigger_id, EventKind.CANCELLED, user_id=user_id)
+
+    # -- the engine's side: every user's triggers --
+
+    def stream_active(
+        self,
+        *,
+        batch_size: int = 5000,
+        on_invalid: Callable[[str, Exception], None] | None = None,
+    ) -> AsyncIterator[builtins.list[Trigger]]:
+        """Every active trigger, in batches, without holding them all in one list."""
+        return active_triggers(self.db, batch_size=batch_size, on_invalid=on_invalid)
+
+    async def load(self, trigger_id: str) -> TriggerRecord | None:
+        """Any trigger by id, whoever owns it (for the change feed and reconciliation)."""
+
+        async def work(conn: AsyncConnection) -> TriggerRecord | None:
+            query = select(t).where(t.c.id == _valid_id(trigger_id))
+            row = (await conn.execute(query)).first()
+            return None if row is None else record_from_row(row._mapping)
+
+        return await self.db.transaction(work, write=False)
+
+    async def in_status(self, status: Status) -> builtins.list[TriggerRecord]:
+        """Every trigger in `status`: start-up reconciliation reads the `triggered` ones."""
+
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
+            rows = await conn.execute(select(t).where(t.c.status == status.value))
+            return [record_from_row(row._mapping) for row in rows]
+
+        return await self.db.transaction(work, write=False)
+
+    async def claim(self, fired: Fired) -> bool:
+        """The durable claim: True only for the one caller that moved the row to `triggered`.
+
+        The update is conditional on the row still being active, unexpired and
+        holding exactly the trigger that fired: a cancel, a pause, an edit or
+        another engine that got there first makes it fail, and then no order
+        may be sent. Prices and expiry are compared after the update, on the
+        returned row and inside the same transaction (rolled back on a
+        mismatch): decimal values compare exactly there whatever text another
+        tool stored in SQLite, where SQL would compare "1600.50" and "1600.5"
+        as different strings.
+        """
+        trigger, now = fired.trigger, self.clock()
+        claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
+        tag = broker_tag(trigger.id, fired.leg)
+        price = rupees(fired.ltp, trigger.instrument_token)
+        expected = user_columns(trigger)
+        same = [t.c[name] == expected[name] for name in _PLAIN_FIELDS]
+        statement = (
+            update(t)
+            .where(t.c.id == _valid_id(trigger.id), t.c.status == Status.ACTIVE.value, *same)
+            .values(
+                status=claimed.value,
+                triggered_leg=int(fired.leg),
+                triggered_price=price,
+                triggered_at=now,
+                broker_tag=tag,
+                attempts=t.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(t.c.user_id, t.c.expires_at, *(t.c[name] for name in PRICE_FIELDS))
+        )
+
+        async def work(conn: AsyncConnection) -> bool:
+            row = (await conn.execute(statement)).first()
+            if row is None:
+                return False
+            user, expires_at, *prices = row
+            if (expires_at is not None and expires_at <= now) or prices != [
+                expected[name] for name in PRICE_FIELDS
+            ]:
+                raise _Stale
+            payload = {"leg": int(fired.leg), "ltp": price, "tag": tag}
+            await events.append(conn, trigger.id, user, EventKind.CLAIMED, now, payload)
+            return True
+
+        try:
+            return await self.db.transaction(work)
+        except _Stale:
+            return False
+
+    async def record_order_sent(self, trigger_id: str, **payload: Any) -> TriggerRecord:
+        return await self._advance(trigger_id, EventKind.ORDER_SENT, payload=payload)
+
+    async def record_retry(self, trigger_id: str, reason: str) -> TriggerRecord:
+        """Another attempt at the claimed order (after looking its tag up)."""
+        return await self._advance(
+            trigger_id,
+            EventKind.RETRY,
+            values={"attempts": t.c.attempts + 1},
+            payload={"reason": reason},
+        )
+
+    async def record_placed(
+        self, trigger_id: str, order_id: str, *, reconciled: bool = False
+    ) -> TriggerRecord:
+        """The broker holds the order; `reconciled` when found by tag rather than sent now."""
+        return await self._advance(
+            trigger_id,
+            EventKind.PLACED,
+            values={"order_id": order_id, "error_message": None},
+            payload={"order_id": order_id, "reconciled": reconciled},
+        )
+
+    async def record_failed(self, trigger_id: str, error_message: str) -> TriggerRecord:
+        return await self._advance(
+            trigger_id,
+            EventKind.FAILED,
+            values={"error_message": error_message},
+            payload={"error": error_message},
+        )
+
+    async def append_event(
+        self, trigger_id: str, kind: EventKind, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        """An event that changes no status (`fired`, `reconciled`)."""
+        now = self.clock()
+
+        async def work(conn: AsyncConnection) -> None:
+            row = await _fetch(conn, trigger_id)
+            await events.append(conn, trigger_id, row.user_id, kind, now, payload)
+
+        await self.db.transaction(work)
+
+    async def expire_due(self) -> builtins.list[TriggerId]:
+        """Move every active or paused trigger past its `expires_at` to `expired`."""
+        now = self.clock()
+        due = select(t.c.id).where(
+            t.c.status.in_([Status.ACTIVE.value, Status.PAUSED.value]),
+            t.c.expires_at.is_not(None),
+            t.c.expires_at <= now,
+        )
+
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerId]:
+            expired = []
+            for (trigger_id,) in (await conn.execute(due)).all():
+                if await _step(conn, str(trigger_id), EventKind.EXPIRED, now) is not None:
+                    expired.append(TriggerId(str(trigger_id)))
+            return expired
+
+        return await self.db.transaction(work)
+
+    async def _advance(
+        self,
+        trigger_id: str,
+        kind: EventKind,
+        *,
+        user_id: str | None = None,
+        edit: Callable[[Trigger], Trigger] | None = None,
+        values: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> TriggerRecord:
+        now = self.clock()
+
+        async def work(conn: AsyncConnection) -> TriggerRecord:
+            if user_id is not None:
+                await scope(conn, user_id)
+            record = await _step(
+                conn,
+                trigger_id,
+                kind,
+                now,
+                user_id=user_id,
+                edit=edit,
+                values=values,
+                payload=payload,
+            )
+            if record is None:
+                raise TriggerNotFound(trigger_id)
+            return record
+
+        return await self.db.transaction(work)
+
+
+async def _fetch(
+    conn: AsyncConnection, trigger_id: str, user_id: str | None = None, *, lock: bool = False
+) -> Row[Any]:
+    query = select(t).where(t.c.id == _valid_id(trigger_id))
+    if user_id is not None:
+        query = query.where(t.c.user_id == user_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise TriggerNotFound(trigger_id)
+    return row
+
+
+async def _step(
+    conn: AsyncConnection,
+    trigger_id: str,
+    kind: EventKind,
+    now: datetime,
+    *,
+    user_id: str | None = None,
+    edit: Callable[[Trigger], Trigger] | None = None,
+    values: Mapping[str, Any] | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> TriggerRecord | None:
+    """Apply one lifecycle event to a locked row, write it and its event; None if gone."""
+    try:
+        row = await _fetch(conn, trigger_id, user_id, lock=True)
+    except TriggerNotFound:
+        return None
+    current = record_from_row(row._mapping)
+    status = transition(current.status, kind)
+    new_values: dict[str, Any] = {"status": status.value, "updated_at": now, **(values or {})}
+    if edit is not None:
+        edited = edit(current.trigger)
+        new_values.update(user_columns(edited))
+        payload = _payload(edited)
+    written = (
+        await conn.execute(
+            update(t)
+            .where(t.c.id == trigger_id, t.c.status == current.status.value)
+            .values(new_values)
+            .returning(*t.c)
+        )
+    ).first()
+    if written is None:  # changed under us (only possible without the row lock)
+        return None
+    await events.append(conn, trigger_id, current.trigger.user_id, kind, now, payload)
+    return record_from_row(written._mapping)
+
+
+def _payload(trigger: Trigger) -> dict[str, Any]:
+    return {"status": trigger.status.value, **user_columns(trigger)}
+
+
+def _valid_id(trigger_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(trigger_id)))
+    except ValueError:
+        raise TriggerNotFound(trigger_id) from None  # not even an id: nothing by that name

@@ -1,0 +1,342 @@
+"""The trigger repository, run identically on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, text
+
+from hmt.core.errors import DuplicateTrigger, IllegalTransition, InvalidTrigger
+from hmt.core.events import EventKind
+from hmt.core.lifecycle import Status
+from hmt.core.model import Fired
+from hmt.core.tags import broker_tag
+from hmt.core.types import Exchange, InstrumentToken, Leg, OrderType, Side, TriggerId, UserId
+from hmt.store.db import Database
+from hmt.store.tables import gtt_orders, trigger_events
+from hmt.store.triggers import TriggerNotFound, TriggerStore
+from tests.store.conftest import Clock
+from tests.support.factories import make_oco, make_trigger
+
+CDS_TOKEN = InstrumentToken(412675)  # segment 3: prices in units of 1e-7 rupees
+
+
+async def rows(db: Database, table: str = "hmt_gtt_orders") -> int:
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+async def test_create_then_get_round_trips(store: TriggerStore) -> None:
+    """A stored trigger reads back field for field, with server fields initialised."""
+    trigger = make_oco(
+        Side.SELL,
+        240_005,
+        280_010,
+        order_type=OrderType.LIMIT,
+        limit_price_1=239_900,
+        limit_price_2=280_000,
+    )
+    created = await store.create(trigger)
+    got = await store.get("alice", trigger.id)
+    assert got == created
+    assert got.trigger == trigger
+    assert got.attempts == 0
+    assert got.created_at == store.clock()
+
+
+async def test_prices_are_stored_as_exact_rupees(store: TriggerStore, db: Database) -> None:
+    """The table holds 1600.05, not 160005 and not a float, so other tools read rupees."""
+    trigger = make_trigger(trigger_price_1=160_005)
+    await store.create(trigger)
+    async with db.engine.connect() as conn:
+        price = (await conn.execute(select(gtt_orders.c.trigger_price_1))).scalar_one()
+    assert price == Decimal("1600.05")
+    assert isinstance(price, Decimal)
+
+
+async def test_finest_segment_keeps_seven_decimals(store: TriggerStore) -> None:
+    """A currency price with 7 decimals survives the round trip exactly."""
+    trigger = make_trigger(
+        instrument_token=CDS_TOKEN,
+        exchange=Exchange.CDS,
+        tradingsymbol="USDINR",
+        trigger_price_1=831_234_567,
+    )
+    await store.create(trigger)
+    assert (await store.get("alice", trigger.id)).trigger.trigger_price_1 == 831_234_567
+
+
+async def test_rows_written_by_other_tools_load(store: TriggerStore, db: Database) -> None:
+    """A row inserted with plain SQL and a decimal literal loads in wire units."""
+    trigger_id = str(uuid.uuid4())
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            gtt_orders.insert().values(
+                id=trigger_id,
+                user_id="alice",
+                instrument_token=408065,
+                exchange="NSE",
+                tradingsymbol="INFY",
+                trigger_type="single",
+                transaction_type="BUY",
+                trigger_price_1=Decimal("1600.05"),
+                quantity=1,
+                product="CNC",
+                order_type="MARKET",
+                status="active",
+                created_at=store.clock(),
+                updated_at=store.clock(),
+            )
+        )
+    assert (await store.get("alice", trigger_id)).trigger.trigger_price_1 == 160_005
+
+
+async def test_create_writes_a_created_event(store: TriggerStore) -> None:
+    """The history starts with `created`, carrying the prices in rupees."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    [event] = await store.history("alice", trigger.id)
+    assert event.kind is EventKind.CREATED
+    assert event.payload["trigger_price_1"] == "1600"
+
+
+async def test_invalid_trigger_writes_nothing(store: TriggerStore, db: Database) -> None:
+    """A rule broken at create raises with the field named, and leaves no row or event."""
+    with pytest.raises(InvalidTrigger, match="trigger_price_2"):
+        await store.create(make_oco(Side.SELL, 280_000, 240_000))
+    with pytest.raises(InvalidTrigger, match="id"):
+        await store.create(make_trigger(id=TriggerId("not-a-uuid")))
+    assert await rows(db) == 0
+    assert await rows(db, "hmt_trigger_events") == 0
+
+
+async def test_duplicate_id_is_refused(store: TriggerStore, db: Database) -> None:
+    """Creating the same id twice fails the second time without a second event."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    with pytest.raises(DuplicateTrigger):
+        await store.create(trigger)
+    assert await rows(db, "hmt_trigger_events") == 1
+
+
+async def test_other_users_triggers_are_not_found(store: TriggerStore) -> None:
+    """Bob cannot see, list, edit or cancel Alice's trigger: it looks missing."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    await store.create(make_trigger(user_id=UserId("bob")))
+    for attempt in (
+        store.get("bob", trigger.id),
+        store.history("bob", trigger.id),
+        store.update("bob", trigger.id, {"quantity": 1}),
+        store.cancel("bob", trigger.id),
+        store.get("alice", "no-such-id"),
+        store.get("alice", str(uuid.uuid4())),
+    ):
+        with pytest.raises(TriggerNotFound):
+            await attempt
+    assert [r.id for r in await store.list("alice")] == [trigger.id]
+    assert (await store.get("alice", trigger.id)).status is Status.ACTIVE
+
+
+async def test_list_filters_and_pages(store: TriggerStore, clock: Clock) -> None:
+    """List filters by status and instrument and returns newest first."""
+    first = make_trigger()
+    await store.create(first)
+    clock.advance(seconds=1)
+    second = make_trigger(instrument_token=InstrumentToken(738561), tradingsymbol="RELIANCE")
+    await store.create(second)
+    await store.pause("alice", second.id)
+    assert [r.id for r in await store.list("alice")] == [second.id, first.id]
+    assert [r.id for r in await store.list("alice", status=Status.PAUSED)] == [second.id]
+    assert [r.id for r in await store.list("alice", instrument_token=408065)] == [first.id]
+    assert [r.id for r in await store.list("alice", limit=1, offset=1)] == [first.id]
+
+
+async def test_update_validates_and_records(store: TriggerStore) -> None:
+    """An edit changes the fields, revalidates the whole trigger and appends `updated`."""
+    trigger = make_oco(Side.SELL, 240_000, 280_000)
+    await store.create(trigger)
+    edited = await store.update("alice", trigger.id, {"trigger_price_2": 290_000, "quantity": 5})
+    assert edited.trigger.trigger_price_2 == 290_000
+    assert edited.trigger.quantity == 5
+    with pytest.raises(InvalidTrigger, match="oco_order"):
+        await store.update("alice", trigger.id, {"trigger_price_2": 230_000})
+    with pytest.raises(InvalidTrigger, match="status: is not a field"):
+        await store.update("alice", trigger.id, {"status": Status.PLACED})
+    with pytest.raises(InvalidTrigger, match="user_id"):
+        await store.update("alice", trigger.id, {"user_id": "bob"})
+    kinds = [e.kind for e in await store.history("alice", trigger.id)]
+    assert kinds == [EventKind.CREATED, EventKind.UPDATED]
+    assert (await store.get("alice", trigger.id)).trigger == edited.trigger
+
+
+async def test_pause_resume_cancel_follow_the_lifecycle(store: TriggerStore) -> None:
+    """Each change is a lifecycle transition with its event; illegal ones are refused."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    assert (await store.pause("alice", trigger.id)).status is Status.PAUSED
+    with pytest.raises(IllegalTransition):
+        await store.pause("alice", trigger.id)
+    assert (await store.resume("alice", trigger.id)).status is Status.ACTIVE
+    assert (await store.cancel("alice", trigger.id)).status is Status.CANCELLED
+    with pytest.raises(IllegalTransition):
+        await store.update("alice", trigger.id, {"quantity": 2})
+    kinds = [e.kind for e in await store.history("alice", trigger.id)]
+    assert kinds == [EventKind.CREATED, EventKind.PAUSED, EventKind.RESUMED, EventKind.CANCELLED]
+
+
+async def test_claim_wins_once_and_records_the_leg(store: TriggerStore) -> None:
+    """The first claim moves the row to triggered with leg, price, tag and one attempt."""
+    trigger = make_oco(Side.SELL, 240_000, 280_000)
+    await store.create(trigger)
+    assert await store.claim(Fired(trigger, Leg.SECOND, 280_005))
+    assert not await store.claim(Fired(trigger, Leg.FIRST, 239_995))
+    record = await store.get("alice", trigger.id)
+    assert record.status is Status.TRIGGERED
+    assert record.triggered_leg is Leg.SECOND
+    assert record.triggered_price == 280_005
+    assert record.broker_tag == broker_tag(trigger.id, Leg.SECOND)
+    assert record.attempts == 1
+    assert record.triggered_at == store.clock()
+    claimed = (await store.history("alice", trigger.id))[-1]
+    assert claimed.kind is EventKind.CLAIMED
+    assert claimed.payload == {"leg": 2, "ltp": "2800.05", "tag": record.broker_tag}
+
+
+async def test_claim_loses_to_edit_pause_cancel_and_expiry(
+    store: TriggerStore, clock: Clock
+) -> None:
+    """A claim on what the engine saw fails after an edit, a pause, a cancel or expiry."""
+    edited, paused, cancelled = make_trigger(), make_trigger(), make_trigger()
+    expiring = make_trigger(expires_at=clock.now.replace(hour=10))
+    for trigger in (edited, paused, cancelled, expiring):
+        await store.create(trigger)
+    await store.update("alice", edited.id, {"trigger_price_1": 170_000})
+    await store.pause("alice", paused.id)
+    await store.cancel("alice", cancelled.id)
+    clock.advance(hours=1)
+    for trigger in (edited, paused, cancelled, expiring):
+        assert not await store.claim(Fired(trigger, Leg.FIRST, 175_000))
+    assert (await store.get("alice", edited.id)).status is Status.ACTIVE
+
+
+async def test_results_after_a_claim(store: TriggerStore) -> None:
+    """order_sent, retry, placed and failed follow the claim and nothing else."""
+    placed, failed = make_trigger(), make_trigger()
+    for trigger in (placed, failed):
+        await store.create(trigger)
+        with pytest.raises(IllegalTransition):
+            await store.record_placed(trigger.id, "1")
+        assert await store.claim(Fired(trigger, Leg.FIRST, 160_000))
+    await store.record_order_sent(placed.id, tag=broker_tag(placed.id, Leg.FIRST))
+    record = await store.record_retry(placed.id, "timeout")
+    assert record.attempts == 2
+    order_id = "2504020000123456789"  # 19 digits: kept as text
+    record = await store.record_placed(placed.id, order_id)
+    assert record.status is Status.PLACED
+    assert record.order_id == order_id
+    record = await store.record_failed(failed.id, "RMS: margin exceeds")
+    assert record.status is Status.FAILED
+    assert record.error_message == "RMS: margin exceeds"
+    with pytest.raises(IllegalTransition):
+        await store.record_failed(placed.id, "late")
+    await store.append_event(placed.id, EventKind.RECONCILED, {"found": True})
+    kinds = [e.kind for e in await store.history("alice", placed.id)]
+    assert kinds == [
+        EventKind.CREATED,
+        EventKind.CLAIMED,
+        EventKind.ORDER_SENT,
+        EventKind.RETRY,
+        EventKind.PLACED,
+        EventKind.RECONCILED,
+    ]
+    assert [r.id for r in await store.in_status(Status.FAILED)] == [failed.id]
+
+
+async def test_expire_due(store: TriggerStore, clock: Clock) -> None:
+    """Active and paused triggers past expires_at become expired; others are untouched."""
+    soon = clock.now.replace(hour=10)
+    active, paused = make_trigger(expires_at=soon), make_trigger(expires_at=soon)
+    later, forever = make_trigger(expires_at=soon.replace(hour=15)), make_trigger()
+    for trigger in (active, paused, later, forever):
+        await store.create(trigger)
+    await store.pause("alice", paused.id)
+    assert await store.expire_due() == []
+    clock.advance(hours=1)
+    assert sorted(await store.expire_due()) == sorted([active.id, paused.id])
+    assert (await store.get("alice", later.id)).status is Status.ACTIVE
+    assert (await store.get("alice", active.id)).status is Status.EXPIRED
+
+
+async def test_stream_active_in_batches(store: TriggerStore, db: Database) -> None:
+    """Every active trigger arrives, in bounded batches; paused ones and bad rows do not."""
+    triggers = [make_trigger(trigger_price_1=100_000 + i * 5) for i in range(1200)]
+    async with db.engine.begin() as conn:
+        from hmt.store.records import user_columns
+
+        await conn.execute(
+            gtt_orders.insert(),
+            [
+                {
+                    "id": t.id,
+                    "user_id": t.user_id,
+                    "status": "active",
+                    "attempts": 0,
+                    "created_at": store.clock(),
+                    "updated_at": store.clock(),
+                    **user_columns(t),
+                }
+                for t in triggers
+            ],
+        )
+        # Another tool wrote a price finer than NSE's paise: skipped and reported.
+        await conn.execute(
+            gtt_orders.update()
+            .where(gtt_orders.c.id == triggers[0].id)
+            .values(trigger_price_1=Decimal("1600.001"))
+        )
+    paused = make_trigger()
+    await store.create(paused)
+    await store.pause("alice", paused.id)
+    bad: list[str] = []
+    sizes, seen = [], set()
+    async for batch in store.stream_active(batch_size=500, on_invalid=lambda i, e: bad.append(i)):
+        sizes.append(len(batch))
+        seen.update(t.id for t in batch)
+    assert max(sizes) <= 500
+    assert seen == {t.id for t in triggers[1:]}
+    assert bad == [triggers[0].id]
+    assert {t.trigger_price_1 for t in triggers[1:]} == {
+        t.trigger_price_1 for t in triggers if t.id in seen
+    }
+
+
+async def test_events_are_written_with_their_change(store: TriggerStore, db: Database) -> None:
+    """Each row change has exactly one event: counts match after a run of operations."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    await store.pause("alice", trigger.id)
+    await store.resume("alice", trigger.id)
+    await store.claim(Fired(trigger, Leg.FIRST, 160_000))
+    async with db.engine.connect() as conn:
+        count = (
+            await conn.execute(
+                select(func.count())
+                .select_from(trigger_events)
+                .where(trigger_events.c.trigger_id == trigger.id)
+            )
+        ).scalar_one()
+    assert count == 4
+
+
+async def test_claim_compares_prices_as_decimals(store: TriggerStore, db: Database) -> None:
+    """A price another tool wrote as "1600.50" still claims: values compare, not text."""
+    trigger = make_trigger(trigger_price_1=160_050)
+    await store.create(trigger)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE hmt_gtt_orders SET trigger_price_1 = '1600.50'"))
+    loaded = (await store.get("alice", trigger.id)).trigger
+    assert loaded == trigger
+    assert await store.claim(Fired(loaded, Leg.FIRST, 160_050))

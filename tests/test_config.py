@@ -1,0 +1,137 @@
+"""Settings from the environment: DESIGN section 5's names and defaults, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from hmt.config import DEFAULT_DATABASE_URL, Broker, ConfigError, TickMode, load_settings
+
+NAMES = [
+    "HMT_ENGINE_ENABLED",
+    "HMT_MAX_RETRIES",
+    "HMT_RETRY_BACKOFF_MS",
+    "HMT_HEALTH_CHECK_INTERVAL_MS",
+    "HMT_RECONNECT_DELAY_MS",
+    "HMT_DATABASE_URL",
+    "HMT_DB_AUTO_UPGRADE",
+    "HMT_BROKER",
+    "HMT_KITE_API_KEY",
+    "HMT_KITE_API_SECRET",
+    "HMT_KITE_ACCESS_TOKEN",
+    "HMT_KITE_API_URL",
+    "HMT_KITE_WS_URL",
+    "HMT_HOST",
+    "HMT_PORT",
+    "HMT_SECRET_KEY",
+    "HMT_TICK_MODE",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start each test from an environment with no HMT_ variables."""
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_are_the_designed_ones() -> None:
+    """With nothing set, every value is DESIGN section 5's default."""
+    s = load_settings()
+    assert s.engine_enabled is True
+    assert (s.max_retries, s.retry_backoff_ms) == (2, 1000)
+    assert (s.health_check_interval_ms, s.reconnect_delay_ms) == (30_000, 5000)
+    assert s.database_url == DEFAULT_DATABASE_URL == "sqlite:///hmt.db"
+    assert s.db_auto_upgrade is True
+    assert s.broker is Broker.PAPER
+    assert s.kite_api_key is None
+    assert s.kite_api_secret is None
+    assert s.kite_access_token is None
+    assert s.kite_api_url == "https://api.kite.trade"
+    assert s.kite_ws_url == "wss://ws.kite.trade"
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.secret_key is None
+    assert s.tick_mode is TickMode.LTP
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every variable is read from its HMT_ name."""
+    env = {
+        "HMT_ENGINE_ENABLED": "false",
+        "HMT_MAX_RETRIES": "5",
+        "HMT_RETRY_BACKOFF_MS": "10",
+        "HMT_HEALTH_CHECK_INTERVAL_MS": "1000",
+        "HMT_RECONNECT_DELAY_MS": "0",
+        "HMT_DATABASE_URL": "postgresql://u@db/hmt",
+        "HMT_DB_AUTO_UPGRADE": "0",
+        "HMT_BROKER": "kite",
+        "HMT_KITE_API_KEY": "key",
+        "HMT_KITE_API_SECRET": "sec",
+        "HMT_KITE_ACCESS_TOKEN": "tok",
+        "HMT_KITE_API_URL": "http://127.0.0.1:9000/",
+        "HMT_KITE_WS_URL": "ws://127.0.0.1:9001",
+        "HMT_HOST": "0.0.0.0",  # noqa: S104 - only parsed, never bound
+        "HMT_PORT": "9999",
+        "HMT_SECRET_KEY": "s" * 32,
+        "HMT_TICK_MODE": "full",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert s.engine_enabled is False
+    assert s.max_retries == 5
+    assert s.database_url == "postgresql://u@db/hmt"
+    assert s.db_auto_upgrade is False
+    assert s.broker is Broker.KITE
+    assert s.kite_api_url == "http://127.0.0.1:9000"
+    assert s.kite_ws_url == "ws://127.0.0.1:9001"
+    assert s.port == 9999
+    assert s.tick_mode is TickMode.FULL
+    assert s.kite_access_token is not None
+    assert s.kite_access_token.get_secret_value() == "tok"
+    assert s.require_secret_key().get_secret_value() == "s" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "rule"),
+    [
+        ("HMT_MAX_RETRIES", "-1", "greater than or equal to 0"),
+        ("HMT_MAX_RETRIES", "many", "valid integer"),
+        ("HMT_PORT", "70000", "less than or equal to 65535"),
+        ("HMT_BROKER", "zerodha", "'kite' or 'paper'"),
+        ("HMT_TICK_MODE", "depth", "'ltp', 'quote' or 'full'"),
+        ("HMT_DATABASE_URL", "mysql://db/hmt", "sqlite:// or postgresql://"),
+        ("HMT_KITE_API_URL", "ftp://x", "http:// or https://"),
+        ("HMT_KITE_WS_URL", "https://x", "ws:// or wss://"),
+        ("HMT_SECRET_KEY", "short", "at least 16 characters"),
+        ("HMT_ENGINE_ENABLED", "maybe", "valid boolean"),
+    ],
+)
+def test_bad_values_name_the_variable_and_rule(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, rule: str
+) -> None:
+    """A bad value fails with the variable's name and the rule it broke."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert name in str(raised.value)
+    assert rule in str(raised.value)
+
+
+def test_secrets_stay_out_of_reprs_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets never appear in the settings' repr, nor in a validation error."""
+    monkeypatch.setenv("HMT_KITE_API_SECRET", "CANARYsecret")
+    monkeypatch.setenv("HMT_KITE_ACCESS_TOKEN", "CANARYtoken")
+    monkeypatch.setenv("HMT_SECRET_KEY", "CANARYsealingkey")
+    s = load_settings()
+    for text in (repr(s), str(s), str(s.model_dump())):
+        assert "CANARY" not in text
+    monkeypatch.setenv("HMT_SECRET_KEY", "CANARYshort")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "CANARY" not in str(raised.value)
+
+
+def test_missing_secret_key_names_the_variable() -> None:
+    """When sealing needs HMT_SECRET_KEY and it is unset, the error says so."""
+    with pytest.raises(ConfigError, match="HMT_SECRET_KEY is not set"):
+        load_settings().require_secret_key()
