@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime
 
 import pytest
 
@@ -29,7 +28,6 @@ def executor(broker: Broker, store: Store, **throttle_limits: float) -> Executor
         store,
         throttle=Throttle(limits),
         policy=RetryPolicy(max_retries=2, backoff=0.001, lookups=3),
-        clock=lambda: datetime(2026, 11, 24, tzinfo=UTC),
         rng=random.Random(7),
     )
 

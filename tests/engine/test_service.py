@@ -10,11 +10,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from hmt.core.broker import ErrorKind
+from hmt.core.model import InFlight
 from hmt.core.rules import order_for
 from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg, Side
 from hmt.engine.executor import Executor, RetryPolicy
-from hmt.engine.service import Engine, EngineConfig, EngineState, InFlight
+from hmt.engine.service import Engine, EngineConfig, EngineState
 from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
 
@@ -27,7 +28,6 @@ def engine(source: Source, broker: Broker, feed: Feed, **config: object) -> Engi
         source.ledger,
         throttle=Throttle([Limit(100, 1.0)]),
         policy=RetryPolicy(max_retries=1, backoff=0.001, lookups=2),
-        clock=lambda: NOW,
         rng=random.Random(1),
     )
     return Engine(

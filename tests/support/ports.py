@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
-from hmt.core.model import Fired, OrderIntent, Trigger
+from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import TriggerId
-from hmt.engine.service import InFlight
 
 Step = Callable[["Broker", OrderIntent], str]
 
@@ -70,26 +68,22 @@ class ClaimLedger:
         self.status: dict[TriggerId, str] = {}
         self.calls: list[tuple[str, object]] = []
 
-    async def claim(self, fired: Fired, tag: str, at: datetime) -> bool:
-        self.calls.append(("claim", tag))
+    async def claim(self, fired: Fired) -> bool:
+        self.calls.append(("claim", fired.trigger.id))
         if self.claimable:
             self.status[fired.trigger.id] = "triggered"
         return self.claimable
 
-    async def retry(self, trigger_id: TriggerId, attempt: int, reason: str, at: datetime) -> None:
+    async def retry(self, trigger_id: TriggerId, attempt: int, reason: str) -> None:
         self.calls.append(("retry", attempt))
 
-    async def placed(
-        self, trigger_id: TriggerId, order_id: str, attempt: int, at: datetime
-    ) -> None:
+    async def placed(self, trigger_id: TriggerId, order_id: str, attempt: int) -> None:
         self._finish(trigger_id, "placed", (order_id, attempt))
 
-    async def failed(self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime) -> None:
+    async def failed(self, trigger_id: TriggerId, reason: str, attempt: int) -> None:
         self._finish(trigger_id, "failed", reason)
 
-    async def released(
-        self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime
-    ) -> None:
+    async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None:
         self._finish(trigger_id, "active", reason)
 
     def _finish(self, trigger_id: TriggerId, status: str, detail: object) -> None:

@@ -85,3 +85,11 @@ class Fired(NamedTuple):
     trigger: Trigger
     leg: Leg
     ltp: int
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A trigger left `triggered`: claimed, its order's fate not yet recorded."""
+
+    intent: OrderIntent
+    triggered_at: datetime | None

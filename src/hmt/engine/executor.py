@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 import structlog
@@ -71,24 +69,21 @@ class Executor:
         *,
         throttle: Throttle,
         policy: RetryPolicy,
-        clock: Callable[[], datetime],
         rng: random.Random | None = None,
     ) -> None:
         self._broker = broker
         self._store = store
         self._throttle = throttle
         self._policy = policy
-        self._clock = clock
         self._rng = rng or random.Random()
         self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
 
     async def execute(self, fired: Fired) -> Outcome:
         """Claim `fired` and see its order placed exactly once, or say why not."""
-        intent = order_for(fired.trigger, fired.leg)
-        if not await self._store.claim(fired, intent.tag, self._clock()):
+        if not await self._store.claim(fired):
             return Outcome.NOT_CLAIMED
         failpoint("after_claim")
-        return await self.settle(intent)
+        return await self.settle(order_for(fired.trigger, fired.leg))
 
     async def settle(self, intent: OrderIntent, *, ambiguous: bool = False) -> Outcome:
         """Drive a claimed intent to placed or failed; also used by start-up recovery.
@@ -102,7 +97,7 @@ class Executor:
         try:
             while attempt <= self._policy.max_retries:
                 if ambiguous and (found := await self._lookup(intent)) is not None:
-                    await self._store.placed(trigger_id, found.order_id, 0, self._clock())
+                    await self._store.placed(trigger_id, found.order_id, 0)
                     return Outcome.PLACED
                 await self._wait_for_slot()
                 attempt += 1
@@ -114,30 +109,28 @@ class Executor:
                         "order_error", trigger_id=trigger_id, attempt=attempt, error=str(error)
                     )
                     if error.kind is ErrorKind.FINAL:
-                        await self._store.failed(trigger_id, error.message, attempt, self._clock())
+                        await self._store.failed(trigger_id, error.message, attempt)
                         return Outcome.FAILED
                     if error.kind is ErrorKind.AUTH:
-                        await self._store.released(
-                            trigger_id, error.message, attempt, self._clock()
-                        )
+                        await self._store.released(trigger_id, error.message, attempt)
                         raise AuthExpired(error.message) from None
                     ambiguous = error.kind is ErrorKind.AMBIGUOUS
-                    await self._store.retry(trigger_id, attempt, str(error), self._clock())
+                    await self._store.retry(trigger_id, attempt, str(error))
                     await asyncio.sleep(self._retry_delay(attempt, error))
                     continue
                 failpoint("after_response")
-                await self._store.placed(trigger_id, order_id, attempt, self._clock())
+                await self._store.placed(trigger_id, order_id, attempt)
                 return Outcome.PLACED
             assert last is not None
             if ambiguous and (found := await self._lookup(intent)) is not None:
                 # The last attempt reached the broker after all.
-                await self._store.placed(trigger_id, found.order_id, 0, self._clock())
+                await self._store.placed(trigger_id, found.order_id, 0)
                 return Outcome.PLACED
         except _Unreadable as error:
             log.error("order_unresolved", trigger_id=trigger_id, error=str(error))
             return Outcome.UNRESOLVED
         reason = f"gave up after {attempt} attempts: {last.message}"
-        await self._store.failed(trigger_id, reason, 0, self._clock())
+        await self._store.failed(trigger_id, reason, 0)
         return Outcome.FAILED
 
     async def resolve(self, intent: OrderIntent) -> Outcome | None:
@@ -153,7 +146,7 @@ class Executor:
             return Outcome.UNRESOLVED
         if found is None:
             return None
-        await self._store.placed(intent.trigger_id, found.order_id, 0, self._clock())
+        await self._store.placed(intent.trigger_id, found.order_id, 0)
         return Outcome.PLACED
 
     async def _lookup(self, intent: OrderIntent) -> OrderReport | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 from hmt.core.broker import OrderReport
@@ -27,31 +26,24 @@ class ClaimStore(Protocol):
 
     Each method is one transaction that changes the trigger's row and appends
     its events together; every one but `claim` is conditional on the trigger
-    being `triggered`, so a late writer cannot move a finished trigger.
+    being `triggered`, so a late writer cannot move a finished trigger. The
+    store stamps every change with its own clock.
     `attempt` > 0 says an order request was sent in this step: the store
     records its `order_sent` event in the same transaction, so no extra write
     sits between the claim and the order.
     """
 
-    async def claim(self, fired: Fired, tag: str, at: datetime) -> bool:
+    async def claim(self, fired: Fired) -> bool:
         """`active` -> `triggered`, or False if anything else (an edit, a cancel,
         another engine) got there first."""
         ...
 
-    async def retry(
-        self, trigger_id: TriggerId, attempt: int, reason: str, at: datetime
-    ) -> None: ...
+    async def retry(self, trigger_id: TriggerId, attempt: int, reason: str) -> None: ...
 
-    async def placed(
-        self, trigger_id: TriggerId, order_id: str, attempt: int, at: datetime
-    ) -> None:
+    async def placed(self, trigger_id: TriggerId, order_id: str, attempt: int) -> None:
         """`attempt` 0: found in the broker's book by tag rather than answered."""
         ...
 
-    async def failed(
-        self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime
-    ) -> None: ...
+    async def failed(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
 
-    async def released(
-        self, trigger_id: TriggerId, reason: str, attempt: int, at: datetime
-    ) -> None: ...
+    async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...

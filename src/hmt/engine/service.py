@@ -21,7 +21,7 @@ from typing import Protocol
 import structlog
 
 from hmt.core.book import TriggerBook
-from hmt.core.model import Fired, OrderIntent, Trigger
+from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.types import TriggerId
 from hmt.engine.executor import AuthExpired, Executor, Outcome
 from hmt.engine.stats import EngineStats
@@ -39,14 +39,6 @@ class Feed(Protocol):
     async def stop(self) -> None: ...
     @property
     def connected(self) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """A trigger left `triggered`: claimed, its order's fate unknown to us."""
-
-    intent: OrderIntent
-    triggered_at: datetime | None
 
 
 class TriggerSource(Protocol):

@@ -43,10 +43,18 @@ def kite_timestamp(epoch: float) -> str:
 class Broker:
     """Accepts, matches, modifies and cancels paper orders."""
 
-    def __init__(self, universe: Universe, market: Market, *, seed: int, user_id: str,
-                 funds: int | None = None, limits: OrderLimits | None = None,
-                 clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        universe: Universe,
+        market: Market,
+        *,
+        seed: int,
+        user_id: str,
+        funds: int | None = None,
+        limits: OrderLimits | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.universe, self.market, self.user_id = universe, market, user_id
         self.clock = clock
         self.rate_limiter = RateLimiter(limits or OrderLimits(), monotonic)
@@ -79,9 +87,14 @@ class Broker:
         terms = parse_terms(form, instrument)
         now = kite_timestamp(self.clock())
         order = Order(
-            order_id=str(self._next_id), variety=variety, terms=terms, user_id=self.user_id,
-            guid=f"sim{self._next_id % 10**12:012d}", order_timestamp=now,
-            order_type=terms.order_type, limit=terms.price,
+            order_id=str(self._next_id),
+            variety=variety,
+            terms=terms,
+            user_id=self.user_id,
+            guid=f"sim{self._next_id % 10**12:012d}",
+            order_timestamp=now,
+            order_type=terms.order_type,
+            limit=terms.price,
         )
         self._next_id += 1
         self.orders[order.order_id] = order
@@ -107,9 +120,19 @@ class Broker:
             raise input_error(f"Order cannot be modified as it is {order.status}.")
         if order.modifications >= MAX_MODIFICATIONS:
             raise input_error("Maximum allowed order modifications exceeded.")
-        keep = {k: form[k] for k in ("order_type", "quantity", "price", "trigger_price",
-                                     "validity", "disclosed_quantity", "market_protection")
-                if k in form}
+        keep = {
+            k: form[k]
+            for k in (
+                "order_type",
+                "quantity",
+                "price",
+                "trigger_price",
+                "validity",
+                "disclosed_quantity",
+                "market_protection",
+            )
+            if k in form
+        }
         terms = parse_terms(keep, order.terms.instrument, _as_form(order.terms))
         if terms.quantity < order.filled_quantity:
             raise input_error("Invalid `quantity`: less than the quantity already filled.")
@@ -192,21 +215,23 @@ class Broker:
             value = price * t.quantity
             self.funds += order.blocked - value if t.transaction_type == "BUY" else value
             order.blocked = 0
-        self.trades.setdefault(order.order_id, []).append({
-            "trade_id": str(self._next_trade),
-            "order_id": order.order_id,
-            "exchange": t.instrument.exchange,
-            "tradingsymbol": t.instrument.tradingsymbol,
-            "instrument_token": t.instrument.token,
-            "product": t.product,
-            "average_price": rupees(price, t.instrument.divisor),
-            "quantity": t.quantity,
-            "exchange_order_id": order.exchange_order_id,
-            "transaction_type": t.transaction_type,
-            "fill_timestamp": now,
-            "order_timestamp": now[11:],
-            "exchange_timestamp": now,
-        })
+        self.trades.setdefault(order.order_id, []).append(
+            {
+                "trade_id": str(self._next_trade),
+                "order_id": order.order_id,
+                "exchange": t.instrument.exchange,
+                "tradingsymbol": t.instrument.tradingsymbol,
+                "instrument_token": t.instrument.token,
+                "product": t.product,
+                "average_price": rupees(price, t.instrument.divisor),
+                "quantity": t.quantity,
+                "exchange_order_id": order.exchange_order_id,
+                "transaction_type": t.transaction_type,
+                "fill_timestamp": now,
+                "order_timestamp": now[11:],
+                "exchange_timestamp": now,
+            }
+        )
         self._next_trade += 1
         self._finish(order, "COMPLETE")
 
@@ -230,33 +255,46 @@ class Broker:
         last = self.market.quotes[i.token].last
         tick = Decimal(i.tick) / i.divisor
         if t.quantity % max(1, i.lot_size):
-            return (f"Quantity should be a multiple of the lot size {i.lot_size}.",
-                    f"RMS:Quantity {t.quantity} is not a multiple of lot size {i.lot_size}")
+            return (
+                f"Quantity should be a multiple of the lot size {i.lot_size}.",
+                f"RMS:Quantity {t.quantity} is not a multiple of lot size {i.lot_size}",
+            )
         for name, units in (("price", t.price), ("trigger price", t.trigger_price)):
             if units % i.tick:
-                return (f"The {name} is not a multiple of the tick size {tick}.",
-                        f"RMS:Rule: Check tick size for entity account-{self.user_id}")
+                return (
+                    f"The {name} is not a multiple of the tick size {tick}.",
+                    f"RMS:Rule: Check tick size for entity account-{self.user_id}",
+                )
         if t.order_type in ("SL", "SL-M"):
             side = "buy" if t.transaction_type == "BUY" else "sell"
             above = t.transaction_type == "BUY"
             if (t.trigger_price <= last) if above else (t.trigger_price >= last):
                 where = "higher" if above else "lower"
-                return (f"Trigger price for stoploss {side} orders should be {where} than the "
-                        "last traded price.", "RMS:Rule: Trigger price check")
-            if t.order_type == "SL" and ((t.price < t.trigger_price) if above
-                                         else (t.price > t.trigger_price)):
+                return (
+                    f"Trigger price for stoploss {side} orders should be {where} than the "
+                    "last traded price.",
+                    "RMS:Rule: Trigger price check",
+                )
+            if t.order_type == "SL" and (
+                (t.price < t.trigger_price) if above else (t.price > t.trigger_price)
+            ):
                 where = "higher" if above else "lower"
-                return (f"Limit price for stoploss {side} orders should be {where} than or "
-                        "equal to the trigger price.", "RMS:Rule: Limit price check")
+                return (
+                    f"Limit price for stoploss {side} orders should be {where} than or "
+                    "equal to the trigger price.",
+                    "RMS:Rule: Limit price check",
+                )
         if self.funds is not None and t.transaction_type == "BUY":
             need = t.quantity * (order.limit or t.trigger_price or last)
             if need > self.funds:
                 required, available = need / i.divisor, self.funds / i.divisor
-                return (f"Insufficient funds. Required margin is {required:.2f} but available "
-                        f"margin is {available:.2f}. Check the orderbook for open orders.",
-                        f"RMS:Margin Exceeds,Required:{required:.2f}, Available:{available:.2f}"
-                        f" for entity account-{self.user_id} across exchange across segment "
-                        "across product ")
+                return (
+                    f"Insufficient funds. Required margin is {required:.2f} but available "
+                    f"margin is {available:.2f}. Check the orderbook for open orders.",
+                    f"RMS:Margin Exceeds,Required:{required:.2f}, Available:{available:.2f}"
+                    f" for entity account-{self.user_id} across exchange across segment "
+                    "across product ",
+                )
             order.blocked = need
             self.funds -= need
         return None
@@ -271,8 +309,9 @@ class Broker:
         if order in working:
             working.remove(order)
 
-    def _finish(self, order: Order, status: str, message: str | None = None,
-                raw: str | None = None) -> None:
+    def _finish(
+        self, order: Order, status: str, message: str | None = None, raw: str | None = None
+    ) -> None:
         self._unwork(order)
         self._release(order)
         if status == "CANCELLED":
@@ -310,10 +349,15 @@ def _protected(last: int, t: Terms, buy: bool) -> int:
 def _as_form(t: Terms) -> dict[str, str]:
     d = t.instrument.divisor
     form = {
-        "transaction_type": t.transaction_type, "order_type": t.order_type,
-        "quantity": str(t.quantity), "product": t.product, "validity": t.validity,
-        "price": str(Decimal(t.price) / d), "trigger_price": str(Decimal(t.trigger_price) / d),
-        "disclosed_quantity": str(t.disclosed_quantity), "validity_ttl": str(t.validity_ttl),
+        "transaction_type": t.transaction_type,
+        "order_type": t.order_type,
+        "quantity": str(t.quantity),
+        "product": t.product,
+        "validity": t.validity,
+        "price": str(Decimal(t.price) / d),
+        "trigger_price": str(Decimal(t.trigger_price) / d),
+        "disclosed_quantity": str(t.disclosed_quantity),
+        "validity_ttl": str(t.validity_ttl),
     }
     if t.protection is not None:
         form["market_protection"] = str(t.protection)
@@ -326,5 +370,6 @@ def _check_variety(variety: str) -> None:
     if variety not in KNOWN_VARIETIES:
         raise input_error(f"Invalid `variety` {variety!r}.")
     if variety not in MODELLED_VARIETIES:
-        raise KiteError("InputException",
-                        f"The simulator models the regular variety only, not {variety!r}.")
+        raise KiteError(
+            "InputException", f"The simulator models the regular variety only, not {variety!r}."
+        )

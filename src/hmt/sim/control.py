@@ -50,14 +50,28 @@ class Control:
         action = f"{request.method} {request.path.rstrip('/')}"
         handler = self._handlers().get(action)
         if handler is None:
-            return Response.json(404, {"status": "error", "message": f"no control action {action}",
-                                       "error_type": "GeneralException", "data": None})
+            return Response.json(
+                404,
+                {
+                    "status": "error",
+                    "message": f"no control action {action}",
+                    "error_type": "GeneralException",
+                    "data": None,
+                },
+            )
         try:
             body = request.json() if request.method == "POST" else None
             return _ok(handler(body))
         except (ControlError, FaultError, PriceError, ValueError) as exc:
-            return Response.json(400, {"status": "error", "message": str(exc),
-                                       "error_type": "InputException", "data": None})
+            return Response.json(
+                400,
+                {
+                    "status": "error",
+                    "message": str(exc),
+                    "error_type": "InputException",
+                    "data": None,
+                },
+            )
 
     def _handlers(self) -> dict[str, Any]:
         return {
@@ -65,14 +79,16 @@ class Control:
             "POST /_sim/price": self.price,
             "GET /_sim/orders": lambda _: [
                 {**row, "history": self.sim.order_history(row["order_id"])}
-                for row in self.sim.orders()],
+                for row in self.sim.orders()
+            ],
             "POST /_sim/faults": self.add_faults,
             "GET /_sim/faults": lambda _: [rule.to_json() for rule in self.sim.faults.rules],
             "DELETE /_sim/faults": lambda _: self.sim.faults.clear(),
             "POST /_sim/session/expire": lambda _: self.sim.expire_session(),
             "POST /_sim/session/renew": lambda _: {"access_token": self.sim.renew_session()},
             "POST /_sim/session/request_token": lambda _: {
-                "request_token": self.sim.request_token()},
+                "request_token": self.sim.request_token()
+            },
             "POST /_sim/ws/drop": lambda _: {"dropped": self.sim.ticker.drop_all()},
             "POST /_sim/ws/stall": self.stall,
             "POST /_sim/ws/resume": lambda _: self.sim.ticker.resume(),
@@ -85,14 +101,18 @@ class Control:
         sim = self.sim
         funds = sim.broker.funds
         return {
-            "api_url": sim.api_url, "ws_url": sim.ws_url, "seed": sim.seed,
-            "api_key": sim.api_key, "api_secret": sim.api_secret,
-            "access_token": sim.access_token, "user_id": sim.sessions.user_id,
+            "api_url": sim.api_url,
+            "ws_url": sim.ws_url,
+            "seed": sim.seed,
+            "api_key": sim.api_key,
+            "api_secret": sim.api_secret,
+            "access_token": sim.access_token,
+            "user_id": sim.sessions.user_id,
             "funds": None if funds is None else str(Decimal(funds) / 100),
-            "counters": dict(sim.counters), "faults": [r.to_json() for r in sim.faults.rules],
+            "counters": dict(sim.counters),
+            "faults": [r.to_json() for r in sim.faults.rules],
             "faults_fired": dict(sim.faults.fired),
-            "instruments": [{"instrument_token": i.token, "key": i.key}
-                            for i in sim.universe],
+            "instruments": [{"instrument_token": i.token, "key": i.key} for i in sim.universe],
         }
 
     def price(self, body: Any) -> dict[str, Any]:
@@ -103,8 +123,10 @@ class Control:
         if "price" not in data or isinstance(data["price"], bool):
             raise ControlError("price: required, in rupees (a string keeps it exact)")
         quote = self.sim.push_price(token, data["price"])
-        return {"instrument_token": token, "last_price": str(Decimal(quote.last) /
-                                                              quote.instrument.divisor)}
+        return {
+            "instrument_token": token,
+            "last_price": str(Decimal(quote.last) / quote.instrument.divisor),
+        }
 
     def add_faults(self, body: Any) -> list[dict[str, Any]]:
         specs = body if isinstance(body, list) else [body]

@@ -33,15 +33,26 @@ class FaultKind(StrEnum):
     WS_MALFORMED = "ws_malformed"  # send a malformed frame instead of a data frame
 
 
-REST_KINDS = frozenset({
-    FaultKind.LATENCY, FaultKind.ERROR, FaultKind.CLOSE, FaultKind.ACCEPT_THEN_ERROR,
-    FaultKind.ACCEPT_THEN_CLOSE, FaultKind.ACCEPT_THEN_DELAY, FaultKind.NEVER_ANSWER,
-})
+REST_KINDS = frozenset(
+    {
+        FaultKind.LATENCY,
+        FaultKind.ERROR,
+        FaultKind.CLOSE,
+        FaultKind.ACCEPT_THEN_ERROR,
+        FaultKind.ACCEPT_THEN_CLOSE,
+        FaultKind.ACCEPT_THEN_DELAY,
+        FaultKind.NEVER_ANSWER,
+    }
+)
 # The ticker's pseudo-endpoints: the upgrade, and each outgoing data frame.
 WS_CONNECT = "ws_connect"
 WS_FRAME = "ws_frame"
-WS_KINDS = {FaultKind.WS_REJECT: WS_CONNECT, FaultKind.WS_DROP: WS_FRAME,
-            FaultKind.WS_STALL: WS_FRAME, FaultKind.WS_MALFORMED: WS_FRAME}
+WS_KINDS = {
+    FaultKind.WS_REJECT: WS_CONNECT,
+    FaultKind.WS_DROP: WS_FRAME,
+    FaultKind.WS_STALL: WS_FRAME,
+    FaultKind.WS_MALFORMED: WS_FRAME,
+}
 MALFORMED_KINDS = ("bad_length", "truncated", "short", "bad_json")
 
 
@@ -68,8 +79,9 @@ class Fault:
         try:
             self.kind = FaultKind(self.kind)
         except ValueError:
-            raise FaultError(f"kind: {self.kind!r} is not one of "
-                             f"{', '.join(k.value for k in FaultKind)}") from None
+            raise FaultError(
+                f"kind: {self.kind!r} is not one of {', '.join(k.value for k in FaultKind)}"
+            ) from None
         if not 0.0 <= self.rate <= 1.0:
             raise FaultError(f"rate: {self.rate} is not between 0 and 1")
         if self.times is not None and self.times < 0:
@@ -81,8 +93,9 @@ class Fault:
         if self.status is not None and not 400 <= self.status <= 599:
             raise FaultError(f"status: {self.status} is not an HTTP error status")
         if self.malformed not in MALFORMED_KINDS:
-            raise FaultError(f"malformed: {self.malformed!r} is not one of "
-                             f"{', '.join(MALFORMED_KINDS)}")
+            raise FaultError(
+                f"malformed: {self.malformed!r} is not one of {', '.join(MALFORMED_KINDS)}"
+            )
         if self.kind in WS_KINDS:
             self.endpoint = WS_KINDS[self.kind]
 
@@ -117,9 +130,17 @@ class Fault:
             raise FaultError(f"{unknown[0]}: not a fault rule field ({', '.join(sorted(known))})")
         if "kind" not in data:
             raise FaultError("kind: required")
-        types = {"rate": (int, float), "delay": (int, float), "times": (int, type(None)),
-                 "status": (int, type(None)), "endpoint": (str,), "error_type": (str,),
-                 "message": (str, type(None)), "malformed": (str,), "kind": (str,)}
+        types = {
+            "rate": (int, float),
+            "delay": (int, float),
+            "times": (int, type(None)),
+            "status": (int, type(None)),
+            "endpoint": (str,),
+            "error_type": (str,),
+            "message": (str, type(None)),
+            "malformed": (str,),
+            "kind": (str,),
+        }
         for name, value in data.items():
             if not isinstance(value, types[name]) or isinstance(value, bool):
                 raise FaultError(f"{name}: {value!r} has the wrong type")

@@ -110,16 +110,19 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         raise BadRequest(f"Content-Length {length} is out of range")
     body = await reader.readexactly(length) if length else b""
     url = urlsplit(target)
-    return Request(method.upper(), url.path or "/", parse_qs(url.query, keep_blank_values=True),
-                   headers, body)
+    return Request(
+        method.upper(), url.path or "/", parse_qs(url.query, keep_blank_values=True), headers, body
+    )
 
 
 def _encode(response: Response, keep_alive: bool) -> bytes:
     reason = HTTPStatus(response.status).phrase
-    head = [f"HTTP/1.1 {response.status} {reason}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-            f"Connection: {'keep-alive' if keep_alive else 'close'}"]
+    head = [
+        f"HTTP/1.1 {response.status} {reason}",
+        f"Content-Type: {response.content_type}",
+        f"Content-Length: {len(response.body)}",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+    ]
     head += [f"{k}: {v}" for k, v in response.headers.items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
 
@@ -164,8 +167,12 @@ class HttpServer:
             try:
                 request = await _read_request(reader)
             except BadRequest as exc:
-                body = {"status": "error", "message": str(exc), "data": None,
-                        "error_type": "InputException"}
+                body = {
+                    "status": "error",
+                    "message": str(exc),
+                    "data": None,
+                    "error_type": "InputException",
+                }
                 writer.write(_encode(Response.json(400, body), keep_alive=False))
                 await writer.drain()
                 return
@@ -178,9 +185,15 @@ class HttpServer:
                 return
             except Exception:  # a handler bug must not kill the server: answer 500
                 log.exception("simulator handler failed on %s %s", request.method, request.path)
-                response = Response.json(500, {"status": "error", "data": None,
-                                               "message": "simulator internal error",
-                                               "error_type": "GeneralException"})
+                response = Response.json(
+                    500,
+                    {
+                        "status": "error",
+                        "data": None,
+                        "message": "simulator internal error",
+                        "error_type": "GeneralException",
+                    },
+                )
             keep = request.headers.get("connection", "").lower() != "close"
             writer.write(_encode(response, keep))
             await writer.drain()

@@ -29,8 +29,11 @@ class RateLimiter:
     def __init__(self, limits: OrderLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self.clock = clock
-        self._windows = ((1.0, limits.per_second), (60.0, limits.per_minute),
-                         (86_400.0, limits.per_day))
+        self._windows = (
+            (1.0, limits.per_second),
+            (60.0, limits.per_minute),
+            (86_400.0, limits.per_day),
+        )
         self._stamps: deque[float] = deque()
 
     def take(self) -> None:

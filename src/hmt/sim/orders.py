@@ -19,8 +19,10 @@ KNOWN_VARIETIES = ("regular", "amo", "co", "iceberg", "auction")
 MODELLED_VARIETIES = ("regular",)
 TAG = re.compile(r"[A-Za-z0-9]{1,20}")
 # Kite's wording (FACTS 2.5, pykiteconnect#225).
-NO_PROTECTION = ("Market orders without market protection are not allowed via API. "
-                 "Please set market protection or use a Limit order.")
+NO_PROTECTION = (
+    "Market orders without market protection are not allowed via API. "
+    "Please set market protection or use a Limit order."
+)
 # What -1 ("automatic") resolves to here; Kite's own bands are not documented.
 AUTO_PROTECTION = Decimal(2)
 
@@ -43,8 +45,9 @@ class Terms:
     tag: str | None
 
 
-def _field(form: Mapping[str, str], name: str, choices: tuple[str, ...],
-           default: str | None = None) -> str:
+def _field(
+    form: Mapping[str, str], name: str, choices: tuple[str, ...], default: str | None = None
+) -> str:
     value = form.get(name, default)
     if value is None or value == "":
         raise input_error(f"Missing `{name}`. It must be one of {', '.join(choices)}.")
@@ -104,15 +107,18 @@ def instrument_of(form: Mapping[str, str], universe: Universe) -> Instrument:
         raise input_error("Missing `tradingsymbol`.")
     instrument = universe.by_key(f"{exchange}:{symbol}")
     if instrument is None:
-        raise input_error(f"Invalid `tradingsymbol`: {exchange}:{symbol} is not an instrument "
-                          "the simulator lists.")
+        raise input_error(
+            f"Invalid `tradingsymbol`: {exchange}:{symbol} is not an instrument "
+            "the simulator lists."
+        )
     if instrument.is_index:
         raise input_error(f"{exchange}:{symbol} is an index and cannot be traded.")
     return instrument
 
 
-def parse_terms(form: Mapping[str, str], instrument: Instrument,
-                defaults: Mapping[str, str] | None = None) -> Terms:
+def parse_terms(
+    form: Mapping[str, str], instrument: Instrument, defaults: Mapping[str, str] | None = None
+) -> Terms:
     """Validate an order's fields; `defaults` fills in the ones a modify leaves out."""
     merged = {**(defaults or {}), **{k: v for k, v in form.items() if v != ""}}
     order_type = _field(merged, "order_type", ORDER_TYPES)
@@ -124,8 +130,10 @@ def parse_terms(form: Mapping[str, str], instrument: Instrument,
         if protection == -1:
             protection = AUTO_PROTECTION
         elif not 0 < protection <= 100:
-            raise input_error(f"Invalid `market_protection` {protection}: use -1 (automatic) "
-                              "or a percentage above 0 and up to 100.")
+            raise input_error(
+                f"Invalid `market_protection` {protection}: use -1 (automatic) "
+                "or a percentage above 0 and up to 100."
+            )
     tag = merged.get("tag") or None
     if tag is not None and not TAG.fullmatch(tag):
         raise input_error("Invalid `tag`: at most 20 characters, letters and digits only.")
@@ -139,8 +147,9 @@ def parse_terms(form: Mapping[str, str], instrument: Instrument,
         price=_price(merged, "price", instrument, order_type in ("LIMIT", "SL")),
         trigger_price=_price(merged, "trigger_price", instrument, order_type in ("SL", "SL-M")),
         validity=validity,
-        validity_ttl=_int(merged, "validity_ttl", 1 if validity == "TTL" else 0,
-                          low=1 if validity == "TTL" else 0),
+        validity_ttl=_int(
+            merged, "validity_ttl", 1 if validity == "TTL" else 0, low=1 if validity == "TTL" else 0
+        ),
         disclosed_quantity=_int(merged, "disclosed_quantity", 0),
         protection=protection,
         tag=tag,

@@ -114,8 +114,14 @@ class Market:
     def quote(self, token: int) -> Quote | None:
         return self.quotes.get(token)
 
-    def trade(self, token: int, price: int, qty: int | None = None,
-              volume: int | None = None, at: float | None = None) -> Quote:
+    def trade(
+        self,
+        token: int,
+        price: int,
+        qty: int | None = None,
+        volume: int | None = None,
+        at: float | None = None,
+    ) -> Quote:
         """Record a trade at `price` (wire units) and tell every listener."""
         q = self.quotes.get(token)
         if q is None:
@@ -165,15 +171,20 @@ class RandomWalk:
     on timing or on the other instruments.
     """
 
-    def __init__(self, market: Market, seed: int, *, speed: float = 1.0,
-                 tokens: Iterable[int] | None = None) -> None:
+    def __init__(
+        self, market: Market, seed: int, *, speed: float = 1.0, tokens: Iterable[int] | None = None
+    ) -> None:
         self.market = market
         self.speed = speed
         chosen = set(tokens) if tokens is not None else None
         self._walkers = [
-            _Walker(i, random.Random(f"{seed}:{i.token}"),
-                    i.volatility * math.sqrt(1.0 / (i.tick_rate * TRADING_SECONDS_PER_YEAR)))
-            for i in market.universe if chosen is None or i.token in chosen
+            _Walker(
+                i,
+                random.Random(f"{seed}:{i.token}"),
+                i.volatility * math.sqrt(1.0 / (i.tick_rate * TRADING_SECONDS_PER_YEAR)),
+            )
+            for i in market.universe
+            if chosen is None or i.token in chosen
         ]
 
     def next_price(self, walker: _Walker, last: int) -> int:
@@ -243,8 +254,9 @@ def _parse_time(text: str, line: int) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ReplayError(line, "timestamp",
-                          f"{text!r} is neither epoch seconds nor an ISO 8601 time") from None
+        raise ReplayError(
+            line, "timestamp", f"{text!r} is neither epoch seconds nor an ISO 8601 time"
+        ) from None
     if moment.tzinfo is None:  # Kite's own timestamps are IST wall-clock times
         moment = moment.replace(tzinfo=IST)
     return moment.timestamp()

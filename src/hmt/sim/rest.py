@@ -70,8 +70,15 @@ def failure(error: KiteError) -> Response:
 class RestApi:
     """Routes a request to the broker, the market or the sessions, with faults first."""
 
-    def __init__(self, broker: Broker, market: Market, sessions: Sessions, faults: FaultPlan,
-                 counters: Counter[str], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        market: Market,
+        sessions: Sessions,
+        faults: FaultPlan,
+        counters: Counter[str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.broker, self.market, self.sessions = broker, market, sessions
         self.faults, self.counters, self.clock = faults, counters, clock
         self.redirect_url: str | None = None
@@ -127,16 +134,22 @@ class RestApi:
             if route.name == "not_found":
                 raise KiteError("GeneralException", f"Route not found: {request.path}", 404)
             if route.name == "method_not_allowed":
-                raise KiteError("GeneralException",
-                                f"Method {request.method} not allowed on {request.path}", 405)
+                raise KiteError(
+                    "GeneralException",
+                    f"Method {request.method} not allowed on {request.path}",
+                    405,
+                )
             version = request.headers.get("x-kite-version")
             if version is not None and version != "3":
                 raise input_error(f"Unsupported `X-Kite-Version` {version!r}; this is v3.")
             if not route.public:
                 self.sessions.check_header(request.headers.get("authorization"))
             if route.name == "instruments":
-                return Response(200, self.market.universe.instruments_csv(
-                    params.get("exchange")).encode(), "text/csv")
+                return Response(
+                    200,
+                    self.market.universe.instruments_csv(params.get("exchange")).encode(),
+                    "text/csv",
+                )
             if route.name == "login":
                 return self._login(request)
             return success(self._data(route.name, params, request))
@@ -162,8 +175,9 @@ class RestApi:
         if name == "profile":
             return self.sessions.profile()
         if name == "session_token":
-            token = self.sessions.exchange(form.get("api_key", ""), form.get("request_token", ""),
-                                           form.get("checksum", ""))
+            token = self.sessions.exchange(
+                form.get("api_key", ""), form.get("request_token", ""), form.get("checksum", "")
+            )
             return self.sessions.session_data(token, kite_timestamp(self.clock()))
         if name == "session_logout":
             self.sessions.invalidate(form.get("access_token", ""))
@@ -198,8 +212,12 @@ class RestApi:
 
 def _quote_json(kind: str, q: Quote, now: float) -> dict[str, Any]:
     d = q.instrument.divisor
-    ohlc = {"open": rupees(q.open, d), "high": rupees(q.high, d), "low": rupees(q.low, d),
-            "close": rupees(q.close, d)}
+    ohlc = {
+        "open": rupees(q.open, d),
+        "high": rupees(q.high, d),
+        "low": rupees(q.low, d),
+        "close": rupees(q.close, d),
+    }
     if kind == "ltp":
         return {"instrument_token": q.token, "last_price": rupees(q.last, d)}
     if kind == "ohlc":

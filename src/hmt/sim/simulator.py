@@ -38,13 +38,24 @@ APP_ID = 4242  # the postback's app_id: any number; Kite's are small integers
 class Simulator:
     """A Kite stand-in: start it, point clients at its URLs, drive it from tests."""
 
-    def __init__(self, *, seed: int = 1, host: str = "127.0.0.1", port: int = 0,
-                 ws_port: int = 0, walk: bool = False, walk_speed: float = 1.0,
-                 replay: Path | list[ReplayRow] | None = None, replay_speed: float = 1.0,
-                 funds: Decimal | int | str | None = None, limits: OrderLimits | None = None,
-                 heartbeat_interval: float = 2.0, universe: Universe | None = None,
-                 clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ws_port: int = 0,
+        walk: bool = False,
+        walk_speed: float = 1.0,
+        replay: Path | list[ReplayRow] | None = None,
+        replay_speed: float = 1.0,
+        funds: Decimal | int | str | None = None,
+        limits: OrderLimits | None = None,
+        heartbeat_interval: float = 2.0,
+        universe: Universe | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.seed, self.host = seed, host
         self._ports = (port, ws_port)
         self.universe = universe or Universe()
@@ -53,13 +64,22 @@ class Simulator:
         self.sessions = Sessions(seed)
         self.market = Market(self.universe, clock)
         units = None if funds is None else int(Decimal(str(funds)) * 100)
-        self.broker = Broker(self.universe, self.market, seed=seed,
-                             user_id=self.sessions.user_id, funds=units, limits=limits,
-                             clock=clock, monotonic=monotonic)
-        self.rest = RestApi(self.broker, self.market, self.sessions, self.faults, self.counters,
-                            clock)
-        self.ticker = Ticker(self.market, self.faults, self.counters, self.sessions.valid,
-                             heartbeat_interval)
+        self.broker = Broker(
+            self.universe,
+            self.market,
+            seed=seed,
+            user_id=self.sessions.user_id,
+            funds=units,
+            limits=limits,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        self.rest = RestApi(
+            self.broker, self.market, self.sessions, self.faults, self.counters, clock
+        )
+        self.ticker = Ticker(
+            self.market, self.faults, self.counters, self.sessions.valid, heartbeat_interval
+        )
         self.control = Control(self)
         self.broker.listeners.append(self._postback)
         self.walk = RandomWalk(self.market, seed, speed=walk_speed) if walk else None
@@ -95,8 +115,12 @@ class Simulator:
     async def __aenter__(self) -> Simulator:
         return await self.start()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     # ---- credentials ----------------------------------------------------

@@ -69,8 +69,14 @@ class Client:
 class Ticker:
     """The WebSocket side of the simulator."""
 
-    def __init__(self, market: Market, faults: FaultPlan, counters: Counter[str],
-                 authorize: Callable[[str, str], bool], heartbeat_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        market: Market,
+        faults: FaultPlan,
+        counters: Counter[str],
+        authorize: Callable[[str, str], bool],
+        heartbeat_interval: float = 2.0,
+    ) -> None:
         self.market, self.faults, self.counters = market, faults, counters
         self.authorize = authorize
         self.heartbeat_interval = heartbeat_interval
@@ -80,8 +86,15 @@ class Ticker:
         market.listeners.append(self.on_quote)
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await serve(self._handle, host, port, process_request=self._upgrade,
-                                   ping_interval=None, max_size=2**20, compression=None)
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._upgrade,
+            ping_interval=None,
+            max_size=2**20,
+            compression=None,
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -185,7 +198,7 @@ class Ticker:
             return
         if action == "mode":
             if not (isinstance(value, list) and len(value) == 2 and value[0] in set(Mode)):
-                client.say(_error("mode needs [\"ltp\"|\"quote\"|\"full\", [tokens]]"))
+                client.say(_error('mode needs ["ltp"|"quote"|"full", [tokens]]'))
                 return
             mode, tokens = Mode(value[0]), value[1]
         elif action in ("subscribe", "unsubscribe"):
@@ -194,7 +207,8 @@ class Ticker:
             client.say(_error(f"unknown action {action!r}"))
             return
         if not isinstance(tokens, list) or not all(
-                isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+            isinstance(t, int) and not isinstance(t, bool) for t in tokens
+        ):
             client.say(_error(f"{action} needs a list of numeric instrument tokens"))
             return
         if action == "unsubscribe":
@@ -226,8 +240,9 @@ class Ticker:
             if client.stalled_until > loop.time():
                 with contextlib.suppress(TimeoutError):
                     left = client.stalled_until - loop.time()
-                    await asyncio.wait_for(client.resumed.wait(), None if left == float("inf")
-                                           else max(left, 0.0))
+                    await asyncio.wait_for(
+                        client.resumed.wait(), None if left == float("inf") else max(left, 0.0)
+                    )
                 continue
             if not client.packets and not client.texts:
                 client.wake.clear()

@@ -21,8 +21,18 @@ NSE_SEGMENT = 1
 
 # The instrument dump's columns, in Kite's order (fixtures/instruments_nse.csv).
 CSV_COLUMNS = (
-    "instrument_token", "exchange_token", "tradingsymbol", "name", "last_price", "expiry",
-    "strike", "tick_size", "lot_size", "instrument_type", "segment", "exchange",
+    "instrument_token",
+    "exchange_token",
+    "tradingsymbol",
+    "name",
+    "last_price",
+    "expiry",
+    "strike",
+    "tick_size",
+    "lot_size",
+    "instrument_type",
+    "segment",
+    "exchange",
 )
 
 
@@ -68,20 +78,38 @@ class Instrument:
         else:
             tick, lot, segment = str(to_decimal(self.tick, self.divisor)), str(self.lot_size), "NSE"
         return [
-            str(self.token), str(self.exchange_token), self.tradingsymbol, self.name, "0.0", "",
-            "0.0", tick, lot, "EQ", segment, self.exchange,
+            str(self.token),
+            str(self.exchange_token),
+            self.tradingsymbol,
+            self.name,
+            "0.0",
+            "",
+            "0.0",
+            tick,
+            lot,
+            "EQ",
+            segment,
+            self.exchange,
         ]
 
 
-def _eq(exchange_token: int, symbol: str, name: str, tick: int, close: int, vol: float = 0.25,
-        rate: float = 2.0) -> Instrument:
+def _eq(
+    exchange_token: int,
+    symbol: str,
+    name: str,
+    tick: int,
+    close: int,
+    vol: float = 0.25,
+    rate: float = 2.0,
+) -> Instrument:
     return Instrument(exchange_token, symbol, name, tick, close, vol, rate)
 
 
 def _index(exchange_token: int, name: str, close: int) -> Instrument:
     # Index values move on a 0.05 grid here; they have no tradable tick size.
-    return Instrument(exchange_token, name, name, 5, close, 0.15, 1.0, segment=INDICES_SEGMENT,
-                      lot_size=0)
+    return Instrument(
+        exchange_token, name, name, 5, close, 0.15, 1.0, segment=INDICES_SEGMENT, lot_size=0
+    )
 
 
 DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (

@@ -33,8 +33,12 @@ _INDEX_FULL = struct.Struct(">6IiI")  # 32 bytes: plus the exchange timestamp
 _U32 = 0xFFFF_FFFF
 
 PACKET_SIZES = {
-    (False, Mode.LTP): 8, (False, Mode.QUOTE): 44, (False, Mode.FULL): 184,
-    (True, Mode.LTP): 8, (True, Mode.QUOTE): 28, (True, Mode.FULL): 32,
+    (False, Mode.LTP): 8,
+    (False, Mode.QUOTE): 44,
+    (False, Mode.FULL): 184,
+    (True, Mode.LTP): 8,
+    (True, Mode.QUOTE): 28,
+    (True, Mode.FULL): 32,
 }
 
 
@@ -46,8 +50,17 @@ def ltp_packet(token: int, last: int) -> bytes:
 def _quote_words(q: Quote) -> tuple[int, ...]:
     # Counters are clamped to uint32: a very long run must not crash the encoder.
     return (
-        q.token, q.last, q.last_qty & _U32, q.average, q.volume & _U32, q.buy_qty & _U32,
-        q.sell_qty & _U32, q.open, q.high, q.low, q.close,
+        q.token,
+        q.last,
+        q.last_qty & _U32,
+        q.average,
+        q.volume & _U32,
+        q.buy_qty & _U32,
+        q.sell_qty & _U32,
+        q.open,
+        q.high,
+        q.low,
+        q.close,
     )
 
 
@@ -59,9 +72,14 @@ def quote_packet(q: Quote) -> bytes:
 Level = tuple[int, int, int]  # quantity, price, orders
 
 
-def full_packet(q: Quote, exchange_timestamp: int | None = None, oi: int = 0,
-                oi_day_high: int = 0, oi_day_low: int = 0,
-                depth_levels: tuple[list[Level], list[Level]] | None = None) -> bytes:
+def full_packet(
+    q: Quote,
+    exchange_timestamp: int | None = None,
+    oi: int = 0,
+    oi_day_high: int = 0,
+    oi_day_low: int = 0,
+    depth_levels: tuple[list[Level], list[Level]] | None = None,
+) -> bytes:
     """The 184-byte full-mode packet: quote, timestamps, OI and five levels of depth."""
     bids, asks = depth_levels if depth_levels is not None else q.depth()
     depth: list[int] = []
@@ -78,8 +96,9 @@ def index_quote_packet(q: Quote) -> bytes:
 
 def index_full_packet(q: Quote) -> bytes:
     """The 32-byte full packet of an index: the quote packet plus the exchange timestamp."""
-    return _INDEX_FULL.pack(q.token, q.last, q.high, q.low, q.open, q.close, q.last - q.close,
-                            q.trade_time)
+    return _INDEX_FULL.pack(
+        q.token, q.last, q.high, q.low, q.open, q.close, q.last - q.close, q.trade_time
+    )
 
 
 def packet(q: Quote, mode: Mode) -> bytes:

@@ -315,7 +315,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> builtins.list[TriggerId]:
             expired = []
             for (trigger_id,) in (await conn.execute(due)).all():
-                if await _step(conn, str(trigger_id), EventKind.EXPIRED, now) is not None:
+                if await apply_event(conn, str(trigger_id), EventKind.EXPIRED, now) is not None:
                     expired.append(TriggerId(str(trigger_id)))
             return expired
 
@@ -336,7 +336,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> TriggerRecord:
             if user_id is not None:
                 await scope(conn, user_id)
-            record = await _step(
+            record = await apply_event(
                 conn,
                 trigger_id,
                 kind,
@@ -367,7 +367,7 @@ async def _fetch(
     return row
 
 
-async def _step(
+async def apply_event(
     conn: AsyncConnection,
     trigger_id: str,
     kind: EventKind,

@@ -24,7 +24,7 @@ depends_on = None
 STATUSES = "'active', 'paused', 'triggered', 'placed', 'failed', 'cancelled', 'expired'"
 KINDS = (
     "'created', 'updated', 'paused', 'resumed', 'fired', 'claimed', 'order_sent', "
-    "'retry', 'placed', 'failed', 'cancelled', 'expired', 'reconciled'"
+    "'retry', 'placed', 'failed', 'released', 'cancelled', 'expired', 'reconciled'"
 )
 
 # The change feed (hmt.store.changes): ids only, since payloads are capped near
