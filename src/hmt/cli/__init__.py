@@ -41,4 +41,4 @@ def demo() -> None:
 
 
 # Registered last: each module adds its commands to `app`.
-from hmt.cli import db, sim  # noqa: E402, F401
+from hmt.cli import db, run, sim, token  # noqa: E402, F401

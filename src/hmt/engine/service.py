@@ -95,6 +95,7 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._started_at: float | None = None
         self.last_tick_at: float | None = None
+        self.last_ltp: dict[int, int] = {}  # per instrument, for create-time warnings
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class Engine:
         """Called by the feed for every (token, price); never awaits."""
         self.stats.ticks_processed += 1
         self.last_tick_at = time.monotonic()
+        self.last_ltp[instrument_token] = ltp
         if self.state is not EngineState.RUNNING:
             return
         fired = self.book.on_tick(instrument_token, ltp)

@@ -1,0 +1,1 @@
+"""The HTTP API (DESIGN section 6): engine control, triggers, auth."""

@@ -1,0 +1,72 @@
+"""The FastAPI application: routes, error shapes, and the runtime it serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hmt import __version__
+from hmt.api import control, triggers
+from hmt.core.errors import IllegalTransition, InvalidTrigger
+from hmt.engine.wiring import Runtime
+from hmt.store.triggers import TriggerNotFound
+
+SEED_PREFIX = "/hmt-trigger-engine"
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+    """The API over `runtime`; with `manage_runtime` it starts and closes it too."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                await runtime.close()
+
+    app = FastAPI(title="hmt", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(control.router)
+    # The seed's paths, for drop-in use: the same routes with the same auth.
+    app.include_router(control.router, prefix=SEED_PREFIX)
+    app.include_router(triggers.router)
+    app.add_exception_handler(InvalidTrigger, _invalid_trigger)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(TriggerNotFound, _not_found)
+    app.add_exception_handler(IllegalTransition, _conflict)
+    return app
+
+
+async def _invalid_trigger(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, InvalidTrigger)
+    errors = [{"field": e.field, "rule": e.rule, "message": e.message} for e in error.errors]
+    return JSONResponse({"detail": str(error), "errors": errors}, status_code=422)
+
+
+async def _invalid_request(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+            "rule": e["type"],
+            "message": e["msg"],
+        }
+        for e in error.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']} [{e['rule']}]" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+
+async def _not_found(_request: Request, _error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "trigger not found"}, status_code=404)
+
+
+async def _conflict(_request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=409)

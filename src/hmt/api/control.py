@@ -1,0 +1,42 @@
+"""Engine control, as in the seed: health, stats, start, stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from hmt.api.auth import Caller, Operator
+from hmt.engine.health import Verdict
+
+router = APIRouter(tags=["engine"])
+
+
+@router.get("/health", summary="Engine health (public)")
+async def health(request: Request) -> JSONResponse:
+    verdict = request.app.state.runtime.health()
+    code = 503 if verdict.verdict is Verdict.DOWN else 200
+    return JSONResponse(
+        {"status": verdict.verdict.value, "reasons": list(verdict.reasons)}, status_code=code
+    )
+
+
+@router.get("/stats", summary="Counters, connection state and latency percentiles")
+async def stats(request: Request, _caller: Caller) -> dict[str, Any]:
+    result: dict[str, Any] = request.app.state.runtime.stats()
+    return result
+
+
+@router.post("/start", summary="Start the engine for every user (operator only)")
+async def start(request: Request, _caller: Operator) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    await runtime.engine.start()
+    return {"state": runtime.engine.state.value}
+
+
+@router.post("/stop", summary="Stop the engine for every user, draining orders (operator only)")
+async def stop(request: Request, _caller: Operator) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    await runtime.engine.stop()
+    return {"state": runtime.engine.state.value}

@@ -1,0 +1,171 @@
+"""The API's JSON: prices in rupees as decimals at the edge, wire units inside."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hmt.core.events import TriggerEvent
+from hmt.core.lifecycle import Status
+from hmt.core.model import Trigger
+from hmt.core.prices import divisor_for, to_decimal, to_units
+from hmt.core.types import (
+    Exchange,
+    InstrumentToken,
+    OrderType,
+    Product,
+    Side,
+    TriggerId,
+    TriggerType,
+    UserId,
+)
+from hmt.store.records import TriggerRecord
+
+# Rupees with at most 7 decimals (CDS is the finest segment); never floats inside.
+Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=7)]
+
+
+class TriggerIn(BaseModel):
+    """A new trigger. Prices in rupees, as numbers or strings ("1600.05")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instrument_token: Annotated[int, Field(gt=0, lt=2**32)]
+    exchange: Exchange
+    tradingsymbol: Annotated[str, Field(min_length=1, max_length=64)]
+    trigger_type: TriggerType
+    transaction_type: Side
+    trigger_price_1: Price
+    trigger_price_2: Price | None = None
+    quantity: Annotated[int, Field(ge=1, le=10_000_000)]
+    product: Product
+    order_type: OrderType = OrderType.MARKET
+    limit_price_1: Price | None = None
+    limit_price_2: Price | None = None
+    expires_at: datetime | None = None
+    paused: bool = False
+
+    def to_trigger(self, trigger_id: TriggerId, user_id: UserId) -> Trigger:
+        divisor = divisor_for(self.instrument_token)
+
+        def units(value: Decimal | None, field: str) -> int | None:
+            return None if value is None else to_units(value, divisor, field=field)
+
+        return Trigger(
+            id=trigger_id,
+            user_id=user_id,
+            instrument_token=InstrumentToken(self.instrument_token),
+            exchange=self.exchange,
+            tradingsymbol=self.tradingsymbol,
+            trigger_type=self.trigger_type,
+            side=self.transaction_type,
+            trigger_price_1=to_units(self.trigger_price_1, divisor, field="trigger_price_1"),
+            trigger_price_2=units(self.trigger_price_2, "trigger_price_2"),
+            quantity=self.quantity,
+            product=self.product,
+            order_type=self.order_type,
+            limit_price_1=units(self.limit_price_1, "limit_price_1"),
+            limit_price_2=units(self.limit_price_2, "limit_price_2"),
+            status=Status.PAUSED if self.paused else Status.ACTIVE,
+            expires_at=self.expires_at,
+        )
+
+
+class EventOut(BaseModel):
+    kind: str
+    at: datetime
+    payload: dict[str, Any]
+
+
+class TriggerOut(BaseModel):
+    """The record shape of DESIGN section 2."""
+
+    id: str
+    user_id: str
+    instrument_token: int
+    exchange: Exchange
+    tradingsymbol: str
+    trigger_type: TriggerType
+    transaction_type: Side
+    trigger_price_1: Decimal
+    trigger_price_2: Decimal | None
+    quantity: int
+    product: Product
+    order_type: OrderType
+    limit_price_1: Decimal | None
+    limit_price_2: Decimal | None
+    status: Status
+    triggered_leg: int | None
+    triggered_price: Decimal | None
+    triggered_at: datetime | None
+    broker_tag: str | None
+    order_id: str | None
+    error_message: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    warnings: list[str] = []
+    events: list[EventOut] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        record: TriggerRecord,
+        *,
+        events: list[TriggerEvent] | None = None,
+        warnings: list[str] | None = None,
+    ) -> TriggerOut:
+        t = record.trigger
+        divisor = divisor_for(t.instrument_token)
+
+        def rupees(units: int | None) -> Decimal | None:
+            return None if units is None else to_decimal(units, divisor)
+
+        return cls(
+            id=t.id,
+            user_id=t.user_id,
+            instrument_token=t.instrument_token,
+            exchange=t.exchange,
+            tradingsymbol=t.tradingsymbol,
+            trigger_type=t.trigger_type,
+            transaction_type=t.side,
+            trigger_price_1=to_decimal(t.trigger_price_1, divisor),
+            trigger_price_2=rupees(t.trigger_price_2),
+            quantity=t.quantity,
+            product=t.product,
+            order_type=t.order_type,
+            limit_price_1=rupees(t.limit_price_1),
+            limit_price_2=rupees(t.limit_price_2),
+            status=t.status,
+            triggered_leg=None if record.triggered_leg is None else int(record.triggered_leg),
+            triggered_price=rupees(record.triggered_price),
+            triggered_at=record.triggered_at,
+            broker_tag=record.broker_tag,
+            order_id=record.order_id,
+            error_message=record.error_message,
+            attempts=record.attempts,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            expires_at=t.expires_at,
+            warnings=warnings or [],
+            events=None
+            if events is None
+            else [EventOut(kind=e.kind.value, at=e.at, payload=dict(e.payload)) for e in events],
+        )
+
+
+class FieldProblem(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+class Problem(BaseModel):
+    """Every 4xx body: what was wrong, and for bad input, each field and rule."""
+
+    detail: str
+    errors: list[FieldProblem] = []
