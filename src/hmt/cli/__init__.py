@@ -29,16 +29,5 @@ def main(
     """Server-side GTT/OCO trigger engine for Zerodha Kite."""
 
 
-@app.command()
-def demo() -> None:
-    """Run the engine, API and UI against the simulator in paper mode."""
-    typer.echo(
-        "hmt demo is not wired yet: the engine, simulator and API land in later issues.\n"
-        "What exists today is the pure trigger core; `make test` and `make bench` exercise it.",
-        err=True,
-    )
-    raise typer.Exit(code=2)
-
-
 # Registered last: each module adds its commands to `app`.
-from hmt.cli import db, run, sim, token  # noqa: E402, F401
+from hmt.cli import db, demo, run, sim, token  # noqa: E402, F401
