@@ -89,3 +89,26 @@ async def test_replay_runs_live(tmp_path: Path) -> None:
         await eventually(lambda: sim.market.quotes[INFY].last == 149150)
         assert sim.replay is not None
         assert sim.replay.played == 2
+
+
+async def test_hooks_see_frames_before_sending_and_requests_on_arrival() -> None:
+    """`ticker.on_frame` gets each frame's packets and `on_request` each REST request."""
+    async with Simulator(seed=3) as sim:
+        frames: list[list[bytes]] = []
+        requests: list[tuple[str, str]] = []
+        sim.ticker.on_frame = frames.append
+        sim.on_request = lambda request: requests.append((request.method, request.path))
+        url = f"{sim.ws_url}?api_key={sim.api_key}&access_token={sim.access_token}"
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"a": "mode", "v": ["ltp", [INFY]]}))
+            await asyncio.wait_for(ws.recv(), 10)  # the snapshot
+            sim.push_price(INFY, "1600.10")
+            received = await asyncio.wait_for(ws.recv(), 10)
+        packets = [p for batch in frames for p in batch]
+        assert INFY.to_bytes(4, "big") + (160010).to_bytes(4, "big") in packets
+        assert isinstance(received, bytes)
+        assert received.endswith(packets[-1])
+        headers = {"Authorization": f"token {sim.api_key}:{sim.access_token}"}
+        async with httpx.AsyncClient(base_url=sim.api_url, headers=headers) as client:
+            assert (await client.get("/user/profile")).status_code == 200
+        assert requests == [("GET", "/user/profile")]

@@ -161,10 +161,10 @@ class Engine:
         self.last_ltp[instrument_token] = ltp
         if self.state is not EngineState.RUNNING:
             return
+        started = time.perf_counter()  # before the book: evaluation is part of the path
         fired = self.book.on_tick(instrument_token, ltp)
         if not fired:
             return
-        started = time.perf_counter()
         for leg in fired:
             self._spawn(self._execute(leg, started))
         if not self.book.count_for(instrument_token):

@@ -86,6 +86,9 @@ class Simulator:
         rows = load_replay(replay, self.universe) if isinstance(replay, Path) else replay
         self.replay = Replay(self.market, rows, speed=replay_speed) if rows is not None else None
         self._http = HttpServer(self._route)
+        # Called with each REST request as it arrives, before faults and routing
+        # (benchmarks time order requests with it).
+        self.on_request: Callable[[Request], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.api_url = self.ws_url = ""
 
@@ -174,6 +177,8 @@ class Simulator:
     # ---- wiring ---------------------------------------------------------
 
     async def _route(self, request: Request) -> Response:
+        if self.on_request is not None:
+            self.on_request(request)
         if request.path.startswith("/_sim/"):
             return await self.control.handle(request)
         return await self.rest.handle(request)
