@@ -136,3 +136,15 @@ async def test_burst_is_queued_within_the_rate_limit() -> None:
     assert orders(broker) == 25
     for start in broker.sends:
         assert sum(start <= t < start + 0.2 for t in broker.sends) <= 10
+
+
+async def test_on_send_marks_the_first_request_only() -> None:
+    """The latency hook runs once, before the first request is written, not on retries."""
+    broker, store = Broker(fail(ErrorKind.RETRY)), Store()
+    calls: list[int] = []
+    outcome = await executor(broker, store).execute(
+        fired(), on_send=lambda: calls.append(len(broker.sends))
+    )
+    assert outcome is Outcome.PLACED
+    assert calls == [0], "called once, before any request was sent"
+    assert len(broker.sends) == 2

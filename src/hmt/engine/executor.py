@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -78,14 +79,23 @@ class Executor:
         self._rng = rng or random.Random()
         self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
 
-    async def execute(self, fired: Fired) -> Outcome:
-        """Claim `fired` and see its order placed exactly once, or say why not."""
+    async def execute(self, fired: Fired, *, on_send: Callable[[], None] | None = None) -> Outcome:
+        """Claim `fired` and see its order placed exactly once, or say why not.
+
+        `on_send` is called once, just before the first order request is written.
+        """
         if not await self._store.claim(fired):
             return Outcome.NOT_CLAIMED
         failpoint("after_claim")
-        return await self.settle(order_for(fired.trigger, fired.leg))
+        return await self.settle(order_for(fired.trigger, fired.leg), on_send=on_send)
 
-    async def settle(self, intent: OrderIntent, *, ambiguous: bool = False) -> Outcome:
+    async def settle(
+        self,
+        intent: OrderIntent,
+        *,
+        ambiguous: bool = False,
+        on_send: Callable[[], None] | None = None,
+    ) -> Outcome:
         """Drive a claimed intent to placed or failed; also used by start-up recovery.
 
         `ambiguous`: an earlier life of this process may have sent the order,
@@ -101,6 +111,8 @@ class Executor:
                     return Outcome.PLACED
                 await self._wait_for_slot()
                 attempt += 1
+                if on_send is not None and attempt == 1:
+                    on_send()
                 try:
                     order_id = await self._broker.place(intent)
                 except BrokerError as error:

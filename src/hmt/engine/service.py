@@ -173,8 +173,11 @@ class Engine:
         self.stats.record_evaluate(time.perf_counter() - started)
 
     async def _execute(self, fired: Fired, started: float) -> None:
+        def sending() -> None:
+            self.stats.record_tick_to_order(time.perf_counter() - started)
+
         try:
-            outcome = await self._executor.execute(fired)
+            outcome = await self._executor.execute(fired, on_send=sending)
         except AuthExpired as error:
             self.state = EngineState.LOGIN_REQUIRED
             log.error("login_required", reason=str(error))
@@ -189,7 +192,6 @@ class Engine:
             return
         if outcome is Outcome.PLACED:
             self.stats.triggered_orders += 1
-            self.stats.record_tick_to_order(time.perf_counter() - started)
         elif outcome is Outcome.FAILED:
             self.stats.failed_orders += 1
         elif outcome is Outcome.UNRESOLVED:

@@ -32,7 +32,7 @@ class EngineStats:
     evaluate: HdrHistogram = field(default_factory=_histogram)
 
     def record_tick_to_order(self, seconds: float) -> None:
-        """From the tick's arrival to the order request leaving for the broker."""
+        """From the tick reaching the engine to its order request being written (claim included)."""
         self.tick_to_order.record_value(_clamp(seconds))
 
     def record_evaluate(self, seconds: float) -> None:
