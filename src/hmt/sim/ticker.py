@@ -189,7 +189,8 @@ class Ticker:
             for token in client.modes:
                 self._by_token.get(token, {}).pop(client, None)
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # The sender may already have ended on the same closed connection.
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await sender
 
     def _on_message(self, client: Client, text: str) -> None:
