@@ -210,7 +210,12 @@ async def build(settings: Settings) -> Runtime:
     await migrate.upgrade_at_start(database, enabled=settings.db_auto_upgrade)
     db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
     triggers = TriggerStore(db)
-    rest = KiteRest(api_url=settings.kite_api_url, api_key=api_key, access_token=access_token)
+    rest = KiteRest(
+        api_url=settings.kite_api_url,
+        api_key=api_key,
+        access_token=access_token,
+        timeout=settings.kite_timeout_ms / 1000,
+    )
     executor = Executor(
         KiteOrders(rest),
         ExecutionStore(triggers),
