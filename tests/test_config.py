@@ -20,6 +20,7 @@ NAMES = [
     "HMT_KITE_ACCESS_TOKEN",
     "HMT_KITE_API_URL",
     "HMT_KITE_WS_URL",
+    "HMT_KITE_TIMEOUT_MS",
     "HMT_HOST",
     "HMT_PORT",
     "HMT_SECRET_KEY",
@@ -48,6 +49,7 @@ def test_defaults_are_the_designed_ones() -> None:
     assert s.kite_access_token is None
     assert s.kite_api_url == "https://api.kite.trade"
     assert s.kite_ws_url == "wss://ws.kite.trade"
+    assert s.kite_timeout_ms == 7000
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.secret_key is None
     assert s.tick_mode is TickMode.LTP
@@ -69,6 +71,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         "HMT_KITE_ACCESS_TOKEN": "tok",
         "HMT_KITE_API_URL": "http://127.0.0.1:9000/",
         "HMT_KITE_WS_URL": "ws://127.0.0.1:9001",
+        "HMT_KITE_TIMEOUT_MS": "2500",
         "HMT_HOST": "0.0.0.0",  # noqa: S104 - only parsed, never bound
         "HMT_PORT": "9999",
         "HMT_SECRET_KEY": "s" * 32,
@@ -84,6 +87,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.broker is Broker.KITE
     assert s.kite_api_url == "http://127.0.0.1:9000"
     assert s.kite_ws_url == "ws://127.0.0.1:9001"
+    assert s.kite_timeout_ms == 2500
     assert s.port == 9999
     assert s.tick_mode is TickMode.FULL
     assert s.kite_access_token is not None
@@ -97,6 +101,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HMT_MAX_RETRIES", "-1", "greater than or equal to 0"),
         ("HMT_MAX_RETRIES", "many", "valid integer"),
         ("HMT_PORT", "70000", "less than or equal to 65535"),
+        ("HMT_KITE_TIMEOUT_MS", "10", "greater than or equal to 50"),
         ("HMT_BROKER", "zerodha", "'kite' or 'paper'"),
         ("HMT_TICK_MODE", "depth", "'ltp', 'quote' or 'full'"),
         ("HMT_DATABASE_URL", "mysql://db/hmt", "sqlite:// or postgresql://"),

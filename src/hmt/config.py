@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     kite_access_token: SecretStr | None = None
     kite_api_url: str = "https://api.kite.trade"
     kite_ws_url: str = "wss://ws.kite.trade"
+    # Every Kite REST call's timeout (the official client's 7 s). A call that
+    # times out after sending is ambiguous: the order is looked up by tag.
+    kite_timeout_ms: Annotated[int, Field(ge=50, le=120_000)] = 7000
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     secret_key: SecretStr | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,3 +65,66 @@ def test_margin_widens_windows_and_early_take_is_refused() -> None:
     with pytest.raises(ValueError, match="before the throttle allowed"):
         throttle.take(1.0)
     throttle.take(1.05)
+
+
+def test_orders_in_flight_count_until_answered_then_at_the_answers_time() -> None:
+    """An unanswered order fills its slot; answered, it counts from its answer, not its send."""
+    throttle = Throttle([Limit(2, 1.0)])
+    throttle.begin(0.0)
+    throttle.begin(0.0)
+    assert throttle.wait(5.0) == math.inf  # both still in flight: only an answer frees a slot
+    throttle.end(0.3)
+    assert throttle.wait(0.3) == pytest.approx(1.0)  # the first counts from its answer at 0.3
+    throttle.end(0.4)
+    assert throttle.wait(1.3) == 0
+    throttle.begin(1.3)
+    with pytest.raises(ValueError, match="before the throttle allowed"):
+        throttle.begin(1.3)
+    assert throttle.wait(1.3) == pytest.approx(0.1)
+
+
+def test_end_without_begin_is_refused() -> None:
+    """An answer for an order never begun is a caller's bug, said at once."""
+    with pytest.raises(ValueError, match="without an order in flight"):
+        Throttle(LIMITS).end(0.0)
+
+
+# Times on a 1/64 s grid: exact in binary, so window edges compare without float noise.
+_REQUESTED = st.integers(0, 640).map(lambda n: n / 64)  # 0-10 s
+_LATENCY = st.integers(0, 192).map(lambda n: n / 64)  # 0-3 s
+
+
+@given(st.lists(st.tuples(_REQUESTED, _LATENCY), max_size=40))
+def test_no_broker_window_overflows_whenever_requests_arrive(
+    orders: list[tuple[float, float]],
+) -> None:
+    """Orders (request time, answer latency) sent as `begin`/`end` allow: whenever in
+    [send, answer] each arrives at the broker, no window there holds more than its limit."""
+    throttle = Throttle(LIMITS)
+    pending = sorted(orders)
+    answers: list[float] = []  # of the orders in flight
+    done: list[tuple[float, float]] = []  # (sent, answered)
+    clock = 0.0
+    while pending or answers:
+        answers.sort()
+        while answers and answers[0] <= clock:
+            throttle.end(answers.pop(0))
+        next_answer = answers[0] if answers else math.inf
+        if not pending:
+            clock = next_answer
+            continue
+        requested, latency = pending[0]
+        clock = max(clock, requested)
+        if (delay := throttle.wait(clock)) > 0:
+            clock = min(clock + delay, next_answer)
+            continue
+        throttle.begin(clock)
+        pending.pop(0)
+        done.append((clock, clock + latency))
+        answers.append(clock + latency)
+    assert len(done) == len(orders), "queued, never dropped"
+    for limit in LIMITS:
+        # The busiest window ends at some send: count every order that could fall in it.
+        for sent, _ in done:
+            could = [1 for s, a in done if s <= sent and a > sent - limit.seconds]
+            assert len(could) <= limit.count

@@ -11,7 +11,8 @@ asyncpg's `_testbase/fuzzer.py`. Put it between a client and a server on
   connections through again, stalled ones stay dead;
 - `drop_next = k`: the next k connections are read and closed before a byte
   reaches the server (the handshake is lost);
-- `flap_after_s = t`: every new connection is cut t seconds after it opens.
+- `flap_after_s = t`: every new connection is cut t seconds after it opens;
+- `refuse()` / `listen()`: stop listening (connects are refused) and start again.
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ class FaultProxy:
 
     def heal(self) -> None:
         self._stall_new = False
+
+    async def refuse(self) -> None:
+        """Stop listening and cut every open connection: new connects get ECONNREFUSED."""
+        assert self._server is not None
+        self._server.close()
+        self.cut()
+        await self._server.wait_closed()
+
+    async def listen(self) -> None:
+        """Listen again, on the same port, after `refuse()`."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1

@@ -22,6 +22,7 @@ from hmt.config import Settings
 from hmt.engine.wiring import Runtime, build
 from hmt.sim.simulator import Simulator
 from tests.support.eventually import eventually
+from tests.support.fault_proxy import FaultProxy
 
 
 @dataclass
@@ -32,6 +33,7 @@ class System:
     user_token: str
     operator_token: str
     client: httpx.AsyncClient
+    proxy: FaultProxy | None = None  # between the engine and the simulator's REST, if asked
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.user_token}"}
@@ -79,21 +81,34 @@ class System:
 
 @contextlib.asynccontextmanager
 async def running_system(
-    database_url: str, *, seed: int = 11, **overrides: Any
+    database_url: str, *, seed: int = 11, rest_proxy: bool = False, **overrides: Any
 ) -> AsyncIterator[System]:
-    """Start the simulator, build the runtime on `database_url`, serve the API; stop it all."""
-    async with Simulator(seed=seed, heartbeat_interval=0.2) as sim:
+    """Start the simulator, build the runtime on `database_url`, serve the API; stop it all.
+
+    `rest_proxy`: the engine reaches the simulator's REST through a `FaultProxy`
+    (`system.proxy`), so a test can refuse or cut its connections.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(Simulator(seed=seed, heartbeat_interval=0.2))
+        api_url = sim.api_url
+        proxy = None
+        if rest_proxy:
+            port = int(sim.api_url.rsplit(":", 1)[1])
+            proxy = await stack.enter_async_context(FaultProxy(port))
+            api_url = f"http://127.0.0.1:{proxy.port}"
         settings = Settings(
             database_url=database_url,
             broker="paper",
-            kite_api_url=sim.api_url,
+            kite_api_url=api_url,
             kite_ws_url=sim.ws_url,
             kite_api_key=sim.api_key,
             kite_access_token=sim.access_token,
-            reconnect_delay_ms=50,
-            retry_backoff_ms=20,
-            health_check_interval_ms=200,
-            **overrides,
+            **{
+                "reconnect_delay_ms": 50,
+                "retry_backoff_ms": 20,
+                "health_check_interval_ms": 200,
+                **overrides,
+            },
         )
         runtime = await build(settings)
         user = await runtime.tokens.issue("alice")
@@ -106,7 +121,7 @@ async def running_system(
         port = server.servers[0].sockets[0].getsockname()[1]
         api_url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
-            system = System(sim, runtime, api_url, user.token, operator.token, client)
+            system = System(sim, runtime, api_url, user.token, operator.token, client, proxy)
             await eventually(lambda: runtime.feed.connected, within=10)
             try:
                 yield system

@@ -4,10 +4,17 @@ Kite allows 10 orders a second, 200 a minute and 3,000 a day per API key
 (../shared/kite/FACTS.md section 2.4), and answers 429 beyond them. The
 engine queues instead of dropping: it asks `wait` how long to hold the next
 order, sleeps that long, then `take`s the slot. Time is passed in.
+
+The broker counts an order when it arrives, which is some time after we send
+it and before we read its answer. The engine therefore `begin`s an order
+(it counts in every window while in flight) and `end`s it when the answer
+comes: the answer's time is the latest the broker can have counted it, so
+however late a request travels, no window at the broker's side overflows.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,22 +37,41 @@ KITE_ORDER_LIMITS: tuple[Limit, ...] = (Limit(10, 1.0), Limit(200, 60.0), Limit(
 class Throttle:
     """Sliding-window limiter over several windows at once.
 
-    For each window it keeps the send times of the last `count` orders; a new
-    order may go once the oldest of them has left the window. `margin` widens
-    every window a little, so that delays on the way to the broker cannot push
-    two bursts into one of its windows.
+    For each window it keeps the times of the last `count` orders (their
+    answers' times, for orders that `begin` and `end`), and counts the orders
+    still in flight as inside every window. A new order may go once fewer
+    than `count` are left in each window. `margin` widens every window a
+    little, for the difference between our clock and the broker's.
     """
 
-    __slots__ = ("_margin", "_windows")
+    __slots__ = ("_in_flight", "_margin", "_windows")
 
     def __init__(self, limits: Iterable[Limit], *, margin: float = 0.0) -> None:
         self._windows = [(limit, deque[float](maxlen=limit.count)) for limit in limits]
         self._margin = margin
+        self._in_flight = 0
 
     def wait(self, now: float) -> float:
-        """Seconds to wait before an order may be sent at or after `now`; 0 if it may go now."""
+        """Seconds to wait before an order may be sent at or after `now`; 0 if it may go now.
+
+        `math.inf` while the orders in flight alone fill a window: only an answer frees it.
+        """
         delay = self._earliest() - now
         return delay if delay > _TOLERANCE else 0.0
+
+    def begin(self, now: float) -> None:
+        """An order is sent at `now`; it counts in every window until its `end`."""
+        if self.wait(now) > 0:
+            raise ValueError("order sent before the throttle allowed it")
+        self._in_flight += 1
+
+    def end(self, now: float) -> None:
+        """The answer to a `begin`'s order (or its failure) came at `now`."""
+        if self._in_flight <= 0:
+            raise ValueError("end() without an order in flight")
+        self._in_flight -= 1
+        for _, sent in self._windows:
+            sent.append(max(now, sent[-1]) if sent else now)
 
     def take(self, now: float) -> float:
         """Record an order sent at `now`; it must be allowed (`wait(now) == 0`).
@@ -62,8 +88,12 @@ class Throttle:
         return at
 
     def _earliest(self) -> float:
-        earliest = float("-inf")
+        earliest = -math.inf
         for limit, sent in self._windows:
-            if len(sent) == limit.count:
-                earliest = max(earliest, sent[0] + limit.seconds + self._margin)
+            # The oldest `leaving` recorded orders must be out of the window first.
+            leaving = len(sent) + self._in_flight - limit.count + 1
+            if leaving > len(sent):
+                return math.inf
+            if leaving > 0:
+                earliest = max(earliest, sent[leaving - 1] + limit.seconds + self._margin)
         return earliest

@@ -10,6 +10,7 @@ throttle's slot; none is dropped for the rate limit.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class Executor:
         self._policy = policy
         self._rng = rng or random.Random()
         self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
+        self._answered = asyncio.Event()  # an order's answer freed a throttle slot
 
     async def execute(self, fired: Fired, *, on_send: Callable[[], None] | None = None) -> Outcome:
         """Claim `fired` and see its order placed exactly once, or say why not.
@@ -114,7 +116,7 @@ class Executor:
                 if on_send is not None and attempt == 1:
                     on_send()
                 try:
-                    order_id = await self._broker.place(intent)
+                    order_id = await self._send(intent)
                 except BrokerError as error:
                     last = error
                     log.warning(
@@ -179,9 +181,26 @@ class Executor:
         loop = asyncio.get_running_loop()
         async with self._slot:
             # A loop, not one sleep: a timer may wake a hair before its deadline.
-            while (delay := self._throttle.wait(loop.time())) > 0:  # noqa: ASYNC110
-                await asyncio.sleep(delay)
-            self._throttle.take(loop.time())
+            while (delay := self._throttle.wait(loop.time())) > 0:
+                if delay == math.inf:  # orders in flight fill a window: wait for an answer
+                    self._answered.clear()
+                    await self._answered.wait()
+                else:
+                    await asyncio.sleep(delay)
+            self._throttle.begin(loop.time())
+
+    async def _send(self, intent: OrderIntent) -> str:
+        """Place the order; the throttle learns when the answer (or failure) came.
+
+        The broker counted the order before it answered, so the answer's time
+        bounds its place in the broker's rate windows however slow the request was.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            return await self._broker.place(intent)
+        finally:
+            self._throttle.end(loop.time())
+            self._answered.set()
 
     def _retry_delay(self, attempt: int, error: BrokerError) -> float:
         delay = self._policy.delay(attempt, self._rng.random())

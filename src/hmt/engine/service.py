@@ -179,8 +179,7 @@ class Engine:
         try:
             outcome = await self._executor.execute(fired, on_send=sending)
         except AuthExpired as error:
-            self.state = EngineState.LOGIN_REQUIRED
-            log.error("login_required", reason=str(error))
+            self.login_required(str(error))
             await self.refresh(fired.trigger.id)
             return
         except Exception:
@@ -234,6 +233,13 @@ class Engine:
         self.book = book
         self._feed.subscribe(book.instruments())
         self._feed.unsubscribe(gone)
+
+    def login_required(self, reason: str) -> None:
+        """The broker refused the session (an order's 403 or the ticker's): fire nothing
+        until `set_access_token`; the triggers stay active."""
+        if self.state is EngineState.RUNNING:
+            self.state = EngineState.LOGIN_REQUIRED
+            log.error("login_required", reason=reason)
 
     def set_access_token(self, access_token: str) -> None:
         """A new broker session: resume firing; still-true triggers fire on the next tick."""

@@ -27,6 +27,7 @@ from hmt.engine.service import Engine, EngineConfig, EngineState
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
 from hmt.kite.ticker import Ticker
+from hmt.kite.ticker_state import LinkEvent, LinkEventKind
 from hmt.kite.ticks import Mode
 from hmt.logs import register_secret
 from hmt.store import migrate
@@ -210,7 +211,12 @@ async def build(settings: Settings) -> Runtime:
     await migrate.upgrade_at_start(database, enabled=settings.db_auto_upgrade)
     db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
     triggers = TriggerStore(db)
-    rest = KiteRest(api_url=settings.kite_api_url, api_key=api_key, access_token=access_token)
+    rest = KiteRest(
+        api_url=settings.kite_api_url,
+        api_key=api_key,
+        access_token=access_token,
+        timeout=settings.kite_timeout_ms / 1000,
+    )
     executor = Executor(
         KiteOrders(rest),
         ExecutionStore(triggers),
@@ -226,6 +232,7 @@ async def build(settings: Settings) -> Runtime:
         api_key,
         access_token,
         on_ltp=lambda token, ltp: engine.on_ltp(token, ltp),
+        on_event=lambda event: _on_link_event(engine, event),
         reconnect_delay_ms=settings.reconnect_delay_ms,
     )
     feed = TickerFeed(ticker, Mode(settings.tick_mode.value))
@@ -245,6 +252,12 @@ async def build(settings: Settings) -> Runtime:
         feed=feed,
         rest=rest,
     )
+
+
+def _on_link_event(engine: Engine, event: LinkEvent) -> None:
+    # The ticker's 403 is the same expired session an order would meet: say so now.
+    if event.kind is LinkEventKind.TOKEN_INVALID:
+        engine.login_required(event.reason)
 
 
 def _access_token(settings: Settings) -> str:

@@ -35,6 +35,7 @@ class RateLimiter:
             (86_400.0, limits.per_day),
         )
         self._stamps: deque[float] = deque()
+        self.refused = 0  # 429s answered: a client that respects the limits causes none
 
     def take(self) -> None:
         """Count one request, or raise Kite's 429 when any window is full."""
@@ -45,11 +46,17 @@ class RateLimiter:
         for window, limit in self._windows:
             recent = sum(1 for _ in _since(stamps, now - window))
             if recent >= limit:
+                self.refused += 1
                 raise KiteError("NetworkException", TOO_MANY, 429)
         stamps.append(now)
 
+    def accepted(self) -> list[float]:
+        """When each counted order arrived (the clock's seconds, oldest first, last 24 h)."""
+        return list(self._stamps)
+
     def reset(self) -> None:
         self._stamps.clear()
+        self.refused = 0
 
 
 def _since(stamps: deque[float], start: float) -> list[float]:
