@@ -11,13 +11,13 @@ import random
 
 import pytest
 
-from hmt.core.broker import ErrorKind
-from hmt.core.model import Fired
+from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.model import Fired, OrderIntent
 from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg
 from hmt.engine.executor import AuthExpired, Executor, Outcome, RetryPolicy
 from tests.support.factories import make_trigger
-from tests.support.ports import Broker, fail
+from tests.support.ports import Broker, Step, fail
 from tests.support.ports import ClaimLedger as Store
 
 
@@ -148,3 +148,23 @@ async def test_on_send_marks_the_first_request_only() -> None:
     assert outcome is Outcome.PLACED
     assert calls == [0], "called once, before any request was sent"
     assert len(broker.sends) == 2
+
+
+def fail_with(kind: ErrorKind, status: int, *, accept_first: bool) -> Step:
+    def step(broker: Broker, intent: OrderIntent) -> str:
+        if accept_first:
+            broker.accept(intent)
+        raise BrokerError(kind, "Order could not be placed", http_status=status)
+
+    return step
+
+
+async def test_final_error_with_5xx_is_checked_once_and_never_resent() -> None:
+    """A final refusal sent with a 5xx is looked up once: found means placed, else failed."""
+    broker, store = Broker(fail_with(ErrorKind.FINAL, 500, accept_first=True)), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.PLACED
+    assert len(broker.sends) == 1
+    broker, store = Broker(fail_with(ErrorKind.FINAL, 500, accept_first=False)), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.FAILED
+    assert (len(broker.sends), broker.finds) == (1, 1)
+    assert store.calls[-1] == ("failed", "Order could not be placed")

@@ -33,7 +33,7 @@ def test_success_envelope_unwraps_data() -> None:
         (403, "PermissionException", ErrorKind.FINAL),
         (400, "InputException", ErrorKind.FINAL),
         (400, "MarginException", ErrorKind.FINAL),
-        (500, "OrderException", ErrorKind.AMBIGUOUS),
+        (500, "OrderException", ErrorKind.FINAL),
         (400, "OrderException", ErrorKind.FINAL),
         (503, "NetworkException", ErrorKind.AMBIGUOUS),
         (502, "DataException", ErrorKind.AMBIGUOUS),

@@ -123,6 +123,12 @@ class Executor:
                         "order_error", trigger_id=trigger_id, attempt=attempt, error=str(error)
                     )
                     if error.kind is ErrorKind.FINAL:
+                        # A refusal that came with a 5xx is the one final answer an
+                        # OMS could give after taking the order: check once, never resend.
+                        server_side = (error.http_status or 0) >= 500
+                        if server_side and (found := await self._lookup(intent)) is not None:
+                            await self._store.placed(trigger_id, found.order_id, attempt)
+                            return Outcome.PLACED
                         await self._store.failed(trigger_id, error.message, attempt)
                         return Outcome.FAILED
                     if error.kind is ErrorKind.AUTH:

@@ -22,6 +22,17 @@ DEFAULT_TIMEOUT = 7.0  # the official client's default
 
 # Kite's error_type values whose outcome is unknown: the order may exist.
 _AMBIGUOUS_TYPES = frozenset({"NetworkException", "DataException", "GeneralException"})
+# Deterministic refusals (FACTS.md 2.3): a retry cannot change them, whatever the status.
+_FINAL_TYPES = frozenset(
+    {
+        "InputException",
+        "OrderException",
+        "MarginException",
+        "HoldingException",
+        "UserException",
+        "PermissionException",
+    }
+)
 
 
 class KiteRest:
@@ -108,6 +119,8 @@ def classify(status: int, error_type: str | None) -> ErrorKind:
         return ErrorKind.RETRY
     if error_type == "TokenException" or (status == 403 and error_type is None):
         return ErrorKind.AUTH
+    if error_type in _FINAL_TYPES:
+        return ErrorKind.FINAL
     if error_type in _AMBIGUOUS_TYPES or status >= 500 or status < 400:
         return ErrorKind.AMBIGUOUS
     return ErrorKind.FINAL

@@ -19,7 +19,6 @@ from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.rules import order_for
 from hmt.core.types import TriggerId
-from hmt.store.tables import gtt_orders as t
 from hmt.store.triggers import TriggerNotFound, TriggerStore, apply_event
 
 
@@ -39,7 +38,7 @@ class ExecutionStore:
             trigger_id,
             EventKind.RETRY,
             attempt,
-            values={"attempts": t.c.attempts + 1},
+            values={"attempts": attempt},
             payload={"attempt": attempt, "reason": reason},
         )
 
@@ -80,6 +79,9 @@ class ExecutionStore:
         payload: Mapping[str, Any],
     ) -> None:
         now = self.triggers.clock()
+        if attempt > 0:
+            # `attempts` counts order requests sent: the executor's count, not events.
+            values = {**values, "attempts": attempt}
 
         async def work(conn: AsyncConnection) -> None:
             if attempt > 0:
