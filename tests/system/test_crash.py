@@ -123,6 +123,13 @@ async def crash_cycle(
     ordered = sum(1 for r in claimed if r.broker_tag in tags)
     figures.claimed_at_crash += len(claimed)
     figures.ordered_at_crash += ordered
+    # Each crash landed where it was meant to: before any order, or after one was made.
+    point = (spec or "sigkill").split("@")[0]
+    if point in ("after_claim", "sigkill"):
+        assert claimed, f"{name}: nothing claimed: {dict(statuses)}"
+        assert ordered == 0, f"{name}: {ordered} ordered before the crash"
+    elif point in ("after_send", "after_response"):
+        assert ordered >= 1, f"{name}: {dict(statuses)}, nothing ordered"
 
     async with engine_process(sim, database_url, logs, name=f"{name}-restart") as restarted:
         started = time.perf_counter()
