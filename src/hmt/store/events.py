@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.types import TriggerId
+from hmt.failpoints import failpoint
 from hmt.store.tables import trigger_events
 
 
@@ -39,6 +40,9 @@ async def append(
     payload: Mapping[str, Any] | None = None,
 ) -> None:
     """Add one event inside the caller's transaction."""
+    # Every caller has already written the change this event describes: dying
+    # here leaves a transaction half done, which the database must roll back.
+    failpoint("mid_event_write")
     await conn.execute(
         trigger_events.insert().values(
             trigger_id=trigger_id,
