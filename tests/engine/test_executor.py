@@ -168,3 +168,29 @@ async def test_final_error_with_5xx_is_checked_once_and_never_resent() -> None:
     assert await executor(broker, store).execute(fired()) is Outcome.FAILED
     assert (len(broker.sends), broker.finds) == (1, 1)
     assert store.calls[-1] == ("failed", "Order could not be placed")
+
+
+def rate_limited(broker: Broker, intent: OrderIntent) -> str:
+    raise BrokerError(ErrorKind.RETRY, "Too many requests", http_status=429)
+
+
+async def test_rate_limiting_queues_without_spending_retries() -> None:
+    """Five 429s in a row (more than max_retries) still end in one placed order."""
+    broker, store = Broker(*[rate_limited] * 5), Store()
+    assert await executor(broker, store).execute(fired()) is Outcome.PLACED
+    assert len(broker.sends) == 6
+    assert orders(broker) == 1
+
+
+async def test_rate_limiting_past_its_window_fails() -> None:
+    """Once 429s outlast `rate_limited_for`, they count as retries and the order fails."""
+    broker, store = Broker(*[rate_limited] * 10), Store()
+    run = Executor(
+        broker,
+        store,
+        throttle=Throttle([Limit(1000, 1.0)]),
+        policy=RetryPolicy(max_retries=2, backoff=0.001, lookups=3, rate_limited_for=0.0),
+        rng=random.Random(7),
+    )
+    assert await run.execute(fired()) is Outcome.FAILED
+    assert len(broker.sends) == 3

@@ -47,6 +47,8 @@ class RetryPolicy:
     cap: float = 30.0
     # How long to keep asking the broker about an order whose fate is unknown.
     lookups: int = 5
+    # How long an order may wait out the broker's 429s before they count as retries.
+    rate_limited_for: float = 120.0
 
     def delay(self, attempt: int, jitter: float) -> float:
         """Seconds before attempt `attempt + 1`; `jitter` in [0, 1) spreads retries."""
@@ -106,8 +108,10 @@ class Executor:
         trigger_id = intent.trigger_id
         last: BrokerError | None = None
         attempt = 0
+        budget = self._policy.max_retries
+        limited_since: float | None = None
         try:
-            while attempt <= self._policy.max_retries:
+            while attempt <= budget:
                 if ambiguous and (found := await self._lookup(intent)) is not None:
                     await self._store.placed(trigger_id, found.order_id, 0)
                     return Outcome.PLACED
@@ -135,6 +139,14 @@ class Executor:
                         await self._store.released(trigger_id, error.message, attempt)
                         raise AuthExpired(error.message) from None
                     ambiguous = error.kind is ErrorKind.AMBIGUOUS
+                    if error.http_status == 429:
+                        # Rate limited: nothing was accepted. Queue, don't spend a retry,
+                        # for as long as the policy allows (another engine on the same
+                        # account, or a burst from another app, can hold the limit).
+                        now = asyncio.get_running_loop().time()
+                        limited_since = now if limited_since is None else limited_since
+                        if now - limited_since < self._policy.rate_limited_for:
+                            budget += 1
                     await self._store.retry(trigger_id, attempt, str(error))
                     await asyncio.sleep(self._retry_delay(attempt, error))
                     continue
