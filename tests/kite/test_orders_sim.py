@@ -12,7 +12,7 @@ import pytest
 
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.rules import order_for
-from hmt.core.types import Leg, OrderType
+from hmt.core.types import Leg, OrderType, Side
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
 from hmt.sim.simulator import Simulator
@@ -110,3 +110,27 @@ async def test_expired_session_is_auth(sim: Simulator, kite: KiteOrders) -> None
         await kite.place(intent())
     assert info.value.kind is ErrorKind.AUTH
     assert info.value.error_type == "TokenException"
+
+
+async def test_stop_orders_amo_and_history(sim: Simulator, kite: KiteOrders) -> None:
+    """SL-M and SL orders rest as TRIGGER PENDING; history reads back; AMO uses its path."""
+    sell = intent(side=Side.SELL)
+    slm_id = await kite.place_stop(sell, trigger_price=158_000)
+    sl = intent(side=Side.SELL, order_type=OrderType.LIMIT, limit_price_1=157_900)
+    sl_id = await kite.place_stop(sl, trigger_price=158_000)
+    rows = {o["order_id"]: o for o in sim.orders()}
+    assert (rows[slm_id]["order_type"], rows[slm_id]["status"]) == ("SL-M", "TRIGGER PENDING")
+    assert (rows[sl_id]["order_type"], rows[sl_id]["trigger_price"]) == ("SL", 1580.0)
+    history = await kite.history(slm_id)
+    assert history[-1].status == "TRIGGER PENDING"
+    assert len(history) > 1
+    paths: list[str] = []
+    sim.on_request = lambda request: paths.append(request.path)
+    # The simulator models the regular variety only; it must see the AMO path and refuse.
+    with pytest.raises(BrokerError) as refused:
+        await kite.place(intent(), variety="amo")
+    assert "/orders/amo" in paths
+    assert refused.value.kind is ErrorKind.FINAL
+    assert "'amo'" in refused.value.message
+    with pytest.raises(ValueError, match="variety"):
+        await kite.place(intent(), variety="iceberg")

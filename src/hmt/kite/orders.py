@@ -13,6 +13,7 @@ from hmt.kite.rest import KiteRest
 # Kite rejects MARKET and SL-M orders without protection since April 2026
 # (FACTS.md 2.5); -1 asks the OMS for its automatic protection.
 AUTO_MARKET_PROTECTION = -1
+VARIETIES = frozenset({"regular", "amo"})
 
 
 class KiteOrders:
@@ -23,12 +24,25 @@ class KiteOrders:
         self._market_protection = market_protection
 
     async def place(self, intent: OrderIntent, *, variety: str = "regular") -> str:
-        """Send the order; its Kite order id (a string: ids exceed 2^53)."""
-        data = await self._rest.request(
-            "POST",
-            f"/orders/{variety}",
-            form=order_form(intent, market_protection=self._market_protection),
-        )
+        """Send a trigger's order; its Kite order id (a string: ids exceed 2^53)."""
+        form = order_form(intent, market_protection=self._market_protection)
+        return await self.place_form(form, variety=variety)
+
+    async def place_stop(
+        self, intent: OrderIntent, *, trigger_price: int, variety: str = "regular"
+    ) -> str:
+        """Send `intent` as a stop order held at the exchange: SL when it has a limit
+        price, SL-M (protected, like MARKET) when it has none."""
+        form = order_form(intent, market_protection=self._market_protection)
+        form["order_type"] = "SL" if intent.order_type is OrderType.LIMIT else "SL-M"
+        form["trigger_price"] = str(to_decimal(trigger_price, divisor_for(intent.instrument_token)))
+        return await self.place_form(form, variety=variety)
+
+    async def place_form(self, form: dict[str, str], *, variety: str = "regular") -> str:
+        """POST /orders/{variety} with `form` (variety: regular, amo, ...)."""
+        if variety not in VARIETIES:
+            raise ValueError(f"variety must be one of {sorted(VARIETIES)}, not {variety!r}")
+        data = await self._rest.request("POST", f"/orders/{variety}", form=form)
         order_id = data.get("order_id") if isinstance(data, dict) else None
         if not isinstance(order_id, str | int) or isinstance(order_id, bool):
             # The OMS answered success but we cannot read the id: it may well exist.
@@ -45,6 +59,13 @@ class KiteOrders:
     async def find(self, tag: str) -> list[OrderReport]:
         """Every order in today's book that carries `tag`."""
         return [report for report in await self.orders() if report.carries(tag)]
+
+    async def history(self, order_id: str) -> list[OrderReport]:
+        """The states one order went through, oldest first (GET /orders/{order_id})."""
+        data = await self._rest.request("GET", f"/orders/{order_id}")
+        if not isinstance(data, list):
+            raise BrokerError(ErrorKind.AMBIGUOUS, "the order history is not a list")
+        return [report_from_row(row) for row in data]
 
 
 def order_form(intent: OrderIntent, *, market_protection: int) -> dict[str, str]:
