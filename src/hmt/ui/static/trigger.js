@@ -1,0 +1,103 @@
+// One trigger: its details, a live price chart with its trigger lines and fire point, its history.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const id = decodeURIComponent(window.location.pathname.split("/").pop());
+  const LC = window.LightweightCharts;
+  let trigger = null, chart = null, series = null, lastTime = 0, lines = [], markers = null;
+
+  async function load() {
+    try {
+      trigger = await hmt.api(`/triggers/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (error.status === 401) { hmt.signOut(); return; }
+      $("page-error").textContent = error.status === 404 ? "No such trigger of yours." : error.message;
+      return;
+    }
+    render();
+  }
+
+  function render() {
+    const t = trigger;
+    document.title = `hmt · ${t.tradingsymbol} ${t.trigger_type}`;
+    $("detail").hidden = false;
+    $("history-card").hidden = false;
+    $("d-symbol").textContent = `${t.exchange}:${t.tradingsymbol}`;
+    $("d-status").textContent = t.status;
+    $("d-status").className = `pill ${t.status}`;
+    $("d-type").textContent = `${t.trigger_type} · ${t.order_type} · ${t.product}`;
+    $("d-side").textContent = `${t.transaction_type} · ${t.quantity}`;
+    $("d-prices").textContent = hmt.prices(t);
+    $("d-fired").textContent = t.triggered_at
+      ? `₹${hmt.rupees(t.triggered_price)} (leg ${t.triggered_leg}) · ${hmt.when(t.triggered_at)}` : "–";
+    $("d-order").textContent = t.order_id || "–";
+    $("d-error").textContent = t.error_message || "";
+    renderHistory(t.events || []);
+    drawLines();
+  }
+
+  function renderHistory(events) {
+    $("history").tBodies[0].replaceChildren(...events.map((e) => {
+      const tr = document.createElement("tr");
+      const details = Object.entries(e.payload || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+      tr.append(hmt.el("td", hmt.when(e.at)), hmt.el("td", e.kind), hmt.el("td", details));
+      return tr;
+    }));
+  }
+
+  function setupChart() {
+    if (!LC) { $("page-error").textContent = "The chart library did not load."; return; }
+    chart = LC.createChart($("chart"), {
+      autoSize: true,
+      layout: { background: { color: "#ffffff" }, textColor: "#1b1f24" },
+      timeScale: { timeVisible: true, secondsVisible: true },
+      localization: { priceFormatter: (p) => hmt.rupees(p) },
+    });
+    series = chart.addSeries(LC.LineSeries, { color: "#1f6feb", lineWidth: 2 });
+    markers = LC.createSeriesMarkers(series, []);
+  }
+
+  function drawLines() {
+    if (!series) return;
+    for (const line of lines) series.removePriceLine(line);
+    lines = [];
+    const legs = [trigger.trigger_price_1, trigger.trigger_price_2];
+    legs.forEach((price, i) => {
+      if (price === null || price === undefined) return;
+      lines.push(series.createPriceLine({
+        price: Number(price), color: i === 0 ? "#c62828" : "#0f7b3f", lineWidth: 1,
+        lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true, title: `leg ${i + 1}`,
+      }));
+    });
+    if (trigger.triggered_at && trigger.triggered_price !== null) {
+      let at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000);
+      if (at > lastTime) { series.update({ time: at, value: Number(trigger.triggered_price) }); lastTime = at; }
+      else at = lastTime;  // the chart's nearest point: the fire happened inside its last second
+      markers.setMarkers([{ time: at, position: "aboveBar", color: "#c62828", shape: "arrowDown",
+        text: `fired ₹${hmt.rupees(trigger.triggered_price)}` }]);
+    }
+  }
+
+  function onEvent(name, data) {
+    if (!trigger) return;
+    if (name === "price" && data.instrument_token === trigger.instrument_token) {
+      $("d-ltp").textContent = hmt.rupees(data.ltp);
+      $("d-distance").textContent = hmt.percent(hmt.distance(trigger, data.ltp));
+      if (series) {
+        const now = Math.max(lastTime, Math.floor(Date.now() / 1000));
+        series.update({ time: now, value: Number(data.ltp) });
+        lastTime = now;
+      }
+    } else if (name === "trigger" && data.id === trigger.id) {
+      load();  // the row changed: re-read it with its history
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    if (!hmt.token()) { window.location.assign("/ui/"); return; }
+    setupChart();
+    await load();
+    if (trigger) hmt.stream(onEvent, hmt.liveBadge);
+  });
+})();
