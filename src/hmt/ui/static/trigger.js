@@ -50,7 +50,9 @@
     if (!LC) { $("page-error").textContent = "The chart library did not load."; return; }
     chart = LC.createChart($("chart"), {
       autoSize: true,
-      layout: { background: { color: "#ffffff" }, textColor: "#1b1f24" },
+      // The library's logo injects a <style> element, which the strict CSP forbids; the
+      // attribution TradingView asks for is the text link under the chart instead.
+      layout: { background: { color: "#ffffff" }, textColor: "#1b1f24", attributionLogo: false },
       timeScale: { timeVisible: true, secondsVisible: true },
       localization: { priceFormatter: (p) => hmt.rupees(p) },
     });
