@@ -48,10 +48,10 @@ const hmt = (() => {
       if (!response.ok || !response.body) throw new Error(`stream: HTTP ${response.status}`);
       onState(true);
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
+      let buffer = "", planned = false;
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) return;
+        if (done) return planned;
         buffer += value;
         let end;
         while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -62,13 +62,16 @@ const hmt = (() => {
             if (line.startsWith("event: ")) name = line.slice(7);
             else if (line.startsWith("data: ")) data += line.slice(6);
           }
-          if (data) onEvent(name, JSON.parse(data));
+          if (name === "bye") planned = true;  // the server's lifetime cap: reconnect at once
+          else if (data) onEvent(name, JSON.parse(data));
         }
       }
     }
     (async () => {
       while (!stopped) {
-        try { await once(); } catch (error) { if (stopped) return; }
+        let planned = false;
+        try { planned = await once(); } catch (error) { if (stopped) return; }
+        if (planned) continue;
         onState(false);
         if (!stopped) await new Promise((resolve) => setTimeout(resolve, 1000));
       }

@@ -7,6 +7,7 @@
   const CHANGEABLE = new Set(["active", "paused"]);
   const FIELDS = ["trigger_type", "transaction_type", "trigger_price_1", "trigger_price_2",
     "quantity", "product", "order_type", "limit_price_1", "limit_price_2"];
+  const CLEARABLE = ["trigger_price_2", "limit_price_1", "limit_price_2"];
   const ALIASES = { side: "transaction_type" };  // core rule names -> form fields
 
   // --- sign-in ------------------------------------------------------------------------
@@ -268,6 +269,9 @@
         const original = state.triggers.get(state.editing) || {};
         const changed = {};
         for (const [k, v] of Object.entries(body)) if (String(original[k]) !== v) changed[k] = v;
+        for (const k of CLEARABLE) {  // emptied or hidden now, set before: clear it
+          if (!(k in body) && original[k] !== null && original[k] !== undefined) changed[k] = null;
+        }
         const record = await hmt.api(`/triggers/${encodeURIComponent(state.editing)}`, { method: "PATCH", body: changed });
         state.triggers.set(record.id, record);
       } else {
