@@ -149,11 +149,8 @@ async def test_cancel_and_edit_through_the_forms(tmp_path: Path) -> None:
         await expect(row(page, first).locator('[data-col="status"]')).to_have_text("cancelled")
         assert (await system.trigger(first))["status"] == "cancelled"
 
-        if not any(
-            getattr(route, "path", "") == "/triggers/{trigger_id}"
-            and "PATCH" in getattr(route, "methods", ())
-            for route in _routes(system)
-        ):
+        probe = await system.client.patch(f"/triggers/{second}", json={}, headers=system.auth())
+        if probe.status_code == 405:
             await page.close()
             pytest.skip("edit step: PATCH /triggers/{id} is not in this branch's API yet")
         await row(page, second).locator("button.secondary").click()
@@ -165,12 +162,6 @@ async def test_cancel_and_edit_through_the_forms(tmp_path: Path) -> None:
         assert (await system.trigger(second))["trigger_price_2"] == "3250"
         await page.close()
     assert problems.seen == []
-
-
-def _routes(system: System) -> list[object]:
-    from hmt.api.app import create_app
-
-    return list(create_app(system.runtime, manage_runtime=False).routes)
 
 
 async def test_another_user_sees_none_of_the_first_users_triggers(tmp_path: Path) -> None:

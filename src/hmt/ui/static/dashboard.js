@@ -131,10 +131,10 @@
     const ltp = state.ltp.get(t.instrument_token);
     if (ltp === undefined) return;
     tr.querySelector('[data-col="ltp"]').textContent = hmt.rupees(ltp);
-    const d = hmt.distance(t, ltp);
+    const d = CHANGEABLE.has(t.status) ? hmt.distance(t, ltp) : null;  // only while it can fire
     const cell = tr.querySelector('[data-col="distance"]');
     cell.textContent = hmt.percent(d);
-    cell.className = `num ${d === null ? "" : d >= 0 ? "up" : "down"}`;
+    cell.className = `num ${d === null ? "" : d >= 0 ? "up" : "down"}`.trim();
   }
 
   function onEvent(name, data) {
