@@ -93,7 +93,7 @@ async def test_sign_in_create_watch_it_move_and_fire_without_reloading(tmp_path:
         await expect(created.locator('[data-col="status"]')).to_have_text("placed", timeout=WAIT_MS)
         assert await page.evaluate("window.notReloaded") is True
         (order,) = system.sim.orders()
-        assert order["tradingsymbol"] == "INFY"
+        assert (order["tradingsymbol"], order["transaction_type"]) == ("INFY", "BUY")
 
         # The filter shows only the chosen status.
         await page.select_option("#filter", "active")
@@ -101,20 +101,35 @@ async def test_sign_in_create_watch_it_move_and_fire_without_reloading(tmp_path:
         await page.select_option("#filter", "placed")
         await expect(page.locator("#triggers tbody tr")).to_have_count(1, timeout=WAIT_MS)
 
-        # The detail page: chart with its lines and fire point, and the history.
-        await created.locator("a").click()
-        await expect(page.locator("#d-status")).to_have_text("placed", timeout=WAIT_MS)
+        # The detail page follows a live oco: LTP and distance, then its fire, without a reload.
+        oco = await system.create(
+            trigger_type="oco",
+            transaction_type="SELL",
+            trigger_price_1="1590.00",
+            trigger_price_2="1620.00",
+        )
+        await page.goto(f"{system.api_url}/ui/triggers/{oco['id']}")
+        await expect(page.locator("#d-status")).to_have_text("active", timeout=WAIT_MS)
         await expect(page.locator("#chart canvas").first).to_be_visible()
+        await expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
+        await page.evaluate("window.notReloaded = true")
+        system.push(INFY, "1615.00")
+        await expect(page.locator("#d-ltp")).to_have_text("1,615.00", timeout=WAIT_MS)
+        await expect(page.locator("#d-distance")).to_have_text("+0.31%")
+        system.push(INFY, "1620.00")
+        await expect(page.locator("#d-status")).to_have_text("placed", timeout=WAIT_MS)
+        assert await page.evaluate("window.notReloaded") is True
         history = page.locator("#history tbody")
         for kind in ("created", "claimed", "order_sent", "placed"):
             await expect(history).to_contain_text(kind)
-        await expect(page.locator("#d-fired")).to_contain_text("1,610.00")
+        await expect(page.locator("#d-fired")).to_contain_text("1,620.00 (leg 2)")
+        await expect(page.locator("#d-ltp")).to_have_text("1,620.00", timeout=WAIT_MS)
         await screenshot(page, "04-trigger-detail")
         await page.set_viewport_size(PHONE)
         await screenshot(page, "05-trigger-detail-phone")
         await page.goto(f"{system.api_url}/ui/")
         await expect(page.locator("#app")).to_be_visible()
-        await expect(page.locator("#triggers tbody tr")).to_have_count(1, timeout=WAIT_MS)
+        await expect(page.locator("#triggers tbody tr")).to_have_count(2, timeout=WAIT_MS)
         await screenshot(page, "06-dashboard-phone")
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the page scrolls sideways at phone width ({width} px)"

@@ -6,6 +6,7 @@
   const id = decodeURIComponent(window.location.pathname.split("/").pop());
   const LC = window.LightweightCharts;
   let trigger = null, chart = null, series = null, lastTime = 0, lines = [], markers = null;
+  const points = new Map();  // chart time (s) -> price: one point per second, the latest wins
 
   async function load() {
     try {
@@ -53,11 +54,35 @@
       // The library's logo injects a <style> element, which the strict CSP forbids; the
       // attribution TradingView asks for is the text link under the chart instead.
       layout: { background: { color: "#ffffff" }, textColor: "#1b1f24", attributionLogo: false },
-      timeScale: { timeVisible: true, secondsVisible: true },
+      timeScale: { timeVisible: true, secondsVisible: true, rightOffset: 6 },
       localization: { priceFormatter: (p) => hmt.rupees(p) },
     });
-    series = chart.addSeries(LC.LineSeries, { color: "#1f6feb", lineWidth: 2 });
+    series = chart.addSeries(LC.LineSeries, {
+      color: "#1f6feb", lineWidth: 2,
+      // Keep the trigger lines in view, not only the prices seen so far.
+      autoscaleInfoProvider: (original) => {
+        const legs = trigger ? legPrices() : [];
+        const range = original();
+        if (!legs.length) return range;
+        const low = Math.min(...legs), high = Math.max(...legs);
+        if (!range) return { priceRange: { minValue: low, maxValue: high } };
+        range.priceRange.minValue = Math.min(range.priceRange.minValue, low);
+        range.priceRange.maxValue = Math.max(range.priceRange.maxValue, high);
+        return range;
+      },
+    });
     markers = LC.createSeriesMarkers(series, []);
+  }
+
+  function legPrices() {
+    return [trigger.trigger_price_1, trigger.trigger_price_2]
+      .filter((p) => p !== null && p !== undefined).map(Number);
+  }
+
+  function plot(time, value) {
+    points.set(time, value);
+    if (time >= lastTime) { series.update({ time, value }); lastTime = time; }
+    else series.setData([...points.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ time: t, value: v })));
   }
 
   function drawLines() {
@@ -73,11 +98,10 @@
       }));
     });
     if (trigger.triggered_at && trigger.triggered_price !== null) {
-      let at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000);
-      if (at > lastTime) { series.update({ time: at, value: Number(trigger.triggered_price) }); lastTime = at; }
-      else at = lastTime;  // the chart's nearest point: the fire happened inside its last second
+      const at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000);
+      plot(at, Number(trigger.triggered_price));  // the firing tick's price, at its second
       markers.setMarkers([{ time: at, position: "aboveBar", color: "#c62828", shape: "arrowDown",
-        text: `fired ₹${hmt.rupees(trigger.triggered_price)}` }]);
+        text: "fired" }]);
     }
   }
 
@@ -85,12 +109,9 @@
     if (!trigger) return;
     if (name === "price" && data.instrument_token === trigger.instrument_token) {
       $("d-ltp").textContent = hmt.rupees(data.ltp);
-      $("d-distance").textContent = hmt.percent(hmt.distance(trigger, data.ltp));
-      if (series) {
-        const now = Math.max(lastTime, Math.floor(Date.now() / 1000));
-        series.update({ time: now, value: Number(data.ltp) });
-        lastTime = now;
-      }
+      const live = trigger.status === "active" || trigger.status === "paused";  // can still fire
+      $("d-distance").textContent = live ? hmt.percent(hmt.distance(trigger, data.ltp)) : "–";
+      if (series) plot(Math.max(lastTime, Math.floor(Date.now() / 1000)), Number(data.ltp));
     } else if (name === "trigger" && data.id === trigger.id) {
       load();  // the row changed: re-read it with its history
     }
