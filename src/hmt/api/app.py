@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from hmt import __version__
 from hmt.api import control, triggers
+from hmt.api.browser import browser_router
 from hmt.core.errors import IllegalTransition, InvalidTrigger
 from hmt.engine.wiring import Runtime
 from hmt.store.triggers import TriggerNotFound
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     # The seed's paths, for drop-in use: the same routes with the same auth.
     app.include_router(control.router, prefix=SEED_PREFIX)
     app.include_router(triggers.router)
+    app.include_router(browser_router)  # the web UI, its stream and instrument search
     app.add_exception_handler(InvalidTrigger, _invalid_trigger)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(TriggerNotFound, _not_found)

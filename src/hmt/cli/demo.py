@@ -71,6 +71,7 @@ def demo(
                 return
             typer.echo(f"hmt demo: {created} sample triggers near the moving prices.")
             typer.echo(f"API:   http://127.0.0.1:{port}  (OpenAPI at /docs)")
+            typer.echo(f"UI:    http://127.0.0.1:{port}/ui/  (sign in with the last line below)")
             typer.echo(f"Kite simulator: {sim.api_url} (control API at /_sim/state)")
             typer.echo("Watch them fire:")
             typer.echo(

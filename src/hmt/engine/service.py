@@ -23,6 +23,7 @@ import structlog
 from hmt.core.book import TriggerBook
 from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.types import TriggerId
+from hmt.engine.events import EventHub
 from hmt.engine.executor import AuthExpired, Executor, Outcome
 from hmt.engine.stats import EngineStats
 
@@ -96,6 +97,7 @@ class Engine:
         self._started_at: float | None = None
         self.last_tick_at: float | None = None
         self.last_ltp: dict[int, int] = {}  # per instrument, for create-time warnings
+        self.events = EventHub()  # live viewers; costs one test per tick when there are none
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -159,6 +161,8 @@ class Engine:
         self.stats.ticks_processed += 1
         self.last_tick_at = time.monotonic()
         self.last_ltp[instrument_token] = ltp
+        if self.events.listening:
+            self.events.price(instrument_token, ltp)
         if self.state is not EngineState.RUNNING:
             return
         started = time.perf_counter()  # before the book: evaluation is part of the path
@@ -173,6 +177,13 @@ class Engine:
         self.stats.record_evaluate(time.perf_counter() - started)
 
     async def _execute(self, fired: Fired, started: float) -> None:
+        try:
+            await self._execute_leg(fired, started)
+        finally:
+            if self.events.listening:
+                self.events.changed(fired.trigger.id, fired.trigger.user_id)
+
+    async def _execute_leg(self, fired: Fired, started: float) -> None:
         def sending() -> None:
             self.stats.record_tick_to_order(time.perf_counter() - started)
 
@@ -223,6 +234,9 @@ class Engine:
             self._feed.subscribe((current.instrument_token,))
         if old is not None and not self.book.count_for(old.instrument_token):
             self._feed.unsubscribe((old.instrument_token,))
+        owner = current or old
+        if self.events.listening and owner is not None:
+            self.events.changed(trigger_id, owner.user_id)
 
     async def resync(self) -> None:
         """Rebuild the book from the store's active set (after a lost change feed)."""

@@ -90,6 +90,18 @@ class KiteRest:
             raise BrokerError(ErrorKind.AMBIGUOUS, f"connection lost: {_describe(exc)}") from None
         return parse_response(response.status_code, body, response.headers)
 
+    async def csv(self, path: str) -> str:
+        """A CSV dump (GET /instruments/...): Kite sends these without the JSON envelope."""
+        try:
+            response = await self._client.get(path)
+        except httpx.HTTPError as exc:
+            reason = f"could not fetch {path}: {_describe(exc)}"
+            raise BrokerError(ErrorKind.RETRY, reason) from None
+        if response.status_code != 200:
+            parse_response(response.status_code, response.content, response.headers)
+            raise BrokerError(ErrorKind.FINAL, f"{path} answered HTTP {response.status_code}")
+        return response.text
+
 
 def parse_response(status: int, body: bytes, headers: Mapping[str, str]) -> Any:
     """Unwrap Kite's envelope or raise the classified error it describes."""

@@ -1,0 +1,132 @@
+// Shared by every page: the token, API calls, the live stream, and number formatting.
+// The token lives in sessionStorage (this tab only) and travels only in the
+// Authorization header: never in a URL, so never in a log or a Referer.
+"use strict";
+
+const hmt = (() => {
+  const KEY = "hmt.token";
+
+  function token() { return sessionStorage.getItem(KEY); }
+  function setToken(value) { sessionStorage.setItem(KEY, value); }
+  function signOut() {
+    sessionStorage.removeItem(KEY);
+    window.location.assign("/ui/");
+  }
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.detail) || `HTTP ${status}`);
+      this.status = status;
+      this.body = body || {};
+    }
+  }
+
+  async function api(path, { method = "GET", body, signal } = {}) {
+    const headers = { Authorization: `Bearer ${token()}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method, headers, signal, cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = null; }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  // Server-Sent Events over fetch(), so the bearer header can be sent (EventSource
+  // cannot). Reconnects after a pause; `onEvent(name, data)` gets each event.
+  function stream(onEvent, onState) {
+    let stopped = false;
+    const controller = new AbortController();
+    async function once() {
+      const response = await fetch("/stream", {
+        headers: { Authorization: `Bearer ${token()}`, Accept: "text/event-stream" },
+        signal: controller.signal, cache: "no-store",
+      });
+      if (response.status === 401) { signOut(); return; }
+      if (!response.ok || !response.body) throw new Error(`stream: HTTP ${response.status}`);
+      onState(true);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "", planned = false;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return planned;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let name = "message", data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event: ")) name = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (name === "bye") planned = true;  // the server's lifetime cap: reconnect at once
+          else if (data) onEvent(name, JSON.parse(data));
+        }
+      }
+    }
+    (async () => {
+      while (!stopped) {
+        let planned = false;
+        try { planned = await once(); } catch (error) { if (stopped) return; }
+        if (planned) continue;
+        onState(false);
+        if (!stopped) await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    })();
+    return () => { stopped = true; controller.abort(); };
+  }
+
+  function liveBadge(on) {
+    const badge = document.getElementById("live");
+    if (!badge) return;
+    badge.dataset.state = on ? "on" : "off";
+    badge.textContent = on ? "live" : "offline";
+  }
+
+  // Signed distance from the price to the trigger, in percent of the price.
+  function distance(trigger, ltp) {
+    if (ltp === undefined || ltp === null) return null;
+    const price = Number(ltp);
+    const legs = [trigger.trigger_price_1, trigger.trigger_price_2]
+      .filter((p) => p !== null && p !== undefined).map(Number);
+    let best = null;
+    for (const leg of legs) {
+      const d = ((leg - price) / price) * 100;
+      if (best === null || Math.abs(d) < Math.abs(best)) best = d;
+    }
+    return best;
+  }
+
+  function percent(value) {
+    if (value === null || !Number.isFinite(value)) return "–";
+    return `${value > 0 ? "+" : ""}${value.toFixed(2)}%`;
+  }
+
+  function rupees(value) {
+    if (value === null || value === undefined) return "–";
+    return Number(value).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 4 });
+  }
+
+  function prices(trigger) {
+    const first = rupees(trigger.trigger_price_1);
+    return trigger.trigger_price_2 === null ? first : `${first} / ${rupees(trigger.trigger_price_2)}`;
+  }
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function when(iso) {
+    if (!iso) return "–";
+    return new Date(iso).toLocaleString();
+  }
+
+  return { token, setToken, signOut, api, ApiError, stream, liveBadge, distance, percent,
+    rupees, prices, el, when };
+})();

@@ -1,0 +1,336 @@
+// The dashboard: sign-in, engine status card, live triggers table, create/edit/cancel form.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const state = { triggers: new Map(), ltp: new Map(), editing: null, picked: null };
+  const CHANGEABLE = new Set(["active", "paused"]);
+  const FIELDS = ["trigger_type", "transaction_type", "trigger_price_1", "trigger_price_2",
+    "quantity", "product", "order_type", "limit_price_1", "limit_price_2"];
+  const CLEARABLE = ["trigger_price_2", "limit_price_1", "limit_price_2"];
+  const ALIASES = { side: "transaction_type" };  // core rule names -> form fields
+
+  // --- sign-in ------------------------------------------------------------------------
+  async function signIn(event) {
+    event.preventDefault();
+    const value = $("token").value.trim();
+    $("signin-error").textContent = "";
+    if (!value) { $("signin-error").textContent = "Enter a token."; return; }
+    hmt.setToken(value);
+    try {
+      await hmt.api("/stats");
+    } catch (error) {
+      sessionStorage.clear();
+      $("signin-error").textContent = error.status === 401
+        ? "That token was not accepted (unknown or revoked)." : `Could not sign in: ${error.message}`;
+      return;
+    }
+    $("token").value = "";
+    start();
+  }
+
+  function start() {
+    $("signin").hidden = true;
+    $("app").hidden = false;
+    $("sign-out").hidden = false;
+    refreshStatus();
+    loadTriggers();
+    hmt.stream(onEvent, hmt.liveBadge);
+  }
+
+  // --- engine status card -------------------------------------------------------------------
+  async function refreshStatus() {
+    try {
+      const [stats, health] = await Promise.all([hmt.api("/stats"), fetch("/health").then((r) => r.json())]);
+      renderEngine({ ...stats, health, ticks_per_s: null });
+    } catch (error) { $("s-reasons").textContent = `Status unavailable: ${error.message}`; }
+  }
+
+  function renderEngine(s) {
+    const pill = $("engine-state");
+    pill.textContent = s.state.replace("_", " ");
+    pill.className = `pill ${s.state}`;
+    const ws = s.ws || {};
+    const ticker = $("s-ticker");
+    ticker.textContent = ws.connected ? "connected" : `disconnected (${ws.state})`;
+    ticker.classList.toggle("bad", !ws.connected);
+    $("s-instruments").textContent = s.subscribed_instruments;
+    $("s-rate").textContent = s.ticks_per_s === null ? "…" : s.ticks_per_s;
+    $("s-triggered").textContent = s.triggered_orders;
+    $("s-failed").textContent = s.failed_orders;
+    $("s-uptime").textContent = uptime(s.uptime_s);
+    const lat = s.tick_to_order_us || {};
+    $("s-latency").textContent = lat.count ? `${ms(lat.p50)} / ${ms(lat.p99)}` : "–";
+    const health = s.health || { status: "?", reasons: [] };
+    $("s-health").textContent = health.status;
+    $("s-health").classList.toggle("bad", health.status === "down");
+    $("s-reasons").textContent = health.reasons.join(" · ");
+    const login = s.state === "login_required" || ws.state === "token_invalid"
+      || health.reasons.some((r) => r.startsWith("broker login required"));
+    $("login-banner").hidden = !login;
+  }
+
+  function uptime(seconds) {
+    const s = Math.floor(seconds || 0);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return h ? `${h}h ${m}m` : m ? `${m}m ${s % 60}s` : `${s}s`;
+  }
+  function ms(us) { return us === null || us === undefined ? "–" : `${(us / 1000).toFixed(1)} ms`; }
+
+  // --- triggers table ---------------------------------------------------------------------------
+  async function loadTriggers() {
+    const status = $("filter").value;
+    const query = status ? `?status=${encodeURIComponent(status)}&limit=500` : "?limit=500";
+    try {
+      const list = await hmt.api(`/triggers${query}`);
+      state.triggers = new Map(list.map((t) => [t.id, t]));
+      renderTable();
+    } catch (error) { $("form-error").textContent = `Could not load triggers: ${error.message}`; }
+  }
+
+  function renderTable() {
+    const body = $("triggers").tBodies[0];
+    body.replaceChildren(...[...state.triggers.values()].map(row));
+    $("empty").hidden = state.triggers.size > 0;
+  }
+
+  function row(t) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = t.id;
+    tr.dataset.token = t.instrument_token;
+    const symbol = hmt.el("td");
+    const link = hmt.el("a", t.tradingsymbol);
+    link.href = `/ui/triggers/${encodeURIComponent(t.id)}`;
+    symbol.append(link);
+    const status = hmt.el("td");
+    status.append(hmt.el("span", t.status, `pill ${t.status}`));
+    status.dataset.col = "status";
+    const ltp = hmt.el("td", "–", "num");
+    ltp.dataset.col = "ltp";
+    const dist = hmt.el("td", "–", "num");
+    dist.dataset.col = "distance";
+    const actions = hmt.el("td");
+    if (CHANGEABLE.has(t.status)) {
+      const box = hmt.el("div", null, "actions");
+      const edit = hmt.el("button", "Edit", "small secondary");
+      edit.type = "button";
+      edit.addEventListener("click", () => beginEdit(t.id));
+      const cancel = hmt.el("button", "Cancel", "small danger");
+      cancel.type = "button";
+      cancel.addEventListener("click", () => cancelTrigger(t.id, cancel));
+      box.append(edit, cancel);
+      actions.append(box);
+    }
+    tr.append(symbol, hmt.el("td", t.trigger_type), hmt.el("td", t.transaction_type),
+      hmt.el("td", t.quantity, "num"), hmt.el("td", hmt.prices(t), "num"), ltp, dist, status, actions);
+    paintPrice(tr, t);
+    return tr;
+  }
+
+  function paintPrice(tr, t) {
+    const ltp = state.ltp.get(t.instrument_token);
+    if (ltp === undefined) return;
+    tr.querySelector('[data-col="ltp"]').textContent = hmt.rupees(ltp);
+    const d = CHANGEABLE.has(t.status) ? hmt.distance(t, ltp) : null;  // only while it can fire
+    const cell = tr.querySelector('[data-col="distance"]');
+    cell.textContent = hmt.percent(d);
+    cell.className = `num ${d === null ? "" : d >= 0 ? "up" : "down"}`.trim();
+  }
+
+  function onEvent(name, data) {
+    if (name === "engine") renderEngine(data);
+    else if (name === "price") {
+      state.ltp.set(data.instrument_token, data.ltp);
+      for (const tr of document.querySelectorAll(`#triggers tr[data-token="${data.instrument_token}"]`)) {
+        const t = state.triggers.get(tr.dataset.id);
+        if (t) paintPrice(tr, t);
+      }
+    } else if (name === "trigger") {
+      const filter = $("filter").value;
+      if (filter && data.status !== filter) state.triggers.delete(data.id);
+      else if (state.triggers.has(data.id)) state.triggers.set(data.id, data);
+      else state.triggers = new Map([[data.id, data], ...state.triggers]);  // newest first
+      renderTable();
+    }
+  }
+
+  async function cancelTrigger(id, button) {
+    if (button.dataset.armed !== "yes") {  // a second click confirms: no modal dialogs
+      button.dataset.armed = "yes";
+      button.textContent = "Confirm cancel";
+      setTimeout(() => { button.dataset.armed = ""; button.textContent = "Cancel"; }, 4000);
+      return;
+    }
+    try {
+      const record = await hmt.api(`/triggers/${encodeURIComponent(id)}`, { method: "DELETE" });
+      state.triggers.set(record.id, record);
+      renderTable();
+    } catch (error) { $("form-error").textContent = `Cancel failed: ${error.message}`; }
+  }
+
+  // --- instrument search -------------------------------------------------------------------------
+  let searchTimer = null;
+  function onSymbolInput() {
+    clearTimeout(searchTimer);
+    state.picked = null;
+    $("instrument_token").value = "";
+    $("picked").textContent = "";
+    const q = $("symbol").value.trim();
+    if (!q) { $("symbol-results").hidden = true; return; }
+    searchTimer = setTimeout(() => search(q), 150);
+  }
+
+  async function search(q) {
+    let found = [];
+    try { found = await hmt.api(`/instruments?q=${encodeURIComponent(q)}`); } catch (error) {
+      $("picked").textContent = `Search failed: ${error.message}`;
+      return;
+    }
+    if ($("symbol").value.trim() !== q) return;  // a newer search is on its way
+    const list = $("symbol-results");
+    list.replaceChildren(...found.map((i) => {
+      const li = hmt.el("li", `${i.tradingsymbol} · ${i.exchange} · ${i.name}`);
+      li.setAttribute("role", "option");
+      li.dataset.symbol = i.tradingsymbol;
+      li.addEventListener("click", () => pick(i));
+      return li;
+    }));
+    list.hidden = found.length === 0;
+    state.results = found;
+  }
+
+  function pick(i) {
+    state.picked = i;
+    $("symbol").value = i.tradingsymbol;
+    $("instrument_token").value = i.instrument_token;
+    $("exchange").value = i.exchange;
+    $("tradingsymbol").value = i.tradingsymbol;
+    $("picked").textContent = `${i.exchange}:${i.tradingsymbol} (token ${i.instrument_token}, tick ₹${i.tick_size})`;
+    $("symbol-results").hidden = true;
+  }
+
+  // --- create / edit form -------------------------------------------------------------------------
+  function showLegs() {
+    const oco = $("trigger_type").value === "oco";
+    const limit = $("order_type").value === "LIMIT";
+    for (const f of document.querySelectorAll("[data-oco]")) f.hidden = !oco || (f.hasAttribute("data-limit") && !limit);
+    for (const f of document.querySelectorAll("[data-limit]:not([data-oco])")) f.hidden = !limit;
+  }
+
+  function clearErrors() {
+    $("form-error").textContent = "";
+    for (const p of document.querySelectorAll("[data-error-for]")) p.textContent = "";
+    for (const i of document.querySelectorAll("#trigger-form [aria-invalid]")) i.removeAttribute("aria-invalid");
+  }
+
+  function showErrors(error) {
+    const problems = (error.body && error.body.errors) || [];
+    let placed = 0;
+    for (const p of problems) {
+      const field = ALIASES[p.field] || p.field;
+      const slot = document.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+      if (!slot) continue;
+      slot.textContent = slot.textContent ? `${slot.textContent}; ${p.message}` : p.message;
+      const input = $(field === "instrument_token" || field === "tradingsymbol" || field === "exchange" ? "symbol" : field);
+      if (input) input.setAttribute("aria-invalid", "true");
+      placed += 1;
+    }
+    if (placed < problems.length || !problems.length) $("form-error").textContent = error.message;
+  }
+
+  function formBody() {
+    const body = {};
+    for (const name of FIELDS) {
+      const input = $(name);
+      if (input.closest("[hidden]")) continue;
+      const value = input.value.trim();
+      if (value !== "") body[name] = value;
+    }
+    if (!state.editing) {
+      body.instrument_token = $("instrument_token").value || undefined;
+      body.exchange = $("exchange").value || undefined;
+      body.tradingsymbol = $("tradingsymbol").value || undefined;
+    }
+    return body;
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    clearErrors();
+    if (!state.editing && !$("instrument_token").value) {
+      await search($("symbol").value.trim());
+      const exact = (state.results || []).find((i) => i.tradingsymbol === $("symbol").value.trim().toUpperCase());
+      if (exact) pick(exact);
+      else { document.querySelector('[data-error-for="instrument_token"]').textContent = "Pick an instrument from the search."; return; }
+    }
+    const body = formBody();
+    try {
+      if (state.editing) {
+        const original = state.triggers.get(state.editing) || {};
+        const changed = {};
+        for (const [k, v] of Object.entries(body)) if (String(original[k]) !== v) changed[k] = v;
+        for (const k of CLEARABLE) {  // emptied or hidden now, set before: clear it
+          if (!(k in body) && original[k] !== null && original[k] !== undefined) changed[k] = null;
+        }
+        const record = await hmt.api(`/triggers/${encodeURIComponent(state.editing)}`, { method: "PATCH", body: changed });
+        state.triggers.set(record.id, record);
+      } else {
+        const record = await hmt.api("/triggers", { method: "POST", body });
+        const rest = [...state.triggers.entries()];
+        state.triggers = new Map([[record.id, record], ...rest]);
+        if (record.warnings && record.warnings.length) $("form-error").textContent = `Note: ${record.warnings.join("; ")}`;
+      }
+      renderTable();
+      resetForm(false);
+    } catch (error) {
+      if (error.status === 401) { hmt.signOut(); return; }
+      showErrors(error);
+    }
+  }
+
+  function beginEdit(id) {
+    const t = state.triggers.get(id);
+    if (!t) return;
+    resetForm(true);
+    state.editing = id;
+    $("form-title").textContent = `Edit ${t.tradingsymbol} trigger`;
+    $("form-submit").textContent = "Save changes";
+    $("symbol").value = t.tradingsymbol;
+    $("symbol").disabled = true;
+    $("picked").textContent = `${t.exchange}:${t.tradingsymbol} (token ${t.instrument_token})`;
+    for (const name of FIELDS) {
+      const v = t[name];
+      $(name).value = v === null || v === undefined ? "" : String(v);
+    }
+    showLegs();
+    $("trigger-form").scrollIntoView({ behavior: "smooth" });
+  }
+
+  function resetForm(keepNote) {
+    state.editing = null;
+    state.picked = null;
+    $("trigger-form").reset();
+    $("symbol").disabled = false;
+    for (const id of ["instrument_token", "exchange", "tradingsymbol"]) $(id).value = "";
+    $("picked").textContent = "";
+    $("form-title").textContent = "New trigger";
+    $("form-submit").textContent = "Create trigger";
+    const note = $("form-error").textContent;
+    clearErrors();
+    if (keepNote === false && note.startsWith("Note:")) $("form-error").textContent = note;
+    showLegs();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("signin-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", hmt.signOut);
+    $("filter").addEventListener("change", loadTriggers);
+    $("symbol").addEventListener("input", onSymbolInput);
+    $("trigger_type").addEventListener("change", showLegs);
+    $("order_type").addEventListener("change", showLegs);
+    $("trigger-form").addEventListener("submit", submit);
+    $("form-reset").addEventListener("click", () => resetForm(true));
+    showLegs();
+    if (hmt.token()) start(); else $("signin").hidden = false;
+  });
+})();

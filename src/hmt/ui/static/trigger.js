@@ -1,0 +1,126 @@
+// One trigger: its details, a live price chart with its trigger lines and fire point, its history.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const id = decodeURIComponent(window.location.pathname.split("/").pop());
+  const LC = window.LightweightCharts;
+  let trigger = null, chart = null, series = null, lastTime = 0, lines = [], markers = null;
+  const points = new Map();  // chart time (s) -> price: one point per second, the latest wins
+
+  async function load() {
+    try {
+      trigger = await hmt.api(`/triggers/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (error.status === 401) { hmt.signOut(); return; }
+      $("page-error").textContent = error.status === 404 ? "No such trigger of yours." : error.message;
+      return;
+    }
+    render();
+  }
+
+  function render() {
+    const t = trigger;
+    document.title = `hmt · ${t.tradingsymbol} ${t.trigger_type}`;
+    $("detail").hidden = false;
+    $("history-card").hidden = false;
+    $("d-symbol").textContent = `${t.exchange}:${t.tradingsymbol}`;
+    $("d-status").textContent = t.status;
+    $("d-status").className = `pill ${t.status}`;
+    $("d-type").textContent = `${t.trigger_type} · ${t.order_type} · ${t.product}`;
+    $("d-side").textContent = `${t.transaction_type} · ${t.quantity}`;
+    $("d-prices").textContent = hmt.prices(t);
+    $("d-fired").textContent = t.triggered_at
+      ? `₹${hmt.rupees(t.triggered_price)} (leg ${t.triggered_leg}) · ${hmt.when(t.triggered_at)}` : "–";
+    $("d-order").textContent = t.order_id || "–";
+    $("d-error").textContent = t.error_message || "";
+    renderHistory(t.events || []);
+    drawLines();
+  }
+
+  function renderHistory(events) {
+    $("history").tBodies[0].replaceChildren(...events.map((e) => {
+      const tr = document.createElement("tr");
+      const details = Object.entries(e.payload || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+      tr.append(hmt.el("td", hmt.when(e.at)), hmt.el("td", e.kind), hmt.el("td", details));
+      return tr;
+    }));
+  }
+
+  function setupChart() {
+    if (!LC) { $("page-error").textContent = "The chart library did not load."; return; }
+    chart = LC.createChart($("chart"), {
+      autoSize: true,
+      // The library's logo injects a <style> element, which the strict CSP forbids; the
+      // attribution TradingView asks for is the text link under the chart instead.
+      layout: { background: { color: "#ffffff" }, textColor: "#1b1f24", attributionLogo: false },
+      timeScale: { timeVisible: true, secondsVisible: true, rightOffset: 6 },
+      localization: { priceFormatter: (p) => hmt.rupees(p) },
+    });
+    series = chart.addSeries(LC.LineSeries, {
+      color: "#1f6feb", lineWidth: 2,
+      // Keep the trigger lines in view, not only the prices seen so far.
+      autoscaleInfoProvider: (original) => {
+        const legs = trigger ? legPrices() : [];
+        const range = original();
+        if (!legs.length) return range;
+        const low = Math.min(...legs), high = Math.max(...legs);
+        if (!range) return { priceRange: { minValue: low, maxValue: high } };
+        range.priceRange.minValue = Math.min(range.priceRange.minValue, low);
+        range.priceRange.maxValue = Math.max(range.priceRange.maxValue, high);
+        return range;
+      },
+    });
+    markers = LC.createSeriesMarkers(series, []);
+  }
+
+  function legPrices() {
+    return [trigger.trigger_price_1, trigger.trigger_price_2]
+      .filter((p) => p !== null && p !== undefined).map(Number);
+  }
+
+  function plot(time, value) {
+    points.set(time, value);
+    if (time >= lastTime) { series.update({ time, value }); lastTime = time; }
+    else series.setData([...points.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ time: t, value: v })));
+  }
+
+  function drawLines() {
+    if (!series) return;
+    for (const line of lines) series.removePriceLine(line);
+    lines = [];
+    const legs = [trigger.trigger_price_1, trigger.trigger_price_2];
+    legs.forEach((price, i) => {
+      if (price === null || price === undefined) return;
+      lines.push(series.createPriceLine({
+        price: Number(price), color: i === 0 ? "#c62828" : "#0f7b3f", lineWidth: 1,
+        lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true, title: `leg ${i + 1}`,
+      }));
+    });
+    if (trigger.triggered_at && trigger.triggered_price !== null) {
+      const at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000);
+      plot(at, Number(trigger.triggered_price));  // the firing tick's price, at its second
+      markers.setMarkers([{ time: at, position: "aboveBar", color: "#c62828", shape: "arrowDown",
+        text: "fired" }]);
+    }
+  }
+
+  function onEvent(name, data) {
+    if (!trigger) return;
+    if (name === "price" && data.instrument_token === trigger.instrument_token) {
+      $("d-ltp").textContent = hmt.rupees(data.ltp);
+      const live = trigger.status === "active" || trigger.status === "paused";  // can still fire
+      $("d-distance").textContent = live ? hmt.percent(hmt.distance(trigger, data.ltp)) : "–";
+      if (series) plot(Math.max(lastTime, Math.floor(Date.now() / 1000)), Number(data.ltp));
+    } else if (name === "trigger" && data.id === trigger.id) {
+      load();  // the row changed: re-read it with its history
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    if (!hmt.token()) { window.location.assign("/ui/"); return; }
+    setupChart();
+    await load();
+    if (trigger) hmt.stream(onEvent, hmt.liveBadge);
+  });
+})();
