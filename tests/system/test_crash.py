@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
 from hmt.core.types import OrderType, Side
@@ -98,9 +99,15 @@ async def crash_cycle(
         if spec is None:
 
             async def all_pending() -> bool:
+                """Every trigger claimed, its first order refused, its retry recorded."""
                 for trigger_id in ids:
                     record = await store.load(trigger_id)
-                    if record is None or record.attempts < 2:  # claimed, then one retry
+                    if record is None or record.status is not Status.TRIGGERED:
+                        return False
+                    kinds = [
+                        e.kind for e in await store.history(record.trigger.user_id, trigger_id)
+                    ]
+                    if EventKind.RETRY not in kinds:
                         return False
                 return True
 
