@@ -10,10 +10,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hmt import __version__
-from hmt.api import control, triggers
+from hmt.api import broker, control, metrics, triggers
+from hmt.api.broker import PendingLogins
+from hmt.api.limits import BodyLimit, SecurityHeaders, WriteLimiter
+from hmt.api.schemas import SERVER_OWNED
+from hmt.api.triggers import TooManyTriggers
+from hmt.config import ConfigError
 from hmt.core.errors import IllegalTransition, InvalidTrigger
 from hmt.engine.wiring import Runtime
+from hmt.logs import get_logger
 from hmt.store.triggers import TriggerNotFound
+
+log = get_logger("hmt.api")
 
 SEED_PREFIX = "/hmt-trigger-engine"
 
@@ -33,14 +41,24 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
 
     app = FastAPI(title="hmt", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.write_limiter = WriteLimiter(runtime.settings.rate_limit_writes_per_min)
+    app.state.kite_logins = PendingLogins()
     app.include_router(control.router)
     # The seed's paths, for drop-in use: the same routes with the same auth.
     app.include_router(control.router, prefix=SEED_PREFIX)
     app.include_router(triggers.router)
+    app.include_router(metrics.router)
+    app.include_router(broker.router)
     app.add_exception_handler(InvalidTrigger, _invalid_trigger)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(TriggerNotFound, _not_found)
     app.add_exception_handler(IllegalTransition, _conflict)
+    app.add_exception_handler(TooManyTriggers, _conflict)
+    app.add_exception_handler(ConfigError, _conflict)
+    app.add_exception_handler(Exception, _server_error)
+    # No CORS middleware: browsers refuse cross-origin reads (the UI is same-origin).
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
     return app
 
 
@@ -52,14 +70,13 @@ async def _invalid_trigger(_request: Request, error: Exception) -> JSONResponse:
 
 async def _invalid_request(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    errors = [
-        {
-            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
-            "rule": e["type"],
-            "message": e["msg"],
-        }
-        for e in error.errors()
-    ]
+    errors = []
+    for e in error.errors():
+        field = ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path", "cookie"))
+        rule, message = e["type"], e["msg"]
+        if rule == "extra_forbidden" and field in SERVER_OWNED:
+            rule, message = "read_only", "is set by hmt and cannot be written"
+        errors.append({"field": field or "body", "rule": rule, "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']} [{e['rule']}]" for e in errors)
     return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
@@ -70,3 +87,17 @@ async def _not_found(_request: Request, _error: Exception) -> JSONResponse:
 
 async def _conflict(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=409)
+
+
+async def _server_error(request: Request, error: Exception) -> JSONResponse:
+    """No stack trace leaves the server: the log has it (secrets redacted), the caller not."""
+    log.error(
+        "unhandled_error",
+        method=request.method,
+        path=request.url.path,
+        error=type(error).__name__,
+        exc_info=error,
+    )
+    return JSONResponse(
+        {"detail": "internal error: the server log has the details"}, status_code=500
+    )

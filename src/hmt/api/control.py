@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from hmt.api.auth import Caller, Operator
+from hmt.api.auth import Caller, OperatorWriter
 from hmt.engine.health import Verdict
 
 router = APIRouter(tags=["engine"])
@@ -29,14 +29,14 @@ async def stats(request: Request, _caller: Caller) -> dict[str, Any]:
 
 
 @router.post("/start", summary="Start the engine for every user (operator only)")
-async def start(request: Request, _caller: Operator) -> dict[str, Any]:
+async def start(request: Request, _caller: OperatorWriter) -> dict[str, Any]:
     runtime = request.app.state.runtime
     await runtime.engine.start()
     return {"state": runtime.engine.state.value}
 
 
 @router.post("/stop", summary="Stop the engine for every user, draining orders (operator only)")
-async def stop(request: Request, _caller: Operator) -> dict[str, Any]:
+async def stop(request: Request, _caller: OperatorWriter) -> dict[str, Any]:
     runtime = request.app.state.runtime
     await runtime.engine.stop()
     return {"state": runtime.engine.state.value}
