@@ -12,16 +12,13 @@ from fastapi.responses import JSONResponse
 from hmt import __version__
 from hmt.api import broker, control, metrics, triggers
 from hmt.api.broker import PendingLogins
-from hmt.api.limits import BodyLimit, SecurityHeaders, WriteLimiter
+from hmt.api.limits import BodyLimit, ErrorShield, SecurityHeaders, WriteLimiter
 from hmt.api.schemas import SERVER_OWNED
 from hmt.api.triggers import TooManyTriggers
 from hmt.config import ConfigError
 from hmt.core.errors import IllegalTransition, InvalidTrigger
 from hmt.engine.wiring import Runtime
-from hmt.logs import get_logger
 from hmt.store.triggers import TriggerNotFound
-
-log = get_logger("hmt.api")
 
 SEED_PREFIX = "/hmt-trigger-engine"
 
@@ -55,9 +52,9 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.add_exception_handler(IllegalTransition, _conflict)
     app.add_exception_handler(TooManyTriggers, _conflict)
     app.add_exception_handler(ConfigError, _conflict)
-    app.add_exception_handler(Exception, _server_error)
     # No CORS middleware: browsers refuse cross-origin reads (the UI is same-origin).
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(ErrorShield)  # no stack trace in any response
     app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
     return app
 
@@ -87,17 +84,3 @@ async def _not_found(_request: Request, _error: Exception) -> JSONResponse:
 
 async def _conflict(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=409)
-
-
-async def _server_error(request: Request, error: Exception) -> JSONResponse:
-    """No stack trace leaves the server: the log has it (secrets redacted), the caller not."""
-    log.error(
-        "unhandled_error",
-        method=request.method,
-        path=request.url.path,
-        error=type(error).__name__,
-        exc_info=error,
-    )
-    return JSONResponse(
-        {"detail": "internal error: the server log has the details"}, status_code=500
-    )

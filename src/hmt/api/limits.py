@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hmt.logs import get_logger
+
+log = get_logger("hmt.api")
+
 # Set on every response unless the route set its own (the UI sets a fuller CSP).
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
@@ -23,6 +27,55 @@ SECURITY_HEADERS = (
     (b"content-security-policy", b"frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 )
+
+
+GENERIC_500 = b'{"detail":"internal error: the server log has the details"}'
+
+
+class ErrorShield:
+    """An unexpected exception becomes a generic 500; the log, not the caller, gets the trace.
+
+    Inside `SecurityHeaders`, so the 500 carries the headers too; the exception is
+    not re-raised, so the server does not log it a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as error:
+            log.error(
+                "unhandled_error",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                error=type(error).__name__,
+                exc_info=error,
+            )
+            if started:
+                raise  # too late for a clean answer: let the server drop the connection
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(GENERIC_500)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": GENERIC_500})
 
 
 class SecurityHeaders:
@@ -47,6 +100,9 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+DRAIN_FACTOR = 16
+
+
 class BodyLimit:
     """413 for a request body over `max_bytes`, declared or streamed, before any route runs.
 
@@ -63,9 +119,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
-            return
+        over = declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -74,12 +128,16 @@ class BodyLimit:
                 break  # the client went away; the app will see that on its own receive
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
+            over = over or size > self.max_bytes
+            # Past the cap the rest is read and dropped (up to a bound), so the client
+            # gets its 413 instead of a reset while it is still sending.
+            if not over:
+                chunks.append(chunk)
+            if not message.get("more_body", False) or size > DRAIN_FACTOR * self.max_bytes:
                 break
+        if over:
+            await self._refuse(send)
+            return
         replayed = False
 
         async def replay() -> Message:
