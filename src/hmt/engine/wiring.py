@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
 from hmt.config import Broker, ConfigError, Settings
@@ -310,7 +311,14 @@ async def _access_token(settings: Settings, accounts: AccountStore | None) -> st
     if settings.kite_access_token is not None:
         return settings.kite_access_token.get_secret_value()
     if accounts is not None:
-        stored = await accounts.load(ENGINE_ACCOUNT)
+        try:
+            stored = await accounts.load(ENGINE_ACCOUNT)
+        except InvalidTag:
+            log.warning(
+                "stored_session_unreadable",
+                reason="sealed with another HMT_SECRET_KEY: log in again at /kite/login",
+            )
+            stored = None
         usable = stored is not None and stored.api_key == settings.kite_api_key
         if usable and stored is not None and stored.access_token is not None:
             log.info("broker_session_loaded", updated_at=stored.updated_at.isoformat())
