@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from hmt import __version__
 from hmt.api import broker, control, metrics, triggers
 from hmt.api.broker import PendingLogins
 from hmt.api.limits import BodyLimit, ErrorShield, SecurityHeaders, WriteLimiter
-from hmt.api.schemas import SERVER_OWNED
+from hmt.api.schemas import SERVER_OWNED, FieldProblem, Problem
 from hmt.api.triggers import TooManyTriggers
 from hmt.config import ConfigError
 from hmt.core.errors import IllegalTransition, InvalidTrigger
@@ -56,7 +58,40 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(ErrorShield)  # no stack trace in any response
     app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with every 422 described as the `Problem` the handlers return."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+        problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"]["content"] = problem
+                if "requestBody" in operation:
+                    responses.setdefault(
+                        "400", {"description": "The body is not JSON", "content": problem}
+                    )
+                    responses.setdefault(
+                        "413", {"description": "Over HMT_MAX_BODY_BYTES", "content": problem}
+                    )
+                if operation.get("security"):  # every route that reads a bearer token
+                    responses.setdefault(
+                        "401", {"description": "No valid bearer token", "content": problem}
+                    )
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _invalid_trigger(_request: Request, error: Exception) -> JSONResponse:

@@ -21,6 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from hmt.api.auth import scraper
+from hmt.api.schemas import Problem
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.engine.service import EngineState
@@ -45,7 +46,10 @@ class _Snapshot(Collector):
     "/metrics",
     summary="Prometheus metrics (operator token unless HMT_METRICS_PUBLIC)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        403: {"model": Problem, "description": "Not an operator token"},
+    },
 )
 async def metrics(request: Request, _access: Annotated[None, Depends(scraper)]) -> Response:
     runtime: Runtime = request.app.state.runtime

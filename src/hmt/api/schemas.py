@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
 
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.events import TriggerEvent
@@ -94,6 +96,7 @@ SERVER_OWNED = frozenset(
         "events",
     }
 )
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
 _PRICES = ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
 
 
@@ -152,6 +155,16 @@ class BrokerSessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     access_token: Annotated[SecretStr, Field(min_length=6, max_length=256)]
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_chars(cls, value: SecretStr) -> SecretStr:
+        # It goes into an HTTP header and the ticker's URL: Kite's are alphanumeric.
+        if not _TOKEN_CHARS.fullmatch(value.get_secret_value()):
+            raise PydanticCustomError(
+                "string_pattern_mismatch", "must be letters, digits or . _ ~ - only"
+            )
+        return value
 
 
 class BrokerSessionOut(BaseModel):
