@@ -8,8 +8,6 @@ operation, with an operator token, and checks each response. Stateful checks
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,8 @@ from schemathesis import GenerationMode, checks
 from sqlalchemy import func, select
 
 from hmt.store.tables import gtt_orders, trigger_events
-from tests.support.system import System, running_system
+from tests.support.live import Live
+from tests.support.system import System
 
 CHECKS = [
     checks.not_a_server_error,
@@ -37,47 +36,10 @@ SEEN: Counter[str] = Counter()
 EXAMPLES = 12  # per operation and mode: about 500 requests, well inside the time budget
 
 
-class Live:
-    """The whole system on its own event loop in a thread, for synchronous schemathesis."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.system: System | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        async with running_system(self.database_url, rate_limit_writes_per_min=0) as system:
-            self.system = system
-            self.ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> System:
-        self._thread.start()
-        assert self.ready.wait(60), "the system did not start"
-        assert self.system is not None
-        return self.system
-
-    def __exit__(self, *_exc: object) -> None:
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
-        self.loop.close()
-
-    def run(self, work: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result(30)
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, System]]:
     path: Path = tmp_path_factory.mktemp("fuzz") / "hmt.db"
-    server = Live(f"sqlite:///{path}")
+    server = Live(f"sqlite:///{path}", rate_limit_writes_per_min=0)
     with server as system:
         yield server, system
         orphans = server.run(_orphans(system))
