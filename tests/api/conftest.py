@@ -26,7 +26,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hmt.db'}"
     url: str = request.getfixturevalue("api_pg_url")
-    asyncio.run(_empty(url.rsplit("/", 1)[1]))
+    asyncio.run(empty_database(url.rsplit("/", 1)[1]))
     return url
 
 
@@ -36,7 +36,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hmt.db'}"
 
 
-async def _empty(database: str) -> None:
+async def empty_database(database: str) -> None:
     conn = await asyncpg.connect(url_for(database))
     try:
         if await conn.fetchval("SELECT to_regclass('hmt_gtt_orders') IS NOT NULL"):
