@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hmt.api.limits import WriteLimiter
 from tests.support.system import running_system
 
 HEADERS = {
@@ -137,3 +138,17 @@ def _infy() -> dict[str, Any]:
         "quantity": 1,
         "product": "CNC",
     }
+
+
+def test_write_limiter_refills_at_its_rate_and_keeps_tokens_apart() -> None:
+    """120/min: a burst of 12, then one write per half second; another key has its own bucket."""
+    now = [0.0]
+    limiter = WriteLimiter(120, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(12)] == [None] * 12
+    wait = limiter.take("a")
+    assert wait == pytest.approx(0.5)
+    assert limiter.take("b") is None
+    now[0] += 0.5
+    assert limiter.take("a") is None
+    assert limiter.take("a") is not None
+    assert WriteLimiter(0).take("a") is None  # 0 turns it off
