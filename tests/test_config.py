@@ -25,6 +25,11 @@ NAMES = [
     "HMT_PORT",
     "HMT_SECRET_KEY",
     "HMT_TICK_MODE",
+    "HMT_KITE_LOGIN_URL",
+    "HMT_MAX_BODY_BYTES",
+    "HMT_MAX_TRIGGERS_PER_USER",
+    "HMT_RATE_LIMIT_WRITES_PER_MIN",
+    "HMT_METRICS_PUBLIC",
 ]
 
 
@@ -140,3 +145,28 @@ def test_missing_secret_key_names_the_variable() -> None:
     """When sealing needs HMT_SECRET_KEY and it is unset, the error says so."""
     with pytest.raises(ConfigError, match="HMT_SECRET_KEY is not set"):
         load_settings().require_secret_key()
+
+
+def test_api_limits_have_safe_defaults_and_refuse_bad_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API's limits default sensibly; a bad one names its variable and rule."""
+    s = load_settings()
+    assert (s.max_body_bytes, s.max_triggers_per_user, s.rate_limit_writes_per_min) == (
+        65536,
+        1000,
+        120,
+    )
+    assert s.metrics_public is False
+    assert s.kite_login_url == "https://kite.zerodha.com/connect/login"
+    for name, value, rule in (
+        ("HMT_MAX_BODY_BYTES", "10", "greater than or equal to 1024"),
+        ("HMT_MAX_TRIGGERS_PER_USER", "0", "greater than or equal to 1"),
+        ("HMT_RATE_LIMIT_WRITES_PER_MIN", "-1", "greater than or equal to 0"),
+        ("HMT_KITE_LOGIN_URL", "ftp://x", "must start with http:// or https://"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=rule) as error:
+            load_settings()
+        assert name in str(error.value)
+        monkeypatch.delenv(name)

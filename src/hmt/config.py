@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     secret_key: SecretStr | None = None
     tick_mode: TickMode = TickMode.LTP
+    kite_login_url: str = "https://kite.zerodha.com/connect/login"
+    # The API's resource limits (RELIABILITY.md, security table).
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    max_triggers_per_user: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    rate_limit_writes_per_min: Annotated[int, Field(ge=0, le=1_000_000)] = 120  # 0: off
+    metrics_public: bool = False  # /metrics without an operator token
 
     @field_validator("database_url")
     @classmethod
@@ -72,11 +78,11 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:// or postgresql://")
         return value
 
-    @field_validator("kite_api_url", "kite_ws_url")
+    @field_validator("kite_api_url", "kite_ws_url", "kite_login_url")
     @classmethod
     def _url(cls, value: str, info: object) -> str:
         name = getattr(info, "field_name", "")
-        wanted = ("http://", "https://") if name == "kite_api_url" else ("ws://", "wss://")
+        wanted = ("ws://", "wss://") if name == "kite_ws_url" else ("http://", "https://")
         if not value.startswith(wanted):
             raise ValueError(f"must start with {' or '.join(wanted)}")
         return value.rstrip("/")

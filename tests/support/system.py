@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -81,12 +81,19 @@ class System:
 
 @contextlib.asynccontextmanager
 async def running_system(
-    database_url: str, *, seed: int = 11, rest_proxy: bool = False, **overrides: Any
+    database_url: str,
+    *,
+    seed: int = 11,
+    rest_proxy: bool = False,
+    sim_overrides: Callable[[Simulator], dict[str, Any]] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[System]:
     """Start the simulator, build the runtime on `database_url`, serve the API; stop it all.
 
-    `rest_proxy`: the engine reaches the simulator's REST through a `FaultProxy`
-    (`system.proxy`), so a test can refuse or cut its connections.
+    `overrides` replace settings; `sim_overrides(sim)` adds those that need the
+    running simulator (its secret, its login URL). `rest_proxy`: the engine
+    reaches the simulator's REST through a `FaultProxy` (`system.proxy`), so a
+    test can refuse or cut its connections.
     """
     async with contextlib.AsyncExitStack() as stack:
         sim = await stack.enter_async_context(Simulator(seed=seed, heartbeat_interval=0.2))
@@ -96,21 +103,20 @@ async def running_system(
             port = int(sim.api_url.rsplit(":", 1)[1])
             proxy = await stack.enter_async_context(FaultProxy(port))
             api_url = f"http://127.0.0.1:{proxy.port}"
-        settings = Settings(
-            database_url=database_url,
-            broker="paper",
-            kite_api_url=api_url,
-            kite_ws_url=sim.ws_url,
-            kite_api_key=sim.api_key,
-            kite_access_token=sim.access_token,
-            **{
-                "reconnect_delay_ms": 50,
-                "retry_backoff_ms": 20,
-                "health_check_interval_ms": 200,
-                **overrides,
-            },
-        )
-        runtime = await build(settings)
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "broker": "paper",
+            "kite_api_url": api_url,
+            "kite_ws_url": sim.ws_url,
+            "kite_api_key": sim.api_key,
+            "kite_access_token": sim.access_token,
+            "reconnect_delay_ms": 50,
+            "retry_backoff_ms": 20,
+            "health_check_interval_ms": 200,
+            **overrides,
+            **(sim_overrides(sim) if sim_overrides else {}),
+        }
+        runtime = await build(Settings(**values))
         user = await runtime.tokens.issue("alice")
         operator = await runtime.tokens.issue("ops", operator=True)
         server = uvicorn.Server(
@@ -122,7 +128,8 @@ async def running_system(
         api_url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
             system = System(sim, runtime, api_url, user.token, operator.token, client, proxy)
-            await eventually(lambda: runtime.feed.connected, within=10)
+            if not runtime.awaiting_login:  # else Kite refuses the ticker until a login
+                await eventually(lambda: runtime.feed.connected, within=10)
             try:
                 yield system
             finally:

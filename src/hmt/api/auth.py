@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hmt.logs import register_secret
 from hmt.store.tokens import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `hmt token create`.")
@@ -22,6 +24,7 @@ async def principal(
             credentials.credentials
         )
         if found is not None:
+            register_secret(credentials.credentials)  # from now on never in a log line
             return found
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
@@ -37,5 +40,40 @@ async def operator(caller: Annotated[Principal, Depends(principal)]) -> Principa
     return caller
 
 
+def _limited(request: Request, caller: Principal) -> Principal:
+    wait = request.app.state.write_limiter.take(caller.token_id)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many writes with this token: retry after the Retry-After seconds "
+            "(HMT_RATE_LIMIT_WRITES_PER_MIN)",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    return caller
+
+
+async def writer(request: Request, caller: Annotated[Principal, Depends(principal)]) -> Principal:
+    """The caller, if their token has a write left in its rate limit (else 429)."""
+    return _limited(request, caller)
+
+
+async def operator_writer(
+    request: Request, caller: Annotated[Principal, Depends(operator)]
+) -> Principal:
+    return _limited(request, caller)
+
+
+async def scraper(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Anyone when HMT_METRICS_PUBLIC is set; otherwise an operator token."""
+    if request.app.state.runtime.settings.metrics_public:
+        return
+    await operator(await principal(request, credentials))
+
+
 Caller = Annotated[Principal, Depends(principal)]
 Operator = Annotated[Principal, Depends(operator)]
+Writer = Annotated[Principal, Depends(writer)]
+OperatorWriter = Annotated[Principal, Depends(operator_writer)]

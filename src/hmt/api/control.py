@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from hmt.api.auth import Caller, Operator
+from hmt.api.auth import Caller, OperatorWriter
+from hmt.api.schemas import Problem
 from hmt.engine.health import Verdict
 
 router = APIRouter(tags=["engine"])
@@ -28,15 +29,27 @@ async def stats(request: Request, _caller: Caller) -> dict[str, Any]:
     return result
 
 
-@router.post("/start", summary="Start the engine for every user (operator only)")
-async def start(request: Request, _caller: Operator) -> dict[str, Any]:
+OPERATOR_ONLY: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "Not an operator token"},
+    429: {"model": Problem, "description": "Too many writes with this token (Retry-After)"},
+}
+
+
+@router.post(
+    "/start", summary="Start the engine for every user (operator only)", responses=OPERATOR_ONLY
+)
+async def start(request: Request, _caller: OperatorWriter) -> dict[str, Any]:
     runtime = request.app.state.runtime
     await runtime.engine.start()
     return {"state": runtime.engine.state.value}
 
 
-@router.post("/stop", summary="Stop the engine for every user, draining orders (operator only)")
-async def stop(request: Request, _caller: Operator) -> dict[str, Any]:
+@router.post(
+    "/stop",
+    summary="Stop the engine for every user, draining orders (operator only)",
+    responses=OPERATOR_ONLY,
+)
+async def stop(request: Request, _caller: OperatorWriter) -> dict[str, Any]:
     runtime = request.app.state.runtime
     await runtime.engine.stop()
     return {"state": runtime.engine.state.value}

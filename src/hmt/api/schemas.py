@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
 
+from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.events import TriggerEvent
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
@@ -72,6 +75,101 @@ class TriggerIn(BaseModel):
             status=Status.PAUSED if self.paused else Status.ACTIVE,
             expires_at=self.expires_at,
         )
+
+
+# Set only by hmt: a request naming one gets 422 with the rule `read_only`.
+SERVER_OWNED = frozenset(
+    {
+        "id",
+        "user_id",
+        "status",
+        "triggered_leg",
+        "triggered_price",
+        "triggered_at",
+        "broker_tag",
+        "order_id",
+        "error_message",
+        "attempts",
+        "created_at",
+        "updated_at",
+        "warnings",
+        "events",
+    }
+)
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
+_PRICES = ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
+
+
+class TriggerPatch(BaseModel):
+    """An edit of an active or paused trigger: only the fields sent change.
+
+    Omitting a field keeps it; `null` clears one of the optional fields
+    (trigger_price_2, limit prices, expires_at) and is refused for the others.
+    Pausing and resuming are their own endpoints.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # `None` defaults mark "not sent"; the types refuse an explicit null.
+    instrument_token: Annotated[int, Field(gt=0, lt=2**32)] = None  # type: ignore[assignment]
+    exchange: Exchange = None  # type: ignore[assignment]
+    tradingsymbol: Annotated[str, Field(min_length=1, max_length=64)] = None  # type: ignore[assignment]
+    trigger_type: TriggerType = None  # type: ignore[assignment]
+    transaction_type: Side = None  # type: ignore[assignment]
+    trigger_price_1: Price = None  # type: ignore[assignment]
+    trigger_price_2: Price | None = None
+    quantity: Annotated[int, Field(ge=1, le=10_000_000)] = None  # type: ignore[assignment]
+    product: Product = None  # type: ignore[assignment]
+    order_type: OrderType = None  # type: ignore[assignment]
+    limit_price_1: Price | None = None
+    limit_price_2: Price | None = None
+    expires_at: datetime | None = None
+
+    def changes(self, current: Trigger) -> dict[str, Any]:
+        """The sent fields as `Trigger` field values (prices in wire units)."""
+        sent = self.model_fields_set
+        if not sent:
+            raise InvalidTrigger([FieldError("body", "not_empty", "send at least one field")])
+        token = self.instrument_token if "instrument_token" in sent else current.instrument_token
+        divisor, old = divisor_for(token), divisor_for(current.instrument_token)
+        out: dict[str, Any] = {}
+        for name in _PRICES:
+            if name in sent:
+                value = getattr(self, name)
+                out[name] = None if value is None else to_units(value, divisor, field=name)
+            elif divisor != old and getattr(current, name) is not None:
+                # Another segment's unit: the same rupees, re-expressed.
+                rupees = to_decimal(getattr(current, name), old)
+                out[name] = to_units(rupees, divisor, field=name)
+        for name in sent - set(_PRICES):
+            value = getattr(self, name)
+            if name == "instrument_token":
+                value = InstrumentToken(value)
+            out["side" if name == "transaction_type" else name] = value
+        return out
+
+
+class BrokerSessionIn(BaseModel):
+    """A Kite access token obtained elsewhere (e.g. with the official client)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: Annotated[SecretStr, Field(min_length=6, max_length=256)]
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_chars(cls, value: SecretStr) -> SecretStr:
+        # It goes into an HTTP header and the ticker's URL: Kite's are alphanumeric.
+        if not _TOKEN_CHARS.fullmatch(value.get_secret_value()):
+            raise PydanticCustomError(
+                "string_pattern_mismatch", "must be letters, digits or . _ ~ - only"
+            )
+        return value
+
+
+class BrokerSessionOut(BaseModel):
+    broker_session: str
+    stored: bool
 
 
 class EventOut(BaseModel):

@@ -7,34 +7,57 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
-from hmt.api.auth import Caller
-from hmt.api.schemas import Problem, TriggerIn, TriggerOut
+from hmt.api.auth import Caller, Writer
+from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
 from hmt.core.lifecycle import Status
 from hmt.core.rules import legs_holding
 from hmt.core.types import TriggerId, UserId
+from hmt.store.counts import triggers_by_status
 
 router = APIRouter(prefix="/triggers", tags=["triggers"])
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No such trigger of yours"}}
 BAD_INPUT: Responses = {422: {"model": Problem, "description": "A field broke a rule"}}
 CONFLICT: Responses = {409: {"model": Problem, "description": "Not possible in its status"}}
+LIMITED: Responses = {
+    429: {"model": Problem, "description": "Too many writes with this token (Retry-After)"}
+}
+LIVE = (Status.ACTIVE.value, Status.PAUSED.value)
 ALREADY_HOLDS = "its condition already holds at the last traded price: it fires on the next tick"
 MAX_PAGE = 500
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=BAD_INPUT)
-async def create(body: TriggerIn, request: Request, caller: Caller) -> TriggerOut:
+class TooManyTriggers(Exception):
+    """The caller already has HMT_MAX_TRIGGERS_PER_USER active or paused triggers."""
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **BAD_INPUT,
+        **LIMITED,
+        409: {"model": Problem, "description": "At HMT_MAX_TRIGGERS_PER_USER live triggers"},
+    },
+)
+async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOut:
     """Store a trigger; it is armed in the engine before this returns."""
     runtime = request.app.state.runtime
+    # A soft cap: two creates racing at the limit may both pass, which is harmless.
+    counts = await triggers_by_status(runtime.db, caller.user_id)
+    limit = runtime.settings.max_triggers_per_user
+    if sum(counts.get(s, 0) for s in LIVE) >= limit:
+        raise TooManyTriggers(
+            f"you have {limit} active or paused triggers, the most allowed "
+            "(HMT_MAX_TRIGGERS_PER_USER): cancel some first"
+        )
     trigger = body.to_trigger(TriggerId(str(uuid.uuid4())), UserId(caller.user_id))
     record = await runtime.triggers.create(trigger)
     await runtime.engine.refresh(record.id)
     warnings = []
     last = runtime.engine.last_ltp.get(trigger.instrument_token)
     if trigger.status is Status.ACTIVE and last is not None and legs_holding(trigger, last):
-        warnings.append(
-            "its condition already holds at the last traded price: it fires on the next tick"
-        )
+        warnings.append(ALREADY_HOLDS)
     return TriggerOut.of(record, warnings=warnings)
 
 
@@ -66,8 +89,42 @@ async def get(trigger_id: str, request: Request, caller: Caller) -> TriggerOut:
     return TriggerOut.of(record, events=await store.history(caller.user_id, trigger_id))
 
 
-@router.delete("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT})
-async def cancel(trigger_id: str, request: Request, caller: Caller) -> TriggerOut:
+@router.patch("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **BAD_INPUT, **LIMITED})
+async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Writer) -> TriggerOut:
+    """Change fields of an active or paused trigger; the engine has it before this returns.
+
+    The edit is validated as a whole (an oco's legs against each other) and
+    written with its `updated` event in one transaction, or not at all.
+    """
+    runtime = request.app.state.runtime
+    current = await runtime.triggers.get(caller.user_id, trigger_id)
+    record = await runtime.triggers.update(
+        caller.user_id, trigger_id, body.changes(current.trigger)
+    )
+    await runtime.engine.refresh(record.id)
+    return TriggerOut.of(record)
+
+
+@router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
+async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
+    """Pause an active trigger: kept, but out of the engine until resumed."""
+    runtime = request.app.state.runtime
+    record = await runtime.triggers.pause(caller.user_id, trigger_id)
+    await runtime.engine.refresh(record.id)
+    return TriggerOut.of(record)
+
+
+@router.post("/{trigger_id}/resume", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
+async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
+    """Resume a paused trigger; if its condition holds now it fires on the next tick."""
+    runtime = request.app.state.runtime
+    record = await runtime.triggers.resume(caller.user_id, trigger_id)
+    await runtime.engine.refresh(record.id)
+    return TriggerOut.of(record)
+
+
+@router.delete("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
+async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Cancel one of your triggers; it is out of the engine before this returns."""
     runtime = request.app.state.runtime
     record = await runtime.triggers.cancel(caller.user_id, trigger_id)

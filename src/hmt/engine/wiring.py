@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from cryptography.exceptions import InvalidTag
+from pydantic import SecretStr
 
 from hmt.config import Broker, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
@@ -26,14 +28,17 @@ from hmt.engine.health import Health, Observations, judge
 from hmt.engine.service import Engine, EngineConfig, EngineState
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
+from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
 from hmt.kite.ticks import Mode
 from hmt.logs import register_secret
 from hmt.store import migrate
+from hmt.store.accounts import AccountStore
 from hmt.store.changes import Change, ChangeFeed, Resync
 from hmt.store.db import Database, DbState, create_engine
 from hmt.store.execution import ExecutionStore
+from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 
@@ -43,6 +48,11 @@ log = structlog.get_logger("hmt.wiring")
 # jitter from landing eleven in one of its seconds.
 THROTTLE_MARGIN_S = 0.05
 EXPIRY_SWEEP_S = 5.0
+# hmt trades through one Kite account; its sealed session is stored under this user.
+ENGINE_ACCOUNT = "hmt-engine"
+# Used in place of an access token until the first Kite login: Kite refuses it (403),
+# so the engine waits in `login_required` and fires nothing.
+AWAITING_LOGIN = "awaiting-kite-login"
 
 
 class TickerFeed:
@@ -83,11 +93,15 @@ class Runtime:
     engine: Engine
     feed: TickerFeed
     rest: KiteRest
+    accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
+    awaiting_login: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         """Start the engine and the background loops (the kill switch is honoured)."""
         await self.engine.start()
+        if self.awaiting_login and self.engine.state is EngineState.RUNNING:
+            self.engine.state = EngineState.LOGIN_REQUIRED
         self._spawn(self._expiry_loop())
         self._spawn(self._health_loop())
         if self.db.dialect == "postgresql":
@@ -110,6 +124,36 @@ class Runtime:
         register_secret(access_token)
         self.rest.set_access_token(access_token)
         self.engine.set_access_token(access_token)
+
+    async def kite_login(self, request_token: str) -> bool:
+        """Exchange a Kite request token, store the session sealed, and use it; stored?"""
+        register_secret(request_token)
+        secret = self.settings.kite_api_secret
+        if secret is None or not self.settings.kite_api_key:
+            raise ConfigError("Kite login needs HMT_KITE_API_KEY and HMT_KITE_API_SECRET")
+        access_token = await exchange_request_token(
+            api_url=self.settings.kite_api_url,
+            api_key=self.settings.kite_api_key,
+            request_token=request_token,
+            api_secret=secret.get_secret_value(),
+        )
+        return await self.use_access_token(access_token)
+
+    async def use_access_token(self, access_token: str) -> bool:
+        """Store `access_token` sealed (when a key is configured), then trade with it."""
+        register_secret(access_token)
+        stored = False
+        if self.accounts is not None:
+            await self.accounts.save(
+                ENGINE_ACCOUNT,
+                api_key=self.settings.kite_api_key or "",
+                access_token=SecretStr(access_token),
+            )
+            stored = True
+        self.awaiting_login = False
+        self.set_access_token(access_token)
+        log.info("broker_session_set", stored=stored)
+        return stored
 
     def health(self) -> Health:
         engine = self.engine
@@ -202,14 +246,27 @@ def _logged(event: str) -> Any:
 
 async def build(settings: Settings) -> Runtime:
     """Connect and migrate the database and assemble the engine; nothing starts firing yet."""
-    access_token = _access_token(settings)
+    _check_broker(settings)
     api_key = settings.kite_api_key or ""
-    register_secret(access_token)
     if settings.kite_api_secret is not None:
         register_secret(settings.kite_api_secret.get_secret_value())
+        settings.require_secret_key()  # a Kite login stores the session: it must be sealed
+    sealer = None
+    if settings.secret_key is not None:
+        register_secret(settings.secret_key.get_secret_value())
+        sealer = Sealer([settings.secret_key.get_secret_value()])
     database = create_engine(settings.database_url, application_name="hmt-engine")
     await migrate.upgrade_at_start(database, enabled=settings.db_auto_upgrade)
     db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
+    accounts = None if sealer is None else AccountStore(db, sealer)
+    try:
+        access_token = await _access_token(settings, accounts)
+    except Exception:
+        await database.dispose()
+        raise
+    awaiting_login = access_token is None
+    access_token = access_token or AWAITING_LOGIN
+    register_secret(access_token)
     triggers = TriggerStore(db)
     rest = KiteRest(
         api_url=settings.kite_api_url,
@@ -251,6 +308,8 @@ async def build(settings: Settings) -> Runtime:
         engine=engine,
         feed=feed,
         rest=rest,
+        accounts=accounts,
+        awaiting_login=awaiting_login,
     )
 
 
@@ -260,7 +319,34 @@ def _on_link_event(engine: Engine, event: LinkEvent) -> None:
         engine.login_required(event.reason)
 
 
-def _access_token(settings: Settings) -> str:
+async def _access_token(settings: Settings, accounts: AccountStore | None) -> str | None:
+    """HMT_KITE_ACCESS_TOKEN, else the stored session, else None when a login can get one."""
+    if settings.kite_access_token is not None:
+        return settings.kite_access_token.get_secret_value()
+    if accounts is not None:
+        try:
+            stored = await accounts.load(ENGINE_ACCOUNT)
+        except InvalidTag:
+            log.warning(
+                "stored_session_unreadable",
+                reason="sealed with another HMT_SECRET_KEY: log in again at /kite/login",
+            )
+            stored = None
+        usable = stored is not None and stored.api_key == settings.kite_api_key
+        if usable and stored is not None and stored.access_token is not None:
+            log.info("broker_session_loaded", updated_at=stored.updated_at.isoformat())
+            return stored.access_token.get_secret_value()
+    if settings.kite_api_secret is not None:
+        log.warning("login_required", reason="no Kite access token yet: open /kite/login")
+        return None
+    raise ConfigError(
+        "HMT_KITE_ACCESS_TOKEN is not set and no Kite session is stored: set it, or set "
+        "HMT_KITE_API_SECRET and HMT_SECRET_KEY and log in at /kite/login (for the "
+        "simulator, `hmt sim` prints the settings)"
+    )
+
+
+def _check_broker(settings: Settings) -> None:
     if settings.broker is Broker.PAPER and not _is_loopback(settings.kite_api_url):
         # Paper mode must never reach a real broker: its orders are pretend.
         raise ConfigError(
@@ -268,12 +354,10 @@ def _access_token(settings: Settings) -> str:
             f"{settings.kite_api_url}: start `hmt sim` and point HMT_KITE_API_URL and "
             "HMT_KITE_WS_URL at it, or set HMT_BROKER=kite for a real account"
         )
-    if settings.kite_access_token is None or not settings.kite_api_key:
+    if not settings.kite_api_key:
         raise ConfigError(
-            "HMT_KITE_API_KEY and HMT_KITE_ACCESS_TOKEN must be set (for the simulator, "
-            "`hmt sim` prints them)"
+            "HMT_KITE_API_KEY must be set (for the simulator, `hmt sim` prints the settings)"
         )
-    return settings.kite_access_token.get_secret_value()
 
 
 def _is_loopback(url: str) -> bool:

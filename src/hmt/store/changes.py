@@ -106,6 +106,7 @@ class ChangeFeed:
     async def __aiter__(self) -> AsyncIterator[Change | Resync]:
         queue: asyncio.Queue[Change | Resync] = asyncio.Queue()
         task = asyncio.create_task(self._run(queue), name="hmt-change-feed")
+        getter: asyncio.Future[Change | Resync] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -115,6 +116,10 @@ class ChangeFeed:
                     task.result()  # the runner only ends by raising
                 yield getter.result()
         finally:
+            if getter is not None:
+                # A consumer cancelled mid-wait must not leave the queue read pending:
+                # it would be destroyed with the loop ("Task was destroyed but it is pending").
+                getter.cancel()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

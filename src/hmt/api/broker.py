@@ -1,0 +1,147 @@
+"""The broker session: Kite's daily login, or an access token set directly.
+
+/kite/login and /kite/callback are browser navigations (Kite redirects the
+browser back), which cannot carry a bearer token. What protects them: Kite
+issues a request token only to whoever logs in to this app's Kite account, the
+exchange needs the API secret that only the server holds, and a one-time state
+cookie binds the callback to the browser that started the login here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Cookie, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from hmt.api.auth import OperatorWriter
+from hmt.api.schemas import BrokerSessionIn, BrokerSessionOut, Problem
+from hmt.core.broker import BrokerError
+from hmt.engine.wiring import Runtime
+from hmt.kite.session import login_url
+from hmt.logs import get_logger, register_secret
+
+router = APIRouter(tags=["broker"])
+log = get_logger("hmt.api.broker")
+
+STATE_COOKIE = "hmt_kite_state"
+LOGIN_TTL_S = 600.0  # a login left unfinished for ten minutes must start again
+MAX_PENDING = 64  # open logins kept; the oldest is dropped beyond this
+
+
+class PendingLogins:
+    """One-time login states, in memory: a restart only means logging in again."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, float] = {}
+
+    def new(self) -> str:
+        now = time.monotonic()
+        self._states = {k: t for k, t in self._states.items() if now - t < LOGIN_TTL_S}
+        while len(self._states) >= MAX_PENDING:
+            self._states.pop(next(iter(self._states)))
+        state = secrets.token_urlsafe(24)
+        self._states[state] = now
+        return state
+
+    def take(self, state: str | None) -> bool:
+        started = None if state is None else self._states.pop(state, None)
+        return started is not None and time.monotonic() - started < LOGIN_TTL_S
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+@router.get(
+    "/kite/login",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
+    summary="Start a Kite login (a browser redirect to Kite)",
+    responses={
+        302: {"description": "To Kite's login page"},
+        409: {"model": Problem, "description": "Kite login is not configured"},
+    },
+)
+async def kite_login(request: Request) -> RedirectResponse:
+    settings = _runtime(request).settings
+    if not settings.kite_api_key or settings.kite_api_secret is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "Kite login needs HMT_KITE_API_KEY, HMT_KITE_API_SECRET and HMT_SECRET_KEY",
+        )
+    state = request.app.state.kite_logins.new()
+    response = RedirectResponse(
+        login_url(settings.kite_login_url, settings.kite_api_key), status.HTTP_302_FOUND
+    )
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        max_age=int(LOGIN_TTL_S),
+        httponly=True,
+        samesite="lax",  # sent on Kite's top-level redirect back here, not on cross-site posts
+        path="/kite/callback",
+    )
+    return response
+
+
+@router.get(
+    "/kite/callback",
+    response_model=BrokerSessionOut,
+    summary="Where Kite sends the browser back: exchanges the request token",
+    responses={
+        403: {"model": Problem, "description": "Not a login started here, or expired"},
+        409: {"model": Problem, "description": "Kite login is not configured"},
+        502: {"model": Problem, "description": "Kite refused the request token"},
+    },
+)
+async def kite_callback(
+    request: Request,
+    request_token: Annotated[str, Query(min_length=1, max_length=256)],
+    state: Annotated[str | None, Cookie(alias=STATE_COOKIE)] = None,
+) -> Any:
+    register_secret(request_token)  # before anything can log the URL it came in
+    runtime = _runtime(request)
+    if runtime.settings.kite_api_secret is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "Kite login needs HMT_KITE_API_KEY, HMT_KITE_API_SECRET and HMT_SECRET_KEY",
+        )
+    if not request.app.state.kite_logins.take(state):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this login was not started here, or took over ten minutes: open /kite/login again",
+        )
+    try:
+        stored = await runtime.kite_login(request_token)
+    except BrokerError as error:
+        log.warning("kite_login_failed", reason=error.message)
+        return JSONResponse(
+            {"detail": f"Kite refused the login: {error.message}"},
+            status_code=status.HTTP_502_BAD_GATEWAY,
+        )
+    response = JSONResponse(BrokerSessionOut(broker_session="set", stored=stored).model_dump())
+    response.delete_cookie(STATE_COOKIE, path="/kite/callback")
+    return response
+
+
+@router.put(
+    "/broker/session",
+    summary="Set the Kite access token directly (operator only)",
+    responses={
+        403: {"model": Problem, "description": "Not an operator token"},
+        422: {"model": Problem, "description": "A field broke a rule"},
+        429: {"model": Problem, "description": "Too many writes with this token"},
+    },
+)
+async def set_session(
+    body: BrokerSessionIn, request: Request, _caller: OperatorWriter
+) -> BrokerSessionOut:
+    """Used at once by orders and the ticker; stored sealed when HMT_SECRET_KEY is set."""
+    token = body.access_token.get_secret_value()
+    register_secret(token)
+    stored = await _runtime(request).use_access_token(token)
+    return BrokerSessionOut(broker_session="set", stored=stored)

@@ -1,0 +1,212 @@
+"""The API's guards (RELIABILITY.md security table): body cap, write rate, headers.
+
+The body cap and the headers are plain ASGI middleware, so they cover every
+route, the UI's and the docs' too; the rate limit is a dependency of each
+write route, because it counts per token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hmt.logs import get_logger
+
+log = get_logger("hmt.api")
+
+# Set on every response unless the route set its own (the UI sets a fuller CSP).
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+)
+
+
+GENERIC_500 = b'{"detail":"internal error: the server log has the details"}'
+
+
+class ErrorShield:
+    """An unexpected exception becomes a generic 500; the log, not the caller, gets the trace.
+
+    Inside `SecurityHeaders`, so the 500 carries the headers too; the exception is
+    not re-raised, so the server does not log it a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as error:
+            log.error(
+                "unhandled_error",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                error=type(error).__name__,
+                exc_info=error,
+            )
+            if started:
+                raise  # too late for a clean answer: let the server drop the connection
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(GENERIC_500)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": GENERIC_500})
+
+
+class SecurityHeaders:
+    """Adds `SECURITY_HEADERS` to each response that does not carry them already."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+DRAIN_FACTOR = 16
+
+
+class BodyLimit:
+    """413 for a request body over `max_bytes`, declared or streamed, before any route runs.
+
+    The body is read here in full (it is small by construction) and replayed to the
+    app, so no route ever sees part of an oversize body.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        over = declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; the app will see that on its own receive
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            over = over or size > self.max_bytes
+            # Past the cap the rest is read and dropped (up to a bound), so the client
+            # gets its 413 instead of a reset while it is still sending.
+            if not over:
+                chunks.append(chunk)
+            if not message.get("more_body", False) or size > DRAIN_FACTOR * self.max_bytes:
+                break
+        if over:
+            await self._refuse(send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "detail": f"the request body is over {self.max_bytes} bytes",
+                "errors": [
+                    {
+                        "field": "body",
+                        "rule": "max_bytes",
+                        "message": f"at most {self.max_bytes} bytes (HMT_MAX_BODY_BYTES)",
+                    }
+                ],
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class WriteLimiter:
+    """A token bucket per API token: `per_minute` writes, bursts of a tenth of that.
+
+    In memory, per process: hmt runs as one process, and a restart forgetting
+    the buckets only ever lets a caller through sooner.
+    """
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.rate = per_minute / 60.0
+        self.capacity = float(max(1, math.ceil(per_minute / 10)))
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def take(self, key: str) -> float | None:
+        """None if `key` may write now; else the seconds until it may."""
+        if self.per_minute == 0:
+            return None
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(self.capacity, now)
+        bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.at) * self.rate)
+        bucket.at = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return None
+        return (1.0 - bucket.tokens) / self.rate

@@ -1,0 +1,158 @@
+"""RELIABILITY test 11: the authorization matrix over every route of the live API.
+
+Every operation in the OpenAPI schema x {own id, other's id, missing id, no token,
+bad token, revoked token}, for users A and B and an operator; then PATCH with
+each server-owned field. The RLS half of test 11 (rows invisible across users
+to a plain `hmt_app` role, its flags asserted first) is tests/store/test_rls.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from hmt.api.schemas import SERVER_OWNED
+from tests.support.system import System, running_system
+
+PUBLIC = {("GET", "/health"), ("GET", "/kite/login"), ("GET", "/kite/callback")}
+OPERATOR = {"/start", "/stop", "/metrics", "/broker/session"}
+PREFIX = "/hmt-trigger-engine"
+BAD_TOKEN = "hmt_not-a-real-token"
+
+
+def _body(method: str, path: str, system: System) -> Any:
+    if path == "/triggers" and method == "POST":
+        return {
+            "instrument_token": 408065,
+            "exchange": "NSE",
+            "tradingsymbol": "INFY",
+            "trigger_type": "single",
+            "transaction_type": "BUY",
+            "trigger_price_1": "9999",
+            "quantity": 1,
+            "product": "CNC",
+        }
+    if method == "PATCH":
+        return {"quantity": 7}
+    if path == "/broker/session":
+        return {"access_token": system.sim.access_token}
+    return None
+
+
+@dataclass
+class Matrix:
+    """The cells checked so far and what went wrong."""
+
+    system: System
+    a: str
+    b: str
+    revoked: str
+    cells: int = 0
+    mismatches: int = 0
+    cross_reads: int = 0
+    cross_writes: int = 0
+    writable: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    async def check(
+        self, method: str, url: str, token: str | None, expected: int, body: Any
+    ) -> Any:
+        headers = {} if token is None else self.system.auth(token)
+        response = await self.system.client.request(method, url, json=body, headers=headers)
+        self.cells += 1
+        if response.status_code != expected:
+            self.mismatches += 1
+            self.problems.append(f"{method} {url} -> {response.status_code}, wanted {expected}")
+        return response
+
+    async def fresh(self, *, paused: bool = False) -> str:
+        created = await self.system.create(trigger_price_1="9999.00", paused=paused)
+        return str(created["id"])
+
+    async def by_id(self, method: str, path: str, body: Any) -> None:
+        """Own id 200; the other user's and a missing id 404; no, bad, revoked token 401."""
+        own = await self.fresh(paused=path.endswith("/resume"))
+        theirs = await self.fresh(paused=path.endswith("/resume"))
+        before = await self.system.trigger(theirs)
+        for token, trigger_id, expected in (
+            (self.b, theirs, 404),  # alice's id, asked by bob
+            (self.a, str(uuid.uuid4()), 404),
+            (None, own, 401),
+            (BAD_TOKEN, own, 401),
+            (self.revoked, own, 401),
+            (self.a, own, 200),
+        ):
+            url = path.replace("{trigger_id}", trigger_id)
+            response = await self.check(method, url, token, expected, body)
+            if token == self.b and response.status_code < 400:
+                self.cross_reads += 1
+        self.cross_writes += (await self.system.trigger(theirs)) != before
+
+    async def plain(self, method: str, path: str, body: Any) -> None:
+        """Routes without an id: public ones for anyone, the rest by token and role."""
+        bare = path.removeprefix(PREFIX)
+        if (method, bare) in PUBLIC:
+            # /kite/* answer 409 (no Kite secret configured) or 422 (no request_token).
+            expected = {"/health": 200, "/kite/login": 409, "/kite/callback": 422}[bare]
+            for token in (None, BAD_TOKEN, self.revoked, self.a):
+                await self.check(method, path, token, expected, body)
+            return
+        for token in (None, BAD_TOKEN, self.revoked):
+            await self.check(method, path, token, 401, body)
+        if bare in OPERATOR:
+            await self.check(method, path, self.a, 403, body)
+            await self.check(method, path, self.b, 403, body)
+            await self.check(method, path, self.system.operator_token, 200, body)
+            return
+        expected = 201 if method == "POST" else 200
+        await self.check(method, path, self.a, expected, body)
+        response = await self.check(method, path, self.b, expected, body)
+        if method == "GET" and path == "/triggers":
+            self.cross_reads += sum(t["user_id"] != "bob" for t in response.json())
+
+    async def server_owned(self) -> None:
+        """PATCH naming each server-owned field is a 422 `read_only`, and changes nothing."""
+        target = await self.fresh()
+        before = await self.system.trigger(target)
+        for name in sorted(SERVER_OWNED):
+            response = await self.system.client.patch(
+                f"/triggers/{target}", json={name: "x"}, headers=self.system.auth(self.a)
+            )
+            self.cells += 1
+            errors = response.json()["errors"]
+            if response.status_code != 422 or not any(
+                e["field"] == name and e["rule"] == "read_only" for e in errors
+            ):
+                self.writable += 1
+                self.problems.append(f"PATCH {name} -> {response.status_code} {response.text}")
+        self.writable += (await self.system.trigger(target)) != before
+
+
+async def test_authorization_matrix(database_url: str) -> None:
+    """100% of cells match the expected table; cross-user reads and writes are 0."""
+    async with running_system(database_url, rate_limit_writes_per_min=0) as system:
+        tokens = system.runtime.tokens
+        revoked = await tokens.issue("alice")
+        assert await tokens.revoke(revoked.token_id)
+        matrix = Matrix(system, system.user_token, (await tokens.issue("bob")).token, revoked.token)
+        schema = (await system.client.get("/openapi.json")).json()
+        operations = [
+            (method.upper(), path) for path, item in schema["paths"].items() for method in item
+        ]
+        for method, path in operations:
+            body = _body(method, path, system)
+            if "{trigger_id}" in path:
+                await matrix.by_id(method, path, body)
+            else:
+                await matrix.plain(method, path, body)
+        await matrix.server_owned()
+        m = matrix
+        print(
+            f"\nauthorization matrix: operations {len(operations)}, cells checked {m.cells}, "
+            f"mismatches {m.mismatches}, cross-user reads {m.cross_reads}, cross-user writes "
+            f"{m.cross_writes}, writable server-owned fields {m.writable} "
+            f"(of {len(SERVER_OWNED)}); RLS: tests/store/test_rls.py"
+        )
+        assert m.problems == []
+        assert (m.mismatches, m.cross_reads, m.cross_writes, m.writable) == (0, 0, 0, 0)

@@ -1,0 +1,169 @@
+"""Trigger edits over HTTP: PATCH, pause and resume reach the running engine before replying."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.support.eventually import eventually
+from tests.support.system import running_system
+
+INFY = 408065
+RELIANCE = 738561
+
+
+async def test_patch_edits_fields_and_the_engine_fires_at_the_new_price(database_url: str) -> None:
+    """A PATCHed price is the one the engine fires at; the old price no longer fires it."""
+    async with running_system(database_url) as system:
+        system.push(INFY, "1600.00")
+        created = await system.create(trigger_price_1="1610.00", quantity=2)
+        response = await system.client.patch(
+            f"/triggers/{created['id']}",
+            json={"trigger_price_1": "1620.50", "quantity": 5},
+            headers=system.auth(),
+        )
+        assert response.status_code == 200, response.text
+        edited = response.json()
+        assert (edited["trigger_price_1"], edited["quantity"], edited["status"]) == (
+            "1620.5",
+            5,
+            "active",
+        )
+        book = system.runtime.engine.book
+        assert book.get(created["id"]).trigger_price_1 == 162050  # in the book before the reply
+        system.push(INFY, "1615.00")  # would have fired the old price
+        await eventually(lambda: system.runtime.engine.last_ltp.get(INFY) == 161500)
+        assert system.sim.orders() == []
+        system.push(INFY, "1620.50")
+        placed = await system.settled(created["id"])
+        assert placed["status"] == "placed"
+        assert [e["kind"] for e in placed["events"]][:2] == ["created", "updated"]
+        (order,) = system.sim.orders()
+        assert order["quantity"] == 5
+
+
+async def test_patch_moves_a_trigger_to_another_instrument_and_clears_optional_fields(
+    database_url: str,
+) -> None:
+    """Changing the instrument resubscribes; null clears an optional field, omitted keeps it."""
+    async with running_system(database_url) as system:
+        created = await system.create(
+            trigger_price_1="1610.00", order_type="LIMIT", limit_price_1="1611.00"
+        )
+        response = await system.client.patch(
+            f"/triggers/{created['id']}",
+            json={
+                "instrument_token": RELIANCE,
+                "tradingsymbol": "RELIANCE",
+                "trigger_price_1": "2900",
+                "order_type": "MARKET",
+                "limit_price_1": None,
+            },
+            headers=system.auth(),
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["instrument_token"], body["limit_price_1"], body["quantity"]) == (
+            RELIANCE,
+            None,
+            1,
+        )
+        engine = system.runtime.engine
+        assert engine.book.count_for(RELIANCE) == 1
+        assert engine.book.count_for(INFY) == 0
+
+
+async def test_pause_takes_it_out_of_the_engine_and_resume_puts_it_back(database_url: str) -> None:
+    """Paused, it does not fire while its price is crossed; resumed, it fires on the next tick."""
+    async with running_system(database_url) as system:
+        system.push(INFY, "1600.00")
+        await system.create(trigger_price_1="9999.00")  # keeps INFY subscribed throughout
+        created = await system.create(trigger_price_1="1610.00")
+        paused = await system.client.post(f"/triggers/{created['id']}/pause", headers=system.auth())
+        assert paused.status_code == 200
+        assert paused.json()["status"] == "paused"
+        assert system.runtime.engine.book.get(created["id"]) is None
+        again = await system.client.post(f"/triggers/{created['id']}/pause", headers=system.auth())
+        assert again.status_code == 409
+        edit = await system.client.patch(
+            f"/triggers/{created['id']}", json={"quantity": 3}, headers=system.auth()
+        )
+        assert edit.status_code == 200
+        assert edit.json()["status"] == "paused"
+        system.push(INFY, "1615.00")
+        await eventually(lambda: system.runtime.engine.last_ltp.get(INFY) == 161500)
+        assert system.sim.orders() == []
+        resumed = await system.client.post(
+            f"/triggers/{created['id']}/resume", headers=system.auth()
+        )
+        assert resumed.status_code == 200
+        assert resumed.json()["status"] == "active"
+        system.push(INFY, "1615.00")
+        assert (await system.settled(created["id"]))["status"] == "placed"
+        late = await system.client.patch(
+            f"/triggers/{created['id']}", json={"quantity": 4}, headers=system.auth()
+        )
+        assert late.status_code == 409, late.text  # placed: no longer editable
+
+
+async def test_edits_need_a_token_and_another_users_id_is_a_404(database_url: str) -> None:
+    """No token is 401; bob's PATCH, pause, resume and cancel of alice's trigger are 404s."""
+    async with running_system(database_url) as system:
+        created = await system.create(trigger_price_1="1610.00")
+        path = f"/triggers/{created['id']}"
+        bob = (await system.runtime.tokens.issue("bob")).token
+        calls = [
+            ("PATCH", path, {"quantity": 2}),
+            ("POST", f"{path}/pause", None),
+            ("POST", f"{path}/resume", None),
+            ("DELETE", path, None),
+            ("GET", path, None),
+        ]
+        for method, url, body in calls:
+            anonymous = await system.client.request(method, url, json=body)
+            assert anonymous.status_code == 401, (method, url)
+            foreign = await system.client.request(method, url, json=body, headers=system.auth(bob))
+            assert foreign.status_code == 404, (method, url, foreign.text)
+            missing = await system.client.request(
+                method,
+                url.replace(created["id"], str(uuid.uuid4())),
+                json=body,
+                headers=system.auth(),
+            )
+            assert missing.status_code == 404, (method, url)
+        assert (await system.trigger(created["id"]))["quantity"] == 1
+
+
+async def test_bad_edits_are_422s_naming_the_field_and_change_nothing(database_url: str) -> None:
+    """Server-owned fields, unknown fields, nulls, bad prices and empty bodies: 422, row intact."""
+    async with running_system(database_url) as system:
+        created = await system.create(
+            trigger_type="oco",
+            transaction_type="SELL",
+            trigger_price_1="100.00",
+            trigger_price_2="99999.00",
+        )
+        cases = [
+            ({"status": "placed"}, "status", "read_only"),
+            ({"order_id": "x"}, "order_id", "read_only"),
+            ({"colour": "red"}, "colour", "extra_forbidden"),
+            ({"quantity": None}, "quantity", "int_type"),
+            ({"quantity": 0}, "quantity", "greater_than_equal"),
+            ({"trigger_price_1": "100.001"}, "trigger_price_1", None),
+            ({"trigger_price_2": "50.00"}, None, None),  # target below stop-loss for a SELL
+            ({}, "body", "not_empty"),
+        ]
+        before = await system.trigger(created["id"])
+        for body, field, rule in cases:
+            response = await system.client.patch(
+                f"/triggers/{created['id']}", json=body, headers=system.auth()
+            )
+            assert response.status_code == 422, (body, response.text)
+            errors = response.json()["errors"]
+            assert errors, body
+            assert all(e["field"] and e["rule"] for e in errors), errors
+            if field is not None:
+                assert any(e["field"] == field for e in errors), (body, errors)
+            if rule is not None:
+                assert any(e["rule"] == rule for e in errors), (body, errors)
+        after = await system.trigger(created["id"])
+        assert after == before
