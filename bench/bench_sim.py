@@ -51,8 +51,15 @@ async def _measure(mode: str, seconds: float) -> dict[str, float]:
         walk = RandomWalk(sim.market, seed=1)
         url = f"{sim.ws_url}?api_key={sim.api_key}&access_token={sim.access_token}"
         client = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CLIENT, url, mode, json.dumps(tokens), str(seconds),
-            stdout=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-c",
+            CLIENT,
+            url,
+            mode,
+            json.dumps(tokens),
+            str(seconds),
+            stdout=asyncio.subprocess.PIPE,
+        )
         trades = 0
         deadline = time.perf_counter_ns() + 120e9  # a stuck client must not hang the run
         while client.returncode is None and time.perf_counter_ns() < deadline:
@@ -62,8 +69,13 @@ async def _measure(mode: str, seconds: float) -> dict[str, float]:
         out, _ = await client.communicate()
         result = json.loads(out)
         dropped = sum(c.dropped for c in sim.ticker.clients)
-        return {"packets": result["packets"], "frames": result["frames"],
-                "seconds": result["ns"] / 1e9, "dropped": dropped, "trades": trades}
+        return {
+            "packets": result["packets"],
+            "frames": result["frames"],
+            "seconds": result["ns"] / 1e9,
+            "dropped": dropped,
+            "trades": trades,
+        }
 
 
 def run(quick: bool) -> str:
@@ -72,21 +84,41 @@ def run(quick: bool) -> str:
     for mode in ("ltp", "quote", "full"):
         r = asyncio.run(_measure(mode, seconds))
         rate = r["packets"] / r["seconds"]
-        rows.append((mode, f"{r['packets']:,}", f"{r['seconds']:.2f}", f"{rate:,.0f}",
-                     f"{r['packets'] / max(1, r['frames']):.0f}", f"{r['dropped']:,}",
-                     "yes" if rate >= 50_000 else "no"))
-    return "\n".join([
-        "## Simulator ticker throughput",
-        "",
-        f"How measured: `Simulator` in this process runs the seeded random walk over its "
-        f"{len(Universe())} instruments as fast as the sender drains (backlog kept near "
-        f"{BACKLOG:,} packets); one plain `websockets` client in a subprocess subscribes "
-        f"to all of them and counts packets from each frame header for {seconds:g} s over "
-        "loopback. It includes generating, encoding and sending every tick (no coalescing).",
-        "",
-        table(["mode", "ticks delivered", "seconds", "ticks/s", "packets/frame",
-               "dropped", ">= 50,000/s"], rows),
-    ])
+        rows.append(
+            (
+                mode,
+                f"{r['packets']:,}",
+                f"{r['seconds']:.2f}",
+                f"{rate:,.0f}",
+                f"{r['packets'] / max(1, r['frames']):.0f}",
+                f"{r['dropped']:,}",
+                "yes" if rate >= 50_000 else "no",
+            )
+        )
+    return "\n".join(
+        [
+            "## Simulator ticker throughput",
+            "",
+            f"How measured: `Simulator` in this process runs the seeded random walk over its "
+            f"{len(Universe())} instruments as fast as the sender drains (backlog kept near "
+            f"{BACKLOG:,} packets); one plain `websockets` client in a subprocess subscribes "
+            f"to all of them and counts packets from each frame header for {seconds:g} s over "
+            "loopback. It includes generating, encoding and sending every tick (no coalescing).",
+            "",
+            table(
+                [
+                    "mode",
+                    "ticks delivered",
+                    "seconds",
+                    "ticks/s",
+                    "packets/frame",
+                    "dropped",
+                    ">= 50,000/s",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def test_api_limits_have_safe_defaults_and_refuse_bad_values(
     assert (s.max_body_bytes, s.max_triggers_per_user, s.rate_limit_writes_per_min) == (
         65536,
         1000,
-        120,
+        600,
     )
     assert s.metrics_public is False
     assert s.kite_login_url == "https://kite.zerodha.com/connect/login"

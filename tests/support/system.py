@@ -113,6 +113,8 @@ async def running_system(
             "reconnect_delay_ms": 50,
             "retry_backoff_ms": 20,
             "health_check_interval_ms": 200,
+            # Tests create triggers in bursts; the write limit's own tests turn it on.
+            "rate_limit_writes_per_min": 0,
             **overrides,
             **(sim_overrides(sim) if sim_overrides else {}),
         }

@@ -12,10 +12,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from hmt import __version__
-from hmt.api import control, triggers
-from hmt.api.browser import browser_router
 from hmt.api import broker, control, metrics, triggers
 from hmt.api.broker import PendingLogins
+from hmt.api.browser import browser_router
 from hmt.api.limits import BodyLimit, ErrorShield, SecurityHeaders, WriteLimiter
 from hmt.api.schemas import SERVER_OWNED, FieldProblem, Problem
 from hmt.api.triggers import TooManyTriggers
