@@ -31,8 +31,17 @@ def machine() -> list[tuple[str, str]]:
         ("memory", memory),
         ("os", platform.platform()),
         ("python", sys.version.split()[0]),
+        ("load average at start (1/5/15 min)", _load()),
         ("commit", _git_commit()),
     ]
+
+
+def _load() -> str:
+    """Other work on the machine inflates latencies: say how busy it was."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _git_commit() -> str:
