@@ -54,15 +54,19 @@ class Campaign:
     def report(self) -> str:
         total = Verdict()
         faults: Counter[str] = Counter()
+        hits: Counter[str] = Counter()
         for outcome in self.outcomes:
             total.merge(outcome.verdict)
             faults.update(outcome.faults)
+            hits.update(outcome.hits)
         backends = Counter(o.schedule.backend for o in self.outcomes)
         seeds = [o.schedule.seed for o in self.outcomes]
         lines = [
             f"RELIABILITY 6 chaos campaign: seed={SEED} schedules run={len(self.outcomes)} "
             f"({dict(backends)}) seeds={min(seeds, default=0)}..{max(seeds, default=0)}",
             f"faults injected={sum(faults.values())} by kind={dict(sorted(faults.items()))}",
+            f"faults met (REST requests hit, database connections cut)="
+            f"{dict(sorted(hits.items()))}",
             f"triggers={sum(o.triggers for o in self.outcomes)} "
             f"fired={sum(o.fired for o in self.outcomes)} "
             f"orders placed={sum(o.orders for o in self.outcomes)} "
@@ -114,7 +118,8 @@ def describe(outcome: Outcome) -> str:
     classes = " ".join(f"{c}={n}" for c, n in sorted(verdict.counts.items()))
     return (
         f"  seed={schedule.seed} [{schedule.backend}] steps={len(schedule.steps)} "
-        f"faults={dict(outcome.faults)} triggers={outcome.triggers} fired={outcome.fired} "
+        f"faults={dict(outcome.faults)} met={dict(outcome.hits)} "
+        f"triggers={outcome.triggers} fired={outcome.fired} "
         f"orders={outcome.orders} {classes} orphans={len(verdict.orphans)} "
         f"{outcome.seconds:.1f}s"
     )

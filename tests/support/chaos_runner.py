@@ -122,6 +122,7 @@ class Outcome:
     verdict: Verdict
     faults: Counter[str] = field(default_factory=Counter)
     api: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)  # REST faults met, db backends cut
     triggers: int = 0
     fired: int = 0
     orders: int = 0
@@ -150,6 +151,7 @@ class ChaosRunner:
         before = set(await self.all_ids())
         outcome = Outcome(schedule, Verdict())
         known: list[Known] = []
+        logged = len(self.sim.faults.log)
         if not self.slot.up:
             await self.slot.start()
         for step in schedule.steps:
@@ -157,6 +159,8 @@ class ChaosRunner:
             await asyncio.sleep(step.wait)
         new = [i for i in await self.all_ids() if i not in before]
         await self.heal(new, outcome)
+        for endpoint, kind in self.sim.faults.log[logged:]:
+            outcome.hits[f"rest:{kind.value}@{endpoint}"] += 1
         records = [r for r in [await self.store.load(i) for i in new] if r is not None]
         histories = [await self.store.history(USER, TriggerId(r.id)) for r in records]
         orders = self.sim.orders()
@@ -173,11 +177,11 @@ class ChaosRunner:
     async def play(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         if step.kind in FAULT_KINDS:
             outcome.faults[fault_label(step)] += 1
-            await self.inject(step)
+            await self.inject(step, outcome)
         else:
             await self.act(step, known, outcome)
 
-    async def inject(self, step: Step) -> None:
+    async def inject(self, step: Step, outcome: Outcome) -> None:
         match step.kind:
             case "ticker_drop":
                 self.sim.ticker.drop_all()
@@ -186,7 +190,7 @@ class ChaosRunner:
             case "rest_fault":
                 self.sim.faults.add(**step.args)
             case "db_kill":
-                await self.kill_connections()
+                outcome.hits["db connections cut"] += await self.kill_connections()
             case "engine_kill":
                 await self.slot.close()
 
@@ -266,11 +270,12 @@ class ChaosRunner:
         )
         return response
 
-    async def kill_connections(self) -> None:
+    async def kill_connections(self) -> int:
+        """`pg_terminate_backend` on the engine's pool and listener; how many were cut."""
         assert self.pg_dsn is not None, "db_kill on a backend without server connections"
         conn = await asyncpg.connect(self.pg_dsn)
         try:
-            await conn.fetchval(KILL_SQL)
+            return int(await conn.fetchval(KILL_SQL))
         finally:
             await conn.close()
 
