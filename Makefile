@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench sim clean chromium
+.PHONY: run test lint bench sim clean chromium soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ chromium:
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 		echo "chromium is not installed: the browser tests will skip (and fail under CI)"
+
+# RELIABILITY 6 with a bigger budget: `make soak SCHEDULES=300`; HMT_CHAOS_SEED replays one.
+SCHEDULES ?= 100
+soak: $(STAMP)
+	HMT_CHAOS_SCHEDULES=$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)} $(BIN)/python -m pytest tests/chaos -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

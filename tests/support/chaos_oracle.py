@@ -1,0 +1,182 @@
+"""The chaos campaign's judge: the database's story against the simulator's order book.
+
+Each trigger of a schedule gets one Jepsen-style class, from what the broker
+holds for its legs' tags and what its history says:
+
+- `ok`: a trigger that had to fire is `placed` with exactly one order, whose id
+  the row carries; or one that could not fire (cancelled) has no order;
+- `indeterminate-resolved`: `ok`, after an answer the engine never got (a
+  timeout, a cut socket, a 5xx) was settled by looking the tag up;
+- `duplicated`: a tag with more than one order at the broker;
+- `oco-double`: both legs of an oco have an order;
+- `unexpected`: an order for a trigger whose row is not `placed` with it (wrong
+  tag, wrong order id, cancelled, failed or still armed);
+- `lost`: a trigger that had to fire and did not end `placed` with its order
+  (left armed, left `triggered`, `failed`, or `placed` with nothing at the broker);
+- `bad-history`: the events do not replay, through `TRANSITIONS`, to the row.
+
+"Had to fire" is decided by the runner, not guessed here: after healing it
+pushes a price through every leg still armed while the engine is healthy, so
+every trigger not cancelled must end `placed`. Orders whose tag belongs to no
+trigger at all are `orphans` (unexpected, counted on their own).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.lifecycle import TRANSITIONS, Status
+from hmt.core.tags import broker_tag
+from hmt.core.types import TriggerType
+from hmt.store.records import TriggerRecord
+
+CLASSES = (
+    "ok",
+    "indeterminate-resolved",
+    "duplicated",
+    "oco-double",
+    "unexpected",
+    "lost",
+    "bad-history",
+)
+# The classes that fail a run; the first two are the only good ones.
+FAULTS = CLASSES[2:]
+# Event kinds that change a row's status (keys of TRANSITIONS); others are notes.
+_STATUS_KINDS = frozenset(kind for _, kind in TRANSITIONS)
+
+
+@dataclass
+class Judged:
+    """One trigger's verdict and why."""
+
+    trigger_id: str
+    classes: list[str]
+    status: str
+    orders: int
+    why: str = ""
+
+
+@dataclass
+class Verdict:
+    """Counts per class over the judged triggers, plus broker orders nobody claimed."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    judged: list[Judged] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # order ids whose tag is no trigger's
+
+    @property
+    def valid(self) -> bool:
+        return not self.orphans and not any(self.counts[c] for c in FAULTS)
+
+    def failures(self) -> list[Judged]:
+        return [j for j in self.judged if any(c in FAULTS for c in j.classes)]
+
+    def merge(self, other: Verdict) -> None:
+        self.counts.update(other.counts)
+        self.statuses.update(other.statuses)
+        self.judged += other.judged
+        self.orphans += other.orphans
+
+
+def tags_of(record: TriggerRecord) -> list[str]:
+    return [broker_tag(record.id, leg) for leg in record.trigger.legs]
+
+
+def orphans(orders: Iterable[Mapping[str, Any]], known_tags: set[str]) -> list[str]:
+    """Order ids at the broker whose tag is no trigger's: an order nobody claimed."""
+    return [str(o["order_id"]) for o in orders if str(o.get("tag")) not in known_tags]
+
+
+def judge(
+    record: TriggerRecord,
+    history: Sequence[TriggerEvent],
+    orders: Sequence[Mapping[str, Any]],
+) -> Judged:
+    """Classify one trigger after the final price push and quiescence."""
+    by_tag: dict[str, list[Mapping[str, Any]]] = {}
+    for order in orders:
+        by_tag.setdefault(str(order.get("tag")), []).append(order)
+    found = {tag: by_tag.get(tag, []) for tag in tags_of(record)}
+    total = sum(len(v) for v in found.values())
+    classes: list[str] = []
+    why: list[str] = []
+    if any(len(v) > 1 for v in found.values()):
+        classes.append("duplicated")
+        why.append(f"orders per tag {[len(v) for v in found.values()]}")
+    if record.trigger.trigger_type is TriggerType.OCO and all(found.values()):
+        classes.append("oco-double")
+        why.append("both legs ordered")
+    status = record.status
+    if status is Status.PLACED:
+        own = found.get(record.broker_tag or "", [])
+        others = [t for t, v in found.items() if v and t != record.broker_tag]
+        if not own:
+            classes.append("lost")
+            why.append("placed, but the broker has no order under its tag")
+        elif own[0]["order_id"] != record.order_id:
+            classes.append("unexpected")
+            why.append(f"row order_id {record.order_id} != broker's {own[0]['order_id']}")
+        if others:
+            classes.append("unexpected")
+            why.append(f"orders under the other leg's tag {others}")
+    else:
+        if total:
+            classes.append("unexpected")
+            why.append(f"{total} order(s) at the broker for a `{status.value}` trigger")
+        if status is not Status.CANCELLED:
+            # Not cancelled: the final push went through it while the engine was up.
+            classes.append("lost")
+            why.append(f"ended `{status.value}` ({record.error_message or 'no reason'})")
+    problem = history_problem(record, history)
+    if problem:
+        classes.append("bad-history")
+        why.append(problem)
+    if not classes:
+        ambiguous = any(
+            e.kind is EventKind.PLACED and e.payload.get("reconciled") for e in history
+        ) or any(e.kind is EventKind.RETRY for e in history)
+        classes.append("indeterminate-resolved" if ambiguous else "ok")
+    return Judged(record.id, classes, status.value, total, "; ".join(why))
+
+
+def history_problem(record: TriggerRecord, history: Sequence[TriggerEvent]) -> str:
+    """Why the history does not replay to the row's status ('' when it does)."""
+    kinds = [event.kind for event in history]
+    if not kinds or kinds[0] is not EventKind.CREATED:
+        return f"history does not start with `created`: {[k.value for k in kinds]}"
+    status = Status(history[0].payload.get("status", Status.ACTIVE.value))
+    for kind in kinds[1:]:
+        if kind is EventKind.CREATED:
+            return "a second `created`"
+        if kind not in _STATUS_KINDS:
+            continue  # a note (fired, reconciled): changes no status
+        after = TRANSITIONS.get((status, kind))
+        if after is None:
+            return f"`{kind.value}` is not allowed from `{status.value}`"
+        status = after
+    if status is not record.status:
+        return f"events replay to `{status.value}`, the row says `{record.status.value}`"
+    if kinds.count(EventKind.PLACED) + kinds.count(EventKind.FAILED) > 1:
+        return "more than one outcome"
+    if record.status is Status.PLACED and EventKind.CLAIMED not in kinds:
+        return "placed without a claim"
+    return ""
+
+
+def judge_all(
+    records: Iterable[tuple[TriggerRecord, Sequence[TriggerEvent]]],
+    orders: Sequence[Mapping[str, Any]],
+) -> Verdict:
+    """Every trigger's class, counted."""
+    verdict = Verdict()
+    for record, history in records:
+        judged = judge(record, history, orders)
+        verdict.judged.append(judged)
+        verdict.statuses[judged.status] += 1
+        verdict.counts.update(judged.classes)
+    return verdict

@@ -1,0 +1,362 @@
+"""Plays chaos schedules against the real pieces and judges each one.
+
+The simulator lives in this process (it plays Kite, which survives the
+engine's death); the engine is `hmt run` in a child process, killed and
+restarted through `EngineSlot`; edits go through its HTTP API with a user
+token. After the steps the runner heals (clears faults, resumes the ticker,
+restarts a dead engine), then pushes 1575.00 and 1425.00 until every leg still
+armed has fired while the engine is healthy, waits for quiescence, and hands
+the rows, their histories and the broker's book to `chaos_oracle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from hmt.core.lifecycle import Status
+from hmt.core.rules import legs_holding
+from hmt.core.types import TriggerId
+from hmt.sim.simulator import Simulator
+from hmt.store.records import TriggerRecord
+from hmt.store.triggers import TriggerStore
+from tests.support.chaos_oracle import Verdict, judge_all, orphans, tags_of
+from tests.support.chaos_schedule import (
+    FAULT_KINDS,
+    HIGH,
+    KITE_TIMEOUT_MS,
+    LOW,
+    Schedule,
+    Step,
+)
+from tests.support.engine_process import EngineProcess, engine_process
+from tests.support.eventually import eventually
+from tests.support.factories import INFY
+
+USER = "alice"
+# The engine of a campaign: quick reconnects and retries, a short REST timeout (so
+# `accept_then_delay` outlasts it), and enough retries that the schedules' finite
+# faults can never exhaust them: any `failed` trigger is then a finding.
+SETTINGS: dict[str, object] = {
+    "kite_timeout_ms": KITE_TIMEOUT_MS,
+    "max_retries": 20,
+    "rate_limit_writes_per_min": 0,
+}
+SETTLE_WITHIN = 20.0  # seconds for the final pushes to settle every trigger
+STUCK_AFTER = 6.0  # a row still `triggered` this long after healing: restart (recovery)
+KILL_SQL = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE application_name IN ('hmt-engine', 'hmt-listener') AND datname = current_database()"
+)
+
+
+def fault_label(step: Step) -> str:
+    """`rest:<kind>[/429]@<endpoint>` for REST rules, the step's kind otherwise."""
+    if step.kind != "rest_fault":
+        return step.kind
+    args = step.args
+    status = "/429" if args.get("status") == 429 else ""
+    return f"rest:{args['kind']}{status}@{args['endpoint']}"
+
+
+def rupees(units: int) -> str:
+    return f"{units // 100}.{units % 100:02d}"
+
+
+class EngineSlot:
+    """The current `hmt run` child, if any: started, SIGKILLed and restarted on demand."""
+
+    def __init__(self, sim: Simulator, database_url: str, log_dir: Path) -> None:
+        self.sim, self.database_url, self.log_dir = sim, database_url, log_dir
+        self.current: EngineProcess | None = None
+        self._context: contextlib.AbstractAsyncContextManager[EngineProcess] | None = None
+        self.starts = 0
+
+    @property
+    def up(self) -> bool:
+        return self.current is not None and self.current.alive
+
+    async def start(self) -> EngineProcess:
+        await self.close()
+        self.starts += 1
+        self._context = engine_process(
+            self.sim, self.database_url, self.log_dir, name=f"engine-{self.starts}", **SETTINGS
+        )
+        self.current = await self._context.__aenter__()
+        await self.current.ready()
+        return self.current
+
+    async def close(self) -> None:
+        """SIGKILL (nothing flushed) and reap the process."""
+        if self._context is not None:
+            await self._context.__aexit__(None, None, None)
+        self._context, self.current = None, None
+
+    def output(self) -> str:
+        return self.current.output() if self.current is not None else "(no engine running)"
+
+
+@dataclass
+class Known:
+    """A trigger this schedule created and was told about (201)."""
+
+    id: str
+    oco: bool
+    prices: list[int]
+
+
+@dataclass
+class Outcome:
+    """What one schedule did and the oracle's verdict on it."""
+
+    schedule: Schedule
+    verdict: Verdict
+    faults: Counter[str] = field(default_factory=Counter)
+    api: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)  # REST faults met, db backends cut
+    triggers: int = 0
+    fired: int = 0
+    orders: int = 0
+    stuck_restarts: int = 0
+    seconds: float = 0.0
+
+
+class ChaosRunner:
+    """One database, one simulator, one engine slot: schedules played one after another."""
+
+    def __init__(
+        self, sim: Simulator, store: TriggerStore, slot: EngineSlot, token: str, pg_dsn: str | None
+    ) -> None:
+        self.sim, self.store, self.slot = sim, store, slot
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.pg_dsn = pg_dsn
+        self.client = httpx.AsyncClient(timeout=3.0)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # ---- one schedule ----------------------------------------------------
+
+    async def run(self, schedule: Schedule) -> Outcome:
+        started = time.perf_counter()
+        before = set(await self.all_ids())
+        outcome = Outcome(schedule, Verdict())
+        known: list[Known] = []
+        logged = len(self.sim.faults.log)
+        if not self.slot.up:
+            await self.slot.start()
+        for step in schedule.steps:
+            await self.play(step, known, outcome)
+            await asyncio.sleep(step.wait)
+        new = [i for i in await self.all_ids() if i not in before]
+        await self.heal(new, outcome)
+        for endpoint, kind in self.sim.faults.log[logged:]:
+            outcome.hits[f"rest:{kind.value}@{endpoint}"] += 1
+        records = [r for r in [await self.store.load(i) for i in new] if r is not None]
+        histories = [await self.store.history(USER, TriggerId(r.id)) for r in records]
+        orders = self.sim.orders()
+        outcome.verdict = judge_all(zip(records, histories, strict=True), orders)
+        everyone = [r for r in [await self.store.load(i) for i in await self.all_ids()] if r]
+        outcome.verdict.orphans = orphans(orders, {t for r in everyone for t in tags_of(r)})
+        mine = {t for r in records for t in tags_of(r)}
+        outcome.orders = sum(1 for o in orders if o.get("tag") in mine)
+        outcome.triggers = len(records)
+        outcome.fired = sum(1 for r in records if r.triggered_leg is not None)
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
+    async def play(self, step: Step, known: list[Known], outcome: Outcome) -> None:
+        if step.kind in FAULT_KINDS:
+            outcome.faults[fault_label(step)] += 1
+            await self.inject(step, outcome)
+        else:
+            await self.act(step, known, outcome)
+
+    async def inject(self, step: Step, outcome: Outcome) -> None:
+        match step.kind:
+            case "ticker_drop":
+                self.sim.ticker.drop_all()
+            case "ticker_stall":
+                self.sim.ticker.stall(step.args["seconds"])
+            case "rest_fault":
+                self.sim.faults.add(**step.args)
+            case "db_kill":
+                outcome.hits["db connections cut"] += await self.kill_connections()
+            case "engine_kill":
+                await self.slot.close()
+
+    async def act(self, step: Step, known: list[Known], outcome: Outcome) -> None:
+        """A price, an edit through the API, or the engine's restart."""
+        target = (
+            known[step.args["target"] % len(known)] if "target" in step.args and known else None
+        )
+        match step.kind:
+            case "tick":
+                self.sim.push_price(INFY, rupees(step.args["price"]))
+            case "tick_at" if target is not None:
+                self.sim.push_price(INFY, rupees(target.prices[0]))  # exactly on the threshold
+            case "create" | "create_oco":
+                await self.create(step, known, outcome)
+            case "patch" if target is not None:
+                await self.patch(target, step.args["shift"], outcome)
+            case "pause" | "resume" if target is not None:
+                await self.api("POST", f"/triggers/{target.id}/{step.kind}", outcome)
+            case "cancel" if target is not None:
+                await self.api("DELETE", f"/triggers/{target.id}", outcome)
+            case "engine_restart":
+                await self.slot.start()
+
+    async def create(self, step: Step, known: list[Known], outcome: Outcome) -> None:
+        args = step.args
+        body: dict[str, Any] = {
+            "instrument_token": INFY,
+            "exchange": "NSE",
+            "tradingsymbol": "INFY",
+            "transaction_type": args["side"],
+            "quantity": 1,
+            "product": "CNC",
+        }
+        if step.kind == "create_oco":
+            prices = [args["stop"], args["target"]]
+            body.update(
+                trigger_type="oco",
+                trigger_price_1=rupees(args["stop"]),
+                trigger_price_2=rupees(args["target"]),
+            )
+        else:
+            prices = [args["price"]]
+            body.update(trigger_type="single", trigger_price_1=rupees(args["price"]))
+            if args["limit"]:
+                body.update(order_type="LIMIT", limit_price_1=rupees(args["price"]))
+        response = await self.api("POST", "/triggers", outcome, json=body)
+        if response is not None and response.status_code == 201:
+            known.append(Known(response.json()["id"], step.kind == "create_oco", prices))
+
+    async def patch(self, target: Known, shift: int, outcome: Outcome) -> None:
+        """Move a trigger's prices by `shift` (both legs of an oco, keeping their order)."""
+        prices = [p + shift for p in target.prices]
+        body = {f"trigger_price_{n}": rupees(p) for n, p in enumerate(prices, start=1)}
+        response = await self.api("PATCH", f"/triggers/{target.id}", outcome, json=body)
+        if response is not None and response.status_code == 200:
+            target.prices = prices
+
+    async def api(
+        self, method: str, path: str, outcome: Outcome, json: Any = None
+    ) -> httpx.Response | None:
+        """One API call; None when the engine is down or died under it (outcome unknown)."""
+        engine = self.slot.current
+        if engine is None or not engine.alive:
+            outcome.api[f"{method} unreachable"] += 1
+            return None
+        try:
+            response = await self.client.request(
+                method, engine.url + path, json=json, headers=self.headers
+            )
+        except httpx.TransportError:
+            outcome.api[f"{method} no answer"] += 1
+            return None
+        outcome.api[f"{method} {response.status_code}"] += 1
+        assert response.status_code < 500 or response.status_code == 503, (
+            f"{method} {path} -> {response.status_code}: {response.text}"
+        )
+        return response
+
+    async def kill_connections(self) -> int:
+        """`pg_terminate_backend` on the engine's pool and listener; how many were cut."""
+        assert self.pg_dsn is not None, "db_kill on a backend without server connections"
+        conn = await asyncpg.connect(self.pg_dsn)
+        try:
+            return int(await conn.fetchval(KILL_SQL))
+        finally:
+            await conn.close()
+
+    # ---- heal, final push, quiescence -------------------------------------
+
+    async def heal(self, ids: list[str], outcome: Outcome) -> None:
+        """Faults off, engine up and healthy; then every armed leg is pushed through."""
+        self.sim.faults.clear()
+        self.sim.ticker.resume()
+        if not self.slot.up:
+            await self.slot.start()
+        await self.healthy()
+        for record in await self.loaded(ids):
+            if record.status is Status.PAUSED:
+                await self.api("POST", f"/triggers/{record.id}/resume", outcome)
+        for price in (HIGH, LOW):
+            await self.push_through(price, ids, outcome)
+        await self.healthy()
+
+    async def healthy(self) -> None:
+        async def ok() -> bool:
+            engine = self.slot.current
+            assert engine is not None, "no engine"
+            assert engine.alive, self.slot.output()
+            try:
+                response = await self.client.get(engine.url + "/health")
+            except httpx.TransportError:
+                return False
+            return bool(response.json().get("status") == "ok")
+
+        await eventually(ok, within=20, interval=0.05)
+
+    async def push_through(self, price: int, ids: list[str], outcome: Outcome) -> None:
+        """Push `price` until no leg holding there is armed and nothing is in flight.
+
+        Pushed again every half second: a tick sent while the feed reconnects is
+        not replayed, and the condition must be seen while the engine is up.
+        A row left `triggered` for STUCK_AFTER seconds (its order could not be
+        resolved) is settled the documented way: a restart, whose recovery
+        looks the tag up.
+        """
+        started = pushed = time.monotonic()
+        restarted = False
+        self.sim.push_price(INFY, rupees(price))
+        while time.monotonic() - started < SETTLE_WITHIN:
+            records = await self.loaded(ids)
+            armed = [
+                r for r in records if r.status is Status.ACTIVE and legs_holding(r.trigger, price)
+            ]
+            flying = [r for r in records if r.status is Status.TRIGGERED]
+            if not armed and not flying:
+                return
+            now = time.monotonic()
+            if flying and not armed and not restarted and now - started > STUCK_AFTER:
+                outcome.stuck_restarts += 1
+                restarted = True
+                await self.slot.start()
+                await self.healthy()
+            if now - pushed > 0.5:
+                self.sim.push_price(INFY, rupees(price))
+                pushed = now
+            await asyncio.sleep(0.05)
+
+    async def loaded(self, ids: list[str]) -> list[TriggerRecord]:
+        return [r for r in [await self.store.load(i) for i in ids] if r is not None]
+
+    async def all_ids(self) -> list[str]:
+        async with self.store.db.engine.connect() as conn:
+            result = await conn.exec_driver_sql("SELECT id FROM hmt_gtt_orders ORDER BY created_at")
+            return [str(row[0]) for row in result]
+
+
+@contextlib.asynccontextmanager
+async def chaos_runner(
+    sim: Simulator, store: TriggerStore, database_url: str, log_dir: Path, token: str
+) -> AsyncIterator[ChaosRunner]:
+    pg = database_url if database_url.startswith("postgresql") else None
+    slot = EngineSlot(sim, database_url, log_dir)
+    runner = ChaosRunner(sim, store, slot, token, pg)
+    try:
+        yield runner
+    finally:
+        await runner.aclose()
+        await slot.close()

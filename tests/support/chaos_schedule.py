@@ -1,0 +1,146 @@
+"""A chaos schedule: the seeded list of steps one run plays, and nothing else.
+
+A schedule depends only on its seed and backend, so `HMT_CHAOS_SEED=<n>`
+replays the same steps (the timing of a real engine still varies). Steps name
+triggers by their creation index (taken modulo the number created), so a
+step never depends on what an earlier one returned.
+
+Prices are INFY's, in wire units (paise) on its 0.10 tick grid, around 1500.00:
+triggers sit within 1 % of it, ticks wander within 1.5 % (or land exactly on a
+trigger's threshold), and the final push goes 5 % beyond either side.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from hmt.core.types import Side
+
+BASE = 150_000  # INFY at 1500.00
+TICK = 10  # INFY's tick size in the simulator's universe: 0.10
+HIGH = BASE + 750 * TICK  # 1575.00: beyond every up-leg
+LOW = BASE - 750 * TICK  # 1425.00: beyond every down-leg
+
+# The engine's REST timeout in a campaign; `accept_then_delay` answers after twice this.
+KITE_TIMEOUT_MS = 400
+REST_FAULTS: tuple[dict[str, Any], ...] = (
+    {"kind": "error", "endpoint": "place_order", "error_type": "NetworkException"},
+    {"kind": "error", "endpoint": "place_order", "error_type": "NetworkException", "status": 429},
+    {"kind": "accept_then_close", "endpoint": "place_order"},
+    {"kind": "accept_then_delay", "endpoint": "place_order", "delay": 2 * KITE_TIMEOUT_MS / 1000},
+    {"kind": "never_answer", "endpoint": "place_order"},
+    {"kind": "error", "endpoint": "orders", "error_type": "NetworkException"},
+    {"kind": "accept_then_error", "endpoint": "place_order", "error_type": "GeneralException"},
+)
+# Weights of the step kinds after the opening creates.
+WEIGHTS: dict[str, int] = {
+    "tick": 30,
+    "tick_at": 8,
+    "create": 10,
+    "create_oco": 6,
+    "patch": 7,
+    "pause": 4,
+    "resume": 4,
+    "cancel": 4,
+    "ticker_drop": 3,
+    "ticker_stall": 3,
+    "rest_fault": 7,
+    "db_kill": 3,
+    "engine_kill": 2,
+}
+FAULT_KINDS = frozenset({"ticker_drop", "ticker_stall", "rest_fault", "db_kill", "engine_kill"})
+MAX_FAULTS = 4
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+    wait: float = 0.0  # seconds before the next step
+
+    def describe(self) -> str:
+        args = " ".join(f"{k}={v}" for k, v in self.args.items())
+        return f"{self.kind} {args}".strip()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    seed: int
+    backend: str  # "postgresql" or "sqlite"
+    steps: tuple[Step, ...]
+
+    def faults(self) -> list[Step]:
+        return [s for s in self.steps if s.kind in FAULT_KINDS]
+
+
+def grid(rng: random.Random, around: int, ticks: int) -> int:
+    """A price on INFY's grid within `ticks` ticks of `around`."""
+    return around + rng.randint(-ticks, ticks) * TICK
+
+
+def single(rng: random.Random) -> dict[str, Any]:
+    return {
+        "side": rng.choice([Side.BUY.value, Side.SELL.value]),
+        "price": grid(rng, BASE, 100),
+        "limit": rng.random() < 0.25,
+    }
+
+
+def oco(rng: random.Random) -> dict[str, Any]:
+    """A SELL oco protects a long (stop below, target above); a BUY oco the reverse."""
+    side = rng.choice([Side.BUY.value, Side.SELL.value])
+    below = BASE - rng.randint(5, 100) * TICK
+    above = BASE + rng.randint(5, 100) * TICK
+    stop, target = (below, above) if side == Side.SELL.value else (above, below)
+    return {"side": side, "stop": stop, "target": target}
+
+
+def generate(seed: int, backend: str) -> Schedule:
+    """The steps of schedule `seed`: a few creates, then a random interleaving."""
+    rng = random.Random(seed)
+    steps: list[Step] = [Step("tick", {"price": grid(rng, BASE, 20)}, 0.02)]
+    steps += [Step("create", single(rng), 0.02) for _ in range(rng.randint(2, 4))]
+    steps.append(Step("create_oco", oco(rng), 0.02))
+    kinds = list(WEIGHTS)
+    if backend != "postgresql":
+        kinds.remove("db_kill")  # SQLite has no server connection to cut
+    weights = [WEIGHTS[k] for k in kinds]
+    faults, killed_at = 0, -1
+    for _ in range(rng.randint(12, 20)):
+        kind = rng.choices(kinds, weights)[0]
+        if kind in FAULT_KINDS and (faults >= MAX_FAULTS or killed_at >= 0):
+            kind = "tick"  # budget spent, or the engine is already down once
+        steps.append(Step(kind, _args(rng, kind), round(rng.uniform(0.03, 0.2), 3)))
+        faults += kind in FAULT_KINDS
+        if kind == "engine_kill":
+            killed_at = len(steps)
+        if killed_at >= 0 and len(steps) - killed_at == 4:
+            steps.append(Step("engine_restart", {}, 0.05))
+    return Schedule(seed, backend, tuple(steps))
+
+
+def _args(rng: random.Random, kind: str) -> dict[str, Any]:
+    target = {"target": rng.randrange(1000)}
+    match kind:
+        case "tick":
+            return {"price": grid(rng, BASE, 150)}
+        case "tick_at":
+            return target
+        case "create":
+            return single(rng)
+        case "create_oco":
+            return oco(rng)
+        case "patch":
+            return {**target, "shift": rng.randint(-60, 60) * TICK}
+        case "pause" | "resume" | "cancel":
+            return target
+        case "ticker_stall":
+            return {"seconds": round(rng.uniform(0.3, 1.2), 2)}
+        case "rest_fault":
+            rule = dict(rng.choice(REST_FAULTS))
+            rule["times"] = rng.randint(1, 2)
+            return rule
+        case _:
+            return {}
