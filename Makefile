@@ -26,7 +26,7 @@ chromium:
 		echo "chromium is not installed: the browser tests will skip (and fail under CI)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
