@@ -31,7 +31,7 @@ soak: $(STAMP)
 	HMT_CHAOS_SCHEDULES=$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)} $(BIN)/python -m pytest tests/chaos -s
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import uvicorn
 
 from bench.engine_sim import CLOSE, TICK, rung, universe
 from bench.report import percentiles, table
 from hmt import logs
+from hmt.api.app import create_app
 from hmt.config import Settings
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import Leg, Side
@@ -77,6 +79,7 @@ class Result:
     backend: str
     fill_s: float
     start_s: float
+    ready_s: float  # build() + start() until the engine is RUNNING (loads the book)
     sim: dict[str, Any]
     latencies_us: list[float]
     segments: dict[str, list[float]]  # each sample cut at the engine's moments
@@ -86,6 +89,7 @@ class Result:
     failed: int
     hot_us: list[float]  # evaluate alone, fires back to back
     idle_us: list[float]  # evaluate alone, each fire after an idle gap
+    api: dict[str, Any] | None = None  # bench.api_load's report, when creates ran alongside
 
 
 def schedule(samples: int) -> list[float]:
@@ -163,6 +167,8 @@ async def _until(check: Any, within: float) -> None:
 
 async def _claims(runtime: Runtime, count: int) -> list[float]:
     """Sequential uncontended claims of far triggers through the engine's own store."""
+    if not count:
+        return []
     picked = [t for t in runtime.engine.book if t.user_id != "ladder"][:count]
     latencies = []
     for trigger in picked:
@@ -232,12 +238,14 @@ class _Nowhere:
 
 
 async def _evaluate_alone(book: list[Trigger], fires: int, gap: float | None) -> list[float]:
-    """`Engine.on_ltp` for ticks that fire one trigger each, timed from outside.
+    """`Engine.on_ltp` for ticks that fire one trigger each, timed from outside ([] if 0).
 
     The same book as the run's, plus a ladder on its first instrument; `gap`
     None fires back to back (hot caches), else sleeps that long between fires
     (an idle loop, as between the run's samples).
     """
+    if not fires:
+        return []
     nowhere = _Nowhere()
     engine = Engine(source=None, feed=nowhere, executor=nowhere, clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
     token = book[0].instrument_token
@@ -266,15 +274,32 @@ async def _read(stream: asyncio.StreamReader | None, within: float) -> dict[str,
     return result
 
 
-async def _measure(backend: str, url: str, size: Size) -> Result:
+async def _measure(
+    backend: str,
+    url: str,
+    size: Size,
+    *,
+    first_rung: int = 0,
+    filled: bool = False,
+    api_concurrency: int = 0,
+) -> Result:
+    """One run: fill (unless `filled`), start the runtime, take the samples.
+
+    `filled` runs reuse a database filled beforehand with a ladder long enough
+    for several runs; each starts at `first_rung`, above those already used, and
+    skips the claims and evaluate-alone extras (`size.claims`, `size.fires` 0).
+    `api_concurrency` > 0 serves the API from this process, as `hmt run` does,
+    and creates triggers through it from a third process while the samples run.
+    """
     ladder = size.samples + WARMUP
-    fill_s = await _fill(url, _rows(size, ladder))
+    fill_s = 0.0 if filled else await _fill(url, _rows(size, ladder))
     plan = schedule(ladder)
     config = {
         "instruments": size.instruments,
         "rate": size.rate,
         "schedule": plan,
         "warmup_s": 1.0,  # background ticks flowing before the first push
+        "first_rung": first_rung,
     }
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -296,23 +321,32 @@ async def _measure(backend: str, url: str, size: Size) -> Result:
             kite_api_key=hello["api_key"],
             kite_access_token=hello["access_token"],
             reconnect_delay_ms=100,
+            rate_limit_writes_per_min=0,  # the API load measures throughput, not the limiter
+            max_triggers_per_user=1_000_000,
         )
+        building = time.perf_counter_ns()
         runtime = await build(settings)
         stamps = Stamps(runtime)
         try:
             started = time.perf_counter_ns()
             await runtime.start()
             start_s = (time.perf_counter_ns() - started) / 1e9
+            await _until(lambda: runtime.engine.state is EngineState.RUNNING, 120)
+            ready_s = (time.perf_counter_ns() - building) / 1e9
             stats = runtime.engine.stats
             # Connected, and every subscription's snapshot tick has arrived.
             await _until(lambda: stats.ticks_processed >= size.instruments, 30)
+            api = _ApiLoad(runtime, size, plan[-1] + 1.5) if api_concurrency else None
+            if api is not None:
+                await api.start(api_concurrency)
             child.stdin.write(b"go\n")
             sim = await _read(child.stdout, plan[-1] + 60)
+            api_report = None if api is None else await api.finish()
             stamps.remove()  # the engine's own claims only
             claims_us = await _claims(runtime, size.claims)  # background ticks still flowing
             engine = stats.latency()
             placed, failed = stats.triggered_orders, stats.failed_orders
-            book = [t for t in runtime.engine.book if t.user_id != "ladder"]
+            book = [t for t in runtime.engine.book if t.user_id != "ladder"] if size.fires else []
         finally:
             await runtime.close()
         child.stdin.write(b"stop\n")
@@ -325,6 +359,7 @@ async def _measure(backend: str, url: str, size: Size) -> Result:
         backend,
         fill_s,
         start_s,
+        ready_s,
         sim,
         sim["latencies_us"][WARMUP:],
         stamps.segments(sim["stamps"]),
@@ -334,7 +369,49 @@ async def _measure(backend: str, url: str, size: Size) -> Result:
         failed,
         await _evaluate_alone(book, size.fires, None),
         await _evaluate_alone(book, size.fires, IDLE_GAP_S),
+        api_report,
     )
+
+
+class _ApiLoad:
+    """The API served in this process and a creating client in another, for `seconds`."""
+
+    def __init__(self, runtime: Runtime, size: Size, seconds: float) -> None:
+        self.runtime, self.size, self.seconds = runtime, size, seconds
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(runtime), host="127.0.0.1", port=0, log_config=None)
+        )
+        self.serving: asyncio.Task[None] | None = None
+        self.child: asyncio.subprocess.Process | None = None
+
+    async def start(self, concurrency: int) -> None:
+        user = await self.runtime.tokens.issue("api-load")
+        self.serving = asyncio.create_task(self.server.serve())
+        await _until(lambda: self.server.started, 10)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        others = list(universe(self.size.instruments))[1:]
+        config = {
+            "url": f"http://127.0.0.1:{port}",
+            "token": user.token,
+            "seconds": self.seconds,
+            "concurrency": concurrency,
+            "price": str(_rupees(CLOSE * 3 // 2)),
+            # Every instrument but the target (BENCH0), whose ladder the samples climb.
+            "instruments": [[i.token, i.tradingsymbol] for i in others],
+        }
+        self.child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.api_load", json.dumps(config),
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    async def finish(self) -> dict[str, Any]:
+        assert self.child is not None
+        assert self.serving is not None
+        report = await _read(self.child.stdout, self.seconds + 60)
+        await self.child.wait()
+        self.server.should_exit = True
+        await self.serving
+        return report
 
 
 async def _admin(sql: str) -> None:

@@ -134,7 +134,9 @@ async def main(config: dict[str, Any]) -> None:
         stamps: list[tuple[int, int]] = []  # (frame written, request arrived) per sample
         missed = 0
         ticks_before, made_before = sim.counters["ticks_sent"], made[0]
-        for k, offset in enumerate(config["schedule"]):
+        # A later run on the same database starts above the rungs earlier runs used up.
+        first = config.get("first_rung", 0)
+        for k, offset in enumerate(config["schedule"], start=first):
             await asyncio.sleep(max(0.0, begin + offset - loop.time()))
             probe.watch(target, rung(k))
             sim.market.trade(target, rung(k))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -183,3 +185,55 @@ BookVersusOracle.TestCase.settings = settings(
     stateful_step_count=40,
 )
 TestBookVersusOracle = BookVersusOracle.TestCase
+
+
+def test_book_against_brute_force_at_scale() -> None:
+    """RELIABILITY 2: up to 10,000 triggers and 1,000 ticks per round, on_tick == a full scan.
+
+    Seeded (printed). Triggers sit on a small grid and keep arriving between
+    ticks, so the book stays populated and ticks land exactly on thresholds.
+    """
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    rounds, compared, mismatches, boundary, fired_total = 5, 0, 0, 0, 0
+    for round_ in range(rounds):
+        book, oracle = TriggerBook(), {}
+        # The first round at the full size; the others at random sizes below it.
+        size = 10_000 if round_ == 0 else rng.randrange(1, 10_001)
+        ticks = 1_000 if round_ == 0 else rng.randrange(1, 1_001)
+        pending = [_random_trigger(rng) for _ in range(size)]
+        for tick in range(ticks):
+            # Feed the book in slices, so triggers arrive while others are firing.
+            for trigger in pending[tick::ticks][: len(pending) // ticks + 1]:
+                book.add(trigger)
+                oracle[trigger.id] = trigger
+            token, ltp = rng.choice((INFY, RELIANCE)), rng.randrange(0, 62)
+            expected = set()
+            for trigger in [t for t in oracle.values() if t.instrument_token == token]:
+                holding = legs_holding(trigger, ltp)
+                if holding:
+                    expected.add((trigger.id, holding[0]))
+                    boundary += trigger.threshold(holding[0]) == ltp
+                    del oracle[trigger.id]
+            got = fired_set(book.on_tick(token, ltp))
+            compared += 1
+            mismatches += got != expected
+            fired_total += len(got)
+        assert {t.id for t in book} == set(oracle)
+    print(
+        f"\nRELIABILITY 2 seed={seed} rounds={rounds} ticks_compared={compared} "
+        f"fired={fired_total} mismatches={mismatches} exact_threshold_hits={boundary}"
+    )
+    assert mismatches == 0
+    assert boundary > 0, "the generator never reached ltp == threshold"
+
+
+def _random_trigger(rng: random.Random) -> Trigger:
+    """A valid trigger on the 1..60 grid, single or oco, either side, either instrument."""
+    side = rng.choice((Side.BUY, Side.SELL))
+    token = rng.choice((INFY, RELIANCE))
+    if rng.random() < 0.5:
+        return make_trigger(side=side, instrument_token=token, trigger_price_1=rng.randint(1, 60))
+    low, high = sorted(rng.sample(range(1, 61), 2))
+    stop, target = (low, high) if side is Side.SELL else (high, low)
+    return make_oco(side, stop, target, instrument_token=token)

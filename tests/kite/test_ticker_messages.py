@@ -86,7 +86,9 @@ def test_malformed_server_text_is_a_bad_text_result(text: str | bytes, kind: Fra
 @pytest.mark.parametrize(
     "text",
     ['{"a":"mode","v":["fast",[1]]}', '{"a":"mode","v":[["x"],[1]]}', '{"a":"subscribe","v":1}',
-     '{"a":"subscribe","v":["1"]}', '{"a":"drop"}', "nope"],
+     '{"a":"subscribe","v":["1"]}', '{"a":"drop"}', "nope",
+     # Found by fuzz/ticker_text.py: an unhashable action used to raise TypeError.
+     '{"a":[],"v":[1]}', '{"a":{},"v":[1]}'],
 )  # fmt: skip
 def test_malformed_client_text_is_a_bad_text_result(text: str) -> None:
     """Malformed client commands (as a server reads them) are BadText, never an exception."""

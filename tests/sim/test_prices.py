@@ -75,6 +75,9 @@ def test_push_price_trades_now_and_updates_the_day() -> None:
         (INFY, "-5", "positive"),
         (INFY, "abc", "not a number"),
         (123, "10", "not in the simulator's universe"),
+        # Found by fuzz/replay_csv.py: beyond uint32 the ticker cannot carry it.
+        (INFY, "1e999999999", "beyond the largest price"),
+        (INFY, "42949672.96", "beyond the largest price"),
     ],
 )
 def test_push_price_refuses_bad_prices_clearly(token: int, price: str, needle: str) -> None:
@@ -114,6 +117,11 @@ def test_replay_parses_epoch_and_iso_times_with_optional_volume() -> None:
         ("1,408065,1500,-1\n", 1, "volume"),
         ("1,408065\n", 1, "row"),
         ("5,408065,1500\n4,408065,1500\n", 2, "timestamp"),
+        # Found by fuzz/replay_csv.py: unbounded prices, volumes and times.
+        ("1,408065,1e999999999\n", 1, "ltp"),
+        ("1,408065,1500,4294967296\n", 1, "volume"),
+        ("nan,408065,1500\n", 1, "timestamp"),
+        ("1,408065,1500\ninf,408065,1500\n", 2, "timestamp"),
     ],
 )
 def test_replay_errors_name_the_line_and_field(text: str, line: int, field: str) -> None:

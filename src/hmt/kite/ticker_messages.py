@@ -141,7 +141,7 @@ def decode_client_text(text: str | bytes) -> ClientCommand | BadText:
         if not (isinstance(value, list) and len(value) == 2 and value[0] in _MODES):
             return BadText(FrameError.BAD_TEXT, 'mode needs ["ltp"|"quote"|"full", [tokens]]')
         mode, value = Mode(value[0]), value[1]
-    elif action not in {"subscribe", "unsubscribe"}:
+    elif not isinstance(action, str) or action not in {"subscribe", "unsubscribe"}:
         return BadText(FrameError.BAD_TEXT, f"unknown action {str(action)[:40]!r}")
     if not isinstance(value, list):
         return BadText(FrameError.BAD_TEXT, f"{action} needs a list of tokens")

@@ -24,6 +24,8 @@ IST = timezone(timedelta(hours=5, minutes=30))
 # Trading seconds in a year (252 days of 6h15m): scales annual volatility to one trade.
 TRADING_SECONDS_PER_YEAR = 252 * 6.25 * 3600
 DEPTH_LEVELS = 5
+# Prices and volumes travel as uint32 ticker fields: anything larger cannot be sent.
+MAX_WIRE = 0xFFFF_FFFF
 
 
 @dataclass(slots=True)
@@ -85,7 +87,9 @@ def parse_price(text: str | int | float | Decimal, instrument: Instrument) -> in
         raise PriceError(f"price {text!r} is not a number") from None
     if not value.is_finite() or value <= 0:
         raise PriceError(f"price {text!r} must be a positive number")
-    units = value * instrument.divisor
+    # Bounded before multiplying: 1e999999999 * divisor overflows Decimal's context.
+    if value > MAX_WIRE or (units := value * instrument.divisor) > MAX_WIRE:
+        raise PriceError(f"price {text!r} is beyond the largest price the ticker can carry")
     if units != units.to_integral_value():
         raise PriceError(f"price {text} has more decimals than {instrument.tradingsymbol} allows")
     if int(units) % instrument.tick:
@@ -248,9 +252,13 @@ class ReplayRow:
 
 def _parse_time(text: str, line: int) -> float:
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ReplayError(line, "timestamp", f"{text!r} is not a finite time")
+        return seconds
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -277,6 +285,9 @@ def _parse_row(cells: list[str], line: int, universe: Universe) -> ReplayRow:
         value = Decimal(cells[2].strip())
     except InvalidOperation:
         raise ReplayError(line, "ltp", f"{cells[2]!r} is not a number") from None
+    # Bounded before multiplying: 1e999999999 * divisor overflows Decimal's context.
+    if value.is_finite() and (value > MAX_WIRE or value * instrument.divisor > MAX_WIRE):
+        raise ReplayError(line, "ltp", f"{cells[2]!r} is beyond the largest wire price")
     units = value * instrument.divisor if value.is_finite() else Decimal(-1)
     if units <= 0 or units != units.to_integral_value():
         raise ReplayError(line, "ltp", f"{cells[2]!r} is not a positive price in paise")
@@ -286,8 +297,8 @@ def _parse_row(cells: list[str], line: int, universe: Universe) -> ReplayRow:
             volume = int(cells[3].strip())
         except ValueError:
             raise ReplayError(line, "volume", f"{cells[3]!r} is not an integer") from None
-        if volume < 0:
-            raise ReplayError(line, "volume", f"{volume} is negative")
+        if not 0 <= volume <= MAX_WIRE:
+            raise ReplayError(line, "volume", f"{volume} is not in 0..{MAX_WIRE}")
     return ReplayRow(at, token, int(units), volume, line)
 
 
