@@ -124,3 +124,13 @@ async def test_engine_control_and_auth(database_url: str, prefix: str) -> None:
         assert (await client.get(f"{prefix}/health")).json()["status"] == "disabled"
         started = await client.post(f"{prefix}/start", headers=system.auth(system.operator_token))
         assert started.json() == {"state": "running"}
+
+
+async def test_the_loaded_book_is_kept_out_of_gc_scans(database_url: str) -> None:
+    """After start-up the live objects (the book above all) are frozen out of the collector."""
+    import gc
+
+    async with running_system(database_url) as system:
+        await system.create(trigger_price_1="1610.00")
+        assert gc.get_freeze_count() > 0
+        assert system.runtime.engine.state.value == "running"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import random
 from collections.abc import Coroutine, Iterable
@@ -100,6 +101,8 @@ class Runtime:
     async def start(self) -> None:
         """Start the engine and the background loops (the kill switch is honoured)."""
         await self.engine.start()
+        gc.collect()  # once, at start-up: nothing to pause yet
+        _keep_out_of_collections()
         if self.awaiting_login and self.engine.state is EngineState.RUNNING:
             self.engine.state = EngineState.LOGIN_REQUIRED
         self._spawn(self._expiry_loop())
@@ -231,8 +234,21 @@ class Runtime:
             with _logged("change_feed_apply_failed"):
                 if isinstance(item, Resync):
                     await self.engine.resync()
+                    _keep_out_of_collections()
                 elif isinstance(item, Change):
                     await self.engine.refresh(item.id)  # type: ignore[arg-type]
+
+
+def _keep_out_of_collections() -> None:
+    """Exempt what is alive now (above all the book) from the cyclic collector.
+
+    The book holds a million small objects for the life of the process; without
+    this every full collection walks them all, on the tick path (measured: 1M
+    triggers, tick-to-order p50 159 ms -> 11 ms). Reference counting still frees
+    a trigger the moment it leaves the book; only cycles among these objects
+    would outlive their use, and the book makes none.
+    """
+    gc.freeze()
 
 
 @contextlib.contextmanager
