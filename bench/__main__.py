@@ -31,6 +31,7 @@ def main() -> int:
         sections.append(module.run(quick=args.quick))
         print(f"  {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
+    missed = missed_targets(sections)
     command = "make bench" if not args.quick else "python -m bench --quick"
     header = [
         "# hmt benchmarks",
@@ -40,10 +41,33 @@ def main() -> int:
         "",
         table(["machine", ""], machine()),
         "",
+        "## Missed targets",
+        "",
+        "Every table row below whose verdict cell says `no`, collected from this run"
+        + (":" if missed else ": none."),
+        "",
+        *missed,
+        "",
     ]
     args.out.write_text("\n".join(header) + "\n" + "\n\n".join(sections) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def missed_targets(sections: list[str]) -> list[str]:
+    """Each row (with its section's title) whose target verdict cell is a `no`."""
+    missed = []
+    for section in sections:
+        title = "?"
+        for line in section.splitlines():
+            if line.startswith("## "):
+                title = line[3:].strip()
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("|") and any(
+                c == "no" or c.startswith("no:") or ": no:" in c for c in cells
+            ):
+                missed.append(f"- {title}: {' · '.join(cells)}")
+    return missed
 
 
 if __name__ == "__main__":
