@@ -49,6 +49,7 @@ log = structlog.get_logger("hmt.wiring")
 # jitter from landing eleven in one of its seconds.
 THROTTLE_MARGIN_S = 0.05
 EXPIRY_SWEEP_S = 5.0
+LISTEN_WAIT_S = 5.0
 # hmt trades through one Kite account; its sealed session is stored under this user.
 ENGINE_ACCOUNT = "hmt-engine"
 # Used in place of an access token until the first Kite login: Kite refuses it (403),
@@ -97,18 +98,28 @@ class Runtime:
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
     awaiting_login: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _listening: asyncio.Event = field(default_factory=asyncio.Event)
+    _loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
-        """Start the engine and the background loops (the kill switch is honoured)."""
+        """Start the engine and the background loops (the kill switch is honoured).
+
+        On PostgreSQL the change feed listens before the book is loaded, so an
+        edit committed during the load is not missed; it is applied after.
+        """
+        if self.db.dialect == "postgresql":
+            self._spawn(self._change_loop())
+            with contextlib.suppress(TimeoutError):
+                # Unreachable now: the feed resynchronises when it connects later.
+                await asyncio.wait_for(self._listening.wait(), LISTEN_WAIT_S)
         await self.engine.start()
+        self._loaded.set()
         gc.collect()  # once, at start-up: nothing to pause yet
         _keep_out_of_collections()
         if self.awaiting_login and self.engine.state is EngineState.RUNNING:
             self.engine.state = EngineState.LOGIN_REQUIRED
         self._spawn(self._expiry_loop())
         self._spawn(self._health_loop())
-        if self.db.dialect == "postgresql":
-            self._spawn(self._change_loop())
 
     async def close(self) -> None:
         """Stop: drain in-flight orders, close the feed, the broker client and the database."""
@@ -231,6 +242,11 @@ class Runtime:
             reconnect_delay=self.settings.reconnect_delay_ms / 1000,
         )
         async for item in feed:
+            if isinstance(item, Resync) and not self._listening.is_set():
+                # Listening began before the start-up load: that load is this resync.
+                self._listening.set()
+                continue
+            await self._loaded.wait()  # changes made during the load wait for it
             with _logged("change_feed_apply_failed"):
                 if isinstance(item, Resync):
                     await self.engine.resync()
