@@ -55,18 +55,22 @@ def main() -> int:
 
 
 def missed_targets(sections: list[str]) -> list[str]:
-    """Each row (with its section's title) whose target verdict cell is a `no`."""
+    """Each row (with its section's title and column names) whose verdict cell is a `no`."""
     missed = []
     for section in sections:
-        title = "?"
+        title, header = "?", []
         for line in section.splitlines():
             if line.startswith("## "):
                 title = line[3:].strip()
+            if not line.startswith("|"):
+                header = []
+                continue
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if line.startswith("|") and any(
-                c == "no" or c.startswith("no:") or ": no:" in c for c in cells
-            ):
-                missed.append(f"- {title}: {' · '.join(cells)}")
+            if not header:
+                header = cells
+            elif any(c == "no" or c.startswith("no:") or ": no:" in c for c in cells):
+                named = [f"{h}: {c}" for h, c in zip(header, cells, strict=False) if c]
+                missed.append(f"- {title} — " + "; ".join(named))
     return missed
 
 
