@@ -1,45 +1,5 @@
 """API tests run on both stores where storage matters: a SQLite file and a private PostgreSQL DB."""
 
-from __future__ import annotations
+from tests.support.databases import database_url, live_pg_url, sqlite_url
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
-import asyncpg
-import pytest
-
-from tests.support.postgres import private_database, url_for
-
-TABLES = "hmt_gtt_orders, hmt_trigger_events, hmt_api_tokens, hmt_broker_accounts, hmt_users"
-
-
-@pytest.fixture(scope="session")
-def api_pg_url() -> Iterator[str]:
-    with private_database("hmt_api") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database on each backend (the runtime migrates it at start-up)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hmt.db'}"
-    url: str = request.getfixturevalue("api_pg_url")
-    asyncio.run(empty_database(url.rsplit("/", 1)[1]))
-    return url
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A fresh SQLite file, for tests where the store does not matter."""
-    return f"sqlite:///{tmp_path / 'hmt.db'}"
-
-
-async def empty_database(database: str) -> None:
-    conn = await asyncpg.connect(url_for(database))
-    try:
-        if await conn.fetchval("SELECT to_regclass('hmt_gtt_orders') IS NOT NULL"):
-            await conn.execute(f"TRUNCATE {TABLES}")
-    finally:
-        await conn.close()
+__all__ = ["database_url", "live_pg_url", "sqlite_url"]  # fixtures, found by pytest by name

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from hmt.api.schemas import SERVER_OWNED
 from hmt.store import tables
-from tests.api.conftest import empty_database
+from tests.support.databases import empty_database
 from tests.support.live import Live
 from tests.support.system import System
 
@@ -127,7 +127,7 @@ def live(
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('badinput') / 'hmt.db'}"
     else:
-        url = request.getfixturevalue("api_pg_url")
+        url = request.getfixturevalue("live_pg_url")
         asyncio.run(empty_database(url.rsplit("/", 1)[1]))
     server = Live(url, rate_limit_writes_per_min=0)
     with server as system:

@@ -28,12 +28,12 @@ from hmt.core.types import Leg, TriggerId
 from hmt.sim.simulator import Simulator
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
+from tests.support.databases import TABLES
 from tests.support.engine_process import EngineProcess, engine_process
 from tests.support.eventually import eventually
 from tests.support.factories import INFY, make_trigger
 from tests.support.history_audit import audit, open_store
 from tests.support.system import System, running_system
-from tests.system.conftest import TABLES
 
 RACES = int(os.environ.get("HMT_RACE_REPS", "30"))
 # Seconds of random delay before each side. The API cancel takes a loopback HTTP
@@ -171,12 +171,12 @@ SHARED_KEY: dict[str, object] = {"retry_backoff_ms": 1000, "max_retries": 4}
 
 
 async def test_two_engine_processes_on_one_postgresql_place_each_trigger_once(
-    system_pg_url: str, tmp_path: Path
+    live_pg_url: str, tmp_path: Path
 ) -> None:
     """Two `hmt run` processes fire the same triggers: each is claimed and ordered once."""
     seed = random.randrange(1 << 32)
     print(f"\nRELIABILITY 7 two engines [postgresql] seed={seed}")
-    database_url = system_pg_url
+    database_url = live_pg_url
     async with (
         Simulator(seed=seed, heartbeat_interval=0.2) as sim,
         open_store(database_url) as store,
