@@ -95,7 +95,6 @@ class Engine:
         self._config = config or EngineConfig()
         self._tasks: set[asyncio.Task[None]] = set()
         self._started_at: float | None = None
-        self.last_tick_at: float | None = None
         self.last_ltp: dict[int, int] = {}  # per instrument, for create-time warnings
         self.events = EventHub()  # live viewers; costs one test per tick when there are none
 
@@ -159,7 +158,6 @@ class Engine:
     def on_ltp(self, instrument_token: int, ltp: int) -> None:
         """Called by the feed for every (token, price); never awaits."""
         self.stats.ticks_processed += 1
-        self.last_tick_at = time.monotonic()
         self.last_ltp[instrument_token] = ltp
         if self.events.listening:
             self.events.price(instrument_token, ltp)
