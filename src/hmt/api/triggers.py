@@ -12,7 +12,9 @@ from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
 from hmt.core.lifecycle import Status
 from hmt.core.rules import legs_holding
 from hmt.core.types import TriggerId, UserId
+from hmt.engine.wiring import Runtime
 from hmt.store.counts import triggers_by_status
+from hmt.store.records import TriggerRecord
 
 router = APIRouter(prefix="/triggers", tags=["triggers"])
 Responses = dict[int | str, dict[str, Any]]
@@ -101,8 +103,7 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     record = await runtime.triggers.update(
         caller.user_id, trigger_id, body.changes(current.trigger)
     )
-    await runtime.engine.refresh(record.id)
-    return TriggerOut.of(record)
+    return await _in_engine(runtime, record)
 
 
 @router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
@@ -110,8 +111,7 @@ async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut
     """Pause an active trigger: kept, but out of the engine until resumed."""
     runtime = request.app.state.runtime
     record = await runtime.triggers.pause(caller.user_id, trigger_id)
-    await runtime.engine.refresh(record.id)
-    return TriggerOut.of(record)
+    return await _in_engine(runtime, record)
 
 
 @router.post("/{trigger_id}/resume", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
@@ -119,8 +119,7 @@ async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
     """Resume a paused trigger; if its condition holds now it fires on the next tick."""
     runtime = request.app.state.runtime
     record = await runtime.triggers.resume(caller.user_id, trigger_id)
-    await runtime.engine.refresh(record.id)
-    return TriggerOut.of(record)
+    return await _in_engine(runtime, record)
 
 
 @router.delete("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
@@ -128,5 +127,10 @@ async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
     """Cancel one of your triggers; it is out of the engine before this returns."""
     runtime = request.app.state.runtime
     record = await runtime.triggers.cancel(caller.user_id, trigger_id)
+    return await _in_engine(runtime, record)
+
+
+async def _in_engine(runtime: Runtime, record: TriggerRecord) -> TriggerOut:
+    """Every change reaches the running engine before its response returns."""
     await runtime.engine.refresh(record.id)
     return TriggerOut.of(record)
