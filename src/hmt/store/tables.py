@@ -83,6 +83,13 @@ gtt_orders = Table(
     Column("created_at", UTCDateTime(), nullable=False, server_default=func.now()),
     Column("updated_at", UTCDateTime(), nullable=False, server_default=func.now()),
     Column("expires_at", UTCDateTime()),
+    # The instrument's units (revision 0002): NULL divisor only in rows another tool wrote.
+    Column("price_divisor", Integer),
+    Column("tick_size", Price()),
+    Column("lot_size", Integer),
+    # Which engine instance holds the claim, and until when (revision 0002).
+    Column("claimed_by", String(64)),
+    Column("claim_expires_at", UTCDateTime()),
     CheckConstraint("user_id <> ''", name="user_id"),
     CheckConstraint(_one_of("status", Status), name="status"),
     CheckConstraint(_one_of("trigger_type", TriggerType), name="trigger_type"),
