@@ -8,8 +8,8 @@ from typing import Any
 
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg, Side
+from hmt.kite.tags import broker_tag
 from hmt.store.records import TriggerRecord
 from tests.support.chaos_oracle import judge, judge_all, orphans, tags_of
 from tests.support.chaos_schedule import generate

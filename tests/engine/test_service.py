@@ -16,6 +16,7 @@ from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg, Side
 from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.service import Engine, EngineConfig, EngineState
+from hmt.kite.tags import broker_tag
 from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
 
@@ -71,7 +72,7 @@ async def test_oco_places_one_leg_only() -> None:
     service.on_ltp(INFY, 111)
     service.on_ltp(INFY, 80)
     await service.drain()
-    assert list(broker.book) == [order_for(oco, Leg.SECOND).tag]
+    assert list(broker.book) == [order_for(oco, Leg.SECOND, broker_tag(oco.id, Leg.SECOND)).tag]
 
 
 async def test_refresh_follows_edits_and_cancels() -> None:
@@ -138,11 +139,18 @@ async def test_recovery_finds_resends_recent_and_gives_up_on_old() -> None:
     source, broker, feed = Source(ledger, [found, recent, old]), Broker(), Feed()
     for trigger in (found, recent, old):
         ledger.status[trigger.id] = "triggered"
-    broker.accept(order_for(found, Leg.FIRST))
+    broker.accept(order_for(found, Leg.FIRST, broker_tag(found.id, Leg.FIRST)))
     source.left = [
-        InFlight(order_for(found, Leg.FIRST), NOW - timedelta(hours=2)),
-        InFlight(order_for(recent, Leg.FIRST), NOW - timedelta(seconds=5)),
-        InFlight(order_for(old, Leg.FIRST), NOW - timedelta(hours=2)),
+        InFlight(
+            order_for(found, Leg.FIRST, broker_tag(found.id, Leg.FIRST)), NOW - timedelta(hours=2)
+        ),
+        InFlight(
+            order_for(recent, Leg.FIRST, broker_tag(recent.id, Leg.FIRST)),
+            NOW - timedelta(seconds=5),
+        ),
+        InFlight(
+            order_for(old, Leg.FIRST, broker_tag(old.id, Leg.FIRST)), NOW - timedelta(hours=2)
+        ),
     ]
     service = engine(source, broker, feed)
     await service.start()

@@ -30,8 +30,8 @@ from typing import Any
 
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import TRANSITIONS, Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerType
+from hmt.kite.tags import broker_tag
 from hmt.store.records import TriggerRecord
 
 CLASSES = (

@@ -19,8 +19,8 @@ from typing import Any
 
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerId
+from hmt.kite.tags import broker_tag
 from hmt.store import migrate
 from hmt.store.db import Database, create_engine
 from hmt.store.records import TriggerRecord

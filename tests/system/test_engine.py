@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg
+from hmt.kite.tags import broker_tag
 from tests.support.eventually import eventually
 from tests.support.system import running_system
 

@@ -23,8 +23,8 @@ import httpx
 from hmt.core.errors import IllegalTransition
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg, TriggerId
+from hmt.kite.tags import broker_tag
 from hmt.sim.simulator import Simulator
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from hmt.config import Broker, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
-from hmt.engine.executor import Executor, RetryPolicy
+from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.service import Engine, EngineConfig, EngineState
 from hmt.kite.orders import KiteOrders
@@ -120,6 +120,7 @@ class Runtime:
             self.engine.state = EngineState.LOGIN_REQUIRED
         self._spawn(self._expiry_loop())
         self._spawn(self._health_loop())
+        self._spawn(self._claim_sweep_loop())
 
     async def close(self) -> None:
         """Stop: drain in-flight orders, close the feed, the broker client and the database."""
@@ -222,6 +223,18 @@ class Runtime:
                 for trigger_id in await self.triggers.expire_due():
                     await self.engine.refresh(trigger_id)
 
+    async def _claim_sweep_loop(self) -> None:
+        """Settle other engines' (or our own abandoned) claims once their lease expires.
+
+        Every half lease: a SIGKILLed engine's claim is settled within 1.5 leases.
+        """
+        interval = self.settings.claim_lease_s / 2
+        while True:
+            await asyncio.sleep(interval)
+            if self.engine.state is EngineState.RUNNING:
+                with _logged("claim_sweep_failed"):
+                    await self.engine.settle_expired()
+
     async def _health_loop(self) -> None:
         interval = self.settings.health_check_interval_ms / 1000
         last: Health | None = None
@@ -300,6 +313,10 @@ async def build(settings: Settings) -> Runtime:
     access_token = access_token or AWAITING_LOGIN
     register_secret(access_token)
     triggers = TriggerStore(db)
+    owner = settings.engine_instance()
+    lease = settings.claim_lease_s
+    execution = ExecutionStore(triggers, owner=owner, lease=timedelta(seconds=lease))
+    log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
     rest = KiteRest(
         api_url=settings.kite_api_url,
         api_key=api_key,
@@ -308,11 +325,12 @@ async def build(settings: Settings) -> Runtime:
     )
     executor = Executor(
         KiteOrders(rest),
-        ExecutionStore(triggers),
+        execution,
         throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
         policy=RetryPolicy(
             max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
         ),
+        lease=LeasePolicy(length=lease, request_timeout=settings.kite_timeout_ms / 1000),
         rng=random.Random(),
     )
     engine: Engine
@@ -326,7 +344,7 @@ async def build(settings: Settings) -> Runtime:
     )
     feed = TickerFeed(ticker, Mode(settings.tick_mode.value))
     engine = Engine(
-        source=ExecutionStore(triggers),
+        source=execution,
         feed=feed,
         executor=executor,
         clock=lambda: datetime.now(UTC),
