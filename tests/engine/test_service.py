@@ -187,3 +187,35 @@ async def test_stop_drains_and_start_resumes() -> None:
     await service.start()
     assert set(service.book.instruments()) == {INFY}
     assert later.id in service.book
+
+
+async def test_settle_expired_settles_claims_another_engine_left() -> None:
+    """A sweep adopts expired claims and settles each by tag: found is placed, recent is sent,
+    an old one absent at the broker fails; claims it did not adopt are left alone."""
+    found, recent, old, live = (make_trigger(trigger_price_1=p) for p in (100, 101, 102, 103))
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [found, recent, old, live]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    for trigger in (found, recent, old, live):
+        ledger.status[trigger.id] = "triggered"  # claimed by engine A, which then died
+    intents = {
+        t.id: order_for(t, Leg.FIRST, broker_tag(t.id, Leg.FIRST)) for t in (found, recent, old)
+    }
+    broker.accept(intents[found.id])
+    source.expired = [
+        InFlight(intents[found.id], NOW - timedelta(seconds=40)),
+        InFlight(intents[recent.id], NOW - timedelta(seconds=40)),
+        InFlight(intents[old.id], NOW - timedelta(hours=2)),
+    ]
+    assert await service.settle_expired() == 3
+    await service.drain()
+    assert ledger.status == {
+        found.id: "placed",
+        recent.id: "placed",
+        old.id: "failed",
+        live.id: "triggered",
+    }
+    assert len(broker.sends) == 1, "only the recent one was sent"
+    assert source.given_up == [old.id]
+    assert await service.settle_expired() == 0

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.errors import ClaimLost
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import Leg, TriggerId
 from hmt.kite.tags import broker_tag
@@ -84,6 +85,7 @@ class ClaimLedger:
         return self.claimable
 
     async def order_sent(self, trigger_id: TriggerId) -> int:
+        self._ours(trigger_id)
         assert self.status[trigger_id] == "triggered", "order_sent without a claim"
         self.attempts[trigger_id] = self.attempts.get(trigger_id, 0) + 1
         self.calls.append(("order_sent", self.attempts[trigger_id]))
@@ -94,6 +96,7 @@ class ClaimLedger:
         return self.held and self.status.get(trigger_id) == "triggered"
 
     async def retry(self, trigger_id: TriggerId, attempt: int, reason: str) -> None:
+        self._ours(trigger_id)
         self.calls.append(("retry", attempt))
 
     async def placed(self, trigger_id: TriggerId, order_id: str, attempt: int) -> None:
@@ -105,7 +108,12 @@ class ClaimLedger:
     async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None:
         self._finish(trigger_id, "active", reason)
 
+    def _ours(self, trigger_id: TriggerId) -> None:
+        if not self.held:
+            raise ClaimLost(trigger_id)
+
     def _finish(self, trigger_id: TriggerId, status: str, detail: object) -> None:
+        self._ours(trigger_id)
         assert self.status[trigger_id] == "triggered", "an outcome without a claim"
         self.status[trigger_id] = status
         self.calls.append((status, detail))
