@@ -34,9 +34,10 @@ from tests.support.history_audit import audit, open_store
 
 REPS = int(os.environ.get("HMT_CRASH_REPS", "2"))
 FAILPOINTS = ("after_claim", "after_send", "after_response", "mid_event_write")
-# mid_event_write's n-th hit, by repetition: 1 cuts the first claim; 5 and 4
-# usually cut an outcome write (after its order_sent event, or before it) once
-# three claims are in, else a later claim. The per-cycle line shows which.
+# mid_event_write's n-th hit, by repetition: 1 cuts the first claim (its fired,
+# claimed and order_sent events are one statement: one hit); 5 and 4 usually cut
+# an outcome write once three claims are in, else a later claim. The per-cycle
+# line shows which.
 MID_WRITE_HITS = (1, 5, 4)
 BASE, CROSSING = "1000.00", "1015.00"
 GRACEFUL = (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once shut down
