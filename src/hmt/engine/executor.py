@@ -279,18 +279,22 @@ class Executor:
         if loop.time() - start > self._lease.renew_every:
             # Adopted a while ago (recovery settles claims one by one): renew first.
             await self._renew_once(trigger_id, lease)
-        task = loop.create_task(self._renew(trigger_id, lease))
+        done = asyncio.Event()
+        task = loop.create_task(self._renew(trigger_id, lease, done))
         try:
             yield lease
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Stopped between renewals, never cancelled inside a database write.
+            done.set()
+            await task
 
-    async def _renew(self, trigger_id: TriggerId, lease: _Lease) -> None:
+    async def _renew(self, trigger_id: TriggerId, lease: _Lease, done: asyncio.Event) -> None:
         while not lease.lost:
-            await asyncio.sleep(self._lease.renew_every)
-            await self._renew_once(trigger_id, lease)
+            try:
+                await asyncio.wait_for(done.wait(), self._lease.renew_every)
+                return
+            except TimeoutError:
+                await self._renew_once(trigger_id, lease)
 
     async def _renew_once(self, trigger_id: TriggerId, lease: _Lease) -> None:
         began = asyncio.get_running_loop().time()
