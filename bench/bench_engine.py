@@ -193,10 +193,10 @@ class Stamps:
         self._runtime = runtime
         claim, request = runtime.triggers.claim, runtime.rest.request
 
-        async def timed_claim(fired: Fired) -> bool:
+        async def timed_claim(fired: Fired, *args: Any, **kwargs: Any) -> bool:
             started = time.perf_counter_ns()
             try:
-                return await claim(fired)
+                return await claim(fired, *args, **kwargs)
             finally:
                 self.claims.append((started, time.perf_counter_ns()))
 
