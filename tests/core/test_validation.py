@@ -9,8 +9,8 @@ import pytest
 
 from hmt.core.errors import InvalidTrigger
 from hmt.core.lifecycle import Status
-from hmt.core.prices import divisor_for, to_decimal, to_units
-from hmt.core.types import Exchange, InstrumentToken, OrderType, Side, TriggerType
+from hmt.core.prices import to_decimal, to_units
+from hmt.core.types import OrderType, Side, TriggerType
 from hmt.core.validation import check, validate
 from tests.support.factories import make_oco, make_trigger
 
@@ -41,8 +41,6 @@ def test_valid_triggers_pass() -> None:
         ({"trigger_type": TriggerType.OCO}, ("trigger_price_2", "required")),
         ({"tradingsymbol": " "}, ("tradingsymbol", "required")),
         ({"instrument_token": 0}, ("instrument_token", "positive")),
-        ({"instrument_token": InstrumentToken(256265)}, ("instrument_token", "tradable")),
-        ({"exchange": Exchange.BSE}, ("instrument_token", "exchange")),
         ({"status": Status.PLACED}, ("status", "initial")),
         ({"expires_at": datetime(2026, 1, 1)}, ("expires_at", "timezone")),  # noqa: DTZ001
         ({"expires_at": NOW - timedelta(seconds=1)}, ("expires_at", "future")),
@@ -89,10 +87,6 @@ def test_validate_raises_with_every_error() -> None:
 
 def test_prices_convert_exactly() -> None:
     """Decimal prices become wire units exactly, and over-precise ones are refused."""
-    assert divisor_for(408065) == 100
-    assert divisor_for((1 << 8) | 3) == 10_000_000  # cds
-    assert divisor_for((1 << 8) | 12) == 10_000  # nco
-    assert divisor_for((1 << 8) | 200) == 100  # unknown segment: the clients' fallback
     assert to_units("1600.05", 100) == 160_005
     assert to_units(Decimal("83.2525"), 10_000_000) == 832_525_000
     assert to_decimal(160_005, 100) == Decimal("1600.05")

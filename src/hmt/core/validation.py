@@ -7,20 +7,7 @@ from datetime import datetime
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.lifecycle import INITIAL_STATUSES
 from hmt.core.model import Trigger
-from hmt.core.prices import INDICES_SEGMENT, segment_of
-from hmt.core.types import Exchange, OrderType, Side, TriggerType
-
-# Which segment byte each exchange's instrument tokens carry (FACTS.md 1.6).
-EXCHANGE_SEGMENTS: dict[Exchange, frozenset[int]] = {
-    Exchange.NSE: frozenset({1}),
-    Exchange.NFO: frozenset({2}),
-    Exchange.CDS: frozenset({3}),
-    Exchange.BSE: frozenset({4}),
-    Exchange.BFO: frozenset({5}),
-    Exchange.BCD: frozenset({6}),
-    Exchange.MCX: frozenset({7, 8}),
-    Exchange.NCO: frozenset({12}),
-}
+from hmt.core.types import OrderType, Side, TriggerType
 
 
 def check(
@@ -56,21 +43,14 @@ def validate(
 
 
 def _instrument_errors(trigger: Trigger) -> list[FieldError]:
+    # Whether the token names a tradable instrument of this exchange is the
+    # broker's knowledge, checked where the instrument is known (the API edge:
+    # `hmt.kite.segments.token_errors`), never by decoding the token here.
     errors = []
     if not trigger.tradingsymbol.strip():
         errors.append(FieldError("tradingsymbol", "required", "must not be empty"))
     if trigger.instrument_token <= 0:
         errors.append(FieldError("instrument_token", "positive", "must be greater than 0"))
-    elif segment_of(trigger.instrument_token) == INDICES_SEGMENT:
-        errors.append(FieldError("instrument_token", "tradable", "indices cannot be traded"))
-    elif segment_of(trigger.instrument_token) not in EXCHANGE_SEGMENTS[trigger.exchange]:
-        errors.append(
-            FieldError(
-                "instrument_token",
-                "exchange",
-                f"token {trigger.instrument_token} does not belong to {trigger.exchange}",
-            )
-        )
     return errors
 
 

@@ -15,9 +15,15 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from hmt.core.prices import INDICES_SEGMENT, divisor_for, to_decimal
+from hmt.core.prices import to_decimal
 
 NSE_SEGMENT = 1
+INDICES_SEGMENT = 9
+# Wire units per rupee by segment (FACTS 1.6); every other segment uses 100. The
+# simulator keeps its own copy of Kite's rule instead of importing the client's
+# (`hmt.kite.segments`): adapters never import each other, and an emulator that
+# shared the client's table could not catch a mistake in it.
+SEGMENT_DIVISORS = {3: 10_000_000, 6: 10_000, 12: 10_000}
 
 # The instrument dump's columns, in Kite's order (fixtures/instruments_nse.csv).
 CSV_COLUMNS = (
@@ -64,7 +70,7 @@ class Instrument:
     @property
     def divisor(self) -> int:
         """Wire units per rupee for this instrument's segment."""
-        return divisor_for(self.token)
+        return SEGMENT_DIVISORS.get(self.segment, 100)
 
     @property
     def key(self) -> str:

@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import DuplicateTrigger, FieldError, HmtError, InvalidTrigger
 from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.fields import EDITABLE
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
 from hmt.core.tags import broker_tag
@@ -31,7 +32,9 @@ from hmt.store.loading import active_triggers
 from hmt.store.records import (
     PRICE_FIELDS,
     USER_FIELDS,
+    DivisorOf,
     TriggerRecord,
+    instrument_columns,
     record_from_row,
     rupees,
     user_columns,
@@ -40,10 +43,9 @@ from hmt.store.rls import scope
 from hmt.store.tables import gtt_orders as t
 
 Clock = Callable[[], datetime]
-# Trigger fields a trader may change; id, user_id and status are never writable.
-EDITABLE_FIELDS = frozenset(
-    f.name for f in dataclasses.fields(Trigger) if f.name not in {"id", "user_id", "status"}
-)
+# Trigger fields an edit may change (the trader's, and the divisor that goes with the
+# instrument); id, user_id and status are never writable.
+EDITABLE_FIELDS = EDITABLE
 
 # Compared in SQL by the claim; prices and expiry are compared on the returned row.
 _PLAIN_FIELDS = tuple(f for f in USER_FIELDS if f not in PRICE_FIELDS and f != "expires_at")
@@ -66,16 +68,30 @@ def _utc_now() -> datetime:
 
 
 class TriggerStore:
-    """Triggers in `hmt_gtt_orders`, their history in `hmt_trigger_events`."""
+    """Triggers in `hmt_gtt_orders`, their history in `hmt_trigger_events`.
 
-    def __init__(self, db: Database, *, clock: Clock = _utc_now) -> None:
+    `divisor_of` is the broker's rule for the price divisor of a row stored
+    without one (another tool's insert); without it such rows are refused,
+    naming `price_divisor` (docs/store.md).
+    """
+
+    def __init__(
+        self, db: Database, *, clock: Clock = _utc_now, divisor_of: DivisorOf | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.divisor_of = divisor_of
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
-    async def create(self, trigger: Trigger, *, tick_size: int | None = None) -> TriggerRecord:
-        """Validate and store a new trigger, with its `created` event."""
+    async def create(
+        self, trigger: Trigger, *, tick_size: int | None = None, lot_size: int | None = None
+    ) -> TriggerRecord:
+        """Validate and store a new trigger, with its `created` event.
+
+        `tick_size` (wire units) and `lot_size` are the instrument's, when known;
+        they are stored with the row.
+        """
         now = self.clock()
         try:
             uuid.UUID(trigger.id)
@@ -93,6 +109,7 @@ class TriggerStore:
                 "created_at": now,
                 "updated_at": now,
                 **user_columns(trigger),
+                **instrument_columns(tick_size, lot_size, trigger.price_divisor),
             }
             try:
                 row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
@@ -101,7 +118,7 @@ class TriggerStore:
             await events.append(
                 conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
             )
-            return record_from_row(row._mapping)
+            return record_from_row(row._mapping, self.divisor_of)
 
         return await self.db.transaction(work)
 
@@ -110,7 +127,8 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, user_id)
-            return record_from_row((await _fetch(conn, trigger_id, user_id))._mapping)
+            row = await _fetch(conn, trigger_id, user_id)
+            return record_from_row(row._mapping, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -143,7 +161,8 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, user_id)
-            return [record_from_row(row._mapping) for row in await conn.execute(query)]
+            rows = await conn.execute(query)
+            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
 
         return await self.db.transaction(work, write=False)
 
@@ -154,8 +173,13 @@ class TriggerStore:
         changes: Mapping[str, Any],
         *,
         tick_size: int | None = None,
+        lot_size: int | None = None,
     ) -> TriggerRecord:
-        """Change trader-owned fields of an active or paused trigger, validated as a whole."""
+        """Change trader-owned fields of an active or paused trigger, validated as a whole.
+
+        An edit that changes the instrument stores its `tick_size` and `lot_size`
+        as given (None when not known: the old instrument's no longer apply).
+        """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
             raise InvalidTrigger(
@@ -164,11 +188,20 @@ class TriggerStore:
             )
         now = self.clock()
 
-        def apply(trigger: Trigger) -> Trigger:
-            changed = dataclasses.replace(trigger, **changes)
-            return validate(changed, tick_size=tick_size, now=now)
+        regrid = tick_size is not None or lot_size is not None or "instrument_token" in changes
+        grid: dict[str, Any] = {}  # filled by apply(), read by apply_event after it
 
-        return await self._advance(trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply)
+        def apply(trigger: Trigger) -> Trigger:
+            changed = validate(
+                dataclasses.replace(trigger, **changes), tick_size=tick_size, now=now
+            )
+            if regrid:
+                grid.update(instrument_columns(tick_size, lot_size, changed.price_divisor))
+            return changed
+
+        return await self._advance(
+            trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply, values=grid
+        )
 
     async def pause(self, user_id: str, trigger_id: str) -> TriggerRecord:
         return await self._advance(trigger_id, EventKind.PAUSED, user_id=user_id)
@@ -188,7 +221,9 @@ class TriggerStore:
         on_invalid: Callable[[str, Exception], None] | None = None,
     ) -> AsyncIterator[builtins.list[Trigger]]:
         """Every active trigger, in batches, without holding them all in one list."""
-        return active_triggers(self.db, batch_size=batch_size, on_invalid=on_invalid)
+        return active_triggers(
+            self.db, batch_size=batch_size, on_invalid=on_invalid, divisor_of=self.divisor_of
+        )
 
     async def load(self, trigger_id: str) -> TriggerRecord | None:
         """Any trigger by id, whoever owns it (for the change feed and reconciliation)."""
@@ -196,7 +231,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> TriggerRecord | None:
             query = select(t).where(t.c.id == _valid_id(trigger_id))
             row = (await conn.execute(query)).first()
-            return None if row is None else record_from_row(row._mapping)
+            return None if row is None else record_from_row(row._mapping, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -205,7 +240,7 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             rows = await conn.execute(select(t).where(t.c.status == status.value))
-            return [record_from_row(row._mapping) for row in rows]
+            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
 
         return await self.db.transaction(work, write=False)
 
@@ -224,13 +259,18 @@ class TriggerStore:
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
         tag = broker_tag(trigger.id, fired.leg)
-        price = rupees(fired.ltp, trigger.instrument_token)
+        price = rupees(fired.ltp, trigger.price_divisor)
         expected = user_columns(trigger)
         same = [t.c[name] == expected[name] for name in _PLAIN_FIELDS]
+        # The prices were read with this divisor: a row stored without one (another
+        # tool's) gets it pinned by the claim, so its outcome reads back the same.
+        divisor = trigger.price_divisor
+        same.append(or_(t.c.price_divisor.is_(None), t.c.price_divisor == divisor))
         statement = (
             update(t)
             .where(t.c.id == _valid_id(trigger.id), t.c.status == Status.ACTIVE.value, *same)
             .values(
+                price_divisor=divisor,
                 status=claimed.value,
                 triggered_leg=int(fired.leg),
                 triggered_price=price,
@@ -315,7 +355,10 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> builtins.list[TriggerId]:
             expired = []
             for (trigger_id,) in (await conn.execute(due)).all():
-                if await apply_event(conn, str(trigger_id), EventKind.EXPIRED, now) is not None:
+                expired_now = await apply_event(
+                    conn, str(trigger_id), EventKind.EXPIRED, now, divisor_of=self.divisor_of
+                )
+                if expired_now is not None:
                     expired.append(TriggerId(str(trigger_id)))
             return expired
 
@@ -345,6 +388,7 @@ class TriggerStore:
                 edit=edit,
                 values=values,
                 payload=payload,
+                divisor_of=self.divisor_of,
             )
             if record is None:
                 raise TriggerNotFound(trigger_id)
@@ -377,19 +421,24 @@ async def apply_event(
     edit: Callable[[Trigger], Trigger] | None = None,
     values: Mapping[str, Any] | None = None,
     payload: Mapping[str, Any] | None = None,
+    divisor_of: DivisorOf | None = None,
 ) -> TriggerRecord | None:
-    """Apply one lifecycle event to a locked row, write it and its event; None if gone."""
+    """Apply one lifecycle event to a locked row, write it and its event; None if gone.
+
+    `divisor_of` reads a row stored without a price divisor (`TriggerStore`).
+    """
     try:
         row = await _fetch(conn, trigger_id, user_id, lock=True)
     except TriggerNotFound:
         return None
-    current = record_from_row(row._mapping)
+    current = record_from_row(row._mapping, divisor_of)
     status = transition(current.status, kind)
-    new_values: dict[str, Any] = {"status": status.value, "updated_at": now, **(values or {})}
+    new_values: dict[str, Any] = {"status": status.value, "updated_at": now}
     if edit is not None:
         edited = edit(current.trigger)
         new_values.update(user_columns(edited))
         payload = _payload(edited)
+    new_values.update(values or {})  # after edit(): an edit may fill `values` (the grid)
     written = (
         await conn.execute(
             update(t)
@@ -401,7 +450,7 @@ async def apply_event(
     if written is None:  # changed under us (only possible without the row lock)
         return None
     await events.append(conn, trigger_id, current.trigger.user_id, kind, now, payload)
-    return record_from_row(written._mapping)
+    return record_from_row(written._mapping, divisor_of)
 
 
 def _payload(trigger: Trigger) -> dict[str, Any]:
