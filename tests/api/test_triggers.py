@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from tests.support.eventually import eventually
 from tests.support.system import running_system
@@ -167,3 +168,58 @@ async def test_bad_edits_are_422s_naming_the_field_and_change_nothing(database_u
                 assert any(e["rule"] == rule for e in errors), (body, errors)
         after = await system.trigger(created["id"])
         assert after == before
+
+
+async def test_currency_prices_round_trip_with_their_own_divisor(database_url: str) -> None:
+    """CDS (10^7) and BCD (10^4) prices keep every decimal through create, store, load and read."""
+    currencies = [
+        (412675, "CDS", "USDINR26DECFUT", "83.1234567", 10_000_000),
+        ((1 << 8) | 6, "BCD", "USDINR26DECFUT", "83.1234", 10_000),
+    ]
+    async with running_system(database_url) as system:
+        for token, exchange, symbol, price, divisor in currencies:
+            created = await system.create(
+                instrument_token=token,
+                exchange=exchange,
+                tradingsymbol=symbol,
+                trigger_price_1=price,
+                product="NRML",
+            )
+            assert created["trigger_price_1"] == price
+            assert (await system.trigger(created["id"]))["trigger_price_1"] == price
+            in_book = system.runtime.engine.book.get(created["id"])
+            assert (in_book.price_divisor, in_book.trigger_price_1) == (
+                divisor,
+                int(Decimal(price) * divisor),
+            )
+            stored = await system.runtime.triggers.get("alice", created["id"])
+            assert stored.trigger.price_divisor == divisor
+            edited = await system.client.patch(
+                f"/triggers/{created['id']}",
+                json={"trigger_price_1": price[:-1] + "8"},
+                headers=system.auth(),
+            )
+            assert edited.json()["trigger_price_1"] == price[:-1] + "8", edited.text
+        loaded = [t async for batch in system.runtime.triggers.stream_active() for t in batch]
+        assert sorted((t.price_divisor, t.trigger_price_1) for t in loaded) == [
+            (10_000, 831_238),
+            (10_000_000, 831_234_568),
+        ]
+        too_fine = await system.client.post(
+            "/triggers",
+            json={
+                "instrument_token": (1 << 8) | 6,
+                "exchange": "BCD",
+                "tradingsymbol": "USDINR26DECFUT",
+                "trigger_type": "single",
+                "transaction_type": "BUY",
+                "quantity": 1,
+                "product": "NRML",
+                "trigger_price_1": "83.12345",
+            },
+            headers=system.auth(),
+        )
+        assert too_fine.status_code == 422
+        assert [(e["field"], e["rule"]) for e in too_fine.json()["errors"]] == [
+            ("trigger_price_1", "precision")
+        ]

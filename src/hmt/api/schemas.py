@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
+from enum import IntEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -240,7 +241,7 @@ class TriggerOut(BaseModel):
             value = getattr(t if f.home is Home.TRIGGER else record, f.name)
             if value is not None and f.price:
                 value = to_decimal(value, divisor)
-            elif value is not None and f.name == "triggered_leg":
+            elif isinstance(value, IntEnum):  # the leg: 1 or 2 on the wire
                 value = int(value)
             shown[str(f.api)] = value
         return cls(

@@ -1,0 +1,196 @@
+"""The start-up load reads each column by name, into the field the specification gives it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from hmt.core.errors import InvalidTrigger
+from hmt.core.lifecycle import Status
+from hmt.core.model import Fired, Trigger
+from hmt.core.types import (
+    Exchange,
+    InstrumentToken,
+    Leg,
+    OrderType,
+    Product,
+    Side,
+    TriggerId,
+    TriggerType,
+    UserId,
+)
+from hmt.store.db import Database
+from hmt.store.loading import _COLUMNS, converter
+from hmt.store.records import trigger_from_row
+from hmt.store.tables import gtt_orders
+from hmt.store.triggers import TriggerStore
+
+USDINR = 412675  # NSE currency: 10^7 wire units per rupee
+EXPIRES = datetime(2031, 7, 9, 11, 12, 13, tzinfo=UTC)
+
+
+def distinct_row(trigger_id: str, **overrides: Any) -> dict[str, Any]:
+    """An active CDS oco row in which no two fields share a value (a swap shows)."""
+    row: dict[str, Any] = {
+        "id": trigger_id,
+        "user_id": "u-distinct",
+        "instrument_token": USDINR,
+        "exchange": "CDS",
+        "tradingsymbol": "USDINR31JULFUT",
+        "trigger_type": "oco",
+        "transaction_type": "SELL",
+        "trigger_price_1": Decimal("83.1234567"),
+        "trigger_price_2": Decimal("84.7654321"),
+        "quantity": 7,
+        "product": "NRML",
+        "order_type": "LIMIT",
+        "limit_price_1": Decimal("83.1111111"),
+        "limit_price_2": Decimal("84.2222222"),
+        "status": "active",
+        "attempts": 3,
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "updated_at": datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC),
+        "expires_at": EXPIRES,
+        "price_divisor": 10_000_000,
+        "tick_size": Decimal("0.0025"),
+        "lot_size": 1000,
+    }
+    row.update(overrides)
+    return row
+
+
+def expected_trigger(trigger_id: str) -> Trigger:
+    return Trigger(
+        id=TriggerId(trigger_id),
+        user_id=UserId("u-distinct"),
+        instrument_token=InstrumentToken(USDINR),
+        exchange=Exchange.CDS,
+        tradingsymbol="USDINR31JULFUT",
+        trigger_type=TriggerType.OCO,
+        side=Side.SELL,
+        trigger_price_1=831_234_567,
+        trigger_price_2=847_654_321,
+        quantity=7,
+        product=Product.NRML,
+        order_type=OrderType.LIMIT,
+        limit_price_1=831_111_111,
+        limit_price_2=842_222_222,
+        status=Status.ACTIVE,
+        expires_at=EXPIRES,
+        price_divisor=10_000_000,
+    )
+
+
+async def insert(db: Database, row: dict[str, Any]) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(gtt_orders.insert().values(row))
+
+
+async def loaded(store: TriggerStore, invalid: list[tuple[str, Exception]]) -> list[Trigger]:
+    found: list[Trigger] = []
+    async for batch in store.stream_active(on_invalid=lambda i, e: invalid.append((i, e))):
+        found += batch
+    return found
+
+
+async def test_every_field_lands_in_its_own_place(store: TriggerStore, db: Database) -> None:
+    """A row of all-distinct values loads, and reads back as a record, field for field."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id))
+    invalid: list[tuple[str, Exception]] = []
+    [trigger] = await loaded(store, invalid)
+    assert invalid == []
+    assert trigger == expected_trigger(trigger_id)
+    record = await store.get("u-distinct", trigger_id)
+    assert record.trigger == trigger
+    assert (record.tick_size, record.lot_size, record.attempts) == (25_000, 1000, 3)
+    assert record.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert record.updated_at == datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+async def test_record_fields_land_in_their_own_places(store: TriggerStore, db: Database) -> None:
+    """The server's columns of a triggered row read back into the record's own fields."""
+    trigger_id = str(uuid.uuid4())
+    server = {
+        "status": "triggered",
+        "triggered_leg": 2,
+        "triggered_price": Decimal("84.7654322"),
+        "triggered_at": datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+        "broker_tag": "tagdistinct",
+        "order_id": "250101000000001",
+        "error_message": "an error of its own",
+    }
+    await insert(db, distinct_row(trigger_id, **server))
+    record = await store.get("u-distinct", trigger_id)
+    assert record.status is Status.TRIGGERED
+    assert record.triggered_leg is Leg.SECOND
+    assert record.triggered_price == 847_654_322
+    assert record.triggered_at == datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    assert (record.broker_tag, record.order_id) == ("tagdistinct", "250101000000001")
+    assert record.error_message == "an error of its own"
+
+
+async def test_the_stored_divisor_wins_over_the_token(store: TriggerStore, db: Database) -> None:
+    """An NSE-looking token stored with divisor 10^4 is read in 10^4 units: nothing decodes it."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id, instrument_token=408065, price_divisor=10_000,
+                                  trigger_price_1=Decimal("83.1234"),
+                                  trigger_price_2=Decimal("84.7654"),
+                                  limit_price_1=Decimal("83.1111"),
+                                  limit_price_2=Decimal("84.2222")))  # fmt: skip
+    [trigger] = await loaded(store, [])
+    assert (trigger.price_divisor, trigger.trigger_price_1) == (10_000, 831_234)
+    assert (await store.get("u-distinct", trigger_id)).trigger == trigger
+
+
+async def test_null_divisor_uses_the_broker_rule_or_is_refused(db: Database) -> None:
+    """Another tool's row without a divisor: read with the fallback, else refused naming it."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id, price_divisor=None))
+    with_rule = TriggerStore(db, divisor_of=lambda token: {USDINR: 10_000_000}[token])
+    [trigger] = await loaded(with_rule, [])
+    assert trigger == expected_trigger(trigger_id)
+
+    without = TriggerStore(db)
+    invalid: list[tuple[str, Exception]] = []
+    assert await loaded(without, invalid) == []
+    [(bad_id, error)] = invalid
+    assert bad_id == trigger_id
+    assert isinstance(error, InvalidTrigger)
+    assert [(e.field, e.rule) for e in error.errors] == [("price_divisor", "required")]
+    with pytest.raises(InvalidTrigger, match="price_divisor"):
+        await without.get("u-distinct", trigger_id)
+
+
+async def test_a_claim_pins_the_divisor_it_read_with(db: Database) -> None:
+    """Claiming a row stored without a divisor writes the one its prices were read with."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id, price_divisor=None))
+    store = TriggerStore(db, divisor_of=lambda token: 10_000_000)
+    [trigger] = await loaded(store, [])
+    assert await store.claim(Fired(trigger, Leg.FIRST, 831_234_567))
+    without = TriggerStore(db)  # no fallback needed any more
+    record = await without.get("u-distinct", trigger_id)
+    assert (record.trigger.price_divisor, record.triggered_price) == (10_000_000, 831_234_567)
+
+
+def test_converter_reads_by_name_whatever_the_column_order() -> None:
+    """The same values in reversed column order convert to the same trigger."""
+    trigger_id = str(uuid.uuid4())
+    row = distinct_row(trigger_id)
+    names = [c.name for c in _COLUMNS]
+    forward = converter(names)([row[name] for name in names])
+    backward = converter(names[::-1])([row[name] for name in names[::-1]])
+    assert forward == backward == expected_trigger(trigger_id)
+    assert trigger_from_row(row) == forward
+
+
+def test_converter_refuses_a_query_missing_a_column() -> None:
+    """A load whose query lacks a field's column stops at once, naming the column."""
+    names = [c.name for c in _COLUMNS if c.name != "limit_price_2"]
+    with pytest.raises(RuntimeError, match="limit_price_2"):
+        converter(names)
