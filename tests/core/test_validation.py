@@ -32,6 +32,7 @@ def test_valid_triggers_pass() -> None:
     ("overrides", "expected"),
     [
         ({"quantity": 0}, ("quantity", "minimum")),
+        ({"price_divisor": 0}, ("price_divisor", "positive")),
         ({"trigger_price_1": 0}, ("trigger_price_1", "positive")),
         ({"trigger_price_1": -5}, ("trigger_price_1", "positive")),
         ({"trigger_price_2": 100}, ("trigger_price_2", "forbidden")),

@@ -28,6 +28,7 @@ from hmt.store.loading import _COLUMNS, converter
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
+from tests.support.factories import RELIANCE, make_trigger
 
 USDINR = 412675  # NSE currency: 10^7 wire units per rupee
 EXPIRES = datetime(2031, 7, 9, 11, 12, 13, tzinfo=UTC)
@@ -194,3 +195,16 @@ def test_converter_refuses_a_query_missing_a_column() -> None:
     names = [c.name for c in _COLUMNS if c.name != "limit_price_2"]
     with pytest.raises(RuntimeError, match="limit_price_2"):
         converter(names)
+
+
+async def test_instrument_grid_is_stored_and_follows_the_instrument(store: TriggerStore) -> None:
+    """Tick and lot size are kept at create, updated when given, cleared on another instrument."""
+    trigger = make_trigger()
+    created = await store.create(trigger, tick_size=5, lot_size=1)
+    assert (created.tick_size, created.lot_size) == (5, 1)
+    priced = await store.update("alice", trigger.id, {"trigger_price_1": 160_010}, tick_size=10)
+    assert (priced.tick_size, priced.lot_size) == (10, 1)
+    moved = await store.update(
+        "alice", trigger.id, {"instrument_token": RELIANCE, "tradingsymbol": "RELIANCE"}
+    )
+    assert (moved.tick_size, moved.lot_size) == (None, None)

@@ -23,6 +23,8 @@ def check(
     errors += _price_errors(trigger, tick_size)
     if trigger.quantity < 1:
         errors.append(FieldError("quantity", "minimum", "must be at least 1"))
+    if trigger.price_divisor < 1:
+        errors.append(FieldError("price_divisor", "positive", "must be at least 1"))
     if trigger.status not in INITIAL_STATUSES:
         errors.append(FieldError("status", "initial", "a trigger starts as active or paused"))
     if trigger.expires_at is not None and trigger.expires_at.tzinfo is None:

@@ -177,8 +177,9 @@ class TriggerStore:
     ) -> TriggerRecord:
         """Change trader-owned fields of an active or paused trigger, validated as a whole.
 
-        An edit that changes the instrument stores its `tick_size` and `lot_size`
-        as given (None when not known: the old instrument's no longer apply).
+        `tick_size` (wire units) and `lot_size`, when given, are stored; an edit
+        that moves the trigger to another instrument stores them as given, None
+        included (the old instrument's no longer apply).
         """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
@@ -188,15 +189,17 @@ class TriggerStore:
             )
         now = self.clock()
 
-        regrid = tick_size is not None or lot_size is not None or "instrument_token" in changes
         grid: dict[str, Any] = {}  # filled by apply(), read by apply_event after it
 
         def apply(trigger: Trigger) -> Trigger:
             changed = validate(
                 dataclasses.replace(trigger, **changes), tick_size=tick_size, now=now
             )
-            if regrid:
-                grid.update(instrument_columns(tick_size, lot_size, changed.price_divisor))
+            columns = instrument_columns(tick_size, lot_size, changed.price_divisor)
+            if changed.instrument_token != trigger.instrument_token:
+                grid.update(columns)  # the old instrument's grid no longer applies
+            else:
+                grid.update((name, value) for name, value in columns.items() if value is not None)
             return changed
 
         return await self._advance(
