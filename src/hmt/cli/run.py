@@ -28,7 +28,7 @@ def run(
 
     from hmt import logs
     from hmt.api.app import create_app
-    from hmt.engine.wiring import build
+    from hmt.compose import build
 
     settings = settings_or_exit()
     logs.configure(json=json_logs)
