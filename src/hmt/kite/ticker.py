@@ -22,11 +22,11 @@ only the URL without its query string is.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -49,7 +49,7 @@ from hmt.kite.ticker_handshake import (
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind, TickerState, TickerStats
 from hmt.kite.ticks import Mode
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("hmt.kite.ticker")
 
 OnEvent = Callable[[LinkEvent], object]
 
@@ -161,7 +161,7 @@ class Ticker:
         self._access_token = access_token
         if self._token_invalid:
             self._token_invalid = False
-            log.info("kite ticker: new access token, reconnecting to %s", self._public_url)
+            log.info("ticker_new_token", url=self._public_url)
         waiting, self._token_changed = self._token_changed, asyncio.Event()
         waiting.set()
 
@@ -247,9 +247,13 @@ class Ticker:
         delay = backoff_delay(link.attempt, self._base_s, self._cap_s, self._jitter, self._rng)
         link.state = TickerState.RECONNECTING
         log.warning(
-            "kite ticker: connection %d to %s down (%s); attempt %d in %.2f s",
-            link.index, self._public_url, link.reason, link.attempt, delay,
-        )  # fmt: skip
+            "ticker_down",
+            link=link.index,
+            url=self._public_url,
+            reason=link.reason,
+            attempt=link.attempt,
+            retry_in_s=round(delay, 2),
+        )
         self._emit(LinkEventKind.BACKOFF, link, attempt=link.attempt, delay_s=delay)
         await asyncio.sleep(delay)
 
@@ -258,10 +262,7 @@ class Ticker:
         if token != self._access_token:
             return
         if not self._token_invalid:
-            log.error(
-                "kite ticker: access token rejected (HTTP 403) by %s; waiting for a new token",
-                self._public_url,
-            )
+            log.error("ticker_token_rejected", url=self._public_url, status=403)
         self._token_invalid = True
         link.reason = "HTTP 403: access token invalid or expired"
         self._emit(LinkEventKind.TOKEN_INVALID, link, reason=link.reason)
@@ -270,7 +271,7 @@ class Ticker:
         """Serve one open socket until it ends; how long it lived, in seconds."""
         opened = link.last_frame = self._clock()
         link.ws, link.told, link.state, link.reason = ws, {}, TickerState.CONNECTED, ""
-        log.info("kite ticker: connection %d open to %s", link.index, self._public_url)
+        log.info("ticker_connected", link=link.index, url=self._public_url)
         self._emit(LinkEventKind.CONNECTED, link)
         link.dirty.set()
         helpers = [
@@ -285,7 +286,7 @@ class Ticker:
         except ConnectionClosed:
             pass
         except Exception:  # a bug of ours must cost a reconnect, not the feed
-            log.exception("kite ticker: connection %d failed while reading", link.index)
+            log.exception("ticker_read_failed", link=link.index)
             link.reason = link.reason or "reader failed"
         finally:
             for task in helpers:
@@ -315,7 +316,7 @@ class Ticker:
         except ConnectionClosed:
             return
         except Exception:
-            log.exception("kite ticker: connection %d failed while sending", link.index)
+            log.exception("ticker_send_failed", link=link.index)
             link.reason = "writer failed"
             ws.transport.abort()
 
