@@ -118,7 +118,10 @@ class Ticker:
         self._links: list[_Link] = [_Link(0)]
         self._running = False
         self._clock: Callable[[], float] = _no_clock
-        self._token_invalid = False
+        # The connection loops' own wait after a 403 (no handshake until a new token), not
+        # the session's validity: the engine's BrokerSession decides that, told by the
+        # TOKEN_INVALID event.
+        self._awaiting_token = False
         self._token_changed = asyncio.Event()
         self.handshakes = self.reconnects = self.watchdog_trips = 0
 
@@ -159,8 +162,8 @@ class Ticker:
         """Use `access_token` from the next handshake on; ends a `token_invalid` wait."""
         check_token(access_token)
         self._access_token = access_token
-        if self._token_invalid:
-            self._token_invalid = False
+        if self._awaiting_token:
+            self._awaiting_token = False
             log.info("ticker_new_token", url=self._public_url)
         waiting, self._token_changed = self._token_changed, asyncio.Event()
         waiting.set()
@@ -209,7 +212,7 @@ class Ticker:
     async def _run(self, link: _Link) -> None:
         first = True
         while self._running:
-            if self._token_invalid:
+            if self._awaiting_token:
                 link.state = TickerState.TOKEN_INVALID
                 await self._token_changed.wait()
                 continue
@@ -261,9 +264,9 @@ class Ticker:
         """HTTP 403: wait for a new token, unless one arrived while this handshake ran."""
         if token != self._access_token:
             return
-        if not self._token_invalid:
+        if not self._awaiting_token:
             log.error("ticker_token_rejected", url=self._public_url, status=403)
-        self._token_invalid = True
+        self._awaiting_token = True
         link.reason = "HTTP 403: access token invalid or expired"
         self._emit(LinkEventKind.TOKEN_INVALID, link, reason=link.reason)
 
@@ -343,7 +346,7 @@ class Ticker:
     def state(self) -> TickerState:
         if not self._running:
             return TickerState.STOPPED
-        if self._token_invalid:
+        if self._awaiting_token:
             return TickerState.TOKEN_INVALID
         states = {link.state for link in self._links}
         if states == {TickerState.CONNECTED}:
