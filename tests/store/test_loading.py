@@ -24,6 +24,7 @@ from hmt.core.types import (
     UserId,
 )
 from hmt.store.db import Database
+from hmt.store.execution import ExecutionStore
 from hmt.store.loading import _COLUMNS, converter
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
@@ -177,6 +178,19 @@ async def test_a_claim_pins_the_divisor_it_read_with(db: Database) -> None:
     without = TriggerStore(db)  # no fallback needed any more
     record = await without.get("u-distinct", trigger_id)
     assert (record.trigger.price_divisor, record.triggered_price) == (10_000_000, 831_234_567)
+
+
+async def test_an_outcome_reads_a_triggered_row_with_the_broker_rule(db: Database) -> None:
+    """Recovering another tool's triggered row without a divisor records its outcome."""
+    trigger_id = str(uuid.uuid4())
+    triggered = {"status": "triggered", "triggered_leg": 1, "broker_tag": "tagnulldiv"}
+    await insert(db, distinct_row(trigger_id, price_divisor=None, **triggered))
+    store = TriggerStore(db, divisor_of=lambda token: {USDINR: 10_000_000}[token])
+    [in_flight] = await ExecutionStore(store).in_flight()
+    assert in_flight.intent.price_divisor == 10_000_000
+    await ExecutionStore(store).placed(TriggerId(trigger_id), "250101000000002", 1)
+    record = await store.get("u-distinct", trigger_id)
+    assert (record.status, record.order_id) == (Status.PLACED, "250101000000002")
 
 
 def test_converter_reads_by_name_whatever_the_column_order() -> None:
