@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     kite_login_url: str = "https://kite.zerodha.com/connect/login"
     # The API's resource limits (RELIABILITY.md, security table).
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    # POST /triggers/bulk's own cap: 1000 triggers of up to ~500 bytes each fit in 1 MiB.
+    max_bulk_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     max_triggers_per_user: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     # 10 writes a second, bursts of 60: room for a scripted morning set-up, not for a flood.
     rate_limit_writes_per_min: Annotated[int, Field(ge=0, le=1_000_000)] = 600  # 0: off
