@@ -84,6 +84,24 @@ async def test_a_cursor_that_is_not_ours_is_a_422_naming_cursor(sqlite_url: str)
             assert response.json()["errors"][0]["field"] == "cursor"
 
 
+async def test_the_schema_declares_the_paging_headers_and_the_bulk_body(sqlite_url: str) -> None:
+    """OpenAPI describes X-Total-Count, Link and the cursor, and the bulk create's body."""
+    async with running_system(sqlite_url) as system:
+        schema = (await system.client.get("/openapi.json")).json()
+        listing = schema["paths"]["/triggers"]["get"]
+        assert set(listing["responses"]["200"]["headers"]) == {"X-Total-Count", "Link"}
+        assert "cursor" in {p["name"] for p in listing["parameters"]}
+        bulk = schema["paths"]["/triggers/bulk"]["post"]
+        body = bulk["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/TriggersIn"}
+        items = schema["components"]["schemas"]["TriggersIn"]["properties"]["triggers"]
+        assert (items["items"], items["maxItems"]) == (
+            {"$ref": "#/components/schemas/TriggerIn"},
+            1000,
+        )
+        assert {"400", "413", "422", "429", "401"} <= set(bulk["responses"])
+
+
 def test_a_cursor_round_trips_its_position_and_hides_it() -> None:
     """The cursor decodes to the (created_at, id) it was made from; it is opaque text."""
 
