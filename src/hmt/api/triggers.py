@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hmt.api.auth import Caller, Writer
 from hmt.api.pages import cursor_after, next_link, position
@@ -129,7 +129,12 @@ class TriggersOut(BaseModel):
     triggers: list[TriggerOut]
 
 
-_Outer = TypeAdapter(dict[str, Any])
+class _Envelope(BaseModel):
+    """`TriggersIn` with its items left raw, so that each is checked, and named, on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    triggers: Annotated[list[Any], Field(min_length=1, max_length=MAX_BULK)]
 
 
 @router.post(
@@ -186,32 +191,11 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
 def _items(raw: bytes) -> list[Any]:
     """The body's `triggers` list, its shape checked; the items are checked one by one."""
     try:
-        outer = _Outer.validate_json(raw)
+        return _Envelope.model_validate_json(raw).triggers
     except ValidationError as error:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         ) from None
-    problems: list[dict[str, Any]] = [
-        {"loc": ("body", name), "type": "extra_forbidden", "msg": "Extra inputs are not permitted"}
-        for name in sorted(set(outer) - {"triggers"})
-    ]
-    items = outer.get("triggers")
-    if not isinstance(items, list):
-        problems.append(
-            {"loc": ("body", "triggers"), "type": "list_type", "msg": "must be a list of triggers"}
-        )
-    elif not 1 <= len(items) <= MAX_BULK:
-        problems.append(
-            {
-                "loc": ("body", "triggers"),
-                "type": "too_long" if items else "too_short",
-                "msg": f"must hold 1 to {MAX_BULK} triggers, not {len(items)}",
-            }
-        )
-    if problems:
-        raise RequestValidationError(problems)
-    assert isinstance(items, list)
-    return items
 
 
 @router.get("", responses={200: {"description": "Your triggers", "headers": PAGE_HEADERS}})
