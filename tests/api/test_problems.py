@@ -55,7 +55,9 @@ async def test_each_4xx_names_what_was_wrong_in_the_problem_shape(database_url: 
             "body",
             "json_invalid",
         )
-        _problem(await c.get("/triggers"), 401, "Authorization", "bearer_token")
+        anonymous = await c.get("/triggers")
+        _problem(anonymous, 401, "Authorization", "bearer_token")
+        assert anonymous.headers["www-authenticate"] == "Bearer"
         _problem(await c.get("/triggers", headers=system.auth("hmt_nope")), 401, "Authorization")
         _problem(await c.post("/stop", headers=me), 403, "Authorization", "operator")
         missing = await c.get(f"/triggers/{uuid.uuid4()}", headers=me)

@@ -52,6 +52,7 @@ _PLAIN: Mapping[int, tuple[str, str]] = {
     409: ("server", "conflict"),
     413: ("body", "max_bytes"),
     429: ("Authorization", "rate_limit"),
+    502: ("broker", "unavailable"),
 }
 
 # Starlette's own words for a path or method it has no route for.
