@@ -16,12 +16,12 @@ from hmt.api.browser import browser_router
 from hmt.api.limits import BodyLimit, ErrorShield, SecurityHeaders, WriteLimiter
 from hmt.api.schemas import FieldProblem, Problem
 from hmt.api.triggers import TriggersIn
-from hmt.engine.wiring import Runtime
+from hmt.engine.facade import Facade
 
 SEED_PREFIX = "/hmt-trigger-engine"
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     """The API over `runtime`; with `manage_runtime` it starts and closes it too."""
 
     @asynccontextmanager

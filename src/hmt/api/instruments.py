@@ -19,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from hmt.api.auth import Caller
+from hmt.api.runtime import runtime_of
 from hmt.core.broker import BrokerError
 from hmt.core.types import Exchange
 
@@ -55,7 +56,7 @@ class InstrumentCache:
         async with self._lock:
             day = self._days.get(exchange)
             if day is None or day.on != today:
-                text = await request.app.state.runtime.rest.csv(f"/instruments/{exchange}")
+                text = await runtime_of(request).rest.csv(f"/instruments/{exchange}")
                 day = _Day(today, parse_dump(text))
                 self._days[exchange] = day
         return day.instruments

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hmt.api.auth import Caller, Writer
 from hmt.api.pages import cursor_after, next_link, position
 from hmt.api.problems import TooManyTriggers
+from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
 from hmt.core.errors import IllegalTransition, InvalidTrigger
 from hmt.core.lifecycle import Status
@@ -20,7 +21,7 @@ from hmt.core.model import Trigger
 from hmt.core.rules import legs_holding
 from hmt.core.types import TriggerId, UserId
 from hmt.core.validation import validate
-from hmt.engine.wiring import Runtime
+from hmt.engine.facade import Facade
 from hmt.store.counts import triggers_by_status
 from hmt.store.records import TriggerRecord
 
@@ -56,7 +57,7 @@ class NewTrigger:
     tick_size: int | None = None  # the instrument's, when known, checked again at the write
 
 
-async def checked(body: TriggerIn, runtime: Runtime, user_id: str) -> NewTrigger:
+async def checked(body: TriggerIn, runtime: Facade, user_id: str) -> NewTrigger:
     """Every check a new trigger passes before it is written, for single and bulk create.
 
     Raises `InvalidTrigger` naming each field and rule (the bulk route prefixes
@@ -67,7 +68,7 @@ async def checked(body: TriggerIn, runtime: Runtime, user_id: str) -> NewTrigger
     return NewTrigger(trigger)
 
 
-async def _room_for(runtime: Runtime, user_id: str, adding: int) -> None:
+async def _room_for(runtime: Facade, user_id: str, adding: int) -> None:
     """`TooManyTriggers` unless `adding` more live triggers fit under the per-user cap."""
     # A soft cap: two creates racing at the limit may both pass, which is harmless.
     counts = await triggers_by_status(runtime.db, user_id)
@@ -87,7 +88,7 @@ async def _room_for(runtime: Runtime, user_id: str, adding: int) -> None:
     )
 
 
-def _out(runtime: Runtime, record: TriggerRecord) -> TriggerOut:
+def _out(runtime: Facade, record: TriggerRecord) -> TriggerOut:
     """A created trigger's record, warning when its condition already holds."""
     trigger, warnings = record.trigger, []
     last = runtime.engine.last_ltp.get(trigger.instrument_token)
@@ -107,7 +108,7 @@ def _out(runtime: Runtime, record: TriggerRecord) -> TriggerOut:
 )
 async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOut:
     """Store a trigger; it is armed in the engine before this returns."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     new = await checked(body, runtime, caller.user_id)
     await _room_for(runtime, caller.user_id, 1)
     record = await runtime.triggers.create(new.trigger, tick_size=new.tick_size)
@@ -162,7 +163,7 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
     are written in one transaction. The request counts as one write for the
     rate limit; the items count against HMT_MAX_TRIGGERS_PER_USER.
     """
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     items = _items(await request.body())
     problems: list[dict[str, Any]] = []
     news: list[NewTrigger] = []
@@ -215,13 +216,17 @@ async def list_triggers(
     next page's URL with an opaque `cursor` (keyset: triggers created meanwhile
     shift nothing). `offset` still works, and applies after a cursor.
     """
-    store = request.app.state.runtime.triggers
-    filters = {"status": status_, "instrument_token": instrument_token}
+    store = runtime_of(request).triggers
     after = None if cursor is None else position(cursor)
     records = await store.list(
-        caller.user_id, **filters, limit=limit + 1, offset=offset, after=after
+        caller.user_id,
+        status=status_,
+        instrument_token=instrument_token,
+        limit=limit + 1,
+        offset=offset,
+        after=after,
     )
-    total = await store.count(caller.user_id, **filters)
+    total = await store.count(caller.user_id, status=status_, instrument_token=instrument_token)
     response.headers["X-Total-Count"] = str(total)
     if len(records) > limit:
         records = records[:limit]
@@ -233,7 +238,7 @@ async def list_triggers(
 @router.get("/{trigger_id}", responses=NOT_FOUND)
 async def get(trigger_id: str, request: Request, caller: Caller) -> TriggerOut:
     """One of your triggers, with its event history."""
-    store = request.app.state.runtime.triggers
+    store = runtime_of(request).triggers
     record = await store.get(caller.user_id, trigger_id)
     return TriggerOut.of(record, events=await store.history(caller.user_id, trigger_id))
 
@@ -245,7 +250,7 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     The edit is validated as a whole (an oco's legs against each other) and
     written with its `updated` event in one transaction, or not at all.
     """
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     current = await runtime.triggers.get(caller.user_id, trigger_id)
     record = await runtime.triggers.update(
         caller.user_id, trigger_id, body.changes(current.trigger)
@@ -256,7 +261,7 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
 @router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
 async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Pause an active trigger: kept, but out of the engine until resumed."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     record = await runtime.triggers.pause(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
 
@@ -264,7 +269,7 @@ async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut
 @router.post("/{trigger_id}/resume", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
 async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Resume a paused trigger; if its condition holds now it fires on the next tick."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     record = await runtime.triggers.resume(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
 
@@ -277,7 +282,7 @@ async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
     event, so a client may safely retry; a trigger that has fired, been placed,
     failed or expired cannot be cancelled (409 saying why).
     """
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     try:
         record = await runtime.triggers.cancel(caller.user_id, trigger_id)
     except IllegalTransition as refused:
@@ -288,7 +293,7 @@ async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
     return await _in_engine(runtime, record)
 
 
-async def _in_engine(runtime: Runtime, record: TriggerRecord) -> TriggerOut:
+async def _in_engine(runtime: Facade, record: TriggerRecord) -> TriggerOut:
     """Every change reaches the running engine before its response returns."""
     await runtime.engine.refresh(record.id)
     return TriggerOut.of(record)

@@ -60,8 +60,8 @@ def demo(
     from hmt import logs
     from hmt.api.app import create_app
     from hmt.cli.run import settings_or_exit
+    from hmt.compose import build
     from hmt.config import Settings
-    from hmt.engine.wiring import build
     from hmt.sim.simulator import Simulator
 
     chosen = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
