@@ -222,3 +222,12 @@ async def test_instrument_grid_is_stored_and_follows_the_instrument(store: Trigg
         "alice", trigger.id, {"instrument_token": RELIANCE, "tradingsymbol": "RELIANCE"}
     )
     assert (moved.tick_size, moved.lot_size) == (None, None)
+
+
+async def test_bulk_create_stores_each_instruments_grid(store: TriggerStore) -> None:
+    """`create_many` keeps each trigger's own tick and lot size, as `create` does."""
+    first, second = make_trigger(), make_trigger()
+    records = await store.create_many([first, second], tick_sizes=[5, None], lot_sizes=[1, 75])
+    assert [(r.tick_size, r.lot_size) for r in records] == [(5, 1), (None, 75)]
+    stored = [await store.get("alice", t.id) for t in (first, second)]
+    assert [(r.tick_size, r.lot_size) for r in stored] == [(5, 1), (None, 75)]

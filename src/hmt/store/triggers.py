@@ -10,11 +10,11 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -93,32 +93,46 @@ class TriggerStore:
         they are stored with the row.
         """
         now = self.clock()
-        try:
-            uuid.UUID(trigger.id)
-        except ValueError:
-            raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
-        validate(trigger, tick_size=tick_size, now=now)
+        _check_new(trigger, tick_size, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            values = {
-                "id": trigger.id,
-                "user_id": trigger.user_id,
-                "status": trigger.status.value,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                **user_columns(trigger),
-                **instrument_columns(tick_size, lot_size, trigger.price_divisor),
-            }
-            try:
-                row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
-            except IntegrityError as error:
-                raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
-            await events.append(
-                conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
-            )
-            return record_from_row(row._mapping, self.divisor_of)
+            return await _insert(conn, trigger, now, tick_size, lot_size, self.divisor_of)
+
+        return await self.db.transaction(work)
+
+    async def create_many(
+        self,
+        triggers: Sequence[Trigger],
+        *,
+        tick_sizes: Sequence[int | None] | None = None,
+        lot_sizes: Sequence[int | None] | None = None,
+    ) -> builtins.list[TriggerRecord]:
+        """Store one user's new triggers, each with its `created` event, all or none.
+
+        Every trigger is validated before anything is written; the rows go in
+        one transaction, so a failure part-way leaves none of them. `tick_sizes`
+        and `lot_sizes`, when given, are each trigger's instrument's, as `create`
+        takes them.
+        """
+        if not triggers:
+            return []
+        users = {trigger.user_id for trigger in triggers}
+        if len(users) != 1:
+            raise ValueError("create_many takes the triggers of one user")
+        now = self.clock()
+        ticks = tick_sizes if tick_sizes is not None else [None] * len(triggers)
+        lots = lot_sizes if lot_sizes is not None else [None] * len(triggers)
+        units = list(zip(triggers, ticks, lots, strict=True))
+        for trigger, tick_size, _ in units:
+            _check_new(trigger, tick_size, now)
+
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
+            await scope(conn, users.pop())
+            return [
+                await _insert(conn, trigger, now, tick_size, lot_size, self.divisor_of)
+                for trigger, tick_size, lot_size in units
+            ]
 
         return await self.db.transaction(work)
 
@@ -150,19 +164,41 @@ class TriggerStore:
         instrument_token: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> builtins.list[TriggerRecord]:
-        """`user_id`'s triggers, newest first, optionally filtered."""
-        query = select(t).where(t.c.user_id == user_id)
-        if status is not None:
-            query = query.where(t.c.status == status.value)
-        if instrument_token is not None:
-            query = query.where(t.c.instrument_token == instrument_token)
+        """`user_id`'s triggers, newest first (ties by id), optionally filtered.
+
+        `after` is the (created_at, id) of the last row of the previous page: the
+        page starts just past it, so rows inserted meanwhile shift nothing.
+        """
+        query = select(t).where(*_matching(user_id, status, instrument_token))
+        if after is not None:
+            created_at, trigger_id = after
+            query = query.where(
+                or_(
+                    t.c.created_at < created_at,
+                    and_(t.c.created_at == created_at, t.c.id > trigger_id),
+                )
+            )
         query = query.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, user_id)
             rows = await conn.execute(query)
             return [record_from_row(row._mapping, self.divisor_of) for row in rows]
+
+        return await self.db.transaction(work, write=False)
+
+    async def count(
+        self, user_id: str, *, status: Status | None = None, instrument_token: int | None = None
+    ) -> int:
+        """How many of `user_id`'s triggers `list` would page through with these filters."""
+        query = select(func.count()).select_from(t)
+        query = query.where(*_matching(user_id, status, instrument_token))
+
+        async def work(conn: AsyncConnection) -> int:
+            await scope(conn, user_id)
+            return int((await conn.execute(query)).scalar_one())
 
         return await self.db.transaction(work, write=False)
 
@@ -409,6 +445,56 @@ async def apply_event(
         return None
     await events.append(conn, trigger_id, current.trigger.user_id, kind, now, payload)
     return record_from_row(written._mapping, divisor_of)
+
+
+def _check_new(trigger: Trigger, tick_size: int | None, now: datetime) -> None:
+    """A new trigger's id and fields, checked before any row is written."""
+    try:
+        uuid.UUID(trigger.id)
+    except ValueError:
+        raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
+    validate(trigger, tick_size=tick_size, now=now)
+
+
+async def _insert(
+    conn: AsyncConnection,
+    trigger: Trigger,
+    now: datetime,
+    tick_size: int | None,
+    lot_size: int | None,
+    divisor_of: DivisorOf | None,
+) -> TriggerRecord:
+    """Write one new trigger, its instrument's units and its `created` event on `conn` (scoped)."""
+    values = {
+        "id": trigger.id,
+        "user_id": trigger.user_id,
+        "status": trigger.status.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        **user_columns(trigger),
+        **instrument_columns(tick_size, lot_size, trigger.price_divisor),
+    }
+    try:
+        row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
+    except IntegrityError as error:
+        raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
+    await events.append(
+        conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
+    )
+    return record_from_row(row._mapping, divisor_of)
+
+
+def _matching(
+    user_id: str, status: Status | None, instrument_token: int | None
+) -> builtins.list[ColumnElement[bool]]:
+    """The WHERE clauses of a user's listing."""
+    clauses = [t.c.user_id == user_id]
+    if status is not None:
+        clauses.append(t.c.status == status.value)
+    if instrument_token is not None:
+        clauses.append(t.c.instrument_token == instrument_token)
+    return clauses
 
 
 def _payload(trigger: Trigger) -> dict[str, Any]:
