@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 
 from hmt.api.auth import Caller, Writer
+from hmt.api.instruments import instrument_master
 from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
 from hmt.core.lifecycle import Status
 from hmt.core.rules import legs_holding
-from hmt.core.types import TriggerId, UserId
+from hmt.core.types import InstrumentToken, TriggerId, UserId
 from hmt.engine.wiring import Runtime
 from hmt.store.counts import triggers_by_status
 from hmt.store.records import TriggerRecord
@@ -53,10 +54,14 @@ async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOu
             f"you have {limit} active or paused triggers, the most allowed "
             "(HMT_MAX_TRIGGERS_PER_USER): cancel some first"
         )
-    trigger = body.to_trigger(TriggerId(str(uuid.uuid4())), UserId(caller.user_id))
-    record = await runtime.triggers.create(trigger)
+    listed = await instrument_master(request).resolve(
+        InstrumentToken(body.instrument_token), body.exchange, body.tradingsymbol
+    )
+    trigger_id, divisor = TriggerId(str(uuid.uuid4())), listed.instrument.price_divisor
+    trigger = body.to_trigger(trigger_id, UserId(caller.user_id), divisor=divisor)
+    record = await runtime.triggers.create(trigger, instrument=listed.instrument)
     await runtime.engine.refresh(record.id)
-    warnings = []
+    warnings = [] if listed.warning is None else [listed.warning]
     last = runtime.engine.last_ltp.get(trigger.instrument_token)
     if trigger.status is Status.ACTIVE and last is not None and legs_holding(trigger, last):
         warnings.append(ALREADY_HOLDS)
@@ -99,11 +104,22 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     written with its `updated` event in one transaction, or not at all.
     """
     runtime = request.app.state.runtime
-    current = await runtime.triggers.get(caller.user_id, trigger_id)
-    record = await runtime.triggers.update(
-        caller.user_id, trigger_id, body.changes(current.trigger)
+    current = (await runtime.triggers.get(caller.user_id, trigger_id)).trigger
+    # The edited trigger's instrument, checked as at create: every edit, since a
+    # price or quantity must fit its tick and lot size too.
+    listed = await instrument_master(request).resolve(
+        InstrumentToken(body.instrument_token or current.instrument_token),
+        body.exchange or current.exchange,
+        body.tradingsymbol or current.tradingsymbol,
     )
-    return await _in_engine(runtime, record)
+    changes = body.changes(current, divisor=listed.instrument.price_divisor)
+    record = await runtime.triggers.update(
+        caller.user_id, trigger_id, changes, instrument=listed.instrument
+    )
+    out = await _in_engine(runtime, record)
+    if listed.warning is not None:
+        out.warnings.append(listed.warning)
+    return out
 
 
 @router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED})

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from hmt.core.broker import OrderReport
+from hmt.core.errors import FieldError
+from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Fired, OrderIntent
-from hmt.core.types import TriggerId
+from hmt.core.types import Exchange, InstrumentToken, TriggerId
 
 
 class OrderPort(Protocol):
@@ -47,3 +49,17 @@ class ClaimStore(Protocol):
     async def failed(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
 
     async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
+
+
+class InstrumentSource(Protocol):
+    """The broker's instrument master (Kite: the daily `/instruments` dump)."""
+
+    async def fetch(self) -> list[Listing]:
+        """Every instrument the broker lists today, or a classified `BrokerError`."""
+        ...
+
+    def unlisted(
+        self, token: InstrumentToken, exchange: Exchange, tradingsymbol: str
+    ) -> tuple[Instrument, list[FieldError]]:
+        """What the broker's id rules alone say, for when no master can be had."""
+        ...

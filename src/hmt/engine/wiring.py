@@ -26,7 +26,9 @@ from hmt.config import Broker, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.health import Health, Observations, judge
+from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.service import Engine, EngineConfig, EngineState
+from hmt.kite.instruments import KiteInstruments
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
 from hmt.kite.session import exchange_request_token
@@ -95,6 +97,7 @@ class Runtime:
     engine: Engine
     feed: TickerFeed
     rest: KiteRest
+    instruments: InstrumentMaster
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
     awaiting_login: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -340,6 +343,7 @@ async def build(settings: Settings) -> Runtime:
         engine=engine,
         feed=feed,
         rest=rest,
+        instruments=InstrumentMaster(KiteInstruments(rest), clock=lambda: datetime.now(UTC)),
         accounts=accounts,
         awaiting_login=awaiting_login,
     )

@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import DuplicateTrigger, FieldError, HmtError, InvalidTrigger
 from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
+from hmt.core.prices import to_decimal
 from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerId
 from hmt.core.validation import validate
@@ -74,18 +76,25 @@ class TriggerStore:
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
-    async def create(self, trigger: Trigger, *, tick_size: int | None = None) -> TriggerRecord:
-        """Validate and store a new trigger, with its `created` event."""
+    async def create(
+        self, trigger: Trigger, *, instrument: Instrument | None = None
+    ) -> TriggerRecord:
+        """Validate and store a new trigger, with its `created` event.
+
+        `instrument` is the master's entry for its instrument: the trigger is
+        checked against it and its units are stored on the row.
+        """
         now = self.clock()
         try:
             uuid.UUID(trigger.id)
         except ValueError:
             raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
-        validate(trigger, tick_size=tick_size, now=now)
+        validate(trigger, instrument=instrument, now=now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
             values = {
+                **_instrument_columns(instrument),
                 "id": trigger.id,
                 "user_id": trigger.user_id,
                 "status": trigger.status.value,
@@ -153,9 +162,12 @@ class TriggerStore:
         trigger_id: str,
         changes: Mapping[str, Any],
         *,
-        tick_size: int | None = None,
+        instrument: Instrument | None = None,
     ) -> TriggerRecord:
-        """Change trader-owned fields of an active or paused trigger, validated as a whole."""
+        """Change trader-owned fields of an active or paused trigger, validated as a whole.
+
+        `instrument` is the master's entry for the edited trigger's instrument.
+        """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
             raise InvalidTrigger(
@@ -166,9 +178,15 @@ class TriggerStore:
 
         def apply(trigger: Trigger) -> Trigger:
             changed = dataclasses.replace(trigger, **changes)
-            return validate(changed, tick_size=tick_size, now=now)
+            return validate(changed, instrument=instrument, now=now)
 
-        return await self._advance(trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply)
+        return await self._advance(
+            trigger_id,
+            EventKind.UPDATED,
+            user_id=user_id,
+            edit=apply,
+            values=_instrument_columns(instrument),
+        )
 
     async def pause(self, user_id: str, trigger_id: str) -> TriggerRecord:
         return await self._advance(trigger_id, EventKind.PAUSED, user_id=user_id)
@@ -402,6 +420,21 @@ async def apply_event(
         return None
     await events.append(conn, trigger_id, current.trigger.user_id, kind, now, payload)
     return record_from_row(written._mapping)
+
+
+def _instrument_columns(instrument: Instrument | None) -> dict[str, Any]:
+    """The instrument's units as the row keeps them; none without an instrument.
+
+    A tick or lot size of 0 means unknown (the master could not be asked): NULL.
+    """
+    if instrument is None:
+        return {}
+    tick, lot = instrument.tick_size, instrument.lot_size
+    return {
+        "price_divisor": instrument.price_divisor,
+        "tick_size": to_decimal(tick, instrument.price_divisor) if tick > 0 else None,
+        "lot_size": lot if lot > 0 else None,
+    }
 
 
 def _payload(trigger: Trigger) -> dict[str, Any]:
