@@ -1,0 +1,219 @@
+"""Creates and edits are checked against the broker's instrument master (here the simulator's).
+
+The token, exchange and symbol must name one instrument; prices sit on its
+tick grid; an F&O quantity is a whole number of lots. Each refusal is a 422
+naming the field and the rule, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hmt.store import tables
+from tests.support.system import System, running_system
+
+INFY, RELIANCE, ADANIPORTS = 408065, 738561, 3861249  # ADANIPORTS: tick 0.05 in the fixture
+OPTION = 12073986  # NFO BANKNIFTY18JAN23500CE, lot 40, from instruments_all.csv
+OPTION_BODY = {
+    "instrument_token": OPTION,
+    "exchange": "NFO",
+    "tradingsymbol": "BANKNIFTY18JAN23500CE",
+    "product": "NRML",
+    "trigger_price_1": "2600.00",
+    "quantity": 80,
+}
+BASE = {
+    "instrument_token": INFY,
+    "exchange": "NSE",
+    "tradingsymbol": "INFY",
+    "trigger_type": "single",
+    "transaction_type": "BUY",
+    "trigger_price_1": "1700.00",
+    "quantity": 1,
+    "product": "CNC",
+}
+
+
+async def counts(system: System) -> tuple[int, int]:
+    """Rows in the trigger table and the event table."""
+
+    async def work(conn: Any) -> tuple[int, int]:
+        triggers = (await conn.execute(select(func.count()).select_from(tables.gtt_orders))).one()
+        events = (await conn.execute(select(func.count()).select_from(tables.trigger_events))).one()
+        return int(triggers[0]), int(events[0])
+
+    result: tuple[int, int] = await system.runtime.db.transaction(work, write=False)
+    return result
+
+
+async def refused(system: System, body: dict[str, Any]) -> set[tuple[str, str]]:
+    response = await system.client.post("/triggers", json={**BASE, **body}, headers=system.auth())
+    assert response.status_code == 422, (body, response.text)
+    return {(e["field"], e["rule"]) for e in response.json()["errors"]}
+
+
+async def test_creates_that_do_not_match_the_master_are_422s_and_write_nothing(
+    database_url: str,
+) -> None:
+    """Wrong symbol, wrong exchange, unknown token, an index, off-tick prices, off-lot quantity."""
+    async with running_system(database_url) as system:
+        cases: list[tuple[dict[str, Any], tuple[str, str]]] = [
+            ({"tradingsymbol": "NOSUCH"}, ("tradingsymbol", "mismatch")),
+            ({"tradingsymbol": "RELIANCE"}, ("tradingsymbol", "mismatch")),
+            ({"exchange": "BSE"}, ("exchange", "mismatch")),
+            ({"instrument_token": 999_999_999}, ("instrument_token", "unknown")),
+            (
+                {"instrument_token": 256265, "tradingsymbol": "NIFTY 50"},
+                ("instrument_token", "tradable"),
+            ),
+            (
+                {
+                    "instrument_token": ADANIPORTS,
+                    "tradingsymbol": "ADANIPORTS",
+                    "transaction_type": "SELL",
+                    "trigger_price_1": "1500.03",
+                },
+                ("trigger_price_1", "tick_size"),
+            ),
+            (
+                {"order_type": "LIMIT", "limit_price_1": "1700.05"},  # INFY's tick is 0.10 here
+                ("limit_price_1", "tick_size"),
+            ),
+            ({**OPTION_BODY, "quantity": 50}, ("quantity", "lot_size")),
+        ]
+        for body, expected in cases:
+            assert expected in await refused(system, body), body
+        assert await counts(system) == (0, 0)
+        listed = await system.client.get("/triggers", headers=system.auth())
+        assert listed.json() == []
+        response = await system.client.post(
+            "/triggers", json={**BASE, "tradingsymbol": "NOSUCH"}, headers=system.auth()
+        )
+        (error,) = response.json()["errors"]
+        assert error["message"] == "instrument 408065 is NSE:INFY, not NOSUCH"
+
+
+async def test_a_matching_create_stores_the_instruments_units(database_url: str) -> None:
+    """A whole number of lots on the tick grid is a 201; the row carries divisor, tick and lot."""
+    async with running_system(database_url) as system:
+        created = await system.create(**OPTION_BODY)
+        assert created["quantity"] == 80
+
+        async def work(conn: Any) -> Any:
+            query = select(
+                tables.gtt_orders.c.price_divisor,
+                tables.gtt_orders.c.tick_size,
+                tables.gtt_orders.c.lot_size,
+            )
+            return (await conn.execute(query)).one()
+
+        row = await system.runtime.db.transaction(work, write=False)
+        assert (row[0], Decimal(row[1]), row[2]) == (100, Decimal("0.05"), 40)
+
+
+async def test_edits_are_checked_the_same_way_and_change_nothing(database_url: str) -> None:
+    """PATCH to a mismatched symbol, an off-tick price or an off-lot quantity: 422, row intact."""
+    async with running_system(database_url) as system:
+        created = await system.create(**OPTION_BODY)
+        before, rows = await system.trigger(created["id"]), await counts(system)
+        cases: list[tuple[dict[str, Any], tuple[str, str]]] = [
+            ({"tradingsymbol": "BANKNIFTY18JAN23500PE"}, ("tradingsymbol", "mismatch")),
+            ({"instrument_token": INFY}, ("tradingsymbol", "mismatch")),
+            ({"exchange": "NSE"}, ("exchange", "mismatch")),
+            ({"instrument_token": 999_999_999}, ("instrument_token", "unknown")),
+            ({"trigger_price_1": "2600.03"}, ("trigger_price_1", "tick_size")),
+            ({"quantity": 100}, ("quantity", "lot_size")),
+        ]
+        for body, expected in cases:
+            response = await system.client.patch(
+                f"/triggers/{created['id']}", json=body, headers=system.auth()
+            )
+            assert response.status_code == 422, (body, response.text)
+            assert expected in {(e["field"], e["rule"]) for e in response.json()["errors"]}, body
+        assert await system.trigger(created["id"]) == before
+        assert await counts(system) == rows
+        moved = await system.client.patch(
+            f"/triggers/{created['id']}",
+            json={
+                "instrument_token": INFY,
+                "exchange": "NSE",
+                "tradingsymbol": "INFY",
+                "product": "CNC",
+                "quantity": 3,
+                "trigger_price_1": "1700.10",
+            },
+            headers=system.auth(),
+        )
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["tradingsymbol"], moved.json()["quantity"]) == ("INFY", 3)
+
+
+async def test_the_master_is_fetched_once_a_day_and_reused(database_url: str) -> None:
+    """Creates, edits and searches share one /instruments request; the next day fetches again."""
+    async with running_system(database_url) as system:
+        assert system.sim.counters["rest_instruments"] == 0
+        first = await system.create(trigger_price_1="1700.00")
+        await system.create(
+            instrument_token=RELIANCE, tradingsymbol="RELIANCE", trigger_price_1="1500.00"
+        )
+        await system.client.patch(
+            f"/triggers/{first['id']}", json={"quantity": 2}, headers=system.auth()
+        )
+        found = await system.client.get("/instruments", params={"q": "INF"}, headers=system.auth())
+        assert found.status_code == 200
+        assert system.sim.counters["rest_instruments"] == 1
+        master = system.runtime.instruments
+        today = master.clock()
+        master.clock = lambda: today + timedelta(days=1)
+        await system.create(trigger_price_1="1800.00")
+        assert system.sim.counters["rest_instruments"] == 2
+
+
+async def test_without_any_copy_a_stop_loss_is_accepted_unchecked_with_a_warning(
+    database_url: str,
+) -> None:
+    """06:00 IST, the session expired and no copy yet: a stop-loss is still stored, marked
+    unchecked (no tick or lot on the row); Kite's token rules still refuse a wrong exchange."""
+    async with running_system(database_url) as system:
+        system.sim.expire_session()
+        response = await system.client.post(
+            "/triggers",
+            json={**BASE, "transaction_type": "SELL", "trigger_price_1": "1400.00"},
+            headers=system.auth(),
+        )
+        assert response.status_code == 201, response.text
+        (warning,) = response.json()["warnings"]
+        assert "unavailable" in warning
+        assert "not checked" in warning
+        assert system.sim.counters["rest_instruments"] == 1
+
+        async def work(conn: Any) -> Any:
+            query = select(tables.gtt_orders.c.price_divisor, tables.gtt_orders.c.tick_size)
+            return (await conn.execute(query)).one()
+
+        assert tuple(await system.runtime.db.transaction(work, write=False)) == (100, None)
+        assert ("exchange", "mismatch") in await refused(system, {"exchange": "BSE"})
+        assert await counts(system) == (1, 1)
+        # The failed fetch is not retried on every request.
+        assert system.sim.counters["rest_instruments"] == 1
+
+
+async def test_an_outage_checks_against_the_last_good_copy(database_url: str) -> None:
+    """Today's dump cannot be fetched: yesterday's still refuses a wrong symbol and accepts a
+    right one, with a warning naming the copy's day."""
+    async with running_system(database_url) as system:
+        await system.create(trigger_price_1="1700.00")
+        master = system.runtime.instruments
+        today = master.clock()
+        master.clock = lambda: today + timedelta(days=1)
+        system.sim.faults.add(kind="error", endpoint="instruments", error_type="NetworkException")
+        assert ("tradingsymbol", "mismatch") in await refused(system, {"tradingsymbol": "NOSUCH"})
+        response = await system.client.post("/triggers", json=BASE, headers=system.auth())
+        assert response.status_code == 201, response.text
+        (warning,) = response.json()["warnings"]
+        assert "instrument list of" in warning
+        assert system.sim.counters["rest_instruments"] == 2
