@@ -105,6 +105,19 @@ async def test_an_outage_keeps_the_last_good_copy_with_a_warning() -> None:
     assert "could not connect" in found.warning
 
 
+async def test_an_id_the_old_copy_lacks_is_accepted_on_the_id_rules_during_an_outage() -> None:
+    """A contract listed today is not in yesterday's copy: unchecked with a warning, not unknown."""
+    clock = Clock(MORNING)
+    instruments, source = master(clock)
+    await instruments.resolve(INFY.id, Exchange.NSE, "INFY")
+    clock.now += timedelta(days=1)
+    source.down = BrokerError(ErrorKind.RETRY, "could not connect")
+    found = await instruments.resolve(InstrumentToken(12073986), Exchange.NSE, "NEWLISTING")
+    assert found.listed is False
+    assert found.warning is not None
+    assert "not checked" in found.warning
+
+
 async def test_no_copy_at_all_accepts_on_the_brokers_id_rules_with_a_warning() -> None:
     """At 06:00 IST with no session and no copy, a stop-loss is still accepted, marked unchecked;
     the broker's id rules still refuse what they can; the search has nothing to show."""
