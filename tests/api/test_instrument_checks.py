@@ -50,6 +50,17 @@ async def counts(system: System) -> tuple[int, int]:
     return result
 
 
+async def units(system: System) -> tuple[int, Decimal | None, int | None]:
+    """The one trigger row's price divisor, tick size and lot size."""
+
+    async def work(conn: Any) -> Any:
+        c = tables.gtt_orders.c
+        return (await conn.execute(select(c.price_divisor, c.tick_size, c.lot_size))).one()
+
+    divisor, tick, lot = await system.runtime.db.transaction(work, write=False)
+    return divisor, None if tick is None else Decimal(tick), lot
+
+
 async def refused(system: System, body: dict[str, Any]) -> set[tuple[str, str]]:
     response = await system.client.post("/triggers", json={**BASE, **body}, headers=system.auth())
     assert response.status_code == 422, (body, response.text)
@@ -102,17 +113,7 @@ async def test_a_matching_create_stores_the_instruments_units(database_url: str)
     async with running_system(database_url) as system:
         created = await system.create(**OPTION_BODY)
         assert created["quantity"] == 80
-
-        async def work(conn: Any) -> Any:
-            query = select(
-                tables.gtt_orders.c.price_divisor,
-                tables.gtt_orders.c.tick_size,
-                tables.gtt_orders.c.lot_size,
-            )
-            return (await conn.execute(query)).one()
-
-        row = await system.runtime.db.transaction(work, write=False)
-        assert (row[0], Decimal(row[1]), row[2]) == (100, Decimal("0.05"), 40)
+        assert await units(system) == (100, Decimal("0.05"), 40)
 
 
 async def test_edits_are_checked_the_same_way_and_change_nothing(database_url: str) -> None:
@@ -150,6 +151,7 @@ async def test_edits_are_checked_the_same_way_and_change_nothing(database_url: s
         )
         assert moved.status_code == 200, moved.text
         assert (moved.json()["tradingsymbol"], moved.json()["quantity"]) == ("INFY", 3)
+        assert await units(system) == (100, Decimal("0.1"), 1)  # INFY's, no longer the option's
 
 
 async def test_the_master_is_fetched_once_a_day_and_reused(database_url: str) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from hmt.core.prices import INDICES_SEGMENT
-from hmt.sim.universe import Universe
+from hmt.sim.universe import INDICES_SEGMENT, Universe
 from tests.sim.support import BANKNIFTY, INFY, NIFTY
 from tests.support.services import kite_fixture
 
