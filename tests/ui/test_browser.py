@@ -256,5 +256,14 @@ async def test_the_form_shows_the_instrument_masters_422_next_to_the_field(tmp_p
         assert await page.locator("#triggers tbody tr").count() == 0
         listed = await system.client.get("/triggers", headers=system.auth())
         assert listed.json() == []
+
+        # An edit is checked the same way: an off-tick price stays in the form, the row unchanged.
+        created = await system.create(trigger_price_1="1700.00")
+        await row(page, created["id"]).locator("button.secondary").click(timeout=WAIT_MS)
+        await expect(page.locator("#form-title")).to_contain_text("Edit INFY")
+        await page.fill("#trigger_price_1", "1700.07")
+        await page.click("#form-submit")
+        await expect(price_error).to_contain_text("1700.00 and 1700.10", timeout=WAIT_MS)
+        assert (await system.trigger(created["id"]))["trigger_price_1"] == "1700"
         await page.close()
     assert problems.seen == []
