@@ -1,7 +1,7 @@
 """Tick-to-order latency by background tick rate and book size, and start-up with 1M triggers.
 
 Reuses bench_engine's run (`_measure`: simulator in its own process, runtime
-built by `hmt.engine.wiring.build` as `hmt run` builds it) on PostgreSQL, the
+built by `hmt.compose.build` as `hmt run` builds it) on PostgreSQL, the
 production store. Per book size the database is filled once (generate_series,
 far triggers spread as in bench_engine, plus a ladder long enough for every
 rate); each rate then starts a fresh runtime on it, so start-up (build() +

@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from hmt.sim.simulator import Simulator
 from hmt.store import tables
+from tests.support.eventually import eventually
 from tests.support.system import System, running_system
 
 INFY, RELIANCE, ADANIPORTS = 408065, 738561, 3861249  # ADANIPORTS: tick 0.05 in the fixture
@@ -155,9 +157,11 @@ async def test_edits_are_checked_the_same_way_and_change_nothing(database_url: s
 
 
 async def test_the_master_is_fetched_once_a_day_and_reused(database_url: str) -> None:
-    """Creates, edits and searches share one /instruments request; the next day fetches again."""
+    """The start-up fetch serves the creates, edits and searches after it (one /instruments
+    request); the next day fetches again."""
     async with running_system(database_url) as system:
-        assert system.sim.counters["rest_instruments"] == 0
+        await eventually(lambda: system.runtime.supervisor.warming == 0)
+        assert system.sim.counters["rest_instruments"] == 1
         first = await system.create(trigger_price_1="1700.00")
         await system.create(
             instrument_token=RELIANCE, tradingsymbol="RELIANCE", trigger_price_1="1500.00"
@@ -175,13 +179,21 @@ async def test_the_master_is_fetched_once_a_day_and_reused(database_url: str) ->
         assert system.sim.counters["rest_instruments"] == 2
 
 
+def _no_instrument_list(sim: Simulator) -> dict[str, Any]:
+    """Every /instruments request fails, from before the engine starts."""
+    sim.faults.add(kind="error", endpoint="instruments", error_type="NetworkException")
+    return {}
+
+
 async def test_without_any_copy_a_stop_loss_is_accepted_unchecked_with_a_warning(
     database_url: str,
 ) -> None:
-    """06:00 IST, the session expired and no copy yet: a stop-loss is still stored, marked
-    unchecked (no tick or lot on the row); Kite's token rules still refuse a wrong exchange."""
-    async with running_system(database_url) as system:
-        system.sim.expire_session()
+    """No copy at all (the start-up fetch failed, as at 06:00 IST with the session expired): a
+    stop-loss is still stored, marked unchecked (no tick or lot on the row); Kite's token
+    rules still refuse a wrong exchange."""
+    async with running_system(database_url, sim_overrides=_no_instrument_list) as system:
+        await eventually(lambda: system.runtime.supervisor.warming == 0)
+        assert system.sim.counters["rest_instruments"] == 1
         response = await system.client.post(
             "/triggers",
             json={**BASE, "transaction_type": "SELL", "trigger_price_1": "1400.00"},

@@ -160,3 +160,25 @@ async def test_an_empty_dump_counts_as_unavailable() -> None:
     assert found.listed is False
     assert found.warning is not None
     assert "empty" in found.warning
+
+
+async def test_each_kept_copy_is_handed_on_once_and_a_failed_fetch_is_not() -> None:
+    """`kept` runs after a fetch is kept (the composition freezes the copy there), once per
+    copy: not for a reuse of the day's copy, not for a failed fetch."""
+    clock, kept = Clock(MORNING), []
+    source = Source()
+    instruments = InstrumentMaster(source, clock=clock, kept=lambda: kept.append(instruments._copy))
+    await instruments.resolve(INFY.id, Exchange.NSE, "INFY")
+    await instruments.resolve(INFY.id, Exchange.NSE, "INFY")
+    assert len(kept) == 1
+    assert kept[0] is not None
+    assert kept[0].by_id[INFY.id] == INFY  # called with the new copy in place
+    clock.now += timedelta(days=1)
+    source.down = BrokerError(ErrorKind.RETRY, "could not connect")
+    await instruments.resolve(INFY.id, Exchange.NSE, "INFY")
+    assert len(kept) == 1
+    source.down = None
+    clock.now += timedelta(seconds=31)
+    await instruments.resolve(INFY.id, Exchange.NSE, "INFY")
+    assert len(kept) == 2
+    assert kept[1] is not kept[0]

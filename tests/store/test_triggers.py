@@ -222,37 +222,16 @@ async def test_claim_loses_to_edit_pause_cancel_and_expiry(
     assert (await store.get("alice", edited.id)).status is Status.ACTIVE
 
 
-async def test_results_after_a_claim(store: TriggerStore) -> None:
-    """order_sent, retry, placed and failed follow the claim and nothing else."""
-    placed, failed = make_trigger(), make_trigger()
-    for trigger in (placed, failed):
+async def test_in_status_reads_every_users_triggers(store: TriggerStore) -> None:
+    """in_status lists one status across users (start-up recovery reads every `triggered`)."""
+    mine, theirs, idle = make_trigger(), make_trigger(user_id=UserId("bob")), make_trigger()
+    for trigger in (mine, theirs, idle):
         await store.create(trigger)
-        with pytest.raises(IllegalTransition):
-            await store.record_placed(trigger.id, "1")
+    for trigger in (mine, theirs):
         assert await store.claim(Fired(trigger, Leg.FIRST, 160_000))
-    await store.record_order_sent(placed.id, tag=broker_tag(placed.id, Leg.FIRST))
-    record = await store.record_retry(placed.id, "timeout")
-    assert record.attempts == 2
-    order_id = "2504020000123456789"  # 19 digits: kept as text
-    record = await store.record_placed(placed.id, order_id)
-    assert record.status is Status.PLACED
-    assert record.order_id == order_id
-    record = await store.record_failed(failed.id, "RMS: margin exceeds")
-    assert record.status is Status.FAILED
-    assert record.error_message == "RMS: margin exceeds"
-    with pytest.raises(IllegalTransition):
-        await store.record_failed(placed.id, "late")
-    await store.append_event(placed.id, EventKind.RECONCILED, {"found": True})
-    kinds = [e.kind for e in await store.history("alice", placed.id)]
-    assert kinds == [
-        EventKind.CREATED,
-        EventKind.CLAIMED,
-        EventKind.ORDER_SENT,
-        EventKind.RETRY,
-        EventKind.PLACED,
-        EventKind.RECONCILED,
-    ]
-    assert [r.id for r in await store.in_status(Status.FAILED)] == [failed.id]
+    triggered = await store.in_status(Status.TRIGGERED)
+    assert sorted(r.id for r in triggered) == sorted([mine.id, theirs.id])
+    assert [r.id for r in await store.in_status(Status.ACTIVE)] == [idle.id]
 
 
 async def test_expire_due(store: TriggerStore, clock: Clock) -> None:

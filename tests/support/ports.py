@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import TriggerId
+from hmt.engine.ports import FeedStatus
 
 Step = Callable[["Broker", OrderIntent], str]
 
@@ -147,3 +148,6 @@ class Feed:
     @property
     def connected(self) -> bool:
         return self.running
+
+    def status(self) -> FeedStatus:
+        return FeedStatus(state="connected" if self.running else "stopped", connected=self.running)

@@ -18,8 +18,9 @@ import httpx
 import uvicorn
 
 from hmt.api.app import create_app
+from hmt.compose import build
 from hmt.config import Settings
-from hmt.engine.wiring import Runtime, build
+from hmt.engine.runtime import Runtime
 from hmt.sim.simulator import Simulator
 from tests.support.eventually import eventually
 from tests.support.fault_proxy import FaultProxy

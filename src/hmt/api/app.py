@@ -20,13 +20,13 @@ from hmt.api.schemas import SERVER_OWNED, FieldProblem, Problem
 from hmt.api.triggers import TooManyTriggers
 from hmt.config import ConfigError
 from hmt.core.errors import IllegalTransition, InvalidTrigger
-from hmt.engine.wiring import Runtime
+from hmt.engine.facade import Facade
 from hmt.store.triggers import TriggerNotFound
 
 SEED_PREFIX = "/hmt-trigger-engine"
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     """The API over `runtime`; with `manage_runtime` it starts and closes it too."""
 
     @asynccontextmanager

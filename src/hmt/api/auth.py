@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hmt.api.runtime import runtime_of
 from hmt.logs import register_secret
 from hmt.store.tokens import Principal
 
@@ -20,9 +21,7 @@ async def principal(
 ) -> Principal:
     """The caller, or 401: a missing, malformed, unknown or revoked token all look the same."""
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        found: Principal | None = await request.app.state.runtime.tokens.authenticate(
-            credentials.credentials
-        )
+        found = await runtime_of(request).tokens.authenticate(credentials.credentials)
         if found is not None:
             register_secret(credentials.credentials)  # from now on never in a log line
             return found
@@ -68,7 +67,7 @@ async def scraper(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Anyone when HMT_METRICS_PUBLIC is set; otherwise an operator token."""
-    if request.app.state.runtime.settings.metrics_public:
+    if runtime_of(request).settings.metrics_public:
         return
     await operator(await principal(request, credentials))
 

@@ -15,9 +15,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from hmt.api.auth import Caller
+from hmt.api.runtime import runtime_of
 from hmt.core.instruments import Listing
 from hmt.core.types import Exchange
-from hmt.engine.instruments import InstrumentMaster, InstrumentUnavailable
+from hmt.engine.instruments import InstrumentUnavailable
 
 router = APIRouter(prefix="/instruments", tags=["instruments"])
 MAX_RESULTS = 20
@@ -44,12 +45,6 @@ class InstrumentOut(BaseModel):
             lot_size=i.lot_size,
             instrument_type=listing.kind,
         )
-
-
-def instrument_master(request: Request) -> InstrumentMaster:
-    """The runtime's instrument master: the API's one way to it."""
-    master: InstrumentMaster = request.app.state.runtime.instruments
-    return master
 
 
 def tradable(listings: Iterable[Listing], exchange: Exchange) -> list[Listing]:
@@ -79,7 +74,7 @@ async def find(
     exchange: Exchange = Exchange.NSE,
 ) -> list[InstrumentOut]:
     try:
-        listings = await instrument_master(request).listings()
+        listings = await runtime_of(request).instruments.listings()
     except InstrumentUnavailable as error:
         raise HTTPException(502, str(error)) from None
     return [InstrumentOut.of(i) for i in search(tradable(listings, exchange), q)]

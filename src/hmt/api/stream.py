@@ -15,15 +15,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from hmt.api.auth import Caller
+from hmt.api.runtime import Runtime
 from hmt.api.schemas import TriggerOut
 from hmt.core.lifecycle import Status
 from hmt.core.prices import divisor_for, to_decimal
 from hmt.engine.events import PriceEvent, TriggerChanged
-from hmt.engine.wiring import Runtime
+from hmt.engine.facade import Facade
 from hmt.store.records import TriggerRecord
 from hmt.store.triggers import TriggerNotFound
 
@@ -38,9 +39,8 @@ PAGE = 500
 # Not in the OpenAPI schema: a stream never ends on its own, which schema-driven
 # fuzzers cannot handle; docs/ui.md describes its events.
 @router.get("/stream", include_in_schema=False, response_class=StreamingResponse)
-async def stream(request: Request, caller: Caller) -> StreamingResponse:
+async def stream(runtime: Runtime, caller: Caller) -> StreamingResponse:
     """`event: engine|price|trigger|bye` lines, each with one JSON object as data."""
-    runtime: Runtime = request.app.state.runtime
     return StreamingResponse(
         _events(runtime, caller.user_id),
         media_type="text/event-stream",
@@ -48,7 +48,7 @@ async def stream(request: Request, caller: Caller) -> StreamingResponse:
     )
 
 
-async def _events(runtime: Runtime, user_id: str) -> AsyncIterator[str]:
+async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
     subscription = runtime.engine.events.subscribe()
     try:
         statuses: dict[str, Status] = {}
@@ -88,7 +88,7 @@ async def _events(runtime: Runtime, user_id: str) -> AsyncIterator[str]:
         subscription.close()
 
 
-async def _live_triggers(runtime: Runtime, user_id: str) -> list[TriggerRecord]:
+async def _live_triggers(runtime: Facade, user_id: str) -> list[TriggerRecord]:
     found: list[TriggerRecord] = []
     for status in LIVE:
         offset = 0
@@ -101,7 +101,7 @@ async def _live_triggers(runtime: Runtime, user_id: str) -> list[TriggerRecord]:
     return found
 
 
-async def _own(runtime: Runtime, user_id: str, trigger_id: str) -> TriggerRecord | None:
+async def _own(runtime: Facade, user_id: str, trigger_id: str) -> TriggerRecord | None:
     try:
         record: TriggerRecord = await runtime.triggers.get(user_id, trigger_id)
     except TriggerNotFound:
@@ -109,7 +109,7 @@ async def _own(runtime: Runtime, user_id: str, trigger_id: str) -> TriggerRecord
     return record
 
 
-def _engine(runtime: Runtime, ticks_per_s: float) -> dict[str, Any]:
+def _engine(runtime: Facade, ticks_per_s: float) -> dict[str, Any]:
     health = runtime.health()
     return {
         **runtime.stats(),

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 
 from hmt.api.auth import Caller, Writer
-from hmt.api.instruments import instrument_master
+from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
 from hmt.core.lifecycle import Status
 from hmt.core.rules import legs_holding
 from hmt.core.types import InstrumentToken, TriggerId, UserId
-from hmt.engine.wiring import Runtime
+from hmt.engine.facade import Facade
 from hmt.store.counts import triggers_by_status
 from hmt.store.records import TriggerRecord
 
@@ -45,7 +45,7 @@ class TooManyTriggers(Exception):
 )
 async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOut:
     """Store a trigger; it is armed in the engine before this returns."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     # A soft cap: two creates racing at the limit may both pass, which is harmless.
     counts = await triggers_by_status(runtime.db, caller.user_id)
     limit = runtime.settings.max_triggers_per_user
@@ -54,7 +54,7 @@ async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOu
             f"you have {limit} active or paused triggers, the most allowed "
             "(HMT_MAX_TRIGGERS_PER_USER): cancel some first"
         )
-    listed = await instrument_master(request).resolve(
+    listed = await runtime.instruments.resolve(
         InstrumentToken(body.instrument_token), body.exchange, body.tradingsymbol
     )
     trigger_id, divisor = TriggerId(str(uuid.uuid4())), listed.instrument.price_divisor
@@ -78,7 +78,7 @@ async def list_triggers(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[TriggerOut]:
     """Your triggers, newest first, filtered by status and instrument."""
-    records = await request.app.state.runtime.triggers.list(
+    records = await runtime_of(request).triggers.list(
         caller.user_id,
         status=status_,
         instrument_token=instrument_token,
@@ -91,7 +91,7 @@ async def list_triggers(
 @router.get("/{trigger_id}", responses=NOT_FOUND)
 async def get(trigger_id: str, request: Request, caller: Caller) -> TriggerOut:
     """One of your triggers, with its event history."""
-    store = request.app.state.runtime.triggers
+    store = runtime_of(request).triggers
     record = await store.get(caller.user_id, trigger_id)
     return TriggerOut.of(record, events=await store.history(caller.user_id, trigger_id))
 
@@ -103,11 +103,11 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     The edit is validated as a whole (an oco's legs against each other) and
     written with its `updated` event in one transaction, or not at all.
     """
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     current = (await runtime.triggers.get(caller.user_id, trigger_id)).trigger
     # The edited trigger's instrument, checked as at create: every edit, since a
     # price or quantity must fit its tick and lot size too.
-    listed = await instrument_master(request).resolve(
+    listed = await runtime.instruments.resolve(
         InstrumentToken(body.instrument_token or current.instrument_token),
         body.exchange or current.exchange,
         body.tradingsymbol or current.tradingsymbol,
@@ -125,7 +125,7 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
 @router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
 async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Pause an active trigger: kept, but out of the engine until resumed."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     record = await runtime.triggers.pause(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
 
@@ -133,7 +133,7 @@ async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut
 @router.post("/{trigger_id}/resume", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
 async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Resume a paused trigger; if its condition holds now it fires on the next tick."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     record = await runtime.triggers.resume(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
 
@@ -141,12 +141,12 @@ async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
 @router.delete("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
 async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Cancel one of your triggers; it is out of the engine before this returns."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     record = await runtime.triggers.cancel(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
 
 
-async def _in_engine(runtime: Runtime, record: TriggerRecord) -> TriggerOut:
+async def _in_engine(runtime: Facade, record: TriggerRecord) -> TriggerOut:
     """Every change reaches the running engine before its response returns."""
     await runtime.engine.refresh(record.id)
     return TriggerOut.of(record)

@@ -36,8 +36,8 @@ def demo(
 
     from hmt import logs
     from hmt.api.app import create_app
+    from hmt.compose import build
     from hmt.config import load_settings
-    from hmt.engine.wiring import build
     from hmt.sim.simulator import Simulator
 
     logs.configure()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import typer
 
@@ -28,7 +29,7 @@ def run(
 
     from hmt import logs
     from hmt.api.app import create_app
-    from hmt.engine.wiring import build
+    from hmt.compose import build
 
     settings = settings_or_exit()
     logs.configure(json=json_logs)
@@ -44,4 +45,13 @@ def run(
         )
         await uvicorn.Server(config).serve()
 
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler
+    # it found: the default one would end the process "killed by SIGTERM" (143) after a
+    # clean stop. This one exits 0, as a finished service should (and before uvicorn
+    # serves, a SIGTERM still ends the process at once).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     asyncio.run(serve())
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)

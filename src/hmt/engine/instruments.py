@@ -74,7 +74,8 @@ class InstrumentUnavailable(Exception):
 
 
 class InstrumentMaster:
-    """The day's copy of the broker's instrument master, fetched on first use."""
+    """The day's copy of the broker's instrument master, fetched on first use (the supervisor
+    asks for it at start-up, in the background)."""
 
     def __init__(
         self,
@@ -82,10 +83,14 @@ class InstrumentMaster:
         *,
         clock: Callable[[], datetime],
         retry_after: timedelta = RETRY_AFTER,
+        kept: Callable[[], None] = lambda: None,
     ) -> None:
+        """`kept` runs after each new copy replaces the last (the composition exempts the
+        copy's objects from the cyclic collector there: `hmt.engine.supervisor`)."""
         self.source = source
         self.clock = clock
         self.retry_after = retry_after
+        self._kept = kept
         self._copy: Copy | None = None
         self._failed_at: datetime | None = None
         self._failure = ""
@@ -111,6 +116,7 @@ class InstrumentMaster:
                 log.warning("instrument_master_unavailable", reason=self._failure)
                 return self._copy, self._failure
             self._copy, self._failed_at = Copy.of(today, listings), None
+            self._kept()  # a replaced copy is still freed by reference counting
             log.info("instrument_master_fetched", day=today.isoformat(), instruments=len(listings))
             return self._copy, ""
 

@@ -278,49 +278,6 @@ class TriggerStore:
         except _Stale:
             return False
 
-    async def record_order_sent(self, trigger_id: str, **payload: Any) -> TriggerRecord:
-        return await self._advance(trigger_id, EventKind.ORDER_SENT, payload=payload)
-
-    async def record_retry(self, trigger_id: str, reason: str) -> TriggerRecord:
-        """Another attempt at the claimed order (after looking its tag up)."""
-        return await self._advance(
-            trigger_id,
-            EventKind.RETRY,
-            values={"attempts": t.c.attempts + 1},
-            payload={"reason": reason},
-        )
-
-    async def record_placed(
-        self, trigger_id: str, order_id: str, *, reconciled: bool = False
-    ) -> TriggerRecord:
-        """The broker holds the order; `reconciled` when found by tag rather than sent now."""
-        return await self._advance(
-            trigger_id,
-            EventKind.PLACED,
-            values={"order_id": order_id, "error_message": None},
-            payload={"order_id": order_id, "reconciled": reconciled},
-        )
-
-    async def record_failed(self, trigger_id: str, error_message: str) -> TriggerRecord:
-        return await self._advance(
-            trigger_id,
-            EventKind.FAILED,
-            values={"error_message": error_message},
-            payload={"error": error_message},
-        )
-
-    async def append_event(
-        self, trigger_id: str, kind: EventKind, payload: Mapping[str, Any] | None = None
-    ) -> None:
-        """An event that changes no status (`fired`, `reconciled`)."""
-        now = self.clock()
-
-        async def work(conn: AsyncConnection) -> None:
-            row = await _fetch(conn, trigger_id)
-            await events.append(conn, trigger_id, row.user_id, kind, now, payload)
-
-        await self.db.transaction(work)
-
     async def expire_due(self) -> builtins.list[TriggerId]:
         """Move every active or paused trigger past its `expires_at` to `expired`."""
         now = self.clock()
@@ -347,22 +304,15 @@ class TriggerStore:
         user_id: str | None = None,
         edit: Callable[[Trigger], Trigger] | None = None,
         values: Mapping[str, Any] | None = None,
-        payload: Mapping[str, Any] | None = None,
     ) -> TriggerRecord:
+        """`values`: columns written with the event (an edit's instrument units)."""
         now = self.clock()
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             if user_id is not None:
                 await scope(conn, user_id)
             record = await apply_event(
-                conn,
-                trigger_id,
-                kind,
-                now,
-                user_id=user_id,
-                edit=edit,
-                values=values,
-                payload=payload,
+                conn, trigger_id, kind, now, user_id=user_id, edit=edit, values=values
             )
             if record is None:
                 raise TriggerNotFound(trigger_id)
