@@ -110,6 +110,50 @@ async def test_creates_that_do_not_match_the_master_are_422s_and_write_nothing(
         assert error["message"] == "instrument 408065 is NSE:INFY, not NOSUCH"
 
 
+async def test_bulk_create_checks_each_item_against_the_master(database_url: str) -> None:
+    """A bulk create whose items name a symbol not the token's, an off-tick price and an
+    off-lot option quantity is one 422 naming each by index, and writes nothing; the
+    same items put right are stored with their instruments' units."""
+    async with running_system(database_url) as system:
+        items = [
+            dict(BASE),
+            {**BASE, "tradingsymbol": "RELIANCE"},
+            {**BASE, "order_type": "LIMIT", "limit_price_1": "1700.05"},
+            {**BASE, **OPTION_BODY, "quantity": 50},
+            {**BASE, **OPTION_BODY},
+        ]
+        response = await system.client.post(
+            "/triggers/bulk", json={"triggers": items}, headers=system.auth()
+        )
+        assert response.status_code == 422, response.text
+        errors = {(e["field"], e["rule"]) for e in response.json()["errors"]}
+        assert errors == {
+            ("triggers[1].tradingsymbol", "mismatch"),
+            ("triggers[2].limit_price_1", "tick_size"),
+            ("triggers[3].quantity", "lot_size"),
+        }
+        assert await counts(system) == (0, 0)
+        assert len(system.runtime.engine.book) == 0
+
+        good = [items[0], items[4]]
+        created = await system.client.post(
+            "/triggers/bulk", json={"triggers": good}, headers=system.auth()
+        )
+        assert created.status_code == 201, created.text
+        assert await counts(system) == (2, 2)
+
+        async def work(conn: Any) -> Any:
+            c = tables.gtt_orders.c
+            query = select(c.tradingsymbol, c.price_divisor, c.tick_size, c.lot_size)
+            return {row[0]: tuple(row[1:]) for row in await conn.execute(query)}
+
+        stored = await system.runtime.db.transaction(work, write=False)
+        assert stored == {
+            "INFY": (100, Decimal("0.1"), 1),
+            "BANKNIFTY18JAN23500CE": (100, Decimal("0.05"), 40),
+        }
+
+
 async def test_a_matching_create_stores_the_instruments_units(database_url: str) -> None:
     """A whole number of lots on the tick grid is a 201; the row carries divisor, tick and lot."""
     async with running_system(database_url) as system:

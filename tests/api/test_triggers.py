@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from tests.support.eventually import eventually
 from tests.support.system import running_system
@@ -167,3 +168,50 @@ async def test_bad_edits_are_422s_naming_the_field_and_change_nothing(database_u
                 assert any(e["rule"] == rule for e in errors), (body, errors)
         after = await system.trigger(created["id"])
         assert after == before
+
+
+async def test_a_repeated_delete_is_a_200_with_the_record_and_no_second_event(
+    database_url: str,
+) -> None:
+    """Cancelling a cancelled trigger answers as the first time did and writes nothing."""
+    async with running_system(database_url) as system:
+        created = await system.create(trigger_price_1="9999.00")
+        path = f"/triggers/{created['id']}"
+        first = await system.client.delete(path, headers=system.auth())
+        assert first.status_code == 200, first.text
+        again = await system.client.delete(path, headers=system.auth())
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert again.json()["status"] == "cancelled"
+        events = [e["kind"] for e in (await system.trigger(created["id"]))["events"]]
+        assert events == ["created", "cancelled"]
+        assert system.runtime.engine.book.get(created["id"]) is None
+
+
+async def test_delete_of_a_placed_or_expired_trigger_is_a_409_saying_why(
+    database_url: str,
+) -> None:
+    """Only a cancelled trigger's DELETE is idempotent; placed and expired ones stay as they are."""
+    async with running_system(database_url) as system:
+        system.push(INFY, "1600.00")
+        created = await system.create(trigger_price_1="1605.00")
+        system.push(INFY, "1606.00")
+        assert (await system.settled(created["id"]))["status"] == "placed"
+        placed = await system.client.delete(f"/triggers/{created['id']}", headers=system.auth())
+        assert placed.status_code == 409
+        assert placed.json()["detail"] == (
+            "this trigger is placed (its order is with the broker): it can no longer be cancelled"
+        )
+        soon = datetime.now(UTC) + timedelta(milliseconds=300)
+        short = await system.create(trigger_price_1="9999.00", expires_at=soon.isoformat())
+
+        async def expired() -> bool:
+            await system.runtime.triggers.expire_due()
+            return (await system.trigger(short["id"]))["status"] == "expired"
+
+        await eventually(expired, within=5)
+        refused = await system.client.delete(f"/triggers/{short['id']}", headers=system.auth())
+        assert refused.status_code == 409
+        assert refused.json()["errors"][0]["message"].startswith("this trigger has expired")
+        kinds = [e["kind"] for e in (await system.trigger(short["id"]))["events"]]
+        assert "cancelled" not in kinds

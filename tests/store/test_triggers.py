@@ -319,3 +319,42 @@ async def test_claim_compares_prices_as_decimals(store: TriggerStore, db: Databa
     loaded = (await store.get("alice", trigger.id)).trigger
     assert loaded == trigger
     assert await store.claim(Fired(loaded, Leg.FIRST, 160_050))
+
+
+async def test_create_many_writes_all_or_none(store: TriggerStore, db: Database) -> None:
+    """A batch with a bad or a duplicate trigger writes nothing; a good one writes every row."""
+    good = [make_trigger(trigger_price_1=160_000 + i) for i in range(3)]
+    with pytest.raises(InvalidTrigger):
+        await store.create_many([*good, make_trigger(quantity=0)])
+    with pytest.raises(DuplicateTrigger):
+        await store.create_many([*good, good[0]])  # fails at the fourth insert, after three
+    with pytest.raises(ValueError, match="one user"):
+        await store.create_many([good[0], make_trigger(user_id=UserId("bob"))])
+    assert (await rows(db), await rows(db, "hmt_trigger_events")) == (0, 0)
+    created = await store.create_many(good)
+    assert [r.trigger for r in created] == good
+    assert (await rows(db), await rows(db, "hmt_trigger_events")) == (3, 3)
+
+
+async def test_keyset_pages_cover_ties_once_and_count_matches_the_filter(
+    store: TriggerStore, clock: Clock
+) -> None:
+    """Five triggers created at one instant and two later page by (created_at, id) without gaps."""
+    await store.create_many([make_trigger(trigger_price_1=160_000 + i) for i in range(5)])
+    clock.advance(seconds=1)
+    for i in range(2):
+        await store.create(make_trigger(trigger_price_1=170_000 + i, status=Status.PAUSED))
+    everything = await store.list("alice")
+    assert [r.created_at for r in everything[:2]] == [clock()] * 2  # newest first
+    paged, after = [], None
+    while True:
+        page = await store.list("alice", limit=2, after=after)
+        if not page:
+            break
+        paged += page
+        after = (page[-1].created_at, page[-1].trigger.id)
+    assert [r.trigger.id for r in paged] == [r.trigger.id for r in everything]
+    assert len(paged) == 7
+    assert await store.count("alice") == 7
+    assert await store.count("alice", status=Status.PAUSED) == 2
+    assert await store.count("bob") == 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hmt.api.problems import ApiError
 from hmt.api.runtime import runtime_of
 from hmt.logs import register_secret
 from hmt.store.tokens import Principal
@@ -25,9 +26,12 @@ async def principal(
         if found is not None:
             register_secret(credentials.credentials)  # from now on never in a log line
             return found
-    raise HTTPException(
+    raise ApiError(
         status.HTTP_401_UNAUTHORIZED,
-        "a valid bearer token is required",
+        "a valid API token is required: send `Authorization: Bearer <token>` "
+        "with a token from `hmt token create`",
+        field="Authorization",
+        rule="bearer_token",
         headers={"WWW-Authenticate": "Bearer"},
     )
 
@@ -35,17 +39,24 @@ async def principal(
 async def operator(caller: Annotated[Principal, Depends(principal)]) -> Principal:
     """The caller if their token is an operator's (start and stop act for every user)."""
     if not caller.operator:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs an operator token")
+        raise ApiError(
+            status.HTTP_403_FORBIDDEN,
+            "this needs an operator token (`hmt token create --operator`)",
+            field="Authorization",
+            rule="operator",
+        )
     return caller
 
 
 def _limited(request: Request, caller: Principal) -> Principal:
     wait = request.app.state.write_limiter.take(caller.token_id)
     if wait is not None:
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many writes with this token: retry after the Retry-After seconds "
             "(HMT_RATE_LIMIT_WRITES_PER_MIN)",
+            field="Authorization",
+            rule="rate_limit",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
     return caller

@@ -13,10 +13,11 @@ import secrets
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, HTTPException, Query, Request, status
+from fastapi import APIRouter, Cookie, Query, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from hmt.api.auth import OperatorWriter
+from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import BrokerSessionIn, BrokerSessionOut, Problem
 from hmt.core.broker import BrokerError
@@ -64,9 +65,11 @@ class PendingLogins:
 async def kite_login(request: Request, runtime: Runtime) -> RedirectResponse:
     settings = runtime.settings
     if not settings.kite_api_key or settings.kite_api_secret is None:
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_409_CONFLICT,
             "Kite login needs HMT_KITE_API_KEY, HMT_KITE_API_SECRET and HMT_SECRET_KEY",
+            field="server",
+            rule="not_configured",
         )
     state = request.app.state.kite_logins.new()
     response = RedirectResponse(
@@ -101,14 +104,18 @@ async def kite_callback(
 ) -> Any:
     register_secret(request_token)  # before anything can log the URL it came in
     if runtime.settings.kite_api_secret is None:
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_409_CONFLICT,
             "Kite login needs HMT_KITE_API_KEY, HMT_KITE_API_SECRET and HMT_SECRET_KEY",
+            field="server",
+            rule="not_configured",
         )
     if not request.app.state.kite_logins.take(state):
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_403_FORBIDDEN,
             "this login was not started here, or took over ten minutes: open /kite/login again",
+            field=STATE_COOKIE,
+            rule="login_state",
         )
     try:
         stored = await runtime.kite_login(request_token)

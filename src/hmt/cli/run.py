@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Iterable
 
 import typer
 
@@ -11,10 +12,14 @@ from hmt.cli import app
 from hmt.config import ConfigError, Settings, load_settings
 
 
-def settings_or_exit() -> Settings:
-    """The settings, or exit 2 with the message naming the bad variable."""
+def settings_or_exit(uses: Iterable[str] | None = None, **overrides: object) -> Settings:
+    """The settings a command `uses` (default: all), or exit 2 naming the bad variable.
+
+    Each command checks only what it reads, so a server-only setting such as
+    HMT_PORT cannot stop `hmt token create`.
+    """
     try:
-        return load_settings()
+        return load_settings(uses=uses, **overrides)
     except ConfigError as error:
         typer.echo(f"hmt: {error}", err=True)
         raise typer.Exit(code=2) from None

@@ -10,11 +10,11 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -85,32 +85,42 @@ class TriggerStore:
         checked against it and its units are stored on the row.
         """
         now = self.clock()
-        try:
-            uuid.UUID(trigger.id)
-        except ValueError:
-            raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
-        validate(trigger, instrument=instrument, now=now)
+        _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            values = {
-                **_instrument_columns(instrument),
-                "id": trigger.id,
-                "user_id": trigger.user_id,
-                "status": trigger.status.value,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                **user_columns(trigger),
-            }
-            try:
-                row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
-            except IntegrityError as error:
-                raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
-            await events.append(
-                conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
-            )
-            return record_from_row(row._mapping)
+            return await _insert(conn, trigger, now, instrument)
+
+        return await self.db.transaction(work)
+
+    async def create_many(
+        self,
+        triggers: Sequence[Trigger],
+        *,
+        instruments: Sequence[Instrument | None] | None = None,
+    ) -> builtins.list[TriggerRecord]:
+        """Store one user's new triggers, each with its `created` event, all or none.
+
+        Every trigger is validated before anything is written (against its
+        entry in `instruments`, the master's, when given); the rows go in one
+        transaction, so a failure part-way leaves none of them.
+        """
+        if not triggers:
+            return []
+        users = {trigger.user_id for trigger in triggers}
+        if len(users) != 1:
+            raise ValueError("create_many takes the triggers of one user")
+        now = self.clock()
+        listed = instruments if instruments is not None else [None] * len(triggers)
+        for trigger, instrument in zip(triggers, listed, strict=True):
+            _check_new(trigger, instrument, now)
+
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
+            await scope(conn, users.pop())
+            return [
+                await _insert(conn, trigger, now, instrument)
+                for trigger, instrument in zip(triggers, listed, strict=True)
+            ]
 
         return await self.db.transaction(work)
 
@@ -141,18 +151,40 @@ class TriggerStore:
         instrument_token: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> builtins.list[TriggerRecord]:
-        """`user_id`'s triggers, newest first, optionally filtered."""
-        query = select(t).where(t.c.user_id == user_id)
-        if status is not None:
-            query = query.where(t.c.status == status.value)
-        if instrument_token is not None:
-            query = query.where(t.c.instrument_token == instrument_token)
+        """`user_id`'s triggers, newest first (ties by id), optionally filtered.
+
+        `after` is the (created_at, id) of the last row of the previous page: the
+        page starts just past it, so rows inserted meanwhile shift nothing.
+        """
+        query = select(t).where(*_matching(user_id, status, instrument_token))
+        if after is not None:
+            created_at, trigger_id = after
+            query = query.where(
+                or_(
+                    t.c.created_at < created_at,
+                    and_(t.c.created_at == created_at, t.c.id > trigger_id),
+                )
+            )
         query = query.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, user_id)
             return [record_from_row(row._mapping) for row in await conn.execute(query)]
+
+        return await self.db.transaction(work, write=False)
+
+    async def count(
+        self, user_id: str, *, status: Status | None = None, instrument_token: int | None = None
+    ) -> int:
+        """How many of `user_id`'s triggers `list` would page through with these filters."""
+        query = select(func.count()).select_from(t)
+        query = query.where(*_matching(user_id, status, instrument_token))
+
+        async def work(conn: AsyncConnection) -> int:
+            await scope(conn, user_id)
+            return int((await conn.execute(query)).scalar_one())
 
         return await self.db.transaction(work, write=False)
 
@@ -385,6 +417,52 @@ def _instrument_columns(instrument: Instrument | None) -> dict[str, Any]:
         "tick_size": to_decimal(tick, instrument.price_divisor) if tick > 0 else None,
         "lot_size": lot if lot > 0 else None,
     }
+
+
+def _check_new(trigger: Trigger, instrument: Instrument | None, now: datetime) -> None:
+    """A new trigger's id and fields (against its instrument), checked before any write."""
+    try:
+        uuid.UUID(trigger.id)
+    except ValueError:
+        raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
+    validate(trigger, instrument=instrument, now=now)
+
+
+async def _insert(
+    conn: AsyncConnection, trigger: Trigger, now: datetime, instrument: Instrument | None
+) -> TriggerRecord:
+    """Write one new trigger, its instrument's units and its `created` event on `conn`
+    (already scoped)."""
+    values = {
+        **_instrument_columns(instrument),
+        "id": trigger.id,
+        "user_id": trigger.user_id,
+        "status": trigger.status.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        **user_columns(trigger),
+    }
+    try:
+        row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
+    except IntegrityError as error:
+        raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
+    await events.append(
+        conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
+    )
+    return record_from_row(row._mapping)
+
+
+def _matching(
+    user_id: str, status: Status | None, instrument_token: int | None
+) -> builtins.list[ColumnElement[bool]]:
+    """The WHERE clauses of a user's listing."""
+    clauses = [t.c.user_id == user_id]
+    if status is not None:
+        clauses.append(t.c.status == status.value)
+    if instrument_token is not None:
+        clauses.append(t.c.instrument_token == instrument_token)
+    return clauses
 
 
 def _payload(trigger: Trigger) -> dict[str, Any]:
