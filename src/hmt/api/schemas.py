@@ -51,8 +51,11 @@ class TriggerIn(BaseModel):
     expires_at: datetime | None = None
     paused: bool = False
 
-    def to_trigger(self, trigger_id: TriggerId, user_id: UserId) -> Trigger:
-        divisor = divisor_for(self.instrument_token)
+    def to_trigger(
+        self, trigger_id: TriggerId, user_id: UserId, *, divisor: int | None = None
+    ) -> Trigger:
+        """The core trigger, prices in wire units of `divisor` (the instrument master's)."""
+        divisor = divisor or divisor_for(self.instrument_token)
 
         def units(value: Decimal | None, field: str) -> int | None:
             return None if value is None else to_units(value, divisor, field=field)
@@ -125,13 +128,14 @@ class TriggerPatch(BaseModel):
     limit_price_2: Price | None = None
     expires_at: datetime | None = None
 
-    def changes(self, current: Trigger) -> dict[str, Any]:
-        """The sent fields as `Trigger` field values (prices in wire units)."""
+    def changes(self, current: Trigger, *, divisor: int | None = None) -> dict[str, Any]:
+        """The sent fields as `Trigger` field values (prices in wire units of `divisor`,
+        the edited instrument's, from the instrument master)."""
         sent = self.model_fields_set
         if not sent:
             raise InvalidTrigger([FieldError("body", "not_empty", "send at least one field")])
         token = self.instrument_token if "instrument_token" in sent else current.instrument_token
-        divisor, old = divisor_for(token), divisor_for(current.instrument_token)
+        divisor, old = divisor or divisor_for(token), divisor_for(current.instrument_token)
         out: dict[str, Any] = {}
         for name in _PRICES:
             if name in sent:

@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import DuplicateTrigger, FieldError, HmtError, InvalidTrigger
 from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
+from hmt.core.prices import to_decimal
 from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerId
 from hmt.core.validation import validate
@@ -74,24 +76,34 @@ class TriggerStore:
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
-    async def create(self, trigger: Trigger, *, tick_size: int | None = None) -> TriggerRecord:
-        """Validate and store a new trigger, with its `created` event."""
+    async def create(
+        self, trigger: Trigger, *, instrument: Instrument | None = None
+    ) -> TriggerRecord:
+        """Validate and store a new trigger, with its `created` event.
+
+        `instrument` is the master's entry for its instrument: the trigger is
+        checked against it and its units are stored on the row.
+        """
         now = self.clock()
-        _check_new(trigger, tick_size, now)
+        _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            return await _insert(conn, trigger, now)
+            return await _insert(conn, trigger, now, instrument)
 
         return await self.db.transaction(work)
 
     async def create_many(
-        self, triggers: Sequence[Trigger], *, tick_sizes: Sequence[int | None] | None = None
+        self,
+        triggers: Sequence[Trigger],
+        *,
+        instruments: Sequence[Instrument | None] | None = None,
     ) -> builtins.list[TriggerRecord]:
         """Store one user's new triggers, each with its `created` event, all or none.
 
-        Every trigger is validated before anything is written; the rows go in
-        one transaction, so a failure part-way leaves none of them.
+        Every trigger is validated before anything is written (against its
+        entry in `instruments`, the master's, when given); the rows go in one
+        transaction, so a failure part-way leaves none of them.
         """
         if not triggers:
             return []
@@ -99,13 +111,16 @@ class TriggerStore:
         if len(users) != 1:
             raise ValueError("create_many takes the triggers of one user")
         now = self.clock()
-        sizes = tick_sizes if tick_sizes is not None else [None] * len(triggers)
-        for trigger, tick_size in zip(triggers, sizes, strict=True):
-            _check_new(trigger, tick_size, now)
+        listed = instruments if instruments is not None else [None] * len(triggers)
+        for trigger, instrument in zip(triggers, listed, strict=True):
+            _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, users.pop())
-            return [await _insert(conn, trigger, now) for trigger in triggers]
+            return [
+                await _insert(conn, trigger, now, instrument)
+                for trigger, instrument in zip(triggers, listed, strict=True)
+            ]
 
         return await self.db.transaction(work)
 
@@ -179,9 +194,12 @@ class TriggerStore:
         trigger_id: str,
         changes: Mapping[str, Any],
         *,
-        tick_size: int | None = None,
+        instrument: Instrument | None = None,
     ) -> TriggerRecord:
-        """Change trader-owned fields of an active or paused trigger, validated as a whole."""
+        """Change trader-owned fields of an active or paused trigger, validated as a whole.
+
+        `instrument` is the master's entry for the edited trigger's instrument.
+        """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
             raise InvalidTrigger(
@@ -192,9 +210,15 @@ class TriggerStore:
 
         def apply(trigger: Trigger) -> Trigger:
             changed = dataclasses.replace(trigger, **changes)
-            return validate(changed, tick_size=tick_size, now=now)
+            return validate(changed, instrument=instrument, now=now)
 
-        return await self._advance(trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply)
+        return await self._advance(
+            trigger_id,
+            EventKind.UPDATED,
+            user_id=user_id,
+            edit=apply,
+            values=_instrument_columns(instrument),
+        )
 
     async def pause(self, user_id: str, trigger_id: str) -> TriggerRecord:
         return await self._advance(trigger_id, EventKind.PAUSED, user_id=user_id)
@@ -311,13 +335,17 @@ class TriggerStore:
         *,
         user_id: str | None = None,
         edit: Callable[[Trigger], Trigger] | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> TriggerRecord:
+        """`values`: columns written with the event (an edit's instrument units)."""
         now = self.clock()
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             if user_id is not None:
                 await scope(conn, user_id)
-            record = await apply_event(conn, trigger_id, kind, now, user_id=user_id, edit=edit)
+            record = await apply_event(
+                conn, trigger_id, kind, now, user_id=user_id, edit=edit, values=values
+            )
             if record is None:
                 raise TriggerNotFound(trigger_id)
             return record
@@ -376,18 +404,37 @@ async def apply_event(
     return record_from_row(written._mapping)
 
 
-def _check_new(trigger: Trigger, tick_size: int | None, now: datetime) -> None:
-    """A new trigger's id and fields, checked before any row is written."""
+def _instrument_columns(instrument: Instrument | None) -> dict[str, Any]:
+    """The instrument's units as the row keeps them; none without an instrument.
+
+    A tick or lot size of 0 means unknown (the master could not be asked): NULL.
+    """
+    if instrument is None:
+        return {}
+    tick, lot = instrument.tick_size, instrument.lot_size
+    return {
+        "price_divisor": instrument.price_divisor,
+        "tick_size": to_decimal(tick, instrument.price_divisor) if tick > 0 else None,
+        "lot_size": lot if lot > 0 else None,
+    }
+
+
+def _check_new(trigger: Trigger, instrument: Instrument | None, now: datetime) -> None:
+    """A new trigger's id and fields (against its instrument), checked before any write."""
     try:
         uuid.UUID(trigger.id)
     except ValueError:
         raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
-    validate(trigger, tick_size=tick_size, now=now)
+    validate(trigger, instrument=instrument, now=now)
 
 
-async def _insert(conn: AsyncConnection, trigger: Trigger, now: datetime) -> TriggerRecord:
-    """Write one new trigger and its `created` event on `conn` (already scoped)."""
+async def _insert(
+    conn: AsyncConnection, trigger: Trigger, now: datetime, instrument: Instrument | None
+) -> TriggerRecord:
+    """Write one new trigger, its instrument's units and its `created` event on `conn`
+    (already scoped)."""
     values = {
+        **_instrument_columns(instrument),
         "id": trigger.id,
         "user_id": trigger.user_id,
         "status": trigger.status.value,
