@@ -25,11 +25,13 @@ from pydantic import SecretStr
 from hmt.config import Broker, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.engine.executor import Executor, RetryPolicy
+from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import ChangeSource, FeedStatus
 from hmt.engine.runtime import Runtime
 from hmt.engine.service import Engine, EngineConfig
 from hmt.engine.session import BrokerSession
-from hmt.engine.supervisor import Supervisor
+from hmt.engine.supervisor import Supervisor, freeze_survivors
+from hmt.kite.instruments import KiteInstruments
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
@@ -194,6 +196,11 @@ async def build(settings: Settings) -> Runtime:
         config=EngineConfig(enabled=settings.engine_enabled, resend_within=timedelta(seconds=60)),
         session=session,
     )
+    # The day's master is fetched at start-up in the background (the first create need
+    # not wait for some 100,000 rows), and each copy is frozen out of the collector.
+    instruments = InstrumentMaster(
+        KiteInstruments(rest), clock=lambda: datetime.now(UTC), kept=freeze_survivors
+    )
     runtime: Runtime
     supervisor = Supervisor(
         engine,
@@ -202,6 +209,7 @@ async def build(settings: Settings) -> Runtime:
         ping=db.ping,
         health_interval=settings.health_check_interval_ms / 1000,
         changes=_change_feed(settings) if db.dialect == "postgresql" else None,
+        warm=[] if awaiting_login else [instruments.copy],
     )
     runtime = Runtime(
         settings=settings,
@@ -213,6 +221,7 @@ async def build(settings: Settings) -> Runtime:
         supervisor=supervisor,
         feed=feed,
         rest=rest,
+        instruments=instruments,
         accounts=accounts,
     )
     return runtime

@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from hmt.sim.universe import DEFAULT_INSTRUMENTS, Universe
+from hmt.sim.universe import Instrument as SimInstrument
 from tests.support.eventually import eventually
 from tests.support.system import running_system
 
@@ -171,13 +173,35 @@ async def test_bad_edits_are_422s_naming_the_field_and_change_nothing(database_u
         assert after == before
 
 
+def _future(exchange_token: int, exchange: str, segment: int, divisor: int) -> SimInstrument:
+    # A tick of one wire unit, so that every decimal the divisor allows is on
+    # the grid; the close sits below the BUY triggers, so none fires.
+    return SimInstrument(
+        exchange_token,
+        "USDINR26DECFUT",
+        "USDINR",
+        tick=1,
+        close=75 * divisor,
+        segment=segment,
+        exchange=exchange,
+        kind="FUT",
+        expiry="2026-12-29",
+    )
+
+
+# The simulator's instruments plus a CDS and a BCD future: the master lists them.
+CURRENCIES = Universe(
+    (*DEFAULT_INSTRUMENTS, _future(1612, "CDS", 3, 10_000_000), _future(1, "BCD", 6, 10_000))
+)
+
+
 async def test_currency_prices_round_trip_with_their_own_divisor(database_url: str) -> None:
     """CDS (10^7) and BCD (10^4) prices keep every decimal through create, store, load and read."""
     currencies = [
         (412675, "CDS", "USDINR26DECFUT", "83.1234567", 10_000_000),
         ((1 << 8) | 6, "BCD", "USDINR26DECFUT", "83.1234", 10_000),
     ]
-    async with running_system(database_url) as system:
+    async with running_system(database_url, universe=CURRENCIES) as system:
         for token, exchange, symbol, price, divisor in currencies:
             created = await system.create(
                 instrument_token=token,

@@ -11,7 +11,7 @@ import pytest
 
 from hmt.core.types import TriggerId
 from hmt.engine.health import Health, Verdict
-from hmt.engine.supervisor import Supervisor, collector_paused
+from hmt.engine.supervisor import Supervisor, collector_paused, freeze_survivors
 from hmt.store.changes import Change, Op, Resync
 from tests.support.eventually import eventually
 
@@ -189,4 +189,49 @@ def test_collector_paused_restores_a_disabled_collector_and_survives_errors() ->
         assert gc.get_freeze_count() > 0
     finally:
         gc.enable()
+        gc.unfreeze()
+
+
+async def test_warm_up_runs_after_the_load_in_the_background_and_a_failure_is_logged() -> None:
+    """Start returns while warm-up work still waits (it does not hold up the engine); the work
+    starts only after the engine's start; one that raises is logged and ends; stop cancels
+    unfinished work."""
+    engine, gate, done = Engine(), asyncio.Event(), []
+
+    async def fetch_master() -> None:
+        assert engine.started  # after the book's load and its freeze
+        await gate.wait()
+        done.append("master")
+
+    async def failing() -> None:
+        raise OSError("broker down")
+
+    async def never() -> None:
+        await asyncio.Event().wait()
+
+    supervisor = supervise(engine, warm=[fetch_master, failing, never])
+    await supervisor.start()
+    assert done == []
+    assert supervisor.running == 2  # warm-up is not counted among the loops
+    await eventually(lambda: supervisor.warming == 2)  # `failing` has ended
+    gate.set()
+    await eventually(lambda: done == ["master"])
+    assert supervisor.warming == 1
+    await supervisor.stop()
+    assert supervisor.warming == 0
+
+
+def test_freeze_survivors_takes_what_is_alive_out_of_the_collectors_scans() -> None:
+    """An object alive at freeze_survivors is no longer among the objects the collector scans;
+    one made after it still is."""
+    gc.unfreeze()
+    try:
+        master = [[i] for i in range(3)]
+        assert any(o is master for o in gc.get_objects())
+        freeze_survivors()
+        later = [[i] for i in range(3)]
+        scanned = gc.get_objects()
+        assert not any(o is master for o in scanned)
+        assert any(o is later for o in scanned)
+    finally:
         gc.unfreeze()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hmt.core.errors import InvalidTrigger
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import (
@@ -29,7 +30,7 @@ from hmt.store.loading import _COLUMNS, converter
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
-from tests.support.factories import RELIANCE, make_trigger
+from tests.support.factories import INFY, RELIANCE, make_trigger
 
 USDINR = 412675  # NSE currency: 10^7 wire units per rupee
 EXPIRES = datetime(2031, 7, 9, 11, 12, 13, tzinfo=UTC)
@@ -211,23 +212,71 @@ def test_converter_refuses_a_query_missing_a_column() -> None:
         converter(names)
 
 
+def listed(token: int, symbol: str, tick: int, lot: int, **overrides: Any) -> Instrument:
+    """The master's entry for an instrument, in paise unless `overrides` say otherwise."""
+    fields: dict[str, Any] = {
+        "id": InstrumentToken(token),
+        "exchange": Exchange.NSE,
+        "tradingsymbol": symbol,
+        "price_divisor": 100,
+        "tick_size": tick,
+        "lot_size": lot,
+    }
+    return Instrument(**{**fields, **overrides})
+
+
 async def test_instrument_grid_is_stored_and_follows_the_instrument(store: TriggerStore) -> None:
-    """Tick and lot size are kept at create, updated when given, cleared on another instrument."""
+    """Tick and lot size are stored at create, replaced when an instrument is given, kept
+    when none is, and cleared when an edit moves to another instrument without one."""
     trigger = make_trigger()
-    created = await store.create(trigger, tick_size=5, lot_size=1)
+    created = await store.create(trigger, instrument=listed(INFY, "INFY", 5, 1))
     assert (created.tick_size, created.lot_size) == (5, 1)
-    priced = await store.update("alice", trigger.id, {"trigger_price_1": 160_010}, tick_size=10)
+    priced = await store.update(
+        "alice", trigger.id, {"trigger_price_1": 160_010}, instrument=listed(INFY, "INFY", 10, 1)
+    )
     assert (priced.tick_size, priced.lot_size) == (10, 1)
+    kept = await store.update("alice", trigger.id, {"trigger_price_1": 160_020})
+    assert (kept.tick_size, kept.lot_size) == (10, 1)
     moved = await store.update(
         "alice", trigger.id, {"instrument_token": RELIANCE, "tradingsymbol": "RELIANCE"}
     )
     assert (moved.tick_size, moved.lot_size) == (None, None)
+    back = await store.update(
+        "alice",
+        trigger.id,
+        {"instrument_token": INFY, "tradingsymbol": "INFY"},
+        instrument=listed(INFY, "INFY", 0, 0),  # the master could not be asked: unknown
+    )
+    assert (back.tick_size, back.lot_size) == (None, None)
+
+
+async def test_a_trigger_in_another_unit_than_its_instrument_is_refused(
+    store: TriggerStore,
+) -> None:
+    """Prices in 10^4 units against an instrument quoted in paise: refused, naming the divisor."""
+    trigger = make_trigger(price_divisor=10_000, trigger_price_1=16_000_000)
+    with pytest.raises(InvalidTrigger) as info:
+        await store.create(trigger, instrument=listed(INFY, "INFY", 5, 1))
+    assert [(e.field, e.rule) for e in info.value.errors] == [("price_divisor", "mismatch")]
+    assert await store.list("alice") == []
 
 
 async def test_bulk_create_stores_each_instruments_grid(store: TriggerStore) -> None:
-    """`create_many` keeps each trigger's own tick and lot size, as `create` does."""
-    first, second = make_trigger(), make_trigger()
-    records = await store.create_many([first, second], tick_sizes=[5, None], lot_sizes=[1, 75])
-    assert [(r.tick_size, r.lot_size) for r in records] == [(5, 1), (None, 75)]
-    stored = [await store.get("alice", t.id) for t in (first, second)]
-    assert [(r.tick_size, r.lot_size) for r in stored] == [(5, 1), (None, 75)]
+    """`create_many` stores each trigger's own instrument's tick and lot size, as `create` does."""
+    option = listed(12073986, "BANKNIFTY18JAN23500CE", 5, 40, exchange=Exchange.NFO)
+    triggers = [
+        make_trigger(),
+        make_trigger(
+            instrument_token=option.id,
+            exchange=Exchange.NFO,
+            tradingsymbol=option.tradingsymbol,
+            product=Product.NRML,
+            quantity=80,
+        ),
+        make_trigger(),
+    ]
+    instruments = [listed(INFY, "INFY", 5, 1), option, None]
+    records = await store.create_many(triggers, instruments=instruments)
+    assert [(r.tick_size, r.lot_size) for r in records] == [(5, 1), (5, 40), (None, None)]
+    stored = [await store.get("alice", t.id) for t in triggers]
+    assert [(r.tick_size, r.lot_size) for r in stored] == [(5, 1), (5, 40), (None, None)]

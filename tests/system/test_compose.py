@@ -55,6 +55,12 @@ async def test_build_start_close_leaves_nothing_running(
             assert runtime.stats()["state"] == "running"
             stored = await runtime.use_access_token(sim.access_token)
             assert stored is (secret_key is not None)
+            # The day's instrument master was fetched at start-up, in the background.
+            await eventually(lambda: runtime.supervisor.warming == 0)
+            assert sim.counters["rest_instruments"] == 1
+            copy, why = await runtime.instruments.copy()
+            assert (copy is not None, why) == (True, "")
+            assert sim.counters["rest_instruments"] == 1
         finally:
             await runtime.close()
         assert runtime.supervisor.running == 0
@@ -66,6 +72,32 @@ async def test_build_start_close_leaves_nothing_running(
 
         again = await build(_settings(sim, database_url, secret_key))
         await again.close()  # built, never started: closing is still clean
+
+
+async def test_awaiting_a_login_the_master_is_not_fetched_at_start_up(sqlite_url: str) -> None:
+    """With no broker session yet the start-up fetch is skipped (Kite would refuse it, and the
+    refusal would hold off the first real fetch after the login for the retry wait)."""
+    async with Simulator(seed=3, heartbeat_interval=0.2) as sim:
+        runtime = await build(
+            Settings(
+                database_url=sqlite_url,
+                broker="paper",
+                kite_api_url=sim.api_url,
+                kite_ws_url=sim.ws_url,
+                kite_api_key=sim.api_key,
+                kite_api_secret=sim.api_secret,
+                reconnect_delay_ms=50,
+                secret_key=KEY,
+            )
+        )
+        assert runtime.awaiting_login
+        await runtime.start()
+        try:
+            assert runtime.supervisor.warming == 0
+            await asyncio.sleep(0.2)
+            assert sim.counters["rest_instruments"] == 0
+        finally:
+            await runtime.close()
 
 
 @pytest.mark.slow

@@ -33,24 +33,10 @@ from hmt.core.types import (
     TriggerType,
     UserId,
 )
-from hmt.kite import segments
 from hmt.store.records import TriggerRecord
 
 # Rupees with at most 7 decimals (CDS is the finest segment); never floats inside.
 Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=7)]
-
-
-def price_divisor_of(instrument_token: int, exchange: Exchange) -> int:
-    """The price divisor of the instrument a request names; `InvalidTrigger` if unusable.
-
-    A stand-in until the instrument master supplies the `Instrument` (whose
-    `price_divisor` callers then pass to `to_trigger` and `changes`): Kite's
-    token rules, which the API edge, unlike the core and the store, may use.
-    """
-    errors = segments.token_errors(instrument_token, exchange)
-    if errors:
-        raise InvalidTrigger(errors)
-    return segments.divisor_for(instrument_token)
 
 
 class TriggerIn(BaseModel):
@@ -73,19 +59,15 @@ class TriggerIn(BaseModel):
     expires_at: datetime | None = None
     paused: bool = False
 
-    def to_trigger(
-        self, trigger_id: TriggerId, user_id: UserId, *, price_divisor: int | None = None
-    ) -> Trigger:
-        """The core trigger, prices in the units of `price_divisor` (the instrument's)."""
-        if price_divisor is None:
-            price_divisor = price_divisor_of(self.instrument_token, self.exchange)
-        sent = {f.name: _core_value(f.price, getattr(self, f.api), price_divisor, f.api)
+    def to_trigger(self, trigger_id: TriggerId, user_id: UserId, *, divisor: int) -> Trigger:
+        """The core trigger, prices in wire units of `divisor` (the instrument master's)."""
+        sent = {f.name: _core_value(f.price, getattr(self, f.api), divisor, f.api)
                 for f in TRADER_FIELDS if f.api is not None}  # fmt: skip
         return Trigger(
             id=trigger_id,
             user_id=user_id,
             status=Status.PAUSED if self.paused else Status.ACTIVE,
-            price_divisor=price_divisor,
+            price_divisor=divisor,
             **sent,
         )
 
@@ -133,26 +115,17 @@ class TriggerPatch(BaseModel):
     limit_price_2: Price | None = None
     expires_at: datetime | None = None
 
-    def changes(self, current: Trigger, *, price_divisor: int | None = None) -> dict[str, Any]:
-        """The sent fields as `Trigger` field values (prices in wire units).
+    def changes(self, current: Trigger, *, divisor: int) -> dict[str, Any]:
+        """The sent fields as `Trigger` field values, prices in wire units of `divisor`.
 
-        An edit that names another instrument (token or exchange) takes that
-        instrument's divisor: `price_divisor` when the caller knows it, else
-        `price_divisor_of`; prices not sent keep their rupees in the new unit.
+        `divisor` is the edited trigger's instrument's (the instrument master's).
+        Where it is not the unit `current` is stored in (an edit to another
+        instrument), prices not sent keep their rupees in the new unit.
         """
         sent = self.model_fields_set
         if not sent:
             raise InvalidTrigger([FieldError("body", "not_empty", "send at least one field")])
-        old = divisor = current.price_divisor
-        if sent & {"instrument_token", "exchange"}:
-            if price_divisor is None:
-                token = self.instrument_token if "instrument_token" in sent else None
-                exchange = self.exchange if "exchange" in sent else None
-                price_divisor = price_divisor_of(
-                    current.instrument_token if token is None else token,
-                    current.exchange if exchange is None else exchange,
-                )
-            divisor = price_divisor
+        old = current.price_divisor
         out: dict[str, Any] = {}
         for api, name in _SENT.items():
             if api in sent:

@@ -16,10 +16,11 @@ from hmt.api.problems import TooManyTriggers
 from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
 from hmt.core.errors import IllegalTransition, InvalidTrigger
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
 from hmt.core.rules import legs_holding
-from hmt.core.types import TriggerId, UserId
+from hmt.core.types import InstrumentToken, TriggerId, UserId
 from hmt.core.validation import validate
 from hmt.engine.facade import Facade
 from hmt.store.counts import triggers_by_status
@@ -54,18 +55,26 @@ class NewTrigger:
     """A create's item once checked: the trigger to write and what it was checked against."""
 
     trigger: Trigger
-    tick_size: int | None = None  # the instrument's, when known, checked again at the write
+    instrument: Instrument | None = None  # the master's entry, checked again at the write
+    warning: str | None = None  # the master could not be fetched: what went unchecked
 
 
 async def checked(body: TriggerIn, runtime: Facade, user_id: str) -> NewTrigger:
     """Every check a new trigger passes before it is written, for single and bulk create.
 
-    Raises `InvalidTrigger` naming each field and rule (the bulk route prefixes
-    the fields with the item's index).
+    The instrument master first: token, exchange and symbol must name one
+    instrument, whose divisor converts the prices, then the trigger as a whole
+    against it (tick and lot size). Raises `InvalidTrigger` naming each field
+    and rule (the bulk route prefixes the fields with the item's index).
     """
-    trigger = body.to_trigger(TriggerId(str(uuid.uuid4())), UserId(user_id))
-    validate(trigger, now=runtime.triggers.clock())
-    return NewTrigger(trigger)
+    listed = await runtime.instruments.resolve(
+        InstrumentToken(body.instrument_token), body.exchange, body.tradingsymbol
+    )
+    instrument = listed.instrument
+    trigger_id, divisor = TriggerId(str(uuid.uuid4())), instrument.price_divisor
+    trigger = body.to_trigger(trigger_id, UserId(user_id), divisor=divisor)
+    validate(trigger, instrument=instrument, now=runtime.triggers.clock())
+    return NewTrigger(trigger, instrument, listed.warning)
 
 
 async def _room_for(runtime: Facade, user_id: str, adding: int) -> None:
@@ -88,9 +97,10 @@ async def _room_for(runtime: Facade, user_id: str, adding: int) -> None:
     )
 
 
-def _out(runtime: Facade, record: TriggerRecord) -> TriggerOut:
-    """A created trigger's record, warning when its condition already holds."""
-    trigger, warnings = record.trigger, []
+def _out(runtime: Facade, record: TriggerRecord, unchecked: str | None = None) -> TriggerOut:
+    """A created trigger's record, warning when the instrument master could not be had
+    (`unchecked`) and when its condition already holds."""
+    trigger, warnings = record.trigger, [] if unchecked is None else [unchecked]
     last = runtime.engine.last_ltp.get(trigger.instrument_token)
     if trigger.status is Status.ACTIVE and last is not None and legs_holding(trigger, last):
         warnings.append(ALREADY_HOLDS)
@@ -111,9 +121,9 @@ async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOu
     runtime = runtime_of(request)
     new = await checked(body, runtime, caller.user_id)
     await _room_for(runtime, caller.user_id, 1)
-    record = await runtime.triggers.create(new.trigger, tick_size=new.tick_size)
+    record = await runtime.triggers.create(new.trigger, instrument=new.instrument)
     await runtime.engine.refresh(record.id)
-    return _out(runtime, record)
+    return _out(runtime, record, new.warning)
 
 
 class TriggersIn(BaseModel):
@@ -182,11 +192,15 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
         raise RequestValidationError(problems)
     await _room_for(runtime, caller.user_id, sum(n.trigger.status in LIVE for n in news))
     records = await runtime.triggers.create_many(
-        [n.trigger for n in news], tick_sizes=[n.tick_size for n in news]
+        [n.trigger for n in news], instruments=[n.instrument for n in news]
     )
     for record in records:
         await runtime.engine.refresh(record.id)
-    return TriggersOut(triggers=[_out(runtime, record) for record in records])
+    return TriggersOut(
+        triggers=[
+            _out(runtime, record, new.warning) for record, new in zip(records, news, strict=True)
+        ]
+    )
 
 
 def _items(raw: bytes) -> list[Any]:
@@ -251,11 +265,22 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     written with its `updated` event in one transaction, or not at all.
     """
     runtime = runtime_of(request)
-    current = await runtime.triggers.get(caller.user_id, trigger_id)
-    record = await runtime.triggers.update(
-        caller.user_id, trigger_id, body.changes(current.trigger)
+    current = (await runtime.triggers.get(caller.user_id, trigger_id)).trigger
+    # The edited trigger's instrument, checked as at create: every edit, since a
+    # price or quantity must fit its tick and lot size too.
+    listed = await runtime.instruments.resolve(
+        InstrumentToken(body.instrument_token or current.instrument_token),
+        body.exchange or current.exchange,
+        body.tradingsymbol or current.tradingsymbol,
     )
-    return await _in_engine(runtime, record)
+    changes = body.changes(current, divisor=listed.instrument.price_divisor)
+    record = await runtime.triggers.update(
+        caller.user_id, trigger_id, changes, instrument=listed.instrument
+    )
+    out = await _in_engine(runtime, record)
+    if listed.warning is not None:
+        out.warnings.append(listed.warning)
+    return out
 
 
 @router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED})

@@ -146,6 +146,10 @@ async def _seed_triggers(runtime: object, sim: object) -> int:
             (TriggerType.SINGLE, Side.SELL, last - step, None),
             (TriggerType.OCO, Side.SELL, last - 2 * step, last + 2 * step),
         ]
+        # The same check as the API's: the instrument as the (simulated) broker's master lists it.
+        listed = await runtime.instruments.resolve(  # type: ignore[attr-defined]
+            InstrumentToken(instrument.token), Exchange.NSE, symbol
+        )
         for kind, side, first, second in legs:
             trigger = Trigger(
                 id=TriggerId(str(uuid.uuid4())),
@@ -161,7 +165,7 @@ async def _seed_triggers(runtime: object, sim: object) -> int:
                 product=Product.CNC,
                 order_type=OrderType.MARKET,
             )
-            await runtime.triggers.create(trigger, tick_size=instrument.tick)  # type: ignore[attr-defined]
+            await runtime.triggers.create(trigger, instrument=listed.instrument)  # type: ignore[attr-defined]
             await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
             count += 1
     return count

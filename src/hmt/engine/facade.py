@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 from hmt.config import Settings
 from hmt.engine.health import Health
-from hmt.engine.ports import BrokerRest, Feed
+from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.ports import Feed
 from hmt.engine.service import Engine
 from hmt.store.db import Database
 from hmt.store.tokens import TokenStore
@@ -27,7 +28,7 @@ class Facade(Protocol):
     triggers: TriggerStore
     engine: Engine  # refresh after a write, last prices, live events, start and stop
     feed: Feed  # its status, for /metrics
-    rest: BrokerRest  # the broker's instrument dumps
+    instruments: InstrumentMaster  # checks at create and edit, and the search
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -3,7 +3,8 @@
 The composition (`hmt.compose`) plugs the adapters in: the Kite ticker as the
 `Feed`, Kite's REST API or the paper broker as the `OrderPort`, the store as the
 `TriggerSource` and `ClaimStore`, PostgreSQL's LISTEN/NOTIFY as the
-`ChangeSource`. Nothing in the engine names an adapter's class.
+`ChangeSource`, Kite's daily instrument dump as the `InstrumentSource`. Nothing in the
+engine names an adapter's class.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from hmt.core.broker import OrderReport
+from hmt.core.errors import FieldError
+from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
-from hmt.core.types import TriggerId
+from hmt.core.types import Exchange, InstrumentToken, TriggerId
 from hmt.store.changes import Change, Resync
 
 # --- prices in ---------------------------------------------------------------------
@@ -114,6 +117,23 @@ class ClaimStore(Protocol):
     async def failed(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
 
     async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
+
+
+# --- the instrument master ---------------------------------------------------------------
+
+
+class InstrumentSource(Protocol):
+    """The broker's instrument master (Kite: the daily `/instruments` dump)."""
+
+    async def fetch(self) -> list[Listing]:
+        """Every instrument the broker lists today, or a classified `BrokerError`."""
+        ...
+
+    def unlisted(
+        self, token: InstrumentToken, exchange: Exchange, tradingsymbol: str
+    ) -> tuple[Instrument, list[FieldError]]:
+        """What the broker's id rules alone say, for when no master can be had."""
+        ...
 
 
 # --- the broker session -------------------------------------------------------------------

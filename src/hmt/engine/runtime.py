@@ -13,6 +13,7 @@ from typing import Any
 
 from hmt.config import Settings
 from hmt.engine.health import Health, Observations, judge
+from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import BrokerRest, Feed
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.session import BrokerSession, SessionState
@@ -36,6 +37,7 @@ class Runtime:
     supervisor: Supervisor
     feed: Feed
     rest: BrokerRest
+    instruments: InstrumentMaster  # the broker's daily master: the checks and the search
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
 
     async def start(self) -> None:

@@ -8,7 +8,6 @@ they get the divisor from the `Instrument` this adapter builds.
 
 from __future__ import annotations
 
-from hmt.core.errors import FieldError
 from hmt.core.types import Exchange
 
 SEGMENT_DIVISORS: dict[int, int] = {
@@ -52,25 +51,3 @@ def divisor_for(instrument_token: int) -> int:
 def is_index(instrument_token: int) -> bool:
     """Indices (segment 9) tick like instruments but cannot be ordered."""
     return segment_of(instrument_token) == INDICES_SEGMENT
-
-
-def token_errors(instrument_token: int, exchange: Exchange) -> list[FieldError]:
-    """What is wrong with ordering `instrument_token` on `exchange`, by the token alone.
-
-    An index cannot be ordered, and a token's segment must be one of the
-    exchange's. The instrument master checks more (the symbol, the tick and
-    lot sizes); these two need no master.
-    """
-    if instrument_token <= 0:
-        return []  # the core's own rule names it ("positive")
-    if is_index(instrument_token):
-        return [FieldError("instrument_token", "tradable", "indices cannot be traded")]
-    if segment_of(instrument_token) not in EXCHANGE_SEGMENTS[exchange]:
-        return [
-            FieldError(
-                "instrument_token",
-                "exchange",
-                f"token {instrument_token} does not belong to {exchange}",
-            )
-        ]
-    return []

@@ -26,6 +26,7 @@ from hmt.core.fields import (
     TRIGGER_FIELDS,
     TriggerField,
 )
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
 from hmt.core.prices import to_decimal, to_units
@@ -147,8 +148,17 @@ def user_columns(trigger: Trigger) -> dict[str, Any]:
     }
 
 
-def instrument_columns(
-    tick_size: int | None, lot_size: int | None, price_divisor: int
-) -> dict[str, Any]:
-    """The instrument's grid as the table stores it (tick size in rupees, like the prices)."""
-    return {"tick_size": rupees(tick_size, price_divisor), "lot_size": lot_size}
+def instrument_columns(instrument: Instrument | None) -> dict[str, Any]:
+    """An instrument's units as the row keeps them (tick size in rupees, like the prices).
+
+    None, or a tick or lot size of 0 (unknown: the master could not be asked),
+    is NULL. The divisor is not among them: it is the trigger's, written with its
+    prices (`user_columns`), and validation holds it equal to the instrument's.
+    """
+    if instrument is None:
+        return {"tick_size": None, "lot_size": None}
+    tick, lot = instrument.tick_size, instrument.lot_size
+    return {
+        "tick_size": rupees(tick, instrument.price_divisor) if tick > 0 else None,
+        "lot_size": lot if lot > 0 else None,
+    }

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hmt.core.errors import DuplicateTrigger, FieldError, HmtError, InvalidTrigger
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.fields import EDITABLE
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
 from hmt.core.tags import broker_tag
@@ -85,19 +86,19 @@ class TriggerStore:
     # -- the trader's side: every method takes the user and sees only their rows --
 
     async def create(
-        self, trigger: Trigger, *, tick_size: int | None = None, lot_size: int | None = None
+        self, trigger: Trigger, *, instrument: Instrument | None = None
     ) -> TriggerRecord:
         """Validate and store a new trigger, with its `created` event.
 
-        `tick_size` (wire units) and `lot_size` are the instrument's, when known;
-        they are stored with the row.
+        `instrument` is the master's entry for its instrument: the trigger is
+        checked against it and its units (tick and lot size) are stored on the row.
         """
         now = self.clock()
-        _check_new(trigger, tick_size, now)
+        _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            return await _insert(conn, trigger, now, tick_size, lot_size, self.divisor_of)
+            return await _insert(conn, trigger, now, instrument, self.divisor_of)
 
         return await self.db.transaction(work)
 
@@ -105,15 +106,13 @@ class TriggerStore:
         self,
         triggers: Sequence[Trigger],
         *,
-        tick_sizes: Sequence[int | None] | None = None,
-        lot_sizes: Sequence[int | None] | None = None,
+        instruments: Sequence[Instrument | None] | None = None,
     ) -> builtins.list[TriggerRecord]:
         """Store one user's new triggers, each with its `created` event, all or none.
 
-        Every trigger is validated before anything is written; the rows go in
-        one transaction, so a failure part-way leaves none of them. `tick_sizes`
-        and `lot_sizes`, when given, are each trigger's instrument's, as `create`
-        takes them.
+        Every trigger is validated before anything is written (against its
+        entry in `instruments`, the master's, when given); the rows go in one
+        transaction, so a failure part-way leaves none of them.
         """
         if not triggers:
             return []
@@ -121,17 +120,15 @@ class TriggerStore:
         if len(users) != 1:
             raise ValueError("create_many takes the triggers of one user")
         now = self.clock()
-        ticks = tick_sizes if tick_sizes is not None else [None] * len(triggers)
-        lots = lot_sizes if lot_sizes is not None else [None] * len(triggers)
-        units = list(zip(triggers, ticks, lots, strict=True))
-        for trigger, tick_size, _ in units:
-            _check_new(trigger, tick_size, now)
+        listed = instruments if instruments is not None else [None] * len(triggers)
+        for trigger, instrument in zip(triggers, listed, strict=True):
+            _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, users.pop())
             return [
-                await _insert(conn, trigger, now, tick_size, lot_size, self.divisor_of)
-                for trigger, tick_size, lot_size in units
+                await _insert(conn, trigger, now, instrument, self.divisor_of)
+                for trigger, instrument in zip(triggers, listed, strict=True)
             ]
 
         return await self.db.transaction(work)
@@ -208,14 +205,14 @@ class TriggerStore:
         trigger_id: str,
         changes: Mapping[str, Any],
         *,
-        tick_size: int | None = None,
-        lot_size: int | None = None,
+        instrument: Instrument | None = None,
     ) -> TriggerRecord:
         """Change trader-owned fields of an active or paused trigger, validated as a whole.
 
-        `tick_size` (wire units) and `lot_size`, when given, are stored; an edit
-        that moves the trigger to another instrument stores them as given, None
-        included (the old instrument's no longer apply).
+        `instrument` is the master's entry for the edited trigger's instrument:
+        the edit is checked against it and its units are stored. Without one the
+        stored units are kept, unless the edit moves the trigger to another
+        instrument: then they are cleared (the old instrument's no longer apply).
         """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
@@ -225,21 +222,19 @@ class TriggerStore:
             )
         now = self.clock()
 
-        grid: dict[str, Any] = {}  # filled by apply(), read by apply_event after it
+        units: dict[str, Any] = {}  # filled by apply(), read by apply_event after it
 
         def apply(trigger: Trigger) -> Trigger:
-            changed = validate(
-                dataclasses.replace(trigger, **changes), tick_size=tick_size, now=now
-            )
-            columns = instrument_columns(tick_size, lot_size, changed.price_divisor)
-            if changed.instrument_token != trigger.instrument_token:
-                grid.update(columns)  # the old instrument's grid no longer applies
-            else:
-                grid.update((name, value) for name, value in columns.items() if value is not None)
+            changed = dataclasses.replace(trigger, **changes)
+            validate(changed, instrument=instrument, now=now)
+            if instrument is not None:
+                units.update(instrument_columns(instrument))
+            elif changed.instrument_token != trigger.instrument_token:
+                units.update(instrument_columns(None))
             return changed
 
         return await self._advance(
-            trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply, values=grid
+            trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply, values=units
         )
 
     async def pause(self, user_id: str, trigger_id: str) -> TriggerRecord:
@@ -369,6 +364,7 @@ class TriggerStore:
         edit: Callable[[Trigger], Trigger] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> TriggerRecord:
+        """`values`: columns written with the event (an edit's instrument units)."""
         now = self.clock()
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
@@ -447,24 +443,24 @@ async def apply_event(
     return record_from_row(written._mapping, divisor_of)
 
 
-def _check_new(trigger: Trigger, tick_size: int | None, now: datetime) -> None:
-    """A new trigger's id and fields, checked before any row is written."""
+def _check_new(trigger: Trigger, instrument: Instrument | None, now: datetime) -> None:
+    """A new trigger's id and fields (against its instrument), checked before any write."""
     try:
         uuid.UUID(trigger.id)
     except ValueError:
         raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
-    validate(trigger, tick_size=tick_size, now=now)
+    validate(trigger, instrument=instrument, now=now)
 
 
 async def _insert(
     conn: AsyncConnection,
     trigger: Trigger,
     now: datetime,
-    tick_size: int | None,
-    lot_size: int | None,
+    instrument: Instrument | None,
     divisor_of: DivisorOf | None,
 ) -> TriggerRecord:
-    """Write one new trigger, its instrument's units and its `created` event on `conn` (scoped)."""
+    """Write one new trigger, its instrument's units and its `created` event on `conn`
+    (already scoped)."""
     values = {
         "id": trigger.id,
         "user_id": trigger.user_id,
@@ -473,7 +469,7 @@ async def _insert(
         "created_at": now,
         "updated_at": now,
         **user_columns(trigger),
-        **instrument_columns(tick_size, lot_size, trigger.price_divisor),
+        **instrument_columns(instrument),
     }
     try:
         row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
