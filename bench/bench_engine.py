@@ -142,6 +142,7 @@ def _row(token: int, symbol: str, side: str, units: int, user: str, now: datetim
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
+        "price_divisor": 100,  # as hmt writes it (NSE: paise)
     }
 
 

@@ -52,13 +52,14 @@ INSTRUMENTS_FULL, INSTRUMENTS_QUICK = 1000, 50
 # price, SELL 50 % below, spread over FAR_BAND ticks, round-robin over the instruments.
 PG_FAR = """
 INSERT INTO hmt_gtt_orders (id, user_id, instrument_token, exchange, tradingsymbol,
-    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status)
+    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status,
+    price_divisor)
 SELECT gen_random_uuid(), 'user' || (n % 100), ({base} + n % {instruments}) * 256 + 1, 'NSE',
     'BENCH' || (n % {instruments}), 'single',
     CASE WHEN n % 2 = 0 THEN 'BUY' ELSE 'SELL' END,
     CASE WHEN n % 2 = 0 THEN {high} + ((n / 2) % {band}) * {tick}
          ELSE {low} - ((n / 2) % {band}) * {tick} END / 100.0,
-    1, 'CNC', 'MARKET', 'active'
+    1, 'CNC', 'MARKET', 'active', 100
 FROM generate_series(0, {last}) AS n
 """
 

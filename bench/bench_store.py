@@ -23,21 +23,22 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 TOKENS = 500  # instruments the triggers spread over
 PG_FILL = """
 INSERT INTO hmt_gtt_orders (id, user_id, instrument_token, exchange, tradingsymbol,
-    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status)
+    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status,
+    price_divisor)
 SELECT gen_random_uuid(), 'user' || (i % 100), ((i % {tokens}) + 1) * 256 + 1, 'NSE', 'SYM',
     'single', CASE WHEN i % 2 = 0 THEN 'BUY' ELSE 'SELL' END,
-    100 + (i % 5000) * 0.05, 1, 'CNC', 'MARKET', 'active'
+    100 + (i % 5000) * 0.05, 1, 'CNC', 'MARKET', 'active', 100
 FROM generate_series(1, {n}) AS i
 """
 SQLITE_FILL = """
 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})
 INSERT INTO hmt_gtt_orders (id, user_id, instrument_token, exchange, tradingsymbol,
     trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status,
-    attempts, created_at, updated_at)
+    attempts, created_at, updated_at, price_divisor)
 SELECT lower(hex(randomblob(16))), 'user' || (i % 100), ((i % {tokens}) + 1) * 256 + 1, 'NSE',
     'SYM', 'single', CASE WHEN i % 2 = 0 THEN 'BUY' ELSE 'SELL' END,
     printf('%.2f', 100 + (i % 5000) * 0.05), 1, 'CNC', 'MARKET', 'active', 0,
-    '2026-03-02 09:15:00.000000', '2026-03-02 09:15:00.000000'
+    '2026-03-02 09:15:00.000000', '2026-03-02 09:15:00.000000', 100
 FROM s
 """
 

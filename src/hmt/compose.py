@@ -34,6 +34,7 @@ from hmt.engine.supervisor import Supervisor, freeze_survivors
 from hmt.kite.instruments import KiteInstruments
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
+from hmt.kite.segments import divisor_for
 from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
@@ -153,7 +154,8 @@ async def build(settings: Settings) -> Runtime:
     awaiting_login = access_token is None
     access_token = access_token or AWAITING_LOGIN
     register_secret(access_token)
-    triggers = TriggerStore(db)
+    # Rows other tools stored without a price divisor are read with Kite's rule.
+    triggers = TriggerStore(db, divisor_of=divisor_for)
     rest = KiteRest(
         api_url=settings.kite_api_url,
         api_key=api_key,

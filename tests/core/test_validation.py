@@ -10,7 +10,7 @@ import pytest
 from hmt.core.errors import InvalidTrigger
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
-from hmt.core.prices import divisor_for, to_decimal, to_units
+from hmt.core.prices import to_decimal, to_units
 from hmt.core.types import Exchange, InstrumentToken, OrderType, Product, Side, TriggerType
 from hmt.core.validation import check, unknown_instrument, validate
 from tests.support.factories import INFY, make_oco, make_trigger
@@ -33,6 +33,7 @@ def test_valid_triggers_pass() -> None:
     ("overrides", "expected"),
     [
         ({"quantity": 0}, ("quantity", "minimum")),
+        ({"price_divisor": 0}, ("price_divisor", "positive")),
         ({"trigger_price_1": 0}, ("trigger_price_1", "positive")),
         ({"trigger_price_1": -5}, ("trigger_price_1", "positive")),
         ({"trigger_price_2": 100}, ("trigger_price_2", "forbidden")),
@@ -156,6 +157,14 @@ def test_token_symbol_and_exchange_must_name_the_listed_instrument() -> None:
     assert rules(make_trigger(tradingsymbol="INFY"), instrument=INFY_LISTED) == set()
 
 
+def test_prices_must_be_in_the_instruments_unit() -> None:
+    """A trigger whose divisor is not its instrument's is refused, naming `price_divisor`."""
+    assert rules(make_trigger(price_divisor=10_000), instrument=INFY_LISTED) == {
+        ("price_divisor", "mismatch")
+    }
+    assert rules(make_trigger(price_divisor=10_000)) == set()  # no instrument: nothing to compare
+
+
 def test_an_index_is_not_tradable_and_another_ids_entry_proves_nothing() -> None:
     """An index is refused; an instrument for another id reports the trigger's id unknown."""
     index = make_trigger(instrument_token=NIFTY.id, tradingsymbol="NIFTY 50")
@@ -176,10 +185,6 @@ def test_validate_raises_with_every_error() -> None:
 
 def test_prices_convert_exactly() -> None:
     """Decimal prices become wire units exactly, and over-precise ones are refused."""
-    assert divisor_for(408065) == 100
-    assert divisor_for((1 << 8) | 3) == 10_000_000  # cds
-    assert divisor_for((1 << 8) | 12) == 10_000  # nco
-    assert divisor_for((1 << 8) | 200) == 100  # unknown segment: the clients' fallback
     assert to_units("1600.05", 100) == 160_005
     assert to_units(Decimal("83.2525"), 10_000_000) == 832_525_000
     assert to_decimal(160_005, 100) == Decimal("1600.05")

@@ -50,5 +50,10 @@ def test_without_a_master_kites_token_rules_still_check_exchange_and_index() -> 
     assert (instrument.price_divisor, instrument.tick_size, instrument.tradable) == (100, 0, True)
     _, errors = unlisted(InstrumentToken(408065), Exchange.BSE, "INFY")
     assert [(e.field, e.rule) for e in errors] == [("exchange", "mismatch")]
+    assert "is not on BSE" in errors[0].message
     index, errors = unlisted(InstrumentToken(256265), Exchange.NSE, "NIFTY 50")
     assert (errors, index.tradable) == ([], False)
+    currency, errors = unlisted(InstrumentToken(412675), Exchange.CDS, "USDINR26DECFUT")
+    assert (errors, currency.price_divisor, currency.tradable) == ([], 10_000_000, True)
+    _, errors = unlisted(InstrumentToken(0), Exchange.NSE, "X")
+    assert errors == []  # the core's "positive" rule names it

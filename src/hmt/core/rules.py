@@ -59,4 +59,5 @@ def order_for(trigger: Trigger, leg: Leg) -> OrderIntent:
         product=trigger.product,
         order_type=trigger.order_type,
         limit_price=limit,
+        price_divisor=trigger.price_divisor,
     )

@@ -32,6 +32,19 @@ def check(
     if instrument is not None and instrument.id != trigger.instrument_token:
         instrument = None  # another id's units say nothing about this trigger's prices
     errors += _price_errors(trigger, instrument)
+    if trigger.price_divisor < 1:
+        errors.append(FieldError("price_divisor", "positive", "must be at least 1"))
+    elif instrument is not None and trigger.price_divisor != instrument.price_divisor:
+        # The row stores the trigger's divisor with its prices; the instrument's
+        # tick is in the instrument's: they must be the same unit.
+        errors.append(
+            FieldError(
+                "price_divisor",
+                "mismatch",
+                f"prices are in 1/{trigger.price_divisor} rupee, instrument "
+                f"{instrument.id} is quoted in 1/{instrument.price_divisor}",
+            )
+        )
     lot = instrument.lot_size if instrument is not None else 1
     if trigger.quantity < 1:
         errors.append(FieldError("quantity", "minimum", "must be at least 1"))

@@ -71,7 +71,8 @@ def unlisted(
     segment and an index is refused.
     """
     errors = []
-    if segment_of(token) not in EXCHANGE_SEGMENTS[exchange] and not is_index(token):
+    # A token that is not positive is the core's to name ("positive").
+    if token > 0 and segment_of(token) not in EXCHANGE_SEGMENTS[exchange] and not is_index(token):
         errors.append(
             FieldError(
                 "exchange",

@@ -24,8 +24,22 @@ from decimal import Decimal
 NSE_SEGMENT = 1
 NFO_SEGMENT = 2
 INDICES_SEGMENT = 9
-# Wire units per rupee by segment (FACTS 1.6); every segment used here is in paise.
-SEGMENT_DIVISORS = {NSE_SEGMENT: 100, NFO_SEGMENT: 100, INDICES_SEGMENT: 100}
+# Wire units per rupee by segment (FACTS 1.6): the simulator's own copy of Kite's
+# rule, not the client's (`hmt.kite.segments`): adapters never import each other,
+# and an emulator that shared the client's table could not catch a mistake in it.
+# Every segment Kite names is here, so a test universe may list currency too.
+SEGMENT_DIVISORS = {
+    NSE_SEGMENT: 100,
+    NFO_SEGMENT: 100,
+    3: 10_000_000,  # CDS, NSE currency
+    4: 100,  # BSE
+    5: 100,  # BFO
+    6: 10_000,  # BCD, BSE currency
+    7: 100,  # MCX
+    8: 100,  # MCXSX
+    INDICES_SEGMENT: 100,
+    12: 10_000,  # NCO, NSE commodity
+}
 
 # The instrument dump's columns, in Kite's order (fixtures/instruments_nse.csv).
 CSV_COLUMNS = (

@@ -79,6 +79,8 @@ class ExecutionStore:
         payload: Mapping[str, Any],
     ) -> None:
         now = self.triggers.clock()
+        # A row another tool stored without a divisor reads as the engine loaded it.
+        divisor_of = self.triggers.divisor_of
         if attempt > 0:
             # `attempts` counts order requests sent: the executor's count, not events.
             values = {**values, "attempts": attempt}
@@ -86,14 +88,19 @@ class ExecutionStore:
         async def work(conn: AsyncConnection) -> None:
             if attempt > 0:
                 sent = await apply_event(
-                    conn, trigger_id, EventKind.ORDER_SENT, now, payload={"attempt": attempt}
+                    conn,
+                    trigger_id,
+                    EventKind.ORDER_SENT,
+                    now,
+                    payload={"attempt": attempt},
+                    divisor_of=divisor_of,
                 )
                 if sent is None:
                     raise TriggerNotFound(trigger_id)
-            if (
-                await apply_event(conn, trigger_id, kind, now, values=values, payload=payload)
-                is None
-            ):
+            outcome = await apply_event(
+                conn, trigger_id, kind, now, values=values, payload=payload, divisor_of=divisor_of
+            )
+            if outcome is None:
                 raise TriggerNotFound(trigger_id)
 
         await self.triggers.db.transaction(work)

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import DuplicateTrigger, FieldError, HmtError, InvalidTrigger
 from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.fields import EDITABLE
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
-from hmt.core.prices import to_decimal
 from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerId
 from hmt.core.validation import validate
@@ -33,7 +33,9 @@ from hmt.store.loading import active_triggers
 from hmt.store.records import (
     PRICE_FIELDS,
     USER_FIELDS,
+    DivisorOf,
     TriggerRecord,
+    instrument_columns,
     record_from_row,
     rupees,
     user_columns,
@@ -42,10 +44,9 @@ from hmt.store.rls import scope
 from hmt.store.tables import gtt_orders as t
 
 Clock = Callable[[], datetime]
-# Trigger fields a trader may change; id, user_id and status are never writable.
-EDITABLE_FIELDS = frozenset(
-    f.name for f in dataclasses.fields(Trigger) if f.name not in {"id", "user_id", "status"}
-)
+# Trigger fields an edit may change (the trader's, and the divisor that goes with the
+# instrument); id, user_id and status are never writable.
+EDITABLE_FIELDS = EDITABLE
 
 # Compared in SQL by the claim; prices and expiry are compared on the returned row.
 _PLAIN_FIELDS = tuple(f for f in USER_FIELDS if f not in PRICE_FIELDS and f != "expires_at")
@@ -68,11 +69,19 @@ def _utc_now() -> datetime:
 
 
 class TriggerStore:
-    """Triggers in `hmt_gtt_orders`, their history in `hmt_trigger_events`."""
+    """Triggers in `hmt_gtt_orders`, their history in `hmt_trigger_events`.
 
-    def __init__(self, db: Database, *, clock: Clock = _utc_now) -> None:
+    `divisor_of` is the broker's rule for the price divisor of a row stored
+    without one (another tool's insert); without it such rows are refused,
+    naming `price_divisor` (docs/store.md).
+    """
+
+    def __init__(
+        self, db: Database, *, clock: Clock = _utc_now, divisor_of: DivisorOf | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.divisor_of = divisor_of
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
@@ -82,14 +91,14 @@ class TriggerStore:
         """Validate and store a new trigger, with its `created` event.
 
         `instrument` is the master's entry for its instrument: the trigger is
-        checked against it and its units are stored on the row.
+        checked against it and its units (tick and lot size) are stored on the row.
         """
         now = self.clock()
         _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            return await _insert(conn, trigger, now, instrument)
+            return await _insert(conn, trigger, now, instrument, self.divisor_of)
 
         return await self.db.transaction(work)
 
@@ -118,7 +127,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, users.pop())
             return [
-                await _insert(conn, trigger, now, instrument)
+                await _insert(conn, trigger, now, instrument, self.divisor_of)
                 for trigger, instrument in zip(triggers, listed, strict=True)
             ]
 
@@ -129,7 +138,8 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, user_id)
-            return record_from_row((await _fetch(conn, trigger_id, user_id))._mapping)
+            row = await _fetch(conn, trigger_id, user_id)
+            return record_from_row(row._mapping, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -171,7 +181,8 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, user_id)
-            return [record_from_row(row._mapping) for row in await conn.execute(query)]
+            rows = await conn.execute(query)
+            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
 
         return await self.db.transaction(work, write=False)
 
@@ -198,7 +209,10 @@ class TriggerStore:
     ) -> TriggerRecord:
         """Change trader-owned fields of an active or paused trigger, validated as a whole.
 
-        `instrument` is the master's entry for the edited trigger's instrument.
+        `instrument` is the master's entry for the edited trigger's instrument:
+        the edit is checked against it and its units are stored. Without one the
+        stored units are kept, unless the edit moves the trigger to another
+        instrument: then they are cleared (the old instrument's no longer apply).
         """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
@@ -208,16 +222,19 @@ class TriggerStore:
             )
         now = self.clock()
 
+        units: dict[str, Any] = {}  # filled by apply(), read by apply_event after it
+
         def apply(trigger: Trigger) -> Trigger:
             changed = dataclasses.replace(trigger, **changes)
-            return validate(changed, instrument=instrument, now=now)
+            validate(changed, instrument=instrument, now=now)
+            if instrument is not None:
+                units.update(instrument_columns(instrument))
+            elif changed.instrument_token != trigger.instrument_token:
+                units.update(instrument_columns(None))
+            return changed
 
         return await self._advance(
-            trigger_id,
-            EventKind.UPDATED,
-            user_id=user_id,
-            edit=apply,
-            values=_instrument_columns(instrument),
+            trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply, values=units
         )
 
     async def pause(self, user_id: str, trigger_id: str) -> TriggerRecord:
@@ -238,7 +255,9 @@ class TriggerStore:
         on_invalid: Callable[[str, Exception], None] | None = None,
     ) -> AsyncIterator[builtins.list[Trigger]]:
         """Every active trigger, in batches, without holding them all in one list."""
-        return active_triggers(self.db, batch_size=batch_size, on_invalid=on_invalid)
+        return active_triggers(
+            self.db, batch_size=batch_size, on_invalid=on_invalid, divisor_of=self.divisor_of
+        )
 
     async def load(self, trigger_id: str) -> TriggerRecord | None:
         """Any trigger by id, whoever owns it (for the change feed and reconciliation)."""
@@ -246,7 +265,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> TriggerRecord | None:
             query = select(t).where(t.c.id == _valid_id(trigger_id))
             row = (await conn.execute(query)).first()
-            return None if row is None else record_from_row(row._mapping)
+            return None if row is None else record_from_row(row._mapping, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -255,7 +274,7 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             rows = await conn.execute(select(t).where(t.c.status == status.value))
-            return [record_from_row(row._mapping) for row in rows]
+            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
 
         return await self.db.transaction(work, write=False)
 
@@ -274,13 +293,18 @@ class TriggerStore:
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
         tag = broker_tag(trigger.id, fired.leg)
-        price = rupees(fired.ltp, trigger.instrument_token)
+        price = rupees(fired.ltp, trigger.price_divisor)
         expected = user_columns(trigger)
         same = [t.c[name] == expected[name] for name in _PLAIN_FIELDS]
+        # The prices were read with this divisor: a row stored without one (another
+        # tool's) gets it pinned by the claim, so its outcome reads back the same.
+        divisor = trigger.price_divisor
+        same.append(or_(t.c.price_divisor.is_(None), t.c.price_divisor == divisor))
         statement = (
             update(t)
             .where(t.c.id == _valid_id(trigger.id), t.c.status == Status.ACTIVE.value, *same)
             .values(
+                price_divisor=divisor,
                 status=claimed.value,
                 triggered_leg=int(fired.leg),
                 triggered_price=price,
@@ -322,7 +346,10 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> builtins.list[TriggerId]:
             expired = []
             for (trigger_id,) in (await conn.execute(due)).all():
-                if await apply_event(conn, str(trigger_id), EventKind.EXPIRED, now) is not None:
+                expired_now = await apply_event(
+                    conn, str(trigger_id), EventKind.EXPIRED, now, divisor_of=self.divisor_of
+                )
+                if expired_now is not None:
                     expired.append(TriggerId(str(trigger_id)))
             return expired
 
@@ -344,7 +371,14 @@ class TriggerStore:
             if user_id is not None:
                 await scope(conn, user_id)
             record = await apply_event(
-                conn, trigger_id, kind, now, user_id=user_id, edit=edit, values=values
+                conn,
+                trigger_id,
+                kind,
+                now,
+                user_id=user_id,
+                edit=edit,
+                values=values,
+                divisor_of=self.divisor_of,
             )
             if record is None:
                 raise TriggerNotFound(trigger_id)
@@ -377,19 +411,24 @@ async def apply_event(
     edit: Callable[[Trigger], Trigger] | None = None,
     values: Mapping[str, Any] | None = None,
     payload: Mapping[str, Any] | None = None,
+    divisor_of: DivisorOf | None = None,
 ) -> TriggerRecord | None:
-    """Apply one lifecycle event to a locked row, write it and its event; None if gone."""
+    """Apply one lifecycle event to a locked row, write it and its event; None if gone.
+
+    `divisor_of` reads a row stored without a price divisor (`TriggerStore`).
+    """
     try:
         row = await _fetch(conn, trigger_id, user_id, lock=True)
     except TriggerNotFound:
         return None
-    current = record_from_row(row._mapping)
+    current = record_from_row(row._mapping, divisor_of)
     status = transition(current.status, kind)
-    new_values: dict[str, Any] = {"status": status.value, "updated_at": now, **(values or {})}
+    new_values: dict[str, Any] = {"status": status.value, "updated_at": now}
     if edit is not None:
         edited = edit(current.trigger)
         new_values.update(user_columns(edited))
         payload = _payload(edited)
+    new_values.update(values or {})  # after edit(): an edit may fill `values` (the grid)
     written = (
         await conn.execute(
             update(t)
@@ -401,22 +440,7 @@ async def apply_event(
     if written is None:  # changed under us (only possible without the row lock)
         return None
     await events.append(conn, trigger_id, current.trigger.user_id, kind, now, payload)
-    return record_from_row(written._mapping)
-
-
-def _instrument_columns(instrument: Instrument | None) -> dict[str, Any]:
-    """The instrument's units as the row keeps them; none without an instrument.
-
-    A tick or lot size of 0 means unknown (the master could not be asked): NULL.
-    """
-    if instrument is None:
-        return {}
-    tick, lot = instrument.tick_size, instrument.lot_size
-    return {
-        "price_divisor": instrument.price_divisor,
-        "tick_size": to_decimal(tick, instrument.price_divisor) if tick > 0 else None,
-        "lot_size": lot if lot > 0 else None,
-    }
+    return record_from_row(written._mapping, divisor_of)
 
 
 def _check_new(trigger: Trigger, instrument: Instrument | None, now: datetime) -> None:
@@ -429,12 +453,15 @@ def _check_new(trigger: Trigger, instrument: Instrument | None, now: datetime) -
 
 
 async def _insert(
-    conn: AsyncConnection, trigger: Trigger, now: datetime, instrument: Instrument | None
+    conn: AsyncConnection,
+    trigger: Trigger,
+    now: datetime,
+    instrument: Instrument | None,
+    divisor_of: DivisorOf | None,
 ) -> TriggerRecord:
     """Write one new trigger, its instrument's units and its `created` event on `conn`
     (already scoped)."""
     values = {
-        **_instrument_columns(instrument),
         "id": trigger.id,
         "user_id": trigger.user_id,
         "status": trigger.status.value,
@@ -442,6 +469,7 @@ async def _insert(
         "created_at": now,
         "updated_at": now,
         **user_columns(trigger),
+        **instrument_columns(instrument),
     }
     try:
         row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
@@ -450,7 +478,7 @@ async def _insert(
     await events.append(
         conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
     )
-    return record_from_row(row._mapping)
+    return record_from_row(row._mapping, divisor_of)
 
 
 def _matching(
