@@ -1,7 +1,7 @@
 """Tick-to-order latency by background tick rate and book size, and start-up with 1M triggers.
 
 Reuses bench_engine's run (`_measure`: simulator in its own process, runtime
-built by `hmt.engine.wiring.build` as `hmt run` builds it) on PostgreSQL, the
+built by `hmt.compose.build` as `hmt run` builds it) on PostgreSQL, the
 production store. Per book size the database is filled once (generate_series,
 far triggers spread as in bench_engine, plus a ladder long enough for every
 rate); each rate then starts a fresh runtime on it, so start-up (build() +
@@ -52,13 +52,14 @@ INSTRUMENTS_FULL, INSTRUMENTS_QUICK = 1000, 50
 # price, SELL 50 % below, spread over FAR_BAND ticks, round-robin over the instruments.
 PG_FAR = """
 INSERT INTO hmt_gtt_orders (id, user_id, instrument_token, exchange, tradingsymbol,
-    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status)
+    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status,
+    price_divisor)
 SELECT gen_random_uuid(), 'user' || (n % 100), ({base} + n % {instruments}) * 256 + 1, 'NSE',
     'BENCH' || (n % {instruments}), 'single',
     CASE WHEN n % 2 = 0 THEN 'BUY' ELSE 'SELL' END,
     CASE WHEN n % 2 = 0 THEN {high} + ((n / 2) % {band}) * {tick}
          ELSE {low} - ((n / 2) % {band}) * {tick} END / 100.0,
-    1, 'CNC', 'MARKET', 'active'
+    1, 'CNC', 'MARKET', 'active', 100
 FROM generate_series(0, {last}) AS n
 """
 

@@ -15,6 +15,7 @@ from bench.report import percentiles, table
 from hmt.core.book import TriggerBook
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import Leg
+from hmt.engine.supervisor import collector_paused
 from hmt.kite.tags import broker_tag
 from hmt.store import migrate
 from hmt.store.db import Database, create_engine
@@ -25,21 +26,22 @@ TOKENS = 500  # instruments the triggers spread over
 LEASE = timedelta(seconds=30)
 PG_FILL = """
 INSERT INTO hmt_gtt_orders (id, user_id, instrument_token, exchange, tradingsymbol,
-    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status)
+    trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status,
+    price_divisor)
 SELECT gen_random_uuid(), 'user' || (i % 100), ((i % {tokens}) + 1) * 256 + 1, 'NSE', 'SYM',
     'single', CASE WHEN i % 2 = 0 THEN 'BUY' ELSE 'SELL' END,
-    100 + (i % 5000) * 0.05, 1, 'CNC', 'MARKET', 'active'
+    100 + (i % 5000) * 0.05, 1, 'CNC', 'MARKET', 'active', 100
 FROM generate_series(1, {n}) AS i
 """
 SQLITE_FILL = """
 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})
 INSERT INTO hmt_gtt_orders (id, user_id, instrument_token, exchange, tradingsymbol,
     trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status,
-    attempts, created_at, updated_at)
+    attempts, created_at, updated_at, price_divisor)
 SELECT lower(hex(randomblob(16))), 'user' || (i % 100), ((i % {tokens}) + 1) * 256 + 1, 'NSE',
     'SYM', 'single', CASE WHEN i % 2 = 0 THEN 'BUY' ELSE 'SELL' END,
     printf('%.2f', 100 + (i % 5000) * 0.05), 1, 'CNC', 'MARKET', 'active', 0,
-    '2026-03-02 09:15:00.000000', '2026-03-02 09:15:00.000000'
+    '2026-03-02 09:15:00.000000', '2026-03-02 09:15:00.000000', 100
 FROM s
 """
 
@@ -47,8 +49,9 @@ FROM s
 async def _load(store: TriggerStore) -> tuple[float, TriggerBook]:
     book = TriggerBook()
     start = time.perf_counter_ns()
-    async for batch in store.stream_active(batch_size=10_000):
-        book.add_many(batch)
+    with collector_paused(collect=False):  # as the engine's start-up load runs
+        async for batch in store.stream_active(batch_size=10_000):
+            book.add_many(batch)
     return (time.perf_counter_ns() - start) / 1e9, book
 
 

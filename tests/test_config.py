@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from hmt.config import DEFAULT_DATABASE_URL, Broker, ConfigError, TickMode, load_settings
+from hmt.config import (
+    DEFAULT_DATABASE_URL,
+    PREFIX,
+    Broker,
+    ConfigError,
+    Settings,
+    TickMode,
+    load_settings,
+)
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 NAMES = [
     "HMT_ENGINE_ENABLED",
@@ -27,6 +40,7 @@ NAMES = [
     "HMT_TICK_MODE",
     "HMT_KITE_LOGIN_URL",
     "HMT_MAX_BODY_BYTES",
+    "HMT_MAX_BULK_BODY_BYTES",
     "HMT_MAX_TRIGGERS_PER_USER",
     "HMT_RATE_LIMIT_WRITES_PER_MIN",
     "HMT_METRICS_PUBLIC",
@@ -198,3 +212,48 @@ def test_claim_lease_outlasts_the_request_timeout(monkeypatch: pytest.MonkeyPatc
     assert load_settings(kite_timeout_ms=1000).claim_lease_s == 5.0
     with pytest.raises(ConfigError, match=r"HMT_CLAIM_LEASE_MS: .*at least 16000"):
         load_settings()
+
+
+def _readme_settings() -> set[str]:
+    """The HMT_ names in the first column of the README's configuration table."""
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("## Configuration") :]
+    names: set[str] = set()
+    for line in table.splitlines()[1:]:
+        if line.startswith("#"):
+            break  # the next section
+        if line.startswith("| `HMT_"):
+            names.update(re.findall(r"`(HMT_[A-Z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    """Each field of Settings, as its environment variable, has a row in the README."""
+    settings = {PREFIX + name.upper() for name in Settings.model_fields}
+    assert settings - _readme_settings() == set()
+
+
+def test_the_clean_environment_covers_every_setting() -> None:
+    """NAMES (cleared before each test here) lists every setting, so none leaks in."""
+    assert {PREFIX + name.upper() for name in Settings.model_fields} == set(NAMES)
+
+
+def test_a_command_checks_only_the_settings_it_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad value outside `uses` falls back to its default; inside, it is refused by name."""
+    monkeypatch.setenv("HMT_PORT", "not-a-port")
+    monkeypatch.setenv("HMT_TICK_MODE", "depth")
+    monkeypatch.setenv("HMT_DATABASE_URL", "postgresql://u@db/hmt")
+    s = load_settings(uses=("database_url",))
+    assert (s.database_url, s.port, s.tick_mode) == ("postgresql://u@db/hmt", 8000, TickMode.LTP)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(uses=("database_url", "port"))
+    assert "HMT_PORT" in str(refused.value)
+    assert "HMT_TICK_MODE" not in str(refused.value)
+    with pytest.raises(ConfigError, match=r"HMT_PORT.*HMT_TICK_MODE|HMT_TICK_MODE.*HMT_PORT"):
+        load_settings()
+    monkeypatch.setenv("HMT_DATABASE_URL", "mysql://db/hmt")
+    with pytest.raises(ConfigError, match="HMT_DATABASE_URL") as both:
+        load_settings(uses=("database_url",))
+    assert "HMT_PORT" not in str(both.value)
+    with pytest.raises(ValueError, match="not settings"):
+        load_settings(uses=("database_ulr",))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -70,6 +71,8 @@ class Settings(BaseSettings):
     kite_login_url: str = "https://kite.zerodha.com/connect/login"
     # The API's resource limits (RELIABILITY.md, security table).
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    # POST /triggers/bulk's own cap: 1000 triggers of up to ~500 bytes each fit in 1 MiB.
+    max_bulk_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     max_triggers_per_user: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     # 10 writes a second, bursts of 60: room for a scripted morning set-up, not for a flood.
     rate_limit_writes_per_min: Annotated[int, Field(ge=0, le=1_000_000)] = 600  # 0: off
@@ -155,13 +158,39 @@ def _least_lease_ms(timeout_ms: int) -> int:
     return 2 * timeout_ms + 2000
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment; a bad value raises `ConfigError` naming each variable and rule."""
+def load_settings(*, uses: Iterable[str] | None = None, **overrides: object) -> Settings:
+    """Read the environment; a bad value raises `ConfigError` naming each variable and rule.
+
+    `uses` names the fields the caller reads (default: all of them). Only those
+    must be valid: a bad value of another (`HMT_PORT` to `hmt token create`,
+    which never listens) falls back to its default instead of stopping a
+    command that does not need it.
+    """
+    used = None if uses is None else frozenset(uses)
+    unknown = sorted((used or frozenset()) - set(Settings.model_fields))
+    if unknown:
+        raise ValueError(f"not settings: {unknown}")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
+        problems = error.errors()
+        if used is not None:
+            unused = {_field(item) for item in problems} - used - {""}
+            if unused and all(_field(item) in unused for item in problems):
+                defaults = {
+                    name: Settings.model_fields[name].get_default(call_default_factory=True)
+                    for name in unused
+                }
+                return load_settings(uses=used, **{**overrides, **defaults})
+            problems = [item for item in problems if _field(item) not in unused]
+        named = []
+        for item in problems:
             field = ".".join(str(part) for part in item["loc"])
-            problems.append(f"{PREFIX}{field.upper()}: {item['msg']}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+            named.append(f"{PREFIX}{field.upper()}: {item['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(named)) from None
+
+
+def _field(item: Mapping[str, Any]) -> str:
+    """The settings field a validation error is about ("" for a whole-model rule)."""
+    loc = item.get("loc") or ("",)
+    return str(loc[0])

@@ -22,6 +22,8 @@ BAD_TOKEN = "hmt_not-a-real-token"
 
 
 def _body(method: str, path: str, system: System) -> Any:
+    if path == "/triggers/bulk":
+        return {"triggers": [_body("POST", "/triggers", system)] * 2}
     if path == "/triggers" and method == "POST":
         return {
             "instrument_token": 408065,
@@ -111,6 +113,23 @@ class Matrix:
         response = await self.check(method, path, self.b, expected, body)
         if method == "GET" and path == "/triggers":
             self.cross_reads += sum(t["user_id"] != "bob" for t in response.json())
+            await self.cursor_pages()
+
+    async def cursor_pages(self) -> None:
+        """A cursor from alice's pages, used by bob, pages through bob's triggers only."""
+        await self.fresh()
+        await self.fresh()  # alice has at least two triggers: a page of one has a next link
+        url = "/triggers?limit=1"
+        link = (await self.check("GET", url, self.a, 200, None)).headers.get("link", "")
+        if "cursor=" not in link:
+            self.problems.append(f"GET {url} as alice: no next link ({link!r})")
+            return
+        alice_next = link[1 : link.index(">")]
+        for token, owner in ((self.b, "bob"), (self.a, "alice")):
+            response = await self.check("GET", alice_next, token, 200, None)
+            if token == self.b:
+                self.cross_reads += sum(t["user_id"] != owner for t in response.json())
+        await self.check("GET", alice_next, None, 401, None)
 
     async def server_owned(self) -> None:
         """PATCH naming each server-owned field is a 422 `read_only`, and changes nothing."""

@@ -8,9 +8,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from hmt.compose import ENGINE_ACCOUNT, build
 from hmt.config import ConfigError, Settings
 from hmt.engine.service import EngineState
-from hmt.engine.wiring import ENGINE_ACCOUNT, build
 from hmt.sim.simulator import Simulator
 from hmt.store.tables import broker_accounts
 from tests.support.eventually import eventually

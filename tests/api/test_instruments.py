@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 
-from hmt.api.instruments import parse_dump, search
+from hmt.api.instruments import search, tradable
+from hmt.core.instruments import Instrument, Listing
+from hmt.core.types import Exchange, InstrumentToken
+from hmt.kite.instruments import parse_dump
 from tests.support.services import kite_fixture
 from tests.support.system import running_system
 
 
-def test_the_real_nse_dump_parses_and_searches_exact_symbol_first() -> None:
-    """Kite's own NSE dump: every tradable row parses; an exact symbol outranks its prefixes."""
-    instruments = parse_dump(kite_fixture("instruments_nse.csv").read_text())
-    assert instruments
-    assert all(i.tick_size > 0 and i.exchange == "NSE" for i in instruments)
-    symbol = instruments[0].tradingsymbol
-    found = search(instruments, symbol.lower())
-    assert found[0].tradingsymbol == symbol
-    assert len(search(instruments, symbol[:1])) <= 20
-
-
-def test_malformed_rows_and_indices_are_skipped_not_fatal() -> None:
-    """A row with a bad token or tick, or an index (tick 0), is left out; good rows remain."""
-    text = (
-        "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,"
-        "tick_size,lot_size,instrument_type,segment,exchange\n"
-        "408065,1594,INFY,INFOSYS,0.0,,0.0,0.05,1,EQ,NSE,NSE\n"
-        "x,1,BAD,BAD TOKEN,0.0,,0.0,0.05,1,EQ,NSE,NSE\n"
-        "1,1,BADTICK,BAD TICK,0.0,,0.0,abc,1,EQ,NSE,NSE\n"
-        "256265,1,NIFTY 50,NIFTY,0.0,,0.0,0.0,0,EQ,INDICES,NSE\n"
-        "short,row\n"
-    )
-    (infy,) = parse_dump(text)
-    assert (infy.instrument_token, infy.tick_size) == (408065, Decimal("0.05"))
+def test_search_puts_the_exact_symbol_first_and_leaves_out_indices() -> None:
+    """Kite's own NSE dump: an exact symbol outranks its prefixes; at most 20 results."""
+    listings = tradable(parse_dump(kite_fixture("instruments_nse.csv").read_text()), Exchange.NSE)
+    assert listings
+    symbol = listings[0].instrument.tradingsymbol
+    found = search(listings, symbol.lower())
+    assert found[0].instrument.tradingsymbol == symbol
+    assert len(search(listings, symbol[:1])) <= 20
+    index = Listing(Instrument(InstrumentToken(256265), Exchange.NSE, "NIFTY 50", 100, 0, 0, False))
+    assert tradable([index], Exchange.NSE) == []
 
 
 async def test_search_through_the_api_needs_a_token_and_finds_the_simulators_symbols(

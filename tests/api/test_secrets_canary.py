@@ -22,8 +22,8 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 
 from hmt import logs
+from hmt.compose import ENGINE_ACCOUNT
 from hmt.core.broker import BrokerError
-from hmt.engine.wiring import ENGINE_ACCOUNT
 from hmt.kite.session import exchange_request_token
 from hmt.sim.simulator import Simulator
 from hmt.store.accounts import ACCESS_TOKEN

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+from hmt.sim.universe import DEFAULT_INSTRUMENTS, Universe
+from hmt.sim.universe import Instrument as SimInstrument
 from tests.support.eventually import eventually
 from tests.support.system import running_system
 
@@ -167,3 +171,127 @@ async def test_bad_edits_are_422s_naming_the_field_and_change_nothing(database_u
                 assert any(e["rule"] == rule for e in errors), (body, errors)
         after = await system.trigger(created["id"])
         assert after == before
+
+
+def _future(exchange_token: int, exchange: str, segment: int, divisor: int) -> SimInstrument:
+    # A tick of one wire unit, so that every decimal the divisor allows is on
+    # the grid; the close sits below the BUY triggers, so none fires.
+    return SimInstrument(
+        exchange_token,
+        "USDINR26DECFUT",
+        "USDINR",
+        tick=1,
+        close=75 * divisor,
+        segment=segment,
+        exchange=exchange,
+        kind="FUT",
+        expiry="2026-12-29",
+    )
+
+
+# The simulator's instruments plus a CDS and a BCD future: the master lists them.
+CURRENCIES = Universe(
+    (*DEFAULT_INSTRUMENTS, _future(1612, "CDS", 3, 10_000_000), _future(1, "BCD", 6, 10_000))
+)
+
+
+async def test_currency_prices_round_trip_with_their_own_divisor(database_url: str) -> None:
+    """CDS (10^7) and BCD (10^4) prices keep every decimal through create, store, load and read."""
+    currencies = [
+        (412675, "CDS", "USDINR26DECFUT", "83.1234567", 10_000_000),
+        ((1 << 8) | 6, "BCD", "USDINR26DECFUT", "83.1234", 10_000),
+    ]
+    async with running_system(database_url, universe=CURRENCIES) as system:
+        for token, exchange, symbol, price, divisor in currencies:
+            created = await system.create(
+                instrument_token=token,
+                exchange=exchange,
+                tradingsymbol=symbol,
+                trigger_price_1=price,
+                product="NRML",
+            )
+            assert created["trigger_price_1"] == price
+            assert (await system.trigger(created["id"]))["trigger_price_1"] == price
+            in_book = system.runtime.engine.book.get(created["id"])
+            assert (in_book.price_divisor, in_book.trigger_price_1) == (
+                divisor,
+                int(Decimal(price) * divisor),
+            )
+            stored = await system.runtime.triggers.get("alice", created["id"])
+            assert stored.trigger.price_divisor == divisor
+            edited = await system.client.patch(
+                f"/triggers/{created['id']}",
+                json={"trigger_price_1": price[:-1] + "8"},
+                headers=system.auth(),
+            )
+            assert edited.json()["trigger_price_1"] == price[:-1] + "8", edited.text
+        loaded = [t async for batch in system.runtime.triggers.stream_active() for t in batch]
+        assert sorted((t.price_divisor, t.trigger_price_1) for t in loaded) == [
+            (10_000, 831_238),
+            (10_000_000, 831_234_568),
+        ]
+        too_fine = await system.client.post(
+            "/triggers",
+            json={
+                "instrument_token": (1 << 8) | 6,
+                "exchange": "BCD",
+                "tradingsymbol": "USDINR26DECFUT",
+                "trigger_type": "single",
+                "transaction_type": "BUY",
+                "quantity": 1,
+                "product": "NRML",
+                "trigger_price_1": "83.12345",
+            },
+            headers=system.auth(),
+        )
+        assert too_fine.status_code == 422
+        assert [(e["field"], e["rule"]) for e in too_fine.json()["errors"]] == [
+            ("trigger_price_1", "precision")
+        ]
+
+
+async def test_a_repeated_delete_is_a_200_with_the_record_and_no_second_event(
+    database_url: str,
+) -> None:
+    """Cancelling a cancelled trigger answers as the first time did and writes nothing."""
+    async with running_system(database_url) as system:
+        created = await system.create(trigger_price_1="9999.00")
+        path = f"/triggers/{created['id']}"
+        first = await system.client.delete(path, headers=system.auth())
+        assert first.status_code == 200, first.text
+        again = await system.client.delete(path, headers=system.auth())
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert again.json()["status"] == "cancelled"
+        events = [e["kind"] for e in (await system.trigger(created["id"]))["events"]]
+        assert events == ["created", "cancelled"]
+        assert system.runtime.engine.book.get(created["id"]) is None
+
+
+async def test_delete_of_a_placed_or_expired_trigger_is_a_409_saying_why(
+    database_url: str,
+) -> None:
+    """Only a cancelled trigger's DELETE is idempotent; placed and expired ones stay as they are."""
+    async with running_system(database_url) as system:
+        system.push(INFY, "1600.00")
+        created = await system.create(trigger_price_1="1605.00")
+        system.push(INFY, "1606.00")
+        assert (await system.settled(created["id"]))["status"] == "placed"
+        placed = await system.client.delete(f"/triggers/{created['id']}", headers=system.auth())
+        assert placed.status_code == 409
+        assert placed.json()["detail"] == (
+            "this trigger is placed (its order is with the broker): it can no longer be cancelled"
+        )
+        soon = datetime.now(UTC) + timedelta(milliseconds=300)
+        short = await system.create(trigger_price_1="9999.00", expires_at=soon.isoformat())
+
+        async def expired() -> bool:
+            await system.runtime.triggers.expire_due()
+            return (await system.trigger(short["id"]))["status"] == "expired"
+
+        await eventually(expired, within=5)
+        refused = await system.client.delete(f"/triggers/{short['id']}", headers=system.auth())
+        assert refused.status_code == 409
+        assert refused.json()["errors"][0]["message"].startswith("this trigger has expired")
+        kinds = [e["kind"] for e in (await system.trigger(short["id"]))["events"]]
+        assert "cancelled" not in kinds

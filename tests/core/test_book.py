@@ -67,15 +67,17 @@ def test_many_fire_on_one_tick_and_others_stay() -> None:
     assert book.on_tick(INFY, 103) == ()
 
 
-def test_remove_and_replace() -> None:
-    """A removed trigger never fires; a replaced one fires at its new price only."""
+def test_remove_and_add_again() -> None:
+    """A removed trigger never fires; one removed and added edited (the engine's refresh)
+    fires at its new price only."""
     book = TriggerBook()
     gone, moved = make_trigger(trigger_price_1=100), make_trigger(trigger_price_1=100)
     book.add_many([gone, moved])
     assert book.remove(gone.id) == gone
     assert book.remove(gone.id) is None
     new = make_trigger(id=moved.id, trigger_price_1=200)
-    assert book.replace(new) == moved
+    assert book.remove(moved.id) == moved
+    book.add(new)
     assert book.get(moved.id) == new
     assert book.on_tick(INFY, 150) == ()
     assert fired_set(book.on_tick(INFY, 200)) == {(moved.id, Leg.FIRST)}
@@ -138,11 +140,13 @@ class BookVersusOracle(RuleBasedStateMachine):
         assert self.book.remove(trigger_id) == self.oracle.pop(trigger_id, None)
 
     @rule(trigger_id=added, new=triggers())
-    def replace(self, trigger_id: TriggerId, new: Trigger) -> None:
+    def edit(self, trigger_id: TriggerId, new: Trigger) -> None:
+        """An edit as the engine applies it: the old trigger out, the edited one in."""
         if trigger_id not in self.oracle:
-            return  # it fired: a replace of a gone trigger is an add, covered above
+            return  # it fired: an edit of a gone trigger is an add, covered above
         replacement = Trigger(**{**_fields(new), "id": trigger_id})
-        assert self.book.replace(replacement) == self.oracle[trigger_id]
+        assert self.book.remove(trigger_id) == self.oracle[trigger_id]
+        self.book.add(replacement)
         self.oracle[trigger_id] = replacement
 
     @rule(token=st.sampled_from([INFY, RELIANCE]), ltp=st.integers(0, 61))

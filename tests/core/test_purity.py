@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import hmt.core
@@ -75,3 +76,26 @@ def test_core_reads_no_clock() -> None:
         and node.func.attr in CLOCK_CALLS
     ]
     assert calls == []
+
+
+# A broker's way of reading an instrument id: its low byte, segment tables and divisors.
+TOKEN_DECODING = re.compile(
+    r"&\s*0x[fF]{2}\b|&\s*255\b|SEGMENT|segment_of|divisor_for|INDICES_SEGMENT|instrument_token\s*>>"
+)
+
+
+def test_core_decodes_no_instrument_token() -> None:
+    """No core module reads meaning out of a token's bits: divisors come with the instrument."""
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in _core_modules()
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if TOKEN_DECODING.search(line)
+    ]
+    assert found == []
+
+
+def test_token_decoding_pattern_finds_kite_rules() -> None:
+    """The pattern above does catch the rules it forbids (so the test can fail)."""
+    for line in ("return token & 0xFF", "SEGMENT_DIVISORS = {", "divisor_for(token)"):
+        assert TOKEN_DECODING.search(line), line

@@ -16,6 +16,7 @@ from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg, Side
 from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.service import Engine, EngineConfig, EngineState
+from hmt.engine.session import BrokerSession, SessionState
 from hmt.kite.tags import broker_tag
 from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
@@ -23,7 +24,13 @@ from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
 NOW = datetime(2026, 11, 24, 9, 15, tzinfo=UTC)
 
 
-def engine(source: Source, broker: Broker, feed: Feed, **config: object) -> Engine:
+def engine(
+    source: Source,
+    broker: Broker,
+    feed: Feed,
+    session: BrokerSession | None = None,
+    **config: object,
+) -> Engine:
     executor = Executor(
         broker,
         source.ledger,
@@ -37,6 +44,7 @@ def engine(source: Source, broker: Broker, feed: Feed, **config: object) -> Engi
         executor=executor,
         clock=lambda: NOW,
         config=EngineConfig(**config),  # type: ignore[arg-type]
+        session=session,
     )
 
 
@@ -110,22 +118,25 @@ async def test_lost_claim_puts_the_current_row_back() -> None:
 
 
 async def test_expired_session_holds_fire_until_a_new_token() -> None:
-    """A 403 puts the engine in login_required with the trigger re-armed; a new token resumes."""
+    """A 403 expires the session (login_required, the trigger re-armed); a new token resumes."""
     trigger = make_trigger(trigger_price_1=100)
     ledger = ClaimLedger()
     source, broker, feed = Source(ledger, [trigger]), Broker(fail(ErrorKind.AUTH)), Feed()
-    service = engine(source, broker, feed)
+    session = BrokerSession([feed])
+    service = engine(source, broker, feed, session)
     await service.start()
     service.on_ltp(INFY, 100)
     await service.drain()
     assert service.state is EngineState.LOGIN_REQUIRED
+    assert session.state is SessionState.EXPIRED
     assert ledger.status[trigger.id] == "active"
     assert trigger.id in service.book
     service.on_ltp(INFY, 101)
     await service.drain()
     assert len(broker.sends) == 1, "no attempt while the session is invalid"
-    service.set_access_token("new-token")
+    session.renew("new-token")
     assert feed.access_token == "new-token"
+    assert service.state is EngineState.RUNNING
     service.on_ltp(INFY, 101)
     await service.drain()
     assert ledger.status[trigger.id] == "placed"

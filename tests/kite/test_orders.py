@@ -8,7 +8,7 @@ import pytest
 
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.rules import order_for
-from hmt.core.types import Leg, OrderType, Side
+from hmt.core.types import Exchange, Leg, OrderType, Side
 from hmt.kite.orders import order_form, report_from_row
 from hmt.kite.tags import broker_tag
 from tests.support.factories import make_oco, make_trigger
@@ -50,6 +50,30 @@ def test_limit_order_form_sends_rupees_from_wire_units() -> None:
     assert form["price"] == "2800.5"
     assert form["tag"] == broker_tag(oco.id, Leg.SECOND)
     assert "market_protection" not in form
+
+
+@pytest.mark.parametrize(
+    ("token", "exchange", "divisor", "units", "rupees"),
+    [
+        (412675, Exchange.CDS, 10_000_000, 831_234_567, "83.1234567"),
+        ((1 << 8) | 6, Exchange.BCD, 10_000, 831_234, "83.1234"),
+        (408065, Exchange.NSE, 10_000, 831_234, "83.1234"),  # the intent's divisor, not the token's
+    ],
+)
+def test_order_prices_use_the_intents_divisor(
+    token: int, exchange: Exchange, divisor: int, units: int, rupees: str
+) -> None:
+    """Limit and stop prices go out with the trigger's own divisor, whatever the token says."""
+    trigger = make_trigger(
+        instrument_token=token,
+        exchange=exchange,
+        order_type=OrderType.LIMIT,
+        limit_price_1=units,
+        price_divisor=divisor,
+    )
+    intent = order_for(trigger, Leg.FIRST, broker_tag(trigger.id, Leg.FIRST))
+    assert intent.price_divisor == divisor
+    assert order_form(intent, market_protection=-1)["price"] == rupees
 
 
 def test_every_fixture_order_row_reads_back() -> None:

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import structlog
 
+from hmt import logs
 from hmt.kite.subscriptions import SubscriptionLimitError
 from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_messages import OrderUpdate, encode_server_text
@@ -228,12 +230,26 @@ async def test_token_expiring_mid_session_goes_to_token_invalid(server: KiteWsSe
         await eventually(lambda: server.subscriptions() == {INFY: Mode.LTP})
 
 
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Any:
+    """hmt's own log set-up (JSON on stderr, at DEBUG for every logger), read back per test."""
+    logs.configure(level="debug", json=True)
+    yield capsys
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+
+
+def logged(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """Every JSON log line written so far."""
+    lines = capsys.readouterr().err.splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
 async def test_malformed_frames_are_counted_logged_once_and_do_not_stop_ticks(
-    server: KiteWsServer, caplog: pytest.LogCaptureFixture
+    server: KiteWsServer, json_logs: pytest.CaptureFixture[str]
 ) -> None:
     """Garbage binary and text frames are counted by kind, logged once per kind; ticks go on."""
     rec = Recorder()
-    caplog.set_level(logging.WARNING, logger="hmt.kite.ticker")
     async with make_ticker(server.url, rec) as ticker:
         ticker.subscribe([INFY])
         await eventually(lambda: ticker.state is TickerState.CONNECTED and server.subscriptions())
@@ -250,8 +266,9 @@ async def test_malformed_frames_are_counted_logged_once_and_do_not_stop_ticks(
                                     "unknown_text_type": 3}  # fmt: skip
         assert stats.server_errors == 1
         assert (stats.connections, stats.reconnects) == (1, 0)
-    malformed = [r for r in caplog.records if "malformed frame" in r.getMessage()]
-    assert sorted(r.getMessage().split("(")[1].split(")")[0] for r in malformed) == [
+    malformed = [e for e in logged(json_logs) if e["event"] == "ticker_malformed_frame"]
+    assert all(e["logger"] == "hmt.kite.ticker" and e["level"] == "warning" for e in malformed)
+    assert sorted(e["kind"] for e in malformed) == [
         "bad_text", "truncated", "unknown_packet_size", "unknown_text_type",
     ]  # fmt: skip
 
@@ -290,10 +307,9 @@ async def test_a_raising_handler_does_not_stop_the_feed(server: KiteWsServer) ->
 
 
 async def test_access_token_never_reaches_the_logs(
-    server: KiteWsServer, caplog: pytest.LogCaptureFixture
+    server: KiteWsServer, json_logs: pytest.CaptureFixture[str]
 ) -> None:
     """At DEBUG on every logger, across connect, 403 and reconnect, the token is never logged."""
-    caplog.set_level(logging.DEBUG)
     rec = Recorder()
     canary = "canary-token-5f1d"
     server.valid_tokens = {canary}
@@ -303,11 +319,13 @@ async def test_access_token_never_reaches_the_logs(
         server.valid_tokens = set()
         await server.drop_all()
         await eventually(lambda: ticker.state is TickerState.TOKEN_INVALID)
-    ours = [r for r in caplog.records if not r.name.startswith("tests.")]  # not the server's
-    text = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in ours)
-    assert "access token rejected" in text
-    assert "connection 0 open" in text
-    assert canary not in text
+    ours = [
+        e for e in logged(json_logs) if not e["logger"].startswith("tests.")
+    ]  # not the server's
+    events = [e["event"] for e in ours]
+    assert "ticker_token_rejected" in events
+    assert "ticker_connected" in events
+    assert canary not in json.dumps(ours)
 
 
 def test_constructor_rejects_settings_that_cannot_work() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from hmt.core.prices import INDICES_SEGMENT
-from hmt.sim.universe import Universe
+from hmt.sim.universe import INDICES_SEGMENT, Universe
 from tests.sim.support import BANKNIFTY, INFY, NIFTY
 from tests.support.services import kite_fixture
 
@@ -98,3 +97,16 @@ def test_lookup_by_key() -> None:
     assert infy is not None
     assert infy.token == INFY
     assert universe.by_key("NSE:NOPE") is None
+
+
+def test_fno_rows_come_from_the_full_fixture_dump_with_lots_above_one() -> None:
+    """The NFO options are the fixture's rows, column for column, so lot sizes can be tested."""
+    fixture = {
+        row["instrument_token"]: row
+        for row in csv.DictReader(io.StringIO(kite_fixture("instruments_all.csv").read_text()))
+    }
+    ours = list(csv.DictReader(io.StringIO(Universe().instruments_csv("NFO"))))
+    assert len(ours) >= 1
+    assert any(int(row["lot_size"]) > 1 for row in ours)
+    for row in ours:
+        assert row == fixture[row["instrument_token"]], row["tradingsymbol"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hmt.kite.segments import divisor_for
 from hmt.store import migrate
 from hmt.store.db import Database, create_engine
 from hmt.store.triggers import TriggerStore
@@ -74,4 +75,5 @@ async def db(url: str, clock: Clock) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def store(db: Database, clock: Clock) -> TriggerStore:
-    return TriggerStore(db, clock=clock)
+    # As the composition builds it: rows other tools stored without a divisor use Kite's rule.
+    return TriggerStore(db, clock=clock, divisor_of=divisor_for)

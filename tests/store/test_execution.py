@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from hmt.core.errors import ClaimLost
 from hmt.core.events import EventKind
@@ -44,15 +44,10 @@ async def claimed(execution: ExecutionStore, trigger: Trigger, *, sending: bool 
 
 
 async def claim_row(store: TriggerStore, trigger_id: str) -> tuple[object, object]:
-    async with store.db.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(gtt_orders.c.claimed_by, gtt_orders.c.claim_expires_at).where(
-                    gtt_orders.c.id == trigger_id
-                )
-            )
-        ).one()
-    return row[0], row[1]
+    """The claim's owner and lease expiry, as the stored record reads them."""
+    record = await store.load(trigger_id)
+    assert record is not None
+    return record.claimed_by, record.claim_expires_at
 
 
 async def test_first_request_sent_with_the_claim_then_placed(

@@ -254,39 +254,16 @@ async def test_claim_loses_to_edit_pause_cancel_and_expiry(
     assert (await store.get("alice", edited.id)).status is Status.ACTIVE
 
 
-async def test_results_after_a_claim(store: TriggerStore) -> None:
-    """order_sent, retry, placed and failed follow the claim and nothing else."""
-    placed, failed = make_trigger(), make_trigger()
-    for trigger in (placed, failed):
+async def test_in_status_reads_every_users_triggers(store: TriggerStore) -> None:
+    """in_status lists one status across users (start-up recovery reads every `triggered`)."""
+    mine, theirs, idle = make_trigger(), make_trigger(user_id=UserId("bob")), make_trigger()
+    for trigger in (mine, theirs, idle):
         await store.create(trigger)
-        with pytest.raises(IllegalTransition):
-            await store.record_placed(trigger.id, "1")
-        assert await claim(store, trigger)
-    await store.record_order_sent(placed.id, tag=broker_tag(placed.id, Leg.FIRST))
-    record = await store.record_retry(placed.id, "timeout")
-    assert record.attempts == 2
-    order_id = "2504020000123456789"  # 19 digits: kept as text
-    record = await store.record_placed(placed.id, order_id)
-    assert record.status is Status.PLACED
-    assert record.order_id == order_id
-    record = await store.record_failed(failed.id, "RMS: margin exceeds")
-    assert record.status is Status.FAILED
-    assert record.error_message == "RMS: margin exceeds"
-    with pytest.raises(IllegalTransition):
-        await store.record_failed(placed.id, "late")
-    await store.append_event(placed.id, EventKind.RECONCILED, {"found": True})
-    kinds = [e.kind for e in await store.history("alice", placed.id)]
-    assert kinds == [
-        EventKind.CREATED,
-        EventKind.FIRED,
-        EventKind.CLAIMED,
-        EventKind.ORDER_SENT,  # the claim's: its first request left at once
-        EventKind.ORDER_SENT,
-        EventKind.RETRY,
-        EventKind.PLACED,
-        EventKind.RECONCILED,
-    ]
-    assert [r.id for r in await store.in_status(Status.FAILED)] == [failed.id]
+    for trigger in (mine, theirs):
+        assert await claim(store, trigger, Leg.FIRST, 160_000)
+    triggered = await store.in_status(Status.TRIGGERED)
+    assert sorted(r.id for r in triggered) == sorted([mine.id, theirs.id])
+    assert [r.id for r in await store.in_status(Status.ACTIVE)] == [idle.id]
 
 
 async def test_expire_due(store: TriggerStore, clock: Clock) -> None:
@@ -374,3 +351,42 @@ async def test_claim_compares_prices_as_decimals(store: TriggerStore, db: Databa
     loaded = (await store.get("alice", trigger.id)).trigger
     assert loaded == trigger
     assert await claim(store, loaded, Leg.FIRST, 160_050)
+
+
+async def test_create_many_writes_all_or_none(store: TriggerStore, db: Database) -> None:
+    """A batch with a bad or a duplicate trigger writes nothing; a good one writes every row."""
+    good = [make_trigger(trigger_price_1=160_000 + i) for i in range(3)]
+    with pytest.raises(InvalidTrigger):
+        await store.create_many([*good, make_trigger(quantity=0)])
+    with pytest.raises(DuplicateTrigger):
+        await store.create_many([*good, good[0]])  # fails at the fourth insert, after three
+    with pytest.raises(ValueError, match="one user"):
+        await store.create_many([good[0], make_trigger(user_id=UserId("bob"))])
+    assert (await rows(db), await rows(db, "hmt_trigger_events")) == (0, 0)
+    created = await store.create_many(good)
+    assert [r.trigger for r in created] == good
+    assert (await rows(db), await rows(db, "hmt_trigger_events")) == (3, 3)
+
+
+async def test_keyset_pages_cover_ties_once_and_count_matches_the_filter(
+    store: TriggerStore, clock: Clock
+) -> None:
+    """Five triggers created at one instant and two later page by (created_at, id) without gaps."""
+    await store.create_many([make_trigger(trigger_price_1=160_000 + i) for i in range(5)])
+    clock.advance(seconds=1)
+    for i in range(2):
+        await store.create(make_trigger(trigger_price_1=170_000 + i, status=Status.PAUSED))
+    everything = await store.list("alice")
+    assert [r.created_at for r in everything[:2]] == [clock()] * 2  # newest first
+    paged, after = [], None
+    while True:
+        page = await store.list("alice", limit=2, after=after)
+        if not page:
+            break
+        paged += page
+        after = (page[-1].created_at, page[-1].trigger.id)
+    assert [r.trigger.id for r in paged] == [r.trigger.id for r in everything]
+    assert len(paged) == 7
+    assert await store.count("alice") == 7
+    assert await store.count("alice", status=Status.PAUSED) == 2
+    assert await store.count("bob") == 0

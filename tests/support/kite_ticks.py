@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from hmt.core.prices import INDICES_SEGMENT, SEGMENT_DIVISORS
+from hmt.kite.segments import INDICES_SEGMENT, SEGMENT_DIVISORS
 from hmt.kite.ticks import FullTick, IndexTick, LtpTick, QuoteTick, Tick
 
 U32 = 0xFFFF_FFFF

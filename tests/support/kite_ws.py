@@ -23,7 +23,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from hmt.core.prices import INDICES_SEGMENT
+from hmt.kite.segments import INDICES_SEGMENT
 from hmt.kite.ticker_messages import BadText, ClientCommand, decode_client_text
 from hmt.kite.ticker_protocol import HEARTBEAT, encode_frame
 from hmt.kite.ticks import FullTick, IndexTick, LtpTick, Mode, QuoteTick, Tick

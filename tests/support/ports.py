@@ -15,6 +15,7 @@ from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.errors import ClaimLost
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import Leg, TriggerId
+from hmt.engine.ports import FeedStatus
 from hmt.kite.tags import broker_tag
 
 Step = Callable[["Broker", OrderIntent], str]
@@ -183,3 +184,6 @@ class Feed:
     @property
     def connected(self) -> bool:
         return self.running
+
+    def status(self) -> FeedStatus:
+        return FeedStatus(state="connected" if self.running else "stopped", connected=self.running)

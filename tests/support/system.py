@@ -18,9 +18,11 @@ import httpx
 import uvicorn
 
 from hmt.api.app import create_app
+from hmt.compose import build
 from hmt.config import Settings
-from hmt.engine.wiring import Runtime, build
+from hmt.engine.runtime import Runtime
 from hmt.sim.simulator import Simulator
+from hmt.sim.universe import Universe
 from tests.support.eventually import eventually
 from tests.support.fault_proxy import FaultProxy
 
@@ -86,17 +88,21 @@ async def running_system(
     seed: int = 11,
     rest_proxy: bool = False,
     sim_overrides: Callable[[Simulator], dict[str, Any]] | None = None,
+    universe: Universe | None = None,
     **overrides: Any,
 ) -> AsyncIterator[System]:
     """Start the simulator, build the runtime on `database_url`, serve the API; stop it all.
 
     `overrides` replace settings; `sim_overrides(sim)` adds those that need the
-    running simulator (its secret, its login URL). `rest_proxy`: the engine
+    running simulator (its secret, its login URL); `universe` replaces the
+    simulator's instruments (and so the instrument master). `rest_proxy`: the engine
     reaches the simulator's REST through a `FaultProxy` (`system.proxy`), so a
     test can refuse or cut its connections.
     """
     async with contextlib.AsyncExitStack() as stack:
-        sim = await stack.enter_async_context(Simulator(seed=seed, heartbeat_interval=0.2))
+        sim = await stack.enter_async_context(
+            Simulator(seed=seed, heartbeat_interval=0.2, universe=universe)
+        )
         api_url = sim.api_url
         proxy = None
         if rest_proxy:

@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hmt.core.prices import divisor_for
 from hmt.core.types import Leg
+from hmt.kite.segments import divisor_for
 from hmt.kite.tags import broker_tag
 from hmt.store.changes import asyncpg_dsn
 from tests.support.eventually import eventually

@@ -105,8 +105,12 @@ async def test_cancelled_trigger_never_fires(database_url: str) -> None:
         system.push(INFY, "1620.00")
         await eventually(lambda: system.runtime.engine.last_ltp.get(INFY) == 162_000)
         assert system.sim.orders() == []
+        # Cancelling twice is idempotent (issue 11): the same record, and still no order.
         again = await system.client.delete(f"/triggers/{trigger['id']}", headers=system.auth())
-        assert again.status_code == 409
+        assert again.status_code == 200
+        assert again.json()["status"] == "cancelled"
+        assert again.json()["updated_at"] == response.json()["updated_at"]
+        assert system.sim.orders() == []
 
 
 @pytest.mark.parametrize("prefix", ["", "/hmt-trigger-engine"])

@@ -139,9 +139,16 @@ async def test_ambiguous_failures_place_exactly_once(database_url: str, mode: Mo
 
 FINAL_ERRORS = [
     # (tradingsymbol, injected fault or None, the broker's words)
+    # A symbol the broker does not list: the API now refuses a symbol that is not the
+    # token's before it is stored (tests/api/test_instrument_checks.py), so the broker's
+    # refusal of one (an instrument delisted after the trigger was made) is injected.
     (
-        "NOTLISTED",
-        None,
+        "INFY",
+        {
+            "error_type": "InputException",
+            "message": "Invalid `tradingsymbol`: NSE:NOTLISTED is not an instrument the "
+            "simulator lists.",
+        },
         "Invalid `tradingsymbol`: NSE:NOTLISTED is not an instrument the simulator lists.",
     ),
     (

@@ -224,3 +224,46 @@ async def test_status_card_shows_a_ticker_disconnect_and_the_login_banner(tmp_pa
         await expect(page.locator("#s-reasons")).to_contain_text("ticker disconnected")
         await screenshot(page, "09-ticker-disconnected")
         await page.close()
+
+
+async def test_the_form_shows_the_instrument_masters_422_next_to_the_field(tmp_path: Path) -> None:
+    """An off-tick price and a symbol that is not the token's: each error lands by its field,
+    says the rule in words, and nothing is created."""
+    problems = Problems()
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await pick_instrument(page, "INF", "INFY")
+        await page.fill("#trigger_price_1", "1610.03")  # INFY's tick is 0.10 in the simulator
+        await page.click("#form-submit")
+        price_error = page.locator('[data-error-for="trigger_price_1"]')
+        await expect(price_error).to_contain_text("tick size 0.10", timeout=WAIT_MS)
+        await expect(price_error).to_contain_text("1610.00 and 1610.10")
+        await expect(page.locator("#trigger_price_1")).to_have_attribute("aria-invalid", "true")
+        await screenshot(page, "10-off-tick-price")
+
+        # A stale pick: INFY's token sent with another symbol (as a script or an old tab might).
+        await page.fill("#trigger_price_1", "1610.00")
+        await page.evaluate("document.getElementById('tradingsymbol').value = 'RELIANCE'")
+        await page.click("#form-submit")
+        symbol_error = page.locator('[data-error-for="tradingsymbol"]')
+        await expect(symbol_error).to_have_text(
+            "instrument 408065 is NSE:INFY, not RELIANCE", timeout=WAIT_MS
+        )
+        await expect(page.locator("#symbol")).to_have_attribute("aria-invalid", "true")
+        await expect(price_error).to_have_text("")
+        await screenshot(page, "11-symbol-not-the-tokens")
+        assert await page.locator("#triggers tbody tr").count() == 0
+        listed = await system.client.get("/triggers", headers=system.auth())
+        assert listed.json() == []
+
+        # An edit is checked the same way: an off-tick price stays in the form, the row unchanged.
+        created = await system.create(trigger_price_1="1700.00")
+        await row(page, created["id"]).locator("button.secondary").click(timeout=WAIT_MS)
+        await expect(page.locator("#form-title")).to_contain_text("Edit INFY")
+        await page.fill("#trigger_price_1", "1700.07")
+        await page.click("#form-submit")
+        await expect(price_error).to_contain_text("1700.00 and 1700.10", timeout=WAIT_MS)
+        assert (await system.trigger(created["id"]))["trigger_price_1"] == "1700"
+        await page.close()
+    assert problems.seen == []

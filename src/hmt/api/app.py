@@ -6,27 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 
 from hmt import __version__
-from hmt.api import broker, control, metrics, triggers
+from hmt.api import broker, control, metrics, problems, triggers
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
 from hmt.api.limits import BodyLimit, ErrorShield, SecurityHeaders, WriteLimiter
-from hmt.api.schemas import SERVER_OWNED, FieldProblem, Problem
-from hmt.api.triggers import TooManyTriggers
-from hmt.config import ConfigError
-from hmt.core.errors import IllegalTransition, InvalidTrigger
-from hmt.engine.wiring import Runtime
-from hmt.store.triggers import TriggerNotFound
+from hmt.api.schemas import FieldProblem, Problem
+from hmt.api.triggers import TriggersIn
+from hmt.engine.facade import Facade
 
 SEED_PREFIX = "/hmt-trigger-engine"
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     """The API over `runtime`; with `manage_runtime` it starts and closes it too."""
 
     @asynccontextmanager
@@ -50,14 +45,13 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(browser_router)  # the web UI, its stream and instrument search
     app.include_router(metrics.router)
     app.include_router(broker.router)
-    app.add_exception_handler(InvalidTrigger, _invalid_trigger)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(TriggerNotFound, _not_found)
-    app.add_exception_handler(IllegalTransition, _conflict)
-    app.add_exception_handler(TooManyTriggers, _conflict)
-    app.add_exception_handler(ConfigError, _conflict)
+    problems.install(app)  # every error body in the documented `Problem` shape
     # No CORS middleware: browsers refuse cross-origin reads (the UI is same-origin).
-    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=runtime.settings.max_body_bytes,
+        larger={("POST", "/triggers/bulk"): runtime.settings.max_bulk_body_bytes},
+    )
     app.add_middleware(ErrorShield)  # no stack trace in any response
     app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -73,6 +67,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         )
         components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+        # POST /triggers/bulk reads its body itself (to name every bad item at once).
+        bulk = TriggersIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in bulk.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault("TriggersIn", bulk)
         problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for path in schema.get("paths", {}).values():
             for operation in path.values():
@@ -94,30 +93,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             components.pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema
-
-
-async def _invalid_trigger(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, InvalidTrigger)
-    errors = [{"field": e.field, "rule": e.rule, "message": e.message} for e in error.errors]
-    return JSONResponse({"detail": str(error), "errors": errors}, status_code=422)
-
-
-async def _invalid_request(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    errors = []
-    for e in error.errors():
-        field = ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path", "cookie"))
-        rule, message = e["type"], e["msg"]
-        if rule == "extra_forbidden" and field in SERVER_OWNED:
-            rule, message = "read_only", "is set by hmt and cannot be written"
-        errors.append({"field": field or "body", "rule": rule, "message": message})
-    detail = "; ".join(f"{e['field']}: {e['message']} [{e['rule']}]" for e in errors)
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
-
-
-async def _not_found(_request: Request, _error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": "trigger not found"}, status_code=404)
-
-
-async def _conflict(_request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=409)

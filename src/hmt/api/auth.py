@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hmt.api.problems import ApiError
+from hmt.api.runtime import runtime_of
 from hmt.logs import register_secret
 from hmt.store.tokens import Principal
 
@@ -20,15 +22,16 @@ async def principal(
 ) -> Principal:
     """The caller, or 401: a missing, malformed, unknown or revoked token all look the same."""
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        found: Principal | None = await request.app.state.runtime.tokens.authenticate(
-            credentials.credentials
-        )
+        found = await runtime_of(request).tokens.authenticate(credentials.credentials)
         if found is not None:
             register_secret(credentials.credentials)  # from now on never in a log line
             return found
-    raise HTTPException(
+    raise ApiError(
         status.HTTP_401_UNAUTHORIZED,
-        "a valid bearer token is required",
+        "a valid API token is required: send `Authorization: Bearer <token>` "
+        "with a token from `hmt token create`",
+        field="Authorization",
+        rule="bearer_token",
         headers={"WWW-Authenticate": "Bearer"},
     )
 
@@ -36,17 +39,24 @@ async def principal(
 async def operator(caller: Annotated[Principal, Depends(principal)]) -> Principal:
     """The caller if their token is an operator's (start and stop act for every user)."""
     if not caller.operator:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs an operator token")
+        raise ApiError(
+            status.HTTP_403_FORBIDDEN,
+            "this needs an operator token (`hmt token create --operator`)",
+            field="Authorization",
+            rule="operator",
+        )
     return caller
 
 
 def _limited(request: Request, caller: Principal) -> Principal:
     wait = request.app.state.write_limiter.take(caller.token_id)
     if wait is not None:
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many writes with this token: retry after the Retry-After seconds "
             "(HMT_RATE_LIMIT_WRITES_PER_MIN)",
+            field="Authorization",
+            rule="rate_limit",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
     return caller
@@ -68,7 +78,7 @@ async def scraper(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Anyone when HMT_METRICS_PUBLIC is set; otherwise an operator token."""
-    if request.app.state.runtime.settings.metrics_public:
+    if runtime_of(request).settings.metrics_public:
         return
     await operator(await principal(request, credentials))
 

@@ -13,13 +13,14 @@ import secrets
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, HTTPException, Query, Request, status
+from fastapi import APIRouter, Cookie, Query, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from hmt.api.auth import OperatorWriter
+from hmt.api.problems import ApiError
+from hmt.api.runtime import Runtime
 from hmt.api.schemas import BrokerSessionIn, BrokerSessionOut, Problem
 from hmt.core.broker import BrokerError
-from hmt.engine.wiring import Runtime
 from hmt.kite.session import login_url
 from hmt.logs import get_logger, register_secret
 
@@ -51,11 +52,6 @@ class PendingLogins:
         return started is not None and time.monotonic() - started < LOGIN_TTL_S
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 @router.get(
     "/kite/login",
     status_code=status.HTTP_302_FOUND,
@@ -66,12 +62,14 @@ def _runtime(request: Request) -> Runtime:
         409: {"model": Problem, "description": "Kite login is not configured"},
     },
 )
-async def kite_login(request: Request) -> RedirectResponse:
-    settings = _runtime(request).settings
+async def kite_login(request: Request, runtime: Runtime) -> RedirectResponse:
+    settings = runtime.settings
     if not settings.kite_api_key or settings.kite_api_secret is None:
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_409_CONFLICT,
             "Kite login needs HMT_KITE_API_KEY, HMT_KITE_API_SECRET and HMT_SECRET_KEY",
+            field="server",
+            rule="not_configured",
         )
     state = request.app.state.kite_logins.new()
     response = RedirectResponse(
@@ -100,20 +98,24 @@ async def kite_login(request: Request) -> RedirectResponse:
 )
 async def kite_callback(
     request: Request,
+    runtime: Runtime,
     request_token: Annotated[str, Query(min_length=1, max_length=256)],
     state: Annotated[str | None, Cookie(alias=STATE_COOKIE)] = None,
 ) -> Any:
     register_secret(request_token)  # before anything can log the URL it came in
-    runtime = _runtime(request)
     if runtime.settings.kite_api_secret is None:
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_409_CONFLICT,
             "Kite login needs HMT_KITE_API_KEY, HMT_KITE_API_SECRET and HMT_SECRET_KEY",
+            field="server",
+            rule="not_configured",
         )
     if not request.app.state.kite_logins.take(state):
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_403_FORBIDDEN,
             "this login was not started here, or took over ten minutes: open /kite/login again",
+            field=STATE_COOKIE,
+            rule="login_state",
         )
     try:
         stored = await runtime.kite_login(request_token)
@@ -138,10 +140,10 @@ async def kite_callback(
     },
 )
 async def set_session(
-    body: BrokerSessionIn, request: Request, _caller: OperatorWriter
+    body: BrokerSessionIn, runtime: Runtime, _caller: OperatorWriter
 ) -> BrokerSessionOut:
     """Used at once by orders and the ticker; stored sealed when HMT_SECRET_KEY is set."""
     token = body.access_token.get_secret_value()
     register_secret(token)
-    stored = await _runtime(request).use_access_token(token)
+    stored = await runtime.use_access_token(token)
     return BrokerSessionOut(broker_session="set", stored=stored)

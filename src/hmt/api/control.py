@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from hmt.api.auth import Caller, OperatorWriter
+from hmt.api.runtime import Runtime
 from hmt.api.schemas import Problem
 from hmt.engine.health import Verdict
 
@@ -15,8 +16,8 @@ router = APIRouter(tags=["engine"])
 
 
 @router.get("/health", summary="Engine health (public)")
-async def health(request: Request) -> JSONResponse:
-    verdict = request.app.state.runtime.health()
+async def health(runtime: Runtime) -> JSONResponse:
+    verdict = runtime.health()
     code = 503 if verdict.verdict is Verdict.DOWN else 200
     return JSONResponse(
         {"status": verdict.verdict.value, "reasons": list(verdict.reasons)}, status_code=code
@@ -24,9 +25,8 @@ async def health(request: Request) -> JSONResponse:
 
 
 @router.get("/stats", summary="Counters, connection state and latency percentiles")
-async def stats(request: Request, _caller: Caller) -> dict[str, Any]:
-    result: dict[str, Any] = request.app.state.runtime.stats()
-    return result
+async def stats(runtime: Runtime, _caller: Caller) -> dict[str, Any]:
+    return runtime.stats()
 
 
 OPERATOR_ONLY: dict[int | str, dict[str, Any]] = {
@@ -38,8 +38,7 @@ OPERATOR_ONLY: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/start", summary="Start the engine for every user (operator only)", responses=OPERATOR_ONLY
 )
-async def start(request: Request, _caller: OperatorWriter) -> dict[str, Any]:
-    runtime = request.app.state.runtime
+async def start(runtime: Runtime, _caller: OperatorWriter) -> dict[str, Any]:
     await runtime.engine.start()
     return {"state": runtime.engine.state.value}
 
@@ -49,7 +48,6 @@ async def start(request: Request, _caller: OperatorWriter) -> dict[str, Any]:
     summary="Stop the engine for every user, draining orders (operator only)",
     responses=OPERATOR_ONLY,
 )
-async def stop(request: Request, _caller: OperatorWriter) -> dict[str, Any]:
-    runtime = request.app.state.runtime
+async def stop(runtime: Runtime, _caller: OperatorWriter) -> dict[str, Any]:
     await runtime.engine.stop()
     return {"state": runtime.engine.state.value}

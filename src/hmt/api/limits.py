@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -110,16 +110,28 @@ class BodyLimit:
     app, so no route ever sees part of an oversize body.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        larger: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # (method, path) -> its own cap: a bulk create carries many triggers.
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = max(
+            self.max_bytes,
+            self.larger.get((scope.get("method", ""), scope.get("path", "")), 0),
+        )
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        over = declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes)
+        over = declared is not None and (not declared.isdigit() or int(declared) > cap)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -128,15 +140,15 @@ class BodyLimit:
                 break  # the client went away; the app will see that on its own receive
             chunk = message.get("body", b"")
             size += len(chunk)
-            over = over or size > self.max_bytes
+            over = over or size > cap
             # Past the cap the rest is read and dropped (up to a bound), so the client
             # gets its 413 instead of a reset while it is still sending.
             if not over:
                 chunks.append(chunk)
-            if not message.get("more_body", False) or size > DRAIN_FACTOR * self.max_bytes:
+            if not message.get("more_body", False) or size > DRAIN_FACTOR * cap:
                 break
         if over:
-            await self._refuse(send)
+            await self._refuse(send, cap)
             return
         replayed = False
 
@@ -149,15 +161,16 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, cap: int) -> None:
+        setting = "HMT_MAX_BODY_BYTES" if cap == self.max_bytes else "HMT_MAX_BULK_BODY_BYTES"
         body = json.dumps(
             {
-                "detail": f"the request body is over {self.max_bytes} bytes",
+                "detail": f"the request body is over {cap} bytes",
                 "errors": [
                     {
                         "field": "body",
                         "rule": "max_bytes",
-                        "message": f"at most {self.max_bytes} bytes (HMT_MAX_BODY_BYTES)",
+                        "message": f"at most {cap} bytes ({setting})",
                     }
                 ],
             }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,11 +21,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from hmt.api.auth import scraper
+from hmt.api.runtime import Runtime
 from hmt.api.schemas import Problem
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
+from hmt.engine.facade import Facade
 from hmt.engine.service import EngineState
-from hmt.engine.wiring import Runtime
 from hmt.store.counts import events_of_kind, triggers_by_status
 
 router = APIRouter(tags=["engine"])
@@ -51,16 +52,15 @@ class _Snapshot(Collector):
         403: {"model": Problem, "description": "Not an operator token"},
     },
 )
-async def metrics(request: Request, _access: Annotated[None, Depends(scraper)]) -> Response:
-    runtime: Runtime = request.app.state.runtime
+async def metrics(runtime: Runtime, _access: Annotated[None, Depends(scraper)]) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(await families(runtime)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def families(runtime: Runtime) -> list[Metric]:
+async def families(runtime: Facade) -> list[Metric]:
     engine, stats = runtime.engine, runtime.engine.stats
-    ticker = runtime.feed.ticker.stats()
+    ticker = runtime.feed.status()
     by_status = await triggers_by_status(runtime.db)
     retries = await events_of_kind(runtime.db, EventKind.RETRY)
 
@@ -99,7 +99,7 @@ async def families(runtime: Runtime) -> list[Metric]:
     ]
 
 
-def _latency(runtime: Runtime) -> Metric:
+def _latency(runtime: Facade) -> Metric:
     """The engine's HdrHistogram (microseconds) as cumulative Prometheus buckets."""
     histogram = runtime.engine.stats.tick_to_order
     recorded = [

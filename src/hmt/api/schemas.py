@@ -1,10 +1,18 @@
-"""The API's JSON: prices in rupees as decimals at the edge, wire units inside."""
+"""The API's JSON: prices in rupees as decimals at the edge, wire units inside.
+
+The trigger models spell out the v1 wire contract (names, types, limits) as
+published in the OpenAPI schema; which fields they carry, which are prices,
+which the server owns and how each maps to the core `Trigger` come from the
+field specification (`hmt.core.fields`), and `tests/core/test_fields.py`
+checks that the two agree. Prices convert with the trigger's own divisor.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
 from decimal import Decimal
+from enum import IntEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -12,12 +20,12 @@ from pydantic_core import PydanticCustomError
 
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.events import TriggerEvent
+from hmt.core.fields import API_FIELDS, TRADER_FIELDS, TRADER_PRICES, Home, Owner
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
-from hmt.core.prices import divisor_for, to_decimal, to_units
+from hmt.core.prices import to_decimal, to_units
 from hmt.core.types import (
     Exchange,
-    InstrumentToken,
     OrderType,
     Product,
     Side,
@@ -51,53 +59,35 @@ class TriggerIn(BaseModel):
     expires_at: datetime | None = None
     paused: bool = False
 
-    def to_trigger(self, trigger_id: TriggerId, user_id: UserId) -> Trigger:
-        divisor = divisor_for(self.instrument_token)
-
-        def units(value: Decimal | None, field: str) -> int | None:
-            return None if value is None else to_units(value, divisor, field=field)
-
+    def to_trigger(self, trigger_id: TriggerId, user_id: UserId, *, divisor: int) -> Trigger:
+        """The core trigger, prices in wire units of `divisor` (the instrument master's)."""
+        sent = {f.name: _core_value(f.price, getattr(self, f.api), divisor, f.api)
+                for f in TRADER_FIELDS if f.api is not None}  # fmt: skip
         return Trigger(
             id=trigger_id,
             user_id=user_id,
-            instrument_token=InstrumentToken(self.instrument_token),
-            exchange=self.exchange,
-            tradingsymbol=self.tradingsymbol,
-            trigger_type=self.trigger_type,
-            side=self.transaction_type,
-            trigger_price_1=to_units(self.trigger_price_1, divisor, field="trigger_price_1"),
-            trigger_price_2=units(self.trigger_price_2, "trigger_price_2"),
-            quantity=self.quantity,
-            product=self.product,
-            order_type=self.order_type,
-            limit_price_1=units(self.limit_price_1, "limit_price_1"),
-            limit_price_2=units(self.limit_price_2, "limit_price_2"),
             status=Status.PAUSED if self.paused else Status.ACTIVE,
-            expires_at=self.expires_at,
+            price_divisor=divisor,
+            **sent,
         )
+
+
+def _core_value(price: bool, value: Any, divisor: int, field: str) -> Any:
+    """A sent value as `Trigger` holds it: prices to wire units, refused if not exact."""
+    if price and value is not None:
+        return to_units(value, divisor, field=field)
+    return value
 
 
 # Set only by hmt: a request naming one gets 422 with the rule `read_only`.
 SERVER_OWNED = frozenset(
-    {
-        "id",
-        "user_id",
-        "status",
-        "triggered_leg",
-        "triggered_price",
-        "triggered_at",
-        "broker_tag",
-        "order_id",
-        "error_message",
-        "attempts",
-        "created_at",
-        "updated_at",
-        "warnings",
-        "events",
-    }
+    {f.api for f in API_FIELDS if f.api is not None and f.owner is not Owner.TRADER}
+    | {"warnings", "events"}
 )
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
-_PRICES = ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
+_PRICES = tuple(f.name for f in TRADER_PRICES)
+# JSON name -> `Trigger` field, for what a trader sends.
+_SENT = {f.api: f.name for f in TRADER_FIELDS if f.api is not None}
 
 
 class TriggerPatch(BaseModel):
@@ -125,27 +115,27 @@ class TriggerPatch(BaseModel):
     limit_price_2: Price | None = None
     expires_at: datetime | None = None
 
-    def changes(self, current: Trigger) -> dict[str, Any]:
-        """The sent fields as `Trigger` field values (prices in wire units)."""
+    def changes(self, current: Trigger, *, divisor: int) -> dict[str, Any]:
+        """The sent fields as `Trigger` field values, prices in wire units of `divisor`.
+
+        `divisor` is the edited trigger's instrument's (the instrument master's).
+        Where it is not the unit `current` is stored in (an edit to another
+        instrument), prices not sent keep their rupees in the new unit.
+        """
         sent = self.model_fields_set
         if not sent:
             raise InvalidTrigger([FieldError("body", "not_empty", "send at least one field")])
-        token = self.instrument_token if "instrument_token" in sent else current.instrument_token
-        divisor, old = divisor_for(token), divisor_for(current.instrument_token)
+        old = current.price_divisor
         out: dict[str, Any] = {}
-        for name in _PRICES:
-            if name in sent:
-                value = getattr(self, name)
-                out[name] = None if value is None else to_units(value, divisor, field=name)
-            elif divisor != old and getattr(current, name) is not None:
-                # Another segment's unit: the same rupees, re-expressed.
+        for api, name in _SENT.items():
+            if api in sent:
+                out[name] = _core_value(name in _PRICES, getattr(self, api), divisor, api)
+            elif name in _PRICES and divisor != old and getattr(current, name) is not None:
+                # Another instrument's unit: the same rupees, re-expressed.
                 rupees = to_decimal(getattr(current, name), old)
                 out[name] = to_units(rupees, divisor, field=name)
-        for name in sent - set(_PRICES):
-            value = getattr(self, name)
-            if name == "instrument_token":
-                value = InstrumentToken(value)
-            out["side" if name == "transaction_type" else name] = value
+        if divisor != old:
+            out["price_divisor"] = divisor
         return out
 
 
@@ -218,37 +208,17 @@ class TriggerOut(BaseModel):
         warnings: list[str] | None = None,
     ) -> TriggerOut:
         t = record.trigger
-        divisor = divisor_for(t.instrument_token)
-
-        def rupees(units: int | None) -> Decimal | None:
-            return None if units is None else to_decimal(units, divisor)
-
+        divisor = t.price_divisor
+        shown: dict[str, Any] = {}
+        for f in API_FIELDS:
+            value = getattr(t if f.home is Home.TRIGGER else record, f.name)
+            if value is not None and f.price:
+                value = to_decimal(value, divisor)
+            elif isinstance(value, IntEnum):  # the leg: 1 or 2 on the wire
+                value = int(value)
+            shown[str(f.api)] = value
         return cls(
-            id=t.id,
-            user_id=t.user_id,
-            instrument_token=t.instrument_token,
-            exchange=t.exchange,
-            tradingsymbol=t.tradingsymbol,
-            trigger_type=t.trigger_type,
-            transaction_type=t.side,
-            trigger_price_1=to_decimal(t.trigger_price_1, divisor),
-            trigger_price_2=rupees(t.trigger_price_2),
-            quantity=t.quantity,
-            product=t.product,
-            order_type=t.order_type,
-            limit_price_1=rupees(t.limit_price_1),
-            limit_price_2=rupees(t.limit_price_2),
-            status=t.status,
-            triggered_leg=None if record.triggered_leg is None else int(record.triggered_leg),
-            triggered_price=rupees(record.triggered_price),
-            triggered_at=record.triggered_at,
-            broker_tag=record.broker_tag,
-            order_id=record.order_id,
-            error_message=record.error_message,
-            attempts=record.attempts,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            expires_at=t.expires_at,
+            **shown,
             warnings=warnings or [],
             events=None
             if events is None

@@ -15,15 +15,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from hmt.api.auth import Caller
+from hmt.api.runtime import Runtime
 from hmt.api.schemas import TriggerOut
 from hmt.core.lifecycle import Status
-from hmt.core.prices import divisor_for, to_decimal
+from hmt.core.prices import to_decimal
 from hmt.engine.events import PriceEvent, TriggerChanged
-from hmt.engine.wiring import Runtime
+from hmt.engine.facade import Facade
 from hmt.store.records import TriggerRecord
 from hmt.store.triggers import TriggerNotFound
 
@@ -38,9 +39,8 @@ PAGE = 500
 # Not in the OpenAPI schema: a stream never ends on its own, which schema-driven
 # fuzzers cannot handle; docs/ui.md describes its events.
 @router.get("/stream", include_in_schema=False, response_class=StreamingResponse)
-async def stream(request: Request, caller: Caller) -> StreamingResponse:
+async def stream(runtime: Runtime, caller: Caller) -> StreamingResponse:
     """`event: engine|price|trigger|bye` lines, each with one JSON object as data."""
-    runtime: Runtime = request.app.state.runtime
     return StreamingResponse(
         _events(runtime, caller.user_id),
         media_type="text/event-stream",
@@ -48,27 +48,31 @@ async def stream(request: Request, caller: Caller) -> StreamingResponse:
     )
 
 
-async def _events(runtime: Runtime, user_id: str) -> AsyncIterator[str]:
+async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
     subscription = runtime.engine.events.subscribe()
     try:
         statuses: dict[str, Status] = {}
-        watched: set[int] = set()
+        # The instruments of this viewer's own triggers, each with the divisor its
+        # triggers carry: a price is only ever shown for one of them, so the
+        # stream formats it without knowing how a broker encodes its tokens.
+        watched: dict[int, int] = {}
         for record in await _live_triggers(runtime, user_id):
             statuses[record.trigger.id] = record.trigger.status
-            watched.add(record.trigger.instrument_token)
+            watched[record.trigger.instrument_token] = record.trigger.price_divisor
         yield f"retry: {RETRY_MS}\n\n"
         ticks = runtime.engine.stats.ticks_processed
         yield _sse("engine", _engine(runtime, 0.0))
         for token in sorted(watched):
             last = runtime.engine.last_ltp.get(token)
             if last is not None:
-                yield _sse("price", _price(token, last))
+                yield _sse("price", _price(token, last, watched[token]))
         started = time.monotonic()
         next_engine = started + ENGINE_EVERY_S
         while (now := time.monotonic()) < started + STREAM_MAX_S:
             event = await subscription.next(within=max(0.0, next_engine - now))
             if isinstance(event, PriceEvent) and event.instrument_token in watched:
-                yield _sse("price", _price(event.instrument_token, event.ltp))
+                divisor = watched[event.instrument_token]
+                yield _sse("price", _price(event.instrument_token, event.ltp, divisor))
             elif isinstance(event, TriggerChanged) and event.user_id == user_id:
                 changed = await _own(runtime, user_id, event.trigger_id)
                 if (
@@ -76,7 +80,7 @@ async def _events(runtime: Runtime, user_id: str) -> AsyncIterator[str]:
                     and statuses.get(changed.trigger.id) != changed.trigger.status
                 ):
                     statuses[changed.trigger.id] = changed.trigger.status
-                    watched.add(changed.trigger.instrument_token)
+                    watched[changed.trigger.instrument_token] = changed.trigger.price_divisor
                     yield _sse("trigger", TriggerOut.of(changed).model_dump(mode="json"))
             if (now := time.monotonic()) >= next_engine:
                 current = runtime.engine.stats.ticks_processed
@@ -88,7 +92,7 @@ async def _events(runtime: Runtime, user_id: str) -> AsyncIterator[str]:
         subscription.close()
 
 
-async def _live_triggers(runtime: Runtime, user_id: str) -> list[TriggerRecord]:
+async def _live_triggers(runtime: Facade, user_id: str) -> list[TriggerRecord]:
     found: list[TriggerRecord] = []
     for status in LIVE:
         offset = 0
@@ -101,7 +105,7 @@ async def _live_triggers(runtime: Runtime, user_id: str) -> list[TriggerRecord]:
     return found
 
 
-async def _own(runtime: Runtime, user_id: str, trigger_id: str) -> TriggerRecord | None:
+async def _own(runtime: Facade, user_id: str, trigger_id: str) -> TriggerRecord | None:
     try:
         record: TriggerRecord = await runtime.triggers.get(user_id, trigger_id)
     except TriggerNotFound:
@@ -109,7 +113,7 @@ async def _own(runtime: Runtime, user_id: str, trigger_id: str) -> TriggerRecord
     return record
 
 
-def _engine(runtime: Runtime, ticks_per_s: float) -> dict[str, Any]:
+def _engine(runtime: Facade, ticks_per_s: float) -> dict[str, Any]:
     health = runtime.health()
     return {
         **runtime.stats(),
@@ -118,8 +122,8 @@ def _engine(runtime: Runtime, ticks_per_s: float) -> dict[str, Any]:
     }
 
 
-def _price(token: int, ltp: int) -> dict[str, Any]:
-    return {"instrument_token": token, "ltp": str(to_decimal(ltp, divisor_for(token)))}
+def _price(token: int, ltp: int, divisor: int) -> dict[str, Any]:
+    return {"instrument_token": token, "ltp": str(to_decimal(ltp, divisor))}
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

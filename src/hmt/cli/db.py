@@ -22,7 +22,7 @@ def db_upgrade(
     from hmt.store.db import create_engine
 
     try:
-        settings = load_settings()
+        settings = load_settings(uses=("database_url",))  # nothing else matters to a migration
     except ConfigError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(code=2) from None

@@ -25,28 +25,57 @@ DEMO_SYMBOLS = ("INFY", "RELIANCE", "TCS", "HDFCBANK", "ICICIBANK", "SBIN")
 TICKS_AWAY = (3, 5, 10, 20, 40, 80)
 
 
+# Set by the demo itself (the simulator's URLs and credentials, a fresh SQLite
+# file): the environment's values for these are neither read nor checked.
+DEMO_SETS = frozenset(
+    {
+        "database_url",
+        "broker",
+        "kite_api_url",
+        "kite_ws_url",
+        "kite_api_key",
+        "kite_access_token",
+        "reconnect_delay_ms",
+    }
+)
+
+
 @app.command()
 def demo(
-    port: int = typer.Option(8000, help="Port of the API (and, later, the web UI)."),
+    host: str | None = typer.Option(
+        None, help="Address of the API and UI [default: HMT_HOST, else 127.0.0.1]."
+    ),
+    port: int | None = typer.Option(
+        None, help="Port of the API and UI [default: HMT_PORT, else 8000].", min=1, max=65535
+    ),
     seed: int = typer.Option(1, help="Seeds the simulated market."),
     speed: float = typer.Option(4.0, help="How fast the simulated market moves."),
 ) -> None:
-    """Run the engine and API against the simulator in paper mode, with sample triggers."""
+    """Run the engine and API against the simulator in paper mode, with sample triggers.
+
+    It listens where `hmt run` would (HMT_HOST, HMT_PORT) unless --host or --port says otherwise.
+    """
     import uvicorn
 
     from hmt import logs
     from hmt.api.app import create_app
-    from hmt.config import load_settings
-    from hmt.engine.wiring import build
+    from hmt.cli.run import settings_or_exit
+    from hmt.compose import build
+    from hmt.config import Settings
     from hmt.sim.simulator import Simulator
 
+    chosen = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    uses = set(Settings.model_fields) - DEMO_SETS
+    settings_or_exit(uses, **chosen)  # a bad HMT_PORT stops the demo before it starts anything
     logs.configure()
     for leftover in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
         leftover.unlink(missing_ok=True)  # a demo starts from nothing, every time
 
     async def serve() -> None:
         async with Simulator(seed=seed, walk=True, walk_speed=speed) as sim:
-            settings = load_settings(
+            settings = settings_or_exit(
+                uses,
+                **chosen,
                 database_url=f"sqlite:///{DEMO_DB}",
                 broker="paper",
                 kite_api_url=sim.api_url,
@@ -54,13 +83,14 @@ def demo(
                 kite_api_key=sim.api_key,
                 kite_access_token=sim.access_token,
                 reconnect_delay_ms=500,
-                port=port,
             )
             runtime = await build(settings)
             issued = await runtime.tokens.issue(DEMO_USER, operator=True, name="demo")
             created = await _seed_triggers(runtime, sim)
             server = uvicorn.Server(
-                uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_config=None)
+                uvicorn.Config(
+                    create_app(runtime), host=settings.host, port=settings.port, log_config=None
+                )
             )
             serving = asyncio.create_task(server.serve())
             # uvicorn offers a flag, not an event, for "listening".
@@ -69,21 +99,24 @@ def demo(
             if serving.done():
                 await serving  # raises why it could not start (a port in use, say)
                 return
+            url = f"http://{_url_host(settings.host)}:{settings.port}"
             typer.echo(f"hmt demo: {created} sample triggers near the moving prices.")
-            typer.echo(f"API:   http://127.0.0.1:{port}  (OpenAPI at /docs)")
-            typer.echo(f"UI:    http://127.0.0.1:{port}/ui/  (sign in with the last line below)")
+            typer.echo(f"API:   {url}  (OpenAPI at /docs)")
+            typer.echo(f"UI:    {url}/ui/  (sign in with the last line below)")
             typer.echo(f"Kite simulator: {sim.api_url} (control API at /_sim/state)")
             typer.echo("Watch them fire:")
-            typer.echo(
-                f"  curl -s -H 'Authorization: Bearer {issued.token}' "
-                f"http://127.0.0.1:{port}/triggers"
-            )
+            typer.echo(f"  curl -s -H 'Authorization: Bearer {issued.token}' {url}/triggers")
             typer.echo("Ctrl-C stops everything. The demo user's token:")
             typer.echo(issued.token)
             await serving
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
+
+
+def _url_host(host: str) -> str:
+    """`host` as it goes in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 async def _seed_triggers(runtime: object, sim: object) -> int:
@@ -113,6 +146,10 @@ async def _seed_triggers(runtime: object, sim: object) -> int:
             (TriggerType.SINGLE, Side.SELL, last - step, None),
             (TriggerType.OCO, Side.SELL, last - 2 * step, last + 2 * step),
         ]
+        # The same check as the API's: the instrument as the (simulated) broker's master lists it.
+        listed = await runtime.instruments.resolve(  # type: ignore[attr-defined]
+            InstrumentToken(instrument.token), Exchange.NSE, symbol
+        )
         for kind, side, first, second in legs:
             trigger = Trigger(
                 id=TriggerId(str(uuid.uuid4())),
@@ -128,7 +165,7 @@ async def _seed_triggers(runtime: object, sim: object) -> int:
                 product=Product.CNC,
                 order_type=OrderType.MARKET,
             )
-            await runtime.triggers.create(trigger, tick_size=instrument.tick)  # type: ignore[attr-defined]
+            await runtime.triggers.create(trigger, instrument=listed.instrument)  # type: ignore[attr-defined]
             await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
             count += 1
     return count

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Iterable
 
 import typer
 
@@ -10,10 +12,14 @@ from hmt.cli import app
 from hmt.config import ConfigError, Settings, load_settings
 
 
-def settings_or_exit() -> Settings:
-    """The settings, or exit 2 with the message naming the bad variable."""
+def settings_or_exit(uses: Iterable[str] | None = None, **overrides: object) -> Settings:
+    """The settings a command `uses` (default: all), or exit 2 naming the bad variable.
+
+    Each command checks only what it reads, so a server-only setting such as
+    HMT_PORT cannot stop `hmt token create`.
+    """
     try:
-        return load_settings()
+        return load_settings(uses=uses, **overrides)
     except ConfigError as error:
         typer.echo(f"hmt: {error}", err=True)
         raise typer.Exit(code=2) from None
@@ -28,7 +34,7 @@ def run(
 
     from hmt import logs
     from hmt.api.app import create_app
-    from hmt.engine.wiring import build
+    from hmt.compose import build
 
     settings = settings_or_exit()
     logs.configure(json=json_logs)
@@ -44,4 +50,13 @@ def run(
         )
         await uvicorn.Server(config).serve()
 
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler
+    # it found: the default one would end the process "killed by SIGTERM" (143) after a
+    # clean stop. This one exits 0, as a finished service should (and before uvicorn
+    # serves, a SIGTERM still ends the process at once).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     asyncio.run(serve())
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)

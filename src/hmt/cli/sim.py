@@ -34,8 +34,11 @@ def sim(
     import contextlib
     from decimal import Decimal, InvalidOperation
 
+    from hmt import logs
     from hmt.sim.prices import ReplayError
     from hmt.sim.simulator import Simulator
+
+    logs.configure()  # on stderr: stdout carries only the settings lines
 
     try:
         paper_funds = None if funds is None else Decimal(funds)

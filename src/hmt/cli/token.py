@@ -9,6 +9,10 @@ import typer
 from hmt.cli import app
 from hmt.cli.run import settings_or_exit
 
+# What these commands read: the database, and whether to migrate it first.
+CREATE_USES = ("database_url", "db_auto_upgrade")
+REVOKE_USES = ("database_url",)
+
 token_app = typer.Typer(name="token", help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app)
 
@@ -24,7 +28,7 @@ def create(
     from hmt.store.db import Database, create_engine
     from hmt.store.tokens import TokenStore
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(CREATE_USES)
     if not user.strip():
         typer.echo("hmt: --user must not be empty", err=True)
         raise typer.Exit(code=2)
@@ -52,7 +56,7 @@ def revoke(
     from hmt.store.db import Database, create_engine
     from hmt.store.tokens import TokenStore
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(REVOKE_USES)
 
     async def work() -> bool:
         engine = create_engine(settings.database_url, application_name="hmt-cli")

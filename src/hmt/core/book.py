@@ -149,12 +149,6 @@ class TriggerBook:
         self._settle(trigger.instrument_token, book)
         return trigger
 
-    def replace(self, trigger: Trigger) -> Trigger | None:
-        """Put `trigger` in place of the one with its id; returns the old one, if any."""
-        old = self.remove(trigger.id)
-        self.add(trigger)
-        return old
-
     def on_tick(self, instrument_token: int, ltp: int) -> tuple[Fired, ...]:
         """The legs that fire at `ltp`, removed from the book before this returns."""
         book = self._instruments.get(instrument_token)

@@ -24,3 +24,12 @@ class Instrument:
     tick_size: int  # in wire units; a price must be a multiple of it
     lot_size: int  # a quantity must be a multiple of it (1 for cash equity)
     tradable: bool = True  # False for indices: watched, never ordered
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """An instrument with what people search it by: its name and kind (EQ, FUT, CE, ...)."""
+
+    instrument: Instrument
+    name: str = ""
+    kind: str = ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -22,10 +22,20 @@ from hmt.core.types import (
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """What the trader asked for. Prices are wire units of the instrument's segment.
+    """What the trader asked for. Prices are integer wire units of the instrument.
+
+    `price_divisor` is the instrument's wire units per rupee (from the broker's
+    instrument master): the edges convert with it, the core never needs it and
+    never derives it from the instrument's id. Its default, 100 (paise), is the
+    unit of every cash, F&O and commodity segment and the fallback of every
+    official Kite client; it lets tests and in-core code build triggers whose
+    units are never shown in rupees. Every path that converts (the API, the
+    store, the order form) sets or reads it explicitly, so a currency trigger
+    (10^7 or 10^4) is never converted with the default.
 
     Server-side results (order_id, attempts, triggered_*) live in the store's
-    record, not here: the core decides, it does not remember outcomes.
+    record, not here: the core decides, it does not remember outcomes. The
+    fields are specified in `hmt.core.fields`.
     """
 
     id: TriggerId
@@ -44,6 +54,7 @@ class Trigger:
     limit_price_2: int | None = None
     status: Status = Status.ACTIVE
     expires_at: datetime | None = None
+    price_divisor: int = field(default=100, kw_only=True)
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -73,6 +84,7 @@ class OrderIntent:
     product: Product
     order_type: OrderType
     limit_price: int | None
+    price_divisor: int  # the trigger's: the order form states prices in rupees
 
 
 class Fired(NamedTuple):

@@ -1,9 +1,12 @@
-"""Prices as integers in the wire unit of the instrument's exchange segment.
+"""Prices as integers in the wire unit of their instrument.
 
-Kite sends every price as an integer that the client divides by a per-segment
-divisor (`instrument_token & 0xFF`, ../shared/kite/FACTS.md section 1.6). The
+A broker sends every price as an integer that the client divides by the
+instrument's price divisor (Kite: 100 for paise, 10^7 for NSE currency). The
 core keeps that integer as it is: a tick is compared to a trigger without any
-conversion, and only the API edge turns units into decimals and back.
+conversion, and only the edges turn units into decimals and back, with the
+divisor the trigger carries (`Trigger.price_divisor`). Which divisor an
+instrument has is the broker adapter's knowledge (Kite: `hmt.kite.segments`);
+the core never derives it from an instrument id.
 """
 
 from __future__ import annotations
@@ -11,31 +14,6 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from hmt.core.errors import FieldError, InvalidTrigger
-
-SEGMENT_DIVISORS: dict[int, int] = {
-    1: 100,  # nse
-    2: 100,  # nfo
-    3: 10_000_000,  # cds, NSE currency
-    4: 100,  # bse
-    5: 100,  # bfo
-    6: 10_000,  # bcd, BSE currency
-    7: 100,  # mcx
-    8: 100,  # mcxsx
-    9: 100,  # indices
-    12: 10_000,  # nco, NSE commodity (kiteconnect 5.2.2)
-}
-DEFAULT_DIVISOR = 100  # every official client falls back to it for unknown segments
-INDICES_SEGMENT = 9
-
-
-def segment_of(instrument_token: int) -> int:
-    """The exchange segment encoded in the low byte of an instrument token."""
-    return instrument_token & 0xFF
-
-
-def divisor_for(instrument_token: int) -> int:
-    """The divisor that turns this instrument's wire prices into rupees."""
-    return SEGMENT_DIVISORS.get(instrument_token & 0xFF, DEFAULT_DIVISOR)
 
 
 def to_units(price: Decimal | int | str, divisor: int, *, field: str = "price") -> int:

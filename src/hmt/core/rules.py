@@ -60,4 +60,5 @@ def order_for(trigger: Trigger, leg: Leg, tag: str) -> OrderIntent:
         product=trigger.product,
         order_type=trigger.order_type,
         limit_price=limit,
+        price_divisor=trigger.price_divisor,
     )

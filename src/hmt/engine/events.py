@@ -21,7 +21,9 @@ QUEUE_LIMIT = 1_000
 @dataclass(frozen=True, slots=True)
 class PriceEvent:
     instrument_token: int
-    ltp: int  # wire units (divisor_for(token))
+    # Wire units. Viewers format it with the divisor of their own triggers on this
+    # instrument (api/stream.py), so the tick path carries no divisor.
+    ltp: int
 
 
 @dataclass(frozen=True, slots=True)

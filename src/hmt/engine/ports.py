@@ -1,12 +1,86 @@
-"""What the engine needs from its adapters, as small protocols defined where they are used."""
+"""What the engine needs from its adapters: every port, as a small protocol, in one place.
+
+The composition (`hmt.compose`) plugs the adapters in: the Kite ticker as the
+`Feed`, Kite's REST API or the paper broker as the `OrderPort`, the store as the
+`TriggerSource` and `ClaimStore`, PostgreSQL's LISTEN/NOTIFY as the
+`ChangeSource`, Kite's daily instrument dump as the `InstrumentSource`. Nothing in the
+engine names an adapter's class.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hmt.core.broker import OrderReport
-from hmt.core.model import Fired, OrderIntent
-from hmt.core.types import Leg, TriggerId
+from hmt.core.errors import FieldError
+from hmt.core.instruments import Instrument, Listing
+from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
+from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
+from hmt.store.changes import Change, Resync
+
+# --- prices in ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """The price feed's connection state, as /health and /stats show it."""
+
+    state: str  # the feed's own word for it: "connected", "reconnecting", "token_invalid"...
+    connected: bool
+    connections: int = 0
+    subscribed_tokens: int = 0
+    reconnects: int = 0
+    bad_frames: Mapping[str, int] = field(default_factory=dict)
+    last_frame_age_s: float | None = None  # seconds since the last frame; None before one
+
+
+class Feed(Protocol):
+    """The ticker, as the engine uses it (prices arrive through the callback it was built with)."""
+
+    def subscribe(self, tokens: Iterable[int]) -> None: ...
+    def unsubscribe(self, tokens: Iterable[int]) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+    def status(self) -> FeedStatus: ...
+
+
+# --- the store, read ------------------------------------------------------------------
+
+
+class TriggerSource(Protocol):
+    """The store, as the engine reads it."""
+
+    def active_batches(self) -> AsyncIterator[list[Trigger]]: ...
+    async def active(self, trigger_id: TriggerId) -> Trigger | None:
+        """The trigger if it is active now, else None."""
+        ...
+
+    async def adopt(self, *, own: bool) -> list[InFlight]:
+        """Take over, under a fresh lease, the claims this engine may settle: expired
+        ones (any engine's), and with `own` those recorded under this engine's id."""
+        ...
+
+    async def expire_due(self) -> list[TriggerId]: ...
+    async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
+        """Fail a claim whose tag look-up found no order, without sending anything."""
+        ...
+
+
+class ChangeSource(Protocol):
+    """Edits made by anything (psql, another engine, a hosted UI), as the supervisor reads them.
+
+    Iterating yields a `Resync` first and after every reconnect (notifications
+    may have been missed: re-read the active set), and a `Change` per changed row.
+    """
+
+    def __aiter__(self) -> AsyncIterator[Change | Resync]: ...
+
+
+# --- orders out -------------------------------------------------------------------------
 
 
 class OrderPort(Protocol):
@@ -62,3 +136,48 @@ class ClaimStore(Protocol):
     async def failed(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
 
     async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
+
+
+# --- the instrument master ---------------------------------------------------------------
+
+
+class InstrumentSource(Protocol):
+    """The broker's instrument master (Kite: the daily `/instruments` dump)."""
+
+    async def fetch(self) -> list[Listing]:
+        """Every instrument the broker lists today, or a classified `BrokerError`."""
+        ...
+
+    def unlisted(
+        self, token: InstrumentToken, exchange: Exchange, tradingsymbol: str
+    ) -> tuple[Instrument, list[FieldError]]:
+        """What the broker's id rules alone say, for when no master can be had."""
+        ...
+
+
+# --- the broker session -------------------------------------------------------------------
+
+
+class TokenUser(Protocol):
+    """A broker client that authenticates with the session's access token (REST, ticker)."""
+
+    def set_access_token(self, access_token: str) -> None: ...
+
+
+class SessionVault(Protocol):
+    """Where a new access token is kept across restarts (sealed), if anywhere."""
+
+    async def save(self, access_token: str) -> None: ...
+
+
+class BrokerLogin(Protocol):
+    """The broker's login exchange: a one-time request token for an access token."""
+
+    async def __call__(self, request_token: str) -> str: ...
+
+
+class BrokerRest(Protocol):
+    """The broker's REST client beyond orders: its files (the instrument dumps), and closing."""
+
+    async def csv(self, path: str) -> str: ...
+    async def aclose(self) -> None: ...

@@ -12,60 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
 import structlog
 
 from hmt.core.book import TriggerBook
-from hmt.core.model import Fired, InFlight, Trigger
+from hmt.core.model import Fired, InFlight
 from hmt.core.types import TriggerId
 from hmt.engine.events import EventHub
 from hmt.engine.executor import AuthExpired, Executor, Outcome
+from hmt.engine.ports import Feed, TriggerSource
+from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 
 log = structlog.get_logger("hmt.engine")
-
-
-class Feed(Protocol):
-    """The ticker, as the engine uses it."""
-
-    def subscribe(self, tokens: Iterable[int]) -> None: ...
-    def unsubscribe(self, tokens: Iterable[int]) -> None: ...
-    def set_access_token(self, access_token: str) -> None: ...
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    @property
-    def connected(self) -> bool: ...
-
-
-class TriggerSource(Protocol):
-    """The store, as the engine reads it."""
-
-    def active_batches(self) -> AsyncIterator[list[Trigger]]: ...
-    async def active(self, trigger_id: TriggerId) -> Trigger | None:
-        """The trigger if it is active now, else None."""
-        ...
-
-    async def adopt(self, *, own: bool) -> list[InFlight]:
-        """Take over, under a fresh lease, the claims this engine may settle: expired
-        ones (any engine's), and with `own` those recorded under this engine's id."""
-        ...
-
-    async def expire_due(self) -> list[TriggerId]: ...
-    async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
-        """Fail a claim whose tag look-up found no order, without sending anything."""
-        ...
 
 
 class EngineState(StrEnum):
     STOPPED = "stopped"
     STARTING = "starting"
     RUNNING = "running"
-    LOGIN_REQUIRED = "login_required"  # the broker refused the session; nothing fires
+    # Reported, never set: running while the broker session is not valid; nothing fires.
+    LOGIN_REQUIRED = "login_required"
     DISABLED = "disabled"  # HMT_ENGINE_ENABLED=false
 
 
@@ -88,10 +59,13 @@ class Engine:
         executor: Executor,
         clock: Callable[[], datetime],
         config: EngineConfig | None = None,
+        session: BrokerSession | None = None,
     ) -> None:
         self.book = TriggerBook()
         self.stats = EngineStats()
-        self.state = EngineState.STOPPED
+        self._state = EngineState.STOPPED
+        # Whether the broker takes our orders is the session's to say, not the engine's.
+        self.session = session or BrokerSession()
         self._source = source
         self._feed = feed
         self._executor = executor
@@ -104,15 +78,22 @@ class Engine:
 
     # --- lifecycle --------------------------------------------------------------
 
+    @property
+    def state(self) -> EngineState:
+        """The lifecycle state; `login_required` while running on an invalid broker session."""
+        if self._state is EngineState.RUNNING and not self.session.valid:
+            return EngineState.LOGIN_REQUIRED
+        return self._state
+
     async def start(self) -> None:
         """The seed's start-up order: kill switch, recover, load, subscribe, connect."""
         if not self._config.enabled:
-            self.state = EngineState.DISABLED
+            self._state = EngineState.DISABLED
             log.warning("engine_disabled", reason="HMT_ENGINE_ENABLED is false")
             return
-        if self.state is not EngineState.STOPPED:
+        if self._state is not EngineState.STOPPED:
             return
-        self.state = EngineState.STARTING
+        self._state = EngineState.STARTING
         await self.recover()
         for expired in await self._source.expire_due():
             self.book.remove(expired)
@@ -122,14 +103,14 @@ class Engine:
         self._feed.subscribe(self.book.instruments())
         await self._feed.start()
         self._started_at = time.monotonic()
-        self.state = EngineState.RUNNING
+        self._state = EngineState.RUNNING
         log.info("engine_started", triggers=loaded, instruments=len(self.book.instruments()))
 
     async def stop(self) -> None:
         """Let in-flight orders finish, then close the feed and forget the book."""
-        if self.state in (EngineState.STOPPED, EngineState.DISABLED):
+        if self._state in (EngineState.STOPPED, EngineState.DISABLED):
             return
-        self.state = EngineState.STOPPED
+        self._state = EngineState.STOPPED
         await self.drain()
         await self._feed.stop()
         self._feed.unsubscribe(self.book.instruments())
@@ -147,7 +128,7 @@ class Engine:
     async def settle_expired(self) -> int:
         """Settle every claim whose lease has expired: its engine died, or gave up.
 
-        Run periodically (the runtime's claim sweep, every half lease) by every
+        Run periodically (the supervisor's claim sweep, every half lease) by every
         engine, so a claim left by an engine that was SIGKILLed is settled
         within about one lease and a half, whether or not it restarts. Each
         adopted claim is settled in its own task; returns how many were adopted.
@@ -162,7 +143,7 @@ class Engine:
         try:
             await self._settle(left, leased_at)
         except AuthExpired as error:
-            self.login_required(str(error))
+            self.session.expired(str(error))
         except Exception:
             # The row stays `triggered`; its lease runs out and a later sweep tries again.
             self.stats.unresolved += 1
@@ -200,7 +181,7 @@ class Engine:
         self.last_ltp[instrument_token] = ltp
         if self.events.listening:
             self.events.price(instrument_token, ltp)
-        if self.state is not EngineState.RUNNING:
+        if self._state is not EngineState.RUNNING or not self.session.valid:
             return
         started = time.perf_counter()  # before the book: evaluation is part of the path
         fired = self.book.on_tick(instrument_token, ltp)
@@ -227,7 +208,7 @@ class Engine:
         try:
             outcome = await self._executor.execute(fired, on_send=sending)
         except AuthExpired as error:
-            self.login_required(str(error))
+            self.session.expired(str(error))
             await self.refresh(fired.trigger.id)
             return
         except Exception:
@@ -263,7 +244,7 @@ class Engine:
     async def refresh(self, trigger_id: TriggerId) -> None:
         """Put the book in step with the stored row of `trigger_id`."""
         current = await self._source.active(trigger_id)
-        if self.state not in (EngineState.RUNNING, EngineState.LOGIN_REQUIRED):
+        if self._state is not EngineState.RUNNING:
             return
         old = self.book.remove(trigger_id)
         if current is not None:
@@ -284,19 +265,6 @@ class Engine:
         self.book = book
         self._feed.subscribe(book.instruments())
         self._feed.unsubscribe(gone)
-
-    def login_required(self, reason: str) -> None:
-        """The broker refused the session (an order's 403 or the ticker's): fire nothing
-        until `set_access_token`; the triggers stay active."""
-        if self.state is EngineState.RUNNING:
-            self.state = EngineState.LOGIN_REQUIRED
-            log.error("login_required", reason=reason)
-
-    def set_access_token(self, access_token: str) -> None:
-        """A new broker session: resume firing; still-true triggers fire on the next tick."""
-        self._feed.set_access_token(access_token)
-        if self.state is EngineState.LOGIN_REQUIRED:
-            self.state = EngineState.RUNNING
 
     @property
     def uptime(self) -> float:

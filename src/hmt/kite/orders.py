@@ -6,7 +6,7 @@ from typing import Any
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.model import OrderIntent
-from hmt.core.prices import divisor_for, to_decimal
+from hmt.core.prices import to_decimal
 from hmt.core.types import Leg, OrderType
 from hmt.kite.rest import KiteRest
 from hmt.kite.tags import broker_tag
@@ -40,7 +40,7 @@ class KiteOrders:
         price, SL-M (protected, like MARKET) when it has none."""
         form = order_form(intent, market_protection=self._market_protection)
         form["order_type"] = "SL" if intent.order_type is OrderType.LIMIT else "SL-M"
-        form["trigger_price"] = str(to_decimal(trigger_price, divisor_for(intent.instrument_token)))
+        form["trigger_price"] = str(to_decimal(trigger_price, intent.price_divisor))
         return await self.place_form(form, variety=variety)
 
     async def place_form(self, form: dict[str, str], *, variety: str = "regular") -> str:
@@ -88,7 +88,7 @@ def order_form(intent: OrderIntent, *, market_protection: int) -> dict[str, str]
     if intent.order_type is OrderType.LIMIT:
         if intent.limit_price is None:
             raise ValueError(f"LIMIT order for {intent.trigger_id} has no limit price")
-        form["price"] = str(to_decimal(intent.limit_price, divisor_for(intent.instrument_token)))
+        form["price"] = str(to_decimal(intent.limit_price, intent.price_divisor))
     else:
         form["market_protection"] = str(market_protection)
     return form

@@ -22,11 +22,11 @@ only the URL without its query string is.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -49,7 +49,7 @@ from hmt.kite.ticker_handshake import (
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind, TickerState, TickerStats
 from hmt.kite.ticks import Mode
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("hmt.kite.ticker")
 
 OnEvent = Callable[[LinkEvent], object]
 
@@ -118,7 +118,10 @@ class Ticker:
         self._links: list[_Link] = [_Link(0)]
         self._running = False
         self._clock: Callable[[], float] = _no_clock
-        self._token_invalid = False
+        # The connection loops' own wait after a 403 (no handshake until a new token), not
+        # the session's validity: the engine's BrokerSession decides that, told by the
+        # TOKEN_INVALID event.
+        self._awaiting_token = False
         self._token_changed = asyncio.Event()
         self.handshakes = self.reconnects = self.watchdog_trips = 0
 
@@ -159,9 +162,9 @@ class Ticker:
         """Use `access_token` from the next handshake on; ends a `token_invalid` wait."""
         check_token(access_token)
         self._access_token = access_token
-        if self._token_invalid:
-            self._token_invalid = False
-            log.info("kite ticker: new access token, reconnecting to %s", self._public_url)
+        if self._awaiting_token:
+            self._awaiting_token = False
+            log.info("ticker_new_token", url=self._public_url)
         waiting, self._token_changed = self._token_changed, asyncio.Event()
         waiting.set()
 
@@ -209,7 +212,7 @@ class Ticker:
     async def _run(self, link: _Link) -> None:
         first = True
         while self._running:
-            if self._token_invalid:
+            if self._awaiting_token:
                 link.state = TickerState.TOKEN_INVALID
                 await self._token_changed.wait()
                 continue
@@ -247,9 +250,13 @@ class Ticker:
         delay = backoff_delay(link.attempt, self._base_s, self._cap_s, self._jitter, self._rng)
         link.state = TickerState.RECONNECTING
         log.warning(
-            "kite ticker: connection %d to %s down (%s); attempt %d in %.2f s",
-            link.index, self._public_url, link.reason, link.attempt, delay,
-        )  # fmt: skip
+            "ticker_down",
+            link=link.index,
+            url=self._public_url,
+            reason=link.reason,
+            attempt=link.attempt,
+            retry_in_s=round(delay, 2),
+        )
         self._emit(LinkEventKind.BACKOFF, link, attempt=link.attempt, delay_s=delay)
         await asyncio.sleep(delay)
 
@@ -257,12 +264,9 @@ class Ticker:
         """HTTP 403: wait for a new token, unless one arrived while this handshake ran."""
         if token != self._access_token:
             return
-        if not self._token_invalid:
-            log.error(
-                "kite ticker: access token rejected (HTTP 403) by %s; waiting for a new token",
-                self._public_url,
-            )
-        self._token_invalid = True
+        if not self._awaiting_token:
+            log.error("ticker_token_rejected", url=self._public_url, status=403)
+        self._awaiting_token = True
         link.reason = "HTTP 403: access token invalid or expired"
         self._emit(LinkEventKind.TOKEN_INVALID, link, reason=link.reason)
 
@@ -270,7 +274,7 @@ class Ticker:
         """Serve one open socket until it ends; how long it lived, in seconds."""
         opened = link.last_frame = self._clock()
         link.ws, link.told, link.state, link.reason = ws, {}, TickerState.CONNECTED, ""
-        log.info("kite ticker: connection %d open to %s", link.index, self._public_url)
+        log.info("ticker_connected", link=link.index, url=self._public_url)
         self._emit(LinkEventKind.CONNECTED, link)
         link.dirty.set()
         helpers = [
@@ -285,7 +289,7 @@ class Ticker:
         except ConnectionClosed:
             pass
         except Exception:  # a bug of ours must cost a reconnect, not the feed
-            log.exception("kite ticker: connection %d failed while reading", link.index)
+            log.exception("ticker_read_failed", link=link.index)
             link.reason = link.reason or "reader failed"
         finally:
             for task in helpers:
@@ -315,7 +319,7 @@ class Ticker:
         except ConnectionClosed:
             return
         except Exception:
-            log.exception("kite ticker: connection %d failed while sending", link.index)
+            log.exception("ticker_send_failed", link=link.index)
             link.reason = "writer failed"
             ws.transport.abort()
 
@@ -342,7 +346,7 @@ class Ticker:
     def state(self) -> TickerState:
         if not self._running:
             return TickerState.STOPPED
-        if self._token_invalid:
+        if self._awaiting_token:
             return TickerState.TOKEN_INVALID
         states = {link.state for link in self._links}
         if states == {TickerState.CONNECTED}:

@@ -9,16 +9,17 @@ sparingly so that a bad feed cannot flood the log.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import structlog
 
 from hmt.kite.ticker_messages import OrderUpdate, ServerError, ServerMessage, decode_server_text
 from hmt.kite.ticker_protocol import decode_frame, decode_ltps
 from hmt.kite.ticks import FrameError, Tick
 
-log = logging.getLogger("hmt.kite.ticker")
+log = structlog.get_logger("hmt.kite.ticker")
 
 OnLtp = Callable[[int, int], object]
 OnTicks = Callable[[tuple[Tick, ...]], object]
@@ -85,10 +86,9 @@ class FrameSink:
                 self.call(self._on_order_update, message)
         elif isinstance(message, ServerError):
             self.server_errors += 1
-            log.warning("kite ticker: server error on connection %d: %.200s", link,
-                        message.message)  # fmt: skip
+            log.warning("ticker_server_error", link=link, message=message.message[:200])
         elif isinstance(message, ServerMessage):
-            log.info("kite ticker: broker message: %.200s", message.message)
+            log.info("ticker_broker_message", message=message.message[:200])
         else:
             self._count_bad(message.kind, link, message.reason)
 
@@ -96,10 +96,8 @@ class FrameSink:
         self.bad[kind.value] += 1
         if kind.value not in self._logged:  # once per kind: a bad feed must not flood the log
             self._logged.add(kind.value)
-            log.warning(
-                "kite ticker: malformed frame (%s) on connection %d: %s; counting further ones",
-                kind.value, link, detail,
-            )  # fmt: skip
+            # Once per kind: further ones are only counted (TickerStats.bad_frames).
+            log.warning("ticker_malformed_frame", kind=kind.value, link=link, detail=detail)
 
     def call(self, handler: Callable[[Any], object], value: object) -> None:
         """Run a callback; if it raises, log and count it instead of ending the feed."""
@@ -111,4 +109,4 @@ class FrameSink:
     def _handler_failed(self, name: str) -> None:
         self.handler_errors += 1
         if self.handler_errors == 1 or self.handler_errors % 1000 == 0:
-            log.exception("kite ticker: %s raised (%d so far)", name, self.handler_errors)
+            log.exception("ticker_handler_failed", handler=name, failures=self.handler_errors)

@@ -16,7 +16,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from hmt.core.prices import INDICES_SEGMENT, divisor_for, to_decimal
+from hmt.core.prices import to_decimal
+from hmt.kite.segments import divisor_for, is_index
 
 
 class Mode(StrEnum):
@@ -61,7 +62,7 @@ class _Priced:
     @property
     def tradable(self) -> bool:
         """False for indices (segment 9), which have no orders."""
-        return self.instrument_token & 0xFF != INDICES_SEGMENT
+        return not is_index(self.instrument_token)
 
     def decimal(self, units: int) -> Decimal:
         """A price of this instrument in wire units as an exact decimal amount."""

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-log = logging.getLogger(__name__)
+import structlog
+
+log = structlog.get_logger("hmt.sim.httpd")
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
@@ -184,7 +185,7 @@ class HttpServer:
                 writer.transport.abort()
                 return
             except Exception:  # a handler bug must not kill the server: answer 500
-                log.exception("simulator handler failed on %s %s", request.method, request.path)
+                log.exception("sim_handler_failed", method=request.method, path=request.path)
                 response = Response.json(
                     500,
                     {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections import Counter, deque
 from collections.abc import Callable
 from http import HTTPStatus
@@ -26,8 +25,6 @@ from websockets.http11 import Request, Response
 from hmt.sim.faults import WS_CONNECT, WS_FRAME, Fault, FaultKind, FaultPlan
 from hmt.sim.prices import Market, Quote
 from hmt.sim.wire import HEARTBEAT, Mode, frame, packet
-
-log = logging.getLogger(__name__)
 
 MAX_TOKENS = 3000  # per connection (FACTS 1.8)
 MAX_PACKETS_PER_FRAME = 1000

@@ -5,7 +5,12 @@ Tokens follow Kite's rule `instrument_token = (exchange_token << 8) | segment`
 (tick 0.05 there, from an older dump); the rest use the NSE tick-size bands in
 force since April 2025 (below 250: 0.01, to 1000: 0.05, to 5000: 0.10, to
 10000: 0.50, to 20000: 1.00). Start prices are round figures near recent
-levels: they are the simulated previous close, not market data.
+levels: they are the simulated previous close, not market data. Two NFO
+options come from instruments_all.csv, values unchanged (their last price is
+the start price), so that lot sizes above 1 can be tested.
+
+The segment numbers and divisors are the simulator's own copy of Kite's rules
+(the simulator imports no other adapter, and keeps its own view of Kite).
 """
 
 from __future__ import annotations
@@ -14,10 +19,27 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-
-from hmt.core.prices import INDICES_SEGMENT, divisor_for, to_decimal
+from decimal import Decimal
 
 NSE_SEGMENT = 1
+NFO_SEGMENT = 2
+INDICES_SEGMENT = 9
+# Wire units per rupee by segment (FACTS 1.6): the simulator's own copy of Kite's
+# rule, not the client's (`hmt.kite.segments`): adapters never import each other,
+# and an emulator that shared the client's table could not catch a mistake in it.
+# Every segment Kite names is here, so a test universe may list currency too.
+SEGMENT_DIVISORS = {
+    NSE_SEGMENT: 100,
+    NFO_SEGMENT: 100,
+    3: 10_000_000,  # CDS, NSE currency
+    4: 100,  # BSE
+    5: 100,  # BFO
+    6: 10_000,  # BCD, BSE currency
+    7: 100,  # MCX
+    8: 100,  # MCXSX
+    INDICES_SEGMENT: 100,
+    12: 10_000,  # NCO, NSE commodity
+}
 
 # The instrument dump's columns, in Kite's order (fixtures/instruments_nse.csv).
 CSV_COLUMNS = (
@@ -50,6 +72,9 @@ class Instrument:
     segment: int = NSE_SEGMENT
     lot_size: int = 1
     exchange: str = "NSE"
+    kind: str = "EQ"  # the dump's instrument_type: EQ, FUT, CE, PE
+    expiry: str = ""  # derivatives: YYYY-MM-DD
+    strike: str = "0.0"
 
     @property
     def token(self) -> int:
@@ -64,7 +89,7 @@ class Instrument:
     @property
     def divisor(self) -> int:
         """Wire units per rupee for this instrument's segment."""
-        return divisor_for(self.token)
+        return SEGMENT_DIVISORS[self.segment]
 
     @property
     def key(self) -> str:
@@ -76,21 +101,27 @@ class Instrument:
         if self.is_index:  # Kite lists indices with no tick or lot size
             tick, lot, segment = "0.0", "0", "INDICES"
         else:
-            tick, lot, segment = str(to_decimal(self.tick, self.divisor)), str(self.lot_size), "NSE"
+            tick, lot = str(Decimal(self.tick) / self.divisor), str(self.lot_size)
+            segment = self.exchange if self.kind == "EQ" else f"{self.exchange}-{self._family}"
+        last = "0.0" if self.kind == "EQ" else str(Decimal(self.close) / self.divisor)
         return [
             str(self.token),
             str(self.exchange_token),
             self.tradingsymbol,
             self.name,
-            "0.0",
-            "",
-            "0.0",
+            last,
+            self.expiry,
+            self.strike,
             tick,
             lot,
-            "EQ",
+            self.kind,
             segment,
             self.exchange,
         ]
+
+    @property
+    def _family(self) -> str:
+        return "FUT" if self.kind == "FUT" else "OPT"
 
 
 def _eq(
@@ -109,6 +140,27 @@ def _index(exchange_token: int, name: str, close: int) -> Instrument:
     # Index values move on a 0.05 grid here; they have no tradable tick size.
     return Instrument(
         exchange_token, name, name, 5, close, 0.15, 1.0, segment=INDICES_SEGMENT, lot_size=0
+    )
+
+
+def _option(
+    exchange_token: int, symbol: str, kind: str, expiry: str, strike: str, lot: int, close: int
+) -> Instrument:
+    # Tick 0.05 as in the fixture; options move fast, hence the volatility.
+    return Instrument(
+        exchange_token,
+        symbol,
+        "",
+        5,
+        close,
+        0.60,
+        1.0,
+        segment=NFO_SEGMENT,
+        lot_size=lot,
+        exchange="NFO",
+        kind=kind,
+        expiry=expiry,
+        strike=strike,
     )
 
 
@@ -144,6 +196,9 @@ DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
     _eq(21174, "CDSL", "CENTRAL DEPO SER (I)", 5, 155_000, 0.45),
     _eq(11262, "IGL", "INDRAPRASTHA GAS", 5, 21_000),
     _eq(11439, "BANKBEES", "RELIANCE ETF BANK BEES", 1, 57_000, 0.15),
+    # From the instruments_all.csv fixture, values unchanged: F&O lots above 1.
+    _option(47164, "BANKNIFTY18JAN23500CE", "CE", "2018-01-25", "23500.0", 40, 252_840),
+    _option(53489, "ADANIPORTS17DEC490PE", "PE", "2017-12-28", "490.0", 2500, 8_065),
     _index(1001, "NIFTY 50", 2_500_000),
     _index(1016, "NIFTY BANK", 5_500_000),
 )

@@ -161,8 +161,8 @@ class ExecutionStore:
             raise ClaimLost(trigger_id)
         return int(row.attempts or 0), str(row.user_id)
 
-    @staticmethod
     async def _apply(
+        self,
         conn: AsyncConnection,
         trigger_id: TriggerId,
         kind: EventKind,
@@ -170,7 +170,16 @@ class ExecutionStore:
         values: Mapping[str, Any],
         payload: Mapping[str, Any],
     ) -> None:
-        written = await apply_event(conn, trigger_id, kind, now, values=values, payload=payload)
+        # A row another tool stored without a divisor reads as the engine loaded it.
+        written = await apply_event(
+            conn,
+            trigger_id,
+            kind,
+            now,
+            values=values,
+            payload=payload,
+            divisor_of=self.triggers.divisor_of,
+        )
         if written is None:
             raise TriggerNotFound(trigger_id)
 
@@ -213,7 +222,7 @@ class ExecutionStore:
                 row = (await conn.execute(statement)).first()
                 if row is None:  # another engine took it between our read and our update
                     continue
-                record = record_from_row(row._mapping)
+                record = record_from_row(row._mapping, self.triggers.divisor_of)
                 if previous != self.owner:
                     log.info("claim_adopted", trigger_id=record.id, previous=previous)
                 left = _in_flight(record.trigger, record.triggered_leg, record.broker_tag)

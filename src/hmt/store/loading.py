@@ -3,12 +3,15 @@
 A million rows must reach the book in seconds without a million-element list
 in between: PostgreSQL hands them over through a server-side cursor, SQLite
 through `yield_per`, and each batch is converted and handed on before the next
-is read. The conversion is a positional fast path of `records.trigger_from_row`.
+is read. The columns are the core `Trigger`'s in the field specification
+(`hmt.core.fields`), and each is read by its name: the converter looks the
+positions up once per load in the column names the database reports, then
+converts rows as a fast path of `records.trigger_from_row` (which
+`tests/store/test_loading.py` holds it to, field for field).
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -16,9 +19,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hmt.core.errors import FieldError, InvalidTrigger
+from hmt.core.fields import TRIGGER_FIELDS
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
-from hmt.core.prices import divisor_for, to_units
+from hmt.core.prices import to_units
 from hmt.core.types import (
     Exchange,
     InstrumentToken,
@@ -30,25 +35,11 @@ from hmt.core.types import (
     UserId,
 )
 from hmt.store.db import Database
+from hmt.store.records import DivisorOf
 from hmt.store.tables import gtt_orders as t
 
-_COLUMNS = (
-    t.c.id,
-    t.c.user_id,
-    t.c.instrument_token,
-    t.c.exchange,
-    t.c.tradingsymbol,
-    t.c.trigger_type,
-    t.c.transaction_type,
-    t.c.trigger_price_1,
-    t.c.trigger_price_2,
-    t.c.quantity,
-    t.c.product,
-    t.c.order_type,
-    t.c.limit_price_1,
-    t.c.limit_price_2,
-    t.c.expires_at,
-)
+# Status is not read: the query selects active rows only.
+_COLUMNS = tuple(t.c[f.column] for f in TRIGGER_FIELDS if f.name != "status")
 _ACTIVE = Status.ACTIVE
 # Enum look-ups by value are dict hits, far cheaper than calling the enum.
 _EXCHANGES = {e.value: e for e in Exchange}
@@ -56,6 +47,8 @@ _TYPES = {e.value: e for e in TriggerType}
 _SIDES = {e.value: e for e in Side}
 _PRODUCTS = {e.value: e for e in Product}
 _ORDER_TYPES = {e.value: e for e in OrderType}
+
+Convert = Callable[[Sequence[Any]], Trigger]
 
 
 def _units(value: Decimal | None, divisor: int, field: str) -> int | None:
@@ -67,43 +60,73 @@ def _units(value: Decimal | None, divisor: int, field: str) -> int | None:
     return to_units(value, divisor, field=field)  # raises, naming the field
 
 
-def _trigger(
-    row: Sequence[Any], qty: int, p1: int | None, p2: int | None, l1: int | None, l2: int | None
-) -> Trigger:
-    """A `Trigger` from a row whose quantity, product and order type start at `qty`."""
-    if p1 is None:
-        raise ValueError("trigger_price_1 is null")
-    return Trigger(
-        TriggerId(str(row[0])),
-        UserId(row[1]),
-        InstrumentToken(row[2]),
-        _EXCHANGES[row[3]],
-        row[4],
-        _TYPES[row[5]],
-        _SIDES[row[6]],
-        p1,
-        p2,
-        row[qty],
-        _PRODUCTS[row[qty + 1]],
-        _ORDER_TYPES[row[qty + 2]],
-        l1,
-        l2,
-        _ACTIVE,
-        row[-1],
+def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Convert:
+    """Turn rows whose columns are called `names` into `Trigger`s, prices still in rupees.
+
+    Positions are looked up here, once; the returned function only indexes.
+    A row it cannot convert raises (ValueError, KeyError or TypeError), its
+    `InvalidTrigger` naming the field.
+    """
+    at = {name: i for i, name in enumerate(names)}
+    missing = [c.name for c in _COLUMNS if c.name not in at]
+    if missing:
+        raise RuntimeError(f"the load query returned no column {missing}")
+    i_id, i_user, i_token, i_exchange, i_symbol, i_type, i_side = (
+        at[name]
+        for name in (
+            "id",
+            "user_id",
+            "instrument_token",
+            "exchange",
+            "tradingsymbol",
+            "trigger_type",
+            "transaction_type",
+        )
+    )
+    i_p1, i_p2, i_l1, i_l2 = (
+        at[name]
+        for name in ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
+    )
+    i_qty, i_product, i_order_type, i_expires, i_divisor = (
+        at[name] for name in ("quantity", "product", "order_type", "expires_at", "price_divisor")
     )
 
+    def convert(row: Sequence[Any]) -> Trigger:
+        divisor = row[i_divisor]
+        if divisor is None:
+            if divisor_of is None:
+                raise InvalidTrigger(
+                    [FieldError("price_divisor", "required", "is NULL and no broker rule is set")]
+                )
+            divisor = divisor_of(row[i_token])
+        elif divisor <= 0:
+            raise InvalidTrigger([FieldError("price_divisor", "positive", "must be above 0")])
+        p1 = _units(row[i_p1], divisor, "trigger_price_1")
+        if p1 is None:
+            raise InvalidTrigger([FieldError("trigger_price_1", "required", "is NULL")])
+        # Positional, in `Trigger`'s field order: keywords would cost about 1 s per
+        # million rows. tests/store/test_loading.py checks the order field by field.
+        return Trigger(
+            TriggerId(str(row[i_id])),
+            UserId(row[i_user]),
+            InstrumentToken(row[i_token]),
+            _EXCHANGES[row[i_exchange]],
+            row[i_symbol],
+            _TYPES[row[i_type]],
+            _SIDES[row[i_side]],
+            p1,
+            _units(row[i_p2], divisor, "trigger_price_2"),
+            row[i_qty],
+            _PRODUCTS[row[i_product]],
+            _ORDER_TYPES[row[i_order_type]],
+            _units(row[i_l1], divisor, "limit_price_1"),
+            _units(row[i_l2], divisor, "limit_price_2"),
+            _ACTIVE,
+            row[i_expires],
+            price_divisor=divisor,
+        )
 
-def _convert(row: Sequence[Any]) -> Trigger:
-    """A row of `_COLUMNS`: prices still in rupees."""
-    divisor = divisor_for(row[2])
-    return _trigger(
-        row,
-        9,
-        _units(row[7], divisor, "trigger_price_1"),
-        _units(row[8], divisor, "trigger_price_2"),
-        _units(row[12], divisor, "limit_price_1"),
-        _units(row[13], divisor, "limit_price_2"),
-    )
+    return convert
 
 
 async def active_triggers(
@@ -111,46 +134,50 @@ async def active_triggers(
     *,
     batch_size: int = 5000,
     on_invalid: Callable[[str, Exception], None] | None = None,
+    divisor_of: DivisorOf | None = None,
 ) -> AsyncIterator[list[Trigger]]:
     """Yield the active triggers in batches of up to `batch_size`.
 
     A row another tool wrote that the core cannot hold (a price finer than its
-    segment allows, an unknown enum) is skipped and reported to `on_invalid`
-    with its id; it never stops the load.
+    instrument allows, an unknown enum, no price divisor and no `divisor_of`
+    fallback) is skipped and reported to `on_invalid` with its id; it never
+    stops the load.
     """
-    try:
-        async with db.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                batches = _postgresql_rows(conn, batch_size)
-            else:
-                batches = _rows(conn, batch_size)
-            async for rows in batches:
-                batch = []
-                for row in rows:
-                    try:
-                        batch.append(_convert(row))
-                    except (ValueError, KeyError, TypeError, ArithmeticError) as error:
-                        if on_invalid is not None:
-                            on_invalid(str(row[0]), error)
-                yield batch
-                # What the consumer kept of this batch lives as long as the book:
-                # exempt it from the cyclic collector until the load is over, so
-                # collections do not rescan every earlier batch (measured: 12.4 s
-                # -> 8.3 s for 1M rows). Unfrozen at the end: nothing is kept
-                # from collection for longer than the load.
-                gc.freeze()
-    finally:
-        gc.unfreeze()
+    # The cyclic collector is the engine's supervisor's to pause around a load
+    # (`hmt.engine.supervisor.collector_paused`), not this loader's.
+    async with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            batches = _postgresql_rows(conn, batch_size)
+        else:
+            batches = _rows(conn, batch_size)
+        convert: Convert | None = None
+        async for names, rows in batches:
+            if convert is None:
+                convert = converter(names, divisor_of)
+                i_id = names.index("id")
+            batch = []
+            for row in rows:
+                try:
+                    batch.append(convert(row))
+                except (ValueError, KeyError, TypeError, ArithmeticError) as error:
+                    if on_invalid is not None:
+                        on_invalid(str(row[i_id]), error)
+            yield batch
 
 
-async def _rows(conn: AsyncConnection, batch_size: int) -> AsyncIterator[Sequence[Any]]:
+Batches = AsyncIterator[tuple[Sequence[str], Sequence[Any]]]
+
+
+async def _rows(conn: AsyncConnection, batch_size: int) -> Batches:
+    """(column names, rows) per batch, through SQLAlchemy."""
     query = select(*_COLUMNS).where(t.c.status == _ACTIVE.value)
     result = await conn.stream(query.execution_options(yield_per=batch_size))
+    names = tuple(result.keys())
     async for rows in result.partitions():
-        yield rows
+        yield names, rows
 
 
-async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> AsyncIterator[Sequence[Any]]:
+async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> Batches:
     """asyncpg's own cursor on the same connection and transaction.
 
     SQLAlchemy's per-row result processing would cost more than the fetch
@@ -163,11 +190,13 @@ async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> AsyncItera
     if driver is None:
         raise RuntimeError("no asyncpg connection")
     async with driver.transaction(readonly=True):
-        cursor = await driver.cursor(_PG_QUERY, _ACTIVE.value)
+        statement = await driver.prepare(_PG_QUERY)
+        names = tuple(attribute.name for attribute in statement.get_attributes())
+        cursor = await statement.cursor(_ACTIVE.value)
         while rows := await cursor.fetch(batch_size):
-            yield rows
+            yield names, rows
 
 
 # Built only from the table's own column names: no outside input.
-_SELECTED = ", ".join(column.name for column in _COLUMNS[1:])
-_PG_QUERY = f"SELECT id::text, {_SELECTED} FROM {t.name} WHERE status = $1"  # noqa: S608
+_SELECTED = ", ".join("id::text AS id" if c.name == "id" else c.name for c in _COLUMNS)
+_PG_QUERY = f"SELECT {_SELECTED} FROM {t.name} WHERE status = $1"  # noqa: S608

@@ -1,42 +1,43 @@
-"""Rows of `hmt_gtt_orders` as core objects: rupees in the table, wire units in the core."""
+"""Rows of `hmt_gtt_orders` as core objects: rupees in the table, wire units in the core.
+
+Which column holds which field, and how it converts, comes from the field
+specification (`hmt.core.fields`); nothing here lists the fields again.
+
+Each row's prices are read with the row's own `price_divisor`. A row another
+tool wrote without one (NULL) is read with the `divisor_of` fallback the
+composition hands the store (Kite's segment rule); without a fallback such a
+row is refused, naming `price_divisor` (docs/store.md). The store itself never
+decodes an instrument id.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from hmt.core.errors import FieldError, InvalidTrigger
+from hmt.core.fields import (
+    RECORD_FIELDS,
+    TRADER_FIELDS,
+    TRADER_PRICES,
+    TRIGGER_FIELDS,
+    TriggerField,
+)
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
-from hmt.core.prices import divisor_for, to_decimal, to_units
-from hmt.core.types import (
-    Exchange,
-    InstrumentToken,
-    Leg,
-    OrderType,
-    Product,
-    Side,
-    TriggerId,
-    TriggerType,
-    UserId,
-)
+from hmt.core.prices import to_decimal, to_units
+from hmt.core.types import Leg, TriggerId
 
-PRICE_FIELDS = ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
+# A broker's rule for an instrument's divisor, for rows stored without one.
+DivisorOf = Callable[[int], int]
+
+PRICE_FIELDS = tuple(f.column for f in TRADER_PRICES)
 # The columns a trader owns; everything else is written only by the server.
-USER_FIELDS = (
-    "instrument_token",
-    "exchange",
-    "tradingsymbol",
-    "trigger_type",
-    "transaction_type",
-    *PRICE_FIELDS,
-    "quantity",
-    "product",
-    "order_type",
-    "expires_at",
-)
+USER_FIELDS = tuple(f.column for f in TRADER_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,12 @@ class TriggerRecord:
     broker_tag: str | None = None
     order_id: str | None = None
     error_message: str | None = None
+    # The instrument's grid when it was known at create or edit (wire units; None if not).
+    tick_size: int | None = None
+    lot_size: int | None = None
+    # The claim's engine and lease expiry while `triggered` (docs/engine.md).
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = None
 
     @property
     def id(self) -> TriggerId:
@@ -63,75 +70,98 @@ class TriggerRecord:
         return self.trigger.status
 
 
-def _units(row: Mapping[Any, Any], name: str, divisor: int) -> int | None:
-    value = row[name]
-    return None if value is None else to_units(value, divisor, field=name)
+def row_divisor(row: Mapping[Any, Any], divisor_of: DivisorOf | None) -> int:
+    """The divisor of a row's prices: its own, else the fallback's, else refused."""
+    divisor = row["price_divisor"]
+    if divisor is None and divisor_of is not None:
+        divisor = divisor_of(int(row["instrument_token"]))
+    if divisor is None:
+        raise InvalidTrigger(
+            [FieldError("price_divisor", "required", "is NULL and no broker rule is configured")]
+        )
+    if int(divisor) <= 0:
+        raise InvalidTrigger([FieldError("price_divisor", "positive", "must be greater than 0")])
+    return int(divisor)
 
 
-def trigger_from_row(row: Mapping[Any, Any]) -> Trigger:
-    """The core `Trigger` of a row; `InvalidTrigger` names a price the segment cannot hold."""
-    token = int(row["instrument_token"])
-    divisor = divisor_for(token)
-    price_1 = _units(row, "trigger_price_1", divisor)
-    if price_1 is None:  # NOT NULL in the schema; kept for the type checker
-        raise ValueError("trigger_price_1 is null")
-    return Trigger(
-        id=TriggerId(str(row["id"])),
-        user_id=UserId(row["user_id"]),
-        instrument_token=InstrumentToken(token),
-        exchange=Exchange(row["exchange"]),
-        tradingsymbol=row["tradingsymbol"],
-        trigger_type=TriggerType(row["trigger_type"]),
-        side=Side(row["transaction_type"]),
-        trigger_price_1=price_1,
-        trigger_price_2=_units(row, "trigger_price_2", divisor),
-        quantity=int(row["quantity"]),
-        product=Product(row["product"]),
-        order_type=OrderType(row["order_type"]),
-        limit_price_1=_units(row, "limit_price_1", divisor),
-        limit_price_2=_units(row, "limit_price_2", divisor),
-        status=Status(row["status"]),
-        expires_at=row["expires_at"],
-    )
+def from_column(spec: TriggerField, value: Any, divisor: int) -> Any:
+    """A column's value as the core holds it; `InvalidTrigger` names the column."""
+    if value is None:
+        if not spec.nullable:
+            raise InvalidTrigger([FieldError(spec.column, "required", "is NULL")])
+        return None
+    if spec.price:
+        return to_units(value, divisor, field=spec.column)
+    if spec.is_enum:
+        try:
+            return spec.type(value)
+        except ValueError:
+            raise InvalidTrigger(
+                [FieldError(spec.column, "enum", f"{value!r} is not a {spec.type.__name__}")]
+            ) from None
+    if spec.type is int or spec.type is str:
+        return spec.type(value)  # ids are uuids on PostgreSQL, text on SQLite
+    return value
 
 
-def record_from_row(row: Mapping[Any, Any]) -> TriggerRecord:
-    trigger = trigger_from_row(row)
-    leg = row["triggered_leg"]
-    return TriggerRecord(
-        trigger=trigger,
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        attempts=int(row["attempts"]),
-        triggered_leg=None if leg is None else Leg(int(leg)),
-        triggered_price=_units(row, "triggered_price", divisor_for(trigger.instrument_token)),
-        triggered_at=row["triggered_at"],
-        broker_tag=row["broker_tag"],
-        order_id=row["order_id"],
-        error_message=row["error_message"],
-    )
+def to_column(spec: TriggerField, value: Any, divisor: int) -> Any:
+    """A core value as the table stores it (prices as exact decimal rupees)."""
+    if value is None:
+        return None
+    if spec.price:
+        return to_decimal(value, divisor)
+    if spec.is_enum:
+        return value.value
+    return value
 
 
-def rupees(units: int | None, instrument_token: int) -> Decimal | None:
+def trigger_from_row(row: Mapping[Any, Any], divisor_of: DivisorOf | None = None) -> Trigger:
+    """The core `Trigger` of a row; `InvalidTrigger` names a value the core cannot hold."""
+    divisor = row_divisor(row, divisor_of)
+    values = {
+        f.name: from_column(f, row[f.column], divisor)
+        for f in TRIGGER_FIELDS
+        if f.name != "price_divisor"
+    }
+    return Trigger(**values, price_divisor=divisor)
+
+
+def record_from_row(row: Mapping[Any, Any], divisor_of: DivisorOf | None = None) -> TriggerRecord:
+    trigger = trigger_from_row(row, divisor_of)
+    divisor = trigger.price_divisor
+    values = {f.name: from_column(f, row[f.column], divisor) for f in RECORD_FIELDS}
+    return TriggerRecord(trigger=trigger, **values)
+
+
+def rupees(units: int | None, price_divisor: int) -> Decimal | None:
     """Wire units to the exact decimal rupees the table stores."""
-    return None if units is None else to_decimal(units, divisor_for(instrument_token))
+    return None if units is None else to_decimal(units, price_divisor)
 
 
 def user_columns(trigger: Trigger) -> dict[str, Any]:
-    """The columns a trader owns, as the table stores them."""
-    token = trigger.instrument_token
+    """The columns a trader owns, as the table stores them, with the divisor of their prices.
+
+    The divisor is written whenever the prices are: rupees written without the
+    divisor they were computed with could be read back with another one.
+    """
+    divisor = trigger.price_divisor
     return {
-        "instrument_token": token,
-        "exchange": str(trigger.exchange),
-        "tradingsymbol": trigger.tradingsymbol,
-        "trigger_type": str(trigger.trigger_type),
-        "transaction_type": str(trigger.side),
-        "trigger_price_1": rupees(trigger.trigger_price_1, token),
-        "trigger_price_2": rupees(trigger.trigger_price_2, token),
-        "quantity": trigger.quantity,
-        "product": str(trigger.product),
-        "order_type": str(trigger.order_type),
-        "limit_price_1": rupees(trigger.limit_price_1, token),
-        "limit_price_2": rupees(trigger.limit_price_2, token),
-        "expires_at": trigger.expires_at,
+        **{f.column: to_column(f, getattr(trigger, f.name), divisor) for f in TRADER_FIELDS},
+        "price_divisor": divisor,
+    }
+
+
+def instrument_columns(instrument: Instrument | None) -> dict[str, Any]:
+    """An instrument's units as the row keeps them (tick size in rupees, like the prices).
+
+    None, or a tick or lot size of 0 (unknown: the master could not be asked),
+    is NULL. The divisor is not among them: it is the trigger's, written with its
+    prices (`user_columns`), and validation holds it equal to the instrument's.
+    """
+    if instrument is None:
+        return {"tick_size": None, "lot_size": None}
+    tick, lot = instrument.tick_size, instrument.lot_size
+    return {
+        "tick_size": rupees(tick, instrument.price_divisor) if tick > 0 else None,
+        "lot_size": lot if lot > 0 else None,
     }

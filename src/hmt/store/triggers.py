@@ -10,16 +10,18 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import DuplicateTrigger, FieldError, HmtError, InvalidTrigger
 from hmt.core.events import EventKind, TriggerEvent
+from hmt.core.fields import EDITABLE
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import TriggerId
@@ -30,7 +32,9 @@ from hmt.store.loading import active_triggers
 from hmt.store.records import (
     PRICE_FIELDS,
     USER_FIELDS,
+    DivisorOf,
     TriggerRecord,
+    instrument_columns,
     record_from_row,
     rupees,
     user_columns,
@@ -39,10 +43,9 @@ from hmt.store.rls import scope
 from hmt.store.tables import gtt_orders as t
 
 Clock = Callable[[], datetime]
-# Trigger fields a trader may change; id, user_id and status are never writable.
-EDITABLE_FIELDS = frozenset(
-    f.name for f in dataclasses.fields(Trigger) if f.name not in {"id", "user_id", "status"}
-)
+# Trigger fields an edit may change (the trader's, and the divisor that goes with the
+# instrument); id, user_id and status are never writable.
+EDITABLE_FIELDS = EDITABLE
 
 # Compared in SQL by the claim; prices and expiry are compared on the returned row.
 _PLAIN_FIELDS = tuple(f for f in USER_FIELDS if f not in PRICE_FIELDS and f != "expires_at")
@@ -65,42 +68,67 @@ def _utc_now() -> datetime:
 
 
 class TriggerStore:
-    """Triggers in `hmt_gtt_orders`, their history in `hmt_trigger_events`."""
+    """Triggers in `hmt_gtt_orders`, their history in `hmt_trigger_events`.
 
-    def __init__(self, db: Database, *, clock: Clock = _utc_now) -> None:
+    `divisor_of` is the broker's rule for the price divisor of a row stored
+    without one (another tool's insert); without it such rows are refused,
+    naming `price_divisor` (docs/store.md).
+    """
+
+    def __init__(
+        self, db: Database, *, clock: Clock = _utc_now, divisor_of: DivisorOf | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.divisor_of = divisor_of
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
-    async def create(self, trigger: Trigger, *, tick_size: int | None = None) -> TriggerRecord:
-        """Validate and store a new trigger, with its `created` event."""
+    async def create(
+        self, trigger: Trigger, *, instrument: Instrument | None = None
+    ) -> TriggerRecord:
+        """Validate and store a new trigger, with its `created` event.
+
+        `instrument` is the master's entry for its instrument: the trigger is
+        checked against it and its units (tick and lot size) are stored on the row.
+        """
         now = self.clock()
-        try:
-            uuid.UUID(trigger.id)
-        except ValueError:
-            raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
-        validate(trigger, tick_size=tick_size, now=now)
+        _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            values = {
-                "id": trigger.id,
-                "user_id": trigger.user_id,
-                "status": trigger.status.value,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                **user_columns(trigger),
-            }
-            try:
-                row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
-            except IntegrityError as error:
-                raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
-            await events.append(
-                conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
-            )
-            return record_from_row(row._mapping)
+            return await _insert(conn, trigger, now, instrument, self.divisor_of)
+
+        return await self.db.transaction(work)
+
+    async def create_many(
+        self,
+        triggers: Sequence[Trigger],
+        *,
+        instruments: Sequence[Instrument | None] | None = None,
+    ) -> builtins.list[TriggerRecord]:
+        """Store one user's new triggers, each with its `created` event, all or none.
+
+        Every trigger is validated before anything is written (against its
+        entry in `instruments`, the master's, when given); the rows go in one
+        transaction, so a failure part-way leaves none of them.
+        """
+        if not triggers:
+            return []
+        users = {trigger.user_id for trigger in triggers}
+        if len(users) != 1:
+            raise ValueError("create_many takes the triggers of one user")
+        now = self.clock()
+        listed = instruments if instruments is not None else [None] * len(triggers)
+        for trigger, instrument in zip(triggers, listed, strict=True):
+            _check_new(trigger, instrument, now)
+
+        async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
+            await scope(conn, users.pop())
+            return [
+                await _insert(conn, trigger, now, instrument, self.divisor_of)
+                for trigger, instrument in zip(triggers, listed, strict=True)
+            ]
 
         return await self.db.transaction(work)
 
@@ -109,7 +137,8 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, user_id)
-            return record_from_row((await _fetch(conn, trigger_id, user_id))._mapping)
+            row = await _fetch(conn, trigger_id, user_id)
+            return record_from_row(row._mapping, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -131,18 +160,41 @@ class TriggerStore:
         instrument_token: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> builtins.list[TriggerRecord]:
-        """`user_id`'s triggers, newest first, optionally filtered."""
-        query = select(t).where(t.c.user_id == user_id)
-        if status is not None:
-            query = query.where(t.c.status == status.value)
-        if instrument_token is not None:
-            query = query.where(t.c.instrument_token == instrument_token)
+        """`user_id`'s triggers, newest first (ties by id), optionally filtered.
+
+        `after` is the (created_at, id) of the last row of the previous page: the
+        page starts just past it, so rows inserted meanwhile shift nothing.
+        """
+        query = select(t).where(*_matching(user_id, status, instrument_token))
+        if after is not None:
+            created_at, trigger_id = after
+            query = query.where(
+                or_(
+                    t.c.created_at < created_at,
+                    and_(t.c.created_at == created_at, t.c.id > trigger_id),
+                )
+            )
         query = query.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, user_id)
-            return [record_from_row(row._mapping) for row in await conn.execute(query)]
+            rows = await conn.execute(query)
+            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
+
+        return await self.db.transaction(work, write=False)
+
+    async def count(
+        self, user_id: str, *, status: Status | None = None, instrument_token: int | None = None
+    ) -> int:
+        """How many of `user_id`'s triggers `list` would page through with these filters."""
+        query = select(func.count()).select_from(t)
+        query = query.where(*_matching(user_id, status, instrument_token))
+
+        async def work(conn: AsyncConnection) -> int:
+            await scope(conn, user_id)
+            return int((await conn.execute(query)).scalar_one())
 
         return await self.db.transaction(work, write=False)
 
@@ -152,9 +204,15 @@ class TriggerStore:
         trigger_id: str,
         changes: Mapping[str, Any],
         *,
-        tick_size: int | None = None,
+        instrument: Instrument | None = None,
     ) -> TriggerRecord:
-        """Change trader-owned fields of an active or paused trigger, validated as a whole."""
+        """Change trader-owned fields of an active or paused trigger, validated as a whole.
+
+        `instrument` is the master's entry for the edited trigger's instrument:
+        the edit is checked against it and its units are stored. Without one the
+        stored units are kept, unless the edit moves the trigger to another
+        instrument: then they are cleared (the old instrument's no longer apply).
+        """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
             raise InvalidTrigger(
@@ -163,11 +221,20 @@ class TriggerStore:
             )
         now = self.clock()
 
+        units: dict[str, Any] = {}  # filled by apply(), read by apply_event after it
+
         def apply(trigger: Trigger) -> Trigger:
             changed = dataclasses.replace(trigger, **changes)
-            return validate(changed, tick_size=tick_size, now=now)
+            validate(changed, instrument=instrument, now=now)
+            if instrument is not None:
+                units.update(instrument_columns(instrument))
+            elif changed.instrument_token != trigger.instrument_token:
+                units.update(instrument_columns(None))
+            return changed
 
-        return await self._advance(trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply)
+        return await self._advance(
+            trigger_id, EventKind.UPDATED, user_id=user_id, edit=apply, values=units
+        )
 
     async def pause(self, user_id: str, trigger_id: str) -> TriggerRecord:
         return await self._advance(trigger_id, EventKind.PAUSED, user_id=user_id)
@@ -187,7 +254,9 @@ class TriggerStore:
         on_invalid: Callable[[str, Exception], None] | None = None,
     ) -> AsyncIterator[builtins.list[Trigger]]:
         """Every active trigger, in batches, without holding them all in one list."""
-        return active_triggers(self.db, batch_size=batch_size, on_invalid=on_invalid)
+        return active_triggers(
+            self.db, batch_size=batch_size, on_invalid=on_invalid, divisor_of=self.divisor_of
+        )
 
     async def load(self, trigger_id: str) -> TriggerRecord | None:
         """Any trigger by id, whoever owns it (for the change feed and reconciliation)."""
@@ -195,7 +264,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> TriggerRecord | None:
             query = select(t).where(t.c.id == _valid_id(trigger_id))
             row = (await conn.execute(query)).first()
-            return None if row is None else record_from_row(row._mapping)
+            return None if row is None else record_from_row(row._mapping, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -204,7 +273,7 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             rows = await conn.execute(select(t).where(t.c.status == status.value))
-            return [record_from_row(row._mapping) for row in rows]
+            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
 
         return await self.db.transaction(work, write=False)
 
@@ -237,13 +306,18 @@ class TriggerStore:
         """
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
-        price = rupees(fired.ltp, trigger.instrument_token)
+        price = rupees(fired.ltp, trigger.price_divisor)
         expected = user_columns(trigger)
         same = [t.c[name] == expected[name] for name in _PLAIN_FIELDS]
+        # The prices were read with this divisor: a row stored without one (another
+        # tool's) gets it pinned by the claim, so its outcome reads back the same.
+        divisor = trigger.price_divisor
+        same.append(or_(t.c.price_divisor.is_(None), t.c.price_divisor == divisor))
         statement = (
             update(t)
             .where(t.c.id == _valid_id(trigger.id), t.c.status == Status.ACTIVE.value, *same)
             .values(
+                price_divisor=divisor,
                 status=claimed.value,
                 triggered_leg=int(fired.leg),
                 triggered_price=price,
@@ -283,49 +357,6 @@ class TriggerStore:
         except _Stale:
             return False
 
-    async def record_order_sent(self, trigger_id: str, **payload: Any) -> TriggerRecord:
-        return await self._advance(trigger_id, EventKind.ORDER_SENT, payload=payload)
-
-    async def record_retry(self, trigger_id: str, reason: str) -> TriggerRecord:
-        """Another attempt at the claimed order (after looking its tag up)."""
-        return await self._advance(
-            trigger_id,
-            EventKind.RETRY,
-            values={"attempts": t.c.attempts + 1},
-            payload={"reason": reason},
-        )
-
-    async def record_placed(
-        self, trigger_id: str, order_id: str, *, reconciled: bool = False
-    ) -> TriggerRecord:
-        """The broker holds the order; `reconciled` when found by tag rather than sent now."""
-        return await self._advance(
-            trigger_id,
-            EventKind.PLACED,
-            values={"order_id": order_id, "error_message": None},
-            payload={"order_id": order_id, "reconciled": reconciled},
-        )
-
-    async def record_failed(self, trigger_id: str, error_message: str) -> TriggerRecord:
-        return await self._advance(
-            trigger_id,
-            EventKind.FAILED,
-            values={"error_message": error_message},
-            payload={"error": error_message},
-        )
-
-    async def append_event(
-        self, trigger_id: str, kind: EventKind, payload: Mapping[str, Any] | None = None
-    ) -> None:
-        """An event that changes no status (`fired`, `reconciled`)."""
-        now = self.clock()
-
-        async def work(conn: AsyncConnection) -> None:
-            row = await _fetch(conn, trigger_id)
-            await events.append(conn, trigger_id, row.user_id, kind, now, payload)
-
-        await self.db.transaction(work)
-
     async def expire_due(self) -> builtins.list[TriggerId]:
         """Move every active or paused trigger past its `expires_at` to `expired`."""
         now = self.clock()
@@ -338,7 +369,10 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> builtins.list[TriggerId]:
             expired = []
             for (trigger_id,) in (await conn.execute(due)).all():
-                if await apply_event(conn, str(trigger_id), EventKind.EXPIRED, now) is not None:
+                expired_now = await apply_event(
+                    conn, str(trigger_id), EventKind.EXPIRED, now, divisor_of=self.divisor_of
+                )
+                if expired_now is not None:
                     expired.append(TriggerId(str(trigger_id)))
             return expired
 
@@ -352,8 +386,8 @@ class TriggerStore:
         user_id: str | None = None,
         edit: Callable[[Trigger], Trigger] | None = None,
         values: Mapping[str, Any] | None = None,
-        payload: Mapping[str, Any] | None = None,
     ) -> TriggerRecord:
+        """`values`: columns written with the event (an edit's instrument units)."""
         now = self.clock()
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
@@ -367,7 +401,7 @@ class TriggerStore:
                 user_id=user_id,
                 edit=edit,
                 values=values,
-                payload=payload,
+                divisor_of=self.divisor_of,
             )
             if record is None:
                 raise TriggerNotFound(trigger_id)
@@ -400,19 +434,24 @@ async def apply_event(
     edit: Callable[[Trigger], Trigger] | None = None,
     values: Mapping[str, Any] | None = None,
     payload: Mapping[str, Any] | None = None,
+    divisor_of: DivisorOf | None = None,
 ) -> TriggerRecord | None:
-    """Apply one lifecycle event to a locked row, write it and its event; None if gone."""
+    """Apply one lifecycle event to a locked row, write it and its event; None if gone.
+
+    `divisor_of` reads a row stored without a price divisor (`TriggerStore`).
+    """
     try:
         row = await _fetch(conn, trigger_id, user_id, lock=True)
     except TriggerNotFound:
         return None
-    current = record_from_row(row._mapping)
+    current = record_from_row(row._mapping, divisor_of)
     status = transition(current.status, kind)
-    new_values: dict[str, Any] = {"status": status.value, "updated_at": now, **(values or {})}
+    new_values: dict[str, Any] = {"status": status.value, "updated_at": now}
     if edit is not None:
         edited = edit(current.trigger)
         new_values.update(user_columns(edited))
         payload = _payload(edited)
+    new_values.update(values or {})  # after edit(): an edit may fill `values` (the grid)
     written = (
         await conn.execute(
             update(t)
@@ -424,7 +463,57 @@ async def apply_event(
     if written is None:  # changed under us (only possible without the row lock)
         return None
     await events.append(conn, trigger_id, current.trigger.user_id, kind, now, payload)
-    return record_from_row(written._mapping)
+    return record_from_row(written._mapping, divisor_of)
+
+
+def _check_new(trigger: Trigger, instrument: Instrument | None, now: datetime) -> None:
+    """A new trigger's id and fields (against its instrument), checked before any write."""
+    try:
+        uuid.UUID(trigger.id)
+    except ValueError:
+        raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
+    validate(trigger, instrument=instrument, now=now)
+
+
+async def _insert(
+    conn: AsyncConnection,
+    trigger: Trigger,
+    now: datetime,
+    instrument: Instrument | None,
+    divisor_of: DivisorOf | None,
+) -> TriggerRecord:
+    """Write one new trigger, its instrument's units and its `created` event on `conn`
+    (already scoped)."""
+    values = {
+        "id": trigger.id,
+        "user_id": trigger.user_id,
+        "status": trigger.status.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        **user_columns(trigger),
+        **instrument_columns(instrument),
+    }
+    try:
+        row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
+    except IntegrityError as error:
+        raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
+    await events.append(
+        conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
+    )
+    return record_from_row(row._mapping, divisor_of)
+
+
+def _matching(
+    user_id: str, status: Status | None, instrument_token: int | None
+) -> builtins.list[ColumnElement[bool]]:
+    """The WHERE clauses of a user's listing."""
+    clauses = [t.c.user_id == user_id]
+    if status is not None:
+        clauses.append(t.c.status == status.value)
+    if instrument_token is not None:
+        clauses.append(t.c.instrument_token == instrument_token)
+    return clauses
 
 
 def _payload(trigger: Trigger) -> dict[str, Any]:

@@ -274,6 +274,8 @@
         }
         const record = await hmt.api(`/triggers/${encodeURIComponent(state.editing)}`, { method: "PATCH", body: changed });
         state.triggers.set(record.id, record);
+        // e.g. the instrument master was unavailable: the edit is stored, say what was not checked
+        if (record.warnings && record.warnings.length) $("form-error").textContent = `Note: ${record.warnings.join("; ")}`;
       } else {
         const record = await hmt.api("/triggers", { method: "POST", body });
         const rest = [...state.triggers.entries()];

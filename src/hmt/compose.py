@@ -1,0 +1,302 @@
+"""The composition: builds a running hmt from its settings; the one module where adapters meet.
+
+It reads `Settings`, connects and migrates the store, makes the broker's
+clients (Kite's REST API and ticker; `HMT_BROKER=paper` points them at the
+simulator), and plugs them into the engine's ports. It builds only: starting
+is `Runtime.start` (the supervisor: recovery, the book, the ticker, then the
+expiry sweep, claim sweep, health monitor and change feed), in the seed's order.
+
+This is the only module that names Kite: the engine, its session and the API
+see the broker through `hmt.engine.ports`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import structlog
+from cryptography.exceptions import InvalidTag
+from pydantic import SecretStr
+
+from hmt.config import Broker, ConfigError, Settings
+from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
+from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
+from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.ports import ChangeSource, FeedStatus
+from hmt.engine.runtime import Runtime
+from hmt.engine.service import Engine, EngineConfig
+from hmt.engine.session import BrokerSession
+from hmt.engine.supervisor import Supervisor, freeze_survivors
+from hmt.kite.instruments import KiteInstruments
+from hmt.kite.orders import KiteOrders
+from hmt.kite.rest import KiteRest
+from hmt.kite.segments import divisor_for
+from hmt.kite.session import exchange_request_token
+from hmt.kite.ticker import Ticker
+from hmt.kite.ticker_state import LinkEvent, LinkEventKind
+from hmt.kite.ticks import Mode
+from hmt.logs import register_secret
+from hmt.store import migrate
+from hmt.store.accounts import AccountStore
+from hmt.store.changes import ChangeFeed
+from hmt.store.db import Database, create_engine
+from hmt.store.execution import ExecutionStore
+from hmt.store.sealing import Sealer
+from hmt.store.tokens import TokenStore
+from hmt.store.triggers import TriggerStore
+
+log = structlog.get_logger("hmt.compose")
+
+# Kite counts orders when they arrive; a little slack on our side keeps network
+# jitter from landing eleven in one of its seconds.
+THROTTLE_MARGIN_S = 0.05
+# hmt trades through one Kite account; its sealed session is stored under this user.
+ENGINE_ACCOUNT = "hmt-engine"
+# Used in place of an access token until the first Kite login: Kite refuses it (403),
+# so the engine waits in `login_required` and fires nothing.
+AWAITING_LOGIN = "awaiting-kite-login"
+
+
+class TickerFeed:
+    """The ticker as the engine's `Feed`: every instrument in the configured mode."""
+
+    def __init__(self, ticker: Ticker, mode: Mode) -> None:
+        self.ticker = ticker
+        self._mode = mode
+
+    def subscribe(self, tokens: Iterable[int]) -> None:
+        self.ticker.subscribe(tokens, self._mode)
+
+    def unsubscribe(self, tokens: Iterable[int]) -> None:
+        self.ticker.unsubscribe(tokens)
+
+    def set_access_token(self, access_token: str) -> None:
+        self.ticker.set_access_token(access_token)
+
+    async def start(self) -> None:
+        await self.ticker.start()
+
+    async def stop(self) -> None:
+        await self.ticker.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self.ticker.stats().connected
+
+    def status(self) -> FeedStatus:
+        stats = self.ticker.stats()
+        return FeedStatus(
+            state=stats.state.value,
+            connected=stats.connected,
+            connections=stats.connections,
+            subscribed_tokens=stats.subscribed_tokens,
+            reconnects=stats.reconnects,
+            bad_frames=stats.bad_frames,
+            last_frame_age_s=stats.last_frame_age_s,
+        )
+
+
+class SealedSession:
+    """The engine account's session in the account store (sealed with HMT_SECRET_KEY)."""
+
+    def __init__(self, accounts: AccountStore, api_key: str) -> None:
+        self._accounts = accounts
+        self._api_key = api_key
+
+    async def save(self, access_token: str) -> None:
+        await self._accounts.save(
+            ENGINE_ACCOUNT, api_key=self._api_key, access_token=SecretStr(access_token)
+        )
+
+
+class KiteLogin:
+    """Kite's login exchange: request token + API secret -> access token."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def __call__(self, request_token: str) -> str:
+        secret = self._settings.kite_api_secret
+        if secret is None or not self._settings.kite_api_key:
+            raise ConfigError("Kite login needs HMT_KITE_API_KEY and HMT_KITE_API_SECRET")
+        return await exchange_request_token(
+            api_url=self._settings.kite_api_url,
+            api_key=self._settings.kite_api_key,
+            request_token=request_token,
+            api_secret=secret.get_secret_value(),
+        )
+
+
+async def build(settings: Settings) -> Runtime:
+    """Connect and migrate the database and assemble the engine; nothing starts firing yet."""
+    _check_broker(settings)
+    api_key = settings.kite_api_key or ""
+    if settings.kite_api_secret is not None:
+        register_secret(settings.kite_api_secret.get_secret_value())
+        settings.require_secret_key()  # a Kite login stores the session: it must be sealed
+    sealer = None
+    if settings.secret_key is not None:
+        register_secret(settings.secret_key.get_secret_value())
+        sealer = Sealer([settings.secret_key.get_secret_value()])
+    database = create_engine(settings.database_url, application_name="hmt-engine")
+    await migrate.upgrade_at_start(database, enabled=settings.db_auto_upgrade)
+    db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
+    accounts = None if sealer is None else AccountStore(db, sealer)
+    try:
+        access_token = await _access_token(settings, accounts)
+    except Exception:
+        await database.dispose()
+        raise
+    awaiting_login = access_token is None
+    access_token = access_token or AWAITING_LOGIN
+    register_secret(access_token)
+    # Rows other tools stored without a price divisor are read with Kite's rule.
+    triggers = TriggerStore(db, divisor_of=divisor_for)
+    # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
+    owner = settings.engine_instance()
+    lease = settings.claim_lease_s
+    execution = ExecutionStore(triggers, owner=owner, lease=timedelta(seconds=lease))
+    log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
+    rest = KiteRest(
+        api_url=settings.kite_api_url,
+        api_key=api_key,
+        access_token=access_token,
+        timeout=settings.kite_timeout_ms / 1000,
+    )
+    executor = Executor(
+        KiteOrders(rest),
+        execution,
+        throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
+        policy=RetryPolicy(
+            max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
+        ),
+        lease=LeasePolicy(length=lease, request_timeout=settings.kite_timeout_ms / 1000),
+        rng=random.Random(),
+    )
+    engine: Engine
+    session: BrokerSession
+    ticker = Ticker(
+        settings.kite_ws_url,
+        api_key,
+        access_token,
+        on_ltp=lambda token, ltp: engine.on_ltp(token, ltp),
+        on_event=lambda event: _on_link_event(session, event),
+        reconnect_delay_ms=settings.reconnect_delay_ms,
+    )
+    feed = TickerFeed(ticker, Mode(settings.tick_mode.value))
+    session = BrokerSession(
+        (rest, feed),  # a new token reaches orders and ticks alike
+        awaiting_login=awaiting_login,
+        vault=None if accounts is None else SealedSession(accounts, api_key),
+        login=KiteLogin(settings),
+    )
+    engine = Engine(
+        source=execution,
+        feed=feed,
+        executor=executor,
+        clock=lambda: datetime.now(UTC),
+        config=EngineConfig(enabled=settings.engine_enabled, resend_within=timedelta(seconds=60)),
+        session=session,
+    )
+    # The day's master is fetched at start-up in the background (the first create need
+    # not wait for some 100,000 rows), and each copy is frozen out of the collector.
+    instruments = InstrumentMaster(
+        KiteInstruments(rest), clock=lambda: datetime.now(UTC), kept=freeze_survivors
+    )
+    runtime: Runtime
+    supervisor = Supervisor(
+        engine,
+        expire_due=triggers.expire_due,
+        health=lambda: runtime.health(),
+        ping=db.ping,
+        health_interval=settings.health_check_interval_ms / 1000,
+        claim_sweep_interval=lease / 2,
+        changes=_change_feed(settings) if db.dialect == "postgresql" else None,
+        warm=[] if awaiting_login else [instruments.copy],
+    )
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        triggers=triggers,
+        tokens=TokenStore(db),
+        engine=engine,
+        session=session,
+        supervisor=supervisor,
+        feed=feed,
+        rest=rest,
+        instruments=instruments,
+        accounts=accounts,
+    )
+    return runtime
+
+
+def _change_feed(settings: Settings) -> Callable[[], ChangeSource]:
+    def listen() -> ChangeSource:
+        return ChangeFeed(
+            settings.database_url,
+            application_name="hmt-listener",
+            reconnect_delay=settings.reconnect_delay_ms / 1000,
+        )
+
+    return listen
+
+
+def _on_link_event(session: BrokerSession, event: LinkEvent) -> None:
+    # The ticker's 403 is the same expired session an order would meet: say so now.
+    if event.kind is LinkEventKind.TOKEN_INVALID:
+        session.expired(event.reason)
+
+
+async def _access_token(settings: Settings, accounts: AccountStore | None) -> str | None:
+    """HMT_KITE_ACCESS_TOKEN, else the stored session, else None when a login can get one."""
+    if settings.kite_access_token is not None:
+        return settings.kite_access_token.get_secret_value()
+    if accounts is not None:
+        try:
+            stored = await accounts.load(ENGINE_ACCOUNT)
+        except InvalidTag:
+            log.warning(
+                "stored_session_unreadable",
+                reason="sealed with another HMT_SECRET_KEY: log in again at /kite/login",
+            )
+            stored = None
+        usable = stored is not None and stored.api_key == settings.kite_api_key
+        if usable and stored is not None and stored.access_token is not None:
+            log.info("broker_session_loaded", updated_at=stored.updated_at.isoformat())
+            return stored.access_token.get_secret_value()
+    if settings.kite_api_secret is not None:
+        log.warning("login_required", reason="no Kite access token yet: open /kite/login")
+        return None
+    raise ConfigError(
+        "HMT_KITE_ACCESS_TOKEN is not set and no Kite session is stored: set it, or set "
+        "HMT_KITE_API_SECRET and HMT_SECRET_KEY and log in at /kite/login (for the "
+        "simulator, `hmt sim` prints the settings)"
+    )
+
+
+def _check_broker(settings: Settings) -> None:
+    if settings.broker is Broker.PAPER and not _is_loopback(settings.kite_api_url):
+        # Paper mode must never reach a real broker: its orders are pretend.
+        raise ConfigError(
+            f"HMT_BROKER=paper needs the simulator, but HMT_KITE_API_URL is "
+            f"{settings.kite_api_url}: start `hmt sim` and point HMT_KITE_API_URL and "
+            "HMT_KITE_WS_URL at it, or set HMT_BROKER=kite for a real account"
+        )
+    if not settings.kite_api_key:
+        raise ConfigError(
+            "HMT_KITE_API_KEY must be set (for the simulator, `hmt sim` prints the settings)"
+        )
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,109 @@
+"""A running hmt, assembled: the parts `hmt.compose.build` made, and how to read their state.
+
+Nothing here builds or chooses an adapter (that is the composition's job) and
+nothing here runs a loop (that is the supervisor's). It starts and closes the
+parts in order and answers /health and /stats from the engine, the broker
+session, the feed and the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hmt.config import Settings
+from hmt.engine.health import Health, Observations, judge
+from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.ports import BrokerRest, Feed
+from hmt.engine.service import Engine, EngineState
+from hmt.engine.session import BrokerSession, SessionState
+from hmt.engine.supervisor import Supervisor
+from hmt.store.accounts import AccountStore
+from hmt.store.db import Database, DbState
+from hmt.store.tokens import TokenStore
+from hmt.store.triggers import TriggerStore
+
+
+@dataclass
+class Runtime:
+    """Everything `hmt run` keeps alive; the API sees it through `hmt.engine.facade.Facade`."""
+
+    settings: Settings
+    db: Database
+    triggers: TriggerStore
+    tokens: TokenStore
+    engine: Engine
+    session: BrokerSession
+    supervisor: Supervisor
+    feed: Feed
+    rest: BrokerRest
+    instruments: InstrumentMaster  # the broker's daily master: the checks and the search
+    accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
+
+    async def start(self) -> None:
+        """Start the engine and its background loops (the kill switch is honoured)."""
+        await self.supervisor.start()
+
+    async def close(self) -> None:
+        """Stop: the loops, then drain in-flight orders and close feed, broker and database."""
+        await self.supervisor.stop()
+        await self.engine.stop()
+        await self.rest.aclose()
+        await self.db.dispose()
+
+    @property
+    def awaiting_login(self) -> bool:
+        """No broker session yet and none possible until a login (the ticker cannot connect)."""
+        return self.session.state is SessionState.AWAITING_LOGIN
+
+    def set_access_token(self, access_token: str) -> None:
+        """A new broker session for orders and ticks, without a restart (nothing stored)."""
+        self.session.renew(access_token)
+
+    async def use_access_token(self, access_token: str) -> bool:
+        """Store `access_token` sealed (when a key is configured), then trade with it; stored?"""
+        return await self.session.use_access_token(access_token)
+
+    async def kite_login(self, request_token: str) -> bool:
+        """Exchange a Kite request token, store the session sealed, and use it; stored?"""
+        return await self.session.login(request_token)
+
+    def health(self) -> Health:
+        engine, feed = self.engine, self.feed.status()
+        return judge(
+            Observations(
+                enabled=self.settings.engine_enabled,
+                running=engine.state in (EngineState.RUNNING, EngineState.LOGIN_REQUIRED),
+                ticker_connected=feed.connected,
+                last_tick_age=feed.last_frame_age_s,
+                database_reachable=self.db.health.state is DbState.OK,
+                broker_session_valid=self.session.valid,
+                active_triggers=len(engine.book),
+            )
+        )
+
+    def stats(self) -> dict[str, Any]:
+        engine, stats = self.engine, self.engine.stats
+        feed = self.feed.status()
+        return {
+            "state": engine.state.value,
+            "active_triggers": len(engine.book),
+            "subscribed_instruments": len(engine.book.instruments()),
+            "ticks_processed": stats.ticks_processed,
+            "triggered_orders": stats.triggered_orders,
+            "failed_orders": stats.failed_orders,
+            "lost_claims": stats.lost_claims,
+            "unresolved_orders": stats.unresolved,
+            "uptime_s": round(engine.uptime, 3),
+            "ws": {
+                "state": feed.state,
+                "connected": feed.connected,
+                "connections": feed.connections,
+                "subscribed_tokens": feed.subscribed_tokens,
+                "reconnects": feed.reconnects,
+                "bad_frames": dict(feed.bad_frames),
+                "last_frame_age_s": feed.last_frame_age_s,
+            },
+            "database": self.db.health.state.value,
+            **stats.latency(),
+        }

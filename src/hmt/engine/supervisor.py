@@ -1,0 +1,216 @@
+"""The background loops around a running engine: start-up load, expiry, claims, health, changes.
+
+`Supervisor.start` starts the engine (recovery, the book's load, the feed) and
+then four loops (expiry, the expired-claim sweep, health, the change feed),
+and runs its warm-up work (the instrument master's first fetch) in the
+background; `stop` cancels them. A loop round that raises is
+logged and the loop goes on: one bad round must not end expiry or health
+checks for good.
+
+This module also owns the cyclic garbage collector's treatment of long-lived
+data (`collector_paused`, `freeze_survivors`): the book holds a million small
+objects for the life of the process, the instrument master some 100,000 for a
+day, and a collector walking them on the tick path costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from typing import Any
+
+import structlog
+
+from hmt.core.types import TriggerId
+from hmt.engine.health import Health
+from hmt.engine.ports import ChangeSource
+from hmt.engine.service import Engine, EngineState
+from hmt.store.changes import Change, Resync
+
+log = structlog.get_logger("hmt.supervisor")
+
+EXPIRY_SWEEP_S = 5.0
+# Half the default claim lease (30 s): a dead engine's claim is settled within 1.5 leases.
+CLAIM_SWEEP_S = 15.0
+LISTEN_WAIT_S = 5.0
+
+
+class Supervisor:
+    """Starts the engine and keeps its background loops alive until `stop`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        expire_due: Callable[[], Awaitable[list[TriggerId]]],
+        health: Callable[[], Health],
+        ping: Callable[[], Awaitable[object]],
+        health_interval: float,
+        changes: Callable[[], ChangeSource] | None = None,
+        warm: Sequence[Callable[[], Awaitable[object]]] = (),
+        expiry_interval: float = EXPIRY_SWEEP_S,
+        claim_sweep_interval: float = CLAIM_SWEEP_S,
+        listen_wait: float = LISTEN_WAIT_S,
+    ) -> None:
+        """`warm`: work done once after the engine has started, in the background (start
+        does not wait for it, and a failure is only logged): a cache filled before the
+        first request needs it."""
+        self._engine = engine
+        self._expire_due = expire_due
+        self._health = health
+        self._ping = ping
+        self._health_interval = health_interval
+        self._changes = changes
+        self._expiry_interval = expiry_interval
+        self._claim_sweep_interval = claim_sweep_interval
+        self._listen_wait = listen_wait
+        self._warm = tuple(warm)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._once: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
+        self._loaded = asyncio.Event()
+        self.last_health: Health | None = None
+
+    async def start(self) -> None:
+        """Start the engine and the loops (the kill switch is the engine's to honour).
+
+        With a change source the feed listens before the book is loaded, so an
+        edit committed during the load is not missed; it is applied after.
+        """
+        if self._changes is not None:
+            self._spawn(self._change_loop(self._changes))
+            with contextlib.suppress(TimeoutError):
+                # Unreachable now: the feed resynchronises when it connects later.
+                await asyncio.wait_for(self._listening.wait(), self._listen_wait)
+        with collector_paused(collect=True):
+            await self._engine.start()
+        self._loaded.set()
+        self._spawn(self._expiry_loop())
+        self._spawn(self._claim_sweep_loop())
+        self._spawn(self._health_loop())
+        # After the book's load, so that its freeze does not wait for this work.
+        loop = asyncio.get_running_loop()
+        self._once = [loop.create_task(_warm_up(work)) for work in self._warm]
+
+    async def stop(self) -> None:
+        """Cancel the loops (and unfinished warm-up work) and wait for them to end."""
+        tasks, self._tasks = self._tasks + self._once, []
+        self._once = []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def running(self) -> int:
+        """How many loops are alive."""
+        return sum(not task.done() for task in self._tasks)
+
+    @property
+    def warming(self) -> int:
+        """How many pieces of warm-up work are still under way."""
+        return sum(not task.done() for task in self._once)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(work))
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._expiry_interval)
+            with _logged("expiry_sweep_failed"):
+                for trigger_id in await self._expire_due():
+                    await self._engine.refresh(trigger_id)
+
+    async def _claim_sweep_loop(self) -> None:
+        """Settle other engines' (or our own abandoned) claims once their lease expires.
+
+        Every half lease, so a SIGKILLed engine's claim is settled within 1.5
+        leases; not while the broker session is invalid (settling asks the
+        broker's order book), nor while the engine is stopped or disabled.
+        """
+        while True:
+            await asyncio.sleep(self._claim_sweep_interval)
+            if self._engine.state is EngineState.RUNNING:
+                with _logged("claim_sweep_failed"):
+                    await self._engine.settle_expired()
+
+    async def _health_loop(self) -> None:
+        while True:
+            with _logged("health_check_failed"):
+                await self._ping()
+                health = self._health()
+                if health != self.last_health:  # a change is news; the same verdict is not
+                    log.info("health", verdict=health.verdict.value, reasons=list(health.reasons))
+                    self.last_health = health
+            await asyncio.sleep(self._health_interval)
+
+    async def _change_loop(self, changes: Callable[[], ChangeSource]) -> None:
+        """Edits by anything (psql, another service, a hosted UI) reach the book."""
+        async for item in changes():
+            if isinstance(item, Resync) and not self._listening.is_set():
+                # Listening began before the start-up load: that load is this resync.
+                self._listening.set()
+                continue
+            await self._loaded.wait()  # changes made during the load wait for it
+            with _logged("change_feed_apply_failed"):
+                if isinstance(item, Resync):
+                    # No collection here: with the book loaded it would pause the loop.
+                    with collector_paused(collect=False):
+                        await self._engine.resync()
+                elif isinstance(item, Change):
+                    await self._engine.refresh(TriggerId(item.id))
+
+
+@contextlib.contextmanager
+def collector_paused(*, collect: bool) -> Iterator[None]:
+    """Load the book with the cyclic collector off, then exempt what is alive from it.
+
+    During a load every collection would rescan every earlier batch (measured
+    for 1M rows: 12.4 s -> 8.3 s without them). After it, `gc.freeze` moves
+    what is alive now, above all the book, out of the collector's reach for
+    good: without it each full collection walks the book on the tick path
+    (measured: 1M triggers, tick-to-order p50 159 ms -> 11 ms). Reference
+    counting still frees a trigger the moment it leaves the book; only cycles
+    among frozen objects would outlive their use, and the book makes none.
+    `collect`: one collection first (at start-up, when nothing waits on the loop).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        if collect:
+            gc.collect()
+        freeze_survivors()
+
+
+def freeze_survivors() -> None:
+    """Exempt everything alive now from the cyclic collector's scans, for good.
+
+    Called after a long-lived load (the book; each day's instrument master:
+    a full collection took 72 ms with a 100,000-row dump in memory and
+    unfrozen, against 12 ms without the dump). No collection first: with the book loaded it
+    would pause the event loop. What else happens to be alive is frozen too;
+    reference counting still frees it, and only a cycle among frozen objects
+    (a rare request's leftovers, once a day) would outlive its use.
+    """
+    gc.freeze()
+
+
+async def _warm_up(work: Callable[[], Awaitable[object]]) -> None:
+    with _logged("warm_up_failed"):
+        await work()
+
+
+@contextlib.contextmanager
+def _logged(event: str) -> Iterator[None]:
+    """Keep a background loop alive through one failed round, saying what failed."""
+    try:
+        yield
+    except Exception:
+        log.exception(event)

@@ -1,0 +1,283 @@
+"""The start-up load reads each column by name, into the field the specification gives it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from hmt.core.errors import InvalidTrigger
+from hmt.core.instruments import Instrument
+from hmt.core.lifecycle import Status
+from hmt.core.model import Trigger
+from hmt.core.types import (
+    Exchange,
+    InstrumentToken,
+    Leg,
+    OrderType,
+    Product,
+    Side,
+    TriggerId,
+    TriggerType,
+    UserId,
+)
+from hmt.store.db import Database
+from hmt.store.execution import ExecutionStore
+from hmt.store.loading import _COLUMNS, converter
+from hmt.store.records import trigger_from_row
+from hmt.store.tables import gtt_orders
+from hmt.store.triggers import TriggerStore
+from tests.support.claimer import claim
+from tests.support.factories import INFY, RELIANCE, make_trigger
+
+USDINR = 412675  # NSE currency: 10^7 wire units per rupee
+EXPIRES = datetime(2031, 7, 9, 11, 12, 13, tzinfo=UTC)
+
+
+def distinct_row(trigger_id: str, **overrides: Any) -> dict[str, Any]:
+    """An active CDS oco row in which no two fields share a value (a swap shows)."""
+    row: dict[str, Any] = {
+        "id": trigger_id,
+        "user_id": "u-distinct",
+        "instrument_token": USDINR,
+        "exchange": "CDS",
+        "tradingsymbol": "USDINR31JULFUT",
+        "trigger_type": "oco",
+        "transaction_type": "SELL",
+        "trigger_price_1": Decimal("83.1234567"),
+        "trigger_price_2": Decimal("84.7654321"),
+        "quantity": 7,
+        "product": "NRML",
+        "order_type": "LIMIT",
+        "limit_price_1": Decimal("83.1111111"),
+        "limit_price_2": Decimal("84.2222222"),
+        "status": "active",
+        "attempts": 3,
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "updated_at": datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC),
+        "expires_at": EXPIRES,
+        "price_divisor": 10_000_000,
+        "tick_size": Decimal("0.0025"),
+        "lot_size": 1000,
+    }
+    row.update(overrides)
+    return row
+
+
+def expected_trigger(trigger_id: str) -> Trigger:
+    return Trigger(
+        id=TriggerId(trigger_id),
+        user_id=UserId("u-distinct"),
+        instrument_token=InstrumentToken(USDINR),
+        exchange=Exchange.CDS,
+        tradingsymbol="USDINR31JULFUT",
+        trigger_type=TriggerType.OCO,
+        side=Side.SELL,
+        trigger_price_1=831_234_567,
+        trigger_price_2=847_654_321,
+        quantity=7,
+        product=Product.NRML,
+        order_type=OrderType.LIMIT,
+        limit_price_1=831_111_111,
+        limit_price_2=842_222_222,
+        status=Status.ACTIVE,
+        expires_at=EXPIRES,
+        price_divisor=10_000_000,
+    )
+
+
+async def insert(db: Database, row: dict[str, Any]) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(gtt_orders.insert().values(row))
+
+
+async def loaded(store: TriggerStore, invalid: list[tuple[str, Exception]]) -> list[Trigger]:
+    found: list[Trigger] = []
+    async for batch in store.stream_active(on_invalid=lambda i, e: invalid.append((i, e))):
+        found += batch
+    return found
+
+
+async def test_every_field_lands_in_its_own_place(store: TriggerStore, db: Database) -> None:
+    """A row of all-distinct values loads, and reads back as a record, field for field."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id))
+    invalid: list[tuple[str, Exception]] = []
+    [trigger] = await loaded(store, invalid)
+    assert invalid == []
+    assert trigger == expected_trigger(trigger_id)
+    record = await store.get("u-distinct", trigger_id)
+    assert record.trigger == trigger
+    assert (record.tick_size, record.lot_size, record.attempts) == (25_000, 1000, 3)
+    assert record.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert record.updated_at == datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+async def test_record_fields_land_in_their_own_places(store: TriggerStore, db: Database) -> None:
+    """The server's columns of a triggered row read back into the record's own fields."""
+    trigger_id = str(uuid.uuid4())
+    server = {
+        "status": "triggered",
+        "triggered_leg": 2,
+        "triggered_price": Decimal("84.7654322"),
+        "triggered_at": datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+        "broker_tag": "tagdistinct",
+        "order_id": "250101000000001",
+        "error_message": "an error of its own",
+    }
+    await insert(db, distinct_row(trigger_id, **server))
+    record = await store.get("u-distinct", trigger_id)
+    assert record.status is Status.TRIGGERED
+    assert record.triggered_leg is Leg.SECOND
+    assert record.triggered_price == 847_654_322
+    assert record.triggered_at == datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    assert (record.broker_tag, record.order_id) == ("tagdistinct", "250101000000001")
+    assert record.error_message == "an error of its own"
+
+
+async def test_the_stored_divisor_wins_over_the_token(store: TriggerStore, db: Database) -> None:
+    """An NSE-looking token stored with divisor 10^4 is read in 10^4 units: nothing decodes it."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id, instrument_token=408065, price_divisor=10_000,
+                                  trigger_price_1=Decimal("83.1234"),
+                                  trigger_price_2=Decimal("84.7654"),
+                                  limit_price_1=Decimal("83.1111"),
+                                  limit_price_2=Decimal("84.2222")))  # fmt: skip
+    [trigger] = await loaded(store, [])
+    assert (trigger.price_divisor, trigger.trigger_price_1) == (10_000, 831_234)
+    assert (await store.get("u-distinct", trigger_id)).trigger == trigger
+
+
+async def test_null_divisor_uses_the_broker_rule_or_is_refused(db: Database) -> None:
+    """Another tool's row without a divisor: read with the fallback, else refused naming it."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id, price_divisor=None))
+    with_rule = TriggerStore(db, divisor_of=lambda token: {USDINR: 10_000_000}[token])
+    [trigger] = await loaded(with_rule, [])
+    assert trigger == expected_trigger(trigger_id)
+
+    without = TriggerStore(db)
+    invalid: list[tuple[str, Exception]] = []
+    assert await loaded(without, invalid) == []
+    [(bad_id, error)] = invalid
+    assert bad_id == trigger_id
+    assert isinstance(error, InvalidTrigger)
+    assert [(e.field, e.rule) for e in error.errors] == [("price_divisor", "required")]
+    with pytest.raises(InvalidTrigger, match="price_divisor"):
+        await without.get("u-distinct", trigger_id)
+
+
+async def test_a_claim_pins_the_divisor_it_read_with(db: Database) -> None:
+    """Claiming a row stored without a divisor writes the one its prices were read with."""
+    trigger_id = str(uuid.uuid4())
+    await insert(db, distinct_row(trigger_id, price_divisor=None))
+    store = TriggerStore(db, divisor_of=lambda token: 10_000_000)
+    [trigger] = await loaded(store, [])
+    assert await claim(store, trigger, Leg.FIRST, 831_234_567)
+    without = TriggerStore(db)  # no fallback needed any more
+    record = await without.get("u-distinct", trigger_id)
+    assert (record.trigger.price_divisor, record.triggered_price) == (10_000_000, 831_234_567)
+
+
+async def test_an_outcome_reads_a_triggered_row_with_the_broker_rule(db: Database) -> None:
+    """Recovering another tool's triggered row without a divisor records its outcome."""
+    trigger_id = str(uuid.uuid4())
+    triggered = {"status": "triggered", "triggered_leg": 1, "broker_tag": "tagnulldiv"}
+    await insert(db, distinct_row(trigger_id, price_divisor=None, **triggered))
+    store = TriggerStore(db, divisor_of=lambda token: {USDINR: 10_000_000}[token])
+    [in_flight] = await ExecutionStore(store).adopt(own=True)
+    assert in_flight.intent.price_divisor == 10_000_000
+    await ExecutionStore(store).placed(TriggerId(trigger_id), "250101000000002", 1)
+    record = await store.get("u-distinct", trigger_id)
+    assert (record.status, record.order_id) == (Status.PLACED, "250101000000002")
+
+
+def test_converter_reads_by_name_whatever_the_column_order() -> None:
+    """The same values in reversed column order convert to the same trigger."""
+    trigger_id = str(uuid.uuid4())
+    row = distinct_row(trigger_id)
+    names = [c.name for c in _COLUMNS]
+    forward = converter(names)([row[name] for name in names])
+    backward = converter(names[::-1])([row[name] for name in names[::-1]])
+    assert forward == backward == expected_trigger(trigger_id)
+    assert trigger_from_row(row) == forward
+
+
+def test_converter_refuses_a_query_missing_a_column() -> None:
+    """A load whose query lacks a field's column stops at once, naming the column."""
+    names = [c.name for c in _COLUMNS if c.name != "limit_price_2"]
+    with pytest.raises(RuntimeError, match="limit_price_2"):
+        converter(names)
+
+
+def listed(token: int, symbol: str, tick: int, lot: int, **overrides: Any) -> Instrument:
+    """The master's entry for an instrument, in paise unless `overrides` say otherwise."""
+    fields: dict[str, Any] = {
+        "id": InstrumentToken(token),
+        "exchange": Exchange.NSE,
+        "tradingsymbol": symbol,
+        "price_divisor": 100,
+        "tick_size": tick,
+        "lot_size": lot,
+    }
+    return Instrument(**{**fields, **overrides})
+
+
+async def test_instrument_grid_is_stored_and_follows_the_instrument(store: TriggerStore) -> None:
+    """Tick and lot size are stored at create, replaced when an instrument is given, kept
+    when none is, and cleared when an edit moves to another instrument without one."""
+    trigger = make_trigger()
+    created = await store.create(trigger, instrument=listed(INFY, "INFY", 5, 1))
+    assert (created.tick_size, created.lot_size) == (5, 1)
+    priced = await store.update(
+        "alice", trigger.id, {"trigger_price_1": 160_010}, instrument=listed(INFY, "INFY", 10, 1)
+    )
+    assert (priced.tick_size, priced.lot_size) == (10, 1)
+    kept = await store.update("alice", trigger.id, {"trigger_price_1": 160_020})
+    assert (kept.tick_size, kept.lot_size) == (10, 1)
+    moved = await store.update(
+        "alice", trigger.id, {"instrument_token": RELIANCE, "tradingsymbol": "RELIANCE"}
+    )
+    assert (moved.tick_size, moved.lot_size) == (None, None)
+    back = await store.update(
+        "alice",
+        trigger.id,
+        {"instrument_token": INFY, "tradingsymbol": "INFY"},
+        instrument=listed(INFY, "INFY", 0, 0),  # the master could not be asked: unknown
+    )
+    assert (back.tick_size, back.lot_size) == (None, None)
+
+
+async def test_a_trigger_in_another_unit_than_its_instrument_is_refused(
+    store: TriggerStore,
+) -> None:
+    """Prices in 10^4 units against an instrument quoted in paise: refused, naming the divisor."""
+    trigger = make_trigger(price_divisor=10_000, trigger_price_1=16_000_000)
+    with pytest.raises(InvalidTrigger) as info:
+        await store.create(trigger, instrument=listed(INFY, "INFY", 5, 1))
+    assert [(e.field, e.rule) for e in info.value.errors] == [("price_divisor", "mismatch")]
+    assert await store.list("alice") == []
+
+
+async def test_bulk_create_stores_each_instruments_grid(store: TriggerStore) -> None:
+    """`create_many` stores each trigger's own instrument's tick and lot size, as `create` does."""
+    option = listed(12073986, "BANKNIFTY18JAN23500CE", 5, 40, exchange=Exchange.NFO)
+    triggers = [
+        make_trigger(),
+        make_trigger(
+            instrument_token=option.id,
+            exchange=Exchange.NFO,
+            tradingsymbol=option.tradingsymbol,
+            product=Product.NRML,
+            quantity=80,
+        ),
+        make_trigger(),
+    ]
+    instruments = [listed(INFY, "INFY", 5, 1), option, None]
+    records = await store.create_many(triggers, instruments=instruments)
+    assert [(r.tick_size, r.lot_size) for r in records] == [(5, 1), (5, 40), (None, None)]
+    stored = [await store.get("alice", t.id) for t in triggers]
+    assert [(r.tick_size, r.lot_size) for r in stored] == [(5, 1), (5, 40), (None, None)]

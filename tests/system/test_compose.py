@@ -1,0 +1,132 @@
+"""The composition: `build` and `hmt run` come up and stop cleanly on both stores, with and
+without HMT_SECRET_KEY, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hmt.compose import build
+from hmt.config import Settings
+from hmt.engine.session import SessionState
+from hmt.sim.simulator import Simulator
+from tests.support.engine_process import engine_process
+from tests.support.eventually import eventually
+
+KEY = "compose-test-sealing-key-0123456789"
+
+
+def _settings(sim: Simulator, database_url: str, secret_key: str | None) -> Settings:
+    return Settings(
+        database_url=database_url,
+        broker="paper",
+        kite_api_url=sim.api_url,
+        kite_ws_url=sim.ws_url,
+        kite_api_key=sim.api_key,
+        kite_access_token=sim.access_token,
+        reconnect_delay_ms=50,
+        health_check_interval_ms=100,
+        secret_key=secret_key,
+    )
+
+
+@pytest.mark.parametrize("secret_key", [None, KEY], ids=["no-key", "key"])
+async def test_build_start_close_leaves_nothing_running(
+    database_url: str, secret_key: str | None
+) -> None:
+    """build() + start() reaches running with its loops and a connected ticker; close() ends
+    every task it started and a second runtime can open the same database."""
+    async with Simulator(seed=3, heartbeat_interval=0.2) as sim:
+        before = asyncio.all_tasks()
+        runtime = await build(_settings(sim, database_url, secret_key))
+        assert (runtime.accounts is not None) is (secret_key is not None)
+        assert runtime.session.state is SessionState.VALID
+        await runtime.start()
+        try:
+            await eventually(lambda: runtime.feed.connected, within=10)
+            assert runtime.engine.state.value == "running"
+            # expiry, claim sweep, health (+ the change feed on PostgreSQL)
+            loops = 4 if runtime.db.dialect == "postgresql" else 3
+            assert runtime.supervisor.running == loops
+            await eventually(lambda: runtime.supervisor.last_health is not None)
+            assert runtime.health().verdict.value == "ok"
+            assert runtime.stats()["state"] == "running"
+            stored = await runtime.use_access_token(sim.access_token)
+            assert stored is (secret_key is not None)
+            # The day's instrument master was fetched at start-up, in the background.
+            await eventually(lambda: runtime.supervisor.warming == 0)
+            assert sim.counters["rest_instruments"] == 1
+            copy, why = await runtime.instruments.copy()
+            assert (copy is not None, why) == (True, "")
+            assert sim.counters["rest_instruments"] == 1
+        finally:
+            await runtime.close()
+        assert runtime.supervisor.running == 0
+        assert runtime.engine.state.value == "stopped"
+        await asyncio.sleep(0)  # let cancelled tasks finish their last step
+        leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
+        leftover.discard(asyncio.current_task())  # type: ignore[arg-type]
+        assert leftover == set(), leftover
+
+        again = await build(_settings(sim, database_url, secret_key))
+        await again.close()  # built, never started: closing is still clean
+
+
+async def test_awaiting_a_login_the_master_is_not_fetched_at_start_up(sqlite_url: str) -> None:
+    """With no broker session yet the start-up fetch is skipped (Kite would refuse it, and the
+    refusal would hold off the first real fetch after the login for the retry wait)."""
+    async with Simulator(seed=3, heartbeat_interval=0.2) as sim:
+        runtime = await build(
+            Settings(
+                database_url=sqlite_url,
+                broker="paper",
+                kite_api_url=sim.api_url,
+                kite_ws_url=sim.ws_url,
+                kite_api_key=sim.api_key,
+                kite_api_secret=sim.api_secret,
+                reconnect_delay_ms=50,
+                secret_key=KEY,
+            )
+        )
+        assert runtime.awaiting_login
+        await runtime.start()
+        try:
+            assert runtime.supervisor.warming == 0
+            await asyncio.sleep(0.2)
+            assert sim.counters["rest_instruments"] == 0
+        finally:
+            await runtime.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("secret_key", [None, KEY], ids=["no-key", "key"])
+async def test_hmt_run_serves_then_exits_zero_on_sigterm(
+    database_url: str, secret_key: str | None, tmp_path: Path
+) -> None:
+    """The real `hmt run` reaches a running engine with a connected ticker, and SIGTERM makes
+    it stop the engine and exit 0 without an error logged."""
+    settings = {} if secret_key is None else {"secret_key": secret_key}
+    async with (
+        Simulator(seed=3, heartbeat_interval=0.2) as sim,
+        engine_process(sim, database_url, tmp_path, **settings) as engine,
+    ):
+        await engine.ready()
+        async with httpx.AsyncClient(base_url=engine.url, timeout=5) as client:
+
+            async def healthy() -> bool:
+                response = await client.get("/health")
+                return bool(response.json()["status"] == "ok")
+
+            await eventually(healthy, within=15)
+        assert await engine.stop() == 0, engine.output()
+        assert engine.events("engine_started"), engine.output()
+        assert engine.events("engine_stopped"), engine.output()
+        errors = [
+            line
+            for line in engine.output(last=1 << 30).splitlines()
+            if '"level": "error"' in line or "Traceback" in line or "destroyed" in line
+        ]
+        assert errors == [], "\n".join(errors)
