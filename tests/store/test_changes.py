@@ -133,19 +133,22 @@ async def test_killed_listener_loses_nothing(pg_url: str, sql: asyncpg.Connectio
 
     async def consume() -> None:
         nonlocal resyncs
-        async for item in feed:
-            if isinstance(item, Resync):
-                resyncs += 1
-                rows = await reader.fetch(
-                    "SELECT id::text FROM hmt_gtt_orders WHERE status = 'active'"
-                )
-                mirror.clear()
-                mirror.update(r[0] for r in rows)
-            else:
-                status = await reader.fetchval(
-                    "SELECT status FROM hmt_gtt_orders WHERE id = $1::uuid", item.id
-                )
-                (mirror.add if status == "active" else mirror.discard)(item.id)
+        # aclosing: a cancel that lands in this loop's body (not inside the feed) must
+        # still close the feed now, not whenever the suspended generator is collected.
+        async with contextlib.aclosing(aiter(feed)) as items:
+            async for item in items:
+                if isinstance(item, Resync):
+                    resyncs += 1
+                    rows = await reader.fetch(
+                        "SELECT id::text FROM hmt_gtt_orders WHERE status = 'active'"
+                    )
+                    mirror.clear()
+                    mirror.update(r[0] for r in rows)
+                else:
+                    status = await reader.fetchval(
+                        "SELECT status FROM hmt_gtt_orders WHERE id = $1::uuid", item.id
+                    )
+                    (mirror.add if status == "active" else mirror.discard)(item.id)
 
     task = asyncio.create_task(consume())
     edits = kills = divergences = 0
