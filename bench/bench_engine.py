@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from hmt.core.types import Leg, Side
 from hmt.engine.executor import Outcome
 from hmt.engine.runtime import Runtime
 from hmt.engine.service import Engine, EngineState
+from hmt.kite.tags import broker_tag
 from hmt.store import migrate
 from hmt.store.db import create_engine
 from hmt.store.tables import gtt_orders
@@ -51,6 +52,7 @@ PER_MINUTE = 190  # under Kite's 200 orders/min: then a pause until the minute h
 MINUTE_S = 60.2
 FAR_BAND = 1000  # far thresholds spread over this many ticks
 INSERT_BATCH = 10_000
+LEASE = timedelta(seconds=30)  # the claims measured here are the engine's own kind
 SEGMENTS = (
     "frame -> claim starts",  # loopback, ws read, decode, book, task start
     "claim",  # conditional UPDATE + `claimed` event, committed (an fsync)
@@ -175,7 +177,9 @@ async def _claims(runtime: Runtime, count: int) -> list[float]:
     latencies = []
     for trigger in picked:
         started = time.perf_counter_ns()
-        won = await runtime.triggers.claim(Fired(trigger, Leg.FIRST, trigger.trigger_price_1))
+        fired = Fired(trigger, Leg.FIRST, trigger.trigger_price_1)
+        tag = broker_tag(trigger.id, Leg.FIRST)
+        won = await runtime.triggers.claim(fired, tag, owner="bench", lease=LEASE, sending=True)
         latencies.append((time.perf_counter_ns() - started) / 1000)
         if not won:
             raise RuntimeError(f"claim of {trigger.id} lost with no competitor")
@@ -191,10 +195,10 @@ class Stamps:
         self._runtime = runtime
         claim, request = runtime.triggers.claim, runtime.rest.request
 
-        async def timed_claim(fired: Fired) -> bool:
+        async def timed_claim(fired: Fired, *args: Any, **kwargs: Any) -> bool:
             started = time.perf_counter_ns()
             try:
-                return await claim(fired)
+                return await claim(fired, *args, **kwargs)
             finally:
                 self.claims.append((started, time.perf_counter_ns()))
 

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,12 +16,14 @@ from hmt.core.book import TriggerBook
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import Leg
 from hmt.engine.supervisor import collector_paused
+from hmt.kite.tags import broker_tag
 from hmt.store import migrate
 from hmt.store.db import Database, create_engine
 from hmt.store.triggers import TriggerStore
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 TOKENS = 500  # instruments the triggers spread over
+LEASE = timedelta(seconds=30)
 PG_FILL = """
 INSERT INTO hmt_gtt_orders (id, user_id, instrument_token, exchange, tradingsymbol,
     trigger_type, transaction_type, trigger_price_1, quantity, product, order_type, status,
@@ -56,7 +59,9 @@ async def _claims(store: TriggerStore, triggers: list[Trigger]) -> list[float]:
     latencies = []
     for trigger in triggers:
         start = time.perf_counter_ns()
-        won = await store.claim(Fired(trigger, Leg.FIRST, trigger.trigger_price_1))
+        fired = Fired(trigger, Leg.FIRST, trigger.trigger_price_1)
+        tag = broker_tag(trigger.id, Leg.FIRST)
+        won = await store.claim(fired, tag, owner="bench", lease=LEASE, sending=True)
         latencies.append((time.perf_counter_ns() - start) / 1e6)
         if not won:
             raise RuntimeError(f"claim of {trigger.id} lost with no competitor")

@@ -44,6 +44,8 @@ NAMES = [
     "HMT_MAX_TRIGGERS_PER_USER",
     "HMT_RATE_LIMIT_WRITES_PER_MIN",
     "HMT_METRICS_PUBLIC",
+    "HMT_ENGINE_ID",
+    "HMT_CLAIM_LEASE_MS",
 ]
 
 
@@ -184,6 +186,32 @@ def test_api_limits_have_safe_defaults_and_refuse_bad_values(
             load_settings()
         assert name in str(error.value)
         monkeypatch.delenv(name)
+
+
+def test_engine_identity_is_stable_and_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The derived id repeats across loads, ignores the password, follows the database;
+    HMT_ENGINE_ID overrides it and is checked."""
+    url = "postgresql://hmt:one@db.example:5432/hmt"
+    derived = load_settings(database_url=url).engine_instance()
+    assert derived == load_settings(database_url=url).engine_instance()
+    assert derived == load_settings(database_url=url.replace("one", "two")).engine_instance()
+    assert derived != load_settings(database_url=url + "2").engine_instance()
+    assert len(derived) <= 64
+    monkeypatch.setenv("HMT_ENGINE_ID", "engine-a")
+    assert load_settings().engine_instance() == "engine-a"
+    monkeypatch.setenv("HMT_ENGINE_ID", "two words")
+    with pytest.raises(ConfigError, match="HMT_ENGINE_ID"):
+        load_settings()
+
+
+def test_claim_lease_outlasts_the_request_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease defaults to 30 s or twice the timeout plus 2 s; a shorter one is refused."""
+    assert load_settings().claim_lease_s == 30.0
+    assert load_settings(kite_timeout_ms=20_000).claim_lease_s == 42.0
+    monkeypatch.setenv("HMT_CLAIM_LEASE_MS", "5000")
+    assert load_settings(kite_timeout_ms=1000).claim_lease_s == 5.0
+    with pytest.raises(ConfigError, match=r"HMT_CLAIM_LEASE_MS: .*at least 16000"):
+        load_settings()
 
 
 def _readme_settings() -> set[str]:

@@ -4,7 +4,7 @@ It reads `Settings`, connects and migrates the store, makes the broker's
 clients (Kite's REST API and ticker; `HMT_BROKER=paper` points them at the
 simulator), and plugs them into the engine's ports. It builds only: starting
 is `Runtime.start` (the supervisor: recovery, the book, the ticker, then the
-expiry sweep, health monitor and change feed), in the seed's order.
+expiry sweep, claim sweep, health monitor and change feed), in the seed's order.
 
 This is the only module that names Kite: the engine, its session and the API
 see the broker through `hmt.engine.ports`.
@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from hmt.config import Broker, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
-from hmt.engine.executor import Executor, RetryPolicy
+from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import ChangeSource, FeedStatus
 from hmt.engine.runtime import Runtime
@@ -156,6 +156,11 @@ async def build(settings: Settings) -> Runtime:
     register_secret(access_token)
     # Rows other tools stored without a price divisor are read with Kite's rule.
     triggers = TriggerStore(db, divisor_of=divisor_for)
+    # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
+    owner = settings.engine_instance()
+    lease = settings.claim_lease_s
+    execution = ExecutionStore(triggers, owner=owner, lease=timedelta(seconds=lease))
+    log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
     rest = KiteRest(
         api_url=settings.kite_api_url,
         api_key=api_key,
@@ -164,11 +169,12 @@ async def build(settings: Settings) -> Runtime:
     )
     executor = Executor(
         KiteOrders(rest),
-        ExecutionStore(triggers),
+        execution,
         throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
         policy=RetryPolicy(
             max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
         ),
+        lease=LeasePolicy(length=lease, request_timeout=settings.kite_timeout_ms / 1000),
         rng=random.Random(),
     )
     engine: Engine
@@ -189,7 +195,7 @@ async def build(settings: Settings) -> Runtime:
         login=KiteLogin(settings),
     )
     engine = Engine(
-        source=ExecutionStore(triggers),
+        source=execution,
         feed=feed,
         executor=executor,
         clock=lambda: datetime.now(UTC),
@@ -208,6 +214,7 @@ async def build(settings: Settings) -> Runtime:
         health=lambda: runtime.health(),
         ping=db.ping,
         health_interval=settings.health_check_interval_ms / 1000,
+        claim_sweep_interval=lease / 2,
         changes=_change_feed(settings) if db.dialect == "postgresql" else None,
         warm=[] if awaiting_login else [instruments.copy],
     )

@@ -6,11 +6,15 @@ secrets are `SecretStr`, so they never appear in a repr, a log line or a traceba
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hmt.core.errors import HmtError
@@ -73,6 +77,11 @@ class Settings(BaseSettings):
     # 10 writes a second, bursts of 60: room for a scripted morning set-up, not for a flood.
     rate_limit_writes_per_min: Annotated[int, Field(ge=0, le=1_000_000)] = 600  # 0: off
     metrics_public: bool = False  # /metrics without an operator token
+    # Which engine instance a claim belongs to (docs/engine.md, "Two engines on one
+    # database"): stable across restarts, unique among the engines sharing a database.
+    engine_id: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None = None
+    # How long a claim is its engine's without renewal; unset: max(30 s, 2 x timeout + 2 s).
+    claim_lease_ms: Annotated[int, Field(ge=1000, le=3_600_000)] | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -98,6 +107,42 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (use a long random string)")
         return value
 
+    @field_validator("claim_lease_ms")
+    @classmethod
+    def _claim_lease(cls, value: int | None, info: ValidationInfo) -> int | None:
+        timeout = info.data.get("kite_timeout_ms")
+        if value is not None and timeout is not None and value < _least_lease_ms(timeout):
+            raise ValueError(
+                f"must be at least {_least_lease_ms(timeout)} (2 x HMT_KITE_TIMEOUT_MS + 2000): "
+                "a claim must outlast the order request it sends, renewed a third of the way"
+            )
+        return value
+
+    @property
+    def claim_lease_s(self) -> float:
+        """The claim lease in seconds: HMT_CLAIM_LEASE_MS, or derived from the timeout."""
+        if self.claim_lease_ms is not None:
+            return self.claim_lease_ms / 1000
+        return max(30_000, _least_lease_ms(self.kite_timeout_ms)) / 1000
+
+    def engine_instance(self) -> str:
+        """HMT_ENGINE_ID, else one derived from host, database and working directory.
+
+        The derived id is the same on every restart of one deployment, so a
+        restarted engine recognises its own claims at once; two engines on one
+        host with the same working directory and database must set HMT_ENGINE_ID.
+        """
+        if self.engine_id is not None:
+            return self.engine_id
+        parts = urlsplit(self.database_url)
+        host = parts.hostname or ""
+        netloc = (f"{parts.username}@" if parts.username else "") + host
+        netloc += f":{parts.port}" if parts.port else ""
+        database = urlunsplit(parts._replace(netloc=netloc))  # the password changes nothing
+        name = socket.gethostname()
+        digest = hashlib.sha256(f"{name}\0{database}\0{os.getcwd()}".encode()).hexdigest()
+        return f"{name[:48]}-{digest[:12]}"
+
     def require_secret_key(self) -> SecretStr:
         """The sealing key, or a `ConfigError` naming HMT_SECRET_KEY when it is unset."""
         if self.secret_key is None:
@@ -107,6 +152,10 @@ class Settings(BaseSettings):
                 'print(secrets.token_urlsafe(32))"`'
             )
         return self.secret_key
+
+
+def _least_lease_ms(timeout_ms: int) -> int:
+    return 2 * timeout_ms + 2000
 
 
 def load_settings(*, uses: Iterable[str] | None = None, **overrides: object) -> Settings:

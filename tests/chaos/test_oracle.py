@@ -8,8 +8,8 @@ from typing import Any
 
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg, Side
+from hmt.kite.tags import broker_tag
 from hmt.store.records import TriggerRecord
 from tests.support.chaos_oracle import judge, judge_all, orphans, tags_of
 from tests.support.chaos_schedule import generate
@@ -22,7 +22,13 @@ def placed(oco: bool = False, leg: Leg = Leg.FIRST) -> TriggerRecord:
     trigger = make_oco(Side.SELL, stop=90_000, target=110_000) if oco else make_trigger()
     trigger = replace(trigger, status=Status.PLACED)
     return TriggerRecord(
-        trigger, AT, AT, triggered_leg=leg, broker_tag=broker_tag(trigger.id, leg), order_id="1"
+        trigger,
+        AT,
+        AT,
+        triggered_leg=leg,
+        broker_tag=broker_tag(trigger.id, leg),
+        order_id="1",
+        attempts=1,
     )
 
 
@@ -34,7 +40,7 @@ def events(record: TriggerRecord, *kinds: EventKind, **placed_payload: Any) -> l
     return out
 
 
-FIRED = (EventKind.CLAIMED, EventKind.ORDER_SENT, EventKind.PLACED)
+FIRED = (EventKind.FIRED, EventKind.CLAIMED, EventKind.ORDER_SENT, EventKind.PLACED)
 
 
 def order(record: TriggerRecord, order_id: str = "1", leg: Leg = Leg.FIRST) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def test_both_legs_of_an_oco_ordered_is_oco_double() -> None:
 def test_an_order_for_a_cancelled_trigger_is_unexpected() -> None:
     """Cancelled, yet the broker holds an order under its tag."""
     record = placed()
-    record = replace(record, trigger=replace(record.trigger, status=Status.CANCELLED))
+    record = replace(record, trigger=replace(record.trigger, status=Status.CANCELLED), attempts=0)
     judged = judge(record, events(record, EventKind.CANCELLED), [order(record)])
     assert judged.classes == ["unexpected"]
 
@@ -80,7 +86,7 @@ def test_placed_without_an_order_and_armed_after_the_push_are_lost() -> None:
     """The row says placed but the broker has nothing; or the trigger never fired."""
     record = placed()
     assert judge(record, events(record, *FIRED), []).classes == ["lost"]
-    armed = replace(record, trigger=replace(record.trigger, status=Status.ACTIVE))
+    armed = replace(record, trigger=replace(record.trigger, status=Status.ACTIVE), attempts=0)
     assert judge(armed, events(armed), []).classes == ["lost"]
 
 
@@ -90,6 +96,21 @@ def test_a_wrong_order_id_is_unexpected_and_a_bad_history_is_reported() -> None:
     assert "unexpected" in judge(record, events(record, *FIRED), [order(record, "9")]).classes
     skipped = events(record, EventKind.PLACED)  # placed without a claim
     assert judge(record, skipped, [order(record)]).classes == ["bad-history"]
+
+
+def test_a_history_must_count_every_request_it_sent() -> None:
+    """A claim needs its `fired`, a placement an earlier `order_sent`, and `attempts`
+    must equal the `order_sent` events."""
+    record = placed()
+    no_fired = events(record, EventKind.CLAIMED, EventKind.ORDER_SENT, EventKind.PLACED)
+    unsent = events(record, EventKind.FIRED, EventKind.CLAIMED, EventKind.PLACED)
+    for history in (no_fired, unsent):
+        assert judge(record, history, [order(record)]).classes == ["bad-history"]
+    resent = events(record, *FIRED[:-1], EventKind.RETRY, EventKind.ORDER_SENT, EventKind.PLACED)
+    assert judge(record, resent, [order(record)]).classes == ["bad-history"]  # attempts=1
+    assert judge(replace(record, attempts=2), resent, [order(record)]).classes == [
+        "indeterminate-resolved"
+    ]
 
 
 def test_orders_nobody_claimed_are_orphans() -> None:

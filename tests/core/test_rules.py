@@ -6,7 +6,6 @@ import pytest
 
 from hmt.core.book import TriggerBook
 from hmt.core.rules import DIRECTIONS, holds, legs_holding, order_for
-from hmt.core.tags import broker_tag
 from hmt.core.types import Direction, Leg, OrderType, Side, TriggerType
 from tests.support.factories import make_oco, make_trigger
 
@@ -69,7 +68,7 @@ def test_holds_is_inclusive_both_ways() -> None:
 
 
 def test_order_for_uses_the_fired_legs_limit_and_tag() -> None:
-    """Each oco leg places the trigger's side with its own limit price and tag."""
+    """Each oco leg places the trigger's side with its own limit price and the given tag."""
     oco = make_oco(
         Side.SELL,
         240_000,
@@ -78,16 +77,16 @@ def test_order_for_uses_the_fired_legs_limit_and_tag() -> None:
         limit_price_1=239_500,
         limit_price_2=280_500,
     )
-    first, second = order_for(oco, Leg.FIRST), order_for(oco, Leg.SECOND)
+    first, second = order_for(oco, Leg.FIRST, "T1"), order_for(oco, Leg.SECOND, "T2")
     assert (first.side, first.limit_price, first.tag) == (
         Side.SELL,
         239_500,
-        broker_tag(oco.id, Leg.FIRST),
+        "T1",
     )
     assert (second.side, second.limit_price, second.tag) == (
         Side.SELL,
         280_500,
-        broker_tag(oco.id, Leg.SECOND),
+        "T2",
     )
     assert first.quantity == oco.quantity
     assert first.tradingsymbol == "INFY"

@@ -128,3 +128,17 @@ def test_no_broker_window_overflows_whenever_requests_arrive(
         for sent, _ in done:
             could = [1 for s, a in done if s <= sent and a > sent - limit.seconds]
             assert len(could) <= limit.count
+
+
+def test_a_cancelled_begin_counts_nowhere() -> None:
+    """A slot taken for an order whose claim was lost is given back: the window is as before."""
+    throttle = Throttle([Limit(1, 1.0)])
+    throttle.begin(0.0)
+    assert throttle.wait(0.0) == math.inf  # the one slot is held
+    throttle.cancel()
+    assert throttle.wait(0.0) == 0
+    throttle.begin(0.0)
+    throttle.end(0.1)
+    assert throttle.wait(0.5) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="cancel"):
+        throttle.cancel()

@@ -15,7 +15,7 @@ from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.model import Fired, OrderIntent
 from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg
-from hmt.engine.executor import AuthExpired, Executor, Outcome, RetryPolicy
+from hmt.engine.executor import AuthExpired, Executor, LeasePolicy, Outcome, RetryPolicy
 from tests.support.factories import make_trigger
 from tests.support.ports import Broker, Step, fail
 from tests.support.ports import ClaimLedger as Store
@@ -194,3 +194,89 @@ async def test_rate_limiting_past_its_window_fails() -> None:
     )
     assert await run.execute(fired()) is Outcome.FAILED
     assert len(broker.sends) == 3
+
+
+def leased(broker: Broker, store: Store, lease: LeasePolicy, **policy: float) -> Executor:
+    return Executor(
+        broker,
+        store,
+        throttle=Throttle([Limit(1000, 1.0)]),
+        policy=RetryPolicy(max_retries=2, backoff=policy.get("backoff", 0.001), lookups=3),
+        lease=lease,
+        rng=random.Random(7),
+    )
+
+
+async def test_a_free_slot_sends_with_the_claim_and_each_retry_records_its_request() -> None:
+    """The claim carries the first order_sent; every later request gets its own first."""
+    broker, store = Broker(fail(ErrorKind.RETRY)), Store()
+    trigger = fired()
+    assert await executor(broker, store).execute(trigger) is Outcome.PLACED
+    assert [name for name, _ in store.calls if name != "renew"] == [
+        "claim",
+        "retry",
+        "order_sent",
+        "placed",
+    ]
+    assert store.calls[0] == ("claim", (trigger.trigger.id, True))
+    assert store.attempts[trigger.trigger.id] == len(broker.sends) == 2
+    assert store.tags[trigger.trigger.id] == broker.tag(trigger.trigger.id, Leg.FIRST)
+
+
+async def test_a_busy_slot_claims_first_and_records_the_request_when_it_leaves() -> None:
+    """While the throttle is full the claim sends nothing; order_sent precedes the request."""
+    broker, store = Broker(), Store()
+    run = executor(broker, store, count=1, seconds=0.05)
+    first, second = fired(), fired()
+    outcomes = await asyncio.gather(run.execute(first), run.execute(second))
+    assert outcomes == [Outcome.PLACED, Outcome.PLACED]
+    assert ("claim", (first.trigger.id, True)) in store.calls
+    assert ("claim", (second.trigger.id, False)) in store.calls
+    assert ("order_sent", 1) in store.calls
+    assert store.attempts == {first.trigger.id: 1, second.trigger.id: 1}
+    assert len(broker.sends) == 2
+
+
+async def test_a_lost_claim_gives_the_slot_back() -> None:
+    """A slot taken for a claim that was lost counts nowhere: the next order goes at once."""
+    broker, store = Broker(), Store(claimable=False)
+    run = executor(broker, store, count=1, seconds=60.0)
+    assert await run.execute(fired()) is Outcome.NOT_CLAIMED
+    store.claimable = True  # the same executor and throttle, now with a claim that wins
+    assert await asyncio.wait_for(run.execute(fired()), 1.0) is Outcome.PLACED
+    assert store.calls[-2][0] == "claim"
+    assert store.calls[-2][1][1] is True, "the slot was free at once"
+
+
+async def test_the_lease_is_renewed_while_an_order_waits_out_rate_limiting() -> None:
+    """Queued behind 429s for several lease thirds, the claim is renewed and then placed."""
+    broker, store = Broker(*[rate_limited] * 4), Store()
+    run = leased(
+        broker, store, LeasePolicy(length=0.3, request_timeout=0.01, margin=0.01), backoff=0.1
+    )
+    assert await run.execute(fired()) is Outcome.PLACED
+    assert sum(1 for name, _ in store.calls if name == "renew") >= 2
+    assert len(broker.sends) == 5
+
+
+async def test_no_request_leaves_unless_the_lease_outlasts_it() -> None:
+    """A retry whose request could outlive the lease is not sent: left for the sweep."""
+    broker, store = Broker(fail(ErrorKind.RETRY)), Store()
+    trigger = fired()
+    run = leased(broker, store, LeasePolicy(length=1.0, request_timeout=5.0))
+    assert await run.execute(trigger) is Outcome.UNRESOLVED
+    assert len(broker.sends) == 1
+    assert store.status[trigger.trigger.id] == "triggered"
+    assert "order_sent" not in [name for name, _ in store.calls]
+
+
+async def test_a_claim_taken_over_stops_the_order_and_writes_nothing() -> None:
+    """Once another engine holds the claim, no further request leaves and no outcome is written."""
+    broker, store = Broker(fail(ErrorKind.RETRY)), Store(held=False)
+    trigger = fired()
+    assert await executor(broker, store).execute(trigger) is Outcome.NOT_CLAIMED
+    assert len(broker.sends) == 1
+    assert store.status[trigger.trigger.id] == "triggered"
+    broker, store = Broker(), Store(held=False)
+    assert await executor(broker, store).execute(fired()) is Outcome.NOT_CLAIMED
+    assert [name for name, _ in store.calls] == ["claim"]

@@ -17,6 +17,7 @@ from hmt.core.types import Leg, Side
 from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.service import Engine, EngineConfig, EngineState
 from hmt.engine.session import BrokerSession, SessionState
+from hmt.kite.tags import broker_tag
 from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
 
@@ -79,7 +80,7 @@ async def test_oco_places_one_leg_only() -> None:
     service.on_ltp(INFY, 111)
     service.on_ltp(INFY, 80)
     await service.drain()
-    assert list(broker.book) == [order_for(oco, Leg.SECOND).tag]
+    assert list(broker.book) == [order_for(oco, Leg.SECOND, broker_tag(oco.id, Leg.SECOND)).tag]
 
 
 async def test_refresh_follows_edits_and_cancels() -> None:
@@ -149,11 +150,18 @@ async def test_recovery_finds_resends_recent_and_gives_up_on_old() -> None:
     source, broker, feed = Source(ledger, [found, recent, old]), Broker(), Feed()
     for trigger in (found, recent, old):
         ledger.status[trigger.id] = "triggered"
-    broker.accept(order_for(found, Leg.FIRST))
+    broker.accept(order_for(found, Leg.FIRST, broker_tag(found.id, Leg.FIRST)))
     source.left = [
-        InFlight(order_for(found, Leg.FIRST), NOW - timedelta(hours=2)),
-        InFlight(order_for(recent, Leg.FIRST), NOW - timedelta(seconds=5)),
-        InFlight(order_for(old, Leg.FIRST), NOW - timedelta(hours=2)),
+        InFlight(
+            order_for(found, Leg.FIRST, broker_tag(found.id, Leg.FIRST)), NOW - timedelta(hours=2)
+        ),
+        InFlight(
+            order_for(recent, Leg.FIRST, broker_tag(recent.id, Leg.FIRST)),
+            NOW - timedelta(seconds=5),
+        ),
+        InFlight(
+            order_for(old, Leg.FIRST, broker_tag(old.id, Leg.FIRST)), NOW - timedelta(hours=2)
+        ),
     ]
     service = engine(source, broker, feed)
     await service.start()
@@ -190,3 +198,35 @@ async def test_stop_drains_and_start_resumes() -> None:
     await service.start()
     assert set(service.book.instruments()) == {INFY}
     assert later.id in service.book
+
+
+async def test_settle_expired_settles_claims_another_engine_left() -> None:
+    """A sweep adopts expired claims and settles each by tag: found is placed, recent is sent,
+    an old one absent at the broker fails; claims it did not adopt are left alone."""
+    found, recent, old, live = (make_trigger(trigger_price_1=p) for p in (100, 101, 102, 103))
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [found, recent, old, live]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    for trigger in (found, recent, old, live):
+        ledger.status[trigger.id] = "triggered"  # claimed by engine A, which then died
+    intents = {
+        t.id: order_for(t, Leg.FIRST, broker_tag(t.id, Leg.FIRST)) for t in (found, recent, old)
+    }
+    broker.accept(intents[found.id])
+    source.expired = [
+        InFlight(intents[found.id], NOW - timedelta(seconds=40)),
+        InFlight(intents[recent.id], NOW - timedelta(seconds=40)),
+        InFlight(intents[old.id], NOW - timedelta(hours=2)),
+    ]
+    assert await service.settle_expired() == 3
+    await service.drain()
+    assert ledger.status == {
+        found.id: "placed",
+        recent.id: "placed",
+        old.id: "failed",
+        live.id: "triggered",
+    }
+    assert len(broker.sends) == 1, "only the recent one was sent"
+    assert source.given_up == [old.id]
+    assert await service.settle_expired() == 0

@@ -11,6 +11,7 @@ import pytest
 
 from hmt.core.types import TriggerId
 from hmt.engine.health import Health, Verdict
+from hmt.engine.service import EngineState
 from hmt.engine.supervisor import Supervisor, collector_paused, freeze_survivors
 from hmt.store.changes import Change, Op, Resync
 from tests.support.eventually import eventually
@@ -19,10 +20,13 @@ OK = Health(Verdict.OK, ())
 
 
 class Engine:
-    """The engine as the supervisor drives it: start, refresh, resync."""
+    """The engine as the supervisor drives it: start, refresh, resync, settle expired claims."""
 
     def __init__(self) -> None:
         self.started = False
+        self.state = EngineState.STOPPED
+        self.sweeps = 0
+        self.sweep_failures = 0
         self.collector_on_at_start: bool | None = None
         self.refreshed: list[TriggerId] = []
         self.resyncs = 0
@@ -30,6 +34,13 @@ class Engine:
     async def start(self) -> None:
         self.collector_on_at_start = gc.isenabled()
         self.started = True
+        self.state = EngineState.RUNNING
+
+    async def settle_expired(self) -> int:
+        self.sweeps += 1
+        if self.sweeps <= self.sweep_failures:
+            raise OSError("database gone for a moment")
+        return 0
 
     async def refresh(self, trigger_id: TriggerId) -> None:
         self.refreshed.append(trigger_id)
@@ -64,18 +75,19 @@ def supervise(engine: Engine, **parts: Any) -> Supervisor:
             "ping": ping,
             "health_interval": 0.01,
             "expiry_interval": 0.01,
+            "claim_sweep_interval": 0.01,
             **parts,
         },
     )
 
 
 async def test_start_starts_the_engine_and_the_loops_and_stop_cancels_them() -> None:
-    """Start runs the engine's start-up and two loops; stop leaves no loop running."""
+    """Start runs the engine's start-up and three loops; stop leaves no loop running."""
     engine = Engine()
     supervisor = supervise(engine)
     await supervisor.start()
     assert engine.started
-    assert supervisor.running == 2
+    assert supervisor.running == 3  # expiry, claim sweep, health
     await eventually(lambda: supervisor.last_health == OK)
     await supervisor.stop()
     assert supervisor.running == 0
@@ -95,7 +107,23 @@ async def test_a_failing_expiry_round_keeps_the_sweep_alive() -> None:
     supervisor = supervise(engine, expire_due=flaky)
     await supervisor.start()
     await eventually(lambda: engine.refreshed == ["t-expired"])
-    assert supervisor.running == 2
+    assert supervisor.running == 3
+    await supervisor.stop()
+
+
+async def test_a_failing_claim_sweep_round_keeps_the_sweep_alive() -> None:
+    """A sweep that raises is logged and the next one still runs; none while not running."""
+    engine = Engine()
+    engine.sweep_failures = 1
+    supervisor = supervise(engine)
+    await supervisor.start()
+    await eventually(lambda: engine.sweeps >= 3)
+    assert supervisor.running == 3
+    engine.state = EngineState.LOGIN_REQUIRED  # settling asks the broker: not without a session
+    await asyncio.sleep(0.02)  # let a sweep already past its check finish
+    paused_at = engine.sweeps
+    await asyncio.sleep(0.05)
+    assert engine.sweeps == paused_at
     await supervisor.stop()
 
 
@@ -212,7 +240,7 @@ async def test_warm_up_runs_after_the_load_in_the_background_and_a_failure_is_lo
     supervisor = supervise(engine, warm=[fetch_master, failing, never])
     await supervisor.start()
     assert done == []
-    assert supervisor.running == 2  # warm-up is not counted among the loops
+    assert supervisor.running == 3  # warm-up is not counted among the loops
     await eventually(lambda: supervisor.warming == 2)  # `failing` has ended
     gate.set()
     await eventually(lambda: done == ["master"])

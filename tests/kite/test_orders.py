@@ -8,9 +8,9 @@ import pytest
 
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.rules import order_for
-from hmt.core.tags import broker_tag
 from hmt.core.types import Exchange, Leg, OrderType, Side
 from hmt.kite.orders import order_form, report_from_row
+from hmt.kite.tags import broker_tag
 from tests.support.factories import make_oco, make_trigger
 from tests.support.services import kite_fixture
 
@@ -18,7 +18,9 @@ from tests.support.services import kite_fixture
 def test_market_order_form_carries_protection_and_tag() -> None:
     """A MARKET order always carries market_protection (Kite rejects it without) and our tag."""
     trigger = make_trigger(quantity=7)
-    form = order_form(order_for(trigger, Leg.FIRST), market_protection=-1)
+    form = order_form(
+        order_for(trigger, Leg.FIRST, broker_tag(trigger.id, Leg.FIRST)), market_protection=-1
+    )
     assert form == {
         "tradingsymbol": "INFY",
         "exchange": "NSE",
@@ -42,7 +44,9 @@ def test_limit_order_form_sends_rupees_from_wire_units() -> None:
         limit_price_1=239_995,
         limit_price_2=280_050,
     )
-    form = order_form(order_for(oco, Leg.SECOND), market_protection=-1)
+    form = order_form(
+        order_for(oco, Leg.SECOND, broker_tag(oco.id, Leg.SECOND)), market_protection=-1
+    )
     assert form["price"] == "2800.5"
     assert form["tag"] == broker_tag(oco.id, Leg.SECOND)
     assert "market_protection" not in form
@@ -67,7 +71,7 @@ def test_order_prices_use_the_intents_divisor(
         limit_price_1=units,
         price_divisor=divisor,
     )
-    intent = order_for(trigger, Leg.FIRST)
+    intent = order_for(trigger, Leg.FIRST, broker_tag(trigger.id, Leg.FIRST))
     assert intent.price_divisor == divisor
     assert order_form(intent, market_protection=-1)["price"] == rupees
 

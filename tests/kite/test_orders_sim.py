@@ -15,6 +15,7 @@ from hmt.core.rules import order_for
 from hmt.core.types import Leg, OrderType, Side
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
+from hmt.kite.tags import broker_tag
 from hmt.sim.simulator import Simulator
 from tests.support.factories import INFY, make_trigger
 
@@ -36,7 +37,8 @@ async def kite(sim: Simulator) -> AsyncIterator[KiteOrders]:
 
 
 def intent(**overrides: object):  # type: ignore[no-untyped-def]
-    return order_for(make_trigger(**overrides), Leg.FIRST)
+    trigger = make_trigger(**overrides)
+    return order_for(trigger, Leg.FIRST, broker_tag(trigger.id, Leg.FIRST))
 
 
 async def test_market_order_is_placed_and_found_by_tag(sim: Simulator, kite: KiteOrders) -> None:

@@ -12,11 +12,9 @@ import pytest
 
 from hmt.core.errors import IllegalTransition
 from hmt.core.lifecycle import Status
-from hmt.core.model import Fired
-from hmt.core.types import Leg
 from hmt.store.db import Database
 from hmt.store.triggers import TriggerStore
-from tests.support.claimer import claim_in_process, warm
+from tests.support.claimer import claim, claim_in_process, warm
 from tests.support.factories import make_trigger
 
 CLAIMERS = 6
@@ -40,7 +38,7 @@ async def test_concurrent_claims_on_separate_connections(store: TriggerStore, db
         trigger = make_trigger()
         await store.create(trigger)
         results = await asyncio.gather(
-            *(store.claim(Fired(trigger, Leg.FIRST, 160_000)) for _ in range(CLAIMERS))
+            *(claim(store, trigger, owner=f"engine-{n}") for n in range(CLAIMERS))
         )
         winners.append(sum(results))
         assert (await store.get("alice", trigger.id)).attempts == 1
@@ -84,7 +82,7 @@ async def test_fire_versus_cancel_and_edit(store: TriggerStore) -> None:
             else store.update("alice", trigger.id, {"trigger_price_1": 170_000})
         )
         claimed, changed = await asyncio.gather(
-            store.claim(Fired(trigger, Leg.FIRST, 160_000)),
+            claim(store, trigger),
             user_change,
             return_exceptions=True,
         )

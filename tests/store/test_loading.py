@@ -12,7 +12,7 @@ import pytest
 from hmt.core.errors import InvalidTrigger
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
-from hmt.core.model import Fired, Trigger
+from hmt.core.model import Trigger
 from hmt.core.types import (
     Exchange,
     InstrumentToken,
@@ -30,6 +30,7 @@ from hmt.store.loading import _COLUMNS, converter
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
+from tests.support.claimer import claim
 from tests.support.factories import INFY, RELIANCE, make_trigger
 
 USDINR = 412675  # NSE currency: 10^7 wire units per rupee
@@ -175,7 +176,7 @@ async def test_a_claim_pins_the_divisor_it_read_with(db: Database) -> None:
     await insert(db, distinct_row(trigger_id, price_divisor=None))
     store = TriggerStore(db, divisor_of=lambda token: 10_000_000)
     [trigger] = await loaded(store, [])
-    assert await store.claim(Fired(trigger, Leg.FIRST, 831_234_567))
+    assert await claim(store, trigger, Leg.FIRST, 831_234_567)
     without = TriggerStore(db)  # no fallback needed any more
     record = await without.get("u-distinct", trigger_id)
     assert (record.trigger.price_divisor, record.triggered_price) == (10_000_000, 831_234_567)
@@ -187,7 +188,7 @@ async def test_an_outcome_reads_a_triggered_row_with_the_broker_rule(db: Databas
     triggered = {"status": "triggered", "triggered_leg": 1, "broker_tag": "tagnulldiv"}
     await insert(db, distinct_row(trigger_id, price_divisor=None, **triggered))
     store = TriggerStore(db, divisor_of=lambda token: {USDINR: 10_000_000}[token])
-    [in_flight] = await ExecutionStore(store).in_flight()
+    [in_flight] = await ExecutionStore(store).adopt(own=True)
     assert in_flight.intent.price_divisor == 10_000_000
     await ExecutionStore(store).placed(TriggerId(trigger_id), "250101000000002", 1)
     record = await store.get("u-distinct", trigger_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,13 +12,13 @@ from sqlalchemy import func, select, text
 from hmt.core.errors import DuplicateTrigger, IllegalTransition, InvalidTrigger
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
-from hmt.core.model import Fired
-from hmt.core.tags import broker_tag
 from hmt.core.types import Exchange, InstrumentToken, Leg, OrderType, Side, TriggerId, UserId
+from hmt.kite.tags import broker_tag
 from hmt.store.db import Database
 from hmt.store.tables import gtt_orders, trigger_events
 from hmt.store.triggers import TriggerNotFound, TriggerStore
 from tests.store.conftest import Clock
+from tests.support.claimer import claim
 from tests.support.factories import make_oco, make_trigger
 
 CDS_TOKEN = InstrumentToken(412675)  # segment 3: prices in units of 1e-7 rupees
@@ -187,12 +188,13 @@ async def test_pause_resume_cancel_follow_the_lifecycle(store: TriggerStore) -> 
     assert kinds == [EventKind.CREATED, EventKind.PAUSED, EventKind.RESUMED, EventKind.CANCELLED]
 
 
-async def test_claim_wins_once_and_records_the_leg(store: TriggerStore) -> None:
-    """The first claim moves the row to triggered with leg, price, tag and one attempt."""
+async def test_claim_wins_once_and_records_the_leg(store: TriggerStore, db: Database) -> None:
+    """The first claim moves the row to triggered with leg, price, tag, owner, lease and one
+    attempt, and writes fired, claimed and the first order_sent together."""
     trigger = make_oco(Side.SELL, 240_000, 280_000)
     await store.create(trigger)
-    assert await store.claim(Fired(trigger, Leg.SECOND, 280_005))
-    assert not await store.claim(Fired(trigger, Leg.FIRST, 239_995))
+    assert await claim(store, trigger, Leg.SECOND, 280_005)
+    assert not await claim(store, trigger, Leg.FIRST, 239_995, owner="engine-b")
     record = await store.get("alice", trigger.id)
     assert record.status is Status.TRIGGERED
     assert record.triggered_leg is Leg.SECOND
@@ -200,9 +202,39 @@ async def test_claim_wins_once_and_records_the_leg(store: TriggerStore) -> None:
     assert record.broker_tag == broker_tag(trigger.id, Leg.SECOND)
     assert record.attempts == 1
     assert record.triggered_at == store.clock()
-    claimed = (await store.history("alice", trigger.id))[-1]
-    assert claimed.kind is EventKind.CLAIMED
-    assert claimed.payload == {"leg": 2, "ltp": "2800.05", "tag": record.broker_tag}
+    async with db.engine.connect() as conn:
+        owner, until = (
+            await conn.execute(
+                select(gtt_orders.c.claimed_by, gtt_orders.c.claim_expires_at).where(
+                    gtt_orders.c.id == trigger.id
+                )
+            )
+        ).one()
+    assert (owner, until) == ("engine-a", store.clock() + timedelta(seconds=30))
+    fired, claimed, sent = (await store.history("alice", trigger.id))[-3:]
+    assert (fired.kind, claimed.kind, sent.kind) == (
+        EventKind.FIRED,
+        EventKind.CLAIMED,
+        EventKind.ORDER_SENT,
+    )
+    assert fired.payload == {"leg": 2, "ltp": "2800.05"}
+    assert claimed.payload == {
+        "leg": 2,
+        "ltp": "2800.05",
+        "tag": record.broker_tag,
+        "engine": "engine-a",
+    }
+    assert sent.payload == {"attempt": 1, "engine": "engine-a"}
+
+
+async def test_claim_without_sending_counts_no_attempt(store: TriggerStore) -> None:
+    """A claim whose order waits for the throttle records no order_sent and no attempt."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    assert await claim(store, trigger, sending=False)
+    assert (await store.get("alice", trigger.id)).attempts == 0
+    kinds = [e.kind for e in await store.history("alice", trigger.id)]
+    assert kinds == [EventKind.CREATED, EventKind.FIRED, EventKind.CLAIMED]
 
 
 async def test_claim_loses_to_edit_pause_cancel_and_expiry(
@@ -218,7 +250,7 @@ async def test_claim_loses_to_edit_pause_cancel_and_expiry(
     await store.cancel("alice", cancelled.id)
     clock.advance(hours=1)
     for trigger in (edited, paused, cancelled, expiring):
-        assert not await store.claim(Fired(trigger, Leg.FIRST, 175_000))
+        assert not await claim(store, trigger, Leg.FIRST, 175_000)
     assert (await store.get("alice", edited.id)).status is Status.ACTIVE
 
 
@@ -228,7 +260,7 @@ async def test_in_status_reads_every_users_triggers(store: TriggerStore) -> None
     for trigger in (mine, theirs, idle):
         await store.create(trigger)
     for trigger in (mine, theirs):
-        assert await store.claim(Fired(trigger, Leg.FIRST, 160_000))
+        assert await claim(store, trigger, Leg.FIRST, 160_000)
     triggered = await store.in_status(Status.TRIGGERED)
     assert sorted(r.id for r in triggered) == sorted([mine.id, theirs.id])
     assert [r.id for r in await store.in_status(Status.ACTIVE)] == [idle.id]
@@ -293,12 +325,12 @@ async def test_stream_active_in_batches(store: TriggerStore, db: Database) -> No
 
 
 async def test_events_are_written_with_their_change(store: TriggerStore, db: Database) -> None:
-    """Each row change has exactly one event: counts match after a run of operations."""
+    """Each row change has its events: one each, and the claim's `fired` note besides."""
     trigger = make_trigger()
     await store.create(trigger)
     await store.pause("alice", trigger.id)
     await store.resume("alice", trigger.id)
-    await store.claim(Fired(trigger, Leg.FIRST, 160_000))
+    await claim(store, trigger, sending=False)
     async with db.engine.connect() as conn:
         count = (
             await conn.execute(
@@ -307,7 +339,7 @@ async def test_events_are_written_with_their_change(store: TriggerStore, db: Dat
                 .where(trigger_events.c.trigger_id == trigger.id)
             )
         ).scalar_one()
-    assert count == 4
+    assert count == 5  # created, paused, resumed, fired + claimed
 
 
 async def test_claim_compares_prices_as_decimals(store: TriggerStore, db: Database) -> None:
@@ -318,7 +350,7 @@ async def test_claim_compares_prices_as_decimals(store: TriggerStore, db: Databa
         await conn.execute(text("UPDATE hmt_gtt_orders SET trigger_price_1 = '1600.50'"))
     loaded = (await store.get("alice", trigger.id)).trigger
     assert loaded == trigger
-    assert await store.claim(Fired(loaded, Leg.FIRST, 160_050))
+    assert await claim(store, loaded, Leg.FIRST, 160_050)
 
 
 async def test_create_many_writes_all_or_none(store: TriggerStore, db: Database) -> None:

@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg
+from hmt.kite.tags import broker_tag
 from tests.support.system import System
 
 

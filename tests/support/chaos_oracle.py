@@ -13,7 +13,9 @@ holds for its legs' tags and what its history says:
   tag, wrong order id, cancelled, failed or still armed);
 - `lost`: a trigger that had to fire and did not end `placed` with its order
   (left armed, left `triggered`, `failed`, or `placed` with nothing at the broker);
-- `bad-history`: the events do not replay, through `TRANSITIONS`, to the row.
+- `bad-history`: the events do not replay, through `TRANSITIONS`, to the row; or
+  a claim without its `fired`, a `placed` with no `order_sent` before it, or
+  `attempts` different from the number of `order_sent` events.
 
 "Had to fire" is decided by the runner, not guessed here: after healing it
 pushes a price through every leg still armed while the engine is healthy, so
@@ -30,8 +32,8 @@ from typing import Any
 
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import TRANSITIONS, Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerType
+from hmt.kite.tags import broker_tag
 from hmt.store.records import TriggerRecord
 
 CLASSES = (
@@ -165,6 +167,21 @@ def history_problem(record: TriggerRecord, history: Sequence[TriggerEvent]) -> s
         return "more than one outcome"
     if record.status is Status.PLACED and EventKind.CLAIMED not in kinds:
         return "placed without a claim"
+    return _requests_problem(record, kinds)
+
+
+def _requests_problem(record: TriggerRecord, kinds: Sequence[EventKind]) -> str:
+    """Each claim follows its `fired`; every request is one `order_sent` and one attempt."""
+    for i, kind in enumerate(kinds):
+        if kind is EventKind.CLAIMED and kinds[i - 1] is not EventKind.FIRED:
+            return "a `claimed` without its `fired`"
+        if kind is EventKind.PLACED and EventKind.ORDER_SENT not in kinds[:i]:
+            return "placed, yet no `order_sent` before it"
+    if kinds.count(EventKind.ORDER_SENT) != record.attempts:
+        return (
+            f"attempts={record.attempts} but {kinds.count(EventKind.ORDER_SENT)} `order_sent` "
+            "events: every request is one of each"
+        )
     return ""
 
 

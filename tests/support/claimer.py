@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from datetime import timedelta
 from typing import Any
 
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import Leg
+from hmt.kite.tags import broker_tag
 from hmt.store.db import Database, create_engine
 from hmt.store.triggers import TriggerStore
+
+LEASE = timedelta(seconds=30)
 
 
 def claim_in_process(url: str, trigger: Trigger, leg: int, ltp: int, start_at: float) -> bool:
@@ -21,7 +26,11 @@ def claim_in_process(url: str, trigger: Trigger, leg: int, ltp: int, start_at: f
             async with db.engine.connect() as conn:  # connect before the start line
                 await conn.exec_driver_sql("SELECT 1")
             await asyncio.sleep(max(0.0, start_at - time.time()))
-            return await TriggerStore(db).claim(Fired(trigger, Leg(leg), ltp))
+            tag = broker_tag(trigger.id, Leg(leg))
+            fired = Fired(trigger, Leg(leg), ltp)
+            return await TriggerStore(db).claim(
+                fired, tag, owner=f"claimer-{os.getpid()}", lease=LEASE
+            )
         finally:
             await db.dispose()
 
@@ -31,3 +40,22 @@ def claim_in_process(url: str, trigger: Trigger, leg: int, ltp: int, start_at: f
 def warm(_: Any = None) -> int:
     """Make a worker import everything before the timed races start."""
     return 0
+
+
+async def claim(
+    store: TriggerStore,
+    trigger: Trigger,
+    leg: Leg = Leg.FIRST,
+    ltp: int = 160_000,
+    *,
+    owner: str = "engine-a",
+    sending: bool = True,
+) -> bool:
+    """One engine's claim as the executor makes it: Kite's tag, a lease, the first order_sent."""
+    return await store.claim(
+        Fired(trigger, leg, ltp),
+        broker_tag(trigger.id, leg),
+        owner=owner,
+        lease=LEASE,
+        sending=sending,
+    )

@@ -19,8 +19,8 @@ from typing import Any
 
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerId
+from hmt.kite.tags import broker_tag
 from hmt.store import migrate
 from hmt.store.db import Database, create_engine
 from hmt.store.records import TriggerRecord
@@ -121,7 +121,9 @@ def _classify(
     found = {tag: by_tag.get(tag, []) for tag in tags}
     result.duplicates += [tag for tag, orders in found.items() if len(orders) > 1]
     kinds = [event.kind for event in history]
-    if not _history_matches(kinds, history[0].payload if history else {}, status):
+    if not _history_matches(kinds, history[0].payload if history else {}, status) or (
+        kinds.count(EventKind.ORDER_SENT) != record.attempts
+    ):
         result.bad_history.append(trigger_id)
     if status is Status.PLACED:
         result.placed += 1
@@ -148,11 +150,20 @@ def _classify(
 
 
 def _history_matches(kinds: list[EventKind], created: Any, status: Status) -> bool:
-    """The events replay to the row's status, with at most one claim and one outcome."""
+    """The events replay to the row's status, with at most one outcome; each claim follows
+    its `fired`, and an order placed was sent (`order_sent`) before it was placed.
+
+    (`attempts` must equal the `order_sent` events: checked by the caller, which has the row.)
+    """
     if not kinds or kinds[0] is not EventKind.CREATED:
         return False
     if kinds.count(EventKind.PLACED) + kinds.count(EventKind.FAILED) > 1:
         return False
+    for i, kind in enumerate(kinds):
+        if kind is EventKind.CLAIMED and kinds[i - 1] is not EventKind.FIRED:
+            return False
+        if kind is EventKind.PLACED and EventKind.ORDER_SENT not in kinds[:i]:
+            return False
     replayed = Status(created.get("status", Status.ACTIVE.value))
     for kind in kinds[1:]:
         after = _STATUS_AFTER.get(kind)

@@ -12,9 +12,11 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.errors import ClaimLost
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
-from hmt.core.types import TriggerId
+from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import FeedStatus
+from hmt.kite.tags import broker_tag
 
 Step = Callable[["Broker", OrderIntent], str]
 
@@ -29,6 +31,9 @@ class Broker:
         self.finds = 0
         self.find_errors = find_errors
         self._ids = itertools.count(1_000_000_000_000_000_000)
+
+    def tag(self, trigger_id: str, leg: Leg) -> str:
+        return broker_tag(trigger_id, leg)
 
     def accept(self, intent: OrderIntent) -> str:
         order_id = str(next(self._ids))
@@ -64,18 +69,35 @@ def fail(kind: ErrorKind, *, accept_first: bool = False) -> Step:
 class ClaimLedger:
     """Claims and outcomes as the real store records them, in memory."""
 
-    def __init__(self, *, claimable: bool = True) -> None:
+    def __init__(self, *, claimable: bool = True, held: bool = True) -> None:
         self.claimable = claimable
+        self.held = held  # False: another engine took the claim over (renewals fail)
         self.status: dict[TriggerId, str] = {}
+        self.attempts: dict[TriggerId, int] = {}
+        self.tags: dict[TriggerId, str] = {}
         self.calls: list[tuple[str, object]] = []
 
-    async def claim(self, fired: Fired) -> bool:
-        self.calls.append(("claim", fired.trigger.id))
+    async def claim(self, fired: Fired, tag: str, *, sending: bool = False) -> bool:
+        self.calls.append(("claim", (fired.trigger.id, sending)))
         if self.claimable:
             self.status[fired.trigger.id] = "triggered"
+            self.tags[fired.trigger.id] = tag
+            self.attempts[fired.trigger.id] = self.attempts.get(fired.trigger.id, 0) + sending
         return self.claimable
 
+    async def order_sent(self, trigger_id: TriggerId) -> int:
+        self._ours(trigger_id)
+        assert self.status[trigger_id] == "triggered", "order_sent without a claim"
+        self.attempts[trigger_id] = self.attempts.get(trigger_id, 0) + 1
+        self.calls.append(("order_sent", self.attempts[trigger_id]))
+        return self.attempts[trigger_id]
+
+    async def renew(self, trigger_id: TriggerId) -> bool:
+        self.calls.append(("renew", trigger_id))
+        return self.held and self.status.get(trigger_id) == "triggered"
+
     async def retry(self, trigger_id: TriggerId, attempt: int, reason: str) -> None:
+        self._ours(trigger_id)
         self.calls.append(("retry", attempt))
 
     async def placed(self, trigger_id: TriggerId, order_id: str, attempt: int) -> None:
@@ -87,7 +109,12 @@ class ClaimLedger:
     async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None:
         self._finish(trigger_id, "active", reason)
 
+    def _ours(self, trigger_id: TriggerId) -> None:
+        if not self.held:
+            raise ClaimLost(trigger_id)
+
     def _finish(self, trigger_id: TriggerId, status: str, detail: object) -> None:
+        self._ours(trigger_id)
         assert self.status[trigger_id] == "triggered", "an outcome without a claim"
         self.status[trigger_id] = status
         self.calls.append((status, detail))
@@ -99,7 +126,8 @@ class Source:
     def __init__(self, ledger: ClaimLedger, triggers: Iterable[Trigger] = ()) -> None:
         self.ledger = ledger
         self.rows: dict[TriggerId, Trigger] = {t.id: t for t in triggers}
-        self.left: list[InFlight] = []
+        self.left: list[InFlight] = []  # claims of an earlier life of this engine
+        self.expired: list[InFlight] = []  # other engines' claims whose lease ran out
         self.given_up: list[TriggerId] = []
 
     def active_ids(self) -> set[TriggerId]:
@@ -111,8 +139,16 @@ class Source:
     async def active(self, trigger_id: TriggerId) -> Trigger | None:
         return self.rows[trigger_id] if trigger_id in self.active_ids() else None
 
-    async def in_flight(self) -> list[InFlight]:
-        return self.left
+    async def adopt(self, *, own: bool) -> list[InFlight]:
+        """`left` at start-up (`own`), `expired` on a sweep; each handed out once."""
+        taken = self.left if own else self.expired
+        if own:
+            self.left = []
+        else:
+            self.expired = []
+        for item in taken:
+            self.ledger.status[item.intent.trigger_id] = "triggered"
+        return taken
 
     async def expire_due(self) -> list[TriggerId]:
         return []

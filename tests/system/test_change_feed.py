@@ -19,9 +19,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg
 from hmt.kite.segments import divisor_for
+from hmt.kite.tags import broker_tag
 from hmt.store.changes import asyncpg_dsn
 from tests.support.eventually import eventually
 from tests.support.system import System, running_system

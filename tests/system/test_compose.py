@@ -48,7 +48,8 @@ async def test_build_start_close_leaves_nothing_running(
         try:
             await eventually(lambda: runtime.feed.connected, within=10)
             assert runtime.engine.state.value == "running"
-            loops = 3 if runtime.db.dialect == "postgresql" else 2  # + the change feed
+            # expiry, claim sweep, health (+ the change feed on PostgreSQL)
+            loops = 4 if runtime.db.dialect == "postgresql" else 3
             assert runtime.supervisor.running == loops
             await eventually(lambda: runtime.supervisor.last_health is not None)
             assert runtime.health().verdict.value == "ok"

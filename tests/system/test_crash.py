@@ -34,9 +34,10 @@ from tests.support.history_audit import audit, open_store
 
 REPS = int(os.environ.get("HMT_CRASH_REPS", "2"))
 FAILPOINTS = ("after_claim", "after_send", "after_response", "mid_event_write")
-# mid_event_write's n-th hit, by repetition: 1 cuts the first claim; 5 and 4
-# usually cut an outcome write (after its order_sent event, or before it) once
-# three claims are in, else a later claim. The per-cycle line shows which.
+# mid_event_write's n-th hit, by repetition: 1 cuts the first claim (its fired,
+# claimed and order_sent events are one statement: one hit); 5 and 4 usually cut
+# an outcome write once three claims are in, else a later claim. The per-cycle
+# line shows which.
 MID_WRITE_HITS = (1, 5, 4)
 BASE, CROSSING = "1000.00", "1015.00"
 GRACEFUL = (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once shut down
@@ -212,3 +213,87 @@ async def test_crash_at_every_failpoint_then_restart_settles_every_claim(
     assert result.wrong_order_id == []
     assert result.bad_history == []
     assert result.placed + result.failed == result.triggers == 3 * figures.crashes
+
+
+async def test_history_after_a_sigkill_counts_every_request(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SIGKILLed with a request unanswered (then: between a refused request and its retry),
+    restarted: each request the simulator received is its own `order_sent`, and `attempts`
+    equals their number.
+
+    The restart has no HMT_ENGINE_ID: the derived id is the same, so it settles its own
+    claim at once.
+    """
+    cases = {
+        # The OMS takes the order and never answers: killed with the answer outstanding.
+        "unanswered": (
+            {"kind": "never_answer", "endpoint": "place_order", "times": 1},
+            [EventKind.ORDER_SENT, EventKind.RECONCILED, EventKind.PLACED],
+        ),
+        # Refused (503) and killed in the retry's backoff: recovery sends the second request.
+        "refused": (
+            {"kind": "error", "endpoint": "place_order", "times": 1},
+            [EventKind.ORDER_SENT, EventKind.RETRY, EventKind.ORDER_SENT, EventKind.PLACED],
+        ),
+    }
+    async with (
+        Simulator(seed=random.randrange(1 << 32), heartbeat_interval=0.2) as sim,
+        open_store(database_url) as store,
+    ):
+        for name, (fault, after_claim) in cases.items():
+            sim.push_price(INFY, BASE)
+            trigger = await store.create(make_trigger(trigger_price_1=101_000))
+            before = sim.counters["rest_place_order"]
+            async with engine_process(
+                sim, database_url, tmp_path, name=f"{name}-killed", retry_backoff_ms=60_000
+            ) as engine:
+                await engine.ready()
+                sim.faults.add(**fault)
+                sim.push_price(INFY, CROSSING)
+
+                async def pending(
+                    trigger_id: str = trigger.id, before: int = before, name: str = name
+                ) -> bool:
+                    """The request reached the simulator and its order_sent is stored."""
+                    kinds = [e.kind for e in await store.history("alice", trigger_id)]
+                    received = sim.counters["rest_place_order"] - before
+                    return (
+                        received == 1
+                        and EventKind.ORDER_SENT in kinds
+                        and (name == "unanswered" or EventKind.RETRY in kinds)
+                    )
+
+                await eventually(pending, within=15, interval=0.01)
+                engine.kill()
+                assert await engine.exited() == -signal.SIGKILL
+            sim.faults.clear()
+            async with engine_process(
+                sim, database_url, tmp_path, name=f"{name}-restarted"
+            ) as restarted:
+                await eventually(
+                    lambda trigger_id=trigger.id: in_status(store, [trigger_id], Status.PLACED),
+                    within=30,
+                    interval=0.02,
+                )
+                assert await restarted.stop() in GRACEFUL, restarted.output()
+            record = await store.load(trigger.id)
+            history = await store.history("alice", trigger.id)
+            received = sim.counters["rest_place_order"] - before
+            sent = [e for e in history if e.kind is EventKind.ORDER_SENT]
+            print(
+                f"\n{name}: requests received={received} order_sent={len(sent)} "
+                f"attempts={record.attempts if record else None} "
+                f"history={[e.kind.value for e in history]}"
+            )
+            assert record is not None
+            assert record.status is Status.PLACED
+            assert [e.kind for e in history] == [
+                EventKind.CREATED,
+                EventKind.FIRED,
+                EventKind.CLAIMED,
+                *after_claim,
+            ]
+            assert record.attempts == len(sent) == received
+            assert [e.payload["attempt"] for e in sent] == list(range(1, received + 1))
+            assert len([o for o in sim.orders() if o.get("tag") == record.broker_tag]) == 1

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg
+from hmt.kite.tags import broker_tag
 from tests.support.eventually import eventually
 from tests.support.system import running_system
 
@@ -40,6 +40,7 @@ async def test_single_buy_and_sell_fire_at_the_boundary_not_one_tick_short(
         assert placed["triggered_price"] == "1610"
         assert [e["kind"] for e in placed["events"]] == [
             "created",
+            "fired",
             "claimed",
             "order_sent",
             "placed",

@@ -12,8 +12,8 @@ import random
 import struct
 from typing import Any
 
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg
+from hmt.kite.tags import broker_tag
 from hmt.kite.ticker_protocol import PACKET_SIZES
 from hmt.sim.ticker import MALFORMED
 from tests.support.eventually import eventually

@@ -10,22 +10,28 @@ simulator's order book is the judge. Nightly: HMT_RACE_REPS=500.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import IllegalTransition
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
-from hmt.core.tags import broker_tag
 from hmt.core.types import Leg, TriggerId
+from hmt.kite.tags import broker_tag
 from hmt.sim.simulator import Simulator
+from hmt.store.records import TriggerRecord
+from hmt.store.tables import gtt_orders
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 from tests.support.databases import TABLES
@@ -185,8 +191,8 @@ async def test_two_engine_processes_on_one_postgresql_place_each_trigger_once(
         ops = (await TokenStore(store.db).issue("ops", operator=True)).token
         headers = {"Authorization": f"Bearer {ops}"}
         async with (
-            engine_process(sim, database_url, tmp_path, name="a", **SHARED_KEY) as a,
-            engine_process(sim, database_url, tmp_path, name="b", **SHARED_KEY) as b,
+            engine_process(sim, database_url, tmp_path, name="a", engine_id="a", **SHARED_KEY) as a,
+            engine_process(sim, database_url, tmp_path, name="b", engine_id="b", **SHARED_KEY) as b,
         ):
             await asyncio.gather(a.ready(), b.ready())
             ids: list[str] = []
@@ -240,6 +246,164 @@ async def test_two_engine_processes_on_one_postgresql_place_each_trigger_once(
     assert result.wrong_order_id == result.bad_history == []
     assert winners == {1: len(ids)}
     assert orders == claims == sum(won) == len(ids)
+
+
+# A request held this long at the simulator outlasts a restart of the other engine.
+HANG_S = 12.0
+HANGING: dict[str, object] = {"kite_timeout_ms": 30_000}  # the lease: 62 s
+
+
+async def test_an_engine_restarted_while_anothers_order_hangs_leaves_that_claim_alone(
+    live_pg_url: str, tmp_path: Path
+) -> None:
+    """A's order request hangs at the broker and B restarts meanwhile: B's recovery leaves
+    A's live claim alone, so the broker gets one order and the trigger ends `placed`.
+
+    Before claims had owners, B's recovery looked the tag up, found nothing (the
+    request had not been processed yet) and sent the order a second time.
+    """
+    seed = random.randrange(1 << 32)
+    print(f"\nRELIABILITY 7 restart during another engine's hang [postgresql] seed={seed}")
+    async with (
+        Simulator(seed=seed, heartbeat_interval=0.2) as sim,
+        open_store(live_pg_url) as store,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        await _empty(store)
+        headers = await _operator(store)
+        engines = {}
+        for name in ("a", "b"):
+            engines[name] = await stack.enter_async_context(
+                engine_process(sim, live_pg_url, tmp_path, name=name, engine_id=name, **HANGING)
+            )
+        await asyncio.gather(*(engine.ready() for engine in engines.values()))
+        sim.push_price(INFY, BASE)
+        trigger_id = (await store.create(make_trigger(trigger_price_1=101_000))).id
+        for engine in engines.values():
+            await eventually(lambda engine=engine: _active(engine, headers, 1), within=10)
+        sim.faults.add(kind="latency", endpoint="place_order", delay=HANG_S, times=1)
+        sim.push_price(INFY, CROSSING)
+
+        async def claimed() -> str | None:
+            return (await _claim(store, trigger_id))[0]
+
+        await eventually(claimed, within=10, interval=0.01)
+        owner = await claimed()
+        other = "b" if owner == "a" else "a"
+        assert await engines[other].stop() in (0, -signal.SIGTERM), engines[other].output()
+        restarted = await stack.enter_async_context(
+            engine_process(
+                sim, live_pg_url, tmp_path, name=f"{other}-again", engine_id=other, **HANGING
+            )
+        )
+        await restarted.ready()
+        # The restart's recovery is over and A's request is still hanging.
+        hung = await store.load(trigger_id)
+        assert hung is not None
+        assert hung.status is Status.TRIGGERED, "the hang ended before the restart was over"
+        assert sim.orders() == []
+        record = await _settled(store, trigger_id, within=HANG_S + 15)
+        recovered = [e for e in restarted.events("recovered") if e.get("trigger_id") == trigger_id]
+        claim = await _claim(store, trigger_id)
+    orders = [o for o in sim.orders() if o.get("tag") == broker_tag(trigger_id, Leg.FIRST)]
+    print(
+        f"claim owner={owner}, restarted={other}; orders={len(orders)}; place requests="
+        f"{sim.counters['rest_place_order']}; settled by the restarted engine={len(recovered)}"
+    )
+    assert record.status is Status.PLACED
+    assert len(orders) == 1
+    assert record.order_id == orders[0]["order_id"]
+    assert sim.counters["rest_place_order"] == 1
+    assert recovered == []
+    assert claim == (owner, 1)
+
+
+LEASED: dict[str, object] = {"kite_timeout_ms": 1000, "claim_lease_ms": 4000}
+
+
+async def test_a_killed_engines_claim_is_settled_by_another_once_its_lease_expires(
+    live_pg_url: str, tmp_path: Path
+) -> None:
+    """A is SIGKILLed between a refused request and its retry: B, which left A's live claim
+    alone at its own start-up, takes it over once the lease expires and places the order."""
+    seed = random.randrange(1 << 32)
+    print(f"\nRELIABILITY 7 a dead engine's claim [postgresql] seed={seed}")
+    async with (
+        Simulator(seed=seed, heartbeat_interval=0.2) as sim,
+        open_store(live_pg_url) as store,
+    ):
+        await _empty(store)
+        headers = await _operator(store)
+        async with engine_process(
+            sim, live_pg_url, tmp_path, name="a", engine_id="a", retry_backoff_ms=60_000, **LEASED
+        ) as a:
+            await a.ready()
+            sim.push_price(INFY, BASE)
+            trigger_id = (await store.create(make_trigger(trigger_price_1=101_000))).id
+            await eventually(lambda: _active(a, headers, 1), within=10)
+            sim.faults.add(kind="error", endpoint="place_order", times=1)
+            sim.push_price(INFY, CROSSING)
+
+            async def refused() -> bool:
+                kinds = [e.kind for e in await store.history("alice", TriggerId(trigger_id))]
+                return EventKind.RETRY in kinds
+
+            await eventually(refused, within=10, interval=0.01)
+            async with engine_process(
+                sim, live_pg_url, tmp_path, name="b", engine_id="b", **LEASED
+            ) as b:
+                await b.ready()
+                assert (await _claim(store, trigger_id))[0] == "a", "B took a live claim"
+                a.kill()
+                killed = time.monotonic()
+                record = await _settled(store, trigger_id, within=20)
+                took = time.monotonic() - killed
+                assert await b.stop() in (0, -signal.SIGTERM), b.output()
+        history = await store.history("alice", TriggerId(trigger_id))
+        claim = await _claim(store, trigger_id)
+    sent = [e.payload for e in history if e.kind is EventKind.ORDER_SENT]
+    orders = [o for o in sim.orders() if o.get("tag") == broker_tag(trigger_id, Leg.FIRST)]
+    print(
+        f"settled by b {took:.2f}s after A's SIGKILL (lease 4 s, sweep every 2 s); "
+        f"order_sent={sent}; place requests={sim.counters['rest_place_order']}"
+    )
+    assert record.status is Status.PLACED
+    assert len(orders) == 1
+    assert record.order_id == orders[0]["order_id"]
+    assert claim == ("b", 2)
+    assert sent == [{"attempt": 1, "engine": "a"}, {"attempt": 2, "engine": "b"}]
+    assert sim.counters["rest_place_order"] == 2
+    assert took < 4.0 * 1.5 + 3.0  # a lease and a half, plus the look-up and the order
+
+
+async def _claim(store: TriggerStore, trigger_id: str) -> tuple[str | None, int]:
+    """(claimed_by, attempts) as stored."""
+    query = select(gtt_orders.c.claimed_by, gtt_orders.c.attempts).where(
+        gtt_orders.c.id == trigger_id
+    )
+
+    async def read(conn: AsyncConnection) -> tuple[str | None, int]:
+        claimed_by, attempts = (await conn.execute(query)).one()
+        return claimed_by, attempts
+
+    result: tuple[str | None, int] = await store.db.transaction(read, write=False)
+    return result
+
+
+async def _settled(store: TriggerStore, trigger_id: str, *, within: float) -> TriggerRecord:
+    async def done() -> bool:
+        record = await store.load(trigger_id)
+        return record is not None and record.status in (Status.PLACED, Status.FAILED)
+
+    await eventually(done, within=within, interval=0.02)
+    record = await store.load(trigger_id)
+    assert record is not None
+    return record
+
+
+async def _operator(store: TriggerStore) -> dict[str, str]:
+    ops = (await TokenStore(store.db).issue("ops", operator=True)).token
+    return {"Authorization": f"Bearer {ops}"}
 
 
 def _tags(ids: list[str]) -> set[str]:

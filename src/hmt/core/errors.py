@@ -41,3 +41,15 @@ class IllegalTransition(HmtError):
 
 class DuplicateTrigger(HmtError):
     """A trigger id that is already in the book."""
+
+
+class ClaimLost(HmtError):
+    """A claim this engine no longer holds: its lease expired and another engine took it.
+
+    The engine that now holds the claim settles the order (by its tag first); the
+    one that lost it must write nothing more about it.
+    """
+
+    def __init__(self, trigger_id: str) -> None:
+        self.trigger_id = trigger_id
+        super().__init__(f"the claim on trigger {trigger_id} is no longer this engine's")

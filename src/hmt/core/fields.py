@@ -53,7 +53,7 @@ class TriggerField:
         return issubclass(self.type, Enum)
 
 
-_T, _R, _X = Home.TRIGGER, Home.RECORD, Home.TABLE
+_T, _R = Home.TRIGGER, Home.RECORD
 _TRADER, _INSTRUMENT, _SERVER = Owner.TRADER, Owner.INSTRUMENT, Owner.SERVER
 
 
@@ -96,8 +96,9 @@ FIELDS: tuple[TriggerField, ...] = (
     TriggerField("price_divisor", "price_divisor", None, int, _T, _INSTRUMENT, editable=True),
     TriggerField("tick_size", "tick_size", None, int, _R, _INSTRUMENT, True, True),
     TriggerField("lot_size", "lot_size", None, int, _R, _INSTRUMENT, True),
-    TriggerField("claimed_by", "claimed_by", None, str, _X, _SERVER, True),
-    TriggerField("claim_expires_at", "claim_expires_at", None, datetime, _X, _SERVER, True),
+    # The claim's owner (an engine's id) and lease; NULL unless `triggered` (docs/engine.md).
+    TriggerField("claimed_by", "claimed_by", None, str, _R, _SERVER, True),
+    TriggerField("claim_expires_at", "claim_expires_at", None, datetime, _R, _SERVER, True),
 )
 
 BY_NAME: dict[str, TriggerField] = {f.name: f for f in FIELDS}

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from hmt.core.model import OrderIntent, Trigger
-from hmt.core.tags import broker_tag
 from hmt.core.types import Direction, Leg, Side, TriggerType
 
 _UP, _DOWN = Direction.AT_OR_ABOVE, Direction.AT_OR_BELOW
@@ -41,16 +40,18 @@ def legs_holding(trigger: Trigger, ltp: int) -> tuple[Leg, ...]:
     )
 
 
-def order_for(trigger: Trigger, leg: Leg) -> OrderIntent:
-    """The order that `leg` of `trigger` places when it fires.
+def order_for(trigger: Trigger, leg: Leg, tag: str) -> OrderIntent:
+    """The order that `leg` of `trigger` places when it fires, carrying `tag`.
 
     Both legs of an oco trade the same side: they close the same position.
+    The tag is the broker adapter's (its rules are the broker's): the executor
+    asks the order port for it and the claim stores it on the row.
     """
     limit = trigger.limit_price_1 if leg is Leg.FIRST else trigger.limit_price_2
     return OrderIntent(
         trigger_id=trigger.id,
         leg=leg,
-        tag=broker_tag(trigger.id, leg),
+        tag=tag,
         instrument_token=trigger.instrument_token,
         exchange=trigger.exchange,
         tradingsymbol=trigger.tradingsymbol,

@@ -65,6 +65,12 @@ class Throttle:
             raise ValueError("order sent before the throttle allowed it")
         self._in_flight += 1
 
+    def cancel(self) -> None:
+        """A `begin` whose order was never sent (its claim was lost): it counts nowhere."""
+        if self._in_flight <= 0:
+            raise ValueError("cancel() without an order in flight")
+        self._in_flight -= 1
+
     def end(self, now: float) -> None:
         """The answer to a `begin`'s order (or its failure) came at `now`."""
         if self._in_flight <= 0:

@@ -1,27 +1,36 @@
 """From a fired leg to exactly one broker order, whatever the broker does.
 
 The protocol (DESIGN section 3): claim durably first, then send the order
-with its deterministic tag. A failure that leaves the order's fate unknown is
-resolved by looking the tag up in the broker's book before anything is sent
-again, so a retry can never make a second order. Orders wait for the
-throttle's slot; none is dropped for the rate limit.
+with its deterministic tag (the broker adapter's rule, stored by the claim).
+A failure that leaves the order's fate unknown is resolved by looking the tag
+up in the broker's book before anything is sent again, so a retry can never
+make a second order. Orders wait for the throttle's slot; none is dropped for
+the rate limit.
+
+A claim belongs to this engine for a lease, renewed while its order is being
+settled; a request is sent only while the lease outlasts it, so another
+engine that takes an expired claim over never races a request of ours
+(docs/engine.md, "Two engines on one database").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.errors import ClaimLost
 from hmt.core.model import Fired, OrderIntent
 from hmt.core.rules import order_for
 from hmt.core.throttle import Throttle
+from hmt.core.types import TriggerId
 from hmt.engine.ports import ClaimStore, OrderPort
 from hmt.failpoints import failpoint
 
@@ -55,6 +64,34 @@ class RetryPolicy:
         return min(self.cap, self.backoff * 2.0 ** (attempt - 1)) * (0.5 + jitter)
 
 
+@dataclass(frozen=True, slots=True)
+class LeasePolicy:
+    """How long a claim is this engine's without renewal, and what a request may take.
+
+    A request is sent only while the lease has at least `request_timeout` +
+    `margin` left, so it has ended (answered or timed out) before the lease
+    could expire; renewals every `length / 3` keep that true while all is well.
+    """
+
+    length: float = 30.0
+    request_timeout: float = 7.0
+    margin: float = 1.0
+
+    @property
+    def renew_every(self) -> float:
+        return self.length / 3
+
+
+class _Lease:
+    """One claim's lease as this process knows it: until when it is surely ours."""
+
+    __slots__ = ("lost", "until")
+
+    def __init__(self, until: float) -> None:
+        self.until = until  # loop time; measured from before the write that set it
+        self.lost = False
+
+
 class AuthExpired(Exception):
     """The broker refused the session: every order needs a new access token."""
 
@@ -73,12 +110,14 @@ class Executor:
         *,
         throttle: Throttle,
         policy: RetryPolicy,
+        lease: LeasePolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._broker = broker
         self._store = store
         self._throttle = throttle
         self._policy = policy
+        self._lease = lease or LeasePolicy()
         self._rng = rng or random.Random()
         self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
         self._answered = asyncio.Event()  # an order's answer freed a throttle slot
@@ -87,11 +126,32 @@ class Executor:
         """Claim `fired` and see its order placed exactly once, or say why not.
 
         `on_send` is called once, just before the first order request is written.
+        When the throttle has a slot free at once, it is taken before the claim
+        (and given back if the claim is lost): the claim's transaction then
+        records the first `order_sent` too, and the request leaves straight
+        after the commit.
         """
-        if not await self._store.claim(fired):
+        trigger, leg = fired.trigger, fired.leg
+        tag = self._broker.tag(trigger.id, leg)
+        sending = self._slot_now()
+        started = asyncio.get_running_loop().time()
+        try:
+            claimed = await self._store.claim(fired, tag, sending=sending)
+        except BaseException:
+            if sending:
+                self._give_back_slot()
+            raise
+        if not claimed:
+            if sending:
+                self._give_back_slot()
             return Outcome.NOT_CLAIMED
         failpoint("after_claim")
-        return await self.settle(order_for(fired.trigger, fired.leg), on_send=on_send)
+        return await self.settle(
+            order_for(trigger, leg, tag),
+            on_send=on_send,
+            slot_taken=sending,
+            leased_at=started,
+        )
 
     async def settle(
         self,
@@ -99,12 +159,37 @@ class Executor:
         *,
         ambiguous: bool = False,
         on_send: Callable[[], None] | None = None,
+        slot_taken: bool = False,
+        leased_at: float | None = None,
     ) -> Outcome:
-        """Drive a claimed intent to placed or failed; also used by start-up recovery.
+        """Drive a claimed intent to placed or failed; also used by recovery.
 
-        `ambiguous`: an earlier life of this process may have sent the order,
-        so the broker's book is asked before anything is sent.
+        `ambiguous`: an earlier life of this process, or another engine, may
+        have sent the order, so the broker's book is asked before anything is
+        sent. `slot_taken`: the claim took the throttle's slot and recorded the
+        first `order_sent`. `leased_at`: when the claim's lease was set (loop
+        time, taken before its write); recovery's adoption sets it just before.
         """
+        trigger_id = intent.trigger_id
+        loop = asyncio.get_running_loop()
+        start = loop.time() if leased_at is None else leased_at
+        async with self._leased(trigger_id, start) as lease:
+            try:
+                return await self._settle(intent, lease, ambiguous, on_send, slot_taken)
+            except ClaimLost:
+                # Our lease ran out (renewals failed) and another engine took the
+                # claim: it settles the order now, by tag first; we write nothing.
+                log.warning("claim_lost", trigger_id=trigger_id)
+                return Outcome.NOT_CLAIMED
+
+    async def _settle(
+        self,
+        intent: OrderIntent,
+        lease: _Lease,
+        ambiguous: bool,
+        on_send: Callable[[], None] | None,
+        slot_taken: bool,
+    ) -> Outcome:
         trigger_id = intent.trigger_id
         last: BrokerError | None = None
         attempt = 0
@@ -115,7 +200,10 @@ class Executor:
                 if ambiguous and (found := await self._lookup(intent)) is not None:
                     await self._store.placed(trigger_id, found.order_id, 0)
                     return Outcome.PLACED
-                await self._wait_for_slot()
+                # With `slot_taken` the claim recorded this first request's order_sent.
+                if not slot_taken and not await self._next_request(trigger_id, lease):
+                    return Outcome.UNRESOLVED
+                slot_taken = False
                 attempt += 1
                 if on_send is not None and attempt == 1:
                     on_send()
@@ -139,14 +227,8 @@ class Executor:
                         await self._store.released(trigger_id, error.message, attempt)
                         raise AuthExpired(error.message) from None
                     ambiguous = error.kind is ErrorKind.AMBIGUOUS
-                    if error.http_status == 429:
-                        # Rate limited: nothing was accepted. Queue, don't spend a retry,
-                        # for as long as the policy allows (another engine on the same
-                        # account, or a burst from another app, can hold the limit).
-                        now = asyncio.get_running_loop().time()
-                        limited_since = now if limited_since is None else limited_since
-                        if now - limited_since < self._policy.rate_limited_for:
-                            budget += 1
+                    limited_since, queued = self._rate_limited(error, limited_since)
+                    budget += queued
                     await self._store.retry(trigger_id, attempt, str(error))
                     await asyncio.sleep(self._retry_delay(attempt, error))
                     continue
@@ -165,21 +247,90 @@ class Executor:
         await self._store.failed(trigger_id, reason, 0)
         return Outcome.FAILED
 
-    async def resolve(self, intent: OrderIntent) -> Outcome | None:
+    async def _next_request(self, trigger_id: TriggerId, lease: _Lease) -> bool:
+        """Take a throttle slot and record the request's `order_sent`; False if it may not go.
+
+        A request may go only while the lease outlasts it: otherwise another
+        engine could take the claim over while our request is still on its way.
+        The claim then stays `triggered` until its lease expires and a sweep
+        (any engine's, this one's included) settles it by tag.
+        """
+        await self._wait_for_slot()
+        loop = asyncio.get_running_loop()
+        if (
+            lease.lost
+            or lease.until - loop.time() < self._lease.request_timeout + self._lease.margin
+        ):
+            self._give_back_slot()
+            log.error("claim_lease_short", trigger_id=trigger_id, lost=lease.lost)
+            return False
+        try:
+            await self._store.order_sent(trigger_id)  # also renews the lease
+        except BaseException:
+            self._give_back_slot()
+            raise
+        return True
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, trigger_id: TriggerId, start: float) -> AsyncIterator[_Lease]:
+        """Renew the claim's lease in the background for as long as it is being settled."""
+        lease = _Lease(start + self._lease.length)
+        loop = asyncio.get_running_loop()
+        if loop.time() - start > self._lease.renew_every:
+            # Adopted a while ago (recovery settles claims one by one): renew first.
+            await self._renew_once(trigger_id, lease)
+        done = asyncio.Event()
+        task = loop.create_task(self._renew(trigger_id, lease, done))
+        try:
+            yield lease
+        finally:
+            # Stopped between renewals, never cancelled inside a database write.
+            done.set()
+            await task
+
+    async def _renew(self, trigger_id: TriggerId, lease: _Lease, done: asyncio.Event) -> None:
+        while not lease.lost:
+            try:
+                await asyncio.wait_for(done.wait(), self._lease.renew_every)
+                return
+            except TimeoutError:
+                await self._renew_once(trigger_id, lease)
+
+    async def _renew_once(self, trigger_id: TriggerId, lease: _Lease) -> None:
+        began = asyncio.get_running_loop().time()
+        try:
+            held = await self._store.renew(trigger_id)
+        except Exception as error:  # the next round tries again; sends check `until`
+            log.warning("claim_renewal_failed", trigger_id=trigger_id, error=str(error))
+            return
+        if held:
+            lease.until = began + self._lease.length
+        else:
+            lease.lost = True
+
+    async def resolve(
+        self, intent: OrderIntent, *, leased_at: float | None = None
+    ) -> Outcome | None:
         """Look a claimed intent up without sending anything.
 
         PLACED if the broker has it (recorded as such), UNRESOLVED if the book
         could not be read, None if the broker has no order with its tag.
         """
-        try:
-            found = await self._lookup(intent)
-        except _Unreadable as error:
-            log.error("order_unresolved", trigger_id=intent.trigger_id, error=str(error))
-            return Outcome.UNRESOLVED
-        if found is None:
-            return None
-        await self._store.placed(intent.trigger_id, found.order_id, 0)
-        return Outcome.PLACED
+        start = asyncio.get_running_loop().time() if leased_at is None else leased_at
+        async with self._leased(intent.trigger_id, start):
+            try:
+                found = await self._lookup(intent)
+            except _Unreadable as error:
+                log.error("order_unresolved", trigger_id=intent.trigger_id, error=str(error))
+                return Outcome.UNRESOLVED
+            if found is None:
+                return None
+            try:
+                await self._store.placed(intent.trigger_id, found.order_id, 0)
+            except ClaimLost:
+                log.warning("claim_lost", trigger_id=intent.trigger_id)
+                return Outcome.NOT_CLAIMED
+            return Outcome.PLACED
 
     async def _lookup(self, intent: OrderIntent) -> OrderReport | None:
         """The order carrying our tag, asking again while the answer itself fails."""
@@ -194,6 +345,21 @@ class Executor:
                 continue
             return found[0] if found else None
         raise _Unreadable(f"could not read the order book after {self._policy.lookups} tries")
+
+    def _slot_now(self) -> bool:
+        """Take the throttle's slot if it is free at once and nobody queues for it."""
+        if self._slot.locked():  # orders leave in the order they fired
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._throttle.wait(now) > 0:
+            return False
+        self._throttle.begin(now)
+        return True
+
+    def _give_back_slot(self) -> None:
+        """A taken slot whose request will not be sent: it counts nowhere."""
+        self._throttle.cancel()
+        self._answered.set()
 
     async def _wait_for_slot(self) -> None:
         loop = asyncio.get_running_loop()
@@ -219,6 +385,19 @@ class Executor:
         finally:
             self._throttle.end(loop.time())
             self._answered.set()
+
+    def _rate_limited(self, error: BrokerError, since: float | None) -> tuple[float | None, int]:
+        """(rate limited since, 1 if this attempt spends no retry).
+
+        A 429 means nothing was accepted. Queue, don't spend a retry, for as
+        long as the policy allows (another engine on the same account, or a
+        burst from another app, can hold the limit).
+        """
+        if error.http_status != 429:
+            return since, 0
+        now = asyncio.get_running_loop().time()
+        since = now if since is None else since
+        return since, int(now - since < self._policy.rate_limited_for)
 
     def _retry_delay(self, attempt: int, error: BrokerError) -> float:
         delay = self._policy.delay(attempt, self._rng.random())

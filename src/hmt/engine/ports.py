@@ -17,7 +17,7 @@ from hmt.core.broker import OrderReport
 from hmt.core.errors import FieldError
 from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
-from hmt.core.types import Exchange, InstrumentToken, TriggerId
+from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
 from hmt.store.changes import Change, Resync
 
 # --- prices in ---------------------------------------------------------------------
@@ -59,10 +59,14 @@ class TriggerSource(Protocol):
         """The trigger if it is active now, else None."""
         ...
 
-    async def in_flight(self) -> list[InFlight]: ...
+    async def adopt(self, *, own: bool) -> list[InFlight]:
+        """Take over, under a fresh lease, the claims this engine may settle: expired
+        ones (any engine's), and with `own` those recorded under this engine's id."""
+        ...
+
     async def expire_due(self) -> list[TriggerId]: ...
     async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
-        """Fail a trigger left `triggered` without sending anything."""
+        """Fail a claim whose tag look-up found no order, without sending anything."""
         ...
 
 
@@ -82,6 +86,11 @@ class ChangeSource(Protocol):
 class OrderPort(Protocol):
     """A broker's order book: Kite's REST API, or the paper broker."""
 
+    def tag(self, trigger_id: str, leg: Leg) -> str:
+        """The tag an order of this leg carries, by the broker's rules (Kite: at most 20
+        alphanumerics): a pure function of its arguments, so any engine finds the order."""
+        ...
+
     async def place(self, intent: OrderIntent) -> str:
         """Send `intent`; the broker's order id, or a classified `BrokerError`."""
         ...
@@ -95,23 +104,33 @@ class ClaimStore(Protocol):
     """The store's side of the exactly-once protocol (DESIGN section 3).
 
     Each method is one transaction that changes the trigger's row and appends
-    its events together; every one but `claim` is conditional on the trigger
-    being `triggered`, so a late writer cannot move a finished trigger. The
-    store stamps every change with its own clock.
-    `attempt` > 0 says an order request was sent in this step: the store
-    records its `order_sent` event in the same transaction, so no extra write
-    sits between the claim and the order.
+    its events together. The store knows this engine's id and lease length.
+    Every method but `claim` is conditional on the trigger being `triggered`
+    under this engine's claim: a late writer cannot move a finished trigger
+    (`IllegalTransition`), and an engine whose claim was taken over after its
+    lease expired writes nothing more (`ClaimLost`). The store stamps every
+    change with its own clock.
     """
 
-    async def claim(self, fired: Fired) -> bool:
-        """`active` -> `triggered`, or False if anything else (an edit, a cancel,
-        another engine) got there first."""
+    async def claim(self, fired: Fired, tag: str, *, sending: bool) -> bool:
+        """`active` -> `triggered` under this engine's id and a fresh lease, with `fired`
+        and `claimed`; with `sending`, also the first request's `order_sent`
+        (`attempts` + 1), so no extra write sits between the claim and the order.
+        False if anything else (an edit, a cancel, another engine) got there first."""
+        ...
+
+    async def order_sent(self, trigger_id: TriggerId) -> int:
+        """A request is about to leave: `order_sent`, `attempts` + 1 (returned), lease renewed."""
+        ...
+
+    async def renew(self, trigger_id: TriggerId) -> bool:
+        """Extend the lease; False if the claim is no longer this engine's."""
         ...
 
     async def retry(self, trigger_id: TriggerId, attempt: int, reason: str) -> None: ...
 
     async def placed(self, trigger_id: TriggerId, order_id: str, attempt: int) -> None:
-        """`attempt` 0: found in the broker's book by tag rather than answered."""
+        """`attempt` 0: found in the broker's book by tag (`reconciled`) rather than answered."""
         ...
 
     async def failed(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...

@@ -20,7 +20,7 @@ from enum import StrEnum
 import structlog
 
 from hmt.core.book import TriggerBook
-from hmt.core.model import Fired
+from hmt.core.model import Fired, InFlight
 from hmt.core.types import TriggerId
 from hmt.engine.events import EventHub
 from hmt.engine.executor import AuthExpired, Executor, Outcome
@@ -119,24 +119,59 @@ class Engine:
         log.info("engine_stopped")
 
     async def recover(self) -> None:
-        """Settle every trigger a crash left `triggered`, before anything can fire."""
+        """Settle, before anything can fire, this engine's claims a crash left `triggered`,
+        and every other engine's claim whose lease has expired."""
+        leased_at = asyncio.get_running_loop().time()
+        for left in await self._source.adopt(own=True):
+            await self._settle(left, leased_at)
+
+    async def settle_expired(self) -> int:
+        """Settle every claim whose lease has expired: its engine died, or gave up.
+
+        Run periodically (the supervisor's claim sweep, every half lease) by every
+        engine, so a claim left by an engine that was SIGKILLed is settled
+        within about one lease and a half, whether or not it restarts. Each
+        adopted claim is settled in its own task; returns how many were adopted.
+        """
+        leased_at = asyncio.get_running_loop().time()
+        adopted = await self._source.adopt(own=False)
+        for left in adopted:
+            self._spawn(self._settle_adopted(left, leased_at))
+        return len(adopted)
+
+    async def _settle_adopted(self, left: InFlight, leased_at: float) -> None:
+        try:
+            await self._settle(left, leased_at)
+        except AuthExpired as error:
+            self.session.expired(str(error))
+        except Exception:
+            # The row stays `triggered`; its lease runs out and a later sweep tries again.
+            self.stats.unresolved += 1
+            log.exception("order_task_failed", trigger_id=left.intent.trigger_id)
+        finally:
+            # Released (an expired session) puts it back in the book; live viewers hear of it.
+            await self.refresh(left.intent.trigger_id)
+
+    async def _settle(self, left: InFlight, leased_at: float) -> None:
+        """Settle one adopted claim: by tag first; sent again only if it is recent."""
         now = self._clock()
-        for left in await self._source.in_flight():
-            recent = left.triggered_at is not None and now - left.triggered_at <= (
-                self._config.resend_within
+        recent = left.triggered_at is not None and now - left.triggered_at <= (
+            self._config.resend_within
+        )
+        if recent:
+            outcome: Outcome | None = await self._executor.settle(
+                left.intent, ambiguous=True, leased_at=leased_at
             )
-            if recent:
-                outcome: Outcome | None = await self._executor.settle(left.intent, ambiguous=True)
-            else:
-                outcome = await self._executor.resolve(left.intent)
-            if outcome is None:
-                await self._source.give_up(
-                    left.intent.trigger_id,
-                    "the engine restarted before the order was confirmed, the broker has "
-                    "no order with its tag, and the price may have moved since: not sent again",
-                )
-                outcome = Outcome.FAILED
-            log.info("recovered", trigger_id=left.intent.trigger_id, outcome=outcome.value)
+        else:
+            outcome = await self._executor.resolve(left.intent, leased_at=leased_at)
+        if outcome is None:
+            await self._source.give_up(
+                left.intent.trigger_id,
+                "the engine restarted before the order was confirmed, the broker has "
+                "no order with its tag, and the price may have moved since: not sent again",
+            )
+            outcome = Outcome.FAILED
+        log.info("recovered", trigger_id=left.intent.trigger_id, outcome=outcome.value)
 
     # --- the tick path ------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""The background loops around a running engine: start-up load, expiry, health, change feed.
+"""The background loops around a running engine: start-up load, expiry, claims, health, changes.
 
 `Supervisor.start` starts the engine (recovery, the book's load, the feed) and
-then three loops, and runs its warm-up work (the instrument master's first
-fetch) in the background; `stop` cancels them. A loop round that raises is
+then four loops (expiry, the expired-claim sweep, health, the change feed),
+and runs its warm-up work (the instrument master's first fetch) in the
+background; `stop` cancels them. A loop round that raises is
 logged and the loop goes on: one bad round must not end expiry or health
 checks for good.
 
@@ -25,12 +26,14 @@ import structlog
 from hmt.core.types import TriggerId
 from hmt.engine.health import Health
 from hmt.engine.ports import ChangeSource
-from hmt.engine.service import Engine
+from hmt.engine.service import Engine, EngineState
 from hmt.store.changes import Change, Resync
 
 log = structlog.get_logger("hmt.supervisor")
 
 EXPIRY_SWEEP_S = 5.0
+# Half the default claim lease (30 s): a dead engine's claim is settled within 1.5 leases.
+CLAIM_SWEEP_S = 15.0
 LISTEN_WAIT_S = 5.0
 
 
@@ -48,6 +51,7 @@ class Supervisor:
         changes: Callable[[], ChangeSource] | None = None,
         warm: Sequence[Callable[[], Awaitable[object]]] = (),
         expiry_interval: float = EXPIRY_SWEEP_S,
+        claim_sweep_interval: float = CLAIM_SWEEP_S,
         listen_wait: float = LISTEN_WAIT_S,
     ) -> None:
         """`warm`: work done once after the engine has started, in the background (start
@@ -60,6 +64,7 @@ class Supervisor:
         self._health_interval = health_interval
         self._changes = changes
         self._expiry_interval = expiry_interval
+        self._claim_sweep_interval = claim_sweep_interval
         self._listen_wait = listen_wait
         self._warm = tuple(warm)
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,6 +88,7 @@ class Supervisor:
             await self._engine.start()
         self._loaded.set()
         self._spawn(self._expiry_loop())
+        self._spawn(self._claim_sweep_loop())
         self._spawn(self._health_loop())
         # After the book's load, so that its freeze does not wait for this work.
         loop = asyncio.get_running_loop()
@@ -117,6 +123,19 @@ class Supervisor:
             with _logged("expiry_sweep_failed"):
                 for trigger_id in await self._expire_due():
                     await self._engine.refresh(trigger_id)
+
+    async def _claim_sweep_loop(self) -> None:
+        """Settle other engines' (or our own abandoned) claims once their lease expires.
+
+        Every half lease, so a SIGKILLed engine's claim is settled within 1.5
+        leases; not while the broker session is invalid (settling asks the
+        broker's order book), nor while the engine is stopped or disabled.
+        """
+        while True:
+            await asyncio.sleep(self._claim_sweep_interval)
+            if self._engine.state is EngineState.RUNNING:
+                with _logged("claim_sweep_failed"):
+                    await self._engine.settle_expired()
 
     async def _health_loop(self) -> None:
         while True:

@@ -7,8 +7,9 @@ from typing import Any
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.model import OrderIntent
 from hmt.core.prices import to_decimal
-from hmt.core.types import OrderType
+from hmt.core.types import Leg, OrderType
 from hmt.kite.rest import KiteRest
+from hmt.kite.tags import broker_tag
 
 # Kite rejects MARKET and SL-M orders without protection since April 2026
 # (FACTS.md 2.5); -1 asks the OMS for its automatic protection.
@@ -22,6 +23,10 @@ class KiteOrders:
     def __init__(self, rest: KiteRest, *, market_protection: int = AUTO_MARKET_PROTECTION) -> None:
         self._rest = rest
         self._market_protection = market_protection
+
+    def tag(self, trigger_id: str, leg: Leg) -> str:
+        """The tag an order of this leg carries: Kite's rule, in `hmt.kite.tags`."""
+        return broker_tag(trigger_id, leg)
 
     async def place(self, intent: OrderIntent, *, variety: str = "regular") -> str:
         """Send a trigger's order; its Kite order id (a string: ids exceed 2^53)."""

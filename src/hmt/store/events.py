@@ -54,6 +54,35 @@ async def append(
     )
 
 
+async def append_many(
+    conn: AsyncConnection,
+    trigger_id: str,
+    user_id: str,
+    at: datetime,
+    entries: list[tuple[EventKind, Mapping[str, Any]]],
+) -> None:
+    """Several events of one change in one statement (one round trip: the claim's path).
+
+    Rows of one multi-row INSERT take their ids in order, so history reads
+    them back in the order given.
+    """
+    failpoint("mid_event_write")  # as in `append`: the change is written, its events not
+    await conn.execute(
+        trigger_events.insert().values(
+            [
+                {
+                    "trigger_id": trigger_id,
+                    "user_id": user_id,
+                    "kind": kind.value,
+                    "at": at,
+                    "payload": jsonable(payload),
+                }
+                for kind, payload in entries
+            ]
+        )
+    )
+
+
 async def history(conn: AsyncConnection, trigger_id: str) -> list[TriggerEvent]:
     """Every event of one trigger, oldest first."""
     rows = await conn.execute(

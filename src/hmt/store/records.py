@@ -57,6 +57,9 @@ class TriggerRecord:
     # The instrument's grid when it was known at create or edit (wire units; None if not).
     tick_size: int | None = None
     lot_size: int | None = None
+    # The claim's engine and lease expiry while `triggered` (docs/engine.md).
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = None
 
     @property
     def id(self) -> TriggerId:

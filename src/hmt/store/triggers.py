@@ -11,7 +11,7 @@ import builtins
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
@@ -24,7 +24,6 @@ from hmt.core.fields import EDITABLE
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
-from hmt.core.tags import broker_tag
 from hmt.core.types import TriggerId
 from hmt.core.validation import validate
 from hmt.store import events
@@ -278,7 +277,15 @@ class TriggerStore:
 
         return await self.db.transaction(work, write=False)
 
-    async def claim(self, fired: Fired) -> bool:
+    async def claim(
+        self,
+        fired: Fired,
+        tag: str,
+        *,
+        owner: str,
+        lease: timedelta,
+        sending: bool = False,
+    ) -> bool:
         """The durable claim: True only for the one caller that moved the row to `triggered`.
 
         The update is conditional on the row still being active, unexpired and
@@ -289,10 +296,16 @@ class TriggerStore:
         mismatch): decimal values compare exactly there whatever text another
         tool stored in SQLite, where SQL would compare "1600.50" and "1600.5"
         as different strings.
+
+        The claim records its engine (`owner`, at most 64 characters) and a
+        lease of `lease` from now, and the broker's `tag` (the adapter's rule).
+        Its transaction appends `fired` and `claimed`, and with `sending` (the
+        first request leaves right after the commit) that request's
+        `order_sent`, counting it in `attempts`: no second write sits between
+        the claim and the order.
         """
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
-        tag = broker_tag(trigger.id, fired.leg)
         price = rupees(fired.ltp, trigger.price_divisor)
         expected = user_columns(trigger)
         same = [t.c[name] == expected[name] for name in _PLAIN_FIELDS]
@@ -310,23 +323,33 @@ class TriggerStore:
                 triggered_price=price,
                 triggered_at=now,
                 broker_tag=tag,
-                attempts=t.c.attempts + 1,
+                claimed_by=owner,
+                claim_expires_at=now + lease,
+                attempts=t.c.attempts + 1 if sending else t.c.attempts,
                 updated_at=now,
             )
-            .returning(t.c.user_id, t.c.expires_at, *(t.c[name] for name in PRICE_FIELDS))
+            .returning(
+                t.c.user_id, t.c.expires_at, t.c.attempts, *(t.c[name] for name in PRICE_FIELDS)
+            )
         )
 
         async def work(conn: AsyncConnection) -> bool:
             row = (await conn.execute(statement)).first()
             if row is None:
                 return False
-            user, expires_at, *prices = row
+            user, expires_at, attempts, *prices = row
             if (expires_at is not None and expires_at <= now) or prices != [
                 expected[name] for name in PRICE_FIELDS
             ]:
                 raise _Stale
-            payload = {"leg": int(fired.leg), "ltp": price, "tag": tag}
-            await events.append(conn, trigger.id, user, EventKind.CLAIMED, now, payload)
+            leg = int(fired.leg)
+            entries: list[tuple[EventKind, Mapping[str, Any]]] = [
+                (EventKind.FIRED, {"leg": leg, "ltp": price}),
+                (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
+            ]
+            if sending:
+                entries.append((EventKind.ORDER_SENT, {"attempt": attempts, "engine": owner}))
+            await events.append_many(conn, trigger.id, user, now, entries)
             return True
 
         try:

@@ -1,9 +1,12 @@
-"""The broker tag that makes an order findable again after any failure.
+"""Kite's order tag: what makes an order findable again after any failure.
 
 Kite has no idempotency key; its `tag` (at most 20 alphanumeric characters)
 is the only thing an order carries back from the order book. The tag is a
-pure function of (trigger id, leg), so a retry or a restarted engine computes
-the same one and can ask the broker whether the order already exists.
+pure function of (trigger id, leg), so a retry computes the same one and can
+ask the broker whether the order already exists. The rule is Kite's, so it
+lives in the Kite adapter (`KiteOrders.tag`); the claim stores the tag on the
+row and recovery reads it from there. The algorithm must never change while
+a row made by an older version may still be in flight: pinned by a test.
 """
 
 from __future__ import annotations
