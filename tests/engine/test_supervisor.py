@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -54,10 +54,14 @@ class Changes:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Change | Resync] = asyncio.Queue()
+        self.closed = False
 
-    async def __aiter__(self) -> AsyncIterator[Change | Resync]:
-        while True:
-            yield await self.queue.get()
+    async def __aiter__(self) -> AsyncGenerator[Change | Resync, None]:
+        try:
+            while True:
+                yield await self.queue.get()
+        finally:
+            self.closed = True  # the real feed closes its LISTEN connection here
 
 
 def supervise(engine: Engine, **parts: Any) -> Supervisor:
@@ -179,6 +183,25 @@ async def test_a_failing_change_keeps_the_feed_alive() -> None:
     changes.queue.put_nowait(Change(Op.UPDATE, "t-good", "alice"))
     await eventually(lambda: engine.refreshed == ["t-good"])
     await supervisor.stop()
+
+
+async def test_stop_while_a_change_is_applied_closes_the_feed_at_once() -> None:
+    """A stop that lands while the engine applies a change still closes the feed there and then."""
+    engine, changes = Engine(), Changes()
+    applying, release = asyncio.Event(), asyncio.Event()
+
+    async def refresh(trigger_id: TriggerId) -> None:
+        applying.set()
+        await release.wait()  # never set: the stop cancels the loop right here
+
+    engine.refresh = refresh  # type: ignore[method-assign]
+    changes.queue.put_nowait(Resync("connected"))
+    supervisor = supervise(engine, changes=lambda: changes)
+    await supervisor.start()
+    changes.queue.put_nowait(Change(Op.UPDATE, "t-1", "alice"))
+    await asyncio.wait_for(applying.wait(), 5)
+    await supervisor.stop()
+    assert changes.closed
 
 
 async def test_an_unreachable_feed_does_not_hold_up_start() -> None:

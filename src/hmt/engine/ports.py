@@ -9,7 +9,7 @@ engine names an adapter's class.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,7 +77,9 @@ class ChangeSource(Protocol):
     may have been missed: re-read the active set), and a `Change` per changed row.
     """
 
-    def __aiter__(self) -> AsyncIterator[Change | Resync]: ...
+    def __aiter__(self) -> AsyncGenerator[Change | Resync, None]:
+        """An async generator, so a consumer can close it (and its connection) at once."""
+        ...
 
 
 # --- orders out -------------------------------------------------------------------------

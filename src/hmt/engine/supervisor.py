@@ -148,20 +148,25 @@ class Supervisor:
             await asyncio.sleep(self._health_interval)
 
     async def _change_loop(self, changes: Callable[[], ChangeSource]) -> None:
-        """Edits by anything (psql, another service, a hosted UI) reach the book."""
-        async for item in changes():
-            if isinstance(item, Resync) and not self._listening.is_set():
-                # Listening began before the start-up load: that load is this resync.
-                self._listening.set()
-                continue
-            await self._loaded.wait()  # changes made during the load wait for it
-            with _logged("change_feed_apply_failed"):
-                if isinstance(item, Resync):
-                    # No collection here: with the book loaded it would pause the loop.
-                    with collector_paused(collect=False):
-                        await self._engine.resync()
-                elif isinstance(item, Change):
-                    await self._engine.refresh(TriggerId(item.id))
+        """Edits by anything (psql, another service, a hosted UI) reach the book.
+
+        `aclosing`: a stop that cancels this loop while it applies a change (not
+        while it waits on the feed) still closes the feed and its connection now.
+        """
+        async with contextlib.aclosing(aiter(changes())) as items:
+            async for item in items:
+                if isinstance(item, Resync) and not self._listening.is_set():
+                    # Listening began before the start-up load: that load is this resync.
+                    self._listening.set()
+                    continue
+                await self._loaded.wait()  # changes made during the load wait for it
+                with _logged("change_feed_apply_failed"):
+                    if isinstance(item, Resync):
+                        # No collection here: with the book loaded it would pause the loop.
+                        with collector_paused(collect=False):
+                            await self._engine.resync()
+                    elif isinstance(item, Change):
+                        await self._engine.refresh(TriggerId(item.id))
 
 
 @contextlib.contextmanager

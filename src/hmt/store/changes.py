@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -103,7 +103,7 @@ class ChangeFeed:
         self.reconnects = 0
         self.last_error: str | None = None
 
-    async def __aiter__(self) -> AsyncIterator[Change | Resync]:
+    async def __aiter__(self) -> AsyncGenerator[Change | Resync, None]:
         queue: asyncio.Queue[Change | Resync] = asyncio.Queue()
         task = asyncio.create_task(self._run(queue), name="hmt-change-feed")
         getter: asyncio.Future[Change | Resync] | None = None
