@@ -1,9 +1,19 @@
-"""The API load for bench_engine_load, in a process of its own: trigger creates in a loop.
+"""The API load for bench_engine_load, in a process of its own: trigger creates.
 
 `python -m bench.api_load CONFIG_JSON` posts far-away BUY triggers (50 % above
-the price: they never fire) round-robin over the given instruments, with
-`concurrency` requests in flight, for `seconds`; then prints one JSON line: how
-many were created, how many failed, and each create's latency (us).
+the price: they never fire) round-robin over the given instruments for
+`seconds`, then prints one JSON line: how many were created, how many were
+shed (503 or 429: the API refusing past its capacity), other failures, and each
+create's and each refusal's latency (us).
+
+Two shapes of load:
+- `rate` > 0, open loop: a request starts every 1/rate s whether or not the
+  earlier ones have been answered (as clients arrive), so a server that
+  queues shows it as latency rather than a lower rate; `behind` counts the
+  starts the client itself could not keep up with (more than MAX_OUTSTANDING
+  unanswered), so an asked rate that was not sent is reported as such.
+- else closed loop: `concurrency` requests in flight, each sent when the
+  previous answered (the most the server does, at that many in flight).
 """
 
 from __future__ import annotations
@@ -16,51 +26,104 @@ from typing import Any
 
 import httpx
 
+MAX_OUTSTANDING = 512  # open loop: past this many unanswered, a start is skipped (`behind`)
+SHED = {503, 429}
+
+
+class Load:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.instruments: list[list[Any]] = config["instruments"]  # [token, tradingsymbol]
+        self.latencies_us: list[float] = []
+        self.shed_us: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.sent = 0
+        self.behind = 0
+        self.outstanding = 0
+
+    def body(self) -> dict[str, Any]:
+        instrument_token, symbol = self.instruments[self.sent % len(self.instruments)]
+        self.sent += 1
+        return {
+            "instrument_token": instrument_token,
+            "exchange": "NSE",
+            "tradingsymbol": symbol,
+            "trigger_type": "single",
+            "transaction_type": "BUY",
+            "trigger_price_1": self.config["price"],
+            "quantity": 1,
+            "product": "CNC",
+        }
+
+    async def one(self, client: httpx.AsyncClient) -> None:
+        body = self.body()
+        started = time.perf_counter_ns()
+        self.outstanding += 1
+        try:
+            response = await client.post("/triggers", json=body)
+        except httpx.HTTPError as exc:
+            self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+            return
+        finally:
+            self.outstanding -= 1
+        took = (time.perf_counter_ns() - started) / 1000
+        if response.status_code == 201:
+            self.latencies_us.append(took)
+        elif response.status_code in SHED:
+            self.shed_us.append(took)
+        else:
+            code = str(response.status_code)
+            self.errors[code] = self.errors.get(code, 0) + 1
+
+    async def closed(self, client: httpx.AsyncClient, deadline: float) -> None:
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                await self.one(client)
+
+        await asyncio.gather(*(worker() for _ in range(self.config["concurrency"])))
+
+    async def open(self, client: httpx.AsyncClient, deadline: float, rate: float) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        began, k = time.perf_counter(), 0
+        while (now := time.perf_counter()) < deadline:
+            due = int((now - began) * rate) - k
+            for _ in range(due):
+                k += 1
+                if self.outstanding >= MAX_OUTSTANDING:
+                    self.behind += 1
+                    continue
+                task = asyncio.create_task(self.one(client))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.sleep(0.001)
+        await asyncio.gather(*tasks)
+
 
 async def main(config: dict[str, Any]) -> None:
-    url, token, seconds = config["url"], config["token"], config["seconds"]
-    instruments: list[list[Any]] = config["instruments"]  # [token, tradingsymbol]
-    latencies_us: list[float] = []
-    errors: dict[str, int] = {}
-    made = [0]
-    deadline = time.perf_counter() + seconds
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
-            instrument_token, symbol = instruments[made[0] % len(instruments)]
-            made[0] += 1
-            body = {
-                "instrument_token": instrument_token,
-                "exchange": "NSE",
-                "tradingsymbol": symbol,
-                "trigger_type": "single",
-                "transaction_type": "BUY",
-                "trigger_price_1": config["price"],
-                "quantity": 1,
-                "product": "CNC",
-            }
-            started = time.perf_counter_ns()
-            try:
-                response = await client.post("/triggers", json=body)
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                continue
-            if response.status_code == 201:
-                latencies_us.append((time.perf_counter_ns() - started) / 1000)
-            else:
-                errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-
-    headers = {"Authorization": f"Bearer {token}"}
+    load = Load(config)
+    headers = {"Authorization": f"Bearer {config['token']}"}
+    rate = float(config.get("rate", 0))
+    limits = httpx.Limits(max_connections=MAX_OUTSTANDING, max_keepalive_connections=64)
     began = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
-        await asyncio.gather(*(worker(client) for _ in range(config["concurrency"])))
+    deadline = began + config["seconds"]
+    async with httpx.AsyncClient(
+        base_url=config["url"], headers=headers, timeout=30, limits=limits
+    ) as client:
+        if rate > 0:
+            await load.open(client, deadline, rate)
+        else:
+            await load.closed(client, deadline)
     print(
         json.dumps(
             {
-                "created": len(latencies_us),
-                "errors": errors,
+                "created": len(load.latencies_us),
+                "shed": len(load.shed_us),
+                "sent": load.sent,
+                "behind": load.behind,
+                "errors": load.errors,
                 "seconds": time.perf_counter() - began,
-                "latencies_us": latencies_us,
+                "latencies_us": load.latencies_us,
+                "shed_us": load.shed_us,
             }
         ),
         flush=True,

@@ -122,7 +122,7 @@ async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOu
     new = await checked(body, runtime, caller.user_id)
     await _room_for(runtime, caller.user_id, 1)
     record = await runtime.triggers.create(new.trigger, instrument=new.instrument)
-    await runtime.engine.refresh(record.id)
+    await runtime.engine.arm(record.trigger)  # as committed: the engine need not read it back
     return _out(runtime, record, new.warning)
 
 
@@ -195,7 +195,7 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
         [n.trigger for n in news], instruments=[n.instrument for n in news]
     )
     for record in records:
-        await runtime.engine.refresh(record.id)
+        await runtime.engine.arm(record.trigger)
     return TriggersOut(
         triggers=[
             _out(runtime, record, new.warning) for record, new in zip(records, news, strict=True)

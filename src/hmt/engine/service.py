@@ -20,7 +20,8 @@ from enum import StrEnum
 import structlog
 
 from hmt.core.book import TriggerBook
-from hmt.core.model import Fired, InFlight
+from hmt.core.lifecycle import Status
+from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.types import TriggerId
 from hmt.engine.events import EventHub
 from hmt.engine.executor import AuthExpired, Executor, Outcome
@@ -240,6 +241,17 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
 
     # --- keeping the book equal to the store -------------------------------------------
+
+    async def arm(self, trigger: Trigger) -> None:
+        """A trigger just created, as its committed row holds it: into the book without
+        reading it back (its id is known to nobody else yet); later changes `refresh`."""
+        if self._state is not EngineState.RUNNING or trigger.status is not Status.ACTIVE:
+            return
+        self.book.remove(trigger.id)
+        self.book.add(trigger)
+        self._feed.subscribe((trigger.instrument_token,))
+        if self.events.listening:
+            self.events.changed(trigger.id, trigger.user_id)
 
     async def refresh(self, trigger_id: TriggerId) -> None:
         """Put the book in step with the stored row of `trigger_id`."""
