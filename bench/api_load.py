@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 
 MAX_OUTSTANDING = 512  # open loop: past this many unanswered, a start is skipped (`behind`)
+REQUEST_TIMEOUT_S = 10.0  # a create unanswered this long counts as an error (ReadTimeout)
+DRAIN_S = 15.0  # after the run, how long unanswered requests may still finish
 SHED = {503, 429}
 
 
@@ -34,12 +36,13 @@ class Load:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.instruments: list[list[Any]] = config["instruments"]  # [token, tradingsymbol]
-        self.latencies_us: list[float] = []
-        self.shed_us: list[float] = []
+        self.latencies_us: list[int] = []
+        self.shed_us: list[int] = []
         self.errors: dict[str, int] = {}
         self.sent = 0
         self.behind = 0
         self.outstanding = 0
+        self.unanswered = 0  # still waiting DRAIN_S after the run: abandoned
 
     def body(self) -> dict[str, Any]:
         instrument_token, symbol = self.instruments[self.sent % len(self.instruments)]
@@ -66,7 +69,7 @@ class Load:
             return
         finally:
             self.outstanding -= 1
-        took = (time.perf_counter_ns() - started) / 1000
+        took = (time.perf_counter_ns() - started) // 1000  # whole us: a shorter report
         if response.status_code == 201:
             self.latencies_us.append(took)
         elif response.status_code in SHED:
@@ -96,7 +99,12 @@ class Load:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             await asyncio.sleep(0.001)
-        await asyncio.gather(*tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=DRAIN_S)
+            self.unanswered = len(pending)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def main(config: dict[str, Any]) -> None:
@@ -107,7 +115,7 @@ async def main(config: dict[str, Any]) -> None:
     began = time.perf_counter()
     deadline = began + config["seconds"]
     async with httpx.AsyncClient(
-        base_url=config["url"], headers=headers, timeout=30, limits=limits
+        base_url=config["url"], headers=headers, timeout=REQUEST_TIMEOUT_S, limits=limits
     ) as client:
         if rate > 0:
             await load.open(client, deadline, rate)
@@ -120,6 +128,7 @@ async def main(config: dict[str, Any]) -> None:
                 "shed": len(load.shed_us),
                 "sent": load.sent,
                 "behind": load.behind,
+                "unanswered": load.unanswered,
                 "errors": load.errors,
                 "seconds": time.perf_counter() - began,
                 "latencies_us": load.latencies_us,

@@ -74,6 +74,7 @@ ASKED = 200.0  # the tick-path target's API load
 CREATE_P99_MS = 50.0
 TICK_P99_RATIO = 1.5
 DEFAULT_SWITCH_S = 0.005  # CPython's
+REPORT_LIMIT = 64 * 1024 * 1024  # the client's one-line report: every create's latency
 
 
 def loads(backend: str) -> list[Load | None]:
@@ -132,12 +133,12 @@ class ApiLoad:
         }
         self.child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.api_load", json.dumps(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, limit=REPORT_LIMIT,
         )  # fmt: skip
 
     async def finish(self) -> dict[str, Any]:
         assert self.child is not None
-        report = await _read(self.child.stdout, self.seconds + 60)
+        report = await _read(self.child.stdout, self.seconds + 90)
         await self.child.wait()
         if self.server is not None and self.serving is not None:
             self.server.should_exit = True
@@ -216,7 +217,8 @@ def run(quick: bool) -> str:
             f"{size.rate:,.0f} background ticks/s, {size.samples} samples per run (plus "
             f"{WARMUP} dropped). 'sent/s' is what the client started (its own process: past "
             "its ceiling the asked rate is not reached, and `behind` says by how many); "
-            "'created/s' the 201s; 'shed' the 503s (over HMT_API_MAX_IN_FLIGHT, with "
+            "'created/s' the 201s; 'other errors' anything else, timeouts (10 s) included; "
+            "'shed' the 503s (over HMT_API_MAX_IN_FLIGHT, with "
             "Retry-After) and 'shed p99' how long a refusal took. Tick ratio: p99 with the "
             f"load over the quiet run's (target <= {TICK_P99_RATIO}x at 200/s). Create "
             f"target: >= {TARGET_RATE['PostgreSQL']:,.0f}/s on PostgreSQL, "
@@ -272,7 +274,7 @@ def _row(backend: str, load: Load, r: Result, quiet_p99: float) -> tuple[str, ..
         _ms(c50),
         _ms(c99),
         f"{api['shed']} ({_ms(s99)})",
-        str(sum(api["errors"].values())) if api["errors"] else "0",
+        str(sum(api["errors"].values()) + api["unanswered"]),
         _ms(p50),
         _ms(p99),
         f"{ratio:.2f}x",
