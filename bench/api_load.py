@@ -1,7 +1,7 @@
 """The API load for bench_engine_load, in a process of its own: trigger creates.
 
 `python -m bench.api_load CONFIG_JSON` posts far-away BUY triggers (50 % above
-the price: they never fire) round-robin over the given instruments for
+the price: they never fire) round-robin over the given instruments and users for
 `seconds`, then prints one JSON line: how many were created, how many were
 shed (503 or 429: the API refusing past its capacity), other failures, and each
 create's and each refusal's latency (us).
@@ -36,6 +36,7 @@ class Load:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.instruments: list[list[Any]] = config["instruments"]  # [token, tradingsymbol]
+        self.tokens: list[str] = config["tokens"]  # one API token per user
         self.latencies_us: list[int] = []
         self.shed_us: list[int] = []
         self.errors: dict[str, int] = {}
@@ -44,10 +45,12 @@ class Load:
         self.outstanding = 0
         self.unanswered = 0  # still waiting DRAIN_S after the run: abandoned
 
-    def body(self) -> dict[str, Any]:
+    def request(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """The next create's headers (users round-robin) and body."""
         instrument_token, symbol = self.instruments[self.sent % len(self.instruments)]
+        token = self.tokens[self.sent % len(self.tokens)]
         self.sent += 1
-        return {
+        return {"Authorization": f"Bearer {token}"}, {
             "instrument_token": instrument_token,
             "exchange": "NSE",
             "tradingsymbol": symbol,
@@ -59,11 +62,11 @@ class Load:
         }
 
     async def one(self, client: httpx.AsyncClient) -> None:
-        body = self.body()
+        headers, body = self.request()
         started = time.perf_counter_ns()
         self.outstanding += 1
         try:
-            response = await client.post("/triggers", json=body)
+            response = await client.post("/triggers", json=body, headers=headers)
         except httpx.HTTPError as exc:
             self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
             return
@@ -109,13 +112,12 @@ class Load:
 
 async def main(config: dict[str, Any]) -> None:
     load = Load(config)
-    headers = {"Authorization": f"Bearer {config['token']}"}
     rate = float(config.get("rate", 0))
     limits = httpx.Limits(max_connections=MAX_OUTSTANDING, max_keepalive_connections=64)
     began = time.perf_counter()
     deadline = began + config["seconds"]
     async with httpx.AsyncClient(
-        base_url=config["url"], headers=headers, timeout=REQUEST_TIMEOUT_S, limits=limits
+        base_url=config["url"], timeout=REQUEST_TIMEOUT_S, limits=limits
     ) as client:
         if rate > 0:
             await load.open(client, deadline, rate)

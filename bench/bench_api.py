@@ -74,6 +74,7 @@ ASKED = 200.0  # the tick-path target's API load
 CREATE_P99_MS = 50.0
 TICK_P99_RATIO = 1.5
 DEFAULT_SWITCH_S = 0.005  # CPython's
+USERS = 100  # the client's users, round-robin
 REPORT_LIMIT = 64 * 1024 * 1024  # the client's one-line report: every create's latency
 
 
@@ -101,7 +102,9 @@ class ApiLoad:
         self.child: asyncio.subprocess.Process | None = None
 
     async def start(self, _concurrency: int) -> None:
-        user = await self.runtime.tokens.issue("api-load")
+        # Many users, as an app's traders are: one user's creates would count ever more
+        # live triggers against its cap (a per-user count per create).
+        users = [await self.runtime.tokens.issue(f"api-load-{n}") for n in range(USERS)]
         if self.load.mode == "engine":
             # As before issue 12: on this loop, and no bound on requests in flight.
             unbounded = self.runtime.settings.model_copy(update={"api_max_in_flight": 100_000})
@@ -124,7 +127,7 @@ class ApiLoad:
         others = list(universe(self.size.instruments))[1:]
         config = {
             "url": f"http://127.0.0.1:{port}",
-            "token": user.token,
+            "tokens": [user.token for user in users],
             "seconds": self.seconds,
             "rate": self.load.rate,
             "price": str(_rupees(CLOSE * 3 // 2)),

@@ -39,7 +39,7 @@ from hmt.store.tables import gtt_orders
 
 # One burst under Kite's 200 orders/min per run (each run is a new simulator and engine).
 FULL_SAMPLES = 187
-# Per book size, its runs: (background ticks/s, 0). The API's runs are the API study's.
+# Per book size, its runs: (background ticks/s, 0). The API under load: bench_api.py.
 FULL: dict[int, tuple[tuple[float, int], ...]] = {
     100_000: ((0, 0), (10_000, 0), (50_000, 0)),
     1_000_000: ((0, 0), (10_000, 0), (50_000, 0)),

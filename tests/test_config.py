@@ -77,7 +77,7 @@ def test_defaults_are_the_designed_ones() -> None:
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.secret_key is None
     assert s.tick_mode is TickMode.LTP
-    assert (s.api_loop, s.api_max_in_flight) == (ApiLoop.THREAD, 64)
+    assert (s.api_loop, s.api_max_in_flight) == (ApiLoop.THREAD, 16)
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:

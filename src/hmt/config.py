@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     # Where the API's handlers run: a thread of their own (a busy API cannot delay a
     # tick) or, for comparison, the engine's own event loop (docs/engine.md).
     api_loop: ApiLoop = ApiLoop.THREAD
-    # Requests the API handles at once; the next is a 503 with Retry-After at once.
-    api_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 64
+    # Requests the API handles at once; the next is a 503 with Retry-After at once. About
+    # the API's database pool (5 + 10 overflow): more would only queue for a connection.
+    api_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 16
     # Which engine instance a claim belongs to (docs/engine.md, "Two engines on one
     # database"): stable across restarts, unique among the engines sharing a database.
     engine_id: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None = None

@@ -2,12 +2,12 @@
 
 Everything is real but Kite's servers (the simulator speaks their protocol):
 the engine is built from settings exactly as `hmt run` builds it, the API is
-served as `hmt run` serves it (`hmt.cli.serving`) on an ephemeral port and reached over TCP with httpx.
+served as `hmt run` serves it (`hmt.cli.serving`) on an ephemeral port and
+reached over TCP with httpx.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
