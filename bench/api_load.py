@@ -19,6 +19,7 @@ Two shapes of load:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -44,6 +45,8 @@ class Load:
         self.behind = 0
         self.outstanding = 0
         self.unanswered = 0  # still waiting DRAIN_S after the run: abandoned
+        self.deadline = 0.0  # the end of the load's window
+        self.in_window = 0  # creates answered within the window: the throughput
 
     def request(self) -> tuple[dict[str, str], dict[str, Any]]:
         """The next create's headers (users round-robin) and body."""
@@ -75,6 +78,7 @@ class Load:
         took = (time.perf_counter_ns() - started) // 1000  # whole us: a shorter report
         if response.status_code == 201:
             self.latencies_us.append(took)
+            self.in_window += time.perf_counter() <= self.deadline
         elif response.status_code in SHED:
             self.shed_us.append(took)
         else:
@@ -115,14 +119,16 @@ async def main(config: dict[str, Any]) -> None:
     rate = float(config.get("rate", 0))
     limits = httpx.Limits(max_connections=MAX_OUTSTANDING, max_keepalive_connections=64)
     began = time.perf_counter()
-    deadline = began + config["seconds"]
-    async with httpx.AsyncClient(
-        base_url=config["url"], timeout=REQUEST_TIMEOUT_S, limits=limits
-    ) as client:
-        if rate > 0:
-            await load.open(client, deadline, rate)
-        else:
-            await load.closed(client, deadline)
+    deadline = load.deadline = began + config["seconds"]
+    client = httpx.AsyncClient(base_url=config["url"], timeout=REQUEST_TIMEOUT_S, limits=limits)
+    work = load.open(client, deadline, rate) if rate > 0 else load.closed(client, deadline)
+    # Whatever happens to the server, the report is printed: a hung run says so.
+    try:
+        await asyncio.wait_for(work, config["seconds"] + DRAIN_S + 5)
+    except TimeoutError:
+        load.errors["client_gave_up"] = 1
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.aclose(), 5)
     print(
         json.dumps(
             {
@@ -132,6 +138,8 @@ async def main(config: dict[str, Any]) -> None:
                 "behind": load.behind,
                 "unanswered": load.unanswered,
                 "errors": load.errors,
+                "window_s": config["seconds"],  # rates are over this, not the drain
+                "in_window": load.in_window,
                 "seconds": time.perf_counter() - began,
                 "latencies_us": load.latencies_us,
                 "shed_us": load.shed_us,
