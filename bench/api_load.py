@@ -27,7 +27,8 @@ from typing import Any
 
 import httpx
 
-MAX_OUTSTANDING = 512  # open loop: past this many unanswered, a start is skipped (`behind`)
+MAX_OUTSTANDING = 256  # open loop: past this many unanswered, a start is skipped (`behind`)
+CONNECTIONS = 64  # kept alive, as an app's pool: more requests wait for one (in their latency)
 REQUEST_TIMEOUT_S = 10.0  # a create unanswered this long counts as an error (ReadTimeout)
 DRAIN_S = 15.0  # after the run, how long unanswered requests may still finish
 SHED = {503, 429}
@@ -117,7 +118,7 @@ class Load:
 async def main(config: dict[str, Any]) -> None:
     load = Load(config)
     rate = float(config.get("rate", 0))
-    limits = httpx.Limits(max_connections=MAX_OUTSTANDING, max_keepalive_connections=64)
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     began = time.perf_counter()
     deadline = load.deadline = began + config["seconds"]
     client = httpx.AsyncClient(base_url=config["url"], timeout=REQUEST_TIMEOUT_S, limits=limits)
