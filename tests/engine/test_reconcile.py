@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hmt.core.model import OrderIntent
 from hmt.core.types import Leg
 from hmt.engine import service as service_module
 from hmt.engine.health import Verdict
@@ -126,3 +127,29 @@ async def test_a_resync_leaves_out_triggers_whose_order_task_is_running() -> Non
     service._in_flight.discard(trigger.id)
     await service.resync()
     assert trigger.id in service.book
+
+
+async def test_an_order_whose_claim_is_rolled_back_in_flight_is_settled_not_resent() -> None:
+    """The database loses the claim while the order is on its way: the outcome cannot be
+    written (the row reads active), so the engine reconciles at once: placed, never resent."""
+    trigger = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source = Source(ledger, [trigger])
+
+    def rolled_back(broker: Broker, intent: OrderIntent) -> str:
+        order_id = broker.accept(intent)
+        ledger.status[intent.trigger_id] = "active"  # the server restarted without the claim
+        return order_id
+
+    broker, feed = Broker(rolled_back), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    await eventually(lambda: not service.holding)
+    assert ledger.status[trigger.id] == "placed"
+    assert trigger.id not in service.book
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert len(broker.sends) == 1
+    await service.stop()
