@@ -251,3 +251,19 @@ async def test_a_failed_deferred_claim_leaves_no_unflushed_connection(
     for _ in range(3):
         await db.transaction(touch)
     assert seen == [(True, FLUSHED[db.dialect])] * 3
+
+
+async def test_an_active_row_still_carrying_an_earlier_tag_is_settled_too(
+    store: TriggerStore, execution: ExecutionStore
+) -> None:
+    """A claim released (session expired) leaves its tag on the active row: if the book shows
+    that tag, the row is placed like any other active one."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    await claim(execution, trigger)
+    await execution.released(trigger.id, "token expired", 1)
+    book = [order(tag_of(trigger.id, Leg.FIRST), "9009")]
+    assert [s.was for s in await execution.reconcile(book, tag_of)] == [Status.ACTIVE]
+    record = await store.load(trigger.id)
+    assert record is not None
+    assert (record.status, record.order_id) == (Status.PLACED, "9009")
