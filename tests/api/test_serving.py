@@ -10,8 +10,11 @@ from typing import Any
 import httpx
 
 from hmt.api.limits import SHED_RETRY_AFTER_S, InFlightLimit
+from hmt.compose import bridge
 from hmt.config import ApiLoop
+from hmt.engine.bridge import EngineLoop
 from hmt.engine.instruments import Resolution
+from hmt.store.db import DbState
 from tests.support.eventually import eventually
 from tests.support.system import System, running_system
 
@@ -169,3 +172,27 @@ def _infy(price: str) -> dict[str, Any]:
         "quantity": 1,
         "product": "CNC",
     }
+
+
+async def test_the_api_threads_own_database_is_not_the_engines_reconnection_signal(
+    sqlite_url: str,
+) -> None:
+    """The bridge's own connections coming back hold no firing (the API claims nothing); the
+    engine's database coming back does (its claims may have been lost with it)."""
+    async with running_system(sqlite_url) as system:
+        engine = system.runtime.engine
+        await eventually(lambda: not engine.holding, within=10)
+        api = await bridge(system.runtime, EngineLoop(asyncio.get_running_loop()))
+        try:
+            assert api.db is not system.runtime.db
+            assert api.db.reconnected == []
+            api.db._unreachable(ConnectionError("gone"))
+            await api.triggers.count("alice")  # answers: the bridge's db is back
+            assert api.db.health.state is DbState.OK
+            assert not engine.holding
+            system.runtime.db._unreachable(ConnectionError("gone"))
+            await system.runtime.db.ping()
+            assert engine.holding  # the engine's own reconnection holds firing at once
+            await eventually(lambda: not engine.holding, within=10)
+        finally:
+            await api.close()
