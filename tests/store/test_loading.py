@@ -281,3 +281,24 @@ async def test_bulk_create_stores_each_instruments_grid(store: TriggerStore) -> 
     assert [(r.tick_size, r.lot_size) for r in records] == [(5, 1), (5, 40), (None, None)]
     stored = [await store.get("alice", t.id) for t in triggers]
     assert [(r.tick_size, r.lot_size) for r in stored] == [(5, 1), (5, 40), (None, None)]
+
+
+async def test_a_load_in_many_batches_or_stopped_early_leaves_the_connection_usable(
+    store: TriggerStore, db: Database
+) -> None:
+    """Batches fetched one ahead arrive whole and in order; a caller that stops after the
+    first batch ends the load cleanly, and the next load reads everything again."""
+    ids = sorted(str(uuid.uuid4()) for _ in range(7))
+    for trigger_id in ids:
+        await insert(db, distinct_row(trigger_id))
+    sizes, seen = [], []
+    async for batch in store.stream_active(batch_size=2):
+        sizes.append(len(batch))
+        seen += [t.id for t in batch]
+    assert sizes == [2, 2, 2, 1]
+    assert sorted(seen) == ids
+    stream = store.stream_active(batch_size=2)
+    first = await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert len(first) == 2
+    assert len(await loaded(store, [])) == len(ids)

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import structlog
 
-from hmt.core.book import TriggerBook
+from hmt.core.book import BookBuilder, TriggerBook
 from hmt.core.model import Fired, InFlight
 from hmt.core.types import TriggerId
 from hmt.engine.events import EventHub
@@ -29,6 +29,9 @@ from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 
 log = structlog.get_logger("hmt.engine")
+
+# Legs sorted between two turns of the loop while a load builds the book (about 10 ms).
+LOAD_STEP_LEGS = 50_000
 
 
 class EngineState(StrEnum):
@@ -97,9 +100,8 @@ class Engine:
         await self.recover()
         for expired in await self._source.expire_due():
             self.book.remove(expired)
-        loaded = 0
-        async for batch in self._source.active_batches():
-            loaded += self.book.add_many(batch)
+        # Built aside and swapped in: in STARTING nothing reads or changes the book.
+        self.book, loaded = await self._load()
         self._feed.subscribe(self.book.instruments())
         await self._feed.start()
         self._started_at = time.monotonic()
@@ -258,13 +260,31 @@ class Engine:
 
     async def resync(self) -> None:
         """Rebuild the book from the store's active set (after a lost change feed)."""
-        book = TriggerBook()
-        async for batch in self._source.active_batches():
-            book.add_many(batch)
+        book, _ = await self._load()
         gone = self.book.instruments() - book.instruments()
         self.book = book
         self._feed.subscribe(book.instruments())
         self._feed.unsubscribe(gone)
+
+    async def _load(self) -> tuple[TriggerBook, int]:
+        """A new book of the store's active set, and how many it holds.
+
+        Each instrument's legs are sorted once, after the last batch
+        (`BookBuilder`); the loop runs between batches (each awaits the store)
+        and between every `LOAD_STEP_LEGS` legs sorted, so health checks and
+        requests are answered throughout a million-trigger load.
+        """
+        builder = BookBuilder()
+        loaded = 0
+        async for batch in self._source.active_batches():
+            loaded += builder.add_many(batch)
+        sorted_legs = 0
+        for legs in builder.steps():
+            sorted_legs += legs
+            if sorted_legs >= LOAD_STEP_LEGS:
+                sorted_legs = 0
+                await asyncio.sleep(0)
+        return builder.build(), loaded
 
     @property
     def uptime(self) -> float:

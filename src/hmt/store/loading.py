@@ -12,7 +12,9 @@ converts rows as a fast path of `records.trigger_from_row` (which
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -151,21 +153,24 @@ async def active_triggers(
         else:
             batches = _rows(conn, batch_size)
         convert: Convert | None = None
-        async for names, rows in batches:
-            if convert is None:
-                convert = converter(names, divisor_of)
-                i_id = names.index("id")
-            batch = []
-            for row in rows:
-                try:
-                    batch.append(convert(row))
-                except (ValueError, KeyError, TypeError, ArithmeticError) as error:
-                    if on_invalid is not None:
-                        on_invalid(str(row[i_id]), error)
-            yield batch
+        # Closed here, not whenever it is collected: a caller that stops early
+        # ends the read (and its transaction) before the connection goes back.
+        async with contextlib.aclosing(batches):
+            async for names, rows in batches:
+                if convert is None:
+                    convert = converter(names, divisor_of)
+                    i_id = names.index("id")
+                batch = []
+                for row in rows:
+                    try:
+                        batch.append(convert(row))
+                    except (ValueError, KeyError, TypeError, ArithmeticError) as error:
+                        if on_invalid is not None:
+                            on_invalid(str(row[i_id]), error)
+                yield batch
 
 
-Batches = AsyncIterator[tuple[Sequence[str], Sequence[Any]]]
+Batches = AsyncGenerator[tuple[Sequence[str], Sequence[Any]], None]
 
 
 async def _rows(conn: AsyncConnection, batch_size: int) -> Batches:
@@ -193,8 +198,19 @@ async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> Batches:
         statement = await driver.prepare(_PG_QUERY)
         names = tuple(attribute.name for attribute in statement.get_attributes())
         cursor = await statement.cursor(_ACTIVE.value)
-        while rows := await cursor.fetch(batch_size):
-            yield names, rows
+        # One batch ahead: the next is asked for before this one is handed on,
+        # so the server reads and sends it while the caller converts this one.
+        ahead = asyncio.ensure_future(cursor.fetch(batch_size))
+        try:
+            while rows := await ahead:
+                ahead = asyncio.ensure_future(cursor.fetch(batch_size))
+                yield names, rows
+        finally:
+            # A caller that stops early: the fetch under way ends before the
+            # transaction does (never cancelled inside the protocol).
+            if not ahead.done():
+                with contextlib.suppress(Exception):
+                    await ahead
 
 
 # Built only from the table's own column names: no outside input.
