@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +27,7 @@ from hmt.core.types import (
 )
 from hmt.store.db import Database
 from hmt.store.execution import ExecutionStore
-from hmt.store.loading import _COLUMNS, converter
+from hmt.store.loading import _COLUMNS, _make_trigger, converter
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
@@ -302,3 +303,18 @@ async def test_a_load_in_many_batches_or_stopped_early_leaves_the_connection_usa
     await stream.aclose()  # type: ignore[attr-defined]
     assert len(first) == 2
     assert len(await loaded(store, [])) == len(ids)
+
+
+def test_the_fast_constructor_builds_what_the_dataclass_builds() -> None:
+    """`_make_trigger` (slots set directly) equals `Trigger(...)` for distinct values, and is
+    only allowed while `Trigger` has no `__post_init__` that it would skip."""
+    assert not hasattr(Trigger, "__post_init__")
+    values = _fields_of(expected_trigger(str(uuid.uuid4())))
+    made = _make_trigger(*values.values())
+    assert made == Trigger(**values)
+    assert _fields_of(made) == values
+    assert [f.name for f in dataclasses.fields(Trigger)] == list(values)
+
+
+def _fields_of(trigger: Trigger) -> dict[str, Any]:
+    return {f.name: getattr(trigger, f.name) for f in dataclasses.fields(Trigger)}
