@@ -29,13 +29,10 @@ from hmt.core.model import Trigger
 from hmt.core.prices import to_units
 from hmt.core.types import (
     Exchange,
-    InstrumentToken,
     OrderType,
     Product,
     Side,
-    TriggerId,
     TriggerType,
-    UserId,
 )
 from hmt.store.db import Database
 from hmt.store.records import DivisorOf
@@ -133,21 +130,23 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
             raise InvalidTrigger([FieldError("trigger_price_1", "required", "is NULL")])
         # Positional, in `Trigger`'s field order: keywords would cost about 1 s per
         # million rows. tests/store/test_loading.py checks the order field by field.
+        # The NewTypes (TriggerId, UserId, InstrumentToken) are left out: each is a
+        # call that returns its argument.
         return _make_trigger(
-            TriggerId(str(row[i_id])),
-            UserId(row[i_user]),
-            InstrumentToken(row[i_token]),
+            str(row[i_id]),
+            row[i_user],
+            row[i_token],
             _EXCHANGES[row[i_exchange]],
             row[i_symbol],
             _TYPES[row[i_type]],
             _SIDES[row[i_side]],
             p1,
-            _units(row[i_p2], divisor, "trigger_price_2"),
+            None if row[i_p2] is None else _units(row[i_p2], divisor, "trigger_price_2"),
             row[i_qty],
             _PRODUCTS[row[i_product]],
             _ORDER_TYPES[row[i_order_type]],
-            _units(row[i_l1], divisor, "limit_price_1"),
-            _units(row[i_l2], divisor, "limit_price_2"),
+            None if row[i_l1] is None else _units(row[i_l1], divisor, "limit_price_1"),
+            None if row[i_l2] is None else _units(row[i_l2], divisor, "limit_price_2"),
             _ACTIVE,
             row[i_expires],
             divisor,
