@@ -115,6 +115,10 @@ def test_instruments_follow_the_book() -> None:
     assert book.instruments() == {INFY, RELIANCE}
     book.remove(a.id)
     assert book.instruments() == {RELIANCE}
+    assert (book.holds(INFY), book.holds(RELIANCE)) == (False, True)
+    book.on_tick(RELIANCE, b.trigger_price_1)  # fires b: its instrument leaves the book
+    assert book.instruments() == frozenset()
+    assert not book.holds(RELIANCE)
 
 
 class BookVersusOracle(RuleBasedStateMachine):

@@ -101,6 +101,10 @@ class TriggerBook:
         book = self._instruments.get(instrument_token)
         return 0 if book is None else len(book)
 
+    def holds(self, instrument_token: int) -> bool:
+        """Whether any leg of this instrument is in the book (an emptied one is dropped)."""
+        return instrument_token in self._instruments
+
     def add(self, trigger: Trigger) -> None:
         """Index `trigger`'s legs; `DuplicateTrigger` if its id is already here."""
         if trigger.id in self._by_id:
@@ -159,13 +163,9 @@ class TriggerBook:
     def _fire(self, instrument_token: int, book: _Instrument, ltp: int) -> tuple[Fired, ...]:
         keys: list[int] = []
         if ltp >= book.rise_at:
-            cut = book.rising.bisect_left((ltp + 1) << _SHIFT)
-            keys += book.rising[:cut]
-            del book.rising[:cut]
+            _take_below(book.rising, (ltp + 1) << _SHIFT, keys)
         if ltp <= book.fall_at:
-            cut = book.falling.bisect_left(ltp << _SHIFT)
-            keys += book.falling[cut:]
-            del book.falling[cut:]
+            _take_from(book.falling, ltp << _SHIFT, keys)
         fired: list[Fired] = []
         by_seq, by_id = self._by_seq, self._by_id
         for key in keys:
@@ -259,6 +259,41 @@ class BookBuilder:
         for _ in self.steps():
             pass
         return self._book
+
+
+# A tick usually fires a leg or two: up to this many are popped one by one (a few
+# attribute reads each) before the slicing path, whose index work costs more for
+# few keys and far less for many.
+_FEW: Final = 8
+
+
+def _take_below(rising: SortedList[int], bound: int, keys: list[int]) -> None:
+    """Move every key below `bound` (the lowest first) from `rising` to `keys`."""
+    left = len(rising)
+    for _ in range(_FEW):
+        if not left or rising[0] >= bound:
+            return
+        keys.append(rising.pop(0))
+        left -= 1
+    cut = rising.bisect_left(bound)
+    keys += rising[:cut]
+    del rising[:cut]
+
+
+def _take_from(falling: SortedList[int], bound: int, keys: list[int]) -> None:
+    """Move every key at or above `bound` (in ascending order, as a slice) to `keys`."""
+    left = len(falling)
+    taken: list[int] = []
+    for _ in range(_FEW):
+        if not left or falling[-1] < bound:
+            break
+        taken.append(falling.pop())
+        left -= 1
+    else:
+        cut = falling.bisect_left(bound)
+        keys += falling[cut:]
+        del falling[cut:]
+    keys += reversed(taken)
 
 
 def _leg_keys(trigger: Trigger, seq: int) -> tuple[tuple[bool, int], ...]:

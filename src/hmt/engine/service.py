@@ -191,7 +191,7 @@ class Engine:
             return
         for leg in fired:
             self._spawn(self._execute(leg, started))
-        if not self.book.count_for(instrument_token):
+        if not self.book.holds(instrument_token):
             self._feed.unsubscribe((instrument_token,))
         self.stats.triggers_fired += len(fired)
         self.stats.record_evaluate(time.perf_counter() - started)
