@@ -16,6 +16,7 @@ from hmt.core.types import Leg, OrderType, Side
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest, client_names
 from hmt.kite.tags import broker_tag
+from hmt.sim.httpd import HttpServer, Request, Response
 from hmt.sim.simulator import Simulator
 from tests.support.factories import INFY, make_trigger
 
@@ -169,3 +170,25 @@ async def test_the_instrument_dump_comes_back_as_text(sim: Simulator, kite: Kite
     with pytest.raises(BrokerError) as info:
         await kite._rest.csv("/no/such/dump")
     assert info.value.http_status == 404
+
+
+async def test_an_api_url_with_a_path_keeps_it(client: str) -> None:
+    """A base URL with a path (a gateway in front of Kite) prefixes every request's path."""
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def handle(request: Request) -> Response:
+        seen.append((request.path, request.form()))
+        return Response.json(200, {"status": "success", "data": {"order_id": "1"}})
+
+    server = HttpServer(handle)
+    port = await server.start("127.0.0.1", 0)
+    rest = KiteRest(
+        api_url=f"http://127.0.0.1:{port}/kite/", api_key="k", access_token="t", client=client
+    )
+    try:
+        data = await rest.request("POST", "/orders/regular", form={"tag": "x"})
+    finally:
+        await rest.aclose()
+        await server.close()
+    assert data == {"order_id": "1"}
+    assert seen == [("/kite/orders/regular", {"tag": "x"})]

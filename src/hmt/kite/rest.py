@@ -116,7 +116,6 @@ class _Aiohttp:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                base_url=self._base,
                 timeout=self._timeout,
                 headers=self._headers,
                 connector=aiohttp.TCPConnector(limit=10, keepalive_timeout=60),
@@ -138,7 +137,7 @@ class _Aiohttp:
         session = self._open()
         try:
             async with session.request(
-                method, path.lstrip("/"), data=form, params=params
+                method, self._base + path, data=form, params=params
             ) as response:
                 # The request is written and the broker has begun to answer: a
                 # crash here leaves an order we never learned the id of.
@@ -157,7 +156,7 @@ class _Aiohttp:
     async def get(self, path: str) -> Answer:
         session = self._open()
         try:
-            async with session.get(path.lstrip("/")) as response:
+            async with session.get(self._base + path) as response:
                 return response.status, await response.read(), response.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _NotSent(_describe(exc)) from None
@@ -200,8 +199,7 @@ class KiteRest:
         if client == "httpx":
             self._http = _Httpx(base, timeout, headers, transport)
         elif client == "aiohttp":
-            # aiohttp joins relative paths onto a base ending in "/".
-            self._http = _Aiohttp(base + "/", timeout, headers)
+            self._http = _Aiohttp(base, timeout, headers)
         else:
             raise ValueError(f"unknown HTTP client {client!r}: one of {', '.join(CLIENTS)}")
         self.set_access_token(access_token)
