@@ -22,7 +22,7 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
-from hmt.config import Broker, ConfigError, Settings
+from hmt.config import Broker, ClaimDurability, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
@@ -144,12 +144,24 @@ async def build(settings: Settings) -> Runtime:
         sealer = Sealer([settings.secret_key.get_secret_value()])
     database = create_engine(settings.database_url, application_name="hmt-engine")
     await migrate.upgrade_at_start(database, enabled=settings.db_auto_upgrade)
-    db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
+    deferred_claims = settings.claim_durability == ClaimDurability.ASYNC
+    db = Database(
+        database,
+        retries=settings.max_retries,
+        backoff_ms=settings.retry_backoff_ms,
+        # Claims that do not wait for the disk get a pool whose connections say so once,
+        # rather than a statement in each claim (docs/store.md).
+        deferred=create_engine(
+            settings.database_url, application_name="hmt-claims", deferred_flush=True
+        )
+        if deferred_claims
+        else None,
+    )
     accounts = None if sealer is None else AccountStore(db, sealer)
     try:
         access_token = await _access_token(settings, accounts)
     except Exception:
-        await database.dispose()
+        await db.dispose()
         raise
     awaiting_login = access_token is None
     access_token = access_token or AWAITING_LOGIN
@@ -159,7 +171,12 @@ async def build(settings: Settings) -> Runtime:
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
     owner = settings.engine_instance()
     lease = settings.claim_lease_s
-    execution = ExecutionStore(triggers, owner=owner, lease=timedelta(seconds=lease))
+    execution = ExecutionStore(
+        triggers,
+        owner=owner,
+        lease=timedelta(seconds=lease),
+        durable_claims=not deferred_claims,
+    )
     log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
     rest = KiteRest(
         api_url=settings.kite_api_url,
@@ -203,6 +220,9 @@ async def build(settings: Settings) -> Runtime:
         config=EngineConfig(enabled=settings.engine_enabled, resend_within=timedelta(seconds=60)),
         session=session,
     )
+    # A claim may not have reached the disk: after the database comes back, the engine
+    # holds firing and reconciles with the broker's order book (docs/engine.md).
+    db.reconnected.append(engine.database_reconnected)
     # The day's master is fetched at start-up in the background (the first create need
     # not wait for some 100,000 rows), and each copy is frozen out of the collector.
     instruments = InstrumentMaster(

@@ -129,6 +129,18 @@ async def test_expired_session_is_auth(sim: Simulator, kite: KiteOrders) -> None
     assert info.value.error_type == "TokenException"
 
 
+async def test_after_send_is_hit_by_orders_not_by_reading_the_book(
+    sim: Simulator, kite: KiteOrders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On either client `after_send` is hit by a POST (an order), never by GET /orders."""
+    hits: list[str] = []
+    monkeypatch.setattr("hmt.kite.rest.failpoint", hits.append)
+    await kite.orders()
+    assert hits == []
+    await kite.place(intent())
+    assert hits == ["after_send"]
+
+
 async def test_stop_orders_amo_and_history(sim: Simulator, kite: KiteOrders) -> None:
     """SL-M and SL orders rest as TRIGGER PENDING; history reads back; AMO uses its path."""
     sell = intent(side=Side.SELL)

@@ -158,7 +158,8 @@ async def test_server_close_reconnects_with_backoff_and_resubscribes_all(
         for round_ in range(1, 4):
             await server.drop_all()
             await eventually(lambda r=round_: rec.count(LinkEventKind.RESUBSCRIBED) == r + 1)
-            assert server.subscriptions() == before
+            # The client's event is sent before the server has read the commands: wait for them.
+            await eventually(lambda: server.subscriptions() == before)
         backoffs = [e for e in rec.events if e.kind is LinkEventKind.BACKOFF]
         assert [e.attempt for e in backoffs] == [1, 2, 3]  # not stable long enough to reset
         assert all(0.8 * 0.05 * 2 ** (e.attempt - 1) <= e.delay_s <= 0.05 * 2 ** (e.attempt - 1)
@@ -192,7 +193,8 @@ async def test_silent_server_trips_the_watchdog(server: KiteWsServer) -> None:
         await eventually(lambda: ticker.stats().watchdog_trips == 1)
         server.stalled = False
         await eventually(lambda: rec.count(LinkEventKind.RESUBSCRIBED) == 2)
-        assert server.subscriptions() == {INFY: Mode.LTP}
+        # The client's event is sent before the server has read the commands: wait for them.
+        await eventually(lambda: server.subscriptions() == {INFY: Mode.LTP})
         watchdog = next(e for e in rec.events if e.kind is LinkEventKind.WATCHDOG)
         assert "watchdog" in watchdog.reason
 

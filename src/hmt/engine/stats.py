@@ -39,6 +39,7 @@ class EngineStats:
     retries: int = 0
     lost_claims: int = 0
     unresolved: int = 0
+    reconciled: int = 0  # rows the broker's order book settled as placed
     bad_ticks: int = 0
     _tick_to_order: HdrHistogram = field(default_factory=_histogram, repr=False)
     _evaluate: HdrHistogram = field(default_factory=_histogram, repr=False)
