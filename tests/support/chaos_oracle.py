@@ -23,10 +23,11 @@ holds for its legs' tags and what its history says:
   a claim without its `fired`, a `placed` with no `order_sent` before it, or
   `attempts` different from the number of `order_sent` events.
 
-After a rollback a row may legitimately be back at `active` (or `paused`) with
-its order already at the broker: its history lost the claim and the request
-with it, so the request accounting (`order_sent` before `placed`, `attempts`)
-is not asked of a placement that reconciliation made from the order book.
+After a rollback a row may legitimately be back at `active` with its order
+already at the broker (the claim and the request went with the rollback): it
+must then be settled from the order book, its history written again as
+`fired`, `claimed`, `order_sent`, `reconciled`, `placed`, so every rule below
+still holds; an order under its tag it did not account for is a duplicate.
 
 "Had to fire" is decided by the runner, not guessed here: after healing it
 pushes a price through every leg still armed while the engine is healthy, so
@@ -166,7 +167,7 @@ def judge(
             # Not cancelled: the final push went through it while the engine was up.
             classes.append("lost")
             why.append(f"ended `{status.value}` ({record.error_message or 'no reason'})")
-    problem = history_problem(record, history, rolled_back=rolled_back)
+    problem = history_problem(record, history)
     if problem:
         classes.append("bad-history")
         why.append(problem)
@@ -193,14 +194,8 @@ def judge_erased(record: TriggerRecord, orders: Sequence[Mapping[str, Any]]) -> 
     )
 
 
-def history_problem(
-    record: TriggerRecord, history: Sequence[TriggerEvent], *, rolled_back: bool = False
-) -> str:
-    """Why the history does not replay to the row's status ('' when it does).
-
-    `rolled_back`: a rollback erased this trigger's claim and its requests, so a
-    placement found in the broker's book (`reconciled`) owes no `order_sent`.
-    """
+def history_problem(record: TriggerRecord, history: Sequence[TriggerEvent]) -> str:
+    """Why the history does not replay to the row's status ('' when it does)."""
     kinds = [event.kind for event in history]
     if not kinds or kinds[0] is not EventKind.CREATED:
         return f"history does not start with `created`: {[k.value for k in kinds]}"
@@ -220,10 +215,6 @@ def history_problem(
         return "more than one outcome"
     if record.status is Status.PLACED and EventKind.CLAIMED not in kinds:
         return "placed without a claim"
-    if rolled_back and any(
-        e.kind is EventKind.PLACED and e.payload.get("reconciled") for e in history
-    ):
-        return ""
     return _requests_problem(record, kinds)
 
 
