@@ -22,7 +22,7 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
-from hmt.config import Broker, ConfigError, Settings
+from hmt.config import Broker, ClaimDurability, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
@@ -159,7 +159,12 @@ async def build(settings: Settings) -> Runtime:
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
     owner = settings.engine_instance()
     lease = settings.claim_lease_s
-    execution = ExecutionStore(triggers, owner=owner, lease=timedelta(seconds=lease))
+    execution = ExecutionStore(
+        triggers,
+        owner=owner,
+        lease=timedelta(seconds=lease),
+        durable_claims=settings.claim_durability is ClaimDurability.SYNC,
+    )
     log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
     rest = KiteRest(
         api_url=settings.kite_api_url,
@@ -202,6 +207,9 @@ async def build(settings: Settings) -> Runtime:
         config=EngineConfig(enabled=settings.engine_enabled, resend_within=timedelta(seconds=60)),
         session=session,
     )
+    # A claim may not have reached the disk: after the database comes back, the engine
+    # holds firing and reconciles with the broker's order book (docs/engine.md).
+    db.reconnected.append(engine.database_reconnected)
     # The day's master is fetched at start-up in the background (the first create need
     # not wait for some 100,000 rows), and each copy is frozen out of the collector.
     instruments = InstrumentMaster(

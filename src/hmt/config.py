@@ -28,6 +28,13 @@ class Broker(StrEnum):
     PAPER = "paper"
 
 
+class ClaimDurability(StrEnum):
+    """Whether a claim's commit waits for the disk (docs/engine.md)."""
+
+    ASYNC = "async"  # not flushed; reconciliation with the broker's book covers a lost one
+    SYNC = "sync"  # flushed before the order leaves (the earlier behaviour)
+
+
 class TickMode(StrEnum):
     LTP = "ltp"
     QUOTE = "quote"
@@ -82,6 +89,9 @@ class Settings(BaseSettings):
     engine_id: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None = None
     # How long a claim is its engine's without renewal; unset: max(30 s, 2 x timeout + 2 s).
     claim_lease_ms: Annotated[int, Field(ge=1000, le=3_600_000)] | None = None
+    # `async`: a claim's commit does not wait for the disk; exactly once then rests on
+    # reconciliation with the broker's order book (docs/engine.md). `sync`: it waits.
+    claim_durability: ClaimDurability = ClaimDurability.ASYNC
 
     @field_validator("database_url")
     @classmethod

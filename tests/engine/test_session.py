@@ -9,6 +9,7 @@ from hmt.config import ConfigError
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.engine.session import BrokerSession, SessionState
 from tests.engine.test_service import engine
+from tests.support.eventually import eventually
 from tests.support.factories import INFY, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source
 
@@ -141,7 +142,7 @@ async def test_a_refused_login_changes_nothing() -> None:
 
 async def test_the_engine_fires_nothing_until_the_first_login() -> None:
     """Started while awaiting a login: login_required, a crossing tick sends nothing; after a
-    token the next crossing tick places the order."""
+    token, once the order book has been read (reconciliation), a crossing tick places it."""
     trigger = make_trigger(trigger_price_1=100)
     ledger = ClaimLedger()
     source, broker, feed = Source(ledger, [trigger]), Broker(), Feed()
@@ -155,6 +156,8 @@ async def test_the_engine_fires_nothing_until_the_first_login() -> None:
     assert trigger.id in service.book
     session.renew("first-token-8")
     assert service.state.value == "running"
+    await eventually(lambda: not service.holding)
+    assert broker.books == 1  # the book was read once, after the login
     service.on_ltp(INFY, 101)
     await service.drain()
     assert ledger.status[trigger.id] == "placed"

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.errors import ClaimLost
+from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import FeedStatus
 from hmt.kite.tags import broker_tag
+from hmt.store.reconciliation import Reconciled
 
 Step = Callable[["Broker", OrderIntent], str]
 
@@ -24,12 +26,14 @@ Step = Callable[["Broker", OrderIntent], str]
 class Broker:
     """An order book keyed by tag; each place() runs the next scripted step."""
 
-    def __init__(self, *steps: Step, find_errors: int = 0) -> None:
+    def __init__(self, *steps: Step, find_errors: int = 0, book_errors: int = 0) -> None:
         self.steps = list(steps)
         self.book: dict[str, list[str]] = {}
         self.sends: list[float] = []
         self.finds = 0
         self.find_errors = find_errors
+        self.books = 0  # whole-book reads (`orders`)
+        self.book_errors = book_errors
         self._ids = itertools.count(1_000_000_000_000_000_000)
 
     def tag(self, trigger_id: str, leg: Leg) -> str:
@@ -51,6 +55,18 @@ class Broker:
             self.find_errors -= 1
             raise BrokerError(ErrorKind.AMBIGUOUS, "book unavailable", http_status=503)
         return [OrderReport(order_id=i, status="OPEN", tag=tag) for i in self.book.get(tag, [])]
+
+    async def orders(self) -> list[OrderReport]:
+        """The whole book (`OrderPort.orders`), failing like `find` while scripted to."""
+        self.books += 1
+        if self.book_errors:
+            self.book_errors -= 1
+            raise BrokerError(ErrorKind.AMBIGUOUS, "book unavailable", http_status=503)
+        return [
+            OrderReport(order_id=i, status="OPEN", tag=tag)
+            for tag, ids in self.book.items()
+            for i in ids
+        ]
 
 
 def ok(broker: Broker, intent: OrderIntent) -> str:
@@ -152,6 +168,29 @@ class Source:
 
     async def expire_due(self) -> list[TriggerId]:
         return []
+
+    async def reconcile(
+        self,
+        orders: Sequence[OrderReport],
+        tag_of: Callable[[TriggerId, Leg], str],
+        *,
+        skip: Collection[TriggerId] = (),
+    ) -> list[Reconciled]:
+        """Active or triggered rows whose tag is in `orders` end placed (as the store does)."""
+        by_tag = {report.tag: report for report in orders if report.tag}
+        settled = []
+        for trigger_id, trigger in self.rows.items():
+            status = self.ledger.status.get(trigger_id, "active")
+            if status not in ("active", "triggered") or trigger_id in skip:
+                continue
+            for leg in trigger.legs:
+                report = by_tag.get(tag_of(trigger_id, leg))
+                if report is not None:
+                    self.ledger.status[trigger_id] = "placed"
+                    self.ledger.calls.append(("reconciled", (trigger_id, report.order_id)))
+                    settled.append(Reconciled(trigger_id, report.order_id, Status(status)))
+                    break
+        return settled
 
     async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
         self.given_up.append(trigger_id)

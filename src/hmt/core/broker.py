@@ -64,6 +64,7 @@ class OrderReport:
     tags: tuple[str, ...] = ()
     status_message: str | None = None
     filled_quantity: int = 0
+    instrument_token: int | None = None  # None when the broker's row does not say
 
     def carries(self, tag: str) -> bool:
         """Whether this order carries `tag`, as its user tag or in its tag list."""

@@ -30,7 +30,7 @@ from hmt.core.errors import ClaimLost
 from hmt.core.model import Fired, OrderIntent
 from hmt.core.rules import order_for
 from hmt.core.throttle import Throttle
-from hmt.core.types import TriggerId
+from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import ClaimStore, OrderPort
 from hmt.failpoints import failpoint
 
@@ -121,6 +121,14 @@ class Executor:
         self._rng = rng or random.Random()
         self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
         self._answered = asyncio.Event()  # an order's answer freed a throttle slot
+
+    def tag(self, trigger_id: TriggerId, leg: Leg) -> str:
+        """The broker's tag for an order of this leg (reconciliation computes active rows')."""
+        return self._broker.tag(trigger_id, leg)
+
+    async def orders(self) -> list[OrderReport]:
+        """The broker's order book of the day, read once; a classified `BrokerError` if not."""
+        return await self._broker.orders()
 
     async def execute(self, fired: Fired, *, on_send: Callable[[], None] | None = None) -> Outcome:
         """Claim `fired` and see its order placed exactly once, or say why not.

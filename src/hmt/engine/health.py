@@ -25,6 +25,8 @@ class Observations:
     broker_session_valid: bool
     active_triggers: int
     stale_after: float = 60.0
+    # Firing held until the broker's order book has been read (start-up, reconnection).
+    reconciling: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ def judge(seen: Observations) -> Health:
         down.append("database unreachable: no trigger can be claimed")
     if not seen.broker_session_valid:
         down.append("broker login required: the access token is invalid or expired")
+    if seen.reconciling and seen.broker_session_valid:
+        down.append("reconciling with the broker's order book: firing is held until it is read")
     if not seen.ticker_connected:
         down.append("ticker disconnected: no prices are arriving")
     if down:

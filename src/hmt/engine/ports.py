@@ -9,7 +9,15 @@ engine names an adapter's class.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,6 +27,7 @@ from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
 from hmt.store.changes import Change, Resync
+from hmt.store.reconciliation import Reconciled
 
 # --- prices in ---------------------------------------------------------------------
 
@@ -65,6 +74,17 @@ class TriggerSource(Protocol):
         ...
 
     async def expire_due(self) -> list[TriggerId]: ...
+    async def reconcile(
+        self,
+        orders: Sequence[OrderReport],
+        tag_of: Callable[[TriggerId, Leg], str],
+        *,
+        skip: Collection[TriggerId] = (),
+    ) -> list[Reconciled]:
+        """Settle as placed every active or triggered row whose tag (`tag_of`) is in
+        `orders`, leaving alone `skip` and another live engine's claims."""
+        ...
+
     async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
         """Fail a claim whose tag look-up found no order, without sending anything."""
         ...
@@ -99,6 +119,11 @@ class OrderPort(Protocol):
 
     async def find(self, tag: str) -> list[OrderReport]:
         """Every order in today's book that carries `tag`."""
+        ...
+
+    async def orders(self) -> list[OrderReport]:
+        """Every order in today's book (read once), each with its tags and, where the
+        broker says, its instrument: reconciliation's input."""
         ...
 
 

@@ -79,6 +79,7 @@ class Runtime:
                 database_reachable=self.db.health.state is DbState.OK,
                 broker_session_valid=self.session.valid,
                 active_triggers=len(engine.book),
+                reconciling=engine.holding,
             )
         )
 
@@ -94,6 +95,7 @@ class Runtime:
             "failed_orders": stats.failed_orders,
             "lost_claims": stats.lost_claims,
             "unresolved_orders": stats.unresolved,
+            "reconciled_orders": stats.reconciled,
             "uptime_s": round(engine.uptime, 3),
             "ws": {
                 "state": feed.state,

@@ -11,6 +11,7 @@ puts the book in step with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from enum import StrEnum
 import structlog
 
 from hmt.core.book import TriggerBook
+from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.model import Fired, InFlight
 from hmt.core.types import TriggerId
 from hmt.engine.events import EventHub
@@ -29,6 +31,11 @@ from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 
 log = structlog.get_logger("hmt.engine")
+
+# While the broker's order book cannot be read, firing stays held and the read is
+# retried after 1 s, doubling to at most 30 s.
+RECONCILE_RETRY_S = 1.0
+RECONCILE_RETRY_CAP_S = 30.0
 
 
 class EngineState(StrEnum):
@@ -74,6 +81,15 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._started_at: float | None = None
         self.last_ltp: dict[int, int] = {}  # per instrument, for create-time warnings
+        # Firing is held until the broker's order book has been read and every row it
+        # contradicts settled: at start-up and after a database reconnection, since a
+        # claim that did not wait for the disk may have been lost (docs/engine.md).
+        self.holding = True
+        self._reconciling: asyncio.Task[None] | None = None
+        self._reconcile_again = False
+        self._in_flight: set[TriggerId] = set()  # triggers whose order task is running
+        self._wake = asyncio.Event()  # a new broker session: read the book now
+        self.session.on_valid.append(self._wake.set)
         self.events = EventHub()  # live viewers; costs one test per tick when there are none
 
     # --- lifecycle --------------------------------------------------------------
@@ -94,6 +110,9 @@ class Engine:
         if self._state is not EngineState.STOPPED:
             return
         self._state = EngineState.STARTING
+        self.holding = True
+        # Before recovery and the load: nothing fires yet (not with no session to read it).
+        reconciled = self.session.valid and await self.reconcile()
         await self.recover()
         for expired in await self._source.expire_due():
             self.book.remove(expired)
@@ -104,19 +123,102 @@ class Engine:
         await self._feed.start()
         self._started_at = time.monotonic()
         self._state = EngineState.RUNNING
-        log.info("engine_started", triggers=loaded, instruments=len(self.book.instruments()))
+        if reconciled:
+            self.holding = False
+        else:  # the book could not be read: keep firing held and read it again
+            self._hold(rebuild=False)
+        log.info(
+            "engine_started",
+            triggers=loaded,
+            instruments=len(self.book.instruments()),
+            holding=self.holding,
+        )
 
     async def stop(self) -> None:
         """Let in-flight orders finish, then close the feed and forget the book."""
         if self._state in (EngineState.STOPPED, EngineState.DISABLED):
             return
         self._state = EngineState.STOPPED
+        if self._reconciling is not None:
+            self._reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciling
+            self._reconciling = None
         await self.drain()
         await self._feed.stop()
         self._feed.unsubscribe(self.book.instruments())
         self.book = TriggerBook()
         self._started_at = None
         log.info("engine_stopped")
+
+    # --- reconciliation with the broker's order book -----------------------------------
+
+    async def reconcile(self) -> bool:
+        """Read the broker's order book once and settle every row it shows ordered.
+
+        Every `active` or `triggered` trigger whose tag is in the book is settled
+        as placed (the store's `reconcile`); those this process is settling
+        itself are left to their task. False if the book could not be read.
+        """
+        try:
+            orders = await self._executor.orders()
+        except BrokerError as error:
+            if error.kind is ErrorKind.AUTH:
+                self.session.expired(error.message)
+            log.warning("order_book_unreadable", error=str(error))
+            return False
+        settled = await self._source.reconcile(
+            orders, self._executor.tag, skip=frozenset(self._in_flight)
+        )
+        for item in settled:
+            self.stats.reconciled += 1
+            await self.refresh(item.trigger_id)  # out of the book, if it was loaded
+        log.info("reconciled_with_broker", orders=len(orders), settled=len(settled))
+        return True
+
+    def database_reconnected(self) -> None:
+        """The database answers again after a failure: claims may have been lost with it.
+
+        Holds firing at once (synchronously, before any other task runs) and
+        reconciles, then rebuilds the book (rows whose claim was lost are active
+        again), then fires again.
+        """
+        if self._state is EngineState.RUNNING:
+            log.warning("database_reconnected", action="holding firing to reconcile")
+            self._hold(rebuild=True)
+
+    def _hold(self, *, rebuild: bool) -> None:
+        self.holding = True
+        if self._reconciling is not None and not self._reconciling.done():
+            self._reconcile_again = True  # a later reconnection: read the book after it
+            return
+        task = asyncio.get_running_loop().create_task(self._reconcile_until_read(rebuild))
+        self._reconciling = task
+
+    async def _reconcile_until_read(self, rebuild: bool) -> None:
+        """Retry the read until it succeeds; firing stays held meanwhile (never guessed)."""
+        delay = RECONCILE_RETRY_S
+        while True:
+            self._reconcile_again = False
+            if self.session.valid:
+                done = await self._reconcile_safely()
+                if done and rebuild:
+                    await self._rebuild_book()
+                if done and not self._reconcile_again:
+                    self.holding = False
+                    log.info("firing_resumed")
+                    return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            delay = min(delay * 2, RECONCILE_RETRY_CAP_S)
+
+    async def _reconcile_safely(self) -> bool:
+        try:
+            return await self.reconcile()
+        except Exception:  # the store failed: held, and read again
+            log.exception("reconcile_failed")
+            return False
 
     async def recover(self) -> None:
         """Settle, before anything can fire, this engine's claims a crash left `triggered`,
@@ -181,7 +283,7 @@ class Engine:
         self.last_ltp[instrument_token] = ltp
         if self.events.listening:
             self.events.price(instrument_token, ltp)
-        if self._state is not EngineState.RUNNING or not self.session.valid:
+        if self._state is not EngineState.RUNNING or not self.session.valid or self.holding:
             return
         started = time.perf_counter()  # before the book: evaluation is part of the path
         fired = self.book.on_tick(instrument_token, ltp)
@@ -195,9 +297,11 @@ class Engine:
         self.stats.record_evaluate(time.perf_counter() - started)
 
     async def _execute(self, fired: Fired, started: float) -> None:
+        self._in_flight.add(fired.trigger.id)
         try:
             await self._execute_leg(fired, started)
         finally:
+            self._in_flight.discard(fired.trigger.id)
             if self.events.listening:
                 self.events.changed(fired.trigger.id, fired.trigger.user_id)
 
@@ -257,9 +361,32 @@ class Engine:
             self.events.changed(trigger_id, owner.user_id)
 
     async def resync(self) -> None:
-        """Rebuild the book from the store's active set (after a lost change feed)."""
+        """Rebuild the book from the store's active set after a reconnection (the change
+        feed's), reconciled with the broker's order book first, firing held meanwhile.
+
+        A lost LISTEN connection may mean the server restarted and lost claims
+        that did not wait for the disk: their rows read `active` again. If the
+        book cannot be read, the store's active set is loaded anyway and firing
+        stays held until the read succeeds.
+        """
+        self.holding = True
+        reconciled = self.session.valid and await self._reconcile_safely()
+        await self._rebuild_book()
+        if reconciled and (self._reconciling is None or self._reconciling.done()):
+            self.holding = False
+        elif not reconciled:
+            self._hold(rebuild=False)
+
+    async def _rebuild_book(self) -> None:
+        """Rebuild the book from the store's active set.
+
+        A trigger whose order task is still running stays out: if its claim was
+        lost with the database its row reads `active`, yet its order is on its way.
+        """
         book = TriggerBook()
         async for batch in self._source.active_batches():
+            if self._in_flight:
+                batch = [trigger for trigger in batch if trigger.id not in self._in_flight]
             book.add_many(batch)
         gone = self.book.instruments() - book.instruments()
         self.book = book

@@ -13,7 +13,7 @@ attribute so the tick path pays one attribute test), /stats shows
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 import structlog
@@ -52,6 +52,8 @@ class BrokerSession:
         self.state = SessionState.AWAITING_LOGIN if awaiting_login else SessionState.VALID
         self.valid = self.state is SessionState.VALID  # read on every tick: keep it an attribute
         self.reason = "no broker access token yet: log in" if awaiting_login else ""
+        # Called when the session becomes valid (the engine reads the order book then).
+        self.on_valid: list[Callable[[], None]] = []
 
     def expired(self, reason: str) -> None:
         """The broker refused the token: fire nothing until `renew`."""
@@ -86,3 +88,6 @@ class BrokerSession:
     def _move(self, state: SessionState, reason: str) -> None:
         self.state, self.reason = state, reason
         self.valid = state is SessionState.VALID
+        if self.valid:
+            for listener in self.on_valid:
+                listener()

@@ -27,6 +27,7 @@ class EngineStats:
     retries: int = 0
     lost_claims: int = 0
     unresolved: int = 0
+    reconciled: int = 0  # rows the broker's order book settled as placed
     bad_ticks: int = 0
     tick_to_order: HdrHistogram = field(default_factory=_histogram)
     evaluate: HdrHistogram = field(default_factory=_histogram)

@@ -55,7 +55,7 @@ class KiteOrders:
         return str(order_id)
 
     async def orders(self) -> list[OrderReport]:
-        """Today's order book."""
+        """Today's order book, whole (one GET /orders; reconciliation reads it)."""
         data = await self._rest.request("GET", "/orders")
         if not isinstance(data, list):
             raise BrokerError(ErrorKind.AMBIGUOUS, "the order book is not a list")
@@ -101,6 +101,7 @@ def report_from_row(row: Any) -> OrderReport:
     tags = row.get("tags") or ()
     tag = row.get("tag")
     filled = row.get("filled_quantity")
+    token = row.get("instrument_token")
     return OrderReport(
         order_id=str(row["order_id"]),
         status=str(row.get("status") or ""),
@@ -110,4 +111,5 @@ def report_from_row(row: Any) -> OrderReport:
         if isinstance(row.get("status_message"), str)
         else None,
         filled_quantity=filled if isinstance(filled, int) else 0,
+        instrument_token=token if isinstance(token, int) and not isinstance(token, bool) else None,
     )

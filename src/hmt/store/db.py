@@ -1,11 +1,18 @@
 """Connecting: the async engine for either backend, its settings, health and retries.
 
-SQLite runs in WAL mode with `synchronous=FULL`: in WAL mode NORMAL keeps the
-database consistent but can lose the last commits on a power cut, and a lost
-claim would put a trigger whose order already left back to `active`, to fire
-(and order) again. FULL makes every commit, the claim included, durable before
-it returns. Write transactions start with `BEGIN IMMEDIATE`, so two writers
-queue on the lock (up to `busy_timeout`) instead of one failing mid-transaction.
+SQLite runs in WAL mode with `synchronous=FULL`: every commit is durable before
+it returns. A transaction run with `durable=False` (the engine's claim, with
+HMT_CLAIM_DURABILITY=async) commits without waiting for the disk: on
+PostgreSQL `SET LOCAL synchronous_commit = off` inside it, on SQLite
+`synchronous=NORMAL` on its connection for that transaction (in WAL mode the
+commit is not fsynced; the database stays consistent, but a power cut or an OS
+crash can lose it). The next durable commit on either store flushes the log up
+to itself, earlier commits included, so such a commit is at risk only until the
+next durable one. A lost claim puts a trigger whose order may have left back to
+`active`: the engine's reconciliation against the broker's order book settles it
+(docs/engine.md, "Claims that do not wait for the disk"). Write transactions
+start with `BEGIN IMMEDIATE`, so two writers queue on the lock (up to
+`busy_timeout`) instead of one failing mid-transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from hmt.core.errors import HmtError
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "hmt_immediate"
+_DEFERRED_FLUSH = "hmt_deferred_flush"  # a commit that need not wait for the disk
+_SYNCHRONOUS = "hmt_synchronous"  # a SQLite connection's current `synchronous` level
 
 
 class DatabaseUnavailable(HmtError):
@@ -102,8 +111,17 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    options = connection.get_execution_options()
+    # Every write transaction states its level (`synchronous` cannot change inside
+    # one), so a connection a deferred-flush claim used goes back to FULL for the
+    # next writer that the pool hands it to, whatever happened to the claim.
+    if options.get(_IMMEDIATE, False):
+        level = "NORMAL" if options.get(_DEFERRED_FLUSH, False) else "FULL"
+        info = connection.connection.info
+        if info.get(_SYNCHRONOUS, "FULL") != level:
+            connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+            info[_SYNCHRONOUS] = level
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE) else "BEGIN")
 
 
 def is_transient(error: BaseException) -> bool:
@@ -146,6 +164,9 @@ class Database:
         self.clock = clock
         self.health = DbHealth(DbState.OK, clock())
         self._writer = engine.execution_options(**{_IMMEDIATE: True})
+        self._deferred = engine.execution_options(**{_IMMEDIATE: True, _DEFERRED_FLUSH: True})
+        # Called (synchronously) when the database answers again after being unreachable.
+        self.reconnected: list[Callable[[], None]] = []
 
     @property
     def dialect(self) -> str:
@@ -155,19 +176,29 @@ class Database:
         await self.engine.dispose()
 
     async def transaction(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = True
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        durable: bool = True,
     ) -> T:
         """Run `work` in one transaction, retrying when the connection fails before COMMIT.
 
         A failure before COMMIT rolled everything back, so a retry cannot write
         twice; a failure during COMMIT raises `CommitUnknown` and is not retried.
         After the last retry, `DatabaseUnavailable` names the reason.
+        `durable=False` (a write): the commit returns without waiting for the
+        disk (see the module's docstring); the next durable commit covers it.
         """
-        engine = self._writer if write else self.engine
+        deferred = write and not durable
+        engine = self._deferred if deferred else self._writer if write else self.engine
+        postgres = deferred and self.dialect == "postgresql"
         for attempt in range(self.retries + 1):
             try:
                 async with engine.connect() as conn:
                     await conn.begin()
+                    if postgres:
+                        await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     result = await work(conn)
                     try:
                         await conn.commit()
@@ -208,6 +239,10 @@ class Database:
     def _ok(self) -> None:
         if self.health.state is not DbState.OK:
             self.health = DbHealth(DbState.OK, self.clock())
+            # Commits that did not wait for the disk may have been lost with the
+            # server (or its host): whoever relies on them checks now.
+            for listener in self.reconnected:
+                listener()
 
     def _unreachable(self, error: BaseException) -> None:
         reason = _reason(error)

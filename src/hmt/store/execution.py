@@ -12,7 +12,7 @@ counts requests sent across restarts and engines; outcomes do not touch it.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hmt.core.broker import OrderReport
 from hmt.core.errors import ClaimLost
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status, allowed
@@ -27,6 +28,7 @@ from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.rules import order_for
 from hmt.core.types import Leg, TriggerId
 from hmt.store import events
+from hmt.store.reconciliation import Reconciled, Reconciler, TagOf
 from hmt.store.records import record_from_row
 from hmt.store.tables import gtt_orders as t
 from hmt.store.triggers import TriggerNotFound, TriggerStore, _valid_id, apply_event
@@ -39,20 +41,37 @@ DEFAULT_LEASE = timedelta(seconds=30)
 
 
 class ExecutionStore:
-    """The engine's side of `hmt_gtt_orders`: every user's triggers."""
+    """The engine's side of `hmt_gtt_orders`: every user's triggers.
+
+    `durable_claims`: claims commit only once on disk (HMT_CLAIM_DURABILITY=sync);
+    by default they do not wait for the flush and reconciliation covers a lost
+    one. Every other write is durable.
+    """
 
     def __init__(
-        self, triggers: TriggerStore, *, owner: str = LOCAL_ENGINE, lease: timedelta = DEFAULT_LEASE
+        self,
+        triggers: TriggerStore,
+        *,
+        owner: str = LOCAL_ENGINE,
+        lease: timedelta = DEFAULT_LEASE,
+        durable_claims: bool = False,
     ) -> None:
         self.triggers = triggers
         self.owner = owner
         self.lease = lease
+        self.durable_claims = durable_claims
+        self._reconciler = Reconciler(triggers, owner=owner, lease=lease)
 
     # -- the claim protocol ------------------------------------------------------
 
     async def claim(self, fired: Fired, tag: str, *, sending: bool = False) -> bool:
         return await self.triggers.claim(
-            fired, tag, owner=self.owner, lease=self.lease, sending=sending
+            fired,
+            tag,
+            owner=self.owner,
+            lease=self.lease,
+            sending=sending,
+            durable=self.durable_claims,
         )
 
     async def order_sent(self, trigger_id: TriggerId) -> int:
@@ -231,6 +250,13 @@ class ExecutionStore:
             return taken
 
         return await self.triggers.db.transaction(work)
+
+    async def reconcile(
+        self, orders: Sequence[OrderReport], tag_of: TagOf, *, skip: Collection[TriggerId] = ()
+    ) -> builtins.list[Reconciled]:
+        """Settle as placed every active or triggered row whose tag is in `orders`
+        (`hmt.store.reconciliation`); `skip` rows this process is settling itself."""
+        return await self._reconciler.run(orders, tag_of, skip=skip)
 
     # -- the active set ----------------------------------------------------------------
 

@@ -285,8 +285,9 @@ class TriggerStore:
         owner: str,
         lease: timedelta,
         sending: bool = False,
+        durable: bool = False,
     ) -> bool:
-        """The durable claim: True only for the one caller that moved the row to `triggered`.
+        """The claim: True only for the one caller that moved the row to `triggered`.
 
         The update is conditional on the row still being active, unexpired and
         holding exactly the trigger that fired: a cancel, a pause, an edit or
@@ -303,6 +304,10 @@ class TriggerStore:
         first request leaves right after the commit) that request's
         `order_sent`, counting it in `attempts`: no second write sits between
         the claim and the order.
+
+        The claim is isolated like any write; with `durable` False its commit
+        does not wait for the disk (`Database.transaction`): reconciliation
+        against the broker's order book covers a claim lost with the server.
         """
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
@@ -353,7 +358,7 @@ class TriggerStore:
             return True
 
         try:
-            return await self.db.transaction(work)
+            return await self.db.transaction(work, durable=durable)
         except _Stale:
             return False
 
