@@ -113,7 +113,7 @@ def failure(outcome: Outcome, engine_log: str, replay: str) -> str:
         *[f"    {step.describe()} (then {step.wait}s)" for step in schedule.steps],
         "failures:",
         *[f"    {j.trigger_id} {j.classes} {j.why}" for j in outcome.verdict.failures()],
-        f"orphan orders: {outcome.verdict.orphans}",
+        f"orphan orders: {outcome.orphan_orders}",
         f"claims lost to the rollback (tags): {sorted(outcome.lost_claims)}",
         f"api calls: {dict(outcome.api)}",
         "engine log (tail):",

@@ -142,6 +142,7 @@ class Outcome:
     lost_outcomes: int = 0  # rows placed before the rollback, `triggered` after it
     erased: dict[str, TriggerRecord] = field(default_factory=dict)  # rows it removed
     erased_orders: int = 0  # orders at the broker for those rows
+    orphan_orders: list[dict[str, Any]] = field(default_factory=list)  # as the broker shows them
 
 
 class ChaosRunner:
@@ -160,6 +161,9 @@ class ChaosRunner:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.pg_dsn = pg_dsn
         self.snapshots = snapshots
+        # Every schedule's rollback-erased rows: their orders stay in the simulator's
+        # book (one per chunk) and are no later schedule's orphans.
+        self.erased: dict[str, TriggerRecord] = {}
         self.client = httpx.AsyncClient(timeout=3.0)
 
     async def aclose(self) -> None:
@@ -192,8 +196,9 @@ class ChaosRunner:
             erased=outcome.erased.values(),
         )
         everyone = [r for r in [await self.store.load(i) for i in await self.all_ids()] if r]
-        everyone += outcome.erased.values()
+        everyone += self.erased.values()
         outcome.verdict.orphans = orphans(orders, {t for r in everyone for t in tags_of(r)})
+        outcome.orphan_orders = [o for o in orders if str(o["order_id"]) in outcome.verdict.orphans]
         mine = {t for r in [*records, *outcome.erased.values()] for t in tags_of(r)}
         outcome.orders = sum(1 for o in orders if o.get("tag") in mine)
         outcome.triggers = len(records)
@@ -322,6 +327,7 @@ class ChaosRunner:
         after = {r.id: r for r in await self.loaded(await self.all_ids())}
         outcome.rollbacks += 1
         outcome.erased.update({i: r for i, r in before.items() if i not in after})
+        self.erased.update(outcome.erased)
         owner = {tag: i for i, r in before.items() for tag in tags_of(r)}
         for order in self.sim.orders():
             tag = str(order.get("tag"))
