@@ -55,11 +55,14 @@ INSERT_BATCH = 10_000
 LEASE = timedelta(seconds=30)  # the claims measured here are the engine's own kind
 SEGMENTS = (
     "frame -> claim starts",  # loopback, ws read, decode, book, task start
-    "claim",  # conditional UPDATE + `claimed` event, committed (an fsync)
+    "claim",  # conditional UPDATE + `claimed` event, committed (flushed only if sync)
     "claim -> request",  # throttle slot, the order built
     "request -> arrives",  # httpx builds and writes it, the simulator reads it
 )
 IDLE_GAP_S = 0.02  # between fires in the 'after idle' evaluate measurement
+# HMT_CLAIM_DURABILITY, each measured in the same run: `async` (the default: the claim
+# does not wait for the disk) and `sync` (the claim flushed before the order: before).
+DURABILITIES = ("async", "sync")
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ async def _until(check: Any, within: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _claims(runtime: Runtime, count: int) -> list[float]:
+async def _claims(runtime: Runtime, count: int, *, durable: bool = False) -> list[float]:
     """Sequential uncontended claims of far triggers through the engine's own store."""
     if not count:
         return []
@@ -179,7 +182,9 @@ async def _claims(runtime: Runtime, count: int) -> list[float]:
         started = time.perf_counter_ns()
         fired = Fired(trigger, Leg.FIRST, trigger.trigger_price_1)
         tag = broker_tag(trigger.id, Leg.FIRST)
-        won = await runtime.triggers.claim(fired, tag, owner="bench", lease=LEASE, sending=True)
+        won = await runtime.triggers.claim(
+            fired, tag, owner="bench", lease=LEASE, sending=True, durable=durable
+        )
         latencies.append((time.perf_counter_ns() - started) / 1000)
         if not won:
             raise RuntimeError(f"claim of {trigger.id} lost with no competitor")
@@ -288,6 +293,7 @@ async def _measure(
     first_rung: int = 0,
     filled: bool = False,
     api_concurrency: int = 0,
+    durability: str = "async",
 ) -> Result:
     """One run: fill (unless `filled`), start the runtime, take the samples.
 
@@ -296,6 +302,7 @@ async def _measure(
     skips the claims and evaluate-alone extras (`size.claims`, `size.fires` 0).
     `api_concurrency` > 0 serves the API from this process, as `hmt run` does,
     and creates triggers through it from a third process while the samples run.
+    `durability`: HMT_CLAIM_DURABILITY for the engine (and the claims timed alone).
     """
     ladder = size.samples + WARMUP
     fill_s = 0.0 if filled else await _fill(url, _rows(size, ladder))
@@ -329,6 +336,7 @@ async def _measure(
             reconnect_delay_ms=100,
             rate_limit_writes_per_min=0,  # the API load measures throughput, not the limiter
             max_triggers_per_user=1_000_000,
+            claim_durability=durability,
         )
         building = time.perf_counter_ns()
         runtime = await build(settings)
@@ -349,7 +357,9 @@ async def _measure(
             sim = await _read(child.stdout, plan[-1] + 60)
             api_report = None if api is None else await api.finish()
             stamps.remove()  # the engine's own claims only
-            claims_us = await _claims(runtime, size.claims)  # background ticks still flowing
+            claims_us = await _claims(
+                runtime, size.claims, durable=durability == "sync"
+            )  # background ticks still flowing
             engine = stats.latency()
             placed, failed = stats.triggered_orders, stats.failed_orders
             book = [t for t in runtime.engine.book if t.user_id != "ladder"] if size.fires else []
@@ -428,17 +438,29 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-async def _both(size: Size) -> list[Result]:
+async def _both(size: Size, durabilities: tuple[str, ...] = DURABILITIES) -> list[Result]:
+    """Each backend once per claim durability, on a fresh database each time; the row
+    label names the durability, so the tables show before (sync) and after side by side."""
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        results.append(await _measure("SQLite", url, size))
-    name = f"hmt_bench_{secrets.token_hex(4)}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    try:
-        results.append(await _measure("PostgreSQL", f"{PG}/{name}", size))
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for durability in durabilities:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            results.append(
+                await _measure(f"SQLite, claims {durability}", url, size, durability=durability)
+            )
+        name = f"hmt_bench_{secrets.token_hex(4)}"
+        await _admin(f'CREATE DATABASE "{name}"')
+        try:
+            results.append(
+                await _measure(
+                    f"PostgreSQL, claims {durability}",
+                    f"{PG}/{name}",
+                    size,
+                    durability=durability,
+                )
+            )
+        finally:
+            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return results
 
 
@@ -562,7 +584,9 @@ def run(quick: bool) -> str:
             "in the engine's process (the claim's start and end around `TriggerStore.claim`, "
             "the order request handed to `KiteRest.request`) on the clock the simulator's "
             "stamps use (CLOCK_MONOTONIC, shared by every process). The claim is the engine's "
-            "durable claim: conditional UPDATE + `claimed` event, committed (an fsync). Claims "
+            "claim: conditional UPDATE + `claimed` event, committed; with claims `sync` the "
+            "commit waits for the disk (an fsync), with `async` (HMT_CLAIM_DURABILITY, the "
+            "default) it does not (docs/engine.md). Claims "
             f"back to back: {size.claims} sequential claims of far triggers through the same "
             "store right after the samples, background still streaming.",
             table(["backend", *SEGMENTS, "claims back to back"], split_rows),

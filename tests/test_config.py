@@ -11,6 +11,7 @@ from hmt.config import (
     DEFAULT_DATABASE_URL,
     PREFIX,
     Broker,
+    ClaimDurability,
     ConfigError,
     Settings,
     TickMode,
@@ -46,6 +47,7 @@ NAMES = [
     "HMT_METRICS_PUBLIC",
     "HMT_ENGINE_ID",
     "HMT_CLAIM_LEASE_MS",
+    "HMT_CLAIM_DURABILITY",
 ]
 
 
@@ -211,6 +213,16 @@ def test_claim_lease_outlasts_the_request_timeout(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HMT_CLAIM_LEASE_MS", "5000")
     assert load_settings(kite_timeout_ms=1000).claim_lease_s == 5.0
     with pytest.raises(ConfigError, match=r"HMT_CLAIM_LEASE_MS: .*at least 16000"):
+        load_settings()
+
+
+def test_claim_durability_is_async_unless_set_to_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claims do not wait for the disk by default; `sync` restores the flush; others refused."""
+    assert load_settings().claim_durability is ClaimDurability.ASYNC
+    monkeypatch.setenv("HMT_CLAIM_DURABILITY", "sync")
+    assert load_settings().claim_durability is ClaimDurability.SYNC
+    monkeypatch.setenv("HMT_CLAIM_DURABILITY", "later")
+    with pytest.raises(ConfigError, match="HMT_CLAIM_DURABILITY"):
         load_settings()
 
 

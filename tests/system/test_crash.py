@@ -20,12 +20,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
 from hmt.core.types import OrderType, Side
 from hmt.failpoints import EXIT_CODE
 from hmt.sim.simulator import Simulator
+from hmt.store.tables import gtt_orders, trigger_events
 from hmt.store.triggers import TriggerStore
 from tests.support.engine_process import EngineProcess, engine_process
 from tests.support.eventually import eventually
@@ -297,3 +301,77 @@ async def test_history_after_a_sigkill_counts_every_request(
             assert record.attempts == len(sent) == received
             assert [e.payload["attempt"] for e in sent] == list(range(1, received + 1))
             assert len([o for o in sim.orders() if o.get("tag") == record.broker_tag]) == 1
+
+
+async def lose_the_claim(store: TriggerStore, trigger_id: str) -> None:
+    """Put the row back as it was before its claim, as if the claim's commit (and everything
+    after it) never reached the disk: `active`, no tag, no owner, only `created` in history."""
+
+    async def work(conn: AsyncConnection) -> None:
+        await conn.execute(
+            update(gtt_orders)
+            .where(gtt_orders.c.id == trigger_id)
+            .values(
+                status=Status.ACTIVE.value,
+                order_id=None,
+                broker_tag=None,
+                triggered_leg=None,
+                triggered_price=None,
+                triggered_at=None,
+                claimed_by=None,
+                claim_expires_at=None,
+                attempts=0,
+            )
+        )
+        await conn.execute(
+            delete(trigger_events).where(
+                trigger_events.c.trigger_id == trigger_id,
+                trigger_events.c.kind != EventKind.CREATED.value,
+            )
+        )
+
+    await store.db.transaction(work)
+
+
+async def test_a_claim_lost_with_the_database_is_reconciled_not_sent_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The claim's commit is lost after its order left (the row `active` again): the restart
+    reads the broker's order book before anything fires and settles it as placed, so the next
+    crossing price makes no second order; a trigger armed alongside still fires."""
+    async with (
+        Simulator(seed=random.randrange(1 << 32), heartbeat_interval=0.2) as sim,
+        open_store(database_url) as store,
+    ):
+        sim.push_price(INFY, BASE)
+        lost = await store.create(make_trigger(trigger_price_1=101_000))
+        async with engine_process(sim, database_url, tmp_path, name="first") as first:
+            await first.ready()
+            sim.push_price(INFY, CROSSING)
+            await eventually(lambda: in_status(store, [lost.id], Status.PLACED), within=15)
+            assert await first.stop() in GRACEFUL, first.output()
+        (order,) = sim.orders()
+        await lose_the_claim(store, lost.id)
+        sim.push_price(INFY, BASE)
+        control = await store.create(make_trigger(trigger_price_1=101_000))
+        async with engine_process(sim, database_url, tmp_path, name="second") as second:
+            await second.ready()
+            sim.push_price(INFY, CROSSING)
+            # The control fires on the same price the lost one would have fired on.
+            await eventually(lambda: in_status(store, [control.id], Status.PLACED), within=15)
+            assert await second.stop() in GRACEFUL, second.output()
+        record = await store.load(lost.id)
+        assert record is not None
+        assert (record.status, record.order_id) == (Status.PLACED, order["order_id"])
+        assert [e.kind for e in await store.history("alice", lost.id)] == [
+            EventKind.CREATED,
+            EventKind.FIRED,
+            EventKind.CLAIMED,
+            EventKind.ORDER_SENT,
+            EventKind.RECONCILED,
+            EventKind.PLACED,
+        ]
+        assert [o.get("tag") for o in sim.orders()].count(record.broker_tag) == 1
+        assert len(sim.orders()) == 2
+        result = await audit(store, sim.orders(), [lost.id, control.id])
+        assert (result.duplicates, result.lost, result.bad_history) == ([], [], [])

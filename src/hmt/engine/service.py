@@ -112,7 +112,7 @@ class Engine:
         self._state = EngineState.STARTING
         self.holding = True
         # Before recovery and the load: nothing fires yet (not with no session to read it).
-        reconciled = self.session.valid and await self.reconcile()
+        reconciled = self.session.valid and await self._reconcile_safely()
         await self.recover()
         for expired in await self._source.expire_due():
             self.book.remove(expired)
@@ -189,6 +189,8 @@ class Engine:
 
     def _hold(self, *, rebuild: bool) -> None:
         self.holding = True
+        if self._state is not EngineState.RUNNING:  # start() reconciles again anyway
+            return
         if self._reconciling is not None and not self._reconciling.done():
             self._reconcile_again = True  # a later reconnection: read the book after it
             return
@@ -219,6 +221,17 @@ class Engine:
         except Exception:  # the store failed: held, and read again
             log.exception("reconcile_failed")
             return False
+
+    async def _claim_rolled_back(self, trigger_id: TriggerId) -> None:
+        """A fired trigger whose row reads `active` again lost its claim with the database
+        (its outcome could not be written): reconcile, then rebuild (re-arm it if unordered)."""
+        try:
+            rolled_back = await self._source.active(trigger_id) is not None
+        except Exception:  # the database is away: its reconnection reconciles
+            return
+        if rolled_back:
+            log.warning("claim_rolled_back", trigger_id=trigger_id)
+            self._hold(rebuild=True)
 
     async def recover(self) -> None:
         """Settle, before anything can fire, this engine's claims a crash left `triggered`,
@@ -321,6 +334,7 @@ class Engine:
             # claimed), and recovery settles it by tag.
             self.stats.unresolved += 1
             log.exception("order_task_failed", trigger_id=fired.trigger.id)
+            await self._claim_rolled_back(fired.trigger.id)
             return
         if outcome is Outcome.PLACED:
             self.stats.triggered_orders += 1

@@ -1,0 +1,155 @@
+"""The engine's reconciliation with the broker's order book: when it runs, what firing waits for."""
+
+from __future__ import annotations
+
+import pytest
+
+from hmt.core.model import OrderIntent
+from hmt.core.types import Leg
+from hmt.engine import service as service_module
+from hmt.engine.health import Verdict
+from hmt.kite.tags import broker_tag
+from tests.engine.test_service import engine
+from tests.support.eventually import eventually
+from tests.support.factories import INFY, make_trigger
+from tests.support.ports import Broker, ClaimLedger, Feed, Source
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service_module, "RECONCILE_RETRY_S", 0.01)
+
+
+async def test_a_trigger_whose_order_the_book_shows_is_placed_at_start_and_never_sent() -> None:
+    """A lost claim (the row active, its order at the broker): start-up settles it from the
+    book before the load, so it is not in the book and a crossing tick sends nothing."""
+    lost, armed = make_trigger(trigger_price_1=100), make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [lost, armed]), Broker(), Feed()
+    broker.book[broker_tag(lost.id, Leg.FIRST)] = ["900"]
+    service = engine(source, broker, feed)
+    await service.start()
+    assert not service.holding
+    assert broker.books == 1
+    assert ledger.status[lost.id] == "placed"
+    assert lost.id not in service.book
+    assert service.stats.reconciled == 1
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert len(broker.sends) == 1  # the armed one only
+    assert ledger.status[armed.id] == "placed"
+    assert broker.book[broker_tag(lost.id, Leg.FIRST)] == ["900"]
+
+
+async def test_an_unreadable_book_holds_firing_until_it_is_read() -> None:
+    """The book cannot be read at start: the engine runs, counts ticks and keeps prices,
+    fires nothing, and says why in /health; once read, the next crossing tick fires."""
+    trigger = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [trigger]), Broker(book_errors=3), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    assert service.holding
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert broker.sends == []
+    assert service.last_ltp[INFY] == 101
+    assert service.stats.ticks_processed == 1
+    assert trigger.id in service.book
+    await eventually(lambda: not service.holding)
+    assert broker.books == 4
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert ledger.status[trigger.id] == "placed"
+    await service.stop()
+
+
+async def test_health_is_down_while_firing_is_held() -> None:
+    """Holding firing is an outage an operator must see: /health's verdict says why."""
+    from hmt.engine.health import Observations, judge
+
+    seen = Observations(
+        enabled=True,
+        running=True,
+        ticker_connected=True,
+        last_tick_age=1.0,
+        database_reachable=True,
+        broker_session_valid=True,
+        active_triggers=1,
+        reconciling=True,
+    )
+    health = judge(seen)
+    assert health.verdict is Verdict.DOWN
+    assert "order book" in health.reasons[0]
+
+
+async def test_a_database_reconnection_holds_firing_and_settles_rolled_back_claims() -> None:
+    """After a reconnection a row whose claim was lost reads active again while the broker
+    has its order: it is settled as placed, not put back in the book, and nothing is resent;
+    a row rolled back without an order is armed again."""
+    ordered, unordered = make_trigger(trigger_price_1=100), make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [ordered, unordered]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert len(broker.sends) == 2
+    # The server lost both claims and their outcomes; one order had reached the broker.
+    del broker.book[broker_tag(unordered.id, Leg.FIRST)]
+    ledger.status[ordered.id] = ledger.status[unordered.id] = "active"
+    service.database_reconnected()
+    assert service.holding  # at once, before any other task runs
+    service.on_ltp(INFY, 101)
+    assert len(broker.sends) == 2
+    await eventually(lambda: not service.holding)
+    assert ledger.status[ordered.id] == "placed"
+    assert ordered.id not in service.book
+    assert unordered.id in service.book
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert len(broker.sends) == 3
+    assert len(broker.book[broker_tag(ordered.id, Leg.FIRST)]) == 1
+    await service.stop()
+
+
+async def test_a_resync_leaves_out_triggers_whose_order_task_is_running() -> None:
+    """A rebuild of the book while an order is in flight keeps that trigger out even if its
+    row reads active (its claim lost): its own task settles it."""
+    trigger = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [trigger]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    service._in_flight.add(trigger.id)  # as while its task runs
+    await service.resync()
+    assert trigger.id not in service.book
+    service._in_flight.discard(trigger.id)
+    await service.resync()
+    assert trigger.id in service.book
+
+
+async def test_an_order_whose_claim_is_rolled_back_in_flight_is_settled_not_resent() -> None:
+    """The database loses the claim while the order is on its way: the outcome cannot be
+    written (the row reads active), so the engine reconciles at once: placed, never resent."""
+    trigger = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source = Source(ledger, [trigger])
+
+    def rolled_back(broker: Broker, intent: OrderIntent) -> str:
+        order_id = broker.accept(intent)
+        ledger.status[intent.trigger_id] = "active"  # the server restarted without the claim
+        return order_id
+
+    broker, feed = Broker(rolled_back), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    await eventually(lambda: not service.holding)
+    assert ledger.status[trigger.id] == "placed"
+    assert trigger.id not in service.book
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert len(broker.sends) == 1
+    await service.stop()
