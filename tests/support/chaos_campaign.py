@@ -7,14 +7,16 @@ runner; they differ in how many schedules lose commits and on which stores.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hmt.sim.simulator import Simulator
 from hmt.store.tokens import TokenStore
 from tests.support.chaos_oracle import CLASSES, Verdict
-from tests.support.chaos_runner import USER, Outcome, chaos_runner
+from tests.support.chaos_runner import USER, ChaosRunner, Outcome, chaos_runner
 from tests.support.chaos_schedule import generate
 from tests.support.history_audit import open_store
 from tests.support.pg_cluster import PgCluster
@@ -122,6 +124,21 @@ def failure(outcome: Outcome, engine_log: str, replay: str) -> str:
     return "\n".join(lines)
 
 
+@contextlib.asynccontextmanager
+async def runner_for(
+    database_url: str, cluster: PgCluster | None, log_dir: Path, sim_seed: int
+) -> AsyncIterator[ChaosRunner]:
+    """A simulator, the test's store, a user token and a runner with the store's snapshots."""
+    async with (
+        Simulator(seed=sim_seed, heartbeat_interval=0.2) as sim,
+        open_store(database_url) as store,
+    ):
+        token = (await TokenStore(store.db).issue(USER)).token
+        snapshots = snapshots_for(database_url, cluster)
+        async with chaos_runner(sim, store, database_url, log_dir, token, snapshots) as runner:
+            yield runner
+
+
 async def run_chunk(
     campaign: Campaign,
     backend: str,
@@ -135,15 +152,9 @@ async def run_chunk(
 ) -> None:
     """One engine process (restarted as the schedules ask) plays `seeds`; each must be valid."""
     print(f"\n{campaign.title} [{backend}] campaign seed={campaign.seed} schedule seeds={seeds}")
-    async with (
-        Simulator(seed=seeds[0], heartbeat_interval=0.2) as sim,
-        open_store(database_url) as store,
-    ):
-        token = (await TokenStore(store.db).issue(USER)).token
-        snapshots = snapshots_for(database_url, cluster)
-        async with chaos_runner(sim, store, database_url, log_dir, token, snapshots) as runner:
-            for seed in seeds:
-                outcome = await runner.run(generate(seed, backend, rollback_share))
-                campaign.outcomes.append(outcome)
-                print(describe(outcome))
-                assert outcome.verdict.valid, failure(outcome, runner.slot.output(), replay)
+    async with runner_for(database_url, cluster, log_dir, seeds[0]) as runner:
+        for seed in seeds:
+            outcome = await runner.run(generate(seed, backend, rollback_share))
+            campaign.outcomes.append(outcome)
+            print(describe(outcome))
+            assert outcome.verdict.valid, failure(outcome, runner.slot.output(), replay)
