@@ -102,10 +102,13 @@ async def forwarding(port: int) -> AsyncIterator[None]:
 
 
 async def test_unreachable_database_then_recovery(pg_url: str, clock: Clock) -> None:
-    """Down: retries, then a clear error and state `unreachable`; back: state `ok`."""
+    """Down: retries, then a clear error and state `unreachable`; back: state `ok`, and the
+    `reconnected` listeners hear of it once."""
     port = _free_port()
     url = pg_url.replace(f":{PG_PORT}/", f":{port}/")
     db = Database(create_engine(url), retries=2, backoff_ms=5, clock=clock)
+    reconnected: list[DbState] = []
+    db.reconnected.append(lambda: reconnected.append(db.health.state))
 
     async def select_one(conn: AsyncConnection) -> int:
         return int((await conn.execute(text("SELECT 1"))).scalar_one())
@@ -116,20 +119,26 @@ async def test_unreachable_database_then_recovery(pg_url: str, clock: Clock) -> 
         assert db.health.state is DbState.UNREACHABLE
         assert db.health.reason
         assert (await db.ping()).state is DbState.UNREACHABLE
+        assert reconnected == []
         async with forwarding(port):
             assert await db.transaction(select_one) == 1
             assert db.health.state is DbState.OK
+            assert reconnected == [DbState.OK]
             assert (await db.ping()).state is DbState.OK
+            assert reconnected == [DbState.OK]
     finally:
         await db.dispose()
 
 
 async def test_killed_pooled_connection_is_retried(pg_url: str, clock: Clock) -> None:
-    """A pooled connection cut by the server is replaced; the write happens exactly once."""
+    """A pooled connection cut by the server is replaced; the write happens exactly once, and
+    the `reconnected` listeners hear of it (the server may have restarted and lost commits)."""
     name = f"hmt-db-{secrets.token_hex(3)}"
     db = Database(
         create_engine(pg_url, application_name=name), retries=2, backoff_ms=5, clock=clock
     )
+    reconnected: list[bool] = []
+    db.reconnected.append(lambda: reconnected.append(True))
     trigger = make_trigger()
 
     async def insert(conn: AsyncConnection) -> None:
@@ -164,3 +173,4 @@ async def test_killed_pooled_connection_is_retried(pg_url: str, clock: Clock) ->
         await db.dispose()
     assert count == 1
     assert db.health.state is DbState.OK
+    assert reconnected == [True]
