@@ -144,12 +144,24 @@ async def build(settings: Settings) -> Runtime:
         sealer = Sealer([settings.secret_key.get_secret_value()])
     database = create_engine(settings.database_url, application_name="hmt-engine")
     await migrate.upgrade_at_start(database, enabled=settings.db_auto_upgrade)
-    db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
+    deferred_claims = settings.claim_durability == ClaimDurability.ASYNC
+    db = Database(
+        database,
+        retries=settings.max_retries,
+        backoff_ms=settings.retry_backoff_ms,
+        # Claims that do not wait for the disk get a pool whose connections say so once,
+        # rather than a statement in each claim (docs/store.md).
+        deferred=create_engine(
+            settings.database_url, application_name="hmt-claims", deferred_flush=True
+        )
+        if deferred_claims
+        else None,
+    )
     accounts = None if sealer is None else AccountStore(db, sealer)
     try:
         access_token = await _access_token(settings, accounts)
     except Exception:
-        await database.dispose()
+        await db.dispose()
         raise
     awaiting_login = access_token is None
     access_token = access_token or AWAITING_LOGIN
@@ -163,7 +175,7 @@ async def build(settings: Settings) -> Runtime:
         triggers,
         owner=owner,
         lease=timedelta(seconds=lease),
-        durable_claims=settings.claim_durability is ClaimDurability.SYNC,
+        durable_claims=not deferred_claims,
     )
     log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
     rest = KiteRest(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -15,13 +13,15 @@ from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import Leg, Side, TriggerId
+from hmt.kite.segments import divisor_for
 from hmt.kite.tags import broker_tag
-from hmt.store.db import Database
+from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
 from tests.store.conftest import Clock
 from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
+from tests.support.flush import FLUSHED, NOT_FLUSHED, watch_flush
 
 LEASE = timedelta(seconds=30)
 
@@ -203,29 +203,6 @@ async def test_an_edited_or_cancelled_row_is_not_placed_by_a_stale_match(
 # --- claims that do not wait for the disk --------------------------------------------------
 
 
-def _watch(db: Database, seen: list[tuple[bool, str]]) -> None:
-    """Record, inside every transaction, whether it is durable and the flush setting in force."""
-    original = db.transaction
-
-    async def transaction(work: Callable[[AsyncConnection], Awaitable[Any]], **kwargs: Any) -> Any:
-        async def watched(conn: AsyncConnection) -> Any:
-            if db.dialect == "postgresql":
-                setting = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
-            else:
-                setting = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
-            seen.append((kwargs.get("durable", True), str(setting)))
-            return await work(conn)
-
-        return await original(watched, **kwargs)
-
-    db.transaction = transaction  # type: ignore[method-assign]
-
-
-# SQLite's PRAGMA synchronous reads 1 for NORMAL and 2 for FULL.
-NOT_FLUSHED = {"postgresql": "off", "sqlite": "1"}
-FLUSHED = {"postgresql": "on", "sqlite": "2"}
-
-
 async def test_a_claim_commits_without_the_flush_and_its_outcome_with_it(
     store: TriggerStore, execution: ExecutionStore, db: Database
 ) -> None:
@@ -234,10 +211,37 @@ async def test_a_claim_commits_without_the_flush_and_its_outcome_with_it(
     trigger = make_trigger()
     await store.create(trigger)
     seen: list[tuple[bool, str]] = []
-    _watch(db, seen)
+    watch_flush(db, seen)
     await claim(execution, trigger)
     await execution.placed(trigger.id, "8008", 1)
     assert seen == [(False, NOT_FLUSHED[db.dialect]), (True, FLUSHED[db.dialect])]
+
+
+async def test_a_pool_of_its_own_defers_the_flush_without_a_statement(
+    url: str, clock: Clock
+) -> None:
+    """As the composition builds it: claims run on a pool made with `deferred_flush` (no
+    statement of their own), outcomes on the main pool, flushed."""
+    db = Database(
+        create_engine(url),
+        clock=clock,
+        deferred=create_engine(url, application_name="hmt-claims", deferred_flush=True),
+    )
+    try:
+        store = TriggerStore(db, clock=clock, divisor_of=divisor_for)
+        execution = ExecutionStore(store, owner="engine-a", lease=LEASE)
+        trigger = make_trigger()
+        await store.create(trigger)
+        seen: list[tuple[bool, str]] = []
+        watch_flush(db, seen)
+        await claim(execution, trigger)
+        await execution.placed(trigger.id, "8009", 1)
+        assert seen == [(False, NOT_FLUSHED[db.dialect]), (True, FLUSHED[db.dialect])]
+        record = await store.load(trigger.id)
+        assert record is not None
+        assert record.status is Status.PLACED
+    finally:
+        await db.dispose()
 
 
 async def test_sync_durability_flushes_the_claim(store: TriggerStore, db: Database) -> None:
@@ -246,7 +250,7 @@ async def test_sync_durability_flushes_the_claim(store: TriggerStore, db: Databa
     trigger = make_trigger()
     await store.create(trigger)
     seen: list[tuple[bool, str]] = []
-    _watch(db, seen)
+    watch_flush(db, seen)
     await claim(execution, trigger)
     assert seen == [(True, FLUSHED[db.dialect])]
 
@@ -262,7 +266,7 @@ async def test_a_failed_deferred_claim_leaves_no_unflushed_connection(
     fired = Fired(trigger, Leg.FIRST, trigger.trigger_price_1)
     assert not await execution.claim(fired, tag_of(trigger.id, Leg.FIRST), sending=True)
     seen: list[tuple[bool, str]] = []
-    _watch(db, seen)
+    watch_flush(db, seen)
 
     async def touch(conn: AsyncConnection) -> None:
         await conn.execute(
@@ -274,3 +278,19 @@ async def test_a_failed_deferred_claim_leaves_no_unflushed_connection(
     for _ in range(3):
         await db.transaction(touch)
     assert seen == [(True, FLUSHED[db.dialect])] * 3
+
+
+async def test_an_active_row_still_carrying_an_earlier_tag_is_settled_too(
+    store: TriggerStore, execution: ExecutionStore
+) -> None:
+    """A claim released (session expired) leaves its tag on the active row: if the book shows
+    that tag, the row is placed like any other active one."""
+    trigger = make_trigger()
+    await store.create(trigger)
+    await claim(execution, trigger)
+    await execution.released(trigger.id, "token expired", 1)
+    book = [order(tag_of(trigger.id, Leg.FIRST), "9009")]
+    assert [s.was for s in await execution.reconcile(book, tag_of)] == [Status.ACTIVE]
+    record = await store.load(trigger.id)
+    assert record is not None
+    assert (record.status, record.order_id) == (Status.PLACED, "9009")

@@ -10,11 +10,14 @@ import httpx
 import pytest
 
 from hmt.compose import build
-from hmt.config import Settings
+from hmt.config import ClaimDurability, Settings
+from hmt.core.lifecycle import Status
 from hmt.engine.session import SessionState
 from hmt.sim.simulator import Simulator
 from tests.support.engine_process import engine_process
 from tests.support.eventually import eventually
+from tests.support.factories import INFY, make_trigger
+from tests.support.flush import NOT_FLUSHED, watch_flush
 
 KEY = "compose-test-sealing-key-0123456789"
 
@@ -130,3 +133,36 @@ async def test_hmt_run_serves_then_exits_zero_on_sigterm(
             if '"level": "error"' in line or "Traceback" in line or "destroyed" in line
         ]
         assert errors == [], "\n".join(errors)
+
+
+@pytest.mark.parametrize("durability", list(ClaimDurability))
+async def test_the_composed_engines_claim_waits_for_the_disk_only_when_sync(
+    database_url: str, durability: ClaimDurability
+) -> None:
+    """As `hmt run` builds it: with HMT_CLAIM_DURABILITY=async the fired trigger's claim
+    commits with synchronous_commit off (SQLite: NORMAL), and it is the only such
+    transaction; with `sync` there is none."""
+    async with Simulator(seed=5, heartbeat_interval=0.2) as sim:
+        sim.push_price(INFY, "1000.00")
+        settings = _settings(sim, database_url, None).model_copy(
+            update={"claim_durability": durability}
+        )
+        runtime = await build(settings)
+        seen: list[tuple[bool, str]] = []
+        watch_flush(runtime.db, seen)
+        await runtime.start()
+        try:
+            trigger = await runtime.triggers.create(make_trigger(trigger_price_1=101_000))
+            await runtime.engine.refresh(trigger.id)
+            sim.push_price(INFY, "1015.00")
+
+            async def placed() -> bool:
+                record = await runtime.triggers.load(trigger.id)
+                return record is not None and record.status is Status.PLACED
+
+            await eventually(placed, within=10)
+        finally:
+            await runtime.close()
+        deferred = [setting for durable, setting in seen if not durable]
+        expected = [NOT_FLUSHED[runtime.db.dialect]] if durability is ClaimDurability.ASYNC else []
+        assert deferred == expected

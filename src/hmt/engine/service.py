@@ -86,7 +86,8 @@ class Engine:
         # claim that did not wait for the disk may have been lost (docs/engine.md).
         self.holding = True
         self._reconciling: asyncio.Task[None] | None = None
-        self._reconcile_again = False
+        self._reconcile_again = False  # asked again while a read was under way
+        self._rebuild_wanted = False  # a reconnection: rebuild the book after the read
         self._in_flight: set[TriggerId] = set()  # triggers whose order task is running
         self._wake = asyncio.Event()  # a new broker session: read the book now
         self.session.on_valid.append(self._wake.set)
@@ -191,29 +192,39 @@ class Engine:
         self.holding = True
         if self._state is not EngineState.RUNNING:  # start() reconciles again anyway
             return
+        self._rebuild_wanted |= rebuild
         if self._reconciling is not None and not self._reconciling.done():
             self._reconcile_again = True  # a later reconnection: read the book after it
             return
-        task = asyncio.get_running_loop().create_task(self._reconcile_until_read(rebuild))
-        self._reconciling = task
+        self._reconciling = asyncio.get_running_loop().create_task(self._reconcile_until_read())
 
-    async def _reconcile_until_read(self, rebuild: bool) -> None:
+    async def _reconcile_until_read(self) -> None:
         """Retry the read until it succeeds; firing stays held meanwhile (never guessed)."""
         delay = RECONCILE_RETRY_S
         while True:
             self._reconcile_again = False
-            if self.session.valid:
-                done = await self._reconcile_safely()
-                if done and rebuild:
-                    await self._rebuild_book()
-                if done and not self._reconcile_again:
+            read = self.session.valid and await self._reconcile_safely()
+            # After a reconnection the book is rebuilt too (a store failure: all again).
+            if read and (not self._rebuild_wanted or await self._rebuilt()):
+                if not self._reconcile_again:
                     self.holding = False
                     log.info("firing_resumed")
                     return
+                continue  # asked again meanwhile: read again at once
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             delay = min(delay * 2, RECONCILE_RETRY_CAP_S)
+
+    async def _rebuilt(self) -> bool:
+        """The book rebuilt from the store (see `_rebuild_book`); False if the store failed."""
+        try:
+            await self._rebuild_book()
+        except Exception:
+            log.exception("rebuild_failed")
+            return False
+        self._rebuild_wanted = False
+        return True
 
     async def _reconcile_safely(self) -> bool:
         try:

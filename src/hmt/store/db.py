@@ -2,17 +2,20 @@
 
 SQLite runs in WAL mode with `synchronous=FULL`: every commit is durable before
 it returns. A transaction run with `durable=False` (the engine's claim, with
-HMT_CLAIM_DURABILITY=async) commits without waiting for the disk: on
-PostgreSQL `SET LOCAL synchronous_commit = off` inside it, on SQLite
-`synchronous=NORMAL` on its connection for that transaction (in WAL mode the
-commit is not fsynced; the database stays consistent, but a power cut or an OS
-crash can lose it). The next durable commit on either store flushes the log up
-to itself, earlier commits included, so such a commit is at risk only until the
-next durable one. A lost claim puts a trigger whose order may have left back to
-`active`: the engine's reconciliation against the broker's order book settles it
-(docs/engine.md, "Claims that do not wait for the disk"). Write transactions
-start with `BEGIN IMMEDIATE`, so two writers queue on the lock (up to
-`busy_timeout`) instead of one failing mid-transaction.
+HMT_CLAIM_DURABILITY=async) commits without waiting for the disk: on a pool
+of its own made with `deferred_flush` (PostgreSQL connections with
+`synchronous_commit = off`, SQLite ones with `synchronous=NORMAL`), or without
+one, on the main pool with `SET LOCAL synchronous_commit = off` inside it
+(PostgreSQL) or `synchronous=NORMAL` on its connection for that transaction
+(SQLite). In WAL mode such a commit is not fsynced; the database stays
+consistent, but a crash of the server or its host can lose it. The next durable
+commit on either store flushes the log up to itself, earlier commits included, so
+such a commit is at risk only until the next durable one. A lost claim puts a
+trigger whose order may have left back to `active`: the engine's reconciliation
+against the broker's order book settles it (docs/engine.md, "Claims that do not
+wait for the disk"). Write transactions start with `BEGIN IMMEDIATE`, so two
+writers queue on the lock (up to `busy_timeout`) instead of one failing
+mid-transaction.
 """
 
 from __future__ import annotations
@@ -77,37 +80,57 @@ def async_url(url: str) -> str:
 
 
 def create_engine(
-    url: str, *, application_name: str = "hmt", pool_size: int = 5, echo: bool = False
+    url: str,
+    *,
+    application_name: str = "hmt",
+    pool_size: int = 5,
+    echo: bool = False,
+    deferred_flush: bool = False,
 ) -> AsyncEngine:
-    """An async engine for `url` with hmt's connection settings applied."""
+    """An async engine for `url` with hmt's connection settings applied.
+
+    `deferred_flush`: every connection's commits do not wait for the disk
+    (PostgreSQL `synchronous_commit = off`, SQLite `synchronous=NORMAL`): the
+    pool `Database` runs its `durable=False` transactions on, so they need no
+    statement of their own to say so.
+    """
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        connect = _sqlite_connect_deferred if deferred_flush else _sqlite_connect
+        event.listen(engine.sync_engine, "connect", connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    server_settings = {"application_name": application_name}
+    if deferred_flush:
+        server_settings["synchronous_commit"] = "off"
     return create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={"server_settings": server_settings},
     )
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, record: Any, *, level: str = "FULL") -> None:
     # Take transaction control from the driver, so BEGIN is ours (see `_sqlite_begin`).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in (
         "journal_mode=WAL",
-        "synchronous=FULL",
+        f"synchronous={level}",
         f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
         "foreign_keys=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+    record.info[_SYNCHRONOUS] = level
+
+
+def _sqlite_connect_deferred(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_connect(dbapi_connection, record, level="NORMAL")
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -118,7 +141,7 @@ def _sqlite_begin(connection: Connection) -> None:
     if options.get(_IMMEDIATE, False):
         level = "NORMAL" if options.get(_DEFERRED_FLUSH, False) else "FULL"
         info = connection.connection.info
-        if info.get(_SYNCHRONOUS, "FULL") != level:
+        if info.get(_SYNCHRONOUS) != level:
             connection.exec_driver_sql(f"PRAGMA synchronous={level}")
             info[_SYNCHRONOUS] = level
     connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE) else "BEGIN")
@@ -157,14 +180,20 @@ class Database:
         retries: int = 2,
         backoff_ms: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deferred: AsyncEngine | None = None,
     ) -> None:
+        """`deferred`: an engine made with `deferred_flush` for `durable=False` writes; without
+        one they run on `engine`, saying so in each transaction (one statement more)."""
         self.engine = engine
         self.retries = retries
         self.backoff_ms = backoff_ms
         self.clock = clock
         self.health = DbHealth(DbState.OK, clock())
         self._writer = engine.execution_options(**{_IMMEDIATE: True})
-        self._deferred = engine.execution_options(**{_IMMEDIATE: True, _DEFERRED_FLUSH: True})
+        self._deferred = (deferred or engine).execution_options(
+            **{_IMMEDIATE: True, _DEFERRED_FLUSH: True}
+        )
+        self._deferred_pool = deferred
         # Called (synchronously) when the database answers again after being unreachable.
         self.reconnected: list[Callable[[], None]] = []
 
@@ -174,6 +203,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._deferred_pool is not None:
+            await self._deferred_pool.dispose()
 
     async def transaction(
         self,
@@ -192,7 +223,8 @@ class Database:
         """
         deferred = write and not durable
         engine = self._deferred if deferred else self._writer if write else self.engine
-        postgres = deferred and self.dialect == "postgresql"
+        # Without a pool of its own, a deferred commit says so in its transaction.
+        postgres = deferred and self._deferred_pool is None and self.dialect == "postgresql"
         for attempt in range(self.retries + 1):
             try:
                 async with engine.connect() as conn:

@@ -95,7 +95,9 @@ class Reconciler:
                 report = by_tag[tag]
                 if await self._settle_triggered(trigger_id, tag, report.order_id):
                     settled.append(Reconciled(trigger_id, report.order_id, status))
-        carried = {tag for _, _, tag in known}
+        # An active row may carry a tag from an earlier claim (released): it is matched
+        # with the other active rows below, by its computed tags.
+        carried = {tag for _, status, tag in known if status is not Status.ACTIVE}
         unknown = {tag: report for tag, report in by_tag.items() if tag not in carried}
         if unknown:
             settled += await self._settle_active(unknown, tag_of, skip)

@@ -1,0 +1,33 @@
+"""What a transaction's commit waits for: read inside it, for tests of claim durability."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hmt.store.db import Database
+
+
+def watch_flush(db: Database, seen: list[tuple[bool, str]]) -> None:
+    """Record, inside every transaction, whether it is durable and the flush setting in force."""
+    original = db.transaction
+
+    async def transaction(work: Callable[[AsyncConnection], Awaitable[Any]], **kwargs: Any) -> Any:
+        async def watched(conn: AsyncConnection) -> Any:
+            if db.dialect == "postgresql":
+                setting = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
+            else:
+                setting = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+            seen.append((kwargs.get("durable", True), str(setting)))
+            return await work(conn)
+
+        return await original(watched, **kwargs)
+
+    db.transaction = transaction  # type: ignore[method-assign]
+
+
+# SQLite's PRAGMA synchronous reads 1 for NORMAL and 2 for FULL.
+NOT_FLUSHED = {"postgresql": "off", "sqlite": "1"}
+FLUSHED = {"postgresql": "on", "sqlite": "2"}
