@@ -25,10 +25,13 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 		echo "chromium is not installed: the browser tests will skip (and fail under CI)"
 
-# RELIABILITY 6 with a bigger budget: `make soak SCHEDULES=300`; HMT_CHAOS_SEED replays one.
+# RELIABILITY 6 and 17 with a bigger budget: `make soak SCHEDULES=300` runs 300 campaign
+# schedules and 300 lost-commit schedules on each store; HMT_CHAOS_SEED replays one.
 SCHEDULES ?= 100
 soak: $(STAMP)
-	HMT_CHAOS_SCHEDULES=$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)} $(BIN)/python -m pytest tests/chaos -s
+	HMT_CHAOS_SCHEDULES=$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)} \
+	HMT_LOST_COMMITS_SCHEDULES=$${HMT_LOST_COMMITS_SCHEDULES:-$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)}} \
+		$(BIN)/python -m pytest tests/chaos -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench fuzz

@@ -146,15 +146,7 @@ def run(quick: bool) -> str:
                 "yes" if p99 <= 5_000 else f"no: +{(p99 - 5_000) / 1000:.2f} ms",
             )
         )
-        start_rows.append(
-            (
-                f"{triggers:,}",
-                f"{rate:,.0f}",
-                f"{fill_s:.1f}",
-                f"{r.ready_s:.2f}",
-                f"{r.start_s:.2f}",
-            )
-        )
+        start_rows.append(_start_row(triggers, rate, fill_s, r))
     return "\n\n".join(
         [
             "## Engine: latency by background tick rate and book size; start-up from PostgreSQL",
@@ -192,10 +184,31 @@ def run(quick: bool) -> str:
                     "fill s",
                     "build+start to RUNNING s",
                     "start() s",
+                    f"1M: <= {START_TARGET_S:g} s",
                 ],
                 start_rows,
             ),
         ]
+    )
+
+
+# Issue 12: with 1,000,000 active triggers on PostgreSQL, build() + start() to RUNNING.
+START_TARGET_S = 5.0
+
+
+def _start_row(triggers: int, rate: float, fill_s: float, r: Result) -> tuple[str, ...]:
+    """One start-up row; the verdict only where the target applies (1M triggers)."""
+    verdict = ""
+    if triggers >= 1_000_000:
+        over = r.ready_s - START_TARGET_S
+        verdict = "yes" if over <= 0 else f"no: +{over:.2f} s"
+    return (
+        f"{triggers:,}",
+        f"{rate:,.0f}",
+        f"{fill_s:.1f}",
+        f"{r.ready_s:.2f}",
+        f"{r.start_s:.2f}",
+        verdict,
     )
 
 

@@ -36,6 +36,7 @@ NAMES = [
     "HMT_KITE_API_URL",
     "HMT_KITE_WS_URL",
     "HMT_KITE_TIMEOUT_MS",
+    "HMT_KITE_HTTP",
     "HMT_HOST",
     "HMT_PORT",
     "HMT_SECRET_KEY",
@@ -76,6 +77,7 @@ def test_defaults_are_the_designed_ones() -> None:
     assert s.kite_api_url == "https://api.kite.trade"
     assert s.kite_ws_url == "wss://ws.kite.trade"
     assert s.kite_timeout_ms == 7000
+    assert s.kite_http == "aiohttp"
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.secret_key is None
     assert s.tick_mode is TickMode.LTP
@@ -99,6 +101,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         "HMT_KITE_API_URL": "http://127.0.0.1:9000/",
         "HMT_KITE_WS_URL": "ws://127.0.0.1:9001",
         "HMT_KITE_TIMEOUT_MS": "2500",
+        "HMT_KITE_HTTP": "httpx",
         "HMT_HOST": "0.0.0.0",  # noqa: S104 - only parsed, never bound
         "HMT_PORT": "9999",
         "HMT_SECRET_KEY": "s" * 32,
@@ -117,6 +120,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.kite_api_url == "http://127.0.0.1:9000"
     assert s.kite_ws_url == "ws://127.0.0.1:9001"
     assert s.kite_timeout_ms == 2500
+    assert s.kite_http == "httpx"
     assert s.port == 9999
     assert s.tick_mode is TickMode.FULL
     assert (s.api_loop, s.api_max_in_flight) == (ApiLoop.ENGINE, 8)
@@ -134,6 +138,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HMT_KITE_TIMEOUT_MS", "10", "greater than or equal to 50"),
         ("HMT_BROKER", "zerodha", "'kite' or 'paper'"),
         ("HMT_TICK_MODE", "depth", "'ltp', 'quote' or 'full'"),
+        ("HMT_KITE_HTTP", "requests", "'aiohttp' or 'httpx'"),
         ("HMT_DATABASE_URL", "mysql://db/hmt", "sqlite:// or postgresql://"),
         ("HMT_KITE_API_URL", "ftp://x", "http:// or https://"),
         ("HMT_KITE_WS_URL", "https://x", "ws:// or wss://"),

@@ -184,6 +184,7 @@ async def build(settings: Settings) -> Runtime:
         api_key=api_key,
         access_token=access_token,
         timeout=settings.kite_timeout_ms / 1000,
+        client=settings.kite_http,
     )
     executor = Executor(
         KiteOrders(rest),

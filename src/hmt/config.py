@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Every Kite REST call's timeout (the official client's 7 s). A call that
     # times out after sending is ambiguous: the order is looked up by tag.
     kite_timeout_ms: Annotated[int, Field(ge=50, le=120_000)] = 7000
+    # The order leg's HTTP library (bench/bench_http.py measured aiohttp the faster);
+    # httpx, the client before issue 12, stays selectable for the side-by-side.
+    kite_http: Literal["aiohttp", "httpx"] = "aiohttp"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     secret_key: SecretStr | None = None

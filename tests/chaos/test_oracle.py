@@ -128,3 +128,53 @@ def test_a_schedule_depends_only_on_its_seed() -> None:
     assert generate(42, "postgresql") != generate(43, "postgresql")
     for seed in range(50):
         assert all(step.kind != "db_kill" for step in generate(seed, "sqlite").steps)
+
+
+def test_a_claim_lost_to_a_rollback_and_settled_from_the_book_is_rollback_resolved() -> None:
+    """Re-armed by a rollback, then claimed and placed again from the order book: good."""
+    record = placed()
+    history = events(record, *FIRED, reconciled=True)
+    lost = frozenset({broker_tag(record.id, Leg.FIRST)})
+    assert judge(record, history, [order(record)], lost).classes == ["rollback-resolved"]
+    assert judge(record, history, [order(record)]).classes == ["indeterminate-resolved"]
+    # Settled from the book, the history still owes its claim and its request.
+    unclaimed = events(record, EventKind.PLACED, reconciled=True)
+    assert judge(record, unclaimed, [order(record)], lost).classes == ["bad-history"]
+
+
+def test_a_rolled_back_trigger_that_fired_again_is_duplicated() -> None:
+    """Re-armed by a rollback and fired again: the broker holds two orders under one tag."""
+    record = placed()
+    lost = frozenset({broker_tag(record.id, Leg.FIRST)})
+    orders = [order(record, "1"), order(record, "2")]
+    judged = judge(replace(record, order_id="2"), events(record, *FIRED), orders, lost)
+    assert "duplicated" in judged.classes
+    oco = placed(oco=True, leg=Leg.SECOND)
+    both = [order(oco, "1"), order(oco, "2", Leg.SECOND)]
+    lost_first = frozenset({broker_tag(oco.id, Leg.FIRST)})
+    assert "oco-double" in judge(oco, events(oco, *FIRED), both, lost_first).classes
+
+
+def test_erased_triggers_are_judged_on_the_brokers_side_only() -> None:
+    """A row the rollback removed may have one order per tag, and one leg of an oco."""
+    record = placed()
+    oco = placed(oco=True)
+    verdict = judge_all([], [order(record), order(oco)], erased=[record, oco])
+    assert verdict.valid
+    assert verdict.counts["erased"] == 2
+    doubled = judge_all([], [order(record), order(record, "2")], erased=[record])
+    assert not doubled.valid
+    both = judge_all([], [order(oco), order(oco, "2", Leg.SECOND)], erased=[oco])
+    assert both.counts["oco-double"] == 1
+
+
+def test_a_lost_commit_schedule_snapshots_then_crosses_then_rolls_back() -> None:
+    """With the fault asked for, every schedule snapshots, crosses and rolls back once, in order."""
+    for seed in range(50):
+        kinds = [step.kind for step in generate(seed, "sqlite", rollback_share=1.0).steps]
+        assert kinds.count("snapshot") == kinds.count("rollback") == 1
+        at = kinds.index("snapshot")
+        assert kinds[at + 1] in {"tick", "tick_at"}
+        assert kinds.index("rollback") > at + 2
+        never = generate(seed, "postgresql", rollback_share=0.0).steps
+        assert all(step.kind not in {"snapshot", "rollback"} for step in never)

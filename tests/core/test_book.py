@@ -15,7 +15,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from hmt.core.book import TriggerBook
+from hmt.core.book import BookBuilder, TriggerBook
 from hmt.core.errors import DuplicateTrigger
 from hmt.core.model import Trigger
 from hmt.core.rules import legs_holding
@@ -115,6 +115,10 @@ def test_instruments_follow_the_book() -> None:
     assert book.instruments() == {INFY, RELIANCE}
     book.remove(a.id)
     assert book.instruments() == {RELIANCE}
+    assert (book.holds(INFY), book.holds(RELIANCE)) == (False, True)
+    book.on_tick(RELIANCE, b.trigger_price_1)  # fires b: its instrument leaves the book
+    assert book.instruments() == frozenset()
+    assert not book.holds(RELIANCE)
 
 
 class BookVersusOracle(RuleBasedStateMachine):
@@ -241,3 +245,48 @@ def _random_trigger(rng: random.Random) -> Trigger:
     low, high = sorted(rng.sample(range(1, 61), 2))
     stop, target = (low, high) if side is Side.SELL else (high, low)
     return make_oco(side, stop, target, instrument_token=token)
+
+
+def test_builder_makes_the_book_add_many_makes() -> None:
+    """A book built in batches by BookBuilder fires, tick for tick, as one filled by add_many.
+
+    Seeded (printed): 3,000 random triggers in batches of random sizes, then
+    300 random ticks on both books; the same legs fire and the same stay.
+    """
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    pending = [_random_trigger(rng) for _ in range(3_000)]
+    reference = TriggerBook()
+    reference.add_many(pending)
+    builder = BookBuilder()
+    at = 0
+    while at < len(pending):
+        step = rng.randrange(1, 400)
+        assert builder.add_many(pending[at : at + step]) == len(pending[at : at + step])
+        at += step
+    built = builder.build()
+    assert len(built) == len(reference)
+    assert built.instruments() == reference.instruments()
+    for token in (INFY, RELIANCE):
+        assert built.count_for(token) == reference.count_for(token)
+    for _ in range(300):
+        token, ltp = rng.choice((INFY, RELIANCE)), rng.randrange(0, 62)
+        assert fired_set(built.on_tick(token, ltp)) == fired_set(reference.on_tick(token, ltp)), (
+            f"seed={seed}"
+        )
+    assert {t.id for t in built} == {t.id for t in reference}
+
+
+def test_builder_refuses_duplicates_and_malformed_triggers() -> None:
+    """BookBuilder raises as add_many does; a malformed oco leaves no trace in the built book."""
+    builder = BookBuilder()
+    first = make_trigger(trigger_price_1=100)
+    builder.add_many([first])
+    with pytest.raises(DuplicateTrigger):
+        builder.add_many([first])
+    with pytest.raises(ValueError, match="no second leg"):
+        builder.add_many([make_trigger(trigger_type=TriggerType.OCO)])
+    book = builder.build()
+    assert [t.id for t in book] == [first.id]
+    assert fired_set(book.on_tick(INFY, 100)) == {(first.id, Leg.FIRST)}
+    assert book.instruments() == frozenset()

@@ -286,3 +286,19 @@ def test_freeze_survivors_takes_what_is_alive_out_of_the_collectors_scans() -> N
         assert any(o is later for o in scanned)
     finally:
         gc.unfreeze()
+
+
+def test_the_start_up_collection_runs_before_the_load_not_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`collect=True` collects once, before the load; none after it (it would walk the book)."""
+    events: list[str] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: events.append("collect") or 0)
+    gc.unfreeze()
+    try:
+        with collector_paused(collect=True):
+            events.append("load")
+        assert events == ["collect", "load"]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.rules import order_for
 from hmt.core.types import Exchange, Leg, OrderType, Side
-from hmt.kite.orders import order_form, report_from_row
+from hmt.kite.orders import only_our_tags, order_form, report_from_row
 from hmt.kite.tags import broker_tag
 from tests.support.factories import make_oco, make_trigger
 from tests.support.services import kite_fixture
@@ -96,3 +96,13 @@ def test_unreadable_rows_are_ambiguous(row: object) -> None:
     with pytest.raises(BrokerError) as info:
         report_from_row(row)
     assert info.value.kind is ErrorKind.AMBIGUOUS
+
+
+def test_only_our_tags_keeps_hmt_tags_and_drops_orders_without_one() -> None:
+    """Kite's own `mktp` tags and orders placed elsewhere never reach reconciliation."""
+    ours = broker_tag("0b6f3c2e-4b7d-4a8e-9a51-3f1d2c4b5a69", Leg.FIRST)
+    mixed = OrderReport("1", "COMPLETE", "mktp", ("mktp", "mktp:2.00", ours))
+    assert only_our_tags(mixed) == OrderReport("1", "COMPLETE", ours, (ours,))
+    assert only_our_tags(OrderReport("2", "COMPLETE", "mktp", ("mktp", "mktp:2.00"))) is None
+    assert only_our_tags(OrderReport("3", "OPEN", None)) is None
+    assert only_our_tags(OrderReport("4", "OPEN", "HMTNOTOURS")) is None

@@ -14,8 +14,9 @@ from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.rules import order_for
 from hmt.core.types import Leg, OrderType, Side
 from hmt.kite.orders import KiteOrders
-from hmt.kite.rest import KiteRest
+from hmt.kite.rest import KiteRest, client_names
 from hmt.kite.tags import broker_tag
+from hmt.sim.httpd import HttpServer, Request, Response
 from hmt.sim.simulator import Simulator
 from tests.support.factories import INFY, make_trigger
 
@@ -27,11 +28,23 @@ async def sim() -> AsyncIterator[Simulator]:
         yield running
 
 
+@pytest.fixture(params=client_names())
+def client(request: pytest.FixtureRequest) -> str:
+    """Every HTTP library KiteRest runs on (HMT_KITE_HTTP) passes the same tests."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-async def kite(sim: Simulator) -> AsyncIterator[KiteOrders]:
+async def kite(sim: Simulator, client: str) -> AsyncIterator[KiteOrders]:
     rest = KiteRest(
-        api_url=sim.api_url, api_key=sim.api_key, access_token=sim.access_token, timeout=1.0
+        api_url=sim.api_url,
+        api_key=sim.api_key,
+        access_token=sim.access_token,
+        timeout=1.0,
+        client=client,
     )
+    assert rest.client == client
     yield KiteOrders(rest)
     await rest.aclose()
 
@@ -96,9 +109,11 @@ async def test_each_fault_gets_the_safe_kind(
     assert len(await kite.find(order.tag)) == int(order_exists)
 
 
-async def test_connection_refused_is_safe_to_resend(sim: Simulator) -> None:
+async def test_connection_refused_is_safe_to_resend(sim: Simulator, client: str) -> None:
     """Nothing listening: the request never left, so the kind is a plain retry."""
-    rest = KiteRest(api_url="http://127.0.0.1:9", api_key="k", access_token="t", timeout=1.0)
+    rest = KiteRest(
+        api_url="http://127.0.0.1:9", api_key="k", access_token="t", timeout=1.0, client=client
+    )
     with pytest.raises(BrokerError) as info:
         await KiteOrders(rest).place(intent())
     await rest.aclose()
@@ -112,6 +127,18 @@ async def test_expired_session_is_auth(sim: Simulator, kite: KiteOrders) -> None
         await kite.place(intent())
     assert info.value.kind is ErrorKind.AUTH
     assert info.value.error_type == "TokenException"
+
+
+async def test_after_send_is_hit_by_orders_not_by_reading_the_book(
+    sim: Simulator, kite: KiteOrders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On either client `after_send` is hit by a POST (an order), never by GET /orders."""
+    hits: list[str] = []
+    monkeypatch.setattr("hmt.kite.rest.failpoint", hits.append)
+    await kite.orders()
+    assert hits == []
+    await kite.place(intent())
+    assert hits == ["after_send"]
 
 
 async def test_stop_orders_amo_and_history(sim: Simulator, kite: KiteOrders) -> None:
@@ -136,3 +163,44 @@ async def test_stop_orders_amo_and_history(sim: Simulator, kite: KiteOrders) -> 
     assert "'amo'" in refused.value.message
     with pytest.raises(ValueError, match="variety"):
         await kite.place(intent(), variety="iceberg")
+
+
+async def test_a_new_token_is_used_by_the_next_request(sim: Simulator, kite: KiteOrders) -> None:
+    """After the session is renewed, `set_access_token` makes the same client work again."""
+    sim.expire_session()
+    with pytest.raises(BrokerError):
+        await kite.place(intent())
+    kite._rest.set_access_token(sim.renew_session())
+    assert await kite.place(intent())
+
+
+async def test_the_instrument_dump_comes_back_as_text(sim: Simulator, kite: KiteOrders) -> None:
+    """`csv` returns the dump without Kite's envelope; a 404 is a classified error."""
+    text = await kite._rest.csv("/instruments/NSE")
+    assert text.splitlines()[0].startswith("instrument_token,")
+    assert "INFY" in text
+    with pytest.raises(BrokerError) as info:
+        await kite._rest.csv("/no/such/dump")
+    assert info.value.http_status == 404
+
+
+async def test_an_api_url_with_a_path_keeps_it(client: str) -> None:
+    """A base URL with a path (a gateway in front of Kite) prefixes every request's path."""
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def handle(request: Request) -> Response:
+        seen.append((request.path, request.form()))
+        return Response.json(200, {"status": "success", "data": {"order_id": "1"}})
+
+    server = HttpServer(handle)
+    port = await server.start("127.0.0.1", 0)
+    rest = KiteRest(
+        api_url=f"http://127.0.0.1:{port}/kite/", api_key="k", access_token="t", client=client
+    )
+    try:
+        data = await rest.request("POST", "/orders/regular", form={"tag": "x"})
+    finally:
+        await rest.aclose()
+        await server.close()
+    assert data == {"order_id": "1"}
+    assert seen == [("/kite/orders/regular", {"tag": "x"})]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +27,7 @@ from hmt.core.types import (
 )
 from hmt.store.db import Database
 from hmt.store.execution import ExecutionStore
-from hmt.store.loading import _COLUMNS, converter
+from hmt.store.loading import _COLUMNS, _make_trigger, converter
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
@@ -281,3 +282,39 @@ async def test_bulk_create_stores_each_instruments_grid(store: TriggerStore) -> 
     assert [(r.tick_size, r.lot_size) for r in records] == [(5, 1), (5, 40), (None, None)]
     stored = [await store.get("alice", t.id) for t in triggers]
     assert [(r.tick_size, r.lot_size) for r in stored] == [(5, 1), (5, 40), (None, None)]
+
+
+async def test_a_load_in_many_batches_or_stopped_early_leaves_the_connection_usable(
+    store: TriggerStore, db: Database
+) -> None:
+    """Batches fetched one ahead arrive whole and in order; a caller that stops after the
+    first batch ends the load cleanly, and the next load reads everything again."""
+    ids = sorted(str(uuid.uuid4()) for _ in range(7))
+    for trigger_id in ids:
+        await insert(db, distinct_row(trigger_id))
+    sizes, seen = [], []
+    async for batch in store.stream_active(batch_size=2):
+        sizes.append(len(batch))
+        seen += [t.id for t in batch]
+    assert sizes == [2, 2, 2, 1]
+    assert sorted(seen) == ids
+    stream = store.stream_active(batch_size=2)
+    first = await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert len(first) == 2
+    assert len(await loaded(store, [])) == len(ids)
+
+
+def test_the_fast_constructor_builds_what_the_dataclass_builds() -> None:
+    """`_make_trigger` (slots set directly) equals `Trigger(...)` for distinct values, and is
+    only allowed while `Trigger` has no `__post_init__` that it would skip."""
+    assert not hasattr(Trigger, "__post_init__")
+    values = _fields_of(expected_trigger(str(uuid.uuid4())))
+    made = _make_trigger(*values.values())
+    assert made == Trigger(**values)
+    assert _fields_of(made) == values
+    assert [f.name for f in dataclasses.fields(Trigger)] == list(values)
+
+
+def _fields_of(trigger: Trigger) -> dict[str, Any]:
+    return {f.name: getattr(trigger, f.name) for f in dataclasses.fields(Trigger)}

@@ -80,6 +80,33 @@ async def test_an_active_trigger_whose_tag_is_in_the_book_ends_placed(
     assert await execution.reconcile(book, tag_of) == []  # a second read changes nothing
 
 
+async def test_a_paused_trigger_whose_tag_is_in_the_book_is_resumed_and_placed(
+    store: TriggerStore, execution: ExecutionStore
+) -> None:
+    """Paused in the store but ordered (its resume and claim lost): settled as placed,
+    with `resumed` written first, so the user's next resume cannot order it again."""
+    lost = make_trigger()
+    await store.create(lost)
+    await store.pause("alice", lost.id)
+    settled = await execution.reconcile([order(tag_of(lost.id, Leg.FIRST), "1003")], tag_of)
+    assert [(s.trigger_id, s.order_id, s.was) for s in settled] == [
+        (lost.id, "1003", Status.PAUSED)
+    ]
+    record = await store.load(lost.id)
+    assert record is not None
+    assert (record.status, record.order_id, record.attempts) == (Status.PLACED, "1003", 1)
+    assert await kinds(store, lost.id) == [
+        EventKind.CREATED,
+        EventKind.PAUSED,
+        EventKind.RESUMED,
+        EventKind.FIRED,
+        EventKind.CLAIMED,
+        EventKind.ORDER_SENT,
+        EventKind.RECONCILED,
+        EventKind.PLACED,
+    ]
+
+
 async def test_an_oco_whose_second_leg_is_in_the_book_ends_placed_on_that_leg(
     store: TriggerStore, execution: ExecutionStore
 ) -> None:

@@ -7,6 +7,12 @@ holds for its legs' tags and what its history says:
   the row carries; or one that could not fire (cancelled) has no order;
 - `indeterminate-resolved`: `ok`, after an answer the engine never got (a
   timeout, a cut socket, a 5xx) was settled by looking the tag up;
+- `rollback-resolved`: `ok`, for a trigger whose claim a database rollback lost
+  (RELIABILITY 17: the broker held its order, the restored row was armed again)
+  and which the engine settled from the broker's order book, not by a second order;
+- `erased`: a trigger the rollback removed altogether (created after the
+  snapshot): the engine cannot know it any more, so it is judged only on the
+  broker's side: at most one order per tag, at most one leg of an oco;
 - `duplicated`: a tag with more than one order at the broker;
 - `oco-double`: both legs of an oco have an order;
 - `unexpected`: an order for a trigger whose row is not `placed` with it (wrong
@@ -16,6 +22,12 @@ holds for its legs' tags and what its history says:
 - `bad-history`: the events do not replay, through `TRANSITIONS`, to the row; or
   a claim without its `fired`, a `placed` with no `order_sent` before it, or
   `attempts` different from the number of `order_sent` events.
+
+After a rollback a row may legitimately be back at `active` with its order
+already at the broker (the claim and the request went with the rollback): it
+must then be settled from the order book, its history written again as
+`fired`, `claimed`, `order_sent`, `reconciled`, `placed`, so every rule below
+still holds; an order under its tag it did not account for is a duplicate.
 
 "Had to fire" is decided by the runner, not guessed here: after healing it
 pushes a price through every leg still armed while the engine is healthy, so
@@ -39,14 +51,16 @@ from hmt.store.records import TriggerRecord
 CLASSES = (
     "ok",
     "indeterminate-resolved",
+    "rollback-resolved",
+    "erased",
     "duplicated",
     "oco-double",
     "unexpected",
     "lost",
     "bad-history",
 )
-# The classes that fail a run; the first two are the only good ones.
-FAULTS = CLASSES[2:]
+# The classes that fail a run; the first four are the only good ones.
+FAULTS = CLASSES[4:]
 # Event kinds that change a row's status (keys of TRANSITIONS); others are notes.
 _STATUS_KINDS = frozenset(kind for _, kind in TRANSITIONS)
 
@@ -94,17 +108,19 @@ def orphans(orders: Iterable[Mapping[str, Any]], known_tags: set[str]) -> list[s
     return [str(o["order_id"]) for o in orders if str(o.get("tag")) not in known_tags]
 
 
-def judge(
-    record: TriggerRecord,
-    history: Sequence[TriggerEvent],
-    orders: Sequence[Mapping[str, Any]],
-) -> Judged:
-    """Classify one trigger after the final price push and quiescence."""
+def _by_tag(orders: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     by_tag: dict[str, list[Mapping[str, Any]]] = {}
     for order in orders:
         by_tag.setdefault(str(order.get("tag")), []).append(order)
+    return by_tag
+
+
+def _broker_side(
+    record: TriggerRecord, orders: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, list[Mapping[str, Any]]], list[str], list[str]]:
+    """The orders under each of the record's tags, and the duplicate/oco-double findings."""
+    by_tag = _by_tag(orders)
     found = {tag: by_tag.get(tag, []) for tag in tags_of(record)}
-    total = sum(len(v) for v in found.values())
     classes: list[str] = []
     why: list[str] = []
     if any(len(v) > 1 for v in found.values()):
@@ -113,6 +129,23 @@ def judge(
     if record.trigger.trigger_type is TriggerType.OCO and all(found.values()):
         classes.append("oco-double")
         why.append("both legs ordered")
+    return found, classes, why
+
+
+def judge(
+    record: TriggerRecord,
+    history: Sequence[TriggerEvent],
+    orders: Sequence[Mapping[str, Any]],
+    lost_claims: frozenset[str] = frozenset(),
+) -> Judged:
+    """Classify one trigger after the final price push and quiescence.
+
+    `lost_claims` holds the tags whose order the broker had when a rollback
+    restored the database without the claim (RELIABILITY 17).
+    """
+    found, classes, why = _broker_side(record, orders)
+    total = sum(len(v) for v in found.values())
+    rolled_back = any(tag in lost_claims for tag in found)
     status = record.status
     if status is Status.PLACED:
         own = found.get(record.broker_tag or "", [])
@@ -142,8 +175,23 @@ def judge(
         ambiguous = any(
             e.kind is EventKind.PLACED and e.payload.get("reconciled") for e in history
         ) or any(e.kind is EventKind.RETRY for e in history)
-        classes.append("indeterminate-resolved" if ambiguous else "ok")
+        if rolled_back:
+            classes.append("rollback-resolved")
+        else:
+            classes.append("indeterminate-resolved" if ambiguous else "ok")
     return Judged(record.id, classes, status.value, total, "; ".join(why))
+
+
+def judge_erased(record: TriggerRecord, orders: Sequence[Mapping[str, Any]]) -> Judged:
+    """A trigger the rollback removed (its last state before it): only the broker's side."""
+    found, classes, why = _broker_side(record, orders)
+    return Judged(
+        record.id,
+        classes or ["erased"],
+        "erased",
+        sum(len(v) for v in found.values()),
+        "; ".join(why),
+    )
 
 
 def history_problem(record: TriggerRecord, history: Sequence[TriggerEvent]) -> str:
@@ -188,11 +236,15 @@ def _requests_problem(record: TriggerRecord, kinds: Sequence[EventKind]) -> str:
 def judge_all(
     records: Iterable[tuple[TriggerRecord, Sequence[TriggerEvent]]],
     orders: Sequence[Mapping[str, Any]],
+    *,
+    lost_claims: frozenset[str] = frozenset(),
+    erased: Iterable[TriggerRecord] = (),
 ) -> Verdict:
-    """Every trigger's class, counted."""
+    """Every trigger's class, counted (and those a rollback erased, on the broker's side)."""
     verdict = Verdict()
-    for record, history in records:
-        judged = judge(record, history, orders)
+    judged_all = [judge(record, history, orders, lost_claims) for record, history in records]
+    judged_all += [judge_erased(record, orders) for record in erased]
+    for judged in judged_all:
         verdict.judged.append(judged)
         verdict.statuses[judged.status] += 1
         verdict.counts.update(judged.classes)

@@ -7,6 +7,13 @@ token. After the steps the runner heals (clears faults, resumes the ticker,
 restarts a dead engine), then pushes 1575.00 and 1425.00 until every leg still
 armed has fired while the engine is healthy, waits for quiescence, and hands
 the rows, their histories and the broker's book to `chaos_oracle`.
+
+The lost-commit fault (RELIABILITY 17): `snapshot` copies the database while
+everything runs; `rollback` SIGKILLs the engine, restores that copy (the claims,
+outcomes, creates and edits since are gone; the simulator keeps its orders) and
+starts the engine again. The runner notes which orders the restored database no
+longer accounts for (claims lost) so the oracle can tell a row legitimately
+armed again from a lost one.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from tests.support.chaos_schedule import (
 from tests.support.engine_process import EngineProcess, engine_process
 from tests.support.eventually import eventually
 from tests.support.factories import INFY
+from tests.support.snapshots import Snapshots
 
 USER = "alice"
 # The engine of a campaign: quick reconnects and retries, a short REST timeout (so
@@ -128,17 +136,34 @@ class Outcome:
     orders: int = 0
     stuck_restarts: int = 0
     seconds: float = 0.0
+    # RELIABILITY 17: what the rollback took away.
+    rollbacks: int = 0
+    lost_claims: set[str] = field(default_factory=set)  # tags ordered, unclaimed once restored
+    lost_outcomes: int = 0  # rows placed before the rollback, `triggered` after it
+    erased: dict[str, TriggerRecord] = field(default_factory=dict)  # rows it removed
+    erased_orders: int = 0  # orders at the broker for those rows
+    orphan_orders: list[dict[str, Any]] = field(default_factory=list)  # as the broker shows them
 
 
 class ChaosRunner:
     """One database, one simulator, one engine slot: schedules played one after another."""
 
     def __init__(
-        self, sim: Simulator, store: TriggerStore, slot: EngineSlot, token: str, pg_dsn: str | None
+        self,
+        sim: Simulator,
+        store: TriggerStore,
+        slot: EngineSlot,
+        token: str,
+        pg_dsn: str | None,
+        snapshots: Snapshots | None,
     ) -> None:
         self.sim, self.store, self.slot = sim, store, slot
         self.headers = {"Authorization": f"Bearer {token}"}
         self.pg_dsn = pg_dsn
+        self.snapshots = snapshots
+        # Every schedule's rollback-erased rows: their orders stay in the simulator's
+        # book (one per chunk) and are no later schedule's orphans.
+        self.erased: dict[str, TriggerRecord] = {}
         self.client = httpx.AsyncClient(timeout=3.0)
 
     async def aclose(self) -> None:
@@ -164,10 +189,17 @@ class ChaosRunner:
         records = [r for r in [await self.store.load(i) for i in new] if r is not None]
         histories = [await self.store.history(USER, TriggerId(r.id)) for r in records]
         orders = self.sim.orders()
-        outcome.verdict = judge_all(zip(records, histories, strict=True), orders)
+        outcome.verdict = judge_all(
+            zip(records, histories, strict=True),
+            orders,
+            lost_claims=frozenset(outcome.lost_claims),
+            erased=outcome.erased.values(),
+        )
         everyone = [r for r in [await self.store.load(i) for i in await self.all_ids()] if r]
+        everyone += self.erased.values()
         outcome.verdict.orphans = orphans(orders, {t for r in everyone for t in tags_of(r)})
-        mine = {t for r in records for t in tags_of(r)}
+        outcome.orphan_orders = [o for o in orders if str(o["order_id"]) in outcome.verdict.orphans]
+        mine = {t for r in [*records, *outcome.erased.values()] for t in tags_of(r)}
         outcome.orders = sum(1 for o in orders if o.get("tag") in mine)
         outcome.triggers = len(records)
         outcome.fired = sum(1 for r in records if r.triggered_leg is not None)
@@ -193,6 +225,8 @@ class ChaosRunner:
                 outcome.hits["db connections cut"] += await self.kill_connections()
             case "engine_kill":
                 await self.slot.close()
+            case "rollback":
+                await self.roll_back(outcome)
 
     async def act(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         """A price, an edit through the API, or the engine's restart."""
@@ -214,6 +248,9 @@ class ChaosRunner:
                 await self.api("DELETE", f"/triggers/{target.id}", outcome)
             case "engine_restart":
                 await self.slot.start()
+            case "snapshot":
+                assert self.snapshots is not None, "a snapshot step without snapshots"
+                await self.snapshots.take()
 
     async def create(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         args = step.args
@@ -278,6 +315,35 @@ class ChaosRunner:
             return int(await conn.fetchval(KILL_SQL))
         finally:
             await conn.close()
+
+    async def roll_back(self, outcome: Outcome) -> None:
+        """SIGKILL the engine, restore the snapshot, note what it lost, restart the engine."""
+        assert self.snapshots is not None, "a rollback step without snapshots"
+        await self.slot.close()
+        before = {r.id: r for r in await self.loaded(await self.all_ids())}
+        await self.store.db.engine.dispose()  # none of the test's connections spans it
+        await self.snapshots.restore()
+        await self.store.db.engine.dispose()
+        after = {r.id: r for r in await self.loaded(await self.all_ids())}
+        outcome.rollbacks += 1
+        outcome.erased.update({i: r for i, r in before.items() if i not in after})
+        self.erased.update(outcome.erased)
+        owner = {tag: i for i, r in before.items() for tag in tags_of(r)}
+        for order in self.sim.orders():
+            tag = str(order.get("tag"))
+            if tag not in owner:
+                continue
+            restored = after.get(owner[tag])
+            if restored is None:
+                outcome.erased_orders += 1
+            elif restored.broker_tag != tag or restored.status not in (
+                Status.TRIGGERED,
+                Status.PLACED,
+            ):
+                outcome.lost_claims.add(tag)
+            elif restored.status is Status.TRIGGERED:
+                outcome.lost_outcomes += before[owner[tag]].status is Status.PLACED
+        await self.slot.start()
 
     # ---- heal, final push, quiescence -------------------------------------
 
@@ -350,11 +416,16 @@ class ChaosRunner:
 
 @contextlib.asynccontextmanager
 async def chaos_runner(
-    sim: Simulator, store: TriggerStore, database_url: str, log_dir: Path, token: str
+    sim: Simulator,
+    store: TriggerStore,
+    database_url: str,
+    log_dir: Path,
+    token: str,
+    snapshots: Snapshots | None = None,
 ) -> AsyncIterator[ChaosRunner]:
     pg = database_url if database_url.startswith("postgresql") else None
     slot = EngineSlot(sim, database_url, log_dir)
-    runner = ChaosRunner(sim, store, slot, token, pg)
+    runner = ChaosRunner(sim, store, slot, token, pg, snapshots)
     try:
         yield runner
     finally:

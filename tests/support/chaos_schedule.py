@@ -50,8 +50,15 @@ WEIGHTS: dict[str, int] = {
     "db_kill": 3,
     "engine_kill": 2,
 }
-FAULT_KINDS = frozenset({"ticker_drop", "ticker_stall", "rest_fault", "db_kill", "engine_kill"})
+FAULT_KINDS = frozenset(
+    {"ticker_drop", "ticker_stall", "rest_fault", "db_kill", "engine_kill", "rollback"}
+)
 MAX_FAULTS = 4
+# RELIABILITY 17, lost commits: the share of schedules that snapshot the database,
+# let claims and orders happen, then SIGKILL the engine, restore the snapshot and
+# restart it. The campaign of RELIABILITY 6 mixes it in; test 17 asks for it always.
+ROLLBACK_SHARE = 0.25
+ROLLBACK_AFTER = (2, 5)  # steps between the crossing after the snapshot and the rollback
 
 
 @dataclass(frozen=True)
@@ -97,12 +104,17 @@ def oco(rng: random.Random) -> dict[str, Any]:
     return {"side": side, "stop": stop, "target": target}
 
 
-def generate(seed: int, backend: str) -> Schedule:
-    """The steps of schedule `seed`: a few creates, then a random interleaving."""
+def generate(seed: int, backend: str, rollback_share: float = ROLLBACK_SHARE) -> Schedule:
+    """The steps of schedule `seed`: a few creates, then a random interleaving.
+
+    With probability `rollback_share` the schedule also holds one lost-commit
+    fault (RELIABILITY 17): a `snapshot`, a crossing, and a `rollback` to it.
+    """
     rng = random.Random(seed)
     steps: list[Step] = [Step("tick", {"price": grid(rng, BASE, 20)}, 0.02)]
     steps += [Step("create", single(rng), 0.02) for _ in range(rng.randint(2, 4))]
     steps.append(Step("create_oco", oco(rng), 0.02))
+    opening = len(steps)
     kinds = list(WEIGHTS)
     if backend != "postgresql":
         kinds.remove("db_kill")  # SQLite has no server connection to cut
@@ -118,7 +130,29 @@ def generate(seed: int, backend: str) -> Schedule:
             killed_at = len(steps)
         if killed_at >= 0 and len(steps) - killed_at == 4:
             steps.append(Step("engine_restart", {}, 0.05))
+    if rng.random() < rollback_share:
+        _lose_commits(rng, steps, opening)
     return Schedule(seed, backend, tuple(steps))
+
+
+def _lose_commits(rng: random.Random, steps: list[Step], opening: int) -> None:
+    """Insert a snapshot early, a crossing right after it, and the rollback a few steps on.
+
+    The snapshot comes within the first steps after the opening creates (most
+    triggers still armed), and the crossing is a sweep to 1575.00 or 1425.00
+    (every armed leg on that side fires) or a tick on one trigger's threshold:
+    claims and orders the rollback then takes from the database, not the broker.
+    """
+    at = rng.randint(opening, opening + 3)
+    after = at + 2 + rng.randint(*ROLLBACK_AFTER)
+    crossing = (
+        Step("tick", {"price": rng.choice([HIGH, LOW])}, 0.1)
+        if rng.random() < 2 / 3
+        else Step("tick_at", {"target": rng.randrange(1000)}, 0.1)
+    )
+    steps.insert(at, Step("snapshot", {}, 0.02))
+    steps.insert(at + 1, crossing)
+    steps.insert(after, Step("rollback", {}, 0.05))
 
 
 def _args(rng: random.Random, kind: str) -> dict[str, Any]:

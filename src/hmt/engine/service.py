@@ -20,7 +20,7 @@ from enum import StrEnum
 
 import structlog
 
-from hmt.core.book import TriggerBook
+from hmt.core.book import BookBuilder, TriggerBook
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, Trigger
@@ -33,6 +33,8 @@ from hmt.engine.stats import EngineStats
 
 log = structlog.get_logger("hmt.engine")
 
+# Legs sorted between two turns of the loop while a load builds the book (about 10 ms).
+LOAD_STEP_LEGS = 50_000
 # While the broker's order book cannot be read, firing stays held and the read is
 # retried after 1 s, doubling to at most 30 s.
 RECONCILE_RETRY_S = 1.0
@@ -121,9 +123,8 @@ class Engine:
         await self.recover()
         for expired in await self._source.expire_due():
             self.book.remove(expired)
-        loaded = 0
-        async for batch in self._source.active_batches():
-            loaded += self.book.add_many(batch)
+        # Built aside and swapped in: in STARTING nothing reads or changes the book.
+        self.book, loaded = await self._load()
         self._feed.subscribe(self.book.instruments())
         await self._feed.start()
         self._started_at = time.monotonic()
@@ -319,7 +320,7 @@ class Engine:
             return
         for leg in fired:
             self._spawn(self._execute(leg, started))
-        if not self.book.count_for(instrument_token):
+        if not self.book.holds(instrument_token):
             self._feed.unsubscribe((instrument_token,))
         self.stats.triggers_fired += len(fired)
         self.stats.record_evaluate(time.perf_counter() - started)
@@ -434,14 +435,10 @@ class Engine:
         A trigger whose order task is still running stays out: if its claim was
         lost with the database its row reads `active`, yet its order is on its way.
         """
-        book = TriggerBook()
         touched: set[TriggerId] = set()
         self._touched = touched
         try:
-            async for batch in self._source.active_batches():
-                if self._in_flight:
-                    batch = [trigger for trigger in batch if trigger.id not in self._in_flight]
-                book.add_many(batch)
+            book, _ = await self._load()
         finally:
             self._touched = None
         gone = self.book.instruments() - book.instruments()
@@ -451,6 +448,29 @@ class Engine:
         # Created or changed while the store was read: the read may have missed it.
         for trigger_id in touched - self._in_flight:
             await self.refresh(trigger_id)
+
+    async def _load(self) -> tuple[TriggerBook, int]:
+        """A new book of the store's active set, and how many it holds.
+
+        Each instrument's legs are sorted once, after the last batch
+        (`BookBuilder`); the loop runs between batches (each awaits the store)
+        and between every `LOAD_STEP_LEGS` legs sorted, so health checks and
+        requests are answered throughout a million-trigger load. A trigger whose
+        order task is still running stays out (see `_rebuild_book`).
+        """
+        builder = BookBuilder()
+        loaded = 0
+        async for batch in self._source.active_batches():
+            if self._in_flight:
+                batch = [trigger for trigger in batch if trigger.id not in self._in_flight]
+            loaded += builder.add_many(batch)
+        sorted_legs = 0
+        for legs in builder.steps():
+            sorted_legs += legs
+            if sorted_legs >= LOAD_STEP_LEGS:
+                sorted_legs = 0
+                await asyncio.sleep(0)
+        return builder.build(), loaded
 
     @property
     def uptime(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
@@ -9,7 +10,7 @@ from hmt.core.model import OrderIntent
 from hmt.core.prices import to_decimal
 from hmt.core.types import Leg, OrderType
 from hmt.kite.rest import KiteRest
-from hmt.kite.tags import broker_tag
+from hmt.kite.tags import broker_tag, parse_tag
 
 # Kite rejects MARKET and SL-M orders without protection since April 2026
 # (FACTS.md 2.5); -1 asks the OMS for its automatic protection.
@@ -55,15 +56,24 @@ class KiteOrders:
         return str(order_id)
 
     async def orders(self) -> list[OrderReport]:
-        """Today's order book, whole (one GET /orders; reconciliation reads it)."""
+        """Today's orders that carry one of our tags, with only our tags (one GET /orders).
+
+        Kite adds its own tags (`mktp`, `mktp:2.00`) to every protected MARKET
+        order, and the account may hold orders placed by hand or by other apps:
+        none of those is ours, so reconciliation never hashes rows or reports
+        "one tag, two orders" for them.
+        """
+        return [ours for report in await self._book() if (ours := only_our_tags(report))]
+
+    async def find(self, tag: str) -> list[OrderReport]:
+        """Every order in today's book that carries `tag` (as the book shows it)."""
+        return [report for report in await self._book() if report.carries(tag)]
+
+    async def _book(self) -> list[OrderReport]:
         data = await self._rest.request("GET", "/orders")
         if not isinstance(data, list):
             raise BrokerError(ErrorKind.AMBIGUOUS, "the order book is not a list")
         return [report_from_row(row) for row in data]
-
-    async def find(self, tag: str) -> list[OrderReport]:
-        """Every order in today's book that carries `tag`."""
-        return [report for report in await self.orders() if report.carries(tag)]
 
     async def history(self, order_id: str) -> list[OrderReport]:
         """The states one order went through, oldest first (GET /orders/{order_id})."""
@@ -92,6 +102,14 @@ def order_form(intent: OrderIntent, *, market_protection: int) -> dict[str, str]
     else:
         form["market_protection"] = str(market_protection)
     return form
+
+
+def only_our_tags(report: OrderReport) -> OrderReport | None:
+    """`report` with just the tags `hmt.kite.tags` could have made; None if it has none."""
+    ours = tuple(t for t in dict.fromkeys((report.tag, *report.tags)) if t and parse_tag(t))
+    if not ours:
+        return None
+    return dataclasses.replace(report, tag=ours[0], tags=ours)
 
 
 def report_from_row(row: Any) -> OrderReport:

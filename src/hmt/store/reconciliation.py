@@ -12,6 +12,9 @@ broker has the order. Read against the day's order book, every `active` or
   conditional on the row still being `active` and unchanged: `fired`, `claimed`,
   `order_sent` (the lost life did send it; `attempts` + 1), `reconciled`,
   `placed`. An oco's other leg goes with it: the row is no longer active.
+- `paused` (the database lost its resume as well as its claim: paused, resumed
+  and fired after the last write that survived): `resumed` {reconciled} first,
+  then as `active`. Left alone it would fire again on the user's next resume.
 
 Tags are the broker adapter's (`tag_of`), a hash of the trigger id that cannot
 be inverted, so an active row's tags are computed; only rows on the instruments
@@ -47,7 +50,8 @@ _Carrier = tuple[TriggerId, "Status", str]  # a row carrying a tag: id, status, 
 
 @dataclass(frozen=True, slots=True)
 class Reconciled:
-    """A row the order book settled as placed; `was` the status it had (active or triggered)."""
+    """A row the order book settled as placed; `was` its status before (active, paused or
+    triggered)."""
 
     trigger_id: TriggerId
     order_id: str
@@ -163,7 +167,7 @@ class Reconciler:
     ) -> builtins.list[Reconciled]:
         """Active rows whose computed tag is in the book: their claim was lost; place them."""
         tokens = {report.instrument_token for report in unknown.values()}
-        where = [t.c.status == Status.ACTIVE.value]
+        where = [t.c.status.in_(_ARMABLE)]
         if None not in tokens:  # every order names its instrument: only those rows
             where.append(t.c.instrument_token.in_(sorted(tokens)))
         query = select(t.c.id, t.c.trigger_type).where(*where)
@@ -185,26 +189,41 @@ class Reconciler:
             if trigger_id in skip:
                 continue
             order_id = unknown[tag].order_id
-            if await self._claim_and_place(trigger_id, leg, tag, order_id):
-                settled.append(Reconciled(trigger_id, order_id, Status.ACTIVE))
+            was = await self._claim_and_place(trigger_id, leg, tag, order_id)
+            if was is not None:
+                settled.append(Reconciled(trigger_id, order_id, was))
         return settled
 
     async def _claim_and_place(
         self, trigger_id: TriggerId, leg: Leg, tag: str, order_id: str
-    ) -> bool:
-        """The lost claim made again, with the order the book shows: one transaction."""
+    ) -> Status | None:
+        """The lost claim made again, with the order the book shows: one transaction.
+
+        The status the row had (active or paused), or None if it was no longer armable.
+        """
         now = self._triggers.clock()
         owner = self._owner
         query = (
-            select(t.c.user_id, t.c.attempts)
-            .where(t.c.id == trigger_id, t.c.status == Status.ACTIVE.value)
+            select(t.c.user_id, t.c.attempts, t.c.status)
+            .where(t.c.id == trigger_id, t.c.status.in_(_ARMABLE))
             .with_for_update()
         )
 
-        async def work(conn: AsyncConnection) -> bool:
+        async def work(conn: AsyncConnection) -> Status | None:
             row = (await conn.execute(query)).first()
-            if row is None:  # no longer active: an edit, a cancel or a claim got there first
-                return False
+            if row is None:  # no longer armable: a cancel or a claim got there first
+                return None
+            if row.status == Status.PAUSED.value:  # its resume was lost with the claim
+                resumed = await apply_event(
+                    conn,
+                    trigger_id,
+                    EventKind.RESUMED,
+                    now,
+                    payload={"reconciled": True, "engine": owner},
+                    divisor_of=self._triggers.divisor_of,
+                )
+                if resumed is None:
+                    return None
             user_id, attempts = str(row.user_id), int(row.attempts or 0) + 1
             claim = {
                 "triggered_leg": int(leg),
@@ -227,14 +246,14 @@ class Reconciler:
                 divisor_of=self._triggers.divisor_of,
             )
             if written is None:
-                return False
+                return None
             entries: builtins.list[tuple[EventKind, Mapping[str, Any]]] = [
                 (EventKind.ORDER_SENT, {"attempt": attempts, "engine": owner, "reconciled": True}),
                 (EventKind.RECONCILED, {"order_id": order_id, "engine": owner}),
             ]
             await events.append_many(conn, trigger_id, user_id, now, entries)
             await self._placed(conn, trigger_id, order_id, now, {})
-            return True
+            return Status(row.status)
 
         return await self._triggers.db.transaction(work)
 
@@ -257,4 +276,7 @@ class Reconciler:
         )
 
 
+# Rows whose lost claim the book can settle: armed, or paused by a pause that the
+# database kept while it lost the resume and the claim after it.
+_ARMABLE = (Status.ACTIVE.value, Status.PAUSED.value)
 _CHUNK = 500  # tags per IN list: far under either backend's parameter limit
