@@ -39,13 +39,13 @@ from hmt.store.tables import gtt_orders
 
 # One burst under Kite's 200 orders/min per run (each run is a new simulator and engine).
 FULL_SAMPLES = 187
-# Per book size, its runs: (background ticks/s, API create requests in flight; 0 = no API).
+# Per book size, its runs: (background ticks/s, 0). The API under load: bench_api.py.
 FULL: dict[int, tuple[tuple[float, int], ...]] = {
-    100_000: ((0, 0), (10_000, 0), (50_000, 0), (10_000, 8)),
+    100_000: ((0, 0), (10_000, 0), (50_000, 0)),
     1_000_000: ((0, 0), (10_000, 0), (50_000, 0)),
 }
 QUICK_SAMPLES = 10
-QUICK: dict[int, tuple[tuple[float, int], ...]] = {5_000: ((0, 0), (5_000, 0), (5_000, 4))}
+QUICK: dict[int, tuple[tuple[float, int], ...]] = {5_000: ((0, 0), (5_000, 0))}
 INSTRUMENTS_FULL, INSTRUMENTS_QUICK = 1000, 50
 
 # The same far triggers as bench_engine._rows, made by the server: BUY 50 % above the
@@ -125,14 +125,9 @@ def run(quick: bool) -> str:
     results = asyncio.run(_cells(cells, samples, instruments))
     total_s = time.perf_counter() - started
     base: dict[int, float] = {}  # p50 at the lowest rate, per book size: the ratio's base
-    quiet: dict[tuple[int, float], Result] = {}  # the run without API load, per (book, rate)
-    latency_rows, start_rows, api_rows = [], [], []
-    for triggers, rate, api, fill_s, r in results:
+    latency_rows, start_rows = [], []
+    for triggers, rate, _api, fill_s, r in results:
         p50, p99, p999 = percentiles(r.latencies_us, [50, 99, 99.9])
-        if r.api is not None:
-            api_rows.append(_api_row(triggers, rate, api, r, quiet.get((triggers, rate))))
-            continue
-        quiet[(triggers, rate)] = r
         base.setdefault(triggers, p50)
         s = r.sim
         latency_rows.append(
@@ -193,25 +188,6 @@ def run(quick: bool) -> str:
                 ],
                 start_rows,
             ),
-            "API create-trigger throughput while ticks flow, and the tick latency it costs: the "
-            "API served from the engine's process (as `hmt run` serves it), a client in a third "
-            "process keeping N `POST /triggers` in flight (far prices: they never fire; write "
-            "limiter off) while the samples run; side by side with the same book and rate "
-            "without the API load, run just before on the same database.",
-            table(
-                [
-                    "active triggers",
-                    "ticks/s asked",
-                    "creates in flight",
-                    "creates/s",
-                    "create p50 ms",
-                    "create p99 ms",
-                    "errors",
-                    "tick-to-order p50 ms (quiet -> with creates)",
-                    "tick-to-order p99 ms (quiet -> with creates)",
-                ],
-                api_rows,
-            ),
         ]
     )
 
@@ -233,27 +209,6 @@ def _start_row(triggers: int, rate: float, fill_s: float, r: Result) -> tuple[st
         f"{r.ready_s:.2f}",
         f"{r.start_s:.2f}",
         verdict,
-    )
-
-
-def _api_row(
-    triggers: int, rate: float, api: int, r: Result, quiet: Result | None
-) -> tuple[str, ...]:
-    assert r.api is not None
-    created, seconds = r.api["created"], r.api["seconds"]
-    c50, c99 = percentiles(r.api["latencies_us"], [50, 99]) if created else (None, None)
-    p50, p99 = percentiles(r.latencies_us, [50, 99])
-    q50, q99 = percentiles(quiet.latencies_us, [50, 99]) if quiet else (None, None)
-    return (
-        f"{triggers:,}",
-        f"{rate:,.0f}",
-        str(api),
-        f"{created / seconds:,.0f}",
-        _ms(c50),
-        _ms(c99),
-        str(r.api["errors"] or 0),
-        f"{_ms(q50)} -> {_ms(p50)}",
-        f"{_ms(q99)} -> {_ms(p99)}",
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from hmt.config import (
     DEFAULT_DATABASE_URL,
     PREFIX,
+    ApiLoop,
     Broker,
     ClaimDurability,
     ConfigError,
@@ -46,6 +47,8 @@ NAMES = [
     "HMT_MAX_TRIGGERS_PER_USER",
     "HMT_RATE_LIMIT_WRITES_PER_MIN",
     "HMT_METRICS_PUBLIC",
+    "HMT_API_LOOP",
+    "HMT_API_MAX_IN_FLIGHT",
     "HMT_ENGINE_ID",
     "HMT_CLAIM_LEASE_MS",
     "HMT_CLAIM_DURABILITY",
@@ -78,6 +81,7 @@ def test_defaults_are_the_designed_ones() -> None:
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.secret_key is None
     assert s.tick_mode is TickMode.LTP
+    assert (s.api_loop, s.api_max_in_flight) == (ApiLoop.THREAD, 16)
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,6 +106,8 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         "HMT_PORT": "9999",
         "HMT_SECRET_KEY": "s" * 32,
         "HMT_TICK_MODE": "full",
+        "HMT_API_LOOP": "engine",
+        "HMT_API_MAX_IN_FLIGHT": "8",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -117,6 +123,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.kite_http == "httpx"
     assert s.port == 9999
     assert s.tick_mode is TickMode.FULL
+    assert (s.api_loop, s.api_max_in_flight) == (ApiLoop.ENGINE, 8)
     assert s.kite_access_token is not None
     assert s.kite_access_token.get_secret_value() == "tok"
     assert s.require_secret_key().get_secret_value() == "s" * 32

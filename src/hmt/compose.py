@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from hmt.config import Broker, ClaimDurability, ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
+from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import ChangeSource, FeedStatus
@@ -253,6 +254,22 @@ async def build(settings: Settings) -> Runtime:
         accounts=accounts,
     )
     return runtime
+
+
+async def bridge(runtime: Runtime, engine_loop: EngineLoop) -> Bridge:
+    """The running hmt for an API on another loop (call it on that loop): its own
+    database connections, the engine reached on `engine_loop` (hmt.engine.bridge)."""
+    settings = runtime.settings
+    database = create_engine(settings.database_url, application_name="hmt-api")
+    db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
+    return Bridge(
+        runtime,
+        engine_loop,
+        db=db,
+        # The engine's clock, read when used (a test may set the runtime's).
+        triggers=TriggerStore(db, clock=lambda: runtime.triggers.clock(), divisor_of=divisor_for),
+        tokens=TokenStore(db),
+    )
 
 
 def _change_feed(settings: Settings) -> Callable[[], ChangeSource]:

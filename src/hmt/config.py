@@ -41,6 +41,11 @@ class TickMode(StrEnum):
     FULL = "full"
 
 
+class ApiLoop(StrEnum):
+    THREAD = "thread"  # the API on its own thread and event loop (docs/engine.md)
+    ENGINE = "engine"  # the API on the engine's event loop, as before issue 12
+
+
 class ConfigError(HmtError, ValueError):
     """The environment holds a value hmt cannot run with; the message names it."""
 
@@ -87,6 +92,12 @@ class Settings(BaseSettings):
     # 10 writes a second, bursts of 60: room for a scripted morning set-up, not for a flood.
     rate_limit_writes_per_min: Annotated[int, Field(ge=0, le=1_000_000)] = 600  # 0: off
     metrics_public: bool = False  # /metrics without an operator token
+    # Where the API's handlers run: a thread of their own (a busy API cannot delay a
+    # tick) or, for comparison, the engine's own event loop (docs/engine.md).
+    api_loop: ApiLoop = ApiLoop.THREAD
+    # Requests the API handles at once; the next is a 503 with Retry-After at once. About
+    # the API's database pool (5 + 10 overflow): more would only queue for a connection.
+    api_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 16
     # Which engine instance a claim belongs to (docs/engine.md, "Two engines on one
     # database"): stable across restarts, unique among the engines sharing a database.
     engine_id: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None = None

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hmt.api.limits import WriteLimiter
+from hmt.store.triggers import TriggerStore
 from tests.support.system import running_system
 
 HEADERS = {
@@ -117,7 +118,8 @@ async def test_an_unexpected_error_is_a_generic_500_and_the_log_has_it(
         async def broken(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError("canary-internal-detail")
 
-        monkeypatch.setattr(system.runtime.triggers, "list", broken)
+        # On the class: the API on its own thread has its own store (hmt.engine.bridge).
+        monkeypatch.setattr(TriggerStore, "list", broken)
         response = await system.client.get("/triggers", headers=system.auth())
         assert response.status_code == 500
         assert response.json() == {"detail": "internal error: the server log has the details"}

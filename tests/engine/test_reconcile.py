@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import pytest
 
-from hmt.core.model import OrderIntent
+from hmt.core.model import OrderIntent, Trigger
 from hmt.core.types import Leg
 from hmt.engine import service as service_module
 from hmt.engine.health import Verdict
@@ -152,4 +155,74 @@ async def test_an_order_whose_claim_is_rolled_back_in_flight_is_settled_not_rese
     service.on_ltp(INFY, 101)
     await service.drain()
     assert len(broker.sends) == 1
+    await service.stop()
+
+
+async def test_a_trigger_armed_while_firing_is_held_fires_only_once_the_book_is_read() -> None:
+    """A create armed while the broker's order book cannot be read joins the book but
+    fires nothing; once the book is read, a crossing tick places it."""
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger), Broker(book_errors=2), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    assert service.holding
+    created = make_trigger(trigger_price_1=100)
+    source.rows[created.id] = created
+    await service.arm(created)
+    assert created.id in service.book
+    assert INFY in feed.tokens
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert broker.sends == []
+    await eventually(lambda: not service.holding)
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert ledger.status[created.id] == "placed"
+    await service.stop()
+
+
+async def test_arm_never_puts_back_a_trigger_whose_order_task_is_running() -> None:
+    """`arm` leaves out a trigger whose order is on its way (as a rebuild does)."""
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    trigger = make_trigger(trigger_price_1=100)
+    source.rows[trigger.id] = trigger
+    service._in_flight.add(trigger.id)  # as while its task runs
+    await service.arm(trigger)
+    assert trigger.id not in service.book
+    service._in_flight.discard(trigger.id)
+    await service.arm(trigger)
+    assert trigger.id in service.book
+
+
+async def test_a_trigger_armed_while_the_book_is_rebuilt_is_in_the_new_book() -> None:
+    """A create committed and armed while a rebuild reads the store (after the read passed
+    it) is not lost when the rebuilt book replaces the old one."""
+    ledger = ClaimLedger()
+    old = make_trigger(trigger_price_1=100)
+    source, broker, feed = Source(ledger, [old]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    created = make_trigger(trigger_price_1=100)
+    reading = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def slow_batches() -> AsyncIterator[list[Trigger]]:
+        batch = [source.rows[i] for i in sorted(source.active_ids())]  # read before the create
+        reading.set()
+        await go_on.wait()
+        yield batch
+
+    source.active_batches = slow_batches  # type: ignore[method-assign]
+    rebuild = asyncio.create_task(service.resync())
+    await reading.wait()
+    source.rows[created.id] = created  # committed, then armed, mid-read
+    await service.arm(created)
+    go_on.set()
+    await rebuild
+    assert old.id in service.book
+    assert created.id in service.book
+    assert INFY in feed.tokens
     await service.stop()

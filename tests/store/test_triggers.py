@@ -16,7 +16,7 @@ from hmt.core.types import Exchange, InstrumentToken, Leg, OrderType, Side, Trig
 from hmt.kite.tags import broker_tag
 from hmt.store.db import Database
 from hmt.store.tables import gtt_orders, trigger_events
-from hmt.store.triggers import TriggerNotFound, TriggerStore
+from hmt.store.triggers import OverCap, TriggerNotFound, TriggerStore
 from tests.store.conftest import Clock
 from tests.support.claimer import claim
 from tests.support.factories import make_oco, make_trigger
@@ -45,6 +45,26 @@ async def test_create_then_get_round_trips(store: TriggerStore) -> None:
     assert got.trigger == trigger
     assert got.attempts == 0
     assert got.created_at == store.clock()
+
+
+async def test_a_create_over_the_cap_writes_nothing_and_says_how_many_are_live(
+    store: TriggerStore, db: Database
+) -> None:
+    """With `cap`, the INSERT counts live triggers itself: at the cap nothing is written
+    (no row, no event) and `OverCap` names the count; cancelled ones do not count."""
+    first = await store.create(make_trigger(), cap=2)
+    await store.create(make_trigger(), cap=2)
+    with pytest.raises(OverCap) as refused:
+        await store.create(make_trigger(), cap=2)
+    assert (refused.value.live, refused.value.cap, refused.value.adding) == (2, 2, 1)
+    assert await rows(db) == 2
+    assert await rows(db, "hmt_trigger_events") == 2
+    await store.create(make_trigger(user_id=UserId("bob")), cap=2)  # another user's own cap
+    await store.cancel("alice", first.id)
+    await store.create(make_trigger(), cap=2)  # a cancelled one frees its place
+    with pytest.raises(OverCap) as bulk:
+        await store.create_many([make_trigger(), make_trigger()], cap=3)
+    assert (bulk.value.live, bulk.value.adding) == (2, 2)
 
 
 async def test_prices_are_stored_as_exact_rupees(store: TriggerStore, db: Database) -> None:

@@ -2,12 +2,12 @@
 
 Everything is real but Kite's servers (the simulator speaks their protocol):
 the engine is built from settings exactly as `hmt run` builds it, the API is
-served by uvicorn on an ephemeral port and reached over TCP with httpx.
+served as `hmt run` serves it (`hmt.cli.serving`) on an ephemeral port and
+reached over TCP with httpx.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,9 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import uvicorn
 
-from hmt.api.app import create_app
+from hmt.cli.serving import serving
 from hmt.compose import build
 from hmt.config import Settings
 from hmt.engine.runtime import Runtime
@@ -127,19 +126,11 @@ async def running_system(
         runtime = await build(Settings(**values))
         user = await runtime.tokens.issue("alice")
         operator = await runtime.tokens.issue("ops", operator=True)
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(runtime), host="127.0.0.1", port=0, log_config=None)
-        )
-        serving = asyncio.create_task(server.serve())
-        await eventually(lambda: server.started, within=10)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        api_url = f"http://127.0.0.1:{port}"
+        # As `hmt run` serves it: HMT_API_LOOP (default: the API on its own thread).
+        served = await stack.enter_async_context(serving(runtime, host="127.0.0.1", port=0))
+        api_url = f"http://127.0.0.1:{served.port}"
         async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
             system = System(sim, runtime, api_url, user.token, operator.token, client, proxy)
             if not runtime.awaiting_login:  # else Kite refuses the ticker until a login
                 await eventually(lambda: runtime.feed.connected, within=10)
-            try:
-                yield system
-            finally:
-                server.should_exit = True
-                await serving
+            yield system

@@ -13,7 +13,7 @@ from hmt import __version__
 from hmt.api import broker, control, metrics, problems, triggers
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
-from hmt.api.limits import BodyLimit, ErrorShield, SecurityHeaders, WriteLimiter
+from hmt.api.limits import BodyLimit, ErrorShield, InFlightLimit, SecurityHeaders, WriteLimiter
 from hmt.api.schemas import FieldProblem, Problem
 from hmt.api.triggers import TriggersIn
 from hmt.engine.facade import Facade
@@ -53,6 +53,8 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
         larger={("POST", "/triggers/bulk"): runtime.settings.max_bulk_body_bytes},
     )
     app.add_middleware(ErrorShield)  # no stack trace in any response
+    # Past capacity, refuse at once (503 + Retry-After) rather than queue: docs/api.md.
+    app.add_middleware(InFlightLimit, limit=runtime.settings.api_max_in_flight)
     app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -189,6 +189,67 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+# How long a client refused for load should wait: requests here take milliseconds.
+SHED_RETRY_AFTER_S = 1
+# Not counted and never refused: a probe must see a busy API as alive, and a live
+# stream stays open for as long as its page (it is not work in progress).
+UNSHED_PATHS = frozenset({"/health", "/stream"})
+
+
+class InFlightLimit:
+    """503 with Retry-After, at once, for a request over `limit` being handled.
+
+    Past its capacity the API refuses rather than queues: a queue would only
+    add its wait to every request behind it (issue 12 measured creates waiting
+    8 s). Outermost but for the headers, so a refusal costs no routing, no
+    body read and no database; `UNSHED_PATHS` are never refused.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+        self.shed = 0  # refusals since start, for the bench and /metrics readers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNSHED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.shed += 1
+            await send({**_SHED_START, "headers": list(_SHED_START["headers"])})
+            await send({"type": "http.response.body", "body": _SHED_BODY})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+_SHED_BODY = json.dumps(
+    {
+        "detail": "the API is at capacity: retry after the Retry-After seconds",
+        "errors": [
+            {
+                "field": "request",
+                "rule": "max_in_flight",
+                "message": "too many requests in flight (HMT_API_MAX_IN_FLIGHT)",
+            }
+        ],
+    }
+).encode()
+_SHED_START: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_SHED_BODY)).encode()),
+        (b"retry-after", str(SHED_RETRY_AFTER_S).encode()),
+    ],
+}
+
+
 @dataclass
 class _Bucket:
     tokens: float

@@ -23,8 +23,8 @@ from hmt.core.rules import legs_holding
 from hmt.core.types import InstrumentToken, TriggerId, UserId
 from hmt.core.validation import validate
 from hmt.engine.facade import Facade
-from hmt.store.counts import triggers_by_status
 from hmt.store.records import TriggerRecord
+from hmt.store.triggers import OverCap
 
 router = APIRouter(prefix="/triggers", tags=["triggers"])
 Responses = dict[int | str, dict[str, Any]]
@@ -77,20 +77,15 @@ async def checked(body: TriggerIn, runtime: Facade, user_id: str) -> NewTrigger:
     return NewTrigger(trigger, instrument, listed.warning)
 
 
-async def _room_for(runtime: Facade, user_id: str, adding: int) -> None:
-    """`TooManyTriggers` unless `adding` more live triggers fit under the per-user cap."""
-    # A soft cap: two creates racing at the limit may both pass, which is harmless.
-    counts = await triggers_by_status(runtime.db, user_id)
-    limit = runtime.settings.max_triggers_per_user
-    live = sum(counts.get(s, 0) for s in LIVE)
-    if live + adding <= limit:
-        return
+def _over_cap(refused: OverCap) -> TooManyTriggers:
+    """The store's refusal at HMT_MAX_TRIGGERS_PER_USER, in the caller's words."""
+    live, limit, adding = refused.live, refused.cap, refused.adding
     if adding == 1:
-        raise TooManyTriggers(
+        return TooManyTriggers(
             f"you have {live} active or paused triggers, the most allowed "
             f"({limit}, HMT_MAX_TRIGGERS_PER_USER): cancel some first"
         )
-    raise TooManyTriggers(
+    return TooManyTriggers(
         f"you have {live} active or paused triggers and these {adding} would make "
         f"{live + adding}, over the most allowed ({limit}, HMT_MAX_TRIGGERS_PER_USER): "
         f"send at most {max(0, limit - live)}, or cancel some first"
@@ -120,9 +115,12 @@ async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOu
     """Store a trigger; it is armed in the engine before this returns."""
     runtime = runtime_of(request)
     new = await checked(body, runtime, caller.user_id)
-    await _room_for(runtime, caller.user_id, 1)
-    record = await runtime.triggers.create(new.trigger, instrument=new.instrument)
-    await runtime.engine.refresh(record.id)
+    cap = runtime.settings.max_triggers_per_user
+    try:  # the cap is counted by the INSERT itself: one round trip
+        record = await runtime.triggers.create(new.trigger, instrument=new.instrument, cap=cap)
+    except OverCap as refused:
+        raise _over_cap(refused) from None
+    await runtime.engine.arm(record.trigger)  # as committed: the engine need not read it back
     return _out(runtime, record, new.warning)
 
 
@@ -190,12 +188,16 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
             ]
     if problems:
         raise RequestValidationError(problems)
-    await _room_for(runtime, caller.user_id, sum(n.trigger.status in LIVE for n in news))
-    records = await runtime.triggers.create_many(
-        [n.trigger for n in news], instruments=[n.instrument for n in news]
-    )
+    try:
+        records = await runtime.triggers.create_many(
+            [n.trigger for n in news],
+            instruments=[n.instrument for n in news],
+            cap=runtime.settings.max_triggers_per_user,
+        )
+    except OverCap as refused:
+        raise _over_cap(refused) from None
     for record in records:
-        await runtime.engine.refresh(record.id)
+        await runtime.engine.arm(record.trigger)
     return TriggersOut(
         triggers=[
             _out(runtime, record, new.warning) for record, new in zip(records, news, strict=True)

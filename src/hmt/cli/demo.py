@@ -55,11 +55,9 @@ def demo(
 
     It listens where `hmt run` would (HMT_HOST, HMT_PORT) unless --host or --port says otherwise.
     """
-    import uvicorn
-
     from hmt import logs
-    from hmt.api.app import create_app
     from hmt.cli.run import settings_or_exit
+    from hmt.cli.serving import serving
     from hmt.compose import build
     from hmt.config import Settings
     from hmt.sim.simulator import Simulator
@@ -87,28 +85,17 @@ def demo(
             runtime = await build(settings)
             issued = await runtime.tokens.issue(DEMO_USER, operator=True, name="demo")
             created = await _seed_triggers(runtime, sim)
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(runtime), host=settings.host, port=settings.port, log_config=None
-                )
-            )
-            serving = asyncio.create_task(server.serve())
-            # uvicorn offers a flag, not an event, for "listening".
-            while not server.started and not serving.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            if serving.done():
-                await serving  # raises why it could not start (a port in use, say)
-                return
-            url = f"http://{_url_host(settings.host)}:{settings.port}"
-            typer.echo(f"hmt demo: {created} sample triggers near the moving prices.")
-            typer.echo(f"API:   {url}  (OpenAPI at /docs)")
-            typer.echo(f"UI:    {url}/ui/  (sign in with the last line below)")
-            typer.echo(f"Kite simulator: {sim.api_url} (control API at /_sim/state)")
-            typer.echo("Watch them fire:")
-            typer.echo(f"  curl -s -H 'Authorization: Bearer {issued.token}' {url}/triggers")
-            typer.echo("Ctrl-C stops everything. The demo user's token:")
-            typer.echo(issued.token)
-            await serving
+            async with serving(runtime, host=settings.host, port=settings.port) as served:
+                url = f"http://{_url_host(settings.host)}:{settings.port}"
+                typer.echo(f"hmt demo: {created} sample triggers near the moving prices.")
+                typer.echo(f"API:   {url}  (OpenAPI at /docs)")
+                typer.echo(f"UI:    {url}/ui/  (sign in with the last line below)")
+                typer.echo(f"Kite simulator: {sim.api_url} (control API at /_sim/state)")
+                typer.echo("Watch them fire:")
+                typer.echo(f"  curl -s -H 'Authorization: Bearer {issued.token}' {url}/triggers")
+                typer.echo("Ctrl-C stops everything. The demo user's token:")
+                typer.echo(issued.token)
+                await served.done
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())

@@ -1,4 +1,4 @@
-"""`hmt run`: the engine and its HTTP API in one process."""
+"""`hmt run`: the engine and its HTTP API in one process (the API on its own thread)."""
 
 from __future__ import annotations
 
@@ -30,11 +30,10 @@ def run(
     json_logs: bool = typer.Option(False, "--json-logs", help="Log one JSON object a line."),
 ) -> None:
     """Run the engine and the HTTP API until SIGTERM or Ctrl-C (a graceful stop)."""
-    import uvicorn
-
     from hmt import logs
-    from hmt.api.app import create_app
+    from hmt.cli.serving import serving
     from hmt.compose import build
+    from hmt.config import ApiLoop
 
     settings = settings_or_exit()
     logs.configure(json=json_logs)
@@ -45,17 +44,27 @@ def run(
         except ConfigError as error:
             typer.echo(f"hmt: {error}", err=True)
             raise typer.Exit(code=2) from None
-        config = uvicorn.Config(
-            create_app(runtime), host=settings.host, port=settings.port, log_config=None
-        )
-        await uvicorn.Server(config).serve()
+        stop = asyncio.Event()
+        if settings.api_loop is ApiLoop.THREAD:  # else uvicorn, on this thread, takes them
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+        async with serving(runtime, host=settings.host, port=settings.port) as served:
+            stopping: asyncio.Future[None] = asyncio.ensure_future(_until(stop))
+            await asyncio.wait([served.done, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
 
     # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler
     # it found: the default one would end the process "killed by SIGTERM" (143) after a
     # clean stop. This one exits 0, as a finished service should (and before uvicorn
-    # serves, a SIGTERM still ends the process at once).
+    # serves, a SIGTERM still ends the process at once). With the API on its own
+    # thread this loop takes SIGTERM and SIGINT itself once the runtime is built.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     asyncio.run(serve())
+
+
+async def _until(event: asyncio.Event) -> None:
+    await event.wait()
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

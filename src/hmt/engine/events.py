@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PRICE_INTERVAL_S = 0.25  # four prices a second per instrument at most
@@ -40,17 +41,30 @@ Event = PriceEvent | TriggerChanged
 class Subscription:
     """One viewer's queue of events; iterate with `next()`, end with `close()`."""
 
-    def __init__(self, hub: EventHub) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        *,
+        reader: asyncio.AbstractEventLoop | None = None,
+        leave: Callable[[Subscription], None] | None = None,
+    ) -> None:
+        """`reader`: the loop that calls `next()` when it is not the hub's (the API on its
+        own thread): `put` then wakes it thread-safely, and `leave` detaches on `close`."""
         self._hub = hub
         self._events: deque[Event] = deque(maxlen=QUEUE_LIMIT)
         self._ready = asyncio.Event()
+        self._reader = reader
+        self._leave = leave or hub.unsubscribe
         self.dropped = 0
 
     def put(self, event: Event) -> None:
         if len(self._events) == QUEUE_LIMIT:
             self.dropped += 1
         self._events.append(event)
-        self._ready.set()
+        if self._reader is None:
+            self._ready.set()
+        else:
+            self._reader.call_soon_threadsafe(self._ready.set)
 
     async def next(self, within: float) -> Event | None:
         """The next event, or None if none came within `within` seconds."""
@@ -60,10 +74,11 @@ class Subscription:
                 await asyncio.wait_for(self._ready.wait(), within)
             except TimeoutError:
                 return None
-        return self._events.popleft()
+        # Across threads a wake-up may outlive the event it was for: then there is none.
+        return self._events.popleft() if self._events else None
 
     def close(self) -> None:
-        self._hub.unsubscribe(self)
+        self._leave(self)
 
 
 class EventHub:
@@ -78,9 +93,13 @@ class EventHub:
 
     def subscribe(self) -> Subscription:
         subscription = Subscription(self)
+        self.attach(subscription)
+        return subscription
+
+    def attach(self, subscription: Subscription) -> None:
+        """Start delivering to `subscription` (on the hub's loop)."""
         self._subscriptions.add(subscription)
         self.listening = True
-        return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)

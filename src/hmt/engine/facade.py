@@ -3,20 +3,70 @@
 The API is typed against this protocol, not against the runtime the
 composition assembles, so a route cannot reach into the supervisor or a broker
 adapter, and a test can serve the API over anything that has these members.
+Two things satisfy it: the `Runtime` itself (the API on the engine's event
+loop) and `hmt.engine.bridge.Bridge` (the API on a thread of its own, its own
+database connections, every engine call handed to the engine's loop).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence, Sized
 from typing import Any, Protocol
 
 from hmt.config import Settings
+from hmt.core.instruments import Listing
+from hmt.core.model import Trigger
+from hmt.core.types import Exchange, InstrumentToken, TriggerId
+from hmt.engine.events import Subscription
 from hmt.engine.health import Health
-from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.instruments import Resolution
 from hmt.engine.ports import Feed
-from hmt.engine.service import Engine
+from hmt.engine.service import EngineState
+from hmt.engine.stats import EngineStats
 from hmt.store.db import Database
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
+
+
+class Events(Protocol):
+    """The live events a viewer subscribes to."""
+
+    def subscribe(self) -> Subscription: ...
+
+
+class EngineApi(Protocol):
+    """The engine as the API sees it: its state, its book's updates, start and stop."""
+
+    @property
+    def state(self) -> EngineState: ...
+    @property
+    def stats(self) -> EngineStats: ...
+    @property
+    def last_ltp(self) -> Mapping[int, int]: ...
+    @property
+    def events(self) -> Events: ...
+    @property
+    def book(self) -> Sized: ...
+
+    async def arm(self, trigger: Trigger) -> None:
+        """A trigger just created: in the book when this returns."""
+        ...
+
+    async def refresh(self, trigger_id: TriggerId) -> None:
+        """The book in step with the stored row when this returns."""
+        ...
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Instruments(Protocol):
+    """The broker's instrument master: the checks at create and edit, and the search."""
+
+    async def listings(self) -> Sequence[Listing]: ...
+    async def resolve(
+        self, token: InstrumentToken, exchange: Exchange, tradingsymbol: str
+    ) -> Resolution: ...
 
 
 class Facade(Protocol):
@@ -26,9 +76,12 @@ class Facade(Protocol):
     db: Database  # the counts behind limits and /metrics
     tokens: TokenStore
     triggers: TriggerStore
-    engine: Engine  # refresh after a write, last prices, live events, start and stop
     feed: Feed  # its status, for /metrics
-    instruments: InstrumentMaster  # checks at create and edit, and the search
+
+    @property
+    def engine(self) -> EngineApi: ...
+    @property
+    def instruments(self) -> Instruments: ...
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -96,6 +96,11 @@ class InstrumentMaster:
         self._failure = ""
         self._lock = asyncio.Lock()
 
+    def fresh(self) -> bool:
+        """Today's copy is in hand: `copy`, `resolve` and `listings` await nothing (an API
+        on another thread may then call them from its own loop)."""
+        return self._copy is not None and self._copy.day == dump_day(self.clock())
+
     async def copy(self) -> tuple[Copy | None, str]:
         """Today's copy if it can be had, else the last good one (or None), and why not."""
         today = dump_day(self.clock())

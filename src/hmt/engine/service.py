@@ -22,7 +22,8 @@ import structlog
 
 from hmt.core.book import BookBuilder, TriggerBook
 from hmt.core.broker import BrokerError, ErrorKind
-from hmt.core.model import Fired, InFlight
+from hmt.core.lifecycle import Status
+from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.types import TriggerId
 from hmt.engine.events import EventHub
 from hmt.engine.executor import AuthExpired, Executor, Outcome
@@ -91,6 +92,9 @@ class Engine:
         self._reconcile_again = False  # asked again while a read was under way
         self._rebuild_wanted = False  # a reconnection: rebuild the book after the read
         self._in_flight: set[TriggerId] = set()  # triggers whose order task is running
+        # While the book is rebuilt from the store: the ids `arm` and `refresh` changed in
+        # the book being replaced, put in step again with the store once it is swapped in.
+        self._touched: set[TriggerId] | None = None
         self._wake = asyncio.Event()  # a new broker session: read the book now
         self.session.on_valid.append(self._wake.set)
         self.events = EventHub()  # live viewers; costs one test per tick when there are none
@@ -371,11 +375,33 @@ class Engine:
 
     # --- keeping the book equal to the store -------------------------------------------
 
+    async def arm(self, trigger: Trigger) -> None:
+        """A trigger just created, as its committed row holds it: into the book without
+        reading it back (its id is known to nobody else yet); later changes `refresh`.
+
+        Held firing holds it too (`on_ltp` evaluates nothing while reconciling); a
+        trigger whose order task is running is never put back; during a rebuild of
+        the book it is read again from the store once the new book is in place.
+        """
+        if self._state is not EngineState.RUNNING or trigger.status is not Status.ACTIVE:
+            return
+        if trigger.id in self._in_flight:
+            return
+        if self._touched is not None:
+            self._touched.add(trigger.id)
+        self.book.remove(trigger.id)
+        self.book.add(trigger)
+        self._feed.subscribe((trigger.instrument_token,))
+        if self.events.listening:
+            self.events.changed(trigger.id, trigger.user_id)
+
     async def refresh(self, trigger_id: TriggerId) -> None:
         """Put the book in step with the stored row of `trigger_id`."""
         current = await self._source.active(trigger_id)
         if self._state is not EngineState.RUNNING:
             return
+        if self._touched is not None:
+            self._touched.add(trigger_id)
         old = self.book.remove(trigger_id)
         if current is not None:
             self.book.add(current)
@@ -409,11 +435,19 @@ class Engine:
         A trigger whose order task is still running stays out: if its claim was
         lost with the database its row reads `active`, yet its order is on its way.
         """
-        book, _ = await self._load()
+        touched: set[TriggerId] = set()
+        self._touched = touched
+        try:
+            book, _ = await self._load()
+        finally:
+            self._touched = None
         gone = self.book.instruments() - book.instruments()
         self.book = book
         self._feed.subscribe(book.instruments())
         self._feed.unsubscribe(gone)
+        # Created or changed while the store was read: the read may have missed it.
+        for trigger_id in touched - self._in_flight:
+            await self.refresh(trigger_id)
 
     async def _load(self) -> tuple[TriggerBook, int]:
         """A new book of the store's active set, and how many it holds.

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -55,6 +55,17 @@ class _Stale(Exception):
     """The claimed row no longer holds the trigger that fired: roll the claim back."""
 
 
+LIVE = (Status.ACTIVE.value, Status.PAUSED.value)  # what a user's cap counts
+
+
+class OverCap(HmtError):
+    """The new triggers would take their user past the cap on live (active or paused) ones."""
+
+    def __init__(self, live: int, cap: int, adding: int) -> None:
+        super().__init__(f"{live} live triggers + {adding} > {cap}")
+        self.live, self.cap, self.adding = live, cap, adding
+
+
 class TriggerNotFound(HmtError, LookupError):
     """No such trigger for this user (another user's id looks exactly like a missing one)."""
 
@@ -85,19 +96,22 @@ class TriggerStore:
     # -- the trader's side: every method takes the user and sees only their rows --
 
     async def create(
-        self, trigger: Trigger, *, instrument: Instrument | None = None
+        self, trigger: Trigger, *, instrument: Instrument | None = None, cap: int | None = None
     ) -> TriggerRecord:
         """Validate and store a new trigger, with its `created` event.
 
         `instrument` is the master's entry for its instrument: the trigger is
         checked against it and its units (tick and lot size) are stored on the row.
+        `cap`: `OverCap` unless the user has fewer live triggers than that; the
+        count is part of the INSERT itself (no round trip of its own). A soft cap:
+        two creates racing at the limit may both pass, which is harmless.
         """
         now = self.clock()
         _check_new(trigger, instrument, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            return await _insert(conn, trigger, now, instrument, self.divisor_of)
+            return await _insert(conn, trigger, now, instrument, self.divisor_of, cap=cap)
 
         return await self.db.transaction(work)
 
@@ -106,12 +120,14 @@ class TriggerStore:
         triggers: Sequence[Trigger],
         *,
         instruments: Sequence[Instrument | None] | None = None,
+        cap: int | None = None,
     ) -> builtins.list[TriggerRecord]:
         """Store one user's new triggers, each with its `created` event, all or none.
 
         Every trigger is validated before anything is written (against its
         entry in `instruments`, the master's, when given); the rows go in one
-        transaction, so a failure part-way leaves none of them.
+        transaction, so a failure part-way leaves none of them. `cap`: `OverCap`
+        unless the live ones among them fit under it, counted in that transaction.
         """
         if not triggers:
             return []
@@ -122,9 +138,15 @@ class TriggerStore:
         listed = instruments if instruments is not None else [None] * len(triggers)
         for trigger, instrument in zip(triggers, listed, strict=True):
             _check_new(trigger, instrument, now)
+        user_id = users.pop()
+        adding = sum(trigger.status.value in LIVE for trigger in triggers)
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
-            await scope(conn, users.pop())
+            await scope(conn, user_id)
+            if cap is not None:
+                live = await _live(conn, user_id)
+                if live + adding > cap:
+                    raise OverCap(live, cap, adding)
             return [
                 await _insert(conn, trigger, now, instrument, self.divisor_of)
                 for trigger, instrument in zip(triggers, listed, strict=True)
@@ -486,9 +508,11 @@ async def _insert(
     now: datetime,
     instrument: Instrument | None,
     divisor_of: DivisorOf | None,
+    *,
+    cap: int | None = None,
 ) -> TriggerRecord:
     """Write one new trigger, its instrument's units and its `created` event on `conn`
-    (already scoped)."""
+    (already scoped); with `cap`, only while its user has fewer live triggers than that."""
     values = {
         "id": trigger.id,
         "user_id": trigger.user_id,
@@ -499,14 +523,38 @@ async def _insert(
         **user_columns(trigger),
         **instrument_columns(instrument),
     }
+    if cap is None:
+        statement = t.insert().values(values)
+    else:
+        # INSERT ... SELECT <the values> WHERE <live count> < cap: one statement.
+        names = list(values)
+        row_values = select(*[literal(values[n], type_=t.c[n].type) for n in names])
+        statement = t.insert().from_select(
+            names, row_values.where(_live_count(trigger.user_id) < cap)
+        )
     try:
-        row = (await conn.execute(t.insert().values(values).returning(*t.c))).one()
+        row = (await conn.execute(statement.returning(*t.c))).first()
     except IntegrityError as error:
         raise DuplicateTrigger(f"trigger {trigger.id} already exists") from error
+    if row is None:  # the cap held it back: say how many there are
+        raise OverCap(await _live(conn, trigger.user_id), cap or 0, 1)
     await events.append(
         conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
     )
     return record_from_row(row._mapping, divisor_of)
+
+
+def _live_count(user_id: str) -> Any:
+    return (
+        select(func.count())
+        .select_from(t)
+        .where(t.c.user_id == user_id, t.c.status.in_(LIVE))
+        .scalar_subquery()
+    )
+
+
+async def _live(conn: AsyncConnection, user_id: str) -> int:
+    return int((await conn.execute(select(_live_count(user_id)))).scalar_one())
 
 
 def _matching(
