@@ -6,6 +6,7 @@ service over the simulator, the ticker client and a real store.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -230,3 +231,39 @@ async def test_settle_expired_settles_claims_another_engine_left() -> None:
     assert len(broker.sends) == 1, "only the recent one was sent"
     assert source.given_up == [old.id]
     assert await service.settle_expired() == 0
+
+
+async def test_a_refresh_that_read_the_row_before_a_fire_does_not_put_it_back() -> None:
+    """A trigger fires while an edit's re-read is under way: the stale row is not re-armed."""
+    buy = make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [buy]), Broker(), Feed()
+    service = engine(source, broker, feed)
+    await service.start()
+    read, release = asyncio.Event(), asyncio.Event()
+    original = source.active
+
+    async def slow_active(trigger_id):  # type: ignore[no-untyped-def]
+        row = await original(trigger_id)  # read while still active, before the fire
+        read.set()
+        await release.wait()
+        return row
+
+    source.active = slow_active  # type: ignore[method-assign]
+    refreshing = asyncio.create_task(service.refresh(buy.id))
+    await read.wait()
+    claim = ledger.claim
+
+    async def held_claim(fired, tag, *, sending=False):  # type: ignore[no-untyped-def]
+        release.set()  # the refresh finishes while this claim is still undecided
+        await refreshing
+        return await claim(fired, tag, sending=sending)
+
+    ledger.claim = held_claim  # type: ignore[method-assign]
+    service.on_ltp(INFY, 100)  # fires: the order task runs the claim above
+    await service.drain()
+    assert buy.id not in service.book, "the stale active row was armed again"
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert sum(len(ids) for ids in broker.book.values()) == 1
+    assert service.stats.lost_claims == 0

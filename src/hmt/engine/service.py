@@ -342,7 +342,7 @@ class Engine:
             outcome = await self._executor.execute(fired, on_send=sending)
         except AuthExpired as error:
             self.session.expired(str(error))
-            await self.refresh(fired.trigger.id)
+            await self.refresh(fired.trigger.id, settled=True)
             return
         except Exception:
             # A store or broker failure outside the protocol's known errors: the
@@ -361,7 +361,7 @@ class Engine:
         elif outcome is Outcome.NOT_CLAIMED:
             # An edit may have won the race: the book takes the row as it is now.
             self.stats.lost_claims += 1
-            await self.refresh(fired.trigger.id)
+            await self.refresh(fired.trigger.id, settled=True)
 
     async def drain(self) -> None:
         """Wait until every fired leg's order task has finished."""
@@ -395,11 +395,19 @@ class Engine:
         if self.events.listening:
             self.events.changed(trigger.id, trigger.user_id)
 
-    async def refresh(self, trigger_id: TriggerId) -> None:
-        """Put the book in step with the stored row of `trigger_id`."""
+    async def refresh(self, trigger_id: TriggerId, *, settled: bool = False) -> None:
+        """Put the book in step with the stored row of `trigger_id`.
+
+        A trigger that fired while its row was being read has an order task
+        running: the `active` row read before its claim is stale, and putting
+        it back would fire it again (a second, refused claim). Its own task
+        refreshes it with `settled` once the claim is decided.
+        """
         current = await self._source.active(trigger_id)
         if self._state is not EngineState.RUNNING:
             return
+        if current is not None and not settled and trigger_id in self._in_flight:
+            current = None
         if self._touched is not None:
             self._touched.add(trigger_id)
         old = self.book.remove(trigger_id)
