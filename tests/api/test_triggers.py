@@ -295,3 +295,38 @@ async def test_delete_of_a_placed_or_expired_trigger_is_a_409_saying_why(
         assert refused.json()["errors"][0]["message"].startswith("this trigger has expired")
         kinds = [e["kind"] for e in (await system.trigger(short["id"]))["events"]]
         assert "cancelled" not in kinds
+
+
+async def test_changes_to_existing_triggers_wait_while_the_order_book_is_read(
+    database_url: str,
+) -> None:
+    """While firing is held for the order-book read, edits, pauses and cancels are a 503 with
+    Retry-After and change nothing; creates still work; afterwards the same cancel goes through."""
+    async with running_system(database_url) as system:
+        system.push(INFY, "1600.00")
+        created = await system.create(trigger_price_1="1610.00")
+        engine = system.runtime.engine
+        engine.holding = True  # as after a database reconnection, before the book is read
+        try:
+            tid = created["id"]
+            refused = [
+                await system.client.patch(
+                    f"/triggers/{tid}", json={"quantity": 3}, headers=system.auth()
+                ),
+                await system.client.post(f"/triggers/{tid}/pause", headers=system.auth()),
+                await system.client.post(f"/triggers/{tid}/resume", headers=system.auth()),
+                await system.client.delete(f"/triggers/{tid}", headers=system.auth()),
+            ]
+            for response in refused:
+                assert response.status_code == 503, response.text
+                assert response.headers["Retry-After"] == "1"
+                assert response.json()["errors"][0]["rule"] == "reconciling"
+            assert (await system.create(trigger_price_1="1620.00"))["status"] == "active"
+        finally:
+            engine.holding = False
+        row = await system.client.get(f"/triggers/{tid}", headers=system.auth())
+        assert row.json()["status"] == "active"
+        assert row.json()["quantity"] == created["quantity"]
+        cancelled = await system.client.delete(f"/triggers/{tid}", headers=system.auth())
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "cancelled"

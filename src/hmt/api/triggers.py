@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hmt.api.auth import Caller, Writer
 from hmt.api.pages import cursor_after, next_link, position
-from hmt.api.problems import TooManyTriggers
+from hmt.api.problems import ApiError, TooManyTriggers
 from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
 from hmt.core.errors import IllegalTransition, InvalidTrigger
@@ -33,6 +33,9 @@ BAD_INPUT: Responses = {422: {"model": Problem, "description": "A field broke a 
 CONFLICT: Responses = {409: {"model": Problem, "description": "Not possible in its status"}}
 LIMITED: Responses = {
     429: {"model": Problem, "description": "Too many writes with this token (Retry-After)"}
+}
+RECONCILING: Responses = {
+    503: {"model": Problem, "description": "Checking the broker's order book (Retry-After)"}
 }
 LIVE = (Status.ACTIVE.value, Status.PAUSED.value)
 ALREADY_HOLDS = "its condition already holds at the last traded price: it fires on the next tick"
@@ -259,7 +262,9 @@ async def get(trigger_id: str, request: Request, caller: Caller) -> TriggerOut:
     return TriggerOut.of(record, events=await store.history(caller.user_id, trigger_id))
 
 
-@router.patch("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **BAD_INPUT, **LIMITED})
+@router.patch(
+    "/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **BAD_INPUT, **LIMITED, **RECONCILING}
+)
 async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Writer) -> TriggerOut:
     """Change fields of an active or paused trigger; the engine has it before this returns.
 
@@ -267,6 +272,7 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     written with its `updated` event in one transaction, or not at all.
     """
     runtime = runtime_of(request)
+    _not_while_reconciling(runtime)
     current = (await runtime.triggers.get(caller.user_id, trigger_id)).trigger
     # The edited trigger's instrument, checked as at create: every edit, since a
     # price or quantity must fit its tick and lot size too.
@@ -285,23 +291,25 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     return out
 
 
-@router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
+@router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED, **RECONCILING})
 async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Pause an active trigger: kept, but out of the engine until resumed."""
     runtime = runtime_of(request)
+    _not_while_reconciling(runtime)
     record = await runtime.triggers.pause(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
 
 
-@router.post("/{trigger_id}/resume", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
+@router.post("/{trigger_id}/resume", responses={**NOT_FOUND, **CONFLICT, **LIMITED, **RECONCILING})
 async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Resume a paused trigger; if its condition holds now it fires on the next tick."""
     runtime = runtime_of(request)
+    _not_while_reconciling(runtime)
     record = await runtime.triggers.resume(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
 
 
-@router.delete("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **LIMITED})
+@router.delete("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **LIMITED, **RECONCILING})
 async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
     """Cancel one of your triggers; it is out of the engine before this returns.
 
@@ -310,6 +318,7 @@ async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
     failed or expired cannot be cancelled (409 saying why).
     """
     runtime = runtime_of(request)
+    _not_while_reconciling(runtime)
     try:
         record = await runtime.triggers.cancel(caller.user_id, trigger_id)
     except IllegalTransition as refused:
@@ -318,6 +327,24 @@ async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
         # Cancelled is terminal, so the row read now is the one that refused.
         record = await runtime.triggers.get(caller.user_id, trigger_id)
     return await _in_engine(runtime, record)
+
+
+def _not_while_reconciling(runtime: Facade) -> None:
+    """Refuse to change an existing trigger until the broker's order book has been read.
+
+    After a database failure a row may read `active` although its order is at
+    the broker (its claim was lost with the database): cancelling or editing it
+    now would report a trigger as cancelled while its order stands.
+    """
+    if runtime.engine.reconciling:
+        raise ApiError(
+            503,
+            "hmt is checking the broker's order book after a restart or a database "
+            "failure; changes to existing triggers wait until it has: try again shortly",
+            field="engine",
+            rule="reconciling",
+            headers={"Retry-After": "1"},
+        )
 
 
 async def _in_engine(runtime: Facade, record: TriggerRecord) -> TriggerOut:

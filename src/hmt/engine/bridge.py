@@ -99,6 +99,10 @@ class EngineView:
         return self._engine.book
 
     @property
+    def reconciling(self) -> bool:
+        return self._engine.reconciling  # a bool read: safe across threads
+
+    @property
     def events(self) -> HubView:
         return self._events
 

@@ -47,6 +47,10 @@ class EngineApi(Protocol):
     def events(self) -> Events: ...
     @property
     def book(self) -> Sized: ...
+    @property
+    def reconciling(self) -> bool:
+        """Firing held until the broker's order book is read: stored rows may be behind it."""
+        ...
 
     async def arm(self, trigger: Trigger) -> None:
         """A trigger just created: in the book when this returns."""

@@ -108,6 +108,14 @@ class Engine:
             return EngineState.LOGIN_REQUIRED
         return self._state
 
+    @property
+    def reconciling(self) -> bool:
+        """Firing is held until the broker's order book has been read, with a session to
+        read it. A stored row may then be behind the broker (a claim lost with the
+        database), so the API refuses to change existing triggers meanwhile."""
+        live = self._state in (EngineState.STARTING, EngineState.RUNNING)
+        return self.holding and live and self.session.valid
+
     async def start(self) -> None:
         """The seed's start-up order: kill switch, recover, load, subscribe, connect."""
         if not self._config.enabled:
