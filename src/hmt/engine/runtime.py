@@ -79,7 +79,7 @@ class Runtime:
                 database_reachable=self.db.health.state is DbState.OK,
                 broker_session_valid=self.session.valid,
                 active_triggers=len(engine.book),
-                reconciling=engine.holding,
+                reconciling=engine.reconciling,
             )
         )
 
