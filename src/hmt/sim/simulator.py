@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -23,10 +24,11 @@ from typing import Any
 
 from hmt.sim.broker import Broker
 from hmt.sim.control import Control
+from hmt.sim.derivatives import standard_universe
 from hmt.sim.faults import FaultPlan
 from hmt.sim.httpd import HttpServer, Request, Response
 from hmt.sim.limits import OrderLimits
-from hmt.sim.prices import Market, Quote, RandomWalk, Replay, ReplayRow, load_replay
+from hmt.sim.prices import IST, Market, Quote, RandomWalk, Replay, ReplayRow, load_replay
 from hmt.sim.rest import RestApi
 from hmt.sim.session import Sessions, checksum
 from hmt.sim.ticker import Ticker
@@ -58,7 +60,9 @@ class Simulator:
     ) -> None:
         self.seed, self.host = seed, host
         self._ports = (port, ws_port)
-        self.universe = universe or Universe()
+        # The default lists index futures and options whose expiries follow the
+        # simulator's own date (IST), so they are always current.
+        self.universe = universe or standard_universe(datetime.fromtimestamp(clock(), IST).date())
         self.counters: Counter[str] = Counter()
         self.faults = FaultPlan(seed)
         self.sessions = Sessions(seed)
