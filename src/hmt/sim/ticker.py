@@ -144,6 +144,9 @@ class Ticker:
         if drop:
             self.drop_all()
 
+    def _dark(self) -> bool:
+        return self.blackout
+
     def end_blackout(self) -> None:
         self.blackout = self.refusing = False
         self._light.set()
@@ -277,7 +280,7 @@ class Ticker:
                 try:
                     await asyncio.wait_for(client.wake.wait(), self.heartbeat_interval)
                 except TimeoutError:
-                    if self.blackout:
+                    if self._dark():  # the outage may have begun while we waited
                         continue
                     await ws.send(HEARTBEAT)
                     self.counters["heartbeats_sent"] += 1
