@@ -22,9 +22,9 @@ PARSER = KiteTicker("key", "token")
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    # Heartbeats every 0.2 s: often enough to see them stop, rare enough that none is
-    # in flight when an outage starts right after one arrived.
-    async with Simulator(seed=7, heartbeat_interval=0.2) as running:
+    # Heartbeats every 0.5 s: often enough that an outage of 1.5 s would show some,
+    # rare enough that none is in flight when an outage starts right after one arrived.
+    async with Simulator(seed=7, heartbeat_interval=0.5) as running:
         yield running
 
 
@@ -112,7 +112,7 @@ async def test_outage_keeping_the_socket_sends_nothing_then_shows_the_excursion(
         await heartbeat(ws)  # in step with the heartbeats: none is in flight below
         answer = await control.post(
             "/gaps/outage",
-            json={"token": NIFTY, "level": "23800", "seconds": 0.6, "steps": 6},
+            json={"token": NIFTY, "level": "23800", "seconds": 1.5, "steps": 6},
         )
         assert answer.status_code == 200
         assert answer.json()["data"]["socket"] == "keep"
@@ -165,7 +165,7 @@ async def test_outage_dropping_the_socket_refuses_reconnects_and_stops_still_tri
                 "token": INFY,
                 "level": "1480",
                 "back": "1550",
-                "seconds": 0.6,
+                "seconds": 2,
                 "steps": 4,
                 "socket": "drop",
             },
