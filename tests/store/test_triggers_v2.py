@@ -5,6 +5,7 @@ v1 triggers and rows stay exactly as they were."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -34,7 +35,8 @@ from hmt.core.types import (
 )
 from hmt.kite.tags import broker_tag
 from hmt.store.db import Database
-from hmt.store.records import OrderState
+from hmt.store.loading import _COLUMNS, V2_COLUMNS, converter
+from hmt.store.records import OrderState, trigger_from_row, user_columns
 from hmt.store.tables import gtt_orders, trigger_events, trigger_orders
 from hmt.store.triggers import TriggerStore
 from tests.store.conftest import Clock
@@ -445,3 +447,24 @@ async def test_unreadable_legs_json_skips_that_row_only(store: TriggerStore, db:
     assert trigger_id == broken.id
     assert isinstance(error, InvalidTrigger)
     assert [(e.field, e.rule) for e in error.errors] == [("legs", "json")]
+
+
+def test_the_loaders_converter_reads_a_v2_row_by_name_as_the_records_do() -> None:
+    """A v2 row converts to the same trigger in either column order, and to what
+    `records.trigger_from_row` makes of it; a v1 row beside it takes the fast path."""
+    trigger = v2_trigger()
+    row = {
+        **user_columns(trigger, NIFTY.price_divisor),
+        "id": trigger.id,
+        "user_id": trigger.user_id,
+        "watch_price_divisor": NIFTY.price_divisor,
+    }
+    row["legs"] = json.dumps(row["legs"])  # as the load reads it: text
+    names = [c.name for c in (*_COLUMNS, *V2_COLUMNS)]
+    forward = converter(names)([row[name] for name in names])
+    backward = converter(names[::-1])([row[name] for name in names[::-1]])
+    assert forward == backward == trigger
+    assert trigger_from_row({**row, "status": "active"}) == trigger
+    v1 = make_trigger()
+    v1_row = {**user_columns(v1), "id": v1.id, "user_id": v1.user_id, "watch_price_divisor": None}
+    assert converter(names)([v1_row[name] for name in names]) == v1
