@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Uuid, bindparam, select, text
 
 from hmt.core.errors import InvalidTrigger
+from hmt.core.events import EventKind
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, LegSpec, OrderSpec, Trigger
@@ -234,6 +235,9 @@ async def test_a_single_time_leg_is_null_in_the_table_and_zero_in_the_core(
     record = await store.get("alice", trigger.id)
     assert record.status is Status.TRIGGERED
     assert record.triggered_price is None
+    fired_event = (await store.history("alice", trigger.id))[1]
+    assert fired_event.kind is EventKind.FIRED
+    assert fired_event.payload == {"leg": 1, "ltp": None, "cause": "time"}
 
 
 async def test_a_claim_sees_an_edit_of_any_v2_field(store: TriggerStore) -> None:
@@ -358,7 +362,10 @@ async def test_a_basket_record_carries_its_order_rows(
     record = await store.get("alice", trigger.id)
     assert record.orders == expected
     assert (await store.load(trigger.id)) == record
-    assert [r.orders for r in await store.list("alice")] == [(), expected]
+    assert {r.id: r.orders for r in await store.list("alice")} == {
+        trigger.id: expected,
+        one.id: (),
+    }
     assert [r.orders for r in await store.in_status(Status.TRIGGERED)] == [expected]
     assert (await store.get("alice", one.id)).orders == ()
 
