@@ -387,6 +387,9 @@ async def test_v1_triggers_write_what_they_always_wrote(store: TriggerStore, db:
         "on_gap",
     )
     assert {column: row[column] for column in v2_columns} == dict.fromkeys(v2_columns)
+    async with db.engine.connect() as conn:  # SQL NULL, not JSON null: the load's fast path
+        nulls = await conn.execute(text("SELECT count(*) FROM hmt_gtt_orders WHERE legs IS NULL"))
+        assert nulls.scalar_one() == 1
     async with db.engine.connect() as conn:
         payloads = (await conn.execute(select(trigger_events.c.payload))).scalars().all()
     v1_keys = {
