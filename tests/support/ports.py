@@ -36,8 +36,8 @@ class Broker:
         self.book_errors = book_errors
         self._ids = itertools.count(1_000_000_000_000_000_000)
 
-    def tag(self, trigger_id: str, leg: Leg) -> str:
-        return broker_tag(trigger_id, leg)
+    def tag(self, trigger_id: str, leg: Leg, position: int = 0) -> str:
+        return broker_tag(trigger_id, leg, position)
 
     def accept(self, intent: OrderIntent) -> str:
         order_id = str(next(self._ids))

@@ -108,9 +108,10 @@ class ChangeSource(Protocol):
 class OrderPort(Protocol):
     """A broker's order book: Kite's REST API, or the paper broker."""
 
-    def tag(self, trigger_id: str, leg: Leg) -> str:
-        """The tag an order of this leg carries, by the broker's rules (Kite: at most 20
-        alphanumerics): a pure function of its arguments, so any engine finds the order."""
+    def tag(self, trigger_id: str, leg: Leg, position: int = 0) -> str:
+        """The tag the order at `position` of this leg's basket carries, by the broker's
+        rules (Kite: at most 20 alphanumerics): a pure function of its arguments, so any
+        engine finds the order. Position 0 is a one-order leg's tag, unchanged by baskets."""
         ...
 
     async def place(self, intent: OrderIntent) -> str:
