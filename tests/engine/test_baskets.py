@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -149,7 +150,10 @@ async def test_a_20_order_basket_is_placed_in_listed_order_each_with_its_own_tag
     """One claim, twenty orders in listed order with twenty distinct tags, each once;
     the trigger `placed` with the first order's id; each order's row placed with its id."""
     trigger = await basket(store)
+    started = time.perf_counter()
     outcome = await executor(kite, execution).execute(fired(trigger))
+    took = time.perf_counter() - started  # shown, not asserted: speed is for benches
+    print(f"\n20-order basket [{store.db.engine.dialect.name}]: fire -> finished {took:.2f} s")
     assert outcome is Outcome.PLACED
     orders = sim.orders()
     assert [o["tag"] for o in orders] == tags(trigger)
