@@ -24,7 +24,7 @@ from hmt.core.fields import EDITABLE
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
-from hmt.core.types import TriggerId
+from hmt.core.types import Cause, TriggerId
 from hmt.core.validation import validate
 from hmt.store import events
 from hmt.store.db import Database
@@ -371,7 +371,7 @@ class TriggerStore:
                 raise _Stale
             leg = int(fired.leg)
             entries: list[tuple[EventKind, Mapping[str, Any]]] = [
-                (EventKind.FIRED, {"leg": leg, "ltp": price}),
+                (EventKind.FIRED, _fired_payload(fired, price)),
                 (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
             ]
             if sending:
@@ -435,6 +435,23 @@ class TriggerStore:
             return record
 
         return await self.db.transaction(work)
+
+
+def _fired_payload(fired: Fired, price: object) -> dict[str, Any]:
+    """The `fired` event: leg and price, as v1 wrote it. A v2 trigger's also says why
+    it fired (price, time, gap) and, fired by a price that jumped past its threshold,
+    the threshold and the jump (a v1 record has its threshold in its own fields)."""
+    payload: dict[str, Any] = {"leg": int(fired.leg), "ltp": price}
+    trigger = fired.trigger
+    if trigger.is_v1:
+        return payload
+    payload["cause"] = fired.cause.value
+    if fired.cause is Cause.PRICE and trigger.fire_at(fired.leg) is None:
+        threshold = trigger.threshold(fired.leg)
+        if fired.ltp != threshold:
+            payload["threshold"] = str(rupees(threshold, trigger.price_divisor))
+            payload["jump"] = str(rupees(fired.ltp - threshold, trigger.price_divisor))
+    return payload
 
 
 async def _fetch(
