@@ -131,11 +131,13 @@ async def test_a_time_trigger_fires_once_at_its_time(database_url: str) -> None:
         trigger = await add(system, at_time(at))
         done = await settled(system, trigger.id)
         assert done.status is Status.PLACED
-        assert done.triggered_at is not None and done.triggered_at >= at
+        assert done.triggered_at is not None
+        assert done.triggered_at >= at
         assert len(orders_of(system, trigger)) == 1
         history = await system.runtime.triggers.history("alice", trigger.id)
         fired = [event for event in history if event.kind is EventKind.FIRED]
-        assert len(fired) == 1 and fired[0].payload["cause"] == "time"
+        assert len(fired) == 1
+        assert fired[0].payload["cause"] == "time"
         assert trigger.id not in system.runtime.engine.book
         assert system.runtime.engine.timebook.next_at() is None
 
@@ -190,7 +192,8 @@ async def test_not_before_keeps_a_trigger_unarmed_until_its_time(database_url: s
         system.push(INFY, "1611.00")
         done = await settled(system, trigger.id)
         assert done.status is Status.PLACED
-        assert done.triggered_at is not None and done.triggered_at >= not_before
+        assert done.triggered_at is not None
+        assert done.triggered_at >= not_before
         assert len(orders_of(system, trigger)) == 1
 
 
@@ -217,8 +220,9 @@ async def outage(system: System, *prices: str) -> None:
     for price in prices:
         system.push(INFY, price)
     await eventually(
-        lambda: system.runtime.feed.status().reconnects > reconnects
-        and system.runtime.feed.connected
+        lambda: (
+            system.runtime.feed.status().reconnects > reconnects and system.runtime.feed.connected
+        )
     )
 
 
@@ -247,11 +251,14 @@ async def test_an_outage_crossing_a_stop_and_back_fires_once_or_is_recorded(
             EventKind.PLACED,
         ]
         (fired_note,) = await missed_touches(system, fire.id)
-        assert fired_note["on_gap"] == "fire" and fired_note["blind"]["kind"] == "reconnect"
-        assert fired_note["after"]["low"] == "1540" and fired_note["threshold"] == "1550"
+        assert fired_note["on_gap"] == "fire"
+        assert fired_note["blind"]["kind"] == "reconnect"
+        assert fired_note["after"]["low"] == "1540"
+        assert fired_note["threshold"] == "1550"
         await eventually(lambda: missed_touches(system, skip.id))
         (skipped,) = await missed_touches(system, skip.id)
-        assert skipped["on_gap"] == "skip" and skipped["before"]["low"] != "1540"
+        assert skipped["on_gap"] == "skip"
+        assert skipped["before"]["low"] != "1540"
         assert (await record(system, skip.id)).status is Status.ACTIVE
         assert skip.id in system.runtime.engine.book
         # Another blind spot with no new low: the same crossing is not reported again.
@@ -312,5 +319,7 @@ async def test_a_tick_that_jumps_past_the_price_records_the_jump(database_url: s
         await settled(system, trigger.id)
         history = await system.runtime.triggers.history("alice", trigger.id)
         (fired,) = [event for event in history if event.kind is EventKind.FIRED]
-        assert fired.payload["threshold"] == "1550" and fired.payload["ltp"] == "1531"
-        assert fired.payload["jump"] == "-19" and fired.payload["cause"] == "price"
+        assert fired.payload["threshold"] == "1550"
+        assert fired.payload["ltp"] == "1531"
+        assert fired.payload["jump"] == "-19"
+        assert fired.payload["cause"] == "price"
