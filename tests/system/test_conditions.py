@@ -4,9 +4,9 @@ The simulator is Kite over loopback and the runtime is built as `hmt run` builds
 it, on SQLite and on PostgreSQL. Triggers are written with the store and handed
 to the engine as the API hands it a new one (`Engine.arm`). A restart is the
 engine's own stop and start (POST /stop, /start): the book, the time book and the
-day ranges are loaded again from the store. The outage is made with the
-simulator's controls: every ticker connection is cut (`drop_all`) and the price
-is moved while no client is connected, so no tick of it reaches the engine.
+day ranges are loaded again from the store. The outage is the simulator's scripted
+one (`sim.gaps`, socket dropped and refused): no tick of the excursion reaches the
+engine; a blind spot without a move is `drop_all`.
 """
 
 from __future__ import annotations
@@ -213,12 +213,17 @@ async def gap_triggers(system: System, mode: str) -> tuple[Trigger, Trigger]:
     return fire, skip
 
 
-async def outage(system: System, *prices: str) -> None:
-    """Cut every ticker connection and trade `prices` while nobody hears them."""
+async def outage(system: System, level: str | None = None) -> None:
+    """A feed outage: with `level`, the simulator's scripted one (v2-sim: connections cut
+    and refused while INFY trades out to `level` and back to 1600); without, every ticker
+    connection is cut once and nothing trades meanwhile."""
     reconnects = system.runtime.feed.status().reconnects
-    system.sim.ticker.drop_all()
-    for price in prices:
-        system.push(INFY, price)
+    if level is None:
+        system.sim.ticker.drop_all()
+    else:
+        gaps = system.sim.gaps
+        plan = gaps.plan(INFY, level, seconds=1.0, back="1600.00", steps=4, socket="drop")
+        await gaps.outage(plan)
     await eventually(
         lambda: (
             system.runtime.feed.status().reconnects > reconnects and system.runtime.feed.connected
@@ -239,7 +244,7 @@ async def test_an_outage_crossing_a_stop_and_back_fires_once_or_is_recorded(
     after the reconnection, `skip` places nothing and stays active; both say so."""
     async with running_system(database_url, tick_mode=mode) as system:
         fire, skip = await gap_triggers(system, mode)
-        await outage(system, "1540.00", "1600.00")
+        await outage(system, "1540.00")
         done = await settled(system, fire.id)
         assert done.status is Status.PLACED
         assert len(orders_of(system, fire)) == 1

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from hmt.core.model import Trigger
 from hmt.core.gaps import DayRange
+from hmt.core.model import Trigger
 from hmt.core.types import TriggerId
 from hmt.engine.instruments import IST
 

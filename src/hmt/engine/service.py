@@ -24,11 +24,11 @@ import structlog
 from hmt.core.book import BookBuilder, TriggerBook
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.events import EventKind
+from hmt.core.gaps import DayRange
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.prices import to_decimal
 from hmt.core.rules import direction
-from hmt.core.gaps import DayRange
 from hmt.core.timebook import TimeBook
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
@@ -689,9 +689,13 @@ class Engine:
             await asyncio.sleep(QUOTE_INTERVAL_S)
             if not self._can_fire() or not self._feed.connected:
                 continue
-            self._seed &= set(self.book.instruments())
-            wanted = [token for token in self._blind if token in self.book.instruments()]
-            wanted += [token for token in self._seed if token not in self._blind]
+            if not self._blind and not self._seed:
+                continue
+            watched = self.book.instruments()
+            for token in [token for token in self._blind if token not in watched]:
+                del self._blind[token]  # no longer watched: nothing to compare for
+            self._seed &= watched
+            wanted = [*self._blind, *(token for token in self._seed if token not in self._blind)]
             if not wanted:
                 continue
             batch = wanted[:QUOTE_BATCH]

@@ -61,9 +61,9 @@ class Supervisor:
         conditions: bool = False,
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
-        day ranges' saves), counted in `condition_loops`. `warm`: work done once after the engine has started, in the background (start
-        does not wait for it, and a failure is only logged): a cache filled before the
-        first request needs it."""
+        day ranges' saves), counted in `condition_loops`. `warm`: work done once after
+        the engine has started, in the background (start does not wait for it, and a
+        failure is only logged): a cache filled before the first request needs it."""
         self._engine = engine
         self._expire_due = expire_due
         self._health = health
