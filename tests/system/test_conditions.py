@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from hmt.core.events import EventKind
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import LegSpec, Trigger
 from hmt.core.types import Direction, Leg, OnGap, Side, TriggerId
@@ -38,9 +39,17 @@ def v2(**overrides: Any) -> Trigger:
 
 async def add(system: System, trigger: Trigger) -> Trigger:
     """Store `trigger` and arm it, as a create through the API does."""
-    record = await system.runtime.triggers.create(trigger)
+    record = await system.runtime.triggers.create(trigger, **await listed(system, trigger))
     await system.runtime.engine.arm(record.trigger)
     return record.trigger
+
+
+async def listed(system: System, trigger: Trigger) -> dict[str, Instrument | None]:
+    """The instrument master's entries a create passes the store (as the API does)."""
+    copy, _ = await system.runtime.instruments.copy()
+    assert copy is not None
+    watched = None if trigger.watch_token is None else copy.by_id[trigger.watch_token]
+    return {"instrument": copy.by_id[trigger.instrument_token], "watch": watched}
 
 
 async def record(system: System, trigger_id: TriggerId) -> TriggerRecord:
@@ -81,6 +90,7 @@ async def test_watched_instrument_fires_at_the_exact_price_both_directions(
     direction, not one tick short, and not on INFY's own price."""
     async with running_system(database_url) as system:
         system.push(RELIANCE, "1400.00")
+        await add(system, v2(trigger_price_1=999_900))  # keeps INFY's own ticks coming
         falls = await add(
             system,
             v2(
@@ -114,8 +124,8 @@ async def test_watched_instrument_fires_at_the_exact_price_both_directions(
             (order,) = orders_of(system, trigger)
             assert (order["tradingsymbol"], order["transaction_type"]) == ("INFY", side)
             assert done.order_id == order["order_id"]
-        assert str(bought.triggered_price) == "1390"
-        assert str(sold.triggered_price) == "1410"
+        assert bought.triggered_price == 139_000
+        assert sold.triggered_price == 141_000
 
 
 # --- time legs ---------------------------------------------------------------------------
@@ -148,7 +158,7 @@ async def test_a_time_that_passed_while_stopped_fires_within_the_grace(database_
         await engine.stop()
         at = now() + timedelta(seconds=0.3)
         trigger = at_time(at)
-        await system.runtime.triggers.create(trigger)
+        await system.runtime.triggers.create(trigger, **await listed(system, trigger))
         await asyncio.sleep(1.0)  # its time passes while the engine is down
         await engine.start()
         done = await settled(system, trigger.id)
@@ -163,7 +173,7 @@ async def test_a_time_that_passed_beyond_the_grace_expires_with_a_reason(
         engine = system.runtime.engine
         await engine.stop()
         trigger = at_time(now() + timedelta(seconds=0.2))
-        await system.runtime.triggers.create(trigger)
+        await system.runtime.triggers.create(trigger, **await listed(system, trigger))
         await asyncio.sleep(2.5)  # more than the grace after its time
         await engine.start()
         done = await settled(system, trigger.id)
@@ -182,6 +192,7 @@ async def test_not_before_keeps_a_trigger_unarmed_until_its_time(database_url: s
     async with running_system(database_url) as system:
         engine = system.runtime.engine
         system.push(INFY, "1600.00")
+        await add(system, v2(trigger_price_1=999_900))  # INFY's ticks come meanwhile
         not_before = now() + timedelta(seconds=1.5)
         trigger = await add(system, v2(trigger_price_1=160_500, not_before=not_before))
         system.push(INFY, "1610.00")  # holds, but the trigger is not armed yet
