@@ -11,7 +11,7 @@ import builtins
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select, update
@@ -26,7 +26,7 @@ from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import Cause, OnGap, TriggerId
 from hmt.core.validation import validate
-from hmt.store import events, legs, storable
+from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
 from hmt.store.loading import active_triggers
 from hmt.store.orders import with_orders
@@ -421,9 +421,10 @@ class TriggerStore:
             if trigger.watch_token is not None and watched != divisor and ltp is not None:
                 price = rupees(ltp, watched)
                 await conn.execute(
-                    update(t).where(t.c.id == trigger.id).values(triggered_price=price)
+                    update(t).where(t.c.id == _valid_id(trigger.id)).values(triggered_price=price)
                 )
             leg = int(fired.leg)
+            # v2: a leg fired by its time or by a missed touch says so; a price's is as v1.
             entries: list[tuple[EventKind, Mapping[str, Any]]] = [
                 (EventKind.FIRED, _fired_payload(fired, price, watched or divisor)),
                 (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
@@ -437,6 +438,20 @@ class TriggerStore:
             return await self.db.transaction(work, durable=durable)
         except _Stale:
             return False
+
+    async def day_ranges(self, broker: str, day: date) -> dict[int, tuple[int, int]]:
+        """The last-seen (high, low) of each watched instrument on `day` (`store.day_ranges`)."""
+        return await day_ranges.read(self.db, broker, day)
+
+    async def save_day_ranges(
+        self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
+    ) -> None:
+        """Widen the stored ranges of `day`: a high only grows, a low only falls."""
+        await day_ranges.save(self.db, broker, day, ranges, self.clock())
+
+    async def forget_day_ranges(self, broker: str, before: date) -> int:
+        """Drop the ranges of days before `before` (they say nothing about today)."""
+        return await day_ranges.forget(self.db, broker, before)
 
     async def expire_due(self) -> builtins.list[TriggerId]:
         """Move every active or paused trigger past its `expires_at` to `expired`."""
@@ -497,8 +512,8 @@ def _fired_payload(fired: Fired, price: object, divisor: int) -> dict[str, Any]:
     the threshold and the jump (a v1 record has its threshold in its own fields)."""
     payload: dict[str, Any] = {"leg": int(fired.leg), "ltp": price}
     trigger = fired.trigger
-    if trigger.is_v1:
-        return payload
+    if trigger.is_v1:  # fired by a tick as v1 always was: {leg, ltp} exactly
+        return payload if fired.cause is Cause.PRICE else payload | {"cause": fired.cause.value}
     payload["cause"] = fired.cause.value
     if fired.cause is Cause.PRICE and trigger.fire_at(fired.leg) is None:
         threshold = trigger.threshold(fired.leg)
