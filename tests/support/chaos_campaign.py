@@ -123,6 +123,10 @@ def failure(outcome: Outcome, engine_log: str, replay: str) -> str:
         *[f"    {step.describe()} (then {step.wait}s)" for step in schedule.steps],
         "failures:",
         *[f"    {j.trigger_id} {j.classes} {j.why}" for j in outcome.verdict.failures()],
+        *[
+            f"    story of {trigger_id}:\n" + "\n".join(f"        {line}" for line in story)
+            for trigger_id, story in outcome.stories.items()
+        ],
         f"orphan orders: {outcome.orphan_orders}",
         f"claims lost to the rollback (tags): {sorted(outcome.lost_claims)}",
         f"api calls: {dict(outcome.api)}",

@@ -178,6 +178,8 @@ class Outcome:
     erased: dict[str, TriggerRecord] = field(default_factory=dict)  # rows it removed
     erased_orders: int = 0  # orders at the broker for those rows
     orphan_orders: list[dict[str, Any]] = field(default_factory=list)  # as the broker shows them
+    # The failing triggers' stories, for the failure message: events and order rows.
+    stories: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ChaosRunner:
@@ -252,6 +254,13 @@ class ChaosRunner:
         in_baskets = {t for r in baskets for t in tags_of(r)}
         outcome.basket_orders = sum(1 for o in orders if o.get("tag") in in_baskets)
         outcome.watching = sum(1 for r in records if r.trigger.watch_token is not None)
+        failing = {j.trigger_id for j in outcome.verdict.failures()}
+        for record, history in zip(records, histories, strict=True):
+            if record.id in failing:
+                outcome.stories[record.id] = [
+                    *(f"{e.kind.value} {e.payload}" for e in history),
+                    *(f"row {state}" for state in record.orders),
+                ]
         outcome.seconds = time.perf_counter() - started
         return outcome
 
