@@ -65,7 +65,8 @@ class Campaign:
             f"statuses={dict(sorted(total.statuses.items()))}",
             f"created through the API={dict(sorted(created.items()))}; v2: "
             f"baskets={sum(o.baskets for o in self.outcomes)} "
-            f"(their orders at the sim={sum(o.basket_orders for o in self.outcomes)}) "
+            f"(their orders at the sim={sum(o.basket_orders for o in self.outcomes)}, "
+            f"of which met a fault={sum(o.basket_orders_faulted for o in self.outcomes)}) "
             f"watching NIFTY 50={sum(o.watching for o in self.outcomes)}",
             f"lost commits: rollbacks={sum(o.rollbacks for o in self.outcomes)} "
             f"({dict(Counter(o.schedule.backend for o in rolled))}) "
@@ -106,7 +107,8 @@ def describe(outcome: Outcome) -> str:
         f"  seed={schedule.seed} [{schedule.backend}] steps={len(schedule.steps)} "
         f"faults={dict(outcome.faults)} met={dict(outcome.hits)} {lost}"
         f"triggers={outcome.triggers} fired={outcome.fired} "
-        f"baskets={outcome.baskets} (orders {outcome.basket_orders}) "
+        f"baskets={outcome.baskets} (orders {outcome.basket_orders}, "
+        f"faulted {outcome.basket_orders_faulted}) "
         f"watching={outcome.watching} "
         f"orders={outcome.orders} {classes} orphans={len(verdict.orphans)} "
         f"{outcome.seconds:.1f}s"

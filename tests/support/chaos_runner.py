@@ -36,6 +36,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.core.rules import legs_holding
 from hmt.core.types import TriggerId
@@ -81,12 +82,14 @@ KILL_SQL = (
 
 
 def fault_label(step: Step) -> str:
-    """`rest:<kind>[/429]@<endpoint>` for REST rules, the step's kind otherwise."""
-    if step.kind != "rest_fault":
+    """`rest:<kind>[/429]@<endpoint>` for REST rules (`basket:rest:...` for a rule aimed
+    at a basket's orders), the step's kind otherwise."""
+    if step.kind not in ("rest_fault", "basket_fault"):
         return step.kind
-    args = step.args
+    args = step.args.get("rule", step.args)
     status = "/429" if args.get("status") == 429 else ""
-    return f"rest:{args['kind']}{status}@{args['endpoint']}"
+    label = f"rest:{args['kind']}{status}@{args['endpoint']}"
+    return label if step.kind == "rest_fault" else f"basket:{label}"
 
 
 def rupees(units: int) -> str:
@@ -151,6 +154,7 @@ class Known:
     prices: list[int]
     watch: int = INFY
     directions: list[str] | None = None
+    basket: bool = False  # a leg of several orders
 
 
 @dataclass
@@ -168,6 +172,8 @@ class Outcome:
     created: Counter[str] = field(default_factory=Counter)  # 201s by step kind
     baskets: int = 0  # triggers with a leg of several orders
     basket_orders: int = 0  # their orders at the simulator
+    # Basket orders that met a fault: a retry, or an outcome found by looking the tag up.
+    basket_orders_faulted: int = 0
     watching: int = 0  # triggers watching another instrument than they trade
     stuck_restarts: int = 0
     seconds: float = 0.0
@@ -254,6 +260,14 @@ class ChaosRunner:
         in_baskets = {t for r in baskets for t in tags_of(r)}
         outcome.basket_orders = sum(1 for o in orders if o.get("tag") in in_baskets)
         outcome.watching = sum(1 for r in records if r.trigger.watch_token is not None)
+        outcome.basket_orders_faulted = len(
+            {
+                (e.trigger_id, e.payload["position"])
+                for history in histories
+                for e in history
+                if "position" in e.payload and e.kind in (EventKind.RETRY, EventKind.RECONCILED)
+            }
+        )
         failing = {j.trigger_id for j in outcome.verdict.failures()}
         for record, history in zip(records, histories, strict=True):
             if record.id in failing:
@@ -267,12 +281,18 @@ class ChaosRunner:
     async def play(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         if step.kind in FAULT_KINDS:
             outcome.faults[fault_label(step)] += 1
-            await self.inject(step, outcome)
+            await self.inject(step, known, outcome)
         else:
             await self.act(step, known, outcome)
 
-    async def inject(self, step: Step, outcome: Outcome) -> None:
+    async def inject(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         match step.kind:
+            case "basket_fault":
+                self.sim.faults.add(**step.args["rule"])
+                baskets = [k for k in known if k.basket]
+                if baskets:  # its orders go out under the rule
+                    target = baskets[step.args["target"] % len(baskets)]
+                    self.sim.push_price(target.watch, rupees(target.prices[0]))
             case "ticker_drop":
                 self.sim.ticker.drop_all()
             case "ticker_stall":
@@ -377,6 +397,7 @@ class ChaosRunner:
                     [leg["price"] for leg in args["legs"]],
                     INFY if watched is None else watched.token,
                     [leg["direction"] for leg in args["legs"]],
+                    any(len(leg["orders"]) > 1 for leg in args["legs"]),
                 )
             )
 

@@ -68,12 +68,25 @@ WEIGHTS: dict[str, int] = {
     "ticker_drop": 3,
     "ticker_stall": 3,
     "rest_fault": 7,
+    "basket_fault": 4,
     "db_kill": 3,
     "engine_kill": 2,
 }
 FAULT_KINDS = frozenset(
-    {"ticker_drop", "ticker_stall", "rest_fault", "db_kill", "engine_kill", "rollback"}
+    {
+        "ticker_drop",
+        "ticker_stall",
+        "rest_fault",
+        "basket_fault",
+        "db_kill",
+        "engine_kill",
+        "rollback",
+    }
 )
+# `basket_fault`: a REST rule on `place_order` that hits each request with this chance
+# (once or twice), then a tick exactly on a basket's threshold: the fault falls on
+# single orders of the basket, not only its first.
+BASKET_FAULT_RATE = 0.4
 MAX_FAULTS = 4
 # RELIABILITY 17, lost commits: the share of schedules that snapshot the database,
 # let claims and orders happen, then SIGKILL the engine, restore the snapshot and
@@ -235,6 +248,19 @@ def _lose_commits(rng: random.Random, steps: list[Step], opening: int) -> None:
     steps.insert(after, Step("rollback", {}, 0.05))
 
 
+def _rest_rule(rng: random.Random, kind: str, target: dict[str, Any]) -> dict[str, Any]:
+    """A REST fault's rule; for a `basket_fault` one on `place_order` hitting each
+    request with BASKET_FAULT_RATE, with the basket it is aimed at."""
+    if kind == "rest_fault":
+        rule = dict(rng.choice(REST_FAULTS))
+        rule["times"] = rng.randint(1, 2)
+        return rule
+    on_orders = [f for f in REST_FAULTS if f["endpoint"] == "place_order"]
+    rule = dict(rng.choice(on_orders))
+    rule.update(times=rng.randint(1, 2), rate=BASKET_FAULT_RATE)
+    return {**target, "rule": rule}
+
+
 def _args(rng: random.Random, kind: str) -> dict[str, Any]:
     target = {"target": rng.randrange(1000)}
     match kind:
@@ -258,9 +284,7 @@ def _args(rng: random.Random, kind: str) -> dict[str, Any]:
             return target
         case "ticker_stall":
             return {"seconds": round(rng.uniform(0.3, 1.2), 2)}
-        case "rest_fault":
-            rule = dict(rng.choice(REST_FAULTS))
-            rule["times"] = rng.randint(1, 2)
-            return rule
+        case "rest_fault" | "basket_fault":
+            return _rest_rule(rng, kind, target)
         case _:
             return {}
