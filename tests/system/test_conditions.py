@@ -302,6 +302,26 @@ async def test_an_outage_crossing_a_stop_and_back_fires_once_or_is_recorded(
         await report(system, f"outage, {mode} mode", fire, skip)
 
 
+async def test_a_silent_feed_is_a_blind_spot_once_the_watchdog_notices(database_url: str) -> None:
+    """The socket stays open and silent (a half-open link) while the price crosses and
+    returns: the ticker's watchdog drops it, and the stall is a blind spot like a drop."""
+    async with running_system(database_url) as system:
+        fire, skip = await gap_triggers(system, "ltp")
+        trips = system.runtime.feed.ticker.watchdog_trips
+        gaps = system.sim.gaps
+        plan = gaps.plan(INFY, "1540.00", seconds=6.0, back="1600.00", steps=4, socket="keep")
+        await gaps.outage(plan)  # longer than the watchdog's 5 s
+        done = await settled(system, fire.id)
+        assert done.status is Status.PLACED
+        assert system.runtime.feed.ticker.watchdog_trips > trips
+        (note,) = await missed_touches(system, fire.id)
+        assert note["blind"]["kind"] == "stall"
+        assert len(orders_of(system, fire)) == 1
+        await eventually(lambda: missed_touches(system, skip.id))
+        assert orders_of(system, skip) == []
+        await report(system, "stall (watchdog)", fire, skip)
+
+
 async def test_a_crossing_while_the_engine_was_stopped_fires_after_the_restart(
     database_url: str,
 ) -> None:
