@@ -22,6 +22,7 @@ from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import LegSpec, Trigger
 from hmt.core.types import Direction, Leg, OnGap, Side, TriggerId
+from hmt.engine.conditions import ist_day
 from hmt.kite.tags import broker_tag
 from hmt.store.records import TriggerRecord
 from tests.support.eventually import eventually
@@ -330,9 +331,14 @@ async def test_a_crossing_while_the_engine_was_stopped_fires_after_the_restart(
         engine = system.runtime.engine
         fire, skip = await gap_triggers(system, "ltp")
         await engine.stop()  # saves the day ranges
+        triggers, today = system.runtime.triggers, ist_day(now())
+        assert (await triggers.day_ranges("paper", today))[INFY] == (160_100, 160_000)
+        yesterday = today - timedelta(days=1)
+        await triggers.save_day_ranges("paper", yesterday, {INFY: (170_000, 150_000)})
         system.push(INFY, "1540.00")
         system.push(INFY, "1600.00")
         await engine.start()
+        assert await triggers.day_ranges("paper", yesterday) == {}  # only today's are kept
         done = await settled(system, fire.id)
         assert done.status is Status.PLACED
         assert len(orders_of(system, fire)) == 1

@@ -800,6 +800,8 @@ class Engine:
         day = ist_day(now)
         try:
             stored = await self._conditions.day_ranges(self._config.broker, day)
+            # Earlier days' ranges say nothing about today: the table keeps only today's.
+            await self._conditions.forget_day_ranges(self._config.broker, day)
         except Exception:
             log.exception("day_ranges_unreadable")
             stored = {}
