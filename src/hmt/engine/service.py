@@ -26,7 +26,7 @@ from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.types import TriggerId
 from hmt.engine.events import EventHub
-from hmt.engine.executor import AuthExpired, Executor, Outcome
+from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
 from hmt.engine.ports import Feed, TriggerSource
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
@@ -261,7 +261,7 @@ class Engine:
         """Settle, before anything can fire, this engine's claims a crash left `triggered`,
         and every other engine's claim whose lease has expired."""
         leased_at = asyncio.get_running_loop().time()
-        for left in await self._source.adopt(own=True):
+        for left in await self._source.adopt(own=True, tag_of=self._executor.tag):
             await self._settle(left, leased_at)
 
     async def settle_expired(self) -> int:
@@ -273,7 +273,7 @@ class Engine:
         adopted claim is settled in its own task; returns how many were adopted.
         """
         leased_at = asyncio.get_running_loop().time()
-        adopted = await self._source.adopt(own=False)
+        adopted = await self._source.adopt(own=False, tag_of=self._executor.tag)
         for left in adopted:
             self._spawn(self._settle_adopted(left, leased_at))
         return len(adopted)
@@ -292,11 +292,22 @@ class Engine:
             await self.refresh(left.intent.trigger_id)
 
     async def _settle(self, left: InFlight, leased_at: float) -> None:
-        """Settle one adopted claim: by tag first; sent again only if it is recent."""
+        """Settle one adopted claim: by tag first; sent again only if it is recent.
+
+        A basket's unsettled orders are settled one by one in listed order, each
+        by the same rules (a placed or failed order is never among them), then
+        the trigger finishes.
+        """
         now = self._clock()
         recent = left.triggered_at is not None and now - left.triggered_at <= (
             self._config.resend_within
         )
+        if left.basket:
+            settled = await self._executor.settle_basket(
+                left.basket, ambiguous=True, resend=recent, leased_at=leased_at
+            )
+            log.info("recovered", trigger_id=left.intent.trigger_id, outcome=settled.value)
+            return
         if recent:
             outcome: Outcome | None = await self._executor.settle(
                 left.intent, ambiguous=True, leased_at=leased_at
@@ -304,11 +315,7 @@ class Engine:
         else:
             outcome = await self._executor.resolve(left.intent, leased_at=leased_at)
         if outcome is None:
-            await self._source.give_up(
-                left.intent.trigger_id,
-                "the engine restarted before the order was confirmed, the broker has "
-                "no order with its tag, and the price may have moved since: not sent again",
-            )
+            await self._source.give_up(left.intent.trigger_id, GIVEN_UP)
             outcome = Outcome.FAILED
         log.info("recovered", trigger_id=left.intent.trigger_id, outcome=outcome.value)
 

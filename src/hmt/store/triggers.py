@@ -421,11 +421,13 @@ class TriggerStore:
             if trigger.watch_token is not None and watched != divisor and ltp is not None:
                 price = rupees(ltp, watched)
                 await conn.execute(
-                    update(t).where(t.c.id == trigger.id).values(triggered_price=price)
+                    update(t).where(t.c.id == _valid_id(trigger.id)).values(triggered_price=price)
                 )
             leg = int(fired.leg)
+            # v2: a leg fired by its time or by a missed touch says so; a price's is as v1.
+            why = {} if fired.cause is Cause.PRICE else {"cause": fired.cause.value}
             entries: list[tuple[EventKind, Mapping[str, Any]]] = [
-                (EventKind.FIRED, {"leg": leg, "ltp": price}),
+                (EventKind.FIRED, {"leg": leg, "ltp": price, **why}),
                 (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
             ]
             if sending:
