@@ -240,6 +240,16 @@ async def test_a_time_leg_and_an_oco_of_price_and_time(database_url: str) -> Non
         assert record["legs"][1]["condition"]["price"] is None
         got = await system.trigger(record["id"])
         assert datetime.fromisoformat(got["legs"][1]["condition"]["at"]) == at
+        # Legs past the edit's list are dropped: the oco becomes its price leg alone.
+        single = await system.client.patch(
+            f"/triggers/{record['id']}",
+            json={"trigger_type": "single", "legs": [{}]},
+            headers=system.auth(),
+        )
+        assert single.status_code == 200, single.text
+        assert single.json()["trigger_type"] == "single"
+        assert single.json()["legs"] == record["legs"][:1]
+        assert single.json()["trigger_price_2"] is None
 
 
 async def test_warnings_are_not_errors(database_url: str) -> None:
