@@ -22,6 +22,7 @@ from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import LegSpec, Trigger
 from hmt.core.types import Direction, Leg, OnGap, Side, TriggerId
+from hmt.engine.conditions import ist_day
 from hmt.kite.tags import broker_tag
 from hmt.store.records import TriggerRecord
 from tests.support.eventually import eventually
@@ -302,6 +303,26 @@ async def test_an_outage_crossing_a_stop_and_back_fires_once_or_is_recorded(
         await report(system, f"outage, {mode} mode", fire, skip)
 
 
+async def test_a_silent_feed_is_a_blind_spot_once_the_watchdog_notices(database_url: str) -> None:
+    """The socket stays open and silent (a half-open link) while the price crosses and
+    returns: the ticker's watchdog drops it, and the stall is a blind spot like a drop."""
+    async with running_system(database_url) as system:
+        fire, skip = await gap_triggers(system, "ltp")
+        trips = system.runtime.feed.ticker.watchdog_trips
+        gaps = system.sim.gaps
+        plan = gaps.plan(INFY, "1540.00", seconds=6.0, back="1600.00", steps=4, socket="keep")
+        await gaps.outage(plan)  # longer than the watchdog's 5 s
+        done = await settled(system, fire.id)
+        assert done.status is Status.PLACED
+        assert system.runtime.feed.ticker.watchdog_trips > trips
+        (note,) = await missed_touches(system, fire.id)
+        assert note["blind"]["kind"] == "stall"
+        assert len(orders_of(system, fire)) == 1
+        await eventually(lambda: missed_touches(system, skip.id))
+        assert orders_of(system, skip) == []
+        await report(system, "stall (watchdog)", fire, skip)
+
+
 async def test_a_crossing_while_the_engine_was_stopped_fires_after_the_restart(
     database_url: str,
 ) -> None:
@@ -310,9 +331,14 @@ async def test_a_crossing_while_the_engine_was_stopped_fires_after_the_restart(
         engine = system.runtime.engine
         fire, skip = await gap_triggers(system, "ltp")
         await engine.stop()  # saves the day ranges
+        triggers, today = system.runtime.triggers, ist_day(now())
+        assert (await triggers.day_ranges("paper", today))[INFY] == (160_100, 160_000)
+        yesterday = today - timedelta(days=1)
+        await triggers.save_day_ranges("paper", yesterday, {INFY: (170_000, 150_000)})
         system.push(INFY, "1540.00")
         system.push(INFY, "1600.00")
         await engine.start()
+        assert await triggers.day_ranges("paper", yesterday) == {}  # only today's are kept
         done = await settled(system, fire.id)
         assert done.status is Status.PLACED
         assert len(orders_of(system, fire)) == 1

@@ -124,6 +124,9 @@ class ConditionStore(Protocol):
     async def save_day_ranges(
         self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
     ) -> None: ...
+    async def forget_day_ranges(self, broker: str, before: date) -> int:
+        """Drop the ranges of days before `before`; how many rows."""
+        ...
 
 
 class ChangeSource(Protocol):

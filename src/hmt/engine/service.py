@@ -479,9 +479,11 @@ class Engine:
             current = None
         if self._touched is not None:
             self._touched.add(trigger_id)
+        armed = self.book.get(trigger_id)
         old = self._take(trigger_id)
         if current is not None:
-            self._put(current)
+            # The same row read again (the change feed echoes every write) is not armed anew.
+            self._put(current, rearmed=armed == current)
         if old is not None and not self.book.count_for(old.watched):
             self._feed.unsubscribe((old.watched,))
         owner = current or old
@@ -561,9 +563,10 @@ class Engine:
 
     # --- the books: price legs, time legs, not yet armed ---------------------------------
 
-    def _put(self, trigger: Trigger) -> None:
+    def _put(self, trigger: Trigger, *, rearmed: bool = False) -> None:
         """Arm an active trigger: its price legs in the book, its time legs in the time
-        book; one whose `not_before` is ahead waits, in neither, for its timer."""
+        book; one whose `not_before` is ahead waits, in neither, for its timer.
+        `rearmed`: it was in the book just before, unchanged (not armed anew)."""
         if trigger.not_before is not None and trigger.not_before > self._clock():
             self._dormant.add(trigger)
             self._timer_wake.set()
@@ -578,7 +581,8 @@ class Engine:
         self._feed.subscribe((token,))
         spot = self._blind.get(token)
         if spot is not None:
-            spot.armed_during.add(trigger.id)
+            if not rearmed:
+                spot.armed_during.add(trigger.id)
         elif token not in self.ranges.values and self._reads_quotes:
             self._seed.add(token)
 
@@ -796,6 +800,8 @@ class Engine:
         day = ist_day(now)
         try:
             stored = await self._conditions.day_ranges(self._config.broker, day)
+            # Earlier days' ranges say nothing about today: the table keeps only today's.
+            await self._conditions.forget_day_ranges(self._config.broker, day)
         except Exception:
             log.exception("day_ranges_unreadable")
             stored = {}

@@ -30,6 +30,7 @@ class DayRangeStore(Protocol):
     async def save_day_ranges(
         self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
     ) -> None: ...
+    async def forget_day_ranges(self, broker: str, before: date) -> int: ...
 
 
 class ConditionStore:
@@ -88,3 +89,6 @@ class ConditionStore:
         self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
     ) -> None:
         await self._ranges.save_day_ranges(broker, day, ranges)
+
+    async def forget_day_ranges(self, broker: str, before: date) -> int:
+        return await self._ranges.forget_day_ranges(broker, before)
