@@ -179,7 +179,7 @@ const hmtBasket = (() => {
     const node = leg.node;
     const condition = text(node, "kind") === "time"
       ? { at: hmt.fromIst(text(node, "at")) }
-      : { price: text(node, "price") || null, direction: text(node, "direction") };
+      : { price: text(node, "level") || null, direction: text(node, "direction") };
     return { condition, orders: leg.orders.map(orderBody) };
   }
 
@@ -262,7 +262,7 @@ const hmtBasket = (() => {
       named(leg.node, "kind").value = c.at ? "time" : "price";
       if (c.at) named(leg.node, "at").value = hmt.toIst(c.at);
       else {
-        named(leg.node, "price").value = c.price === null || c.price === undefined ? "" : String(c.price);
+        named(leg.node, "level").value = c.price === null || c.price === undefined ? "" : String(c.price);
         if (c.direction) named(leg.node, "direction").value = c.direction;
       }
       for (const order of leg.orders.splice(0)) order.node.remove();

@@ -1,0 +1,211 @@
+"""The v2 forms in a real headless chromium: baskets on a watched index, time legs in IST,
+and the API's 422 beside the exact row and field (trigger model v2, issue 13)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from tests.support.browser import DESKTOP, PHONE, Problems, chromium, screenshot
+from tests.support.system import running_system
+from tests.ui.test_browser import WAIT_MS, created_id, row, sign_in
+
+NIFTY_50 = 256265
+_IST = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST$")
+
+
+async def advanced(page: Page) -> None:
+    await page.select_option("#mode", "basket")
+    await expect(page.locator("#basket-fields")).to_be_visible()
+
+
+def order_row(page: Page, leg: int, position: int) -> object:
+    return page.locator("#legs fieldset.leg").nth(leg).locator(".order").nth(position)
+
+
+async def pick_order(
+    page: Page, leg: int, position: int, symbol: str, exchange: str = "NSE"
+) -> None:
+    order = order_row(page, leg, position)
+    await order.locator('[data-name="exchange"]').select_option(exchange)
+    await order.locator('[data-name="symbol"]').fill(symbol)
+    await order.locator(f'.results li[data-symbol="{symbol}"]').click(timeout=WAIT_MS)
+    await expect(order.locator("[data-picked]")).to_contain_text(f"{exchange}:{symbol}")
+
+
+async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_by_order(
+    tmp_path: Path,
+) -> None:
+    """Watch NIFTY 50 (an index: watched, never ordered), three order rows of three types;
+    the table says "3 orders" and the watched index, the page lists each order."""
+    problems = Problems()
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await advanced(page)
+        await page.fill("#watch-symbol", "NIFTY 50")
+        await page.locator('#watch-results li[data-symbol="NIFTY 50"]').click(timeout=WAIT_MS)
+        await expect(page.locator("#watch-picked")).to_contain_text(
+            f"NSE:NIFTY 50 (token {NIFTY_50}"
+        )
+        leg = page.locator("#legs fieldset.leg").first
+        await leg.locator('[data-name="direction"]').select_option("at_or_below")
+        await leg.locator('[data-name="level"]').fill("23800")
+        add = leg.locator("[data-add-order]")
+        await add.click()
+        await add.click()
+        await expect(leg.locator(".order")).to_have_count(3)
+        await expect(leg.locator("[data-order-count]")).to_have_text("3 of 20 orders")
+
+        await pick_order(page, 0, 0, "INFY")
+        await pick_order(page, 0, 1, "TCS")
+        second = order_row(page, 0, 1)
+        await second.locator('[data-name="transaction_type"]').select_option("SELL")
+        await second.locator('[data-name="product"]').select_option("MIS")
+        await expect(second.locator('[data-name="price"]')).to_be_hidden()  # MARKET has none
+        await second.locator('[data-name="order_type"]').select_option("LIMIT")
+        await expect(second.locator('[data-name="trigger_price"]')).to_be_hidden()
+        await second.locator('[data-name="price"]').fill("3100")
+        await pick_order(page, 0, 2, "RELIANCE")
+        third = order_row(page, 0, 2)
+        await third.locator('[data-name="order_type"]').select_option("SL-M")
+        await expect(third.locator('[data-name="price"]')).to_be_hidden()
+        await third.locator('[data-name="trigger_price"]').fill("1390")
+        await third.locator('[data-name="validity"]').select_option("DAY")
+        await screenshot(page, "v2-01-basket-form")
+        await page.click("#form-submit")
+
+        trigger_id = await created_id(page, set())
+        listed = row(page, trigger_id)
+        await expect(listed).to_contain_text("3 orders")
+        await expect(listed).to_contain_text("on NIFTY 50")
+        await expect(listed.locator('[data-col="status"]')).to_have_text("active")
+        assert await listed.get_attribute("data-token") == str(NIFTY_50)
+        stored = await system.trigger(trigger_id)
+        assert stored["watch"]["instrument_token"] == NIFTY_50
+        (stored_leg,) = stored["legs"]
+        assert [o["tradingsymbol"] for o in stored_leg["orders"]] == ["INFY", "TCS", "RELIANCE"]
+        assert [o["order_type"] for o in stored_leg["orders"]] == ["MARKET", "LIMIT", "SL-M"]
+        await screenshot(page, "v2-02-basket-listed")
+
+        await listed.locator("a").click()
+        await expect(page.locator("#d-status")).to_have_text("active", timeout=WAIT_MS)
+        await expect(page.locator("#d-watch")).to_have_text("NSE:NIFTY 50")
+        await expect(page.locator("#d-symbol")).to_contain_text("3 orders")
+        orders = page.locator("#orders tbody tr")
+        await expect(orders).to_have_count(3)
+        for i, (symbol, kind) in enumerate(
+            (("INFY", "MARKET"), ("TCS", "LIMIT"), ("RELIANCE", "SL-M"))
+        ):
+            await expect(orders.nth(i)).to_contain_text(f"NSE:{symbol}")
+            await expect(orders.nth(i)).to_contain_text(kind)
+        await expect(orders.nth(1)).to_contain_text("3,100.00")
+        await expect(orders.nth(2)).to_contain_text("1,390.00")
+        await expect(orders.nth(0)).to_contain_text("≤ 23,800.00")
+        await expect(page.locator("#d-created")).to_have_text(_IST)
+        await screenshot(page, "v2-03-basket-page")
+        await page.set_viewport_size(PHONE)
+        await page.goto(f"{system.api_url}/ui/")
+        await advanced(page)
+        await screenshot(page, "v2-04-basket-form-phone")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the form scrolls sideways at phone width ({width} px)"
+        await page.close()
+    assert problems.seen == []
+
+
+async def test_a_time_leg_is_entered_and_shown_in_ist(tmp_path: Path) -> None:
+    """15:15 typed in the form is 09:45 UTC in the API and "15:15:00 IST" on both pages."""
+    problems = Problems()
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await advanced(page)
+        leg = page.locator("#legs fieldset.leg").first
+        await leg.locator('[data-name="kind"]').select_option("time")
+        await expect(leg.locator('[data-name="level"]')).to_be_hidden()
+        await leg.locator('[data-name="at"]').fill("2027-12-01T15:15:00")
+        await pick_order(page, 0, 0, "INFY")
+        first = order_row(page, 0, 0)
+        await first.locator('[data-name="transaction_type"]').select_option("SELL")
+        await first.locator('[data-name="product"]').select_option("MIS")
+        await page.fill("#expires_at", "2027-12-01T15:25:00")
+        await page.click("#form-submit")
+
+        trigger_id = await created_id(page, set())
+        listed = row(page, trigger_id)
+        await expect(listed).to_contain_text("at 2027-12-01 15:15:00 IST")
+        stored = await system.trigger(trigger_id)
+        at = datetime.fromisoformat(stored["legs"][0]["condition"]["at"])
+        assert at.astimezone(UTC) == datetime(2027, 12, 1, 9, 45, tzinfo=UTC)
+        expires = datetime.fromisoformat(stored["expires_at"])
+        assert expires.astimezone(UTC) == datetime(2027, 12, 1, 9, 55, tzinfo=UTC)
+
+        await listed.locator("a").click()
+        await expect(page.locator("#d-prices")).to_have_text(
+            "at 2027-12-01 15:15:00 IST", timeout=WAIT_MS
+        )
+        await expect(page.locator("#d-expires")).to_have_text("2027-12-01 15:25:00 IST")
+        await expect(page.locator("#orders tbody tr")).to_have_count(1)
+        await expect(page.locator("#history tbody tr").first.locator("td").first).to_have_text(_IST)
+        await screenshot(page, "v2-05-time-leg-page")
+
+        # An edit loads the time back in IST: the same wall-clock time, not the browser's zone.
+        await page.goto(f"{system.api_url}/ui/")
+        await row(page, trigger_id).locator("button.secondary").click(timeout=WAIT_MS)
+        await expect(page.locator("#mode")).to_have_value("basket")
+        at_input = page.locator("#legs fieldset.leg").first.locator('[data-name="at"]')
+        await expect(at_input).to_have_value("2027-12-01T15:15:00")
+        await page.close()
+    assert problems.seen == []
+
+
+async def test_a_basket_rows_422_lands_beside_that_rows_field(tmp_path: Path) -> None:
+    """A zero quantity in the second row: the message sits in that row, the input is marked,
+    the other rows are clean and nothing is created; an unpicked symbol is caught first."""
+    problems = Problems()
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await advanced(page)
+        leg = page.locator("#legs fieldset.leg").first
+        await leg.locator('[data-name="level"]').fill("1610")
+        await leg.locator('[data-name="direction"]').select_option("at_or_above")
+        await leg.locator("[data-add-order]").click()
+        await pick_order(page, 0, 0, "INFY")
+        second = order_row(page, 0, 1)
+        await second.locator('[data-name="symbol"]').fill("NOSUCHSYMBOL")
+        await page.click("#form-submit")
+        await expect(
+            second.locator('[data-error-for="legs[0].orders[1].instrument_token"]')
+        ).to_have_text("Pick an instrument from the search.", timeout=WAIT_MS)
+
+        await pick_order(page, 0, 1, "TCS")
+        await second.locator('[data-name="quantity"]').fill("0")
+        await page.click("#form-submit")
+        slot = second.locator('[data-error-for="legs[0].orders[1].quantity"]')
+        await expect(slot).not_to_be_empty(timeout=WAIT_MS)
+        await expect(second.locator('[data-name="quantity"]')).to_have_attribute(
+            "aria-invalid", "true"
+        )
+        first = order_row(page, 0, 0)
+        await expect(first.locator('[data-error-for="legs[0].orders[0].quantity"]')).to_be_empty()
+        await expect(first.locator('[data-name="quantity"]')).not_to_have_attribute(
+            "aria-invalid", "true"
+        )
+        await screenshot(page, "v2-06-row-error")
+        listed = await system.client.get("/triggers", headers=system.auth())
+        assert listed.json() == []
+
+        # Removing the first row renumbers the rest: TCS's error slot is now orders[0]'s.
+        await first.locator("[data-remove-order]").click()
+        await expect(leg.locator(".order")).to_have_count(1)
+        await expect(
+            leg.locator('.order [data-error-for="legs[0].orders[0].quantity"]')
+        ).to_have_count(1)
+        await expect(leg.locator("[data-remove-order]")).to_be_disabled()
+        await page.close()
+    assert problems.seen == []
