@@ -158,7 +158,9 @@ async def test_a_time_leg_is_entered_and_shown_in_ist(tmp_path: Path) -> None:
         await row(page, trigger_id).locator("button.secondary").click(timeout=WAIT_MS)
         await expect(page.locator("#mode")).to_have_value("basket")
         at_input = page.locator("#legs fieldset.leg").first.locator('[data-name="at"]')
-        await expect(at_input).to_have_value("2027-12-01T15:15:00")
+        await expect(at_input).to_have_value(
+            re.compile(r"^2027-12-01T15:15(:00)?$")
+        )  # chromium drops :00
         await page.close()
     assert problems.seen == []
 

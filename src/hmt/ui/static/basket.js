@@ -249,7 +249,7 @@ const hmtBasket = (() => {
   // An existing trigger into the form, for an edit.
   function edit(t) {
     reset();
-    if (t.watch && t.watch.instrument_token && t.watch.instrument_token !== t.instrument_token) {
+    if (t.watch && t.watch.instrument_token && t.watch.instrument_token !== hmt.traded(t).instrument_token) {
       watch.set({ ...t.watch, name: "", tick_size: 0, lot_size: 0 });
     }
     $("b-trigger_type").value = t.trigger_type;
@@ -292,7 +292,7 @@ const hmtBasket = (() => {
   function needsAdvanced(t) {
     const ls = t.legs || [];
     const w = t.watch && t.watch.instrument_token;
-    return Boolean((w && w !== t.instrument_token) || t.not_before || t.on_gap === "skip"
+    return Boolean(!t.tradingsymbol || (w && w !== t.instrument_token) || t.not_before || t.on_gap === "skip"
       || ls.some((l) => (l.orders || []).length !== 1 || (l.condition && l.condition.at)
         || (l.orders || []).some((o) => !["MARKET", "LIMIT"].includes(o.order_type)
           || (o.validity && o.validity !== "DAY") || o.instrument_token !== t.instrument_token)));

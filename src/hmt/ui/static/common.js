@@ -164,9 +164,17 @@ const hmt = (() => {
     return legs.map(condition).join(" / ");
   }
 
+  // The traded instrument: the record's own, or (where a basket leaves the v1 fields
+  // null) its first order's.
+  function traded(trigger) {
+    if (trigger.tradingsymbol) return trigger;
+    const first = ((trigger.legs || [])[0] || { orders: [] }).orders[0];
+    return first || trigger;
+  }
+
   // The instrument whose price the trigger watches: `watch` when set, else the traded one.
   function watched(trigger) {
-    return trigger.watch && trigger.watch.instrument_token ? trigger.watch : trigger;
+    return trigger.watch && trigger.watch.instrument_token ? trigger.watch : traded(trigger);
   }
 
   function orderCount(trigger) {
@@ -174,5 +182,5 @@ const hmt = (() => {
   }
 
   return { token, setToken, signOut, api, ApiError, stream, liveBadge, distance, percent,
-    rupees, prices, el, when, fromIst, toIst, condition, conditions, watched, orderCount };
+    rupees, prices, el, when, fromIst, toIst, condition, conditions, traded, watched, orderCount };
 })();

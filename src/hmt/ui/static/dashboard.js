@@ -100,11 +100,12 @@
     const watched = hmt.watched(t);
     tr.dataset.token = watched.instrument_token;  // the price its legs watch
     const symbol = hmt.el("td");
-    const link = hmt.el("a", t.tradingsymbol);
+    const traded = hmt.traded(t);
+    const link = hmt.el("a", traded.tradingsymbol);
     link.href = `/ui/triggers/${encodeURIComponent(t.id)}`;
     symbol.append(link);
     const orders = hmt.orderCount(t);
-    if (watched !== t && watched.instrument_token !== t.instrument_token) {
+    if (watched.instrument_token !== traded.instrument_token) {
       symbol.append(hmt.el("span", ` on ${watched.tradingsymbol}`, "muted small watch"));
     }
     const status = hmt.el("td");
@@ -343,7 +344,7 @@
       $("mode").disabled = true;  // an edit keeps the trigger's shape
       showMode();
       hmtBasket.edit(t);
-      $("form-title").textContent = `Edit ${t.tradingsymbol || "basket"} trigger`;
+      $("form-title").textContent = `Edit ${hmt.traded(t).tradingsymbol} trigger`;
       $("form-submit").textContent = "Save changes";
       $("trigger-form").scrollIntoView({ behavior: "smooth" });
       return;

@@ -24,10 +24,11 @@
 
   function render() {
     const t = trigger;
-    document.title = `hmt · ${t.tradingsymbol} ${t.trigger_type}`;
+    document.title = `hmt · ${hmt.traded(t).tradingsymbol} ${t.trigger_type}`;
     $("detail").hidden = false;
     $("history-card").hidden = false;
-    $("d-symbol").textContent = `${t.exchange}:${t.tradingsymbol}`;
+    const traded = hmt.traded(t);
+    $("d-symbol").textContent = `${traded.exchange}:${traded.tradingsymbol}`;
     $("d-status").textContent = t.status;
     $("d-status").className = `pill ${t.status}`;
     const count = hmt.orderCount(t);
