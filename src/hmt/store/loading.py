@@ -29,6 +29,7 @@ from hmt.core.model import Trigger
 from hmt.core.prices import to_units
 from hmt.core.types import (
     Exchange,
+    OnGap,
     OrderType,
     Product,
     Side,
@@ -41,6 +42,7 @@ from hmt.store.tables import gtt_orders as t
 # Status is not read: the query selects active rows only.
 _COLUMNS = tuple(t.c[f.column] for f in TRIGGER_FIELDS if f.name != "status")
 _ACTIVE = Status.ACTIVE
+_FIRE = OnGap.FIRE
 # Enum look-ups by value are dict hits, far cheaper than calling the enum.
 _EXCHANGES = {e.value: e for e in Exchange}
 _TYPES = {e.value: e for e in TriggerType}
@@ -150,6 +152,10 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
             _ACTIVE,
             row[i_expires],
             divisor,
+            None,
+            (),
+            None,
+            _FIRE,
         )
 
     return convert
