@@ -172,7 +172,7 @@ async def test_a_time_leg_and_an_oco_of_price_and_time(database_url: str) -> Non
 
 
 async def test_warnings_are_not_errors(database_url: str) -> None:
-    """A limit on the far side of its condition: 201, warned."""
+    """A limit on the far side of its condition and a time on a closed day: 201, warned."""
     async with running_system(database_url) as system:
         far = {
             "trigger_type": "single",
@@ -186,6 +186,21 @@ async def test_warnings_are_not_errors(database_url: str) -> None:
         created = await _post(system, far)
         assert created.status_code == 201, created.text
         assert any("legs[0].orders[0].price" in w for w in created.json()["warnings"])
+        saturday = datetime.now(UTC) + timedelta(days=(5 - datetime.now(UTC).weekday()) % 7 or 7)
+        timed = {
+            "trigger_type": "single",
+            "legs": [
+                {
+                    "condition": {"at": saturday.replace(hour=9, minute=45).isoformat()},
+                    "orders": [_order(INFY, quantity=1)],
+                }
+            ],
+        }
+        created = await _post(system, timed)
+        assert created.status_code == 201, created.text
+        assert any(
+            "legs[0].condition.at" in w and "closed" in w for w in created.json()["warnings"]
+        )
 
 
 def _with(path: str, value: Any) -> Any:

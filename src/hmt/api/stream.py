@@ -20,7 +20,8 @@ from fastapi.responses import StreamingResponse
 
 from hmt.api.auth import Caller
 from hmt.api.runtime import Runtime
-from hmt.api.schemas import TriggerOut, watched
+from hmt.api.schemas import TriggerRecordOut
+from hmt.api.schemas import watched as watched_by
 from hmt.core.lifecycle import Status
 from hmt.core.prices import to_decimal
 from hmt.engine.events import PriceEvent, TriggerChanged
@@ -52,26 +53,27 @@ async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
     subscription = runtime.engine.events.subscribe()
     try:
         statuses: dict[str, Status] = {}
-        # The instruments this viewer's own triggers watch (v1: the traded one), each
-        # with the divisor its record carries: a price is only ever shown for one of
-        # them, so the stream formats it without knowing how a broker encodes tokens.
-        prices: dict[int, int] = {}
+        # The instruments of this viewer's own triggers, each with the divisor its
+        # triggers carry: a price is only ever shown for one of them, so the
+        # stream formats it without knowing how a broker encodes its tokens.
+        watched: dict[int, int] = {}
         for record in await _live_triggers(runtime, user_id):
             statuses[record.trigger.id] = record.trigger.status
-            _follow(prices, record)
+            shown = watched_by(record)  # a v2 trigger's prices are the watched instrument's
+            watched[shown.id] = shown.price_divisor
         yield f"retry: {RETRY_MS}\n\n"
         ticks = runtime.engine.stats.ticks_processed
         yield _sse("engine", _engine(runtime, 0.0))
-        for token in sorted(prices):
+        for token in sorted(watched):
             last = runtime.engine.last_ltp.get(token)
             if last is not None:
-                yield _sse("price", _price(token, last, prices[token]))
+                yield _sse("price", _price(token, last, watched[token]))
         started = time.monotonic()
         next_engine = started + ENGINE_EVERY_S
         while (now := time.monotonic()) < started + STREAM_MAX_S:
             event = await subscription.next(within=max(0.0, next_engine - now))
-            if isinstance(event, PriceEvent) and event.instrument_token in prices:
-                divisor = prices[event.instrument_token]
+            if isinstance(event, PriceEvent) and event.instrument_token in watched:
+                divisor = watched[event.instrument_token]
                 yield _sse("price", _price(event.instrument_token, event.ltp, divisor))
             elif isinstance(event, TriggerChanged) and event.user_id == user_id:
                 changed = await _own(runtime, user_id, event.trigger_id)
@@ -80,8 +82,9 @@ async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
                     and statuses.get(changed.trigger.id) != changed.trigger.status
                 ):
                     statuses[changed.trigger.id] = changed.trigger.status
-                    _follow(prices, changed)
-                    yield _sse("trigger", TriggerOut.of(changed).model_dump(mode="json"))
+                    shown = watched_by(changed)
+                    watched[shown.id] = shown.price_divisor
+                    yield _sse("trigger", TriggerRecordOut.of(changed).model_dump(mode="json"))
             if (now := time.monotonic()) >= next_engine:
                 current = runtime.engine.stats.ticks_processed
                 rate = (current - ticks) / (ENGINE_EVERY_S + now - next_engine)
@@ -90,12 +93,6 @@ async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
         yield _sse("bye", {"reason": "stream lifetime reached: reconnect"})
     finally:
         subscription.close()
-
-
-def _follow(prices: dict[int, int], record: TriggerRecord) -> None:
-    """Stream the prices of the instrument `record`'s legs watch, in its own unit."""
-    instrument = watched(record)
-    prices[instrument.id] = instrument.price_divisor
 
 
 async def _live_triggers(runtime: Facade, user_id: str) -> list[TriggerRecord]:

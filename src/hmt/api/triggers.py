@@ -17,6 +17,7 @@ from hmt.api.pages import cursor_after, next_link, position
 from hmt.api.problems import ApiError, TooManyTriggers
 from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerIn, TriggerPatch, TriggerRecordOut, watched
+from hmt.api.timing import time_warnings
 from hmt.core.errors import FieldError, IllegalTransition, InvalidTrigger
 from hmt.core.instruments import Instrument
 from hmt.core.legs import far_side, instrument_errors
@@ -131,7 +132,7 @@ async def _checked_v2(
     trigger = body.to_trigger(trigger_id, user_id, instruments=found, status=status)
     watch = None if trigger.watch_token is None else found[trigger.watch_token]
     validate(trigger, instruments=found, now=runtime.triggers.clock())
-    notes = (*unchecked, *far_side(trigger))
+    notes = (*unchecked, *far_side(trigger), *time_warnings(trigger, runtime.triggers.clock()))
     return NewTrigger(trigger, found[trigger.instrument_token], notes, watch)
 
 
