@@ -189,7 +189,7 @@ async def test_a_basket_rows_422_lands_beside_that_rows_field(tmp_path: Path) ->
         await second.locator('[data-name="quantity"]').fill("0")
         await page.click("#form-submit")
         slot = second.locator('[data-error-for="legs[0].orders[1].quantity"]')
-        await expect(slot).not_to_be_empty(timeout=WAIT_MS)
+        await expect(slot).to_contain_text("greater than or equal to 1", timeout=WAIT_MS)
         await expect(second.locator('[data-name="quantity"]')).to_have_attribute(
             "aria-invalid", "true"
         )
@@ -199,6 +199,19 @@ async def test_a_basket_rows_422_lands_beside_that_rows_field(tmp_path: Path) ->
             "aria-invalid", "true"
         )
         await screenshot(page, "v2-06-row-error")
+
+        # The instrument master's rule (tick size) on that row's LIMIT price lands there too.
+        await second.locator('[data-name="quantity"]').fill("1")
+        await second.locator('[data-name="order_type"]').select_option("LIMIT")
+        await second.locator('[data-name="price"]').fill("3100.03")  # TCS's tick is 0.10
+        await page.click("#form-submit")
+        price = second.locator('[data-error-for="legs[0].orders[1].price"]')
+        await expect(price).to_contain_text("tick size 0.10", timeout=WAIT_MS)
+        await expect(slot).to_be_empty()
+        await expect(second.locator('[data-name="price"]')).to_have_attribute(
+            "aria-invalid", "true"
+        )
+        await screenshot(page, "v2-07-row-tick-error")
         listed = await system.client.get("/triggers", headers=system.auth())
         assert listed.json() == []
 
