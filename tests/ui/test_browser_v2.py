@@ -107,6 +107,26 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         await expect(orders.nth(0)).to_contain_text("≤ 23,800.00")
         await expect(page.locator("#d-created")).to_have_text(_IST)
         await screenshot(page, "v2-03-basket-page")
+
+        # Edit: the basket opens in the advanced form; drop an order and move the price.
+        await page.goto(f"{system.api_url}/ui/")
+        await row(page, trigger_id).locator("button.secondary").click(timeout=WAIT_MS)
+        await expect(page.locator("#mode")).to_have_value("basket")
+        await expect(page.locator("#watch-symbol")).to_have_value("NIFTY 50")
+        leg = page.locator("#legs fieldset.leg").first
+        await expect(leg.locator(".order")).to_have_count(3)
+        await expect(order_row(page, 0, 2).locator('[data-name="trigger_price"]')).to_have_value(
+            "1390"
+        )
+        await order_row(page, 0, 2).locator("[data-remove-order]").click()
+        await leg.locator('[data-name="level"]').fill("23700")
+        await page.click("#form-submit")
+        await expect(row(page, trigger_id)).to_contain_text("2 orders", timeout=WAIT_MS)
+        await expect(row(page, trigger_id)).to_contain_text("23,700.00")
+        edited = await system.trigger(trigger_id)
+        assert edited["watch"]["instrument_token"] == NIFTY_50
+        assert [o["tradingsymbol"] for o in edited["legs"][0]["orders"]] == ["INFY", "TCS"]
+
         await page.set_viewport_size(PHONE)
         await page.goto(f"{system.api_url}/ui/")
         await advanced(page)
@@ -161,6 +181,16 @@ async def test_a_time_leg_is_entered_and_shown_in_ist(tmp_path: Path) -> None:
         await expect(at_input).to_have_value(
             re.compile(r"^2027-12-01T15:15(:00)?$")
         )  # chromium drops :00
+        await at_input.fill("2027-12-01T15:20:00")
+        await page.click("#form-submit")
+        await expect(row(page, trigger_id)).to_contain_text(
+            "at 2027-12-01 15:20:00 IST", timeout=WAIT_MS
+        )
+        edited = await system.trigger(trigger_id)
+        at = datetime.fromisoformat(edited["legs"][0]["condition"]["at"])
+        assert at.astimezone(UTC) == datetime(2027, 12, 1, 9, 50, tzinfo=UTC)
+        assert edited["expires_at"] == stored["expires_at"]  # not sent, so unchanged
+        assert edited["legs"][0]["orders"] == stored["legs"][0]["orders"]
         await page.close()
     assert problems.seen == []
 
