@@ -95,6 +95,7 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         await expect(page.locator("#d-status")).to_have_text("active", timeout=WAIT_MS)
         await expect(page.locator("#d-watch")).to_have_text("NSE:NIFTY 50")
         await expect(page.locator("#d-symbol")).to_contain_text("3 orders")
+        await expect(page.locator("#d-prices")).to_have_text("≤ 23,800.00")
         orders = page.locator("#orders tbody tr")
         await expect(orders).to_have_count(3)
         for i, (symbol, kind) in enumerate(

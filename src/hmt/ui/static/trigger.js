@@ -34,16 +34,16 @@
     const count = hmt.orderCount(t);
     if (count > 1) $("d-symbol").textContent += ` · ${count} orders`;
     const known = (...parts) => parts.filter((p) => p !== null && p !== undefined).join(" · ") || "–";
-    $("d-type").textContent = known(t.trigger_type, t.order_type, t.product);
+    // A basket's v1 fields mirror its first order only: the Orders table has them all.
+    $("d-type").textContent = count > 1 ? t.trigger_type : known(t.trigger_type, t.order_type, t.product);
     $("d-side").textContent = count > 1 ? "see Orders" : known(t.transaction_type, t.quantity);
-    $("d-prices").textContent = hmt.prices(t);
     $("d-fired").textContent = t.triggered_at
       ? `₹${hmt.rupees(t.triggered_price)} (leg ${t.triggered_leg}) · ${hmt.when(t.triggered_at)}` : "–";
     $("d-order").textContent = t.order_id || "–";
     $("d-error").textContent = t.error_message || "";
     const watched = hmt.watched(t);
     $("d-watch").textContent = `${watched.exchange}:${watched.tradingsymbol}`;
-    $("d-prices").textContent = hmt.conditions(t);
+    $("d-prices").textContent = t.legs ? t.legs.map(hmt.condition).join(" / ") : hmt.prices(t);
     $("d-not-before").textContent = hmt.when(t.not_before);
     $("d-expires").textContent = hmt.when(t.expires_at);
     $("d-on-gap").textContent = t.on_gap || "fire";
