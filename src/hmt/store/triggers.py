@@ -11,7 +11,7 @@ import builtins
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select, update
@@ -26,7 +26,7 @@ from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
 from hmt.core.types import Cause, OnGap, TriggerId
 from hmt.core.validation import validate
-from hmt.store import events, legs, storable
+from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
 from hmt.store.loading import active_triggers
 from hmt.store.orders import with_orders
@@ -437,6 +437,20 @@ class TriggerStore:
             return await self.db.transaction(work, durable=durable)
         except _Stale:
             return False
+
+    async def day_ranges(self, broker: str, day: date) -> dict[int, tuple[int, int]]:
+        """The last-seen (high, low) of each watched instrument on `day` (`store.day_ranges`)."""
+        return await day_ranges.read(self.db, broker, day)
+
+    async def save_day_ranges(
+        self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
+    ) -> None:
+        """Widen the stored ranges of `day`: a high only grows, a low only falls."""
+        await day_ranges.save(self.db, broker, day, ranges, self.clock())
+
+    async def forget_day_ranges(self, broker: str, before: date) -> int:
+        """Drop the ranges of days before `before` (they say nothing about today)."""
+        return await day_ranges.forget(self.db, broker, before)
 
     async def expire_due(self) -> builtins.list[TriggerId]:
         """Move every active or paused trigger past its `expires_at` to `expired`."""
