@@ -14,6 +14,7 @@ from tests.support.system import running_system
 from tests.ui.test_browser import WAIT_MS, created_id, row, sign_in
 
 NIFTY_50 = 256265
+INFY = 408065
 _IST = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST$")
 
 
@@ -103,8 +104,8 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         ):
             await expect(orders.nth(i)).to_contain_text(f"NSE:{symbol}")
             await expect(orders.nth(i)).to_contain_text(kind)
-        await expect(orders.nth(1)).to_contain_text("3,100.00")
-        await expect(orders.nth(2)).to_contain_text("1,390.00")
+        await expect(orders.nth(1)).to_contain_text("3,100.00 / –")
+        await expect(orders.nth(2)).to_contain_text("– / 1,390.00")
         await expect(orders.nth(0)).to_contain_text("≤ 23,800.00")
         await expect(page.locator("#d-created")).to_have_text(_IST)
         await screenshot(page, "v2-03-basket-page")
@@ -253,5 +254,55 @@ async def test_a_basket_rows_422_lands_beside_that_rows_field(tmp_path: Path) ->
             leg.locator('.order [data-error-for="legs[0].orders[0].quantity"]')
         ).to_have_count(1)
         await expect(leg.locator("[data-remove-order]")).to_be_disabled()
+        await page.close()
+    assert problems.seen == []
+
+
+async def test_the_orders_table_shows_each_orders_status_id_tag_and_the_brokers_message(
+    tmp_path: Path,
+) -> None:
+    """A fired order's row says placed with its order id and tag; a refused one says failed
+    with the broker's own words; a leg that has not fired has no state yet."""
+    problems = Problems()
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
+        system.push(INFY, "1600.00")
+        placed = await system.create(
+            trigger_type="oco",
+            transaction_type="SELL",
+            trigger_price_1="1590.00",
+            trigger_price_2="1610.00",
+        )
+        system.push(INFY, "1610.00")
+        done = await system.settled(placed["id"])
+        assert done["status"] == "placed"
+        system.sim.faults.add(
+            kind="error",
+            endpoint="place_order",
+            error_type="InputException",
+            message="Insufficient funds for this order",
+        )
+        refused = await system.create(trigger_price_1="1620.00")
+        system.push(INFY, "1620.00")
+        assert (await system.settled(refused["id"]))["status"] == "failed"
+
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await page.goto(f"{system.api_url}/ui/triggers/{placed['id']}")
+        orders = page.locator("#orders tbody tr")
+        await expect(orders).to_have_count(2, timeout=WAIT_MS)
+        fired = page.locator('#orders tr[data-leg="2"]')
+        await expect(fired.locator('[data-col="status"]')).to_have_text("placed")
+        await expect(fired.locator('[data-col="order_id"]')).to_have_text(done["order_id"])
+        await expect(fired.locator('[data-col="tag"]')).to_have_text(done["broker_tag"])
+        unfired = page.locator('#orders tr[data-leg="1"]')
+        await expect(unfired.locator('[data-col="status"]')).to_have_text("–")
+        await expect(unfired.locator('[data-col="order_id"]')).to_have_text("–")
+        await expect(page.locator("#d-fired")).to_contain_text(" IST")
+
+        await page.goto(f"{system.api_url}/ui/triggers/{refused['id']}")
+        failed = page.locator('#orders tr[data-leg="1"]')
+        await expect(failed.locator('[data-col="status"]')).to_have_text("failed", timeout=WAIT_MS)
+        await expect(failed.locator('[data-col="message"]')).to_contain_text("Insufficient funds")
+        await screenshot(page, "v2-08-failed-order")
         await page.close()
     assert problems.seen == []

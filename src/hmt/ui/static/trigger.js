@@ -72,18 +72,18 @@
       const status = hmt.el("td");
       status.append(hmt.el("span", o.status || "–", `pill ${o.status || ""}`.trim()));
       status.dataset.col = "status";
+      const money = (v) => (v === null || v === undefined ? "–" : hmt.rupees(v));
       const cells = [
-        hmt.el("td", i + 1), hmt.el("td", j === 0 ? hmt.condition(leg) : ""), hmt.el("td", j + 1),
-        hmt.el("td", `${o.exchange}:${o.tradingsymbol}`), hmt.el("td", o.transaction_type),
-        hmt.el("td", o.quantity, "num"), hmt.el("td", o.product), hmt.el("td", o.order_type),
-        hmt.el("td", o.price === null || o.price === undefined ? "–" : hmt.rupees(o.price), "num"),
-        hmt.el("td", o.trigger_price === null || o.trigger_price === undefined ? "–" : hmt.rupees(o.trigger_price), "num"),
-        hmt.el("td", o.validity || "DAY"), status, hmt.el("td", o.order_id || "–"),
-        hmt.el("td", o.tag || "–"), hmt.el("td", o.error_message || ""),
+        hmt.el("td", `${i + 1} · ${j + 1}`), hmt.el("td", j === 0 ? hmt.condition(leg) : ""),
+        hmt.el("td", `${o.exchange}:${o.tradingsymbol}`),
+        hmt.el("td", `${o.transaction_type} ${o.quantity} · ${o.product} · ${o.order_type} · ${o.validity || "DAY"}`),
+        hmt.el("td", `${money(o.price)} / ${money(o.trigger_price)}`, "num"),
+        status, hmt.el("td", o.order_id || "–"), hmt.el("td", o.tag || "–", "tag"),
+        hmt.el("td", o.error_message || ""),
       ];
-      cells[12].dataset.col = "order_id";
-      cells[13].dataset.col = "tag";
-      cells[14].dataset.col = "message";
+      cells[6].dataset.col = "order_id";
+      cells[7].dataset.col = "tag";
+      cells[8].dataset.col = "message";
       tr.append(...cells);
       rows.push(tr);
     }));
