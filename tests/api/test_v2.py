@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from hmt.store.tables import gtt_orders, trigger_events
+from hmt.store.tables import gtt_orders, trigger_events, trigger_orders
 from tests.support.system import System, running_system
 
 NIFTY = {"instrument_token": 256265, "exchange": "NSE", "tradingsymbol": "NIFTY 50"}
@@ -85,7 +85,7 @@ async def test_a_basket_on_a_watched_index_round_trips(database_url: str) -> Non
         assert record["on_gap"] == "skip"
         assert record["not_before"] is None
         leg = record["legs"][0]
-        assert leg["condition"] == {"price": "23800.00", "direction": "at_or_below", "at": None}
+        assert leg["condition"] == {"price": "23800", "direction": "at_or_below", "at": None}
         assert [o["quantity"] for o in leg["orders"]] == [80, 40]
         stop = leg["orders"][1]
         assert (stop["order_type"], stop["price"], stop["trigger_price"]) == ("SL", "2400", "2410")
@@ -119,6 +119,59 @@ async def test_a_basket_on_a_watched_index_round_trips(database_url: str) -> Non
         assert system.runtime.engine.book.get(record["id"]) is None
         kinds = [e["kind"] for e in (await system.trigger(record["id"]))["events"]]
         assert kinds == ["created", "updated", "cancelled"]
+
+
+async def test_each_order_of_a_fired_basket_shows_its_own_state(database_url: str) -> None:
+    """A basket's orders read their rows: one placed, one failed with the broker's words."""
+    async with running_system(database_url) as system:
+        record = (await _post(system, _basket())).json()
+        tags = ["HMTAAAAAAAAAAAAAAAA1", "HMTBBBBBBBBBBBBBBBB1"]
+
+        async def fired(conn: Any) -> None:
+            # What the executor leaves after the basket: the rows and the outcome.
+            await conn.execute(
+                gtt_orders.update()
+                .where(gtt_orders.c.id == record["id"])
+                .values(status="failed", triggered_leg=1, broker_tag=tags[0], attempts=3)
+            )
+            await conn.execute(
+                trigger_orders.insert(),
+                [
+                    {
+                        "trigger_id": record["id"],
+                        "leg": 1,
+                        "position": 0,
+                        "user_id": "alice",
+                        "tag": tags[0],
+                        "status": "placed",
+                        "order_id": "2601",
+                        "attempts": 1,
+                        "error_message": None,
+                    },
+                    {
+                        "trigger_id": record["id"],
+                        "leg": 1,
+                        "position": 1,
+                        "user_id": "alice",
+                        "tag": tags[1],
+                        "status": "failed",
+                        "order_id": None,
+                        "attempts": 2,
+                        "error_message": "Trigger price was rejected",
+                    },
+                ],
+            )
+
+        await system.runtime.db.transaction(fired)
+        got = await system.trigger(record["id"])
+        states = [
+            (o["tag"], o["status"], o["order_id"], o["error_message"], o["attempts"])
+            for o in got["legs"][0]["orders"]
+        ]
+        assert states == [
+            (tags[0], "placed", "2601", None, 1),
+            (tags[1], "failed", None, "Trigger price was rejected", 2),
+        ]
 
 
 async def test_a_v1_trigger_reads_as_before_plus_its_legs(database_url: str) -> None:
@@ -348,7 +401,14 @@ async def test_edits_of_v2_triggers_are_checked_as_creates(database_url: str) ->
                 "required",
             ),
             ({"trigger_type": "oco"}, "legs", "count"),
-            ({"watch": None}, "legs[0].condition.price", "tick_size"),  # the option's grid
+            (  # no watch: the option's own price and grid (0.05), not the index's
+                {
+                    "watch": None,
+                    "legs": [{"condition": {"price": "238.03", "direction": "at_or_below"}}],
+                },
+                "legs[0].condition.price",
+                "tick_size",
+            ),
         ]
         for body, field, rule in cases:
             response = await system.client.patch(url, json=body, headers=me)

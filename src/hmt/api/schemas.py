@@ -287,10 +287,18 @@ class TriggerRecordOut(TriggerOut):
 def watched(record: TriggerRecord) -> Instrument:
     """The instrument a record's legs watch, as far as the record knows it (tick and lot 0)."""
     t = record.trigger
-    stored: Instrument | None = getattr(record, "watch", None)
-    if t.watch_token is not None and stored is not None:
-        return stored
-    return Instrument(t.instrument_token, t.exchange, t.tradingsymbol, t.price_divisor, 0, 0)
+    if t.watch_token is None:
+        return Instrument(t.instrument_token, t.exchange, t.tradingsymbol, t.price_divisor, 0, 0)
+    # The store reads a row without the master's name (another tool's) with the
+    # broker's divisor rule; the name then stays the one the row has, or none.
+    return Instrument(
+        t.watch_token,
+        record.watch_exchange or t.exchange,
+        record.watch_tradingsymbol or "",
+        record.watch_price_divisor or t.price_divisor,
+        0,
+        0,
+    )
 
 
 def _leg_out(record: TriggerRecord, leg: Leg, watch_divisor: int) -> LegOut:
@@ -298,7 +306,7 @@ def _leg_out(record: TriggerRecord, leg: Leg, watch_divisor: int) -> LegOut:
     at = t.fire_at(leg)
     price = None if at is not None else to_decimal(t.threshold(leg), watch_divisor)
     specs = t.orders(leg)
-    states: dict[int, Any] = {s.position: s for s in getattr(record, "orders", ()) if s.leg == leg}
+    states = {s.position: s for s in record.orders if s.leg == leg}
     fired = record.triggered_leg == leg
     orders = []
     for position, o in enumerate(specs):

@@ -161,14 +161,6 @@ def _out(runtime: Facade, record: TriggerRecord, notes: tuple[str, ...] = ()) ->
     return TriggerRecordOut.of(record, warnings=warnings)
 
 
-async def _store_new(runtime: Facade, new: NewTrigger, cap: int) -> TriggerRecord:
-    if new.trigger.is_v1:
-        return await runtime.triggers.create(new.trigger, instrument=new.instrument, cap=cap)
-    return await runtime.triggers.create(
-        new.trigger, instrument=new.instrument, cap=cap, watch=new.watch
-    )
-
-
 def _openapi_body(name: str) -> dict[str, Any]:
     """A body the route reads itself, described by the components `hmt.api.app` adds."""
     return {
@@ -214,7 +206,9 @@ async def create(request: Request, caller: Writer) -> TriggerRecordOut:
     new = await checked(body, runtime, caller.user_id)
     cap = runtime.settings.max_triggers_per_user
     try:  # the cap is counted by the INSERT itself: one round trip
-        record = await _store_new(runtime, new, cap)
+        record = await runtime.triggers.create(
+            new.trigger, instrument=new.instrument, watch=new.watch, cap=cap
+        )
     except OverCap as refused:
         raise _over_cap(refused) from None
     await runtime.engine.arm(record.trigger)  # as committed: the engine need not read it back
@@ -296,7 +290,12 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
     if problems:
         raise RequestValidationError(problems)
     try:
-        records = await _store_many(runtime, news)
+        records = await runtime.triggers.create_many(
+            [n.trigger for n in news],
+            instruments=[n.instrument for n in news],
+            watches=[n.watch for n in news],
+            cap=runtime.settings.max_triggers_per_user,
+        )
     except OverCap as refused:
         raise _over_cap(refused) from None
     for record in records:
@@ -305,16 +304,6 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
         triggers=[
             _out(runtime, record, new.warnings) for record, new in zip(records, news, strict=True)
         ]
-    )
-
-
-async def _store_many(runtime: Facade, news: list[NewTrigger]) -> list[TriggerRecord]:
-    cap = runtime.settings.max_triggers_per_user
-    triggers, instruments = [n.trigger for n in news], [n.instrument for n in news]
-    if all(n.watch is None for n in news):
-        return await runtime.triggers.create_many(triggers, instruments=instruments, cap=cap)
-    return await runtime.triggers.create_many(
-        triggers, instruments=instruments, cap=cap, watches=[n.watch for n in news]
     )
 
 
