@@ -85,6 +85,10 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         await expect(listed).to_contain_text("on NIFTY 50")
         await expect(listed.locator('[data-col="status"]')).to_have_text("active")
         assert await listed.get_attribute("data-token") == str(NIFTY_50)
+        # LTP and distance are the watched index's, not the first order's instrument's.
+        system.push(NIFTY_50, "24000.00")
+        await expect(listed.locator('[data-col="ltp"]')).to_have_text("24,000.00", timeout=WAIT_MS)
+        await expect(listed.locator('[data-col="distance"]')).to_have_text("-0.83%")
         stored = await system.trigger(trigger_id)
         assert stored["watch"]["instrument_token"] == NIFTY_50
         (stored_leg,) = stored["legs"]
@@ -131,6 +135,10 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
 
         await page.set_viewport_size(PHONE)
         await page.goto(f"{system.api_url}/ui/")
+        # The quantity column is dropped at phone width: the count moves beside the symbol.
+        count = row(page, trigger_id).locator(".phone-only")
+        await expect(count).to_be_visible(timeout=WAIT_MS)
+        await expect(count).to_have_text(" · 2 orders")
         await advanced(page)
         await screenshot(page, "v2-04-basket-form-phone")
         width = await page.evaluate("document.documentElement.scrollWidth")

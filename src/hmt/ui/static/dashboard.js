@@ -105,6 +105,7 @@
     link.href = `/ui/triggers/${encodeURIComponent(t.id)}`;
     symbol.append(link);
     const orders = hmt.orderCount(t);
+    if (orders > 1) symbol.append(hmt.el("span", ` · ${orders} orders`, "muted small phone-only"));
     if (watched.instrument_token !== traded.instrument_token) {
       symbol.append(hmt.el("span", ` on ${watched.tradingsymbol}`, "muted small watch"));
     }
