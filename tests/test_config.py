@@ -52,6 +52,7 @@ NAMES = [
     "HMT_ENGINE_ID",
     "HMT_CLAIM_LEASE_MS",
     "HMT_CLAIM_DURABILITY",
+    "HMT_TIME_GRACE_S",
 ]
 
 

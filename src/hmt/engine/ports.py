@@ -19,10 +19,12 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import date
+from typing import Any, Protocol
 
 from hmt.core.broker import OrderReport
 from hmt.core.errors import FieldError
+from hmt.core.events import EventKind
 from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
@@ -57,6 +59,19 @@ class Feed(Protocol):
     def status(self) -> FeedStatus: ...
 
 
+class QuotePort(Protocol):
+    """The broker's quotes, for the day's high and low (Kite: GET /quote/ohlc).
+
+    Asked after a blind spot in LTP mode, where ticks carry no day range, and to
+    seed an instrument's range when it starts being watched.
+    """
+
+    async def day_ranges(self, tokens: Collection[int]) -> dict[int, tuple[int, int]]:
+        """(high, low) in wire units of each instrument the broker has today's prices
+        for (others are absent), or a classified `BrokerError`."""
+        ...
+
+
 # --- the store, read ------------------------------------------------------------------
 
 
@@ -88,6 +103,25 @@ class TriggerSource(Protocol):
     async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
         """Fail a claim whose tag look-up found no order, without sending anything."""
         ...
+
+
+class ConditionStore(Protocol):
+    """The store's side of v2's conditions: notes, expiry with a reason, day ranges."""
+
+    async def note(
+        self, trigger_id: TriggerId, kind: EventKind, payload: Mapping[str, Any]
+    ) -> bool:
+        """Append an event to an active trigger without changing it; False if not active."""
+        ...
+
+    async def expire(self, trigger_id: TriggerId, reason: str) -> bool:
+        """`active` -> `expired` with `reason` in the event; False if it was not active."""
+        ...
+
+    async def day_ranges(self, broker: str, day: date) -> dict[int, tuple[int, int]]: ...
+    async def save_day_ranges(
+        self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
+    ) -> None: ...
 
 
 class ChangeSource(Protocol):

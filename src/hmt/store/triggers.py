@@ -425,7 +425,7 @@ class TriggerStore:
                 )
             leg = int(fired.leg)
             entries: list[tuple[EventKind, Mapping[str, Any]]] = [
-                (EventKind.FIRED, {"leg": leg, "ltp": price}),
+                (EventKind.FIRED, _fired_payload(fired, price, watched or divisor)),
                 (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
             ]
             if sending:
@@ -503,6 +503,24 @@ class TriggerStore:
             return record
 
         return await self.db.transaction(work)
+
+
+def _fired_payload(fired: Fired, price: object, divisor: int) -> dict[str, Any]:
+    """The `fired` event: leg and price, as v1 wrote it. A v2 trigger's also says why
+    it fired (price, time, gap) and, fired by a price that jumped past its threshold,
+    the threshold and the jump (a v1 record has its threshold in its own fields)."""
+    payload: dict[str, Any] = {"leg": int(fired.leg), "ltp": price}
+    trigger = fired.trigger
+    if trigger.is_v1:
+        return payload
+    payload["cause"] = fired.cause.value
+    if fired.cause is Cause.PRICE and trigger.fire_at(fired.leg) is None:
+        threshold = trigger.threshold(fired.leg)
+        if fired.ltp != threshold:
+            # In the watched instrument's units (`divisor`), like the ltp.
+            payload["threshold"] = str(rupees(threshold, divisor))
+            payload["jump"] = str(rupees(fired.ltp - threshold, divisor))
+    return payload
 
 
 async def _fetch(
