@@ -37,8 +37,10 @@
     // A basket's v1 fields mirror its first order only: the Orders table has them all.
     $("d-type").textContent = count > 1 ? t.trigger_type : known(t.trigger_type, t.order_type, t.product);
     $("d-side").textContent = count > 1 ? "see Orders" : known(t.transaction_type, t.quantity);
+    // A time leg fires with no price (null, or 0 where the feed had none): say when only.
+    const price = firedPrice(t) === null ? "" : `₹${hmt.rupees(t.triggered_price)} `;
     $("d-fired").textContent = t.triggered_at
-      ? `₹${hmt.rupees(t.triggered_price)} (leg ${t.triggered_leg}) · ${hmt.when(t.triggered_at)}` : "–";
+      ? `${price}(leg ${t.triggered_leg}) · ${hmt.when(t.triggered_at)}` : "–";
     $("d-order").textContent = t.order_id || "–";
     $("d-error").textContent = t.error_message || "";
     const watched = hmt.watched(t);
@@ -89,6 +91,11 @@
     }));
     $("orders").tBodies[0].replaceChildren(...rows);
     $("orders-card").hidden = false;
+  }
+
+  function firedPrice(t) {
+    const p = t.triggered_price;
+    return p === null || p === undefined || Number(p) === 0 ? null : Number(p);
   }
 
   function renderHistory(events) {
@@ -150,7 +157,7 @@
         lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true, title: `leg ${i + 1}`,
       }));
     });
-    if (trigger.triggered_at && trigger.triggered_price !== null) {
+    if (trigger.triggered_at && firedPrice(trigger) !== null) {
       const at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000) + IST_S;
       plot(at, Number(trigger.triggered_price));  // the firing tick's price, at its second
       markers.setMarkers([{ time: at, position: "aboveBar", color: "#c62828", shape: "arrowDown",
