@@ -82,6 +82,7 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         trigger_id = await created_id(page, set())
         listed = row(page, trigger_id)
         await expect(listed).to_contain_text("3 orders")
+        await expect(listed.locator("td").nth(2)).to_have_text("BUY/SELL")  # every side
         await expect(listed).to_contain_text("on NIFTY 50")
         await expect(listed.locator('[data-col="status"]')).to_have_text("active")
         assert await listed.get_attribute("data-token") == str(NIFTY_50)

@@ -129,7 +129,11 @@
       actions.append(box);
     }
     const quantity = orders > 1 ? `${orders} orders` : t.quantity;  // a basket, compactly
-    tr.append(symbol, hmt.el("td", t.trigger_type), hmt.el("td", t.transaction_type || "–"),
+    // A basket's v1 side is its first order's: show every side its orders take.
+    const sides = orders > 1
+      ? [...new Set((t.legs || []).flatMap((l) => l.orders.map((o) => o.transaction_type)))].join("/")
+      : t.transaction_type;
+    tr.append(symbol, hmt.el("td", t.trigger_type), hmt.el("td", sides || "–"),
       hmt.el("td", quantity ?? "–", "num"), hmt.el("td", hmt.conditions(t), "num"), ltp, dist, status, actions);
     paintPrice(tr, t);
     return tr;
