@@ -15,6 +15,7 @@ from tests.ui.test_browser import WAIT_MS, created_id, row, sign_in
 
 NIFTY_50 = 256265
 INFY = 408065
+OPTION = "NIFTY26DEC24600CE"  # v2-sim's index options: NFO, lot 65, tick 0.05
 _IST = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST$")
 
 
@@ -40,8 +41,9 @@ async def pick_order(
 async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_by_order(
     tmp_path: Path,
 ) -> None:
-    """Watch NIFTY 50 (an index: watched, never ordered), three order rows of three types;
-    the table says "3 orders" and the watched index, the page lists each order."""
+    """Watch NIFTY 50 (an index: watched, never ordered), three order rows of three types on
+    two exchanges; the table says "3 orders" and the watched index, the page lists each
+    order; the option's lot size is checked in its own row."""
     problems = Problems()
     async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
         page = problems.watch(await browser.new_page(viewport=DESKTOP))
@@ -70,12 +72,20 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         await second.locator('[data-name="order_type"]').select_option("LIMIT")
         await expect(second.locator('[data-name="trigger_price"]')).to_be_hidden()
         await second.locator('[data-name="price"]').fill("3100")
-        await pick_order(page, 0, 2, "RELIANCE")
+        # An index option on NFO (the exchange chosen beside the search), lot 65.
+        await pick_order(page, 0, 2, OPTION, exchange="NFO")
         third = order_row(page, 0, 2)
+        await expect(third.locator("[data-picked]")).to_contain_text("lot 65")
+        await third.locator('[data-name="transaction_type"]').select_option("SELL")
+        await third.locator('[data-name="product"]').select_option("NRML")
         await third.locator('[data-name="order_type"]').select_option("SL-M")
         await expect(third.locator('[data-name="price"]')).to_be_hidden()
-        await third.locator('[data-name="trigger_price"]').fill("1390")
+        await third.locator('[data-name="trigger_price"]').fill("40.05")
         await third.locator('[data-name="validity"]').select_option("DAY")
+        await page.click("#form-submit")  # one contract: not a multiple of the lot
+        lot = third.locator('[data-error-for="legs[0].orders[2].quantity"]')
+        await expect(lot).to_contain_text("lot size (65)", timeout=WAIT_MS)
+        await third.locator('[data-name="quantity"]').fill("65")
         await screenshot(page, "v2-01-basket-form")
         await page.click("#form-submit")
 
@@ -93,7 +103,8 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         stored = await system.trigger(trigger_id)
         assert stored["watch"]["instrument_token"] == NIFTY_50
         (stored_leg,) = stored["legs"]
-        assert [o["tradingsymbol"] for o in stored_leg["orders"]] == ["INFY", "TCS", "RELIANCE"]
+        assert [o["tradingsymbol"] for o in stored_leg["orders"]] == ["INFY", "TCS", OPTION]
+        assert stored_leg["orders"][2]["quantity"] == 65
         assert [o["order_type"] for o in stored_leg["orders"]] == ["MARKET", "LIMIT", "SL-M"]
         await screenshot(page, "v2-02-basket-listed")
 
@@ -105,12 +116,12 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         orders = page.locator("#orders tbody tr")
         await expect(orders).to_have_count(3)
         for i, (symbol, kind) in enumerate(
-            (("INFY", "MARKET"), ("TCS", "LIMIT"), ("RELIANCE", "SL-M"))
+            (("NSE:INFY", "MARKET"), ("NSE:TCS", "LIMIT"), (f"NFO:{OPTION}", "SL-M"))
         ):
-            await expect(orders.nth(i)).to_contain_text(f"NSE:{symbol}")
+            await expect(orders.nth(i)).to_contain_text(symbol)
             await expect(orders.nth(i)).to_contain_text(kind)
         await expect(orders.nth(1)).to_contain_text("3,100.00 / –")
-        await expect(orders.nth(2)).to_contain_text("– / 1,390.00")
+        await expect(orders.nth(2)).to_contain_text("– / 40.05")
         await expect(orders.nth(0)).to_contain_text("≤ 23,800.00")
         await expect(page.locator("#d-created")).to_have_text(_IST)
         await screenshot(page, "v2-03-basket-page")
@@ -123,7 +134,7 @@ async def test_a_three_order_basket_watching_nifty_50_is_listed_and_shown_order_
         leg = page.locator("#legs fieldset.leg").first
         await expect(leg.locator(".order")).to_have_count(3)
         await expect(order_row(page, 0, 2).locator('[data-name="trigger_price"]')).to_have_value(
-            "1390"
+            "40.05"
         )
         await order_row(page, 0, 2).locator("[data-remove-order]").click()
         await leg.locator('[data-name="level"]').fill("23700")
