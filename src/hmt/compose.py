@@ -47,7 +47,7 @@ from hmt.logs import register_secret
 from hmt.store import migrate
 from hmt.store.accounts import AccountStore
 from hmt.store.changes import ChangeFeed
-from hmt.store.conditions import ConditionStore, StoredDayRanges
+from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
 from hmt.store.sealing import Sealer
@@ -243,7 +243,7 @@ async def build(settings: Settings) -> Runtime:
             ranges_from_ticks=ranged,
         ),
         session=session,
-        conditions=ConditionStore(triggers, StoredDayRanges(db)),
+        conditions=ConditionStore(triggers, triggers),
         quotes=KiteQuotes(rest, listed),
     )
     # A claim may not have reached the disk: after the database comes back, the engine

@@ -1,4 +1,5 @@
-"""The store's side of v2's conditions on both databases: day ranges, notes, reasoned expiry."""
+"""The store's side of v2's conditions on both databases: notes and reasoned expiry (the
+day ranges are the trigger store's, tested with it)."""
 
 from __future__ import annotations
 
@@ -6,40 +7,18 @@ from datetime import date
 
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
-from hmt.store.conditions import ConditionStore, StoredDayRanges
+from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database
 from hmt.store.triggers import TriggerStore
-from tests.store.conftest import Clock
-from tests.support.factories import INFY, RELIANCE, make_trigger
+from tests.support.factories import make_trigger
 
 DAY = date(2026, 3, 2)
-
-
-async def test_day_ranges_only_widen_and_are_kept_per_broker_and_day(
-    db: Database, clock: Clock
-) -> None:
-    ranges = StoredDayRanges(db, clock)
-    assert await ranges.day_ranges("kite", DAY) == {}
-    await ranges.save_day_ranges(
-        "kite", DAY, {INFY: (160_000, 158_000), RELIANCE: (140_000, 140_000)}
-    )
-    # A narrower save (a late or second engine) leaves the range; a wider one grows it.
-    await ranges.save_day_ranges(
-        "kite", DAY, {INFY: (159_500, 159_000), RELIANCE: (141_000, 139_000)}
-    )
-    await ranges.save_day_ranges("kite", DAY, {INFY: (161_000, 158_500)})
-    assert await ranges.day_ranges("kite", DAY) == {
-        INFY: (161_000, 158_000),
-        RELIANCE: (141_000, 139_000),
-    }
-    assert await ranges.day_ranges("paper", DAY) == {}
-    assert await ranges.day_ranges("kite", date(2026, 3, 3)) == {}
 
 
 async def test_a_note_is_appended_to_an_active_trigger_only(
     db: Database, store: TriggerStore
 ) -> None:
-    conditions = ConditionStore(store, StoredDayRanges(db))
+    conditions = ConditionStore(store, store)
     trigger = make_trigger()
     await store.create(trigger)
     payload = {"leg": 1, "on_gap": "skip", "before": {"high": "1600", "low": "1600"}}
@@ -55,7 +34,7 @@ async def test_a_note_is_appended_to_an_active_trigger_only(
 async def test_expire_with_a_reason_moves_only_an_active_trigger(
     db: Database, store: TriggerStore
 ) -> None:
-    conditions = ConditionStore(store, StoredDayRanges(db))
+    conditions = ConditionStore(store, store)
     trigger, paused = make_trigger(), make_trigger()
     await store.create(trigger)
     await store.create(paused)

@@ -5,6 +5,7 @@ v1 triggers and rows stay exactly as they were."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import Uuid, bindparam, select, text
 
 from hmt.core.errors import InvalidTrigger
+from hmt.core.events import EventKind
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, LegSpec, OrderSpec, Trigger
@@ -34,7 +36,8 @@ from hmt.core.types import (
 )
 from hmt.kite.tags import broker_tag
 from hmt.store.db import Database
-from hmt.store.records import OrderState
+from hmt.store.loading import _COLUMNS, V2_COLUMNS, converter
+from hmt.store.records import OrderState, trigger_from_row, user_columns
 from hmt.store.tables import gtt_orders, trigger_events, trigger_orders
 from hmt.store.triggers import TriggerStore
 from tests.store.conftest import Clock
@@ -232,6 +235,9 @@ async def test_a_single_time_leg_is_null_in_the_table_and_zero_in_the_core(
     record = await store.get("alice", trigger.id)
     assert record.status is Status.TRIGGERED
     assert record.triggered_price is None
+    fired_event = (await store.history("alice", trigger.id))[1]
+    assert fired_event.kind is EventKind.FIRED
+    assert fired_event.payload == {"leg": 1, "ltp": None, "cause": "time"}
 
 
 async def test_a_claim_sees_an_edit_of_any_v2_field(store: TriggerStore) -> None:
@@ -356,7 +362,10 @@ async def test_a_basket_record_carries_its_order_rows(
     record = await store.get("alice", trigger.id)
     assert record.orders == expected
     assert (await store.load(trigger.id)) == record
-    assert [r.orders for r in await store.list("alice")] == [(), expected]
+    assert {r.id: r.orders for r in await store.list("alice")} == {
+        trigger.id: expected,
+        one.id: (),
+    }
     assert [r.orders for r in await store.in_status(Status.TRIGGERED)] == [expected]
     assert (await store.get("alice", one.id)).orders == ()
 
@@ -378,6 +387,9 @@ async def test_v1_triggers_write_what_they_always_wrote(store: TriggerStore, db:
         "on_gap",
     )
     assert {column: row[column] for column in v2_columns} == dict.fromkeys(v2_columns)
+    async with db.engine.connect() as conn:  # SQL NULL, not JSON null: the load's fast path
+        nulls = await conn.execute(text("SELECT count(*) FROM hmt_gtt_orders WHERE legs IS NULL"))
+        assert nulls.scalar_one() == 1
     async with db.engine.connect() as conn:
         payloads = (await conn.execute(select(trigger_events.c.payload))).scalars().all()
     v1_keys = {
@@ -445,3 +457,24 @@ async def test_unreadable_legs_json_skips_that_row_only(store: TriggerStore, db:
     assert trigger_id == broken.id
     assert isinstance(error, InvalidTrigger)
     assert [(e.field, e.rule) for e in error.errors] == [("legs", "json")]
+
+
+def test_the_loaders_converter_reads_a_v2_row_by_name_as_the_records_do() -> None:
+    """A v2 row converts to the same trigger in either column order, and to what
+    `records.trigger_from_row` makes of it; a v1 row beside it takes the fast path."""
+    trigger = v2_trigger()
+    row = {
+        **user_columns(trigger, NIFTY.price_divisor),
+        "id": trigger.id,
+        "user_id": trigger.user_id,
+        "watch_price_divisor": NIFTY.price_divisor,
+    }
+    row["legs"] = json.dumps(row["legs"])  # as the load reads it: text
+    names = [c.name for c in (*_COLUMNS, *V2_COLUMNS)]
+    forward = converter(names)([row[name] for name in names])
+    backward = converter(names[::-1])([row[name] for name in names[::-1]])
+    assert forward == backward == trigger
+    assert trigger_from_row({**row, "status": "active"}) == trigger
+    v1 = make_trigger()
+    v1_row = {**user_columns(v1), "id": v1.id, "user_id": v1.user_id, "watch_price_divisor": None}
+    assert converter(names)([v1_row[name] for name in names]) == v1

@@ -242,6 +242,18 @@ async def outage(system: System, level: str | None = None) -> None:
     )
 
 
+async def report(system: System, scenario: str, fire: Trigger, skip: Trigger) -> None:
+    """RELIABILITY 19's figures (docs/reliability.md): both legs were crossed while blind."""
+    crossed = [fire, skip]
+    noted = [t for t in crossed if await missed_touches(system, t.id)]
+    print(
+        f"RELIABILITY 19 {scenario}: legs crossed while blind {len(crossed)}, "
+        f"fired {len(orders_of(system, fire))} (orders of the skip leg "
+        f"{len(orders_of(system, skip))}), recorded {len(noted)}, "
+        f"silently missed {len(crossed) - len(noted)}"
+    )
+
+
 async def missed_touches(system: System, trigger_id: TriggerId) -> list[dict[str, Any]]:
     history = await system.runtime.triggers.history("alice", trigger_id)
     return [dict(event.payload) for event in history if event.kind is EventKind.MISSED_TOUCH]
@@ -287,6 +299,7 @@ async def test_an_outage_crossing_a_stop_and_back_fires_once_or_is_recorded(
         assert len(await missed_touches(system, skip.id)) == 1
         assert orders_of(system, skip) == []
         assert len(orders_of(system, fire)) == 1
+        await report(system, f"outage, {mode} mode", fire, skip)
 
 
 async def test_a_crossing_while_the_engine_was_stopped_fires_after_the_restart(
@@ -308,6 +321,7 @@ async def test_a_crossing_while_the_engine_was_stopped_fires_after_the_restart(
         await eventually(lambda: missed_touches(system, skip.id))
         assert orders_of(system, skip) == []
         assert (await record(system, skip.id)).status is Status.ACTIVE
+        await report(system, "restart", fire, skip)
 
 
 async def test_a_day_low_set_before_the_trigger_was_armed_is_not_a_missed_touch(

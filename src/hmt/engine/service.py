@@ -33,7 +33,7 @@ from hmt.core.timebook import TimeBook
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
-from hmt.engine.executor import AuthExpired, Executor, Outcome
+from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
 from hmt.engine.ports import ConditionStore, Feed, QuotePort, TriggerSource
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
@@ -302,7 +302,7 @@ class Engine:
         """Settle, before anything can fire, this engine's claims a crash left `triggered`,
         and every other engine's claim whose lease has expired."""
         leased_at = asyncio.get_running_loop().time()
-        for left in await self._source.adopt(own=True):
+        for left in await self._source.adopt(own=True, tag_of=self._executor.tag):
             await self._settle(left, leased_at)
 
     async def settle_expired(self) -> int:
@@ -314,7 +314,7 @@ class Engine:
         adopted claim is settled in its own task; returns how many were adopted.
         """
         leased_at = asyncio.get_running_loop().time()
-        adopted = await self._source.adopt(own=False)
+        adopted = await self._source.adopt(own=False, tag_of=self._executor.tag)
         for left in adopted:
             self._spawn(self._settle_adopted(left, leased_at))
         return len(adopted)
@@ -333,11 +333,22 @@ class Engine:
             await self.refresh(left.intent.trigger_id)
 
     async def _settle(self, left: InFlight, leased_at: float) -> None:
-        """Settle one adopted claim: by tag first; sent again only if it is recent."""
+        """Settle one adopted claim: by tag first; sent again only if it is recent.
+
+        A basket's unsettled orders are settled one by one in listed order, each
+        by the same rules (a placed or failed order is never among them), then
+        the trigger finishes.
+        """
         now = self._clock()
         recent = left.triggered_at is not None and now - left.triggered_at <= (
             self._config.resend_within
         )
+        if left.basket:
+            settled = await self._executor.settle_basket(
+                left.basket, ambiguous=True, resend=recent, leased_at=leased_at
+            )
+            log.info("recovered", trigger_id=left.intent.trigger_id, outcome=settled.value)
+            return
         if recent:
             outcome: Outcome | None = await self._executor.settle(
                 left.intent, ambiguous=True, leased_at=leased_at
@@ -345,11 +356,7 @@ class Engine:
         else:
             outcome = await self._executor.resolve(left.intent, leased_at=leased_at)
         if outcome is None:
-            await self._source.give_up(
-                left.intent.trigger_id,
-                "the engine restarted before the order was confirmed, the broker has "
-                "no order with its tag, and the price may have moved since: not sent again",
-            )
+            await self._source.give_up(left.intent.trigger_id, GIVEN_UP)
             outcome = Outcome.FAILED
         log.info("recovered", trigger_id=left.intent.trigger_id, outcome=outcome.value)
 
@@ -472,9 +479,11 @@ class Engine:
             current = None
         if self._touched is not None:
             self._touched.add(trigger_id)
+        armed = self.book.get(trigger_id)
         old = self._take(trigger_id)
         if current is not None:
-            self._put(current)
+            # The same row read again (the change feed echoes every write) is not armed anew.
+            self._put(current, rearmed=armed == current)
         if old is not None and not self.book.count_for(old.watched):
             self._feed.unsubscribe((old.watched,))
         owner = current or old
@@ -554,9 +563,10 @@ class Engine:
 
     # --- the books: price legs, time legs, not yet armed ---------------------------------
 
-    def _put(self, trigger: Trigger) -> None:
+    def _put(self, trigger: Trigger, *, rearmed: bool = False) -> None:
         """Arm an active trigger: its price legs in the book, its time legs in the time
-        book; one whose `not_before` is ahead waits, in neither, for its timer."""
+        book; one whose `not_before` is ahead waits, in neither, for its timer.
+        `rearmed`: it was in the book just before, unchanged (not armed anew)."""
         if trigger.not_before is not None and trigger.not_before > self._clock():
             self._dormant.add(trigger)
             self._timer_wake.set()
@@ -571,7 +581,8 @@ class Engine:
         self._feed.subscribe((token,))
         spot = self._blind.get(token)
         if spot is not None:
-            spot.armed_during.add(trigger.id)
+            if not rearmed:
+                spot.armed_during.add(trigger.id)
         elif token not in self.ranges.values and self._reads_quotes:
             self._seed.add(token)
 

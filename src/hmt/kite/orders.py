@@ -25,9 +25,10 @@ class KiteOrders:
         self._rest = rest
         self._market_protection = market_protection
 
-    def tag(self, trigger_id: str, leg: Leg) -> str:
-        """The tag an order of this leg carries: Kite's rule, in `hmt.kite.tags`."""
-        return broker_tag(trigger_id, leg)
+    def tag(self, trigger_id: str, leg: Leg, position: int = 0) -> str:
+        """The tag the order at `position` of this leg's basket carries: Kite's rule, in
+        `hmt.kite.tags`."""
+        return broker_tag(trigger_id, leg, position)
 
     async def place(self, intent: OrderIntent, *, variety: str = "regular") -> str:
         """Send a trigger's order; its Kite order id (a string: ids exceed 2^53)."""

@@ -8,21 +8,17 @@ restart ends its trigger `expired` with the reason in the event's payload.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from datetime import date
 from typing import Any, Protocol
 
-from sqlalchemy import case, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.core.types import TriggerId
 from hmt.store import events
-from hmt.store.db import Database
-from hmt.store.tables import day_ranges as r
 from hmt.store.tables import gtt_orders as t
 from hmt.store.triggers import TriggerStore, _valid_id, apply_event
 
@@ -92,55 +88,3 @@ class ConditionStore:
         self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
     ) -> None:
         await self._ranges.save_day_ranges(broker, day, ranges)
-
-
-class StoredDayRanges:
-    """`hmt_day_ranges` (revision 0003): a `DayRangeStore` on either database.
-
-    A save is one upsert for every instrument given, in one transaction; the stored high
-    only grows and the low only falls, so two engines (or a late save) never narrow it.
-    """
-
-    def __init__(self, db: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.db = db
-        self.clock = clock
-
-    async def day_ranges(self, broker: str, day: date) -> dict[int, tuple[int, int]]:
-        query = select(r.c.instrument_token, r.c.high, r.c.low).where(
-            r.c.broker == broker, r.c.day == day
-        )
-
-        async def work(conn: AsyncConnection) -> dict[int, tuple[int, int]]:
-            rows = (await conn.execute(query)).all()
-            return {int(token): (int(high), int(low)) for token, high, low in rows}
-
-        return await self.db.transaction(work, write=False)
-
-    async def save_day_ranges(
-        self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
-    ) -> None:
-        if not ranges:
-            return
-        now = self.clock()
-        rows = [
-            {"broker": broker, "instrument_token": token, "day": day, "high": high, "low": low}
-            | {"updated_at": now}
-            for token, (high, low) in sorted(ranges.items())
-        ]
-
-        async def work(conn: AsyncConnection) -> None:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            statement = insert(r).values(rows)
-            new = statement.excluded
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[r.c.broker, r.c.instrument_token, r.c.day],
-                    set_={
-                        "high": case((new.high > r.c.high, new.high), else_=r.c.high),
-                        "low": case((new.low < r.c.low, new.low), else_=r.c.low),
-                        "updated_at": new.updated_at,
-                    },
-                )
-            )
-
-        await self.db.transaction(work)

@@ -421,9 +421,10 @@ class TriggerStore:
             if trigger.watch_token is not None and watched != divisor and ltp is not None:
                 price = rupees(ltp, watched)
                 await conn.execute(
-                    update(t).where(t.c.id == trigger.id).values(triggered_price=price)
+                    update(t).where(t.c.id == _valid_id(trigger.id)).values(triggered_price=price)
                 )
             leg = int(fired.leg)
+            # v2: a leg fired by its time or by a missed touch says so; a price's is as v1.
             entries: list[tuple[EventKind, Mapping[str, Any]]] = [
                 (EventKind.FIRED, _fired_payload(fired, price, watched or divisor)),
                 (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
@@ -511,8 +512,8 @@ def _fired_payload(fired: Fired, price: object, divisor: int) -> dict[str, Any]:
     the threshold and the jump (a v1 record has its threshold in its own fields)."""
     payload: dict[str, Any] = {"leg": int(fired.leg), "ltp": price}
     trigger = fired.trigger
-    if trigger.is_v1:
-        return payload
+    if trigger.is_v1:  # fired by a tick as v1 always was: {leg, ltp} exactly
+        return payload if fired.cause is Cause.PRICE else payload | {"cause": fired.cause.value}
     payload["cause"] = fired.cause.value
     if fired.cause is Cause.PRICE and trigger.fire_at(fired.leg) is None:
         threshold = trigger.threshold(fired.leg)
