@@ -193,6 +193,24 @@ async def test_a_v1_trigger_reads_as_before_plus_its_legs(database_url: str) -> 
         assert one["status"] is None
 
 
+async def test_a_v2_edit_of_a_v1_trigger_keeps_its_order_and_adds_the_field(
+    database_url: str,
+) -> None:
+    """on_gap on a v1 trigger: the same order and condition, now with the v2 field."""
+    async with running_system(database_url) as system:
+        record = await system.create(trigger_price_1="9999.00")
+        edited = await system.client.patch(
+            f"/triggers/{record['id']}", json={"on_gap": "skip"}, headers=system.auth()
+        )
+        assert edited.status_code == 200, edited.text
+        changed = edited.json()
+        assert changed["on_gap"] == "skip"
+        assert changed["legs"] == record["legs"]
+        v1 = ("instrument_token", "transaction_type", "trigger_price_1", "quantity", "order_type")
+        assert {k: changed[k] for k in v1} == {k: record[k] for k in v1}
+        assert system.runtime.engine.book.get(record["id"]) is not None
+
+
 async def test_a_time_leg_and_an_oco_of_price_and_time(database_url: str) -> None:
     """A time leg stores its time (shown with its offset) and a null trigger price."""
     async with running_system(database_url) as system:

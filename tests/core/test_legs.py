@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -202,6 +202,9 @@ def test_time_conditions_are_checked() -> None:
 
     assert timed(later) == set()
     assert ("legs[0].condition.at", "future") in timed(NOW)
+    edge = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
+    assert ("legs[0].condition.at", "range") in timed(edge)
+    assert ("not_before", "range") in rules(v2(not_before=edge))
     assert ("legs[0].condition.at", "timezone") in timed(later.replace(tzinfo=None))
     assert ("legs[0].condition.at", "before_expiry") in timed(later, expires_at=later)
     assert ("legs[0].condition.at", "not_before") in timed(

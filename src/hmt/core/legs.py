@@ -11,7 +11,7 @@ from `instruments` is not checked (the caller had no master to ask).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hmt.core.errors import FieldError
@@ -262,6 +262,8 @@ def _time_errors(
 ) -> list[FieldError]:
     if when.tzinfo is None:
         return [FieldError(field, "timezone", "must carry a time zone (e.g. +05:30)")]
+    if not _in_range(when):
+        return [FieldError(field, "range", "is not a time hmt can store (years 1 to 9999 UTC)")]
     errors = []
     if now is not None and when <= now:
         errors.append(FieldError(field, "future", "must be in the future"))
@@ -275,6 +277,16 @@ def _time_errors(
             FieldError(field, "not_before", "must not be before not_before: it would never fire")
         )
     return errors
+
+
+def _in_range(when: datetime) -> bool:
+    """Whether `when` has a UTC time (the store keeps times in UTC): 9999-12-31 23:00-05:00
+    has none."""
+    try:
+        when.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _oco_errors(trigger: Trigger) -> list[FieldError]:
@@ -319,6 +331,10 @@ def _bound_errors(trigger: Trigger) -> list[FieldError]:
         return []
     if starts.tzinfo is None:
         return [FieldError("not_before", "timezone", "must carry a time zone (e.g. +05:30)")]
+    if not _in_range(starts):
+        return [
+            FieldError("not_before", "range", "is not a time hmt can store (years 1 to 9999 UTC)")
+        ]
     if expires is not None and expires.tzinfo is not None and starts >= expires:
         return [FieldError("not_before", "before_expiry", "must be before expires_at")]
     return []
