@@ -14,7 +14,7 @@ from tests.support.system import running_system
 from tests.ui.test_browser import WAIT_MS, created_id, row, sign_in
 
 NIFTY_50 = 256265
-INFY = 408065
+INFY, TCS = 408065, 2953217
 OPTION = "NIFTY26DEC24600CE"  # v2-sim's index options: NFO, lot 65, tick 0.05
 _IST = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST$")
 
@@ -324,5 +324,69 @@ async def test_the_orders_table_shows_each_orders_status_id_tag_and_the_brokers_
         await expect(failed.locator('[data-col="status"]')).to_have_text("failed", timeout=WAIT_MS)
         await expect(failed.locator('[data-col="message"]')).to_contain_text("Insufficient funds")
         await screenshot(page, "v2-08-failed-order")
+        await page.close()
+    assert problems.seen == []
+
+
+async def test_a_fired_basket_shows_each_orders_own_outcome_live(tmp_path: Path) -> None:
+    """NIFTY 50 falls through the level while the page is open: the first order is placed
+    (its id and tag shown), the broker refuses the second (its words shown), no reload."""
+    problems = Problems()
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
+        system.push(NIFTY_50, "24000.00")
+        created = await system.client.post(
+            "/triggers",
+            json={
+                "watch": {"exchange": "NSE", "tradingsymbol": "NIFTY 50",
+                          "instrument_token": NIFTY_50},
+                "trigger_type": "single",
+                "legs": [
+                    {
+                        "condition": {"price": "23800", "direction": "at_or_below"},
+                        "orders": [
+                            {"exchange": "NSE", "tradingsymbol": "INFY", "instrument_token": INFY,
+                             "transaction_type": "BUY", "quantity": 1, "product": "CNC"},
+                            {"exchange": "NSE", "tradingsymbol": "TCS", "instrument_token": TCS,
+                             "transaction_type": "BUY", "quantity": 1, "product": "CNC"},
+                        ],
+                    }
+                ],
+            },
+            headers=system.auth(),
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        trigger_id = created.json()["id"]
+        # The first placement passes untouched; the second is refused for good.
+        system.sim.faults.add(kind="latency", endpoint="place_order", delay=0.0, times=1)
+        system.sim.faults.add(
+            kind="error", endpoint="place_order", error_type="InputException",
+            message="Margin exceeds the available funds", times=1,
+        )  # fmt: skip
+
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await page.goto(f"{system.api_url}/ui/triggers/{trigger_id}")
+        await expect(page.locator("#orders tbody tr")).to_have_count(2, timeout=WAIT_MS)
+        await expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
+        await page.evaluate("window.notReloaded = true")
+        system.push(NIFTY_50, "23790.00")
+        await expect(page.locator("#d-status")).to_have_text("failed", timeout=WAIT_MS)
+        assert await page.evaluate("window.notReloaded") is True
+        final = await system.trigger(trigger_id)
+        first, second = final["legs"][0]["orders"]
+        assert (first["status"], second["status"]) == ("placed", "failed")
+        rows = page.locator("#orders tbody tr")
+        await expect(rows.nth(0).locator('[data-col="status"]')).to_have_text("placed")
+        await expect(rows.nth(0).locator('[data-col="order_id"]')).to_have_text(first["order_id"])
+        await expect(rows.nth(0).locator('[data-col="tag"]')).to_have_text(first["tag"])
+        await expect(rows.nth(1).locator('[data-col="status"]')).to_have_text("failed")
+        await expect(rows.nth(1).locator('[data-col="tag"]')).to_have_text(second["tag"])
+        await expect(rows.nth(1).locator('[data-col="message"]')).to_contain_text(
+            "Margin exceeds the available funds"
+        )
+        assert first["tag"] != second["tag"]
+        await expect(page.locator("#d-fired")).to_contain_text("₹23,790.00 (leg 1)")
+        await expect(page.locator("#d-fired")).to_contain_text(" IST")
+        await screenshot(page, "v2-09-fired-basket")
         await page.close()
     assert problems.seen == []

@@ -75,17 +75,19 @@
       status.append(hmt.el("span", o.status || "–", `pill ${o.status || ""}`.trim()));
       status.dataset.col = "status";
       const money = (v) => (v === null || v === undefined ? "–" : hmt.rupees(v));
+      const place = hmt.el("td", `${i + 1} · ${j + 1}`);
+      if (j === 0) place.append(hmt.el("div", hmt.condition(leg), "muted small"));  // the leg's
       const cells = [
-        hmt.el("td", `${i + 1} · ${j + 1}`), hmt.el("td", j === 0 ? hmt.condition(leg) : ""),
+        place,
         hmt.el("td", `${o.exchange}:${o.tradingsymbol}`),
         hmt.el("td", `${o.transaction_type} ${o.quantity} · ${o.product} · ${o.order_type} · ${o.validity || "DAY"}`),
         hmt.el("td", `${money(o.price)} / ${money(o.trigger_price)}`, "num"),
         status, hmt.el("td", o.order_id || "–"), hmt.el("td", o.tag || "–", "tag"),
         hmt.el("td", o.error_message || ""),
       ];
-      cells[6].dataset.col = "order_id";
-      cells[7].dataset.col = "tag";
-      cells[8].dataset.col = "message";
+      cells[5].dataset.col = "order_id";
+      cells[6].dataset.col = "tag";
+      cells[7].dataset.col = "message";
       tr.append(...cells);
       rows.push(tr);
     }));
