@@ -390,3 +390,43 @@ async def test_a_fired_basket_shows_each_orders_own_outcome_live(tmp_path: Path)
         await screenshot(page, "v2-09-fired-basket")
         await page.close()
     assert problems.seen == []
+
+
+async def test_an_oco_of_a_stop_and_a_square_off_time(tmp_path: Path) -> None:
+    """oco shows the second leg: a price stop on one leg, a time in IST on the other; the
+    table shows both conditions, the API has both legs in order."""
+    problems = Problems()
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system, chromium() as browser:
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await advanced(page)
+        legs = page.locator("#legs fieldset.leg")
+        await expect(legs.nth(1)).to_be_hidden()
+        await page.select_option("#b-trigger_type", "oco")
+        await expect(legs.nth(1)).to_be_visible()
+        await legs.nth(0).locator('[data-name="direction"]').select_option("at_or_below")
+        await legs.nth(0).locator('[data-name="level"]').fill("1500")
+        await pick_order(page, 0, 0, "INFY")
+        await legs.nth(1).locator('[data-name="kind"]').select_option("time")
+        await legs.nth(1).locator('[data-name="at"]').fill("2027-12-01T15:15")
+        await pick_order(page, 1, 0, "INFY")
+        for leg in (0, 1):
+            order = order_row(page, leg, 0)
+            await order.locator('[data-name="transaction_type"]').select_option("SELL")
+            await order.locator('[data-name="product"]').select_option("MIS")
+        await page.click("#form-submit")
+
+        trigger_id = await created_id(page, set())
+        await expect(row(page, trigger_id)).to_contain_text(
+            "≤ 1,500.00 / at 2027-12-01 15:15:00 IST"
+        )
+        stored = await system.trigger(trigger_id)
+        first, second = stored["legs"]
+        assert (first["condition"]["price"], first["condition"]["direction"]) == (
+            "1500",
+            "at_or_below",
+        )
+        at = datetime.fromisoformat(second["condition"]["at"])
+        assert at.astimezone(UTC) == datetime(2027, 12, 1, 9, 45, tzinfo=UTC)
+        await page.close()
+    assert problems.seen == []
