@@ -379,3 +379,31 @@ async def test_a_tick_that_jumps_past_the_price_records_the_jump(database_url: s
         assert fired.payload["ltp"] == "1531"
         assert fired.payload["jump"] == "-19"
         assert fired.payload["cause"] == "price"
+
+
+async def test_a_time_trigger_created_over_http_fires_once(database_url: str) -> None:
+    """The whole path: a v2 body with a time leg (POST /triggers) reaches the time book."""
+    async with running_system(database_url) as system:
+        at = now() + timedelta(seconds=1.5)
+        order = {
+            "instrument_token": INFY,
+            "exchange": "NSE",
+            "tradingsymbol": "INFY",
+            "transaction_type": "SELL",
+            "quantity": 1,
+            "product": "MIS",
+            "order_type": "MARKET",
+        }
+        body = {
+            "trigger_type": "single",
+            "legs": [{"condition": {"at": at.isoformat()}, "orders": [order]}],
+        }
+        response = await system.client.post("/triggers", json=body, headers=system.auth())
+        assert response.status_code == 201, response.text
+        trigger_id = TriggerId(response.json()["id"])
+        done = await settled(system, trigger_id)
+        assert done.status is Status.PLACED
+        assert done.triggered_at is not None
+        assert done.triggered_at >= at
+        (order_row,) = system.orders_tagged(broker_tag(trigger_id, Leg.FIRST))
+        assert (order_row["transaction_type"], order_row["product"]) == ("SELL", "MIS")
