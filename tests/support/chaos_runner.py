@@ -530,10 +530,19 @@ class ChaosRunner:
         await self.healthy()
         for record in await self.loaded(ids):
             if record.status is Status.PAUSED:
-                await self.api("POST", f"/triggers/{record.id}/resume", outcome)
+                await self.resume(record.id, outcome)
         for prices in self.pushes:
             await self.push_through(prices, ids, outcome)
         await self.healthy()
+
+    async def resume(self, trigger_id: str, outcome: Outcome) -> None:
+        """Resume a paused trigger while healing; a 503 (`reconciling`: the engine has
+        not read the order book yet) is asked again after its Retry-After."""
+        for _ in range(20):
+            response = await self.api("POST", f"/triggers/{trigger_id}/resume", outcome)
+            if response is not None and response.status_code != 503:
+                return
+            await asyncio.sleep(float(response.headers.get("Retry-After", 1)) if response else 0.5)
 
     async def healthy(self) -> None:
         async def ok() -> bool:
