@@ -46,7 +46,8 @@ BATCH = 2_000
 
 
 async def _measure(mode: str, seconds: float) -> dict[str, float]:
-    async with Simulator(seed=1) as sim:
+    # The built-in instruments only, as the text below says (not the index F&O).
+    async with Simulator(seed=1, universe=Universe()) as sim:
         tokens = [i.token for i in sim.universe]
         walk = RandomWalk(sim.market, seed=1)
         url = f"{sim.ws_url}?api_key={sim.api_key}&access_token={sim.access_token}"

@@ -52,6 +52,7 @@ NAMES = [
     "HMT_ENGINE_ID",
     "HMT_CLAIM_LEASE_MS",
     "HMT_CLAIM_DURABILITY",
+    "HMT_TIME_GRACE_S",
 ]
 
 
@@ -226,6 +227,17 @@ def test_claim_lease_outlasts_the_request_timeout(monkeypatch: pytest.MonkeyPatc
     assert load_settings(kite_timeout_ms=1000).claim_lease_s == 5.0
     with pytest.raises(ConfigError, match=r"HMT_CLAIM_LEASE_MS: .*at least 16000"):
         load_settings()
+
+
+def test_time_grace_is_60_seconds_unless_set_within_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMT_TIME_GRACE_S: how late a time leg may still fire; negative or over a day refused."""
+    assert load_settings().time_grace_s == 60
+    monkeypatch.setenv("HMT_TIME_GRACE_S", "0")
+    assert load_settings().time_grace_s == 0
+    for bad in ("-1", "86401", "soon"):
+        monkeypatch.setenv("HMT_TIME_GRACE_S", bad)
+        with pytest.raises(ConfigError, match="HMT_TIME_GRACE_S"):
+            load_settings()
 
 
 def test_claim_durability_is_async_unless_set_to_sync(monkeypatch: pytest.MonkeyPatch) -> None:

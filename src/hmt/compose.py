@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -22,8 +22,10 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
-from hmt.config import Broker, ClaimDurability, ConfigError, Settings
+from hmt.config import Broker, ClaimDurability, ConfigError, Settings, TickMode
+from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
+from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
@@ -34,16 +36,18 @@ from hmt.engine.session import BrokerSession
 from hmt.engine.supervisor import Supervisor, freeze_survivors
 from hmt.kite.instruments import KiteInstruments
 from hmt.kite.orders import KiteOrders
+from hmt.kite.quotes import KiteQuotes
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
 from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
-from hmt.kite.ticks import Mode
+from hmt.kite.ticks import LtpTick, Mode, Tick
 from hmt.logs import register_secret
 from hmt.store import migrate
 from hmt.store.accounts import AccountStore
 from hmt.store.changes import ChangeFeed
+from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
 from hmt.store.sealing import Sealer
@@ -198,12 +202,16 @@ async def build(settings: Settings) -> Runtime:
     )
     engine: Engine
     session: BrokerSession
+    # Quote and full ticks carry the day's high and low (missed touches); LTP mode asks
+    # the quote API after a blind spot instead, and decodes each frame only once.
+    ranged = settings.tick_mode is not TickMode.LTP
     ticker = Ticker(
         settings.kite_ws_url,
         api_key,
         access_token,
         on_ltp=lambda token, ltp: engine.on_ltp(token, ltp),
-        on_event=lambda event: _on_link_event(session, event),
+        on_ticks=(lambda ticks: _day_ranges(engine, ticks)) if ranged else None,
+        on_event=lambda event: _on_link_event(session, engine, event),
         reconnect_delay_ms=settings.reconnect_delay_ms,
     )
     feed = TickerFeed(ticker, Mode(settings.tick_mode.value))
@@ -213,13 +221,30 @@ async def build(settings: Settings) -> Runtime:
         vault=None if accounts is None else SealedSession(accounts, api_key),
         login=KiteLogin(settings),
     )
+    instruments: InstrumentMaster
+
+    async def listed(tokens: Collection[int]) -> Mapping[int, Instrument]:
+        copy, _ = await instruments.copy()
+        if copy is None:
+            return {}
+        found = (copy.by_id.get(InstrumentToken(token)) for token in tokens)
+        return {int(item.id): item for item in found if item is not None}
+
     engine = Engine(
         source=execution,
         feed=feed,
         executor=executor,
         clock=lambda: datetime.now(UTC),
-        config=EngineConfig(enabled=settings.engine_enabled, resend_within=timedelta(seconds=60)),
+        config=EngineConfig(
+            enabled=settings.engine_enabled,
+            resend_within=timedelta(seconds=60),
+            time_grace=timedelta(seconds=settings.time_grace_s),
+            broker=settings.broker.value,
+            ranges_from_ticks=ranged,
+        ),
         session=session,
+        conditions=ConditionStore(triggers, triggers),
+        quotes=KiteQuotes(rest, listed),
     )
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
@@ -239,6 +264,7 @@ async def build(settings: Settings) -> Runtime:
         claim_sweep_interval=lease / 2,
         changes=_change_feed(settings) if db.dialect == "postgresql" else None,
         warm=[] if awaiting_login else [instruments.copy],
+        conditions=engine.conditions,
     )
     runtime = Runtime(
         settings=settings,
@@ -283,10 +309,23 @@ def _change_feed(settings: Settings) -> Callable[[], ChangeSource]:
     return listen
 
 
-def _on_link_event(session: BrokerSession, event: LinkEvent) -> None:
+def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent) -> None:
     # The ticker's 403 is the same expired session an order would meet: say so now.
     if event.kind is LinkEventKind.TOKEN_INVALID:
         session.expired(event.reason)
+    # Blind from here until the first look after reconnecting (missed touches). The
+    # watchdog's trip comes first when the feed stalled; the first reason is kept.
+    elif event.kind is LinkEventKind.WATCHDOG:
+        engine.feed_lost("stall", event.reason)
+    elif event.kind is LinkEventKind.DISCONNECTED:
+        engine.feed_lost("reconnect", event.reason)
+
+
+def _day_ranges(engine: Engine, ticks: tuple[Tick, ...]) -> None:
+    """Quote and full ticks' day high and low, after their LTPs went through `on_ltp`."""
+    for tick in ticks:
+        if not isinstance(tick, LtpTick):
+            engine.on_range(tick.instrument_token, tick.high, tick.low)
 
 
 async def _access_token(settings: Settings, accounts: AccountStore | None) -> str | None:

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # `async`: a claim's commit does not wait for the disk; exactly once then rests on
     # reconciliation with the broker's order book (docs/engine.md). `sync`: it waits.
     claim_durability: ClaimDurability = ClaimDurability.ASYNC
+    # A time leg whose time passed while the engine could not fire (down, restarting,
+    # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
+    time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60
 
     @field_validator("database_url")
     @classmethod

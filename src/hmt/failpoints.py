@@ -12,7 +12,9 @@ import os
 import sys
 
 EXIT_CODE = 86  # distinctive, so a test can tell a failpoint from a crash
-KNOWN = frozenset({"after_claim", "after_send", "after_response", "mid_event_write"})
+KNOWN = frozenset(
+    {"after_claim", "after_send", "after_response", "mid_event_write", "between_orders"}
+)
 
 
 def _parse(spec: str) -> dict[str, int]:

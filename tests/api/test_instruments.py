@@ -44,3 +44,22 @@ async def test_search_through_the_api_needs_a_token_and_finds_the_simulators_sym
         )
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "exchange"
+
+
+async def test_indices_true_adds_the_indices_a_trigger_can_watch(tmp_path: Path) -> None:
+    """The watched-instrument search finds NIFTY 50; the order search never offers it."""
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}") as system:
+        orders = await system.client.get(
+            "/instruments", params={"q": "NIFTY"}, headers=system.auth()
+        )
+        assert "NIFTY 50" not in [i["tradingsymbol"] for i in orders.json()]
+        watched = await system.client.get(
+            "/instruments", params={"q": "NIFTY 50", "indices": "true"}, headers=system.auth()
+        )
+        assert watched.status_code == 200, watched.text
+        first = watched.json()[0]
+        assert (first["tradingsymbol"], first["instrument_token"]) == ("NIFTY 50", 256265)
+        tcs = await system.client.get(
+            "/instruments", params={"q": "TCS", "indices": "true"}, headers=system.auth()
+        )
+        assert tcs.json()[0]["tradingsymbol"] == "TCS"

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.model import OrderIntent
 from hmt.core.rules import order_for
-from hmt.core.types import Exchange, Leg, OrderType, Side
+from hmt.core.types import (
+    Exchange,
+    InstrumentToken,
+    Leg,
+    OrderType,
+    Product,
+    Side,
+    TriggerId,
+    Validity,
+)
 from hmt.kite.orders import only_our_tags, order_form, report_from_row
 from hmt.kite.tags import broker_tag
 from tests.support.factories import make_oco, make_trigger
@@ -106,3 +117,91 @@ def test_only_our_tags_keeps_hmt_tags_and_drops_orders_without_one() -> None:
     assert only_our_tags(OrderReport("2", "COMPLETE", "mktp", ("mktp", "mktp:2.00"))) is None
     assert only_our_tags(OrderReport("3", "OPEN", None)) is None
     assert only_our_tags(OrderReport("4", "OPEN", "HMTNOTOURS")) is None
+
+
+def _intent(order_type: OrderType, **fields: Any) -> OrderIntent:
+    """An NFO option order (divisor 100) of a v2 basket, as `orders_for` builds it."""
+    base: dict[str, Any] = {
+        "trigger_id": TriggerId("t-1"),
+        "leg": Leg.FIRST,
+        "tag": "HMTABCDEFGHIJKLMNOP1",
+        "instrument_token": InstrumentToken(12073986),
+        "exchange": Exchange.NFO,
+        "tradingsymbol": "NIFTY26D0823800PE",
+        "side": Side.BUY,
+        "quantity": 65,
+        "product": Product.NRML,
+        "order_type": order_type,
+        "limit_price": None,
+        "price_divisor": 100,
+    }
+    base.update(fields)
+    return OrderIntent(**base)
+
+
+COMMON = {
+    "tradingsymbol": "NIFTY26D0823800PE",
+    "exchange": "NFO",
+    "transaction_type": "BUY",
+    "quantity": "65",
+    "product": "NRML",
+    "tag": "HMTABCDEFGHIJKLMNOP1",
+}
+
+
+@pytest.mark.parametrize(
+    ("intent", "expected"),
+    [
+        (
+            _intent(OrderType.SL, limit_price=12_050, trigger_price=12_000, position=1, basket=3),
+            {"order_type": "SL", "validity": "DAY", "price": "120.5", "trigger_price": "120"},
+        ),
+        (
+            _intent(OrderType.SL_M, trigger_price=9_995, validity=Validity.IOC),
+            {
+                "order_type": "SL-M",
+                "validity": "IOC",
+                "trigger_price": "99.95",
+                "market_protection": "-1",
+            },
+        ),
+        (
+            _intent(OrderType.LIMIT, limit_price=5, validity=Validity.IOC),
+            {"order_type": "LIMIT", "validity": "IOC", "price": "0.05"},
+        ),
+        (
+            _intent(OrderType.MARKET, validity=Validity.IOC),
+            {"order_type": "MARKET", "validity": "IOC", "market_protection": "-1"},
+        ),
+    ],
+)
+def test_v2_order_forms_are_pinned(intent: OrderIntent, expected: dict[str, str]) -> None:
+    """SL carries price and trigger_price; SL-M trigger_price and protection; validity as set."""
+    assert order_form(intent, market_protection=-1) == {**COMMON, **expected}
+
+
+def test_stop_prices_use_the_intents_divisor() -> None:
+    """A CDS stop goes out in rupees with the intent's 1e7 divisor, exactly."""
+    intent = _intent(
+        OrderType.SL,
+        exchange=Exchange.CDS,
+        limit_price=831_234_567,
+        trigger_price=831_000_000,
+        price_divisor=10_000_000,
+    )
+    form = order_form(intent, market_protection=-1)
+    assert (form["price"], form["trigger_price"]) == ("83.1234567", "83.1")
+
+
+@pytest.mark.parametrize(
+    ("intent", "missing"),
+    [
+        (_intent(OrderType.SL, trigger_price=12_000), "limit price"),
+        (_intent(OrderType.SL, limit_price=12_000), "trigger_price"),
+        (_intent(OrderType.SL_M), "trigger_price"),
+    ],
+)
+def test_stop_orders_without_their_prices_are_refused(intent: OrderIntent, missing: str) -> None:
+    """A stop without the price its type needs never reaches Kite half-formed."""
+    with pytest.raises(ValueError, match=missing):
+        order_form(intent, market_protection=-1)

@@ -383,3 +383,54 @@ def test_updates_go_out_on_state_changes_not_on_placement(broker: Broker, market
     market.push_price(INFY, "1400")
     assert heard == ["COMPLETE"]
     assert row(broker, order["order_id"])["status"] == "COMPLETE"
+
+
+@pytest.mark.parametrize(
+    ("side", "trigger", "limit", "gap"),
+    [("BUY", "1520", "1525", "1530"), ("SELL", "1480", "1475", "1470")],
+)
+def test_triggered_ioc_stop_fills_at_once_or_is_cancelled(
+    broker: Broker, market: Market, side: str, trigger: str, limit: str, gap: str
+) -> None:
+    """An IOC SL waits for its trigger; a gap past its limit then cancels it, while an
+    IOC SL-M fills at the triggering price."""
+    sl = place(broker, side, "SL", trigger_price=trigger, price=limit, validity="IOC")
+    slm = place(broker, side, "SL-M", trigger_price=trigger, market_protection=-1, validity="IOC")
+    assert sl["status"] == slm["status"] == "TRIGGER PENDING"
+    market.push_price(INFY, gap)
+    cancelled = row(broker, sl["order_id"])
+    assert cancelled["status"] == "CANCELLED"
+    assert cancelled["cancelled_quantity"] == 3
+    assert statuses(broker, sl["order_id"])[-3:] == ["TRIGGER PENDING", "OPEN", "CANCELLED"]
+    filled = row(broker, slm["order_id"])
+    assert filled["status"] == "COMPLETE"
+    assert filled["average_price"] == float(gap)
+
+
+@pytest.mark.parametrize(
+    ("order_type", "extra", "needle"),
+    [
+        ("SL", {"price": "1525"}, "Missing `trigger_price`"),
+        ("SL", {"trigger_price": "1520"}, "Missing `price`"),
+        ("SL-M", {"market_protection": "-1"}, "Missing `trigger_price`"),
+    ],
+)
+def test_stops_without_their_prices_are_input_errors(
+    broker: Broker, order_type: str, extra: dict[str, str], needle: str
+) -> None:
+    """Kite's API refuses a stop without the prices its type needs: 400, nothing booked."""
+    with pytest.raises(KiteError) as caught:
+        place(broker, "BUY", order_type, **extra)
+    assert caught.value.error_type == "InputException"
+    assert caught.value.status == 400
+    assert needle in caught.value.message
+    assert broker.book() == []
+
+
+@pytest.mark.parametrize(("side", "limit"), [("BUY", "1515"), ("SELL", "1485")])
+def test_sl_limit_beyond_its_trigger_is_rejected(broker: Broker, side: str, limit: str) -> None:
+    """An SL whose limit is on the wrong side of its trigger is REJECTED by the RMS."""
+    trigger = "1520" if side == "BUY" else "1480"
+    order = place(broker, side, "SL", trigger_price=trigger, price=limit)
+    assert order["status"] == "REJECTED"
+    assert "Limit price for stoploss" in order["status_message"]

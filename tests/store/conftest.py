@@ -15,7 +15,10 @@ from hmt.store.db import Database, create_engine
 from hmt.store.triggers import TriggerStore
 from tests.support.postgres import admin, private_database
 
-TABLES = "hmt_gtt_orders, hmt_trigger_events, hmt_api_tokens, hmt_broker_accounts, hmt_users"
+TABLES = (
+    "hmt_gtt_orders, hmt_trigger_events, hmt_trigger_orders, hmt_day_ranges, "
+    "hmt_api_tokens, hmt_broker_accounts, hmt_users"
+)
 
 
 class Clock:

@@ -36,8 +36,8 @@ class Broker:
         self.book_errors = book_errors
         self._ids = itertools.count(1_000_000_000_000_000_000)
 
-    def tag(self, trigger_id: str, leg: Leg) -> str:
-        return broker_tag(trigger_id, leg)
+    def tag(self, trigger_id: str, leg: Leg, position: int = 0) -> str:
+        return broker_tag(trigger_id, leg, position)
 
     def accept(self, intent: OrderIntent) -> str:
         order_id = str(next(self._ids))
@@ -155,7 +155,9 @@ class Source:
     async def active(self, trigger_id: TriggerId) -> Trigger | None:
         return self.rows[trigger_id] if trigger_id in self.active_ids() else None
 
-    async def adopt(self, *, own: bool) -> list[InFlight]:
+    async def adopt(
+        self, *, own: bool, tag_of: Callable[[TriggerId, Leg, int], str] | None = None
+    ) -> list[InFlight]:
         """`left` at start-up (`own`), `expired` on a sweep; each handed out once."""
         taken = self.left if own else self.expired
         if own:
@@ -172,7 +174,7 @@ class Source:
     async def reconcile(
         self,
         orders: Sequence[OrderReport],
-        tag_of: Callable[[TriggerId, Leg], str],
+        tag_of: Callable[[TriggerId, Leg, int], str],
         *,
         skip: Collection[TriggerId] = (),
     ) -> list[Reconciled]:

@@ -20,17 +20,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
-from hmt.core.types import OrderType, Side
+from hmt.core.types import Leg, OrderType, Side
 from hmt.failpoints import EXIT_CODE
+from hmt.kite.tags import broker_tag
 from hmt.sim.simulator import Simulator
 from hmt.store.tables import gtt_orders, trigger_events
 from hmt.store.triggers import TriggerStore
+from tests.support.baskets import make_basket, order_rows
 from tests.support.engine_process import EngineProcess, engine_process
 from tests.support.eventually import eventually
 from tests.support.factories import INFY, make_oco, make_trigger
@@ -375,3 +378,78 @@ async def test_a_claim_lost_with_the_database_is_reconciled_not_sent_again(
         assert len(sim.orders()) == 2
         result = await audit(store, sim.orders(), [lost.id, control.id])
         assert (result.duplicates, result.lost, result.bad_history) == ([], [], [])
+
+
+async def basket_settled(store: TriggerStore, trigger_id: str) -> bool:
+    return bool(await in_status(store, [trigger_id], Status.PLACED, Status.FAILED))
+
+
+@pytest.mark.parametrize("crash", ["between_orders", "sigkill"])
+async def test_a_basket_killed_between_orders_is_finished_without_resending(
+    database_url: str, tmp_path: Path, crash: str
+) -> None:
+    """RELIABILITY 18: a 20-order basket whose engine dies mid-basket — at the failpoint
+    `between_orders` (after the fifth order's outcome is written, before the sixth), or
+    SIGKILLed from outside while its orders are on their way — is finished by the
+    restarted engine's recovery: every tag at the simulator exactly once, no order
+    placed before the crash sent again, every order placed, the trigger placed."""
+    size = 20
+    async with (
+        Simulator(seed=random.randrange(1 << 32), heartbeat_interval=0.2) as sim,
+        open_store(database_url) as store,
+    ):
+        sim.push_price(INFY, BASE)
+        trigger = (await store.create(make_basket(size))).trigger
+        tags = [broker_tag(trigger.id, Leg.FIRST, k) for k in range(size)]
+        failpoints = "between_orders@5" if crash == "between_orders" else ""
+        async with engine_process(
+            sim, database_url, tmp_path, name=f"basket-{crash}", failpoints=failpoints
+        ) as crashing:
+            await crashing.ready()
+            if crash == "sigkill":
+                # Each order answered after 0.2 s: the kill lands with the basket half done.
+                sim.faults.add(kind="latency", endpoint="place_order", delay=0.2)
+            sim.push_price(INFY, CROSSING)
+            if crash == "sigkill":
+                await eventually(lambda: len(sim.orders()) >= 7, within=20, interval=0.01)
+                crashing.kill()
+                assert await crashing.exited() == -signal.SIGKILL
+                sim.faults.clear()
+            else:
+                code = await crashing.exited()
+                assert code == EXIT_CODE, crashing.output()
+                assert "failpoint between_orders: exiting" in crashing.output()
+        at_crash = Counter(str(o.get("tag")) for o in sim.orders())
+        before = [tag for tag in tags if at_crash[tag]]
+        record = await store.load(trigger.id)
+        assert record is not None
+        assert record.status is Status.TRIGGERED
+        async with engine_process(
+            sim, database_url, tmp_path, name=f"basket-{crash}-restart"
+        ) as restarted:
+            await eventually(lambda: basket_settled(store, trigger.id), within=30, interval=0.02)
+            assert await restarted.stop() in GRACEFUL, restarted.output()
+        book = Counter(str(o.get("tag")) for o in sim.orders())
+        per_tag = [book[tag] for tag in tags]
+        rows = await order_rows(store, trigger.id)
+        record = await store.load(trigger.id)
+        assert record is not None
+        history = await store.history("alice", trigger.id)
+        wrong = [r.position for r in rows if r.status != "placed"]
+        print(
+            f"\nRELIABILITY 18 [{database_url.split(':', 1)[0]}] {crash}: orders at the sim "
+            f"at the crash {len(before)}, after recovery {sum(per_tag)}; orders per tag "
+            f"{dict(Counter(per_tag))}; orders never sent {per_tag.count(0)}; wrong statuses "
+            f"{len(wrong) + (record.status is not Status.PLACED)}; attempts {record.attempts}"
+        )
+        if crash == "between_orders":
+            assert len(before) == 5
+        assert per_tag == [1] * size
+        assert wrong == []
+        assert len(rows) == size
+        assert record.status is Status.PLACED
+        assert record.order_id == next(
+            o["order_id"] for o in sim.orders() if o.get("tag") == tags[0]
+        )
+        sent = sum(e.kind is EventKind.ORDER_SENT for e in history)
+        assert sent == record.attempts == sum(r.attempts for r in rows)

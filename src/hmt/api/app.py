@@ -13,8 +13,9 @@ from hmt import __version__
 from hmt.api import broker, control, metrics, problems, triggers
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
+from hmt.api.legs import TriggerV2In, TriggerV2Patch
 from hmt.api.limits import BodyLimit, ErrorShield, InFlightLimit, SecurityHeaders, WriteLimiter
-from hmt.api.schemas import FieldProblem, Problem
+from hmt.api.schemas import FieldProblem, Problem, TriggerIn, TriggerPatch
 from hmt.api.triggers import TriggersIn
 from hmt.engine.facade import Facade
 
@@ -69,11 +70,24 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         )
         components.setdefault("FieldProblem", FieldProblem.model_json_schema())
-        # POST /triggers/bulk reads its body itself (to name every bad item at once).
-        bulk = TriggersIn.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, definition in bulk.pop("$defs", {}).items():
-            components.setdefault(name, definition)
-        components.setdefault("TriggersIn", bulk)
+        # The trigger routes read their bodies themselves: the bulk create to name
+        # every bad item at once, create and edit to tell a v1 body from a v2 one.
+        for model in (TriggersIn, TriggerIn, TriggerV2In, TriggerPatch, TriggerV2Patch):
+            defined = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in defined.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components.setdefault(model.__name__, defined)
+        ref = "#/components/schemas/{}".format
+        # v1 and v2 bodies never both fit (v2 needs `legs`, v1 forbids it): oneOf.
+        components["TriggerCreate"] = {
+            "oneOf": [{"$ref": ref("TriggerIn")}, {"$ref": ref("TriggerV2In")}],
+            "description": "A v1 trigger (DESIGN section 2) or a v2 one (with `legs`)",
+        }
+        # `{}` or `{"expires_at": ...}` fit both edits: anyOf.
+        components["TriggerEdit"] = {
+            "anyOf": [{"$ref": ref("TriggerPatch")}, {"$ref": ref("TriggerV2Patch")}],
+            "description": "v1 fields, or v2 fields (`legs`, `watch`, `not_before`, `on_gap`)",
+        }
         problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for path in schema.get("paths", {}).values():
             for operation in path.values():

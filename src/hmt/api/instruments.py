@@ -52,6 +52,11 @@ def tradable(listings: Iterable[Listing], exchange: Exchange) -> list[Listing]:
     return [i for i in listings if i.instrument.tradable and i.instrument.exchange is exchange]
 
 
+def watchable(listings: Iterable[Listing], exchange: Exchange) -> list[Listing]:
+    """The listings of `exchange` a trigger can watch: the tradable ones and its indices."""
+    return [i for i in listings if i.instrument.exchange is exchange]
+
+
 def search(listings: Sequence[Listing], query: str) -> list[Listing]:
     """Exact symbol first, then symbols starting with the query, then names containing it."""
     q = query.strip().upper()
@@ -72,9 +77,12 @@ async def find(
     _caller: Caller,
     q: Annotated[str, Query(min_length=1, max_length=40)],
     exchange: Exchange = Exchange.NSE,
+    indices: bool = False,
 ) -> list[InstrumentOut]:
+    """`indices=true` adds the exchange's indices: they can be watched, never ordered."""
     try:
         listings = await runtime_of(request).instruments.listings()
     except InstrumentUnavailable as error:
         raise HTTPException(502, str(error)) from None
-    return [InstrumentOut.of(i) for i in search(tradable(listings, exchange), q)]
+    pool = watchable(listings, exchange) if indices else tradable(listings, exchange)
+    return [InstrumentOut.of(i) for i in search(pool, q)]

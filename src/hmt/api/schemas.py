@@ -18,14 +18,19 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
+from hmt.api.legs import ConditionOut, LegOut, OrderOut, WatchOut
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.events import TriggerEvent
 from hmt.core.fields import API_FIELDS, TRADER_FIELDS, TRADER_PRICES, Home, Owner
+from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
 from hmt.core.prices import to_decimal, to_units
+from hmt.core.rules import direction
 from hmt.core.types import (
     Exchange,
+    Leg,
+    OnGap,
     OrderType,
     Product,
     Side,
@@ -207,23 +212,143 @@ class TriggerOut(BaseModel):
         events: list[TriggerEvent] | None = None,
         warnings: list[str] | None = None,
     ) -> TriggerOut:
+        return cls(**_v1_fields(record), **_extras(events, warnings))
+
+
+def _v1_fields(record: TriggerRecord) -> dict[str, Any]:
+    """DESIGN section 2's fields of a record, prices in rupees."""
+    t = record.trigger
+    divisor = t.price_divisor
+    shown: dict[str, Any] = {}
+    for f in API_FIELDS:
+        value = getattr(t if f.home is Home.TRIGGER else record, f.name)
+        if value is not None and f.price:
+            value = to_decimal(value, divisor)
+        elif isinstance(value, IntEnum):  # the leg: 1 or 2 on the wire
+            value = int(value)
+        shown[str(f.api)] = value
+    return shown
+
+
+def _extras(events: list[TriggerEvent] | None, warnings: list[str] | None) -> dict[str, Any]:
+    return {
+        "warnings": warnings or [],
+        "events": None
+        if events is None
+        else [EventOut(kind=e.kind.value, at=e.at, payload=dict(e.payload)) for e in events],
+    }
+
+
+class TriggerRecordOut(TriggerOut):
+    """The record every route returns: DESIGN section 2's fields, then the v2 model's.
+
+    A v1 client reads the v1 fields as before; a v2 trigger fills them from its
+    first leg's first order, and a time leg's trigger price is null. `legs`
+    shows every trigger, v1 ones too, leg by leg with each order's state.
+    """
+
+    trigger_price_1: Decimal | None  # type: ignore[assignment]  # null for a time leg
+    watch: WatchOut
+    legs: list[LegOut]
+    not_before: datetime | None
+    on_gap: OnGap
+
+    @classmethod
+    def of(
+        cls,
+        record: TriggerRecord,
+        *,
+        events: list[TriggerEvent] | None = None,
+        warnings: list[str] | None = None,
+    ) -> TriggerRecordOut:
         t = record.trigger
-        divisor = t.price_divisor
-        shown: dict[str, Any] = {}
-        for f in API_FIELDS:
-            value = getattr(t if f.home is Home.TRIGGER else record, f.name)
-            if value is not None and f.price:
-                value = to_decimal(value, divisor)
-            elif isinstance(value, IntEnum):  # the leg: 1 or 2 on the wire
-                value = int(value)
-            shown[str(f.api)] = value
+        watch = watched(record)
+        legs = [_leg_out(record, leg, watch.price_divisor) for leg in t.legs]
+        shown = _v1_fields(record)
+        # Thresholds are in the watched instrument's unit; a time leg's is null.
+        for leg, out in zip(t.legs, legs, strict=True):
+            shown[f"trigger_price_{int(leg)}"] = out.condition.price
+        if record.triggered_price is not None:
+            shown["triggered_price"] = to_decimal(record.triggered_price, watch.price_divisor)
         return cls(
             **shown,
-            warnings=warnings or [],
-            events=None
-            if events is None
-            else [EventOut(kind=e.kind.value, at=e.at, payload=dict(e.payload)) for e in events],
+            **_extras(events, warnings),
+            watch=WatchOut(
+                instrument_token=watch.id,
+                exchange=watch.exchange,
+                tradingsymbol=watch.tradingsymbol,
+            ),
+            legs=legs,
+            not_before=t.not_before,
+            on_gap=t.on_gap,
         )
+
+
+def watched(record: TriggerRecord) -> Instrument:
+    """The instrument a record's legs watch, as far as the record knows it (tick and lot 0)."""
+    t = record.trigger
+    if t.watch_token is None:
+        return Instrument(t.instrument_token, t.exchange, t.tradingsymbol, t.price_divisor, 0, 0)
+    # The store reads a row without the master's name (another tool's) with the
+    # broker's divisor rule; the name then stays the one the row has, or none.
+    return Instrument(
+        t.watch_token,
+        record.watch_exchange or t.exchange,
+        record.watch_tradingsymbol or "",
+        record.watch_price_divisor or t.price_divisor,
+        0,
+        0,
+    )
+
+
+def _leg_out(record: TriggerRecord, leg: Leg, watch_divisor: int) -> LegOut:
+    t = record.trigger
+    at = t.fire_at(leg)
+    price = None if at is not None else to_decimal(t.threshold(leg), watch_divisor)
+    specs = t.orders(leg)
+    states = {s.position: s for s in record.orders if s.leg == leg}
+    fired = record.triggered_leg == leg
+    orders = []
+    for position, o in enumerate(specs):
+        state: dict[str, Any] = {"tag": None, "status": None, "order_id": None,
+                                 "error_message": None, "attempts": 0}  # fmt: skip
+        if len(specs) == 1 and fired:  # a leg of one order: the row's own v1 fields
+            state = {
+                "tag": record.broker_tag,
+                "status": _ONE_ORDER.get(t.status, "pending"),
+                "order_id": record.order_id,
+                "error_message": record.error_message,
+                "attempts": record.attempts,
+            }
+        elif position in states:
+            s = states[position]
+            state = {"tag": s.tag, "status": s.status, "order_id": s.order_id,
+                     "error_message": s.error_message, "attempts": s.attempts}  # fmt: skip
+        elif fired:
+            state["status"] = "pending"
+        orders.append(
+            OrderOut(
+                instrument_token=o.instrument_token,
+                exchange=o.exchange,
+                tradingsymbol=o.tradingsymbol,
+                transaction_type=o.side,
+                quantity=o.quantity,
+                product=o.product,
+                order_type=o.order_type,
+                price=None if o.price is None else to_decimal(o.price, o.price_divisor),
+                trigger_price=None
+                if o.trigger_price is None
+                else to_decimal(o.trigger_price, o.price_divisor),
+                validity=o.validity,
+                **state,
+            )
+        )
+    condition = ConditionOut(price=price, direction=None if at else direction(t, leg), at=at)
+    return LegOut(condition=condition, orders=orders)
+
+
+# A fired leg of one order: its state is the trigger's.
+_ONE_ORDER = {Status.PLACED: "placed", Status.FAILED: "failed"}
 
 
 class FieldProblem(BaseModel):

@@ -20,7 +20,8 @@ from fastapi.responses import StreamingResponse
 
 from hmt.api.auth import Caller
 from hmt.api.runtime import Runtime
-from hmt.api.schemas import TriggerOut
+from hmt.api.schemas import TriggerRecordOut
+from hmt.api.schemas import watched as watched_by
 from hmt.core.lifecycle import Status
 from hmt.core.prices import to_decimal
 from hmt.engine.events import PriceEvent, TriggerChanged
@@ -58,7 +59,8 @@ async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
         watched: dict[int, int] = {}
         for record in await _live_triggers(runtime, user_id):
             statuses[record.trigger.id] = record.trigger.status
-            watched[record.trigger.instrument_token] = record.trigger.price_divisor
+            shown = watched_by(record)  # a v2 trigger's prices are the watched instrument's
+            watched[shown.id] = shown.price_divisor
         yield f"retry: {RETRY_MS}\n\n"
         ticks = runtime.engine.stats.ticks_processed
         yield _sse("engine", _engine(runtime, 0.0))
@@ -80,8 +82,9 @@ async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
                     and statuses.get(changed.trigger.id) != changed.trigger.status
                 ):
                     statuses[changed.trigger.id] = changed.trigger.status
-                    watched[changed.trigger.instrument_token] = changed.trigger.price_divisor
-                    yield _sse("trigger", TriggerOut.of(changed).model_dump(mode="json"))
+                    shown = watched_by(changed)
+                    watched[shown.id] = shown.price_divisor
+                    yield _sse("trigger", TriggerRecordOut.of(changed).model_dump(mode="json"))
             if (now := time.monotonic()) >= next_engine:
                 current = runtime.engine.stats.ticks_processed
                 rate = (current - ticks) / (ENGINE_EVERY_S + now - next_engine)

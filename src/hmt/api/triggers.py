@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from hmt.api.auth import Caller, Writer
+from hmt.api.legs import V2_KEYS, TriggerV2In, TriggerV2Patch, as_body
 from hmt.api.pages import cursor_after, next_link, position
 from hmt.api.problems import ApiError, TooManyTriggers
 from hmt.api.runtime import runtime_of
-from hmt.api.schemas import Problem, TriggerIn, TriggerOut, TriggerPatch
-from hmt.core.errors import IllegalTransition, InvalidTrigger
+from hmt.api.schemas import Problem, TriggerIn, TriggerPatch, TriggerRecordOut, watched
+from hmt.api.timing import time_warnings
+from hmt.core.errors import FieldError, IllegalTransition, InvalidTrigger
 from hmt.core.instruments import Instrument
+from hmt.core.legs import far_side, instrument_errors
 from hmt.core.lifecycle import Status
 from hmt.core.model import Trigger
 from hmt.core.rules import legs_holding
@@ -59,10 +63,23 @@ class NewTrigger:
 
     trigger: Trigger
     instrument: Instrument | None = None  # the master's entry, checked again at the write
-    warning: str | None = None  # the master could not be fetched: what went unchecked
+    warnings: tuple[str, ...] = ()  # e.g. the master could not be fetched: what went unchecked
+    watch: Instrument | None = None  # v2: the watched instrument, when one was sent
 
 
-async def checked(body: TriggerIn, runtime: Facade, user_id: str) -> NewTrigger:
+# A create's body is v1 or v2; which one its `legs` says (docs/api.md).
+CreateBody = TriggerIn | TriggerV2In
+_JSON_OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def create_body(item: Any) -> CreateBody:
+    """A create's item as the v2 model when it has `legs`, else as v1's (exactly as before)."""
+    if isinstance(item, dict) and "legs" in item:
+        return TriggerV2In.model_validate(item)
+    return TriggerIn.model_validate(item)
+
+
+async def checked(body: CreateBody, runtime: Facade, user_id: str) -> NewTrigger:
     """Every check a new trigger passes before it is written, for single and bulk create.
 
     The instrument master first: token, exchange and symbol must name one
@@ -70,14 +87,53 @@ async def checked(body: TriggerIn, runtime: Facade, user_id: str) -> NewTrigger:
     against it (tick and lot size). Raises `InvalidTrigger` naming each field
     and rule (the bulk route prefixes the fields with the item's index).
     """
+    trigger_id = TriggerId(str(uuid.uuid4()))
+    if isinstance(body, TriggerV2In):
+        return await _checked_v2(body, runtime, UserId(user_id), trigger_id)
     listed = await runtime.instruments.resolve(
         InstrumentToken(body.instrument_token), body.exchange, body.tradingsymbol
     )
     instrument = listed.instrument
-    trigger_id, divisor = TriggerId(str(uuid.uuid4())), instrument.price_divisor
-    trigger = body.to_trigger(trigger_id, UserId(user_id), divisor=divisor)
+    trigger = body.to_trigger(trigger_id, UserId(user_id), divisor=instrument.price_divisor)
     validate(trigger, instrument=instrument, now=runtime.triggers.clock())
-    return NewTrigger(trigger, instrument, listed.warning)
+    return NewTrigger(trigger, instrument, () if listed.warning is None else (listed.warning,))
+
+
+async def _checked_v2(
+    body: TriggerV2In,
+    runtime: Facade,
+    user_id: UserId,
+    trigger_id: TriggerId,
+    status: Status | None = None,
+) -> NewTrigger:
+    """A v2 body against the master: the watched instrument (an index is fine) and each
+    order's own instrument, then the trigger as a whole; the warnings a trader should read."""
+    errors: list[FieldError] = []
+    found: dict[int, Instrument] = {}
+    unchecked: list[str] = []
+    for prefix, named in body.tokens():
+        try:
+            listed = await runtime.instruments.resolve(
+                InstrumentToken(named.instrument_token), named.exchange, named.tradingsymbol
+            )
+        except InvalidTrigger as refused:
+            errors += [FieldError(prefix + e.field, e.rule, e.message) for e in refused.errors]
+            continue
+        found.setdefault(listed.instrument.id, listed.instrument)
+        if listed.warning is not None and listed.warning not in unchecked:
+            unchecked.append(listed.warning)
+        if prefix == "watch.":
+            errors += instrument_errors(
+                prefix, named.instrument_token, named.exchange, named.tradingsymbol,
+                listed.instrument, traded=False,
+            )  # fmt: skip
+    if errors:
+        raise InvalidTrigger(errors)
+    trigger = body.to_trigger(trigger_id, user_id, instruments=found, status=status)
+    watch = None if trigger.watch_token is None else found[trigger.watch_token]
+    validate(trigger, instruments=found, now=runtime.triggers.clock())
+    notes = (*unchecked, *far_side(trigger), *time_warnings(trigger, runtime.triggers.clock()))
+    return NewTrigger(trigger, found[trigger.instrument_token], notes, watch)
 
 
 def _over_cap(refused: OverCap) -> TooManyTriggers:
@@ -95,14 +151,38 @@ def _over_cap(refused: OverCap) -> TooManyTriggers:
     )
 
 
-def _out(runtime: Facade, record: TriggerRecord, unchecked: str | None = None) -> TriggerOut:
-    """A created trigger's record, warning when the instrument master could not be had
-    (`unchecked`) and when its condition already holds."""
-    trigger, warnings = record.trigger, [] if unchecked is None else [unchecked]
-    last = runtime.engine.last_ltp.get(trigger.instrument_token)
+def _out(runtime: Facade, record: TriggerRecord, notes: tuple[str, ...] = ()) -> TriggerRecordOut:
+    """A created trigger's record, with `notes` (the instrument master could not be had,
+    a v2 trigger's advice) and a warning when its condition already holds."""
+    trigger, warnings = record.trigger, list(notes)
+    last = runtime.engine.last_ltp.get(trigger.watched)
     if trigger.status is Status.ACTIVE and last is not None and legs_holding(trigger, last):
         warnings.append(ALREADY_HOLDS)
-    return TriggerOut.of(record, warnings=warnings)
+    return TriggerRecordOut.of(record, warnings=warnings)
+
+
+def _openapi_body(name: str) -> dict[str, Any]:
+    """A body the route reads itself, described by the components `hmt.api.app` adds."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+    }
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; 400 when it is not JSON, 422 when not an object."""
+    try:
+        return _JSON_OBJECT.validate_json(await request.body())
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+        ) from None
+
+
+def _invalid_body(error: ValidationError) -> RequestValidationError:
+    return RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()])
 
 
 @router.post(
@@ -113,32 +193,51 @@ def _out(runtime: Facade, record: TriggerRecord, unchecked: str | None = None) -
         **LIMITED,
         409: {"model": Problem, "description": "At HMT_MAX_TRIGGERS_PER_USER live triggers"},
     },
+    openapi_extra=_openapi_body("TriggerCreate"),
 )
-async def create(body: TriggerIn, request: Request, caller: Writer) -> TriggerOut:
-    """Store a trigger; it is armed in the engine before this returns."""
+async def create(request: Request, caller: Writer) -> TriggerRecordOut:
+    """Store a trigger (the v1 body, or v2's with `legs`); it is armed before this returns."""
     runtime = runtime_of(request)
+    item = await _json_object(request)
+    try:
+        body = create_body(item)
+    except ValidationError as error:
+        raise _invalid_body(error) from None
     new = await checked(body, runtime, caller.user_id)
     cap = runtime.settings.max_triggers_per_user
     try:  # the cap is counted by the INSERT itself: one round trip
-        record = await runtime.triggers.create(new.trigger, instrument=new.instrument, cap=cap)
+        record = await runtime.triggers.create(
+            new.trigger, instrument=new.instrument, watch=new.watch, cap=cap
+        )
     except OverCap as refused:
         raise _over_cap(refused) from None
     await runtime.engine.arm(record.trigger)  # as committed: the engine need not read it back
-    return _out(runtime, record, new.warning)
+    return _out(runtime, record, new.warnings)
 
 
 class TriggersIn(BaseModel):
-    """Up to MAX_BULK new triggers, each exactly what `POST /triggers` takes."""
+    """Up to MAX_BULK new triggers, each exactly what `POST /triggers` takes.
+
+    The items are declared as v1 bodies (the schema v1 clients were given); a
+    v2 body (`TriggerV2In`, with `legs`) is taken as an item too.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    triggers: Annotated[list[TriggerIn], Field(min_length=1, max_length=MAX_BULK)]
+    triggers: Annotated[
+        list[TriggerIn],
+        Field(
+            min_length=1,
+            max_length=MAX_BULK,
+            description="v1 bodies as declared, or v2 bodies (TriggerV2In, with `legs`)",
+        ),
+    ]
 
 
 class TriggersOut(BaseModel):
     """The created triggers, in the order they were sent."""
 
-    triggers: list[TriggerOut]
+    triggers: list[TriggerRecordOut]
 
 
 class _Envelope(BaseModel):
@@ -181,8 +280,7 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
     for index, item in enumerate(items):
         where = ("body", "triggers", index)
         try:
-            body = TriggerIn.model_validate(item)
-            news.append(await checked(body, runtime, caller.user_id))
+            news.append(await checked(create_body(item), runtime, caller.user_id))
         except ValidationError as error:
             problems += [{**e, "loc": (*where, *e["loc"])} for e in error.errors()]
         except InvalidTrigger as error:
@@ -195,6 +293,7 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
         records = await runtime.triggers.create_many(
             [n.trigger for n in news],
             instruments=[n.instrument for n in news],
+            watches=[n.watch for n in news],
             cap=runtime.settings.max_triggers_per_user,
         )
     except OverCap as refused:
@@ -203,7 +302,7 @@ async def create_many(request: Request, caller: Writer) -> TriggersOut:
         await runtime.engine.arm(record.trigger)
     return TriggersOut(
         triggers=[
-            _out(runtime, record, new.warning) for record, new in zip(records, news, strict=True)
+            _out(runtime, record, new.warnings) for record, new in zip(records, news, strict=True)
         ]
     )
 
@@ -228,7 +327,7 @@ async def list_triggers(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-) -> list[TriggerOut]:
+) -> list[TriggerRecordOut]:
     """Your triggers, newest first, filtered by status and instrument, a page at a time.
 
     `X-Total-Count` says how many match; while more remain, `Link` carries the
@@ -251,29 +350,47 @@ async def list_triggers(
         records = records[:limit]
         query = dict(request.query_params)
         response.headers["Link"] = next_link(request.url.path, query, cursor_after(records[-1]))
-    return [TriggerOut.of(r) for r in records]
+    return [TriggerRecordOut.of(r) for r in records]
 
 
 @router.get("/{trigger_id}", responses=NOT_FOUND)
-async def get(trigger_id: str, request: Request, caller: Caller) -> TriggerOut:
+async def get(trigger_id: str, request: Request, caller: Caller) -> TriggerRecordOut:
     """One of your triggers, with its event history."""
     store = runtime_of(request).triggers
     record = await store.get(caller.user_id, trigger_id)
-    return TriggerOut.of(record, events=await store.history(caller.user_id, trigger_id))
+    return TriggerRecordOut.of(record, events=await store.history(caller.user_id, trigger_id))
 
 
 @router.patch(
-    "/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **BAD_INPUT, **LIMITED, **RECONCILING}
+    "/{trigger_id}",
+    responses={**NOT_FOUND, **CONFLICT, **BAD_INPUT, **LIMITED, **RECONCILING},
+    openapi_extra=_openapi_body("TriggerEdit"),
 )
-async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Writer) -> TriggerOut:
+async def edit(trigger_id: str, request: Request, caller: Writer) -> TriggerRecordOut:
     """Change fields of an active or paused trigger; the engine has it before this returns.
 
-    The edit is validated as a whole (an oco's legs against each other) and
-    written with its `updated` event in one transaction, or not at all.
+    A v1 trigger takes v1 fields, or v2 fields (it then becomes a v2 trigger);
+    a v2 trigger takes v2 fields, and of v1's only `trigger_type` and
+    `expires_at`. The edit is validated as a whole (an oco's legs against each
+    other) and written with its `updated` event in one transaction, or not at all.
     """
     runtime = runtime_of(request)
+    item = await _json_object(request)
+    try:
+        body: TriggerPatch | TriggerV2Patch = (
+            TriggerV2Patch.model_validate(item)
+            if V2_KEYS & item.keys()
+            else TriggerPatch.model_validate(item)
+        )
+    except ValidationError as error:
+        raise _invalid_body(error) from None
     _not_while_reconciling(runtime)
-    current = (await runtime.triggers.get(caller.user_id, trigger_id)).trigger
+    record = await runtime.triggers.get(caller.user_id, trigger_id)
+    current = record.trigger
+    if isinstance(body, TriggerPatch) and current.leg_specs:
+        body = _as_v2_edit(body)
+    if isinstance(body, TriggerV2Patch):
+        return await _edit_v2(runtime, caller.user_id, record, body)
     # The edited trigger's instrument, checked as at create: every edit, since a
     # price or quantity must fit its tick and lot size too.
     listed = await runtime.instruments.resolve(
@@ -291,8 +408,57 @@ async def edit(trigger_id: str, body: TriggerPatch, request: Request, caller: Wr
     return out
 
 
+# The v1 fields a v2 trigger's edit may name: they mean the same in both shapes.
+_SHARED = frozenset({"trigger_type", "expires_at"})
+
+
+def _as_v2_edit(body: TriggerPatch) -> TriggerV2Patch:
+    """A v1-shaped edit of a v2 trigger: its shared fields, or a 422 naming the others."""
+    sent = body.model_fields_set
+    others = sorted(sent - _SHARED)
+    if others:
+        raise InvalidTrigger(
+            FieldError(
+                name,
+                "v2_trigger",
+                "this trigger has legs: change legs[].orders[] or legs[].condition instead",
+            )
+            for name in others
+        )
+    return TriggerV2Patch.model_validate(body.model_dump(include=set(sent)))
+
+
+async def _edit_v2(
+    runtime: Facade, user_id: str, record: TriggerRecord, body: TriggerV2Patch
+) -> TriggerRecordOut:
+    """Apply a v2 edit: the trigger rebuilt from its body with the edit applied, checked
+    as a create is, then written as the changed fields."""
+    current = record.trigger
+    watch = watched(record) if current.watch_token is not None else None
+    merged = body.applied(as_body(current, watch))
+    try:
+        edited = TriggerV2In.model_validate(merged)
+    except ValidationError as error:
+        raise _invalid_body(error) from None
+    new = await _checked_v2(edited, runtime, current.user_id, current.id, current.status)
+    changes = {
+        f.name: getattr(new.trigger, f.name)
+        for f in dataclasses.fields(Trigger)
+        if f.name not in ("id", "user_id", "status")
+        and getattr(new.trigger, f.name) != getattr(current, f.name)
+    }
+    if not changes:  # nothing differs: still an edit (its event says who asked)
+        changes = {"expires_at": current.expires_at}
+    updated = await runtime.triggers.update(
+        user_id, current.id, changes, instrument=new.instrument, watch=new.watch
+    )
+    out = await _in_engine(runtime, updated)
+    out.warnings.extend(new.warnings)
+    return out
+
+
 @router.post("/{trigger_id}/pause", responses={**NOT_FOUND, **CONFLICT, **LIMITED, **RECONCILING})
-async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
+async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerRecordOut:
     """Pause an active trigger: kept, but out of the engine until resumed."""
     runtime = runtime_of(request)
     _not_while_reconciling(runtime)
@@ -301,7 +467,7 @@ async def pause(trigger_id: str, request: Request, caller: Writer) -> TriggerOut
 
 
 @router.post("/{trigger_id}/resume", responses={**NOT_FOUND, **CONFLICT, **LIMITED, **RECONCILING})
-async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
+async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerRecordOut:
     """Resume a paused trigger; if its condition holds now it fires on the next tick."""
     runtime = runtime_of(request)
     _not_while_reconciling(runtime)
@@ -310,7 +476,7 @@ async def resume(trigger_id: str, request: Request, caller: Writer) -> TriggerOu
 
 
 @router.delete("/{trigger_id}", responses={**NOT_FOUND, **CONFLICT, **LIMITED, **RECONCILING})
-async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerOut:
+async def cancel(trigger_id: str, request: Request, caller: Writer) -> TriggerRecordOut:
     """Cancel one of your triggers; it is out of the engine before this returns.
 
     Cancelling a cancelled trigger is a 200 with its record and no second
@@ -347,7 +513,7 @@ def _not_while_reconciling(runtime: Facade) -> None:
         )
 
 
-async def _in_engine(runtime: Facade, record: TriggerRecord) -> TriggerOut:
+async def _in_engine(runtime: Facade, record: TriggerRecord) -> TriggerRecordOut:
     """Every change reaches the running engine before its response returns."""
     await runtime.engine.refresh(record.id)
-    return TriggerOut.of(record)
+    return TriggerRecordOut.of(record)

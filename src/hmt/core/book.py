@@ -11,6 +11,14 @@ A key packs a leg into one int: ``threshold << 41 | seq << 1 | leg_bit``.
 Sorting keys sorts by threshold first, and a slice of keys cut at a price
 bound is exactly the set of legs that hold at that price. One small int per
 leg is far cheaper in memory and comparisons than a tuple.
+
+Trigger model v2 (docs/triggers.md): a trigger's legs are indexed under the
+instrument it watches (`Trigger.watched`), each in its own direction
+(`rules.direction`: a stated direction wins over DESIGN's table). A time leg
+has no price: it is not in this book but in `TimeBook`; the trigger itself
+is still registered here, so `len`, `in`, `get` and `remove` see every
+active trigger the caller added. The tick path is unchanged: v2 only changes
+which list a key lands in, and the cost of computing keys at add time.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ from typing import Final
 from sortedcontainers import SortedList
 
 from hmt.core.errors import DuplicateTrigger
+from hmt.core.gaps import DayRange
 from hmt.core.model import Fired, Trigger
-from hmt.core.rules import DIRECTIONS
+from hmt.core.rules import DIRECTIONS, direction
+from hmt.core.rules import holds as holds_at
 from hmt.core.types import Direction, InstrumentToken, Leg, Side, TriggerId, TriggerType
 
 _SHIFT: Final = 41
@@ -93,16 +103,16 @@ class TriggerBook:
         return None if seq is None else self._by_seq[seq]
 
     def instruments(self) -> frozenset[InstrumentToken]:
-        """The instruments with at least one leg in the book: what to subscribe to."""
+        """The instruments some price leg watches: what to subscribe to."""
         return frozenset(InstrumentToken(token) for token in self._instruments)
 
     def count_for(self, instrument_token: int) -> int:
-        """How many legs of this instrument are in the book."""
+        """How many price legs watching this instrument are in the book."""
         book = self._instruments.get(instrument_token)
         return 0 if book is None else len(book)
 
     def holds(self, instrument_token: int) -> bool:
-        """Whether any leg of this instrument is in the book (an emptied one is dropped)."""
+        """Whether any price leg watches this instrument (an emptied one is dropped)."""
         return instrument_token in self._instruments
 
     def add(self, trigger: Trigger) -> None:
@@ -110,9 +120,12 @@ class TriggerBook:
         if trigger.id in self._by_id:
             raise DuplicateTrigger(f"trigger {trigger.id} is already in the book")
         keys = self._register(trigger)
-        book = self._instruments.get(trigger.instrument_token)
+        if not keys:  # time legs only: nothing to index by price
+            return
+        token = _watched(trigger)
+        book = self._instruments.get(token)
         if book is None:
-            book = self._instruments[trigger.instrument_token] = _Instrument()
+            book = self._instruments[token] = _Instrument()
         for rises, key in keys:
             book.side(rises).add(key)
         book.refresh()
@@ -125,7 +138,7 @@ class TriggerBook:
             for trigger in triggers:
                 if trigger.id in self._by_id:
                     raise DuplicateTrigger(f"trigger {trigger.id} is already in the book")
-                rising, falling = pending.setdefault(trigger.instrument_token, ([], []))
+                rising, falling = pending.setdefault(_watched(trigger), ([], []))
                 for rises, key in self._register(trigger):
                     (rising if rises else falling).append(key)
                 count += 1
@@ -133,6 +146,8 @@ class TriggerBook:
             # Keys registered before a duplicate are still indexed: the book
             # stays consistent with its id maps whatever the input did.
             for token, (rising, falling) in pending.items():
+                if not rising and not falling:
+                    continue  # time legs only, or a malformed trigger's empty lists
                 book = self._instruments.get(token)
                 if book is None:
                     book = self._instruments[token] = _Instrument()
@@ -147,10 +162,13 @@ class TriggerBook:
         if seq is None:
             return None
         trigger = self._by_seq.pop(seq)
-        book = self._instruments[trigger.instrument_token]
-        for rises, key in _leg_keys(trigger, seq):
-            book.side(rises).remove(key)
-        self._settle(trigger.instrument_token, book)
+        keys = _leg_keys(trigger, seq)
+        if keys:
+            token = _watched(trigger)
+            book = self._instruments[token]
+            for rises, key in keys:
+                book.side(rises).remove(key)
+            self._settle(token, book)
         return trigger
 
     def on_tick(self, instrument_token: int, ltp: int) -> tuple[Fired, ...]:
@@ -176,13 +194,50 @@ class TriggerBook:
                 continue
             del by_id[trigger.id]
             leg = Leg.SECOND if key & 1 else Leg.FIRST
+            if leg is Leg.SECOND and trigger.leg_specs and _first_holds(trigger, ltp):
+                # Stated directions can make both legs of an oco hold at one
+                # price; the first (the stop-loss) is the one that fires.
+                leg = Leg.FIRST
             fired.append(Fired(trigger, leg, ltp))
             if trigger.trigger_type is TriggerType.OCO:
                 # Its other leg goes in the same call: one cancels the other.
-                rises, other = _leg_keys(trigger, seq)[1 if leg is Leg.FIRST else 0]
-                book.side(rises).discard(other)
+                # (A time leg is not here; the caller takes it out of its TimeBook.)
+                for rises, other in _leg_keys(trigger, seq):
+                    if other != key:
+                        book.side(rises).discard(other)
         self._settle(instrument_token, book)
         return tuple(fired)
+
+    def crossed(
+        self, instrument_token: int, before: DayRange, after: DayRange
+    ) -> list[tuple[Trigger, Leg]]:
+        """The legs whose price the day's range moved past between `before` and `after`.
+
+        A rising leg is crossed when before.high < threshold <= after.high, a
+        falling one when after.low <= threshold < before.low: the range grew
+        over its price while the caller was not looking (a missed touch). Two
+        range queries on the sorted lists, so the cost is the number of legs
+        found, not the number held. Nothing is removed: the caller decides
+        (`on_gap`) and removes what it fires. Both legs of an oco may be
+        listed; the order is the triggers' arrival order, first leg first.
+        """
+        book = self._instruments.get(instrument_token)
+        if book is None:
+            return []
+        keys: list[int] = []
+        if after.high > before.high:
+            rising = book.rising
+            start = rising.bisect_left((before.high + 1) << _SHIFT)
+            keys += rising.islice(start, rising.bisect_left((after.high + 1) << _SHIFT))
+        if after.low < before.low:
+            falling = book.falling
+            start = falling.bisect_left(after.low << _SHIFT)
+            keys += falling.islice(start, falling.bisect_left(before.low << _SHIFT))
+        keys.sort(key=_SEQ_MASK.__and__)
+        by_seq = self._by_seq
+        return [
+            (by_seq[(key & _SEQ_MASK) >> 1], Leg.SECOND if key & 1 else Leg.FIRST) for key in keys
+        ]
 
     def _register(self, trigger: Trigger) -> tuple[tuple[bool, int], ...]:
         """Give `trigger` a sequence number and return its legs' keys.
@@ -235,9 +290,13 @@ class BookBuilder:
             book._next_seq = seq + 1
             by_id[trigger.id] = seq
             by_seq[seq] = trigger
-            lists = pending.get(trigger.instrument_token)
+            if not keys:  # time legs only
+                count += 1
+                continue
+            token = trigger.instrument_token if trigger.watch_token is None else trigger.watch_token
+            lists = pending.get(token)
             if lists is None:
-                lists = pending[trigger.instrument_token] = ([], [])
+                lists = pending[token] = ([], [])
             for rises, key in keys:
                 lists[0 if rises else 1].append(key)
             count += 1
@@ -296,11 +355,38 @@ def _take_from(falling: SortedList[int], bound: int, keys: list[int]) -> None:
     keys += reversed(taken)
 
 
+def _watched(trigger: Trigger) -> int:
+    """The instrument the trigger's price legs are indexed under."""
+    return trigger.instrument_token if trigger.watch_token is None else trigger.watch_token
+
+
 def _leg_keys(trigger: Trigger, seq: int) -> tuple[tuple[bool, int], ...]:
-    """(fires on a rise, key) for each leg of `trigger`, in leg order."""
+    """(fires on a rise, key) for each price leg of `trigger`, in leg order."""
+    if trigger.leg_specs:
+        return _v2_leg_keys(trigger, seq)
+    # A v1 trigger: DESIGN's table, folded once (the path a million-trigger load takes).
     rises = _RISES[(trigger.trigger_type, trigger.side)]
     first = (rises[0], trigger.trigger_price_1 << _SHIFT | seq << 1)
     if len(rises) == 1:
         return (first,)
     second = trigger.threshold(Leg.SECOND) << _SHIFT | seq << 1 | 1
     return first, (rises[1], second)
+
+
+def _v2_leg_keys(trigger: Trigger, seq: int) -> tuple[tuple[bool, int], ...]:
+    """A v2 trigger's keys: each leg's own direction; time legs have none."""
+    return tuple(
+        (
+            direction(trigger, leg) is Direction.AT_OR_ABOVE,
+            trigger.threshold(leg) << _SHIFT | seq << 1 | (leg is Leg.SECOND),
+        )
+        for leg in trigger.legs
+        if trigger.fire_at(leg) is None
+    )
+
+
+def _first_holds(trigger: Trigger, ltp: int) -> bool:
+    """Whether the first leg of a v2 oco holds at `ltp` too (only stated directions allow it)."""
+    return trigger.fire_at(Leg.FIRST) is None and holds_at(
+        direction(trigger, Leg.FIRST), trigger.trigger_price_1, ltp
+    )

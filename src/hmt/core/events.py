@@ -28,6 +28,10 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     RECONCILED = "reconciled"
+    # v2: a leg's price was crossed while the engine was blind (payload: policy
+    # fire|skip, the day range before and after, the blind spot). A note, not a
+    # transition: with `fire` the claim's own events follow.
+    MISSED_TOUCH = "missed_touch"
 
 
 @dataclass(frozen=True, slots=True)

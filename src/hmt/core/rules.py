@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from hmt.core.model import OrderIntent, Trigger
@@ -25,6 +25,10 @@ DIRECTIONS: Mapping[tuple[TriggerType, Side, Leg], Direction] = MappingProxyType
 
 
 def direction(trigger: Trigger, leg: Leg) -> Direction:
+    """The leg's own direction (v2, stated), else DESIGN's table."""
+    spec = trigger.spec(leg)
+    if spec is not None and spec.direction is not None:
+        return spec.direction
     return DIRECTIONS[(trigger.trigger_type, trigger.side, leg)]
 
 
@@ -34,9 +38,13 @@ def holds(direction: Direction, threshold: int, ltp: int) -> bool:
 
 
 def legs_holding(trigger: Trigger, ltp: int) -> tuple[Leg, ...]:
-    """Every leg of `trigger` whose condition holds at `ltp`, checked one by one."""
+    """Every price leg of `trigger` whose condition holds at `ltp` (the watched
+    instrument's), checked one by one; a time leg never holds on a price."""
     return tuple(
-        leg for leg in trigger.legs if holds(direction(trigger, leg), trigger.threshold(leg), ltp)
+        leg
+        for leg in trigger.legs
+        if trigger.fire_at(leg) is None
+        and holds(direction(trigger, leg), trigger.threshold(leg), ltp)
     )
 
 
@@ -61,4 +69,37 @@ def order_for(trigger: Trigger, leg: Leg, tag: str) -> OrderIntent:
         order_type=trigger.order_type,
         limit_price=limit,
         price_divisor=trigger.price_divisor,
+    )
+
+
+def orders_for(trigger: Trigger, leg: Leg, tags: Sequence[str]) -> tuple[OrderIntent, ...]:
+    """Every order `leg` places, in listed order, the k-th carrying `tags[k]`.
+
+    A leg of one order gives exactly `order_for`'s intent. The tags are the
+    broker adapter's (`OrderPort.tag(trigger_id, leg, position)`).
+    """
+    specs = trigger.orders(leg)
+    if len(tags) != len(specs):
+        raise ValueError(f"leg {int(leg)} of {trigger.id}: {len(specs)} orders, {len(tags)} tags")
+    size = len(specs)
+    return tuple(
+        OrderIntent(
+            trigger_id=trigger.id,
+            leg=leg,
+            tag=tag,
+            instrument_token=spec.instrument_token,
+            exchange=spec.exchange,
+            tradingsymbol=spec.tradingsymbol,
+            side=spec.side,
+            quantity=spec.quantity,
+            product=spec.product,
+            order_type=spec.order_type,
+            limit_price=spec.price,
+            price_divisor=spec.price_divisor,
+            position=position,
+            basket=size,
+            trigger_price=spec.trigger_price,
+            validity=spec.validity,
+        )
+        for position, (spec, tag) in enumerate(zip(specs, tags, strict=True))
     )

@@ -31,6 +31,30 @@ class Product(StrEnum):
 class OrderType(StrEnum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
+    SL = "SL"  # stop-loss limit: price and trigger_price
+    SL_M = "SL-M"  # stop-loss market: trigger_price only
+
+
+class Validity(StrEnum):
+    """Kite's order `validity`."""
+
+    DAY = "DAY"
+    IOC = "IOC"
+
+
+class OnGap(StrEnum):
+    """What a leg does when its price was crossed while the engine was blind (a missed touch)."""
+
+    FIRE = "fire"  # place now: a stop-loss must not be skipped silently
+    SKIP = "skip"  # record it and stay active
+
+
+class Cause(StrEnum):
+    """Why a leg fired."""
+
+    PRICE = "price"  # a tick at or past the threshold
+    TIME = "time"  # its time came
+    GAP = "gap"  # a missed touch, found after a blind spot (on_gap fire)
 
 
 class Exchange(StrEnum):
@@ -42,6 +66,10 @@ class Exchange(StrEnum):
     BCD = "BCD"
     MCX = "MCX"
     NCO = "NCO"
+
+
+# A leg's basket holds at most this many orders (Zerodha's alerts allow 20 per alert).
+MAX_BASKET = 20
 
 
 class Leg(IntEnum):

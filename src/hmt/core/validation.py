@@ -7,26 +7,42 @@ decodes a broker's instrument id itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.instruments import Instrument
+from hmt.core.legs import check_legs
 from hmt.core.lifecycle import INITIAL_STATUSES
 from hmt.core.model import Trigger
 from hmt.core.types import OrderType, Side, TriggerType
 
 
 def check(
-    trigger: Trigger, *, instrument: Instrument | None = None, now: datetime | None = None
+    trigger: Trigger,
+    *,
+    instrument: Instrument | None = None,
+    now: datetime | None = None,
+    watch: Instrument | None = None,
+    instruments: Mapping[int, Instrument] | None = None,
 ) -> list[FieldError]:
     """Every rule `trigger` breaks, empty when it is valid.
 
     `instrument` is the master's entry for the trigger's instrument id (None
     when there is no master to ask: then the instrument rules are not checked);
     its tick size is in the same wire units as the prices. `now` is the
-    caller's clock, for the expiry check.
+    caller's clock, for the expiry check. A v2 trigger (with leg specs) is
+    checked by `hmt.core.legs` against `instruments` (the master's entries by
+    id, for each order and the watched instrument; `instrument` and `watch`
+    are added to them).
     """
+    if trigger.leg_specs:
+        known = dict(instruments or {})
+        for entry in (instrument, watch):
+            if entry is not None:
+                known.setdefault(entry.id, entry)
+        return _common_errors(trigger, now) + check_legs(trigger, instruments=known, now=now)
     errors: list[FieldError] = []
     errors += _instrument_errors(trigger, instrument)
     if instrument is not None and instrument.id != trigger.instrument_token:
@@ -45,6 +61,15 @@ def check(
                 f"{instrument.id} is quoted in 1/{instrument.price_divisor}",
             )
         )
+    if trigger.order_type in (OrderType.SL, OrderType.SL_M):
+        errors.append(
+            FieldError(
+                "order_type",
+                "v1_order_type",
+                "a trigger without legs places MARKET or LIMIT orders: send SL and SL-M "
+                "orders in legs[].orders[] (docs/api.md)",
+            )
+        )
     lot = instrument.lot_size if instrument is not None else 1
     if trigger.quantity < 1:
         errors.append(FieldError("quantity", "minimum", "must be at least 1"))
@@ -52,6 +77,14 @@ def check(
         errors.append(
             FieldError("quantity", "lot_size", f"must be a multiple of the lot size ({lot})")
         )
+    return errors + _common_errors(trigger, now)
+
+
+def _common_errors(trigger: Trigger, now: datetime | None) -> list[FieldError]:
+    """The rules of every trigger, v1 or v2: its first status and its expiry."""
+    errors = []
+    if trigger.price_divisor < 1 and trigger.leg_specs:
+        errors.append(FieldError("price_divisor", "positive", "must be at least 1"))
     if trigger.status not in INITIAL_STATUSES:
         errors.append(FieldError("status", "initial", "a trigger starts as active or paused"))
     if trigger.expires_at is not None and trigger.expires_at.tzinfo is None:
@@ -62,10 +95,15 @@ def check(
 
 
 def validate(
-    trigger: Trigger, *, instrument: Instrument | None = None, now: datetime | None = None
+    trigger: Trigger,
+    *,
+    instrument: Instrument | None = None,
+    now: datetime | None = None,
+    watch: Instrument | None = None,
+    instruments: Mapping[int, Instrument] | None = None,
 ) -> Trigger:
     """Return `trigger` unchanged if valid, else raise `InvalidTrigger` with every error."""
-    errors = check(trigger, instrument=instrument, now=now)
+    errors = check(trigger, instrument=instrument, now=now, watch=watch, instruments=instruments)
     if errors:
         raise InvalidTrigger(errors)
     return trigger

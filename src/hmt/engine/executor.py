@@ -11,6 +11,11 @@ A claim belongs to this engine for a lease, renewed while its order is being
 settled; a request is sent only while the lease outlasts it, so another
 engine that takes an expired claim over never races a request of ours
 (docs/engine.md, "Two engines on one database").
+
+A basket (a leg of several orders) is claimed once, then its orders are
+settled one after another in listed order, each by the same rules and with
+its own tag; each outcome is written on the order's own row, and the
+trigger's outcome once all are settled (`ClaimStore.finish`).
 """
 
 from __future__ import annotations
@@ -19,22 +24,30 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.errors import ClaimLost
+from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, OrderIntent
-from hmt.core.rules import order_for
+from hmt.core.rules import order_for, orders_for
 from hmt.core.throttle import Throttle
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import ClaimStore, OrderPort
 from hmt.failpoints import failpoint
 
 log = structlog.get_logger("hmt.executor")
+
+# Why an order of a claim too old to resend, and not at the broker, failed.
+GIVEN_UP = (
+    "the engine restarted before the order was confirmed, the broker has "
+    "no order with its tag, and the price may have moved since: not sent again"
+)
 
 
 class Outcome(StrEnum):
@@ -100,6 +113,24 @@ class _Unreadable(Exception):
     """The broker's order book could not be read, so an order's fate is unknown."""
 
 
+class _Refused(Exception):
+    """A basket's order was answered TokenException: no order was created by it; whether
+    the claim is given back depends on the basket's other orders (`_settle_basket`)."""
+
+    def __init__(self, message: str, attempt: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempt = attempt
+
+
+def _where(intent: OrderIntent) -> dict[str, Any]:
+    """The store's keywords for `intent`: its position and tag if it is a basket's
+    order; none for a leg of one order, whose writes stay exactly v1's."""
+    if intent.basket == 1:
+        return {}
+    return {"position": intent.position, "tag": intent.tag}
+
+
 class Executor:
     """Places the orders of one broker account."""
 
@@ -122,9 +153,10 @@ class Executor:
         self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
         self._answered = asyncio.Event()  # an order's answer freed a throttle slot
 
-    def tag(self, trigger_id: TriggerId, leg: Leg) -> str:
-        """The broker's tag for an order of this leg (reconciliation computes active rows')."""
-        return self._broker.tag(trigger_id, leg)
+    def tag(self, trigger_id: TriggerId, leg: Leg, position: int = 0) -> str:
+        """The broker's tag for the order at `position` of this leg (reconciliation
+        computes active rows', adoption a basket's never-sent orders')."""
+        return self._broker.tag(trigger_id, leg, position)
 
     async def orders(self) -> list[OrderReport]:
         """The broker's order book of the day, read once; a classified `BrokerError` if not."""
@@ -141,6 +173,8 @@ class Executor:
         """
         trigger, leg = fired.trigger, fired.leg
         tag = self._broker.tag(trigger.id, leg)
+        if trigger.leg_specs and len(trigger.orders(leg)) > 1:
+            return await self._execute_basket(fired, tag, on_send)
         sending = self._slot_now()
         started = asyncio.get_running_loop().time()
         try:
@@ -154,12 +188,125 @@ class Executor:
                 self._give_back_slot()
             return Outcome.NOT_CLAIMED
         failpoint("after_claim")
+        # A v2 leg of one order places its own order spec; a v1 trigger, its fields.
+        intent = orders_for(trigger, leg, (tag,))[0] if trigger.leg_specs else None
         return await self.settle(
-            order_for(trigger, leg, tag),
+            intent or order_for(trigger, leg, tag),
             on_send=on_send,
             slot_taken=sending,
             leased_at=started,
         )
+
+    async def _execute_basket(
+        self, fired: Fired, first: str, on_send: Callable[[], None] | None
+    ) -> Outcome:
+        """One claim for the whole basket (storing its first order's tag), then each order.
+
+        The claim takes no throttle slot: each order waits for its own and has
+        its own `order_sent` (its row in the store) before it leaves, so the
+        claim's transaction is the same as any trigger's.
+        """
+        trigger, leg = fired.trigger, fired.leg
+        tags = [first] + [
+            self._broker.tag(trigger.id, leg, k) for k in range(1, len(trigger.orders(leg)))
+        ]
+        started = asyncio.get_running_loop().time()
+        if not await self._store.claim(fired, first, sending=False):
+            return Outcome.NOT_CLAIMED
+        failpoint("after_claim")
+        return await self.settle_basket(
+            orders_for(trigger, leg, tags), on_send=on_send, leased_at=started
+        )
+
+    async def settle_basket(
+        self,
+        intents: Sequence[OrderIntent],
+        *,
+        ambiguous: bool = False,
+        resend: bool = True,
+        on_send: Callable[[], None] | None = None,
+        leased_at: float | None = None,
+    ) -> Outcome:
+        """Settle a claimed basket's unsettled `intents` in order, then finish the trigger.
+
+        Each order goes through `settle`'s rules under one lease; a final
+        failure of one does not stop the next (Zerodha's baskets behave so).
+        `ambiguous` (recovery): each is looked up by tag before anything is
+        sent; `resend` False: an order not found is failed, never sent (its
+        claim is too old). An expired session stops the basket: the claim is
+        given back only if no order of it is, or may be, at the broker, else
+        the trigger stays `triggered` for recovery (`AuthExpired` either way).
+
+        PLACED or FAILED as the trigger finished (FAILED if any order failed),
+        UNRESOLVED while an order's fate is unknown (the trigger stays
+        `triggered` for the sweep), NOT_CLAIMED if the claim was lost.
+        """
+        trigger_id = intents[0].trigger_id
+        loop = asyncio.get_running_loop()
+        start = loop.time() if leased_at is None else leased_at
+        async with self._leased(trigger_id, start) as lease:
+            try:
+                for index, intent in enumerate(intents):
+                    if index:
+                        failpoint("between_orders")
+                    if lease.lost:
+                        log.error("claim_lease_lost", trigger_id=trigger_id)
+                        return Outcome.UNRESOLVED
+                    outcome = await self._basket_order(
+                        intent, lease, ambiguous, resend, on_send if index == 0 else None
+                    )
+                    log.info(
+                        "basket_order",
+                        trigger_id=trigger_id,
+                        position=intent.position,
+                        outcome=outcome.value,
+                    )
+                    if outcome is Outcome.NOT_CLAIMED:
+                        return outcome
+                status = await self._store.finish(trigger_id)
+            except ClaimLost:
+                log.warning("claim_lost", trigger_id=trigger_id)
+                return Outcome.NOT_CLAIMED
+        if status is Status.PLACED:
+            return Outcome.PLACED
+        if status is Status.FAILED:
+            return Outcome.FAILED
+        return Outcome.UNRESOLVED
+
+    async def _basket_order(
+        self,
+        intent: OrderIntent,
+        lease: _Lease,
+        ambiguous: bool,
+        resend: bool,
+        on_send: Callable[[], None] | None,
+    ) -> Outcome:
+        """One order of a basket, under the basket's lease."""
+        try:
+            if resend:
+                return await self._settle(intent, lease, ambiguous, on_send, False)
+            return await self._resolve_order(intent)
+        except _Refused as refused:
+            where = _where(intent)
+            trigger_id = intent.trigger_id
+            if await self._store.released(trigger_id, refused.message, refused.attempt, **where):
+                log.warning("basket_released", trigger_id=trigger_id, position=intent.position)
+            else:
+                log.warning("basket_held", trigger_id=trigger_id, position=intent.position)
+            raise AuthExpired(refused.message) from None
+
+    async def _resolve_order(self, intent: OrderIntent) -> Outcome:
+        """A basket's order too old to send again: placed if the broker has it, else failed."""
+        try:
+            found = await self._lookup(intent)
+        except _Unreadable as error:
+            log.error("order_unresolved", trigger_id=intent.trigger_id, error=str(error))
+            return Outcome.UNRESOLVED
+        if found is not None:
+            await self._store.placed(intent.trigger_id, found.order_id, 0, **_where(intent))
+            return Outcome.PLACED
+        await self._store.give_up(intent.trigger_id, GIVEN_UP, **_where(intent))
+        return Outcome.FAILED
 
     async def settle(
         self,
@@ -199,6 +346,7 @@ class Executor:
         slot_taken: bool,
     ) -> Outcome:
         trigger_id = intent.trigger_id
+        where = _where(intent)  # empty for a leg of one order: the v1 writes exactly
         last: BrokerError | None = None
         attempt = 0
         budget = self._policy.max_retries
@@ -206,10 +354,10 @@ class Executor:
         try:
             while attempt <= budget:
                 if ambiguous and (found := await self._lookup(intent)) is not None:
-                    await self._store.placed(trigger_id, found.order_id, 0)
+                    await self._store.placed(trigger_id, found.order_id, 0, **where)
                     return Outcome.PLACED
                 # With `slot_taken` the claim recorded this first request's order_sent.
-                if not slot_taken and not await self._next_request(trigger_id, lease):
+                if not slot_taken and not await self._next_request(intent, lease):
                     return Outcome.UNRESOLVED
                 slot_taken = False
                 attempt += 1
@@ -227,35 +375,37 @@ class Executor:
                         # OMS could give after taking the order: check once, never resend.
                         server_side = (error.http_status or 0) >= 500
                         if server_side and (found := await self._lookup(intent)) is not None:
-                            await self._store.placed(trigger_id, found.order_id, attempt)
+                            await self._store.placed(trigger_id, found.order_id, attempt, **where)
                             return Outcome.PLACED
-                        await self._store.failed(trigger_id, error.message, attempt)
+                        await self._store.failed(trigger_id, error.message, attempt, **where)
                         return Outcome.FAILED
                     if error.kind is ErrorKind.AUTH:
+                        if where:  # a basket's: its other orders decide (`_basket_order`)
+                            raise _Refused(error.message, attempt) from None
                         await self._store.released(trigger_id, error.message, attempt)
                         raise AuthExpired(error.message) from None
                     ambiguous = error.kind is ErrorKind.AMBIGUOUS
                     limited_since, queued = self._rate_limited(error, limited_since)
                     budget += queued
-                    await self._store.retry(trigger_id, attempt, str(error))
+                    await self._store.retry(trigger_id, attempt, str(error), **where)
                     await asyncio.sleep(self._retry_delay(attempt, error))
                     continue
                 failpoint("after_response")
-                await self._store.placed(trigger_id, order_id, attempt)
+                await self._store.placed(trigger_id, order_id, attempt, **where)
                 return Outcome.PLACED
             assert last is not None
             if ambiguous and (found := await self._lookup(intent)) is not None:
                 # The last attempt reached the broker after all.
-                await self._store.placed(trigger_id, found.order_id, 0)
+                await self._store.placed(trigger_id, found.order_id, 0, **where)
                 return Outcome.PLACED
         except _Unreadable as error:
             log.error("order_unresolved", trigger_id=trigger_id, error=str(error))
             return Outcome.UNRESOLVED
         reason = f"gave up after {attempt} attempts: {last.message}"
-        await self._store.failed(trigger_id, reason, 0)
+        await self._store.failed(trigger_id, reason, 0, **where)
         return Outcome.FAILED
 
-    async def _next_request(self, trigger_id: TriggerId, lease: _Lease) -> bool:
+    async def _next_request(self, intent: OrderIntent, lease: _Lease) -> bool:
         """Take a throttle slot and record the request's `order_sent`; False if it may not go.
 
         A request may go only while the lease outlasts it: otherwise another
@@ -263,6 +413,7 @@ class Executor:
         The claim then stays `triggered` until its lease expires and a sweep
         (any engine's, this one's included) settles it by tag.
         """
+        trigger_id = intent.trigger_id
         await self._wait_for_slot()
         loop = asyncio.get_running_loop()
         if (
@@ -273,7 +424,7 @@ class Executor:
             log.error("claim_lease_short", trigger_id=trigger_id, lost=lease.lost)
             return False
         try:
-            await self._store.order_sent(trigger_id)  # also renews the lease
+            await self._store.order_sent(trigger_id, **_where(intent))  # also renews the lease
         except BaseException:
             self._give_back_slot()
             raise

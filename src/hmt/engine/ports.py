@@ -12,22 +12,24 @@ from __future__ import annotations
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
-    Callable,
     Collection,
     Iterable,
     Mapping,
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import date
+from typing import Any, Protocol
 
 from hmt.core.broker import OrderReport
 from hmt.core.errors import FieldError
+from hmt.core.events import EventKind
 from hmt.core.instruments import Instrument, Listing
+from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
 from hmt.store.changes import Change, Resync
-from hmt.store.reconciliation import Reconciled
+from hmt.store.reconciliation import Reconciled, TagOf
 
 # --- prices in ---------------------------------------------------------------------
 
@@ -57,6 +59,19 @@ class Feed(Protocol):
     def status(self) -> FeedStatus: ...
 
 
+class QuotePort(Protocol):
+    """The broker's quotes, for the day's high and low (Kite: GET /quote/ohlc).
+
+    Asked after a blind spot in LTP mode, where ticks carry no day range, and to
+    seed an instrument's range when it starts being watched.
+    """
+
+    async def day_ranges(self, tokens: Collection[int]) -> dict[int, tuple[int, int]]:
+        """(high, low) in wire units of each instrument the broker has today's prices
+        for (others are absent), or a classified `BrokerError`."""
+        ...
+
+
 # --- the store, read ------------------------------------------------------------------
 
 
@@ -68,16 +83,18 @@ class TriggerSource(Protocol):
         """The trigger if it is active now, else None."""
         ...
 
-    async def adopt(self, *, own: bool) -> list[InFlight]:
+    async def adopt(self, *, own: bool, tag_of: TagOf | None = None) -> list[InFlight]:
         """Take over, under a fresh lease, the claims this engine may settle: expired
-        ones (any engine's), and with `own` those recorded under this engine's id."""
+        ones (any engine's), and with `own` those recorded under this engine's id.
+        A basket comes back with its unsettled orders (`InFlight.basket`); `tag_of`
+        gives the tag of an order of it never sent."""
         ...
 
     async def expire_due(self) -> list[TriggerId]: ...
     async def reconcile(
         self,
         orders: Sequence[OrderReport],
-        tag_of: Callable[[TriggerId, Leg], str],
+        tag_of: TagOf,
         *,
         skip: Collection[TriggerId] = (),
     ) -> list[Reconciled]:
@@ -87,6 +104,28 @@ class TriggerSource(Protocol):
 
     async def give_up(self, trigger_id: TriggerId, reason: str) -> None:
         """Fail a claim whose tag look-up found no order, without sending anything."""
+        ...
+
+
+class ConditionStore(Protocol):
+    """The store's side of v2's conditions: notes, expiry with a reason, day ranges."""
+
+    async def note(
+        self, trigger_id: TriggerId, kind: EventKind, payload: Mapping[str, Any]
+    ) -> bool:
+        """Append an event to an active trigger without changing it; False if not active."""
+        ...
+
+    async def expire(self, trigger_id: TriggerId, reason: str) -> bool:
+        """`active` -> `expired` with `reason` in the event; False if it was not active."""
+        ...
+
+    async def day_ranges(self, broker: str, day: date) -> dict[int, tuple[int, int]]: ...
+    async def save_day_ranges(
+        self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
+    ) -> None: ...
+    async def forget_day_ranges(self, broker: str, before: date) -> int:
+        """Drop the ranges of days before `before`; how many rows."""
         ...
 
 
@@ -108,9 +147,10 @@ class ChangeSource(Protocol):
 class OrderPort(Protocol):
     """A broker's order book: Kite's REST API, or the paper broker."""
 
-    def tag(self, trigger_id: str, leg: Leg) -> str:
-        """The tag an order of this leg carries, by the broker's rules (Kite: at most 20
-        alphanumerics): a pure function of its arguments, so any engine finds the order."""
+    def tag(self, trigger_id: str, leg: Leg, position: int = 0) -> str:
+        """The tag the order at `position` of this leg's basket carries, by the broker's
+        rules (Kite: at most 20 alphanumerics): a pure function of its arguments, so any
+        engine finds the order. Position 0 is a one-order leg's tag, unchanged by baskets."""
         ...
 
     async def place(self, intent: OrderIntent) -> str:
@@ -146,7 +186,9 @@ class ClaimStore(Protocol):
         False if anything else (an edit, a cancel, another engine) got there first."""
         ...
 
-    async def order_sent(self, trigger_id: TriggerId) -> int:
+    async def order_sent(
+        self, trigger_id: TriggerId, *, position: int = 0, tag: str | None = None
+    ) -> int:
         """A request is about to leave: `order_sent`, `attempts` + 1 (returned), lease renewed."""
         ...
 
@@ -154,15 +196,63 @@ class ClaimStore(Protocol):
         """Extend the lease; False if the claim is no longer this engine's."""
         ...
 
-    async def retry(self, trigger_id: TriggerId, attempt: int, reason: str) -> None: ...
+    async def retry(
+        self,
+        trigger_id: TriggerId,
+        attempt: int,
+        reason: str,
+        *,
+        position: int = 0,
+        tag: str | None = None,
+    ) -> None: ...
 
-    async def placed(self, trigger_id: TriggerId, order_id: str, attempt: int) -> None:
+    async def placed(
+        self,
+        trigger_id: TriggerId,
+        order_id: str,
+        attempt: int,
+        *,
+        position: int = 0,
+        tag: str | None = None,
+    ) -> None:
         """`attempt` 0: found in the broker's book by tag (`reconciled`) rather than answered."""
         ...
 
-    async def failed(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
+    async def failed(
+        self,
+        trigger_id: TriggerId,
+        reason: str,
+        attempt: int,
+        *,
+        position: int = 0,
+        tag: str | None = None,
+    ) -> None: ...
 
-    async def released(self, trigger_id: TriggerId, reason: str, attempt: int) -> None: ...
+    async def released(
+        self,
+        trigger_id: TriggerId,
+        reason: str,
+        attempt: int,
+        *,
+        position: int = 0,
+        tag: str | None = None,
+    ) -> bool | None:
+        """The claim given back (`active`). A basket's order: only if no other order of
+        the basket is, or may be, at the broker; False if the trigger stays `triggered`."""
+        ...
+
+    async def give_up(
+        self, trigger_id: TriggerId, reason: str, *, position: int = 0, tag: str | None = None
+    ) -> None:
+        """Fail without sending: the broker has no order with the tag and the claim is too
+        old to send again (`reconciled`, then `failed`; with `tag`, that order of a basket)."""
+        ...
+
+    async def finish(self, trigger_id: TriggerId) -> Status:
+        """A basket's outcome once every order is settled: `placed` if all were placed,
+        else `failed` naming each failed position; `triggered` (nothing written) while
+        an order is unsettled; a one-order leg's status as it stands."""
+        ...
 
 
 # --- the instrument master ---------------------------------------------------------------

@@ -17,17 +17,24 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
 from hmt.core.book import BookBuilder, TriggerBook
 from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.events import EventKind
+from hmt.core.gaps import DayRange
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, Trigger
-from hmt.core.types import TriggerId
+from hmt.core.prices import to_decimal
+from hmt.core.rules import direction
+from hmt.core.timebook import TimeBook
+from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
+from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
-from hmt.engine.executor import AuthExpired, Executor, Outcome
-from hmt.engine.ports import Feed, TriggerSource
+from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
+from hmt.engine.ports import ConditionStore, Feed, QuotePort, TriggerSource
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 
@@ -39,6 +46,12 @@ LOAD_STEP_LEGS = 50_000
 # retried after 1 s, doubling to at most 30 s.
 RECONCILE_RETRY_S = 1.0
 RECONCILE_RETRY_CAP_S = 30.0
+# The timer loop wakes at least this often (a hold released, a session renewed, a clock
+# step); an earlier time added to a book wakes it at once.
+TIMER_POLL_S = 1.0
+# Kite's quote API takes 1 request a second and 1,000 instruments a request (FACTS 2.4).
+QUOTE_INTERVAL_S = 1.0
+QUOTE_BATCH = 1000
 
 
 class EngineState(StrEnum):
@@ -56,6 +69,12 @@ class EngineConfig:
     # After a crash, an order not found at the broker is sent again only if it
     # was claimed this recently; older ones fail, since the price has moved on.
     resend_within: timedelta = timedelta(seconds=60)
+    # A time leg found due later than this (the engine was down, held or logged out)
+    # ends its trigger `expired` instead of firing (HMT_TIME_GRACE_S).
+    time_grace: timedelta = timedelta(seconds=60)
+    broker: str = "kite"  # the day ranges' key in the store
+    # Quote/full ticks carry the day's OHLC; in LTP mode the quote API is asked instead.
+    ranges_from_ticks: bool = False
 
 
 class Engine:
@@ -70,8 +89,21 @@ class Engine:
         clock: Callable[[], datetime],
         config: EngineConfig | None = None,
         session: BrokerSession | None = None,
+        conditions: ConditionStore | None = None,
+        quotes: QuotePort | None = None,
     ) -> None:
         self.book = TriggerBook()
+        # Time legs, beside the price book: every trigger added to or removed from one
+        # is added to or removed from the other (`_put`, `_take`).
+        self.timebook = TimeBook()
+        self._dormant = Dormant()  # not_before still ahead: in neither book
+        self._timer_wake = asyncio.Event()
+        # Missed touches (docs/engine.md): without a store for them, none are looked for.
+        self._conditions = conditions
+        self._quotes = quotes
+        self.ranges = DayRanges()
+        self._blind: dict[int, BlindSpot] = {}
+        self._seed: set[int] = set()  # LTP mode: ranges to read from the quote API
         self.stats = EngineStats()
         self._state = EngineState.STOPPED
         # Whether the broker takes our orders is the session's to say, not the engine's.
@@ -130,9 +162,10 @@ class Engine:
         reconciled = self.session.valid and await self._reconcile_safely()
         await self.recover()
         for expired in await self._source.expire_due():
-            self.book.remove(expired)
+            self._take(expired)
         # Built aside and swapped in: in STARTING nothing reads or changes the book.
-        self.book, loaded = await self._load()
+        self.book, self.timebook, self._dormant, loaded = await self._load()
+        await self._load_ranges()
         self._feed.subscribe(self.book.instruments())
         await self._feed.start()
         self._started_at = time.monotonic()
@@ -161,7 +194,15 @@ class Engine:
         await self.drain()
         await self._feed.stop()
         self._feed.unsubscribe(self.book.instruments())
+        try:
+            await self.save_ranges()
+        except Exception:  # the store is away: the next start compares with older ranges
+            log.exception("day_ranges_unsaved")
         self.book = TriggerBook()
+        self.timebook = TimeBook()
+        self._dormant = Dormant()
+        self._blind.clear()
+        self._seed.clear()
         self._started_at = None
         log.info("engine_stopped")
 
@@ -261,7 +302,7 @@ class Engine:
         """Settle, before anything can fire, this engine's claims a crash left `triggered`,
         and every other engine's claim whose lease has expired."""
         leased_at = asyncio.get_running_loop().time()
-        for left in await self._source.adopt(own=True):
+        for left in await self._source.adopt(own=True, tag_of=self._executor.tag):
             await self._settle(left, leased_at)
 
     async def settle_expired(self) -> int:
@@ -273,7 +314,7 @@ class Engine:
         adopted claim is settled in its own task; returns how many were adopted.
         """
         leased_at = asyncio.get_running_loop().time()
-        adopted = await self._source.adopt(own=False)
+        adopted = await self._source.adopt(own=False, tag_of=self._executor.tag)
         for left in adopted:
             self._spawn(self._settle_adopted(left, leased_at))
         return len(adopted)
@@ -292,11 +333,22 @@ class Engine:
             await self.refresh(left.intent.trigger_id)
 
     async def _settle(self, left: InFlight, leased_at: float) -> None:
-        """Settle one adopted claim: by tag first; sent again only if it is recent."""
+        """Settle one adopted claim: by tag first; sent again only if it is recent.
+
+        A basket's unsettled orders are settled one by one in listed order, each
+        by the same rules (a placed or failed order is never among them), then
+        the trigger finishes.
+        """
         now = self._clock()
         recent = left.triggered_at is not None and now - left.triggered_at <= (
             self._config.resend_within
         )
+        if left.basket:
+            settled = await self._executor.settle_basket(
+                left.basket, ambiguous=True, resend=recent, leased_at=leased_at
+            )
+            log.info("recovered", trigger_id=left.intent.trigger_id, outcome=settled.value)
+            return
         if recent:
             outcome: Outcome | None = await self._executor.settle(
                 left.intent, ambiguous=True, leased_at=leased_at
@@ -304,11 +356,7 @@ class Engine:
         else:
             outcome = await self._executor.resolve(left.intent, leased_at=leased_at)
         if outcome is None:
-            await self._source.give_up(
-                left.intent.trigger_id,
-                "the engine restarted before the order was confirmed, the broker has "
-                "no order with its tag, and the price may have moved since: not sent again",
-            )
+            await self._source.give_up(left.intent.trigger_id, GIVEN_UP)
             outcome = Outcome.FAILED
         log.info("recovered", trigger_id=left.intent.trigger_id, outcome=outcome.value)
 
@@ -318,6 +366,17 @@ class Engine:
         """Called by the feed for every (token, price); never awaits."""
         self.stats.ticks_processed += 1
         self.last_ltp[instrument_token] = ltp
+        # The day's range as seen (missed touches): inline, this is the tick path.
+        seen = self.ranges.values.get(instrument_token)
+        if seen is None:
+            self.ranges.values[instrument_token] = [ltp, ltp]
+            self.ranges.changed.add(instrument_token)
+        elif ltp > seen[0]:
+            seen[0] = ltp
+            self.ranges.changed.add(instrument_token)
+        elif ltp < seen[1]:
+            seen[1] = ltp
+            self.ranges.changed.add(instrument_token)
         if self.events.listening:
             self.events.price(instrument_token, ltp)
         if self._state is not EngineState.RUNNING or not self.session.valid or self.holding:
@@ -327,13 +386,15 @@ class Engine:
         if not fired:
             return
         for leg in fired:
+            if leg.trigger.leg_specs:  # v2: a time leg of it leaves the time book too
+                self.timebook.remove(leg.trigger.id)
             self._spawn(self._execute(leg, started))
         if not self.book.holds(instrument_token):
             self._feed.unsubscribe((instrument_token,))
         self.stats.triggers_fired += len(fired)
         self.stats.record_evaluate(time.perf_counter() - started)
 
-    async def _execute(self, fired: Fired, started: float) -> None:
+    async def _execute(self, fired: Fired, started: float | None) -> None:
         self._in_flight.add(fired.trigger.id)
         try:
             await self._execute_leg(fired, started)
@@ -342,9 +403,10 @@ class Engine:
             if self.events.listening:
                 self.events.changed(fired.trigger.id, fired.trigger.user_id)
 
-    async def _execute_leg(self, fired: Fired, started: float) -> None:
+    async def _execute_leg(self, fired: Fired, started: float | None) -> None:
         def sending() -> None:
-            self.stats.record_tick_to_order(time.perf_counter() - started)
+            if started is not None:  # a tick's fire; a time or gap fire has no tick
+                self.stats.record_tick_to_order(time.perf_counter() - started)
 
         try:
             outcome = await self._executor.execute(fired, on_send=sending)
@@ -397,9 +459,8 @@ class Engine:
             return
         if self._touched is not None:
             self._touched.add(trigger.id)
-        self.book.remove(trigger.id)
-        self.book.add(trigger)
-        self._feed.subscribe((trigger.instrument_token,))
+        self._take(trigger.id)
+        self._put(trigger)
         if self.events.listening:
             self.events.changed(trigger.id, trigger.user_id)
 
@@ -418,12 +479,13 @@ class Engine:
             current = None
         if self._touched is not None:
             self._touched.add(trigger_id)
-        old = self.book.remove(trigger_id)
+        armed = self.book.get(trigger_id)
+        old = self._take(trigger_id)
         if current is not None:
-            self.book.add(current)
-            self._feed.subscribe((current.instrument_token,))
-        if old is not None and not self.book.count_for(old.instrument_token):
-            self._feed.unsubscribe((old.instrument_token,))
+            # The same row read again (the change feed echoes every write) is not armed anew.
+            self._put(current, rearmed=armed == current)
+        if old is not None and not self.book.count_for(old.watched):
+            self._feed.unsubscribe((old.watched,))
         owner = current or old
         if self.events.listening and owner is not None:
             self.events.changed(trigger_id, owner.user_id)
@@ -454,19 +516,20 @@ class Engine:
         touched: set[TriggerId] = set()
         self._touched = touched
         try:
-            book, _ = await self._load()
+            book, timebook, dormant, _ = await self._load()
         finally:
             self._touched = None
         gone = self.book.instruments() - book.instruments()
-        self.book = book
+        self.book, self.timebook, self._dormant = book, timebook, dormant
+        self._timer_wake.set()
         self._feed.subscribe(book.instruments())
         self._feed.unsubscribe(gone)
         # Created or changed while the store was read: the read may have missed it.
         for trigger_id in touched - self._in_flight:
             await self.refresh(trigger_id)
 
-    async def _load(self) -> tuple[TriggerBook, int]:
-        """A new book of the store's active set, and how many it holds.
+    async def _load(self) -> tuple[TriggerBook, TimeBook, Dormant, int]:
+        """New books of the store's active set (price, time, not yet armed), and how many.
 
         Each instrument's legs are sorted once, after the last batch
         (`BookBuilder`); the loop runs between batches (each awaits the store)
@@ -475,19 +538,314 @@ class Engine:
         order task is still running stays out (see `_rebuild_book`).
         """
         builder = BookBuilder()
+        timebook, dormant = TimeBook(), Dormant()
+        now = self._clock()
         loaded = 0
         async for batch in self._source.active_batches():
             if self._in_flight:
                 batch = [trigger for trigger in batch if trigger.id not in self._in_flight]
-            loaded += builder.add_many(batch)
+            kept = []
+            for trigger in batch:
+                if trigger.not_before is not None and trigger.not_before > now:
+                    dormant.add(trigger)
+                    continue
+                kept.append(trigger)
+                if trigger.leg_specs and _timed(trigger):
+                    timebook.add(trigger)
+            loaded += builder.add_many(kept) + len(batch) - len(kept)
         sorted_legs = 0
         for legs in builder.steps():
             sorted_legs += legs
             if sorted_legs >= LOAD_STEP_LEGS:
                 sorted_legs = 0
                 await asyncio.sleep(0)
-        return builder.build(), loaded
+        return builder.build(), timebook, dormant, loaded
+
+    # --- the books: price legs, time legs, not yet armed ---------------------------------
+
+    def _put(self, trigger: Trigger, *, rearmed: bool = False) -> None:
+        """Arm an active trigger: its price legs in the book, its time legs in the time
+        book; one whose `not_before` is ahead waits, in neither, for its timer.
+        `rearmed`: it was in the book just before, unchanged (not armed anew)."""
+        if trigger.not_before is not None and trigger.not_before > self._clock():
+            self._dormant.add(trigger)
+            self._timer_wake.set()
+            return
+        self.book.add(trigger)
+        if trigger.leg_specs and _timed(trigger):
+            self.timebook.add(trigger)
+            self._timer_wake.set()
+        if not _priced(trigger):
+            return
+        token = trigger.watched
+        self._feed.subscribe((token,))
+        spot = self._blind.get(token)
+        if spot is not None:
+            if not rearmed:
+                spot.armed_during.add(trigger.id)
+        elif token not in self.ranges.values and self._reads_quotes:
+            self._seed.add(token)
+
+    def _take(self, trigger_id: TriggerId) -> Trigger | None:
+        """Disarm: out of both books (and the not-yet-armed); what was there, if anything."""
+        old = self.book.remove(trigger_id)
+        self.timebook.remove(trigger_id)
+        dormant = self._dormant.remove(trigger_id)
+        return old if old is not None else dormant
+
+    @property
+    def conditions(self) -> bool:
+        """Whether v2's conditions run here (time legs, not_before, missed touches): they
+        need the store's side of them."""
+        return self._conditions is not None
+
+    def _can_fire(self) -> bool:
+        return self._state is EngineState.RUNNING and self.session.valid and not self.holding
+
+    @property
+    def _reads_quotes(self) -> bool:
+        return (
+            self._conditions is not None
+            and self._quotes is not None
+            and not self._config.ranges_from_ticks
+        )
+
+    # --- time legs and not_before -------------------------------------------------------
+
+    async def run_timers(self) -> None:
+        """The timer loop (the supervisor's): arm triggers whose `not_before` has come, and
+        fire time legs when due. Sleeps until the earlier of the next of each, at most
+        `TIMER_POLL_S`; an earlier time added wakes it."""
+        while True:
+            self._timer_wake.clear()
+            now = self._clock()
+            if self._state is EngineState.RUNNING:
+                for trigger_id in self._dormant.due(now):
+                    self._spawn(self.refresh(trigger_id))  # re-read: it may have changed
+                if self._can_fire():
+                    self._fire_due(now)
+                    if self._blind and self._config.ranges_from_ticks:
+                        self._recheck()
+            wait = TIMER_POLL_S
+            for at in (self.timebook.next_at(), self._dormant.next_at()):
+                if at is not None:
+                    wait = min(wait, max((at - now).total_seconds(), 0.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), wait)
+
+    def _fire_due(self, now: datetime) -> None:
+        """Fire every time leg due at `now`, or expire its trigger when it is too late."""
+        for fired in self.timebook.due(now):
+            trigger = fired.trigger
+            self.book.remove(trigger.id)  # an oco's price leg goes with it
+            if _priced(trigger) and not self.book.holds(trigger.watched):
+                self._feed.unsubscribe((trigger.watched,))
+            at = trigger.fire_at(fired.leg)
+            late = now - at if at is not None else timedelta(0)
+            if late > self._config.time_grace:
+                self._in_flight.add(trigger.id)
+                self._spawn(self._expire_late(fired, late))
+                continue
+            self._in_flight.add(trigger.id)  # before the task starts: no refresh re-arms it
+            self.stats.triggers_fired += 1
+            self._spawn(self._execute(fired, None))
+
+    async def _expire_late(self, fired: Fired, late: timedelta) -> None:
+        trigger, at = fired.trigger, fired.trigger.fire_at(fired.leg)
+        reason = (
+            f"leg {int(fired.leg)}'s time {at.isoformat() if at else '?'} passed "
+            f"{late.total_seconds():.0f} s before the engine could fire it (grace "
+            f"{self._config.time_grace.total_seconds():.0f} s, HMT_TIME_GRACE_S): not fired"
+        )
+        try:
+            if self._conditions is not None:
+                await self._conditions.expire(trigger.id, reason)
+            log.warning("time_leg_too_late", trigger_id=trigger.id, reason=reason)
+        except Exception:
+            log.exception("expire_failed", trigger_id=trigger.id)
+        finally:
+            self._in_flight.discard(trigger.id)
+            await self.refresh(trigger.id)  # still active (the write failed): armed again
+
+    # --- missed touches -------------------------------------------------------------------
+
+    def feed_lost(self, kind: str, reason: str) -> None:
+        """The feed went blind (a dropped or stalled ticker connection): every watched
+        instrument's range now is what the first look after it is compared with."""
+        if self._state is not EngineState.RUNNING or self._conditions is None:
+            return
+        now = self._clock()
+        for token in self.book.instruments():
+            if token in self._blind:
+                continue  # blind already: the earlier range is the one to compare with
+            before = self.ranges.get(token)
+            if before is not None:  # no range yet: nothing to compare with
+                self._blind[token] = BlindSpot(before, kind, now, reason)
+        log.info("feed_blind", kind=kind, reason=reason, instruments=len(self._blind))
+
+    def on_range(self, instrument_token: int, high: int, low: int) -> None:
+        """A quote/full tick's day high and low (after its LTP went through `on_ltp`)."""
+        self.ranges.widen(instrument_token, high, low)
+        if self._blind and instrument_token in self._blind:
+            self._resolve_gap(instrument_token)
+
+    async def run_quotes(self) -> None:
+        """LTP mode's loop (the supervisor's): once the feed is back, read the day's OHLC of
+        every instrument that was blind (and of each newly watched one, its baseline)
+        from the quote API, at most `QUOTE_BATCH` a request and one request a second."""
+        quotes = self._quotes
+        if quotes is None or not self._reads_quotes:
+            return
+        while True:
+            await asyncio.sleep(QUOTE_INTERVAL_S)
+            if not self._can_fire() or not self._feed.connected:
+                continue
+            if not self._blind and not self._seed:
+                continue
+            watched = self.book.instruments()
+            for token in [token for token in self._blind if token not in watched]:
+                del self._blind[token]  # no longer watched: nothing to compare for
+            self._seed &= watched
+            wanted = [*self._blind, *(token for token in self._seed if token not in self._blind)]
+            if not wanted:
+                continue
+            batch = wanted[:QUOTE_BATCH]
+            try:
+                ranges = await quotes.day_ranges(batch)
+            except BrokerError as error:
+                if error.kind is ErrorKind.AUTH:
+                    self.session.expired(error.message)
+                log.warning("quote_unavailable", error=str(error), instruments=len(batch))
+                continue
+            for token in batch:
+                self._seed.discard(token)
+                found = ranges.get(token)
+                if found is not None:
+                    self.ranges.widen(token, *found)
+                if token in self._blind:
+                    self._resolve_gap(token)
+
+    def _recheck(self) -> None:
+        """Quote/full mode: blind instruments whose first tick came while firing was held
+        (a start-up's reconciliation) are compared now; the others wait for theirs."""
+        for token, spot in list(self._blind.items()):
+            if self.ranges.get(token) != spot.before:
+                self._resolve_gap(token)
+
+    def _resolve_gap(self, token: int) -> None:
+        """The first look at `token` after a blind spot: the legs whose price its range
+        moved past meanwhile follow their trigger's `on_gap`."""
+        if not self._can_fire():
+            return  # compared once firing resumes (the range keeps growing meanwhile)
+        spot = self._blind.pop(token)
+        after = self.ranges.get(token)
+        if after is None or after == spot.before:
+            return
+        now = self._clock()
+        seen: set[TriggerId] = set()
+        for trigger, leg in sorted(self.book.crossed(token, spot.before, after), key=_leg_order):
+            if trigger.id in spot.armed_during:
+                continue
+            payload = _missed(trigger, leg, spot, after, now)
+            if trigger.on_gap is OnGap.SKIP:
+                log.info("missed_touch", trigger_id=trigger.id, leg=int(leg), action="skip")
+                self._spawn(self._note(trigger.id, payload))
+                continue
+            if trigger.id in seen:
+                continue  # an oco whose both legs were crossed: its first leg fires
+            seen.add(trigger.id)
+            self._take(trigger.id)
+            rises = direction(trigger, leg) is Direction.AT_OR_ABOVE
+            fired = Fired(trigger, leg, after.high if rises else after.low, Cause.GAP)
+            log.warning("missed_touch", trigger_id=trigger.id, leg=int(leg), action="fire")
+            self._in_flight.add(trigger.id)
+            self.stats.triggers_fired += 1
+            self._spawn(self._execute_gap(fired, payload))
+        if not self.book.holds(token):
+            self._feed.unsubscribe((token,))
+
+    async def _execute_gap(self, fired: Fired, payload: dict[str, Any]) -> None:
+        await self._note(fired.trigger.id, payload)  # first: the history says why
+        await self._execute(fired, None)
+
+    async def _note(self, trigger_id: TriggerId, payload: dict[str, Any]) -> None:
+        if self._conditions is None:
+            return
+        try:
+            await self._conditions.note(trigger_id, EventKind.MISSED_TOUCH, payload)
+        except Exception:
+            log.exception("missed_touch_unrecorded", trigger_id=trigger_id, payload=payload)
+
+    async def save_ranges(self) -> None:
+        """Save the day ranges changed since the last save (the supervisor: every few
+        seconds; `stop`: at once). A new day starts with none."""
+        if self._conditions is None:
+            return
+        day = ist_day(self._clock())
+        if self.ranges.day is not None and self.ranges.day != day:
+            self._blind.clear()  # yesterday's ranges compare with nothing today
+        changed = {} if self.ranges.roll(day) else self.ranges.take_changed()
+        if changed:
+            try:
+                await self._conditions.save_day_ranges(self._config.broker, day, changed)
+            except Exception:
+                self.ranges.changed.update(changed)  # kept for the next round
+                raise
+
+    async def _load_ranges(self) -> None:
+        """At start-up: the day ranges saved before, and the restart as a blind spot."""
+        if self._conditions is None:
+            return
+        now = self._clock()
+        day = ist_day(now)
+        try:
+            stored = await self._conditions.day_ranges(self._config.broker, day)
+            # Earlier days' ranges say nothing about today: the table keeps only today's.
+            await self._conditions.forget_day_ranges(self._config.broker, day)
+        except Exception:
+            log.exception("day_ranges_unreadable")
+            stored = {}
+        self.ranges.load(day, stored)
+        for token in self.book.instruments():
+            before = self.ranges.get(token)
+            if before is not None:
+                self._blind[token] = BlindSpot(before, "restart", now, "the engine restarted")
+            elif self._reads_quotes:
+                self._seed.add(token)
 
     @property
     def uptime(self) -> float:
         return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
+
+def _timed(trigger: Trigger) -> bool:
+    """Whether any leg of `trigger` is a time condition."""
+    return any(trigger.fire_at(leg) is not None for leg in trigger.legs)
+
+
+def _priced(trigger: Trigger) -> bool:
+    """Whether any leg of `trigger` watches a price."""
+    return not trigger.leg_specs or any(trigger.fire_at(leg) is None for leg in trigger.legs)
+
+
+def _leg_order(item: tuple[Trigger, Leg]) -> tuple[str, int]:
+    return item[0].id, int(item[1])
+
+
+def _missed(
+    trigger: Trigger, leg: Leg, spot: BlindSpot, after: DayRange, now: datetime
+) -> dict[str, Any]:
+    """A `missed_touch` event's payload: the leg, the policy, the ranges, the blind spot."""
+
+    def rupees(units: int) -> str:  # nested values are stored as given: strings
+        return str(to_decimal(units, trigger.price_divisor))
+
+    return {
+        "leg": int(leg),
+        "on_gap": trigger.on_gap.value,
+        "threshold": rupees(trigger.threshold(leg)),
+        "direction": direction(trigger, leg).value,
+        "before": {"high": rupees(spot.before.high), "low": rupees(spot.before.low)},
+        "after": {"high": rupees(after.high), "low": rupees(after.low)},
+        "blind": spot.describe(now),
+    }

@@ -35,6 +35,10 @@ EXPIRY_SWEEP_S = 5.0
 # Half the default claim lease (30 s): a dead engine's claim is settled within 1.5 leases.
 CLAIM_SWEEP_S = 15.0
 LISTEN_WAIT_S = 5.0
+# The day ranges (missed touches) changed since the last save are saved this often.
+RANGES_SAVE_S = 5.0
+# A loop that raised starts again after this long.
+RESTART_S = 1.0
 
 
 class Supervisor:
@@ -53,10 +57,13 @@ class Supervisor:
         expiry_interval: float = EXPIRY_SWEEP_S,
         claim_sweep_interval: float = CLAIM_SWEEP_S,
         listen_wait: float = LISTEN_WAIT_S,
+        ranges_interval: float = RANGES_SAVE_S,
+        conditions: bool = False,
     ) -> None:
-        """`warm`: work done once after the engine has started, in the background (start
-        does not wait for it, and a failure is only logged): a cache filled before the
-        first request needs it."""
+        """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
+        day ranges' saves), counted in `condition_loops`. `warm`: work done once after
+        the engine has started, in the background (start does not wait for it, and a
+        failure is only logged): a cache filled before the first request needs it."""
         self._engine = engine
         self._expire_due = expire_due
         self._health = health
@@ -66,9 +73,14 @@ class Supervisor:
         self._expiry_interval = expiry_interval
         self._claim_sweep_interval = claim_sweep_interval
         self._listen_wait = listen_wait
+        self._ranges_interval = ranges_interval
+        # v2's conditions (time legs, not_before, missed touches): their loops run only
+        # with the store's side of them (`Engine(conditions=...)`).
+        self._conditions = conditions
         self._warm = tuple(warm)
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
+        self._condition_tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
         self._loaded = asyncio.Event()
         self.last_health: Health | None = None
@@ -90,14 +102,22 @@ class Supervisor:
         self._spawn(self._expiry_loop())
         self._spawn(self._claim_sweep_loop())
         self._spawn(self._health_loop())
+        if self._conditions:
+            # v2's conditions: time legs and not_before, LTP mode's quotes, the day ranges.
+            loop = asyncio.get_running_loop()
+            self._condition_tasks = [
+                loop.create_task(_again(self._engine.run_timers, "timer_loop_failed")),
+                loop.create_task(_again(self._engine.run_quotes, "quote_loop_failed")),
+                loop.create_task(self._ranges_loop()),
+            ]
         # After the book's load, so that its freeze does not wait for this work.
         loop = asyncio.get_running_loop()
         self._once = [loop.create_task(_warm_up(work)) for work in self._warm]
 
     async def stop(self) -> None:
         """Cancel the loops (and unfinished warm-up work) and wait for them to end."""
-        tasks, self._tasks = self._tasks + self._once, []
-        self._once = []
+        tasks, self._tasks = self._tasks + self._once + self._condition_tasks, []
+        self._once, self._condition_tasks = [], []
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -108,6 +128,11 @@ class Supervisor:
     def running(self) -> int:
         """How many loops are alive."""
         return sum(not task.done() for task in self._tasks)
+
+    @property
+    def condition_loops(self) -> int:
+        """How many of v2's condition loops are alive (not counted in `running`)."""
+        return sum(not task.done() for task in self._condition_tasks)
 
     @property
     def warming(self) -> int:
@@ -136,6 +161,12 @@ class Supervisor:
             if self._engine.state is EngineState.RUNNING:
                 with _logged("claim_sweep_failed"):
                     await self._engine.settle_expired()
+
+    async def _ranges_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._ranges_interval)
+            with _logged("day_ranges_save_failed"):
+                await self._engine.save_ranges()
 
     async def _health_loop(self) -> None:
         while True:
@@ -209,6 +240,17 @@ def freeze_survivors() -> None:
     (a rare request's leftovers, once a day) would outlive its use.
     """
     gc.freeze()
+
+
+async def _again(loop: Callable[[], Awaitable[None]], event: str) -> None:
+    """Run `loop` until it returns; if it raises, log it and start it again."""
+    while True:
+        try:
+            await loop()
+            return
+        except Exception:
+            log.exception(event)
+        await asyncio.sleep(RESTART_S)
 
 
 async def _warm_up(work: Callable[[], Awaitable[object]]) -> None:

@@ -25,9 +25,10 @@ class KiteOrders:
         self._rest = rest
         self._market_protection = market_protection
 
-    def tag(self, trigger_id: str, leg: Leg) -> str:
-        """The tag an order of this leg carries: Kite's rule, in `hmt.kite.tags`."""
-        return broker_tag(trigger_id, leg)
+    def tag(self, trigger_id: str, leg: Leg, position: int = 0) -> str:
+        """The tag the order at `position` of this leg's basket carries: Kite's rule, in
+        `hmt.kite.tags`."""
+        return broker_tag(trigger_id, leg, position)
 
     async def place(self, intent: OrderIntent, *, variety: str = "regular") -> str:
         """Send a trigger's order; its Kite order id (a string: ids exceed 2^53)."""
@@ -84,22 +85,32 @@ class KiteOrders:
 
 
 def order_form(intent: OrderIntent, *, market_protection: int) -> dict[str, str]:
-    """The form fields of `POST /orders/{variety}` for `intent`."""
+    """The form fields of `POST /orders/{variety}` for `intent` (FACTS 2.2).
+
+    LIMIT and SL carry `price`; SL and SL-M carry `trigger_price`; MARKET and
+    SL-M carry `market_protection` (Kite rejects them without it since April
+    2026, FACTS 2.5). Prices go out in rupees with the intent's own divisor.
+    """
+    kind = intent.order_type
     form = {
         "tradingsymbol": intent.tradingsymbol,
         "exchange": intent.exchange.value,
         "transaction_type": intent.side.value,
-        "order_type": intent.order_type.value,
+        "order_type": kind.value,
         "quantity": str(intent.quantity),
         "product": intent.product.value,
-        "validity": "DAY",
+        "validity": intent.validity.value,
         "tag": intent.tag,
     }
-    if intent.order_type is OrderType.LIMIT:
+    if kind in (OrderType.LIMIT, OrderType.SL):
         if intent.limit_price is None:
-            raise ValueError(f"LIMIT order for {intent.trigger_id} has no limit price")
+            raise ValueError(f"{kind} order for {intent.trigger_id} has no limit price")
         form["price"] = str(to_decimal(intent.limit_price, intent.price_divisor))
-    else:
+    if kind in (OrderType.SL, OrderType.SL_M):
+        if intent.trigger_price is None:
+            raise ValueError(f"{kind} order for {intent.trigger_id} has no trigger_price")
+        form["trigger_price"] = str(to_decimal(intent.trigger_price, intent.price_divisor))
+    if kind in (OrderType.MARKET, OrderType.SL_M):
         form["market_protection"] = str(market_protection)
     return form
 

@@ -10,7 +10,7 @@ is ambiguous and must be looked up by tag first.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -225,7 +225,7 @@ class KiteRest:
         path: str,
         *,
         form: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     ) -> Any:
         """The `data` of a successful response; a classified `BrokerError` otherwise."""
         try:

@@ -27,9 +27,18 @@ class TagParts(NamedTuple):
     leg: Leg
 
 
-def broker_tag(trigger_id: str, leg: Leg) -> str:
-    """`HMT` + 16 base32 characters of SHA-256(trigger id) + the leg digit."""
-    digest = hashlib.sha256(trigger_id.encode()).digest()
+def broker_tag(trigger_id: str, leg: Leg, position: int = 0) -> str:
+    """`HMT` + 16 base32 characters of SHA-256(trigger id) + the leg digit.
+
+    The k-th order (k > 0) of a leg's basket hashes `f"{trigger id}:{k}"`
+    instead; position 0 keeps the v1 tag, so a row claimed before baskets
+    existed is still found, and a basket's first order is found by the tag
+    its claim stored.
+    """
+    if position < 0:
+        raise ValueError(f"position must be 0 or more, not {position}")
+    key = trigger_id if position == 0 else f"{trigger_id}:{position}"
+    digest = hashlib.sha256(key.encode()).digest()
     # base32's alphabet (A-Z, 2-7) is alphanumeric, as Kite requires.
     body = base64.b32encode(digest)[:_DIGEST_CHARS].decode("ascii")
     return f"{PREFIX}{body}{int(leg)}"

@@ -202,9 +202,22 @@ class Broker:
                 order.limit = _protected(last, t, buy)
             self._record(order, "OPEN")
             self._notify(order)
+            if not on_entry and self._fill_or_kill(order, last):
+                return
             on_entry = True  # the order reaches the exchange at this last price
         if (last <= order.limit) if buy else (last >= order.limit):
             self._fill(order, last if on_entry else order.limit)
+
+    def _fill_or_kill(self, order: Order, last: int) -> bool:
+        """A triggered IOC stop meets the exchange now: it fills at once or is cancelled."""
+        if order.terms.validity != "IOC":
+            return False
+        buy = order.terms.transaction_type == "BUY"
+        if (last <= order.limit) if buy else (last >= order.limit):
+            self._fill(order, last)
+        else:
+            self._finish(order, "CANCELLED")
+        return True
 
     def _fill(self, order: Order, price: int) -> None:
         t = order.terms

@@ -17,6 +17,10 @@ listens on loopback and guards only paper money.
     POST   /_sim/ws/malformed        {"kind": "bad_length"|"truncated"|"short"|"bad_json"}
     POST   /_sim/funds               {"available": "100000"} or {"available": null}
     POST   /_sim/reset
+    POST   /_sim/gaps/jump           {"token": 256265, "price": "24000"}: one trade, far away
+    POST   /_sim/gaps/outage         {"token", "level", "seconds", "back"?, "steps"?,
+                                      "socket"?: "keep"|"drop"}: see sim/gaps.py
+    GET    /_sim/gaps                the running (or last) outage, with the day's high/low
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from hmt.sim.faults import MALFORMED_KINDS, Fault, FaultError
+from hmt.sim.gaps import GapError
 from hmt.sim.httpd import Request, Response
 from hmt.sim.prices import PriceError
 
@@ -62,7 +67,7 @@ class Control:
         try:
             body = request.json() if request.method == "POST" else None
             return _ok(handler(body))
-        except (ControlError, FaultError, PriceError, ValueError) as exc:
+        except (ControlError, FaultError, GapError, PriceError, ValueError) as exc:
             return Response.json(
                 400,
                 {
@@ -95,6 +100,16 @@ class Control:
             "POST /_sim/ws/malformed": self.malformed,
             "POST /_sim/funds": self.funds,
             "POST /_sim/reset": lambda _: self.sim.reset(),
+            "POST /_sim/gaps/jump": self.jump,
+            "POST /_sim/gaps/outage": self.outage,
+            "GET /_sim/gaps": lambda _: (
+                None
+                if self.sim.gaps.current is None
+                else {
+                    **self.sim.gaps.current.to_json(self.sim.market),
+                    "active": self.sim.gaps.active,
+                }
+            ),
         }
 
     def state(self, _: Any) -> dict[str, Any]:
@@ -128,6 +143,41 @@ class Control:
             "last_price": str(Decimal(quote.last) / quote.instrument.divisor),
         }
 
+    def jump(self, body: Any) -> dict[str, Any]:
+        data = _object(body)
+        token = _token(data)
+        if "price" not in data or isinstance(data["price"], bool):
+            raise ControlError("price: required, in rupees (a string keeps it exact)")
+        quote = self.sim.gaps.jump(token, data["price"])
+        return {
+            "instrument_token": token,
+            "last_price": str(Decimal(quote.last) / quote.instrument.divisor),
+        }
+
+    def outage(self, body: Any) -> dict[str, Any]:
+        data = _object(body)
+        unknown = set(data) - {"token", "level", "seconds", "back", "steps", "socket"}
+        if unknown:
+            raise ControlError(f"{sorted(unknown)[0]}: not an outage field")
+        token = _token(data)
+        if "level" not in data or isinstance(data["level"], bool):
+            raise ControlError("level: required, the price (rupees) the outage reaches")
+        seconds = data.get("seconds")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise ControlError("seconds: required, a number of seconds")
+        steps = data.get("steps", 10)
+        if not isinstance(steps, int) or isinstance(steps, bool):
+            raise ControlError("steps: a whole number of trades")
+        plan = self.sim.gaps.plan(
+            token,
+            data["level"],
+            seconds=float(seconds),
+            back=data.get("back"),
+            steps=steps,
+            socket=data.get("socket", "keep"),
+        )
+        return self.sim.gaps.start(plan).to_json(self.sim.market)
+
     def add_faults(self, body: Any) -> list[dict[str, Any]]:
         specs = body if isinstance(body, list) else [body]
         rules = [Fault.from_json(spec) for spec in specs]  # all valid before any is added
@@ -157,6 +207,13 @@ class Control:
         if not value.is_finite() or value < 0:
             raise ControlError(f"available: {available!r} must be zero or more")
         self.sim.broker.funds = int(value * 100)
+
+
+def _token(data: dict[str, Any]) -> int:
+    token = data.get("token")
+    if not isinstance(token, int) or isinstance(token, bool):
+        raise ControlError("token: an integer instrument token is required")
+    return token
 
 
 def _object(body: Any) -> dict[str, Any]:

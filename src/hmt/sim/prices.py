@@ -180,6 +180,7 @@ class RandomWalk:
     ) -> None:
         self.market = market
         self.speed = speed
+        self.held: set[int] = set()  # tokens a script moves instead (sim/gaps.py)
         chosen = set(tokens) if tokens is not None else None
         self._walkers = [
             _Walker(
@@ -206,6 +207,8 @@ class RandomWalk:
             w.due += w.instrument.tick_rate * seconds * self.speed
             count = int(w.due)
             w.due -= count
+            if w.instrument.token in self.held:
+                continue
             for _ in range(count):
                 token = w.instrument.token
                 self.market.trade(token, self.next_price(w, quotes[token].last))

@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -23,10 +24,12 @@ from typing import Any
 
 from hmt.sim.broker import Broker
 from hmt.sim.control import Control
+from hmt.sim.derivatives import standard_universe
 from hmt.sim.faults import FaultPlan
+from hmt.sim.gaps import Gaps
 from hmt.sim.httpd import HttpServer, Request, Response
 from hmt.sim.limits import OrderLimits
-from hmt.sim.prices import Market, Quote, RandomWalk, Replay, ReplayRow, load_replay
+from hmt.sim.prices import IST, Market, Quote, RandomWalk, Replay, ReplayRow, load_replay
 from hmt.sim.rest import RestApi
 from hmt.sim.session import Sessions, checksum
 from hmt.sim.ticker import Ticker
@@ -58,7 +61,9 @@ class Simulator:
     ) -> None:
         self.seed, self.host = seed, host
         self._ports = (port, ws_port)
-        self.universe = universe or Universe()
+        # The default lists index futures and options whose expiries follow the
+        # simulator's own date (IST), so they are always current.
+        self.universe = universe or standard_universe(datetime.fromtimestamp(clock(), IST).date())
         self.counters: Counter[str] = Counter()
         self.faults = FaultPlan(seed)
         self.sessions = Sessions(seed)
@@ -85,6 +90,7 @@ class Simulator:
         self.walk = RandomWalk(self.market, seed, speed=walk_speed) if walk else None
         rows = load_replay(replay, self.universe) if isinstance(replay, Path) else replay
         self.replay = Replay(self.market, rows, speed=replay_speed) if rows is not None else None
+        self.gaps = Gaps(self.market, self.ticker, self.walk)
         self._http = HttpServer(self._route)
         # Called with each REST request as it arrives, before faults and routing
         # (benchmarks time order requests with it).
@@ -107,6 +113,7 @@ class Simulator:
         return self
 
     async def stop(self) -> None:
+        await self.gaps.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -169,6 +176,7 @@ class Simulator:
 
     def reset(self) -> None:
         """Prices back to previous close, empty book, no faults, counters zeroed."""
+        self.gaps.cancel()
         self.market.reset()
         self.broker.reset()
         self.faults.clear()

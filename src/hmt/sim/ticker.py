@@ -83,6 +83,12 @@ class Ticker:
         self.on_frame: Callable[[list[bytes]], None] | None = None
         self._by_token: dict[int, dict[Client, Mode]] = {}
         self._server: Server | None = None
+        # A scripted outage (sim/gaps.py): while set, nothing is sent and market
+        # data is not queued (a feed outage loses it); `refusing` fails upgrades.
+        self.blackout = False
+        self.refusing = False
+        self._light = asyncio.Event()
+        self._light.set()
         market.listeners.append(self.on_quote)
 
     async def start(self, host: str, port: int) -> int:
@@ -107,7 +113,7 @@ class Ticker:
     def on_quote(self, quote: Quote) -> None:
         """A trade: queue its packet, in each subscriber's mode."""
         subscribers = self._by_token.get(quote.token)
-        if not subscribers:
+        if not subscribers or self.blackout:
             return
         encoded: dict[Mode, bytes] = {}
         for client, mode in subscribers.items():
@@ -127,6 +133,23 @@ class Ticker:
         return max((len(c.packets) for c in self.clients), default=0)
 
     # ---- direct faults ------------------------------------------------
+
+    def begin_blackout(self, *, drop: bool) -> None:
+        """Send nothing until `end_blackout`; `drop` also cuts every connection and
+        refuses new ones (503) meanwhile."""
+        self.blackout, self.refusing = True, drop
+        self._light.clear()
+        for client in self.clients:  # what was not yet sent is lost with the feed
+            client.packets.clear()
+        if drop:
+            self.drop_all()
+
+    def _dark(self) -> bool:
+        return self.blackout
+
+    def end_blackout(self) -> None:
+        self.blackout = self.refusing = False
+        self._light.set()
 
     def drop_all(self) -> int:
         """Cut every connection's TCP stream without a closing handshake."""
@@ -161,6 +184,9 @@ class Ticker:
         if not self.authorize(api_key, access_token):
             self.counters["ws_rejected"] += 1
             return connection.respond(HTTPStatus.FORBIDDEN, "Forbidden\n")
+        if self.refusing:
+            self.counters["ws_rejected"] += 1
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
         fault = self.faults.pick(WS_CONNECT)
         if fault is not None:
             self.counters["ws_rejected"] += 1
@@ -232,12 +258,16 @@ class Ticker:
             chosen = mode or client.modes.get(token, Mode.QUOTE)
             client.modes[token] = chosen
             self._by_token.setdefault(token, {})[client] = chosen
-            client.push(packet(self.market.quotes[token], chosen))  # the current snapshot
+            if not self.blackout:
+                client.push(packet(self.market.quotes[token], chosen))  # the current snapshot
 
     async def _send_loop(self, client: Client) -> None:
         loop = asyncio.get_running_loop()
         ws = client.ws
         while True:
+            if self.blackout:
+                await self._light.wait()
+                continue
             if client.stalled_until > loop.time():
                 with contextlib.suppress(TimeoutError):
                     left = client.stalled_until - loop.time()
@@ -250,6 +280,8 @@ class Ticker:
                 try:
                     await asyncio.wait_for(client.wake.wait(), self.heartbeat_interval)
                 except TimeoutError:
+                    if self._dark():  # the outage may have begun while we waited
+                        continue
                     await ws.send(HEARTBEAT)
                     self.counters["heartbeats_sent"] += 1
                 continue

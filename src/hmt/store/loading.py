@@ -8,6 +8,10 @@ is read. The columns are the core `Trigger`'s in the field specification
 positions up once per load in the column names the database reports, then
 converts rows as a fast path of `records.trigger_from_row` (which
 `tests/store/test_loading.py` holds it to, field for field).
+
+A v1 row (every v2 column NULL) takes that fast path at the cost of four
+NULL checks; a v2 row (a watched instrument, legs, not_before or on_gap) is
+converted by `records.trigger_from_row` itself.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import FieldError, InvalidTrigger
@@ -29,24 +33,40 @@ from hmt.core.model import Trigger
 from hmt.core.prices import to_units
 from hmt.core.types import (
     Exchange,
+    OnGap,
     OrderType,
     Product,
     Side,
     TriggerType,
 )
 from hmt.store.db import Database
-from hmt.store.records import DivisorOf
+from hmt.store.records import DivisorOf, trigger_from_row
 from hmt.store.tables import gtt_orders as t
 
+# Trigger model v2's columns (docs/store.md), and the watched instrument's
+# divisor that its thresholds are read with.
+V2_COLUMNS = (
+    t.c.watch_token,
+    t.c.watch_price_divisor,
+    t.c.legs,
+    t.c.not_before,
+    t.c.on_gap,
+)
+_V2_NAMES = tuple(c.name for c in V2_COLUMNS)
 # Status is not read: the query selects active rows only.
-_COLUMNS = tuple(t.c[f.column] for f in TRIGGER_FIELDS if f.name != "status")
+_COLUMNS = tuple(
+    t.c[f.column] for f in TRIGGER_FIELDS if f.name != "status" and f.column not in _V2_NAMES
+)
 _ACTIVE = Status.ACTIVE
+_FIRE = OnGap.FIRE
 # Enum look-ups by value are dict hits, far cheaper than calling the enum.
 _EXCHANGES = {e.value: e for e in Exchange}
 _TYPES = {e.value: e for e in TriggerType}
 _SIDES = {e.value: e for e in Side}
 _PRODUCTS = {e.value: e for e in Product}
 _ORDER_TYPES = {e.value: e for e in OrderType}
+
+_SELECTED_COLUMNS = (*_COLUMNS, *V2_COLUMNS)
 
 Convert = Callable[[Sequence[Any]], Trigger]
 
@@ -89,12 +109,21 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
 
     Positions are looked up here, once; the returned function only indexes.
     A row it cannot convert raises (ValueError, KeyError or TypeError), its
-    `InvalidTrigger` naming the field.
+    `InvalidTrigger` naming the field. Names without the v2 columns (all or
+    none) read every row as v1; the loader's own query always selects them.
     """
     at = {name: i for i, name in enumerate(names)}
     missing = [c.name for c in _COLUMNS if c.name not in at]
+    present = [name for name in _V2_NAMES if name in at]
+    if present and len(present) != len(_V2_NAMES):
+        missing += [name for name in _V2_NAMES if name not in at]
     if missing:
         raise RuntimeError(f"the load query returned no column {missing}")
+    v2 = bool(present)
+    # Absent (a v1 query), the v2 positions are never read: `v2` is false.
+    i_watch, i_legs, i_not_before, i_on_gap = (
+        at.get(name, 0) for name in ("watch_token", "legs", "not_before", "on_gap")
+    )
     i_id, i_user, i_token, i_exchange, i_symbol, i_type, i_side = (
         at[name]
         for name in (
@@ -116,6 +145,13 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
     )
 
     def convert(row: Sequence[Any]) -> Trigger:
+        if v2 and (
+            row[i_legs] is not None
+            or row[i_watch] is not None
+            or row[i_not_before] is not None
+            or row[i_on_gap] is not None
+        ):
+            return _v2_trigger(names, row, divisor_of)
         divisor = row[i_divisor]
         if divisor is None:
             if divisor_of is None:
@@ -150,9 +186,20 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
             _ACTIVE,
             row[i_expires],
             divisor,
+            None,
+            (),
+            None,
+            _FIRE,
         )
 
     return convert
+
+
+def _v2_trigger(names: Sequence[str], row: Sequence[Any], divisor_of: DivisorOf | None) -> Trigger:
+    """A row of trigger model v2, through the records' own conversion."""
+    values = dict(zip(names, row, strict=True))
+    values["status"] = _ACTIVE.value
+    return trigger_from_row(values, divisor_of)
 
 
 async def active_triggers(
@@ -198,8 +245,15 @@ Batches = AsyncGenerator[tuple[Sequence[str], Sequence[Any]], None]
 
 
 async def _rows(conn: AsyncConnection, batch_size: int) -> Batches:
-    """(column names, rows) per batch, through SQLAlchemy."""
-    query = select(*_COLUMNS).where(t.c.status == _ACTIVE.value)
+    """(column names, rows) per batch, through SQLAlchemy.
+
+    `legs` is read as its text and parsed per row: JSON another tool broke then
+    skips that row (reported), where the column's own parsing would end the load.
+    """
+    selected = [
+        type_coerce(c, Text).label(c.name) if c is t.c.legs else c for c in _SELECTED_COLUMNS
+    ]
+    query = select(*selected).where(t.c.status == _ACTIVE.value)
     result = await conn.stream(query.execution_options(yield_per=batch_size))
     names = tuple(result.keys())
     async for rows in result.partitions():
@@ -237,6 +291,10 @@ async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> Batches:
                     await ahead
 
 
-# Built only from the table's own column names: no outside input.
-_SELECTED = ", ".join("id::text AS id" if c.name == "id" else c.name for c in _COLUMNS)
+# Built only from the table's own column names: no outside input. JSONB comes as
+# text, parsed per row (`legs.from_json`).
+_SELECTED = ", ".join(
+    "id::text AS id" if c.name == "id" else "legs::text AS legs" if c.name == "legs" else c.name
+    for c in _SELECTED_COLUMNS
+)
 _PG_QUERY = f"SELECT {_SELECTED} FROM {t.name} WHERE status = $1"  # noqa: S608

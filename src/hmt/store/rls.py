@@ -1,8 +1,8 @@
 """Row-level security on PostgreSQL: a non-owner role sees only `hmt.user_id`'s rows.
 
 The policies are created by migration 0001 on `hmt_gtt_orders` and
-`hmt_trigger_events`: `USING` and `WITH CHECK` both
-`user_id = current_setting('hmt.user_id', true)`.
+`hmt_trigger_events`, and by 0003 on `hmt_trigger_orders`: `USING` and
+`WITH CHECK` both `user_id = current_setting('hmt.user_id', true)`.
 
 RLS is ENABLEd but not FORCEd: the table owner (the role that ran the
 migrations, which the engine uses to load every user's triggers) is not bound

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -25,7 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
-from hmt.core.types import OrderType, Product, Side, TriggerType
+from hmt.core.types import MAX_BASKET, OnGap, OrderType, Product, Side, TriggerType
 from hmt.store.columns import Price, UTCDateTime
 
 # Named constraints, so migrations can refer to them on both backends.
@@ -38,6 +39,10 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+# An order of a basket: not yet sent (or its fate unknown), placed, finally failed.
+ORDER_PENDING, ORDER_PLACED, ORDER_FAILED = "pending", "placed", "failed"
+ORDER_STATUSES = (ORDER_PENDING, ORDER_PLACED, ORDER_FAILED)
 
 # The NOTIFY payload carries user_id, and payloads are capped near 8000 bytes.
 USER_ID_MAX = 128
@@ -65,7 +70,7 @@ gtt_orders = Table(
     Column("tradingsymbol", String(64), nullable=False),
     Column("trigger_type", String(8), nullable=False),
     Column("transaction_type", String(4), nullable=False),
-    Column("trigger_price_1", Price(), nullable=False),
+    Column("trigger_price_1", Price()),  # NULL: a time leg (revision 0003)
     Column("trigger_price_2", Price()),
     Column("quantity", Integer, nullable=False),
     Column("product", String(8), nullable=False),
@@ -90,6 +95,16 @@ gtt_orders = Table(
     # Which engine instance holds the claim, and until when (revision 0002).
     Column("claimed_by", String(64)),
     Column("claim_expires_at", UTCDateTime()),
+    # Trigger model v2 (revision 0003, docs/store.md): all NULL in a v1 row.
+    # The watched instrument (NULL: the traded one) and its units, for its thresholds.
+    Column("watch_token", BigInteger),
+    Column("watch_exchange", String(8)),
+    Column("watch_tradingsymbol", String(64)),
+    Column("watch_price_divisor", Integer),
+    # The legs' conditions and baskets; NULL is the v1 shape (one order from the row).
+    Column("legs", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")),
+    Column("not_before", UTCDateTime()),
+    Column("on_gap", String(8)),  # NULL: fire
     CheckConstraint("user_id <> ''", name="user_id"),
     CheckConstraint(_one_of("status", Status), name="status"),
     CheckConstraint(_one_of("trigger_type", TriggerType), name="trigger_type"),
@@ -99,6 +114,7 @@ gtt_orders = Table(
     CheckConstraint("quantity >= 1", name="quantity"),
     CheckConstraint("triggered_leg IS NULL OR triggered_leg IN (1, 2)", name="triggered_leg"),
     CheckConstraint("attempts >= 0", name="attempts"),
+    CheckConstraint(_one_of("on_gap", OnGap), name="on_gap"),
 )
 
 # The engine's start-up load, as in the seed: only active rows are indexed.
@@ -126,6 +142,45 @@ trigger_events = Table(
     CheckConstraint(_one_of("kind", EventKind), name="kind"),
 )
 Index("ix_hmt_trigger_events_trigger", trigger_events.c.trigger_id, trigger_events.c.id)
+
+# The state of each order of a basket (a leg of more than one order); a leg of
+# one order keeps it on the trigger's row as in v1. No foreign key, like the
+# events: tools that delete or truncate trigger rows keep working unchanged.
+trigger_orders = Table(
+    "hmt_trigger_orders",
+    metadata,
+    Column("trigger_id", Uuid(as_uuid=False), primary_key=True),
+    Column("leg", SmallInteger, primary_key=True, autoincrement=False),
+    Column("position", SmallInteger, primary_key=True, autoincrement=False),
+    Column("user_id", String(USER_ID_MAX), nullable=False),
+    Column("tag", String(20), nullable=False),
+    Column("status", String(16), nullable=False, server_default=ORDER_PENDING),
+    Column("order_id", String(64)),
+    Column("error_message", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", UTCDateTime(), nullable=False, server_default=func.now()),
+    CheckConstraint("user_id <> ''", name="user_id"),
+    CheckConstraint("leg IN (1, 2)", name="leg"),
+    CheckConstraint(f"position >= 0 AND position < {MAX_BASKET}", name="position"),
+    CheckConstraint(
+        "status IN (" + ", ".join(repr(s) for s in ORDER_STATUSES) + ")", name="status"
+    ),
+    CheckConstraint("attempts >= 0", name="attempts"),
+)
+
+# The engine's last-seen day high and low of each watched instrument (wire
+# units), kept across restarts to find the touches it missed while blind.
+day_ranges = Table(
+    "hmt_day_ranges",
+    metadata,
+    Column("broker", String(16), primary_key=True),
+    Column("instrument_token", BigInteger, primary_key=True, autoincrement=False),
+    Column("day", Date, primary_key=True),
+    Column("high", BigInteger, nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("low <= high", name="low_high"),
+)
 
 api_tokens = Table(
     "hmt_api_tokens",

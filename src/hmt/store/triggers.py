@@ -11,7 +11,7 @@ import builtins
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select, update
@@ -24,20 +24,23 @@ from hmt.core.fields import EDITABLE
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
-from hmt.core.types import TriggerId
+from hmt.core.types import Cause, OnGap, TriggerId
 from hmt.core.validation import validate
-from hmt.store import events
+from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
 from hmt.store.loading import active_triggers
+from hmt.store.orders import with_orders
 from hmt.store.records import (
     PRICE_FIELDS,
     USER_FIELDS,
     DivisorOf,
     TriggerRecord,
+    has_basket,
     instrument_columns,
     record_from_row,
     rupees,
     user_columns,
+    watch_columns,
 )
 from hmt.store.rls import scope
 from hmt.store.tables import gtt_orders as t
@@ -47,8 +50,15 @@ Clock = Callable[[], datetime]
 # instrument); id, user_id and status are never writable.
 EDITABLE_FIELDS = EDITABLE
 
-# Compared in SQL by the claim; prices and expiry are compared on the returned row.
-_PLAIN_FIELDS = tuple(f for f in USER_FIELDS if f not in PRICE_FIELDS and f != "expires_at")
+# Compared in SQL by the claim; prices, times and the legs' JSON are compared on the
+# returned row (exactly, as the core holds them, whatever text another tool stored).
+_ON_THE_ROW = ("expires_at", "legs", "not_before", "on_gap")
+_PLAIN_FIELDS = tuple(f for f in USER_FIELDS if f not in PRICE_FIELDS and f not in _ON_THE_ROW)
+
+
+# Table column -> Trigger attribute where they differ.
+_ATTRIBUTE = {"transaction_type": "side"}
+_V2_ONLY = frozenset({"watch_token", "legs", "not_before", "on_gap"})
 
 
 class _Stale(Exception):
@@ -96,22 +106,30 @@ class TriggerStore:
     # -- the trader's side: every method takes the user and sees only their rows --
 
     async def create(
-        self, trigger: Trigger, *, instrument: Instrument | None = None, cap: int | None = None
+        self,
+        trigger: Trigger,
+        *,
+        instrument: Instrument | None = None,
+        watch: Instrument | None = None,
+        cap: int | None = None,
     ) -> TriggerRecord:
         """Validate and store a new trigger, with its `created` event.
 
         `instrument` is the master's entry for its instrument: the trigger is
         checked against it and its units (tick and lot size) are stored on the row.
+        `watch` is the master's entry for the instrument it watches, required when
+        that is another one (`Trigger.watch_token`): its name and divisor (the
+        thresholds' unit) are stored with it.
         `cap`: `OverCap` unless the user has fewer live triggers than that; the
         count is part of the INSERT itself (no round trip of its own). A soft cap:
         two creates racing at the limit may both pass, which is harmless.
         """
         now = self.clock()
-        _check_new(trigger, instrument, now)
+        _check_new(trigger, instrument, watch, now)
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            return await _insert(conn, trigger, now, instrument, self.divisor_of, cap=cap)
+            return await _insert(conn, trigger, now, instrument, watch, self.divisor_of, cap=cap)
 
         return await self.db.transaction(work)
 
@@ -120,12 +138,14 @@ class TriggerStore:
         triggers: Sequence[Trigger],
         *,
         instruments: Sequence[Instrument | None] | None = None,
+        watches: Sequence[Instrument | None] | None = None,
         cap: int | None = None,
     ) -> builtins.list[TriggerRecord]:
         """Store one user's new triggers, each with its `created` event, all or none.
 
         Every trigger is validated before anything is written (against its
-        entry in `instruments`, the master's, when given); the rows go in one
+        entry in `instruments`, the master's, when given, and in `watches` the
+        watched instrument's, as `create` takes them); the rows go in one
         transaction, so a failure part-way leaves none of them. `cap`: `OverCap`
         unless the live ones among them fit under it, counted in that transaction.
         """
@@ -136,8 +156,9 @@ class TriggerStore:
             raise ValueError("create_many takes the triggers of one user")
         now = self.clock()
         listed = instruments if instruments is not None else [None] * len(triggers)
-        for trigger, instrument in zip(triggers, listed, strict=True):
-            _check_new(trigger, instrument, now)
+        watched = watches if watches is not None else [None] * len(triggers)
+        for trigger, instrument, watch in zip(triggers, listed, watched, strict=True):
+            _check_new(trigger, instrument, watch, now)
         user_id = users.pop()
         adding = sum(trigger.status.value in LIVE for trigger in triggers)
 
@@ -148,8 +169,8 @@ class TriggerStore:
                 if live + adding > cap:
                     raise OverCap(live, cap, adding)
             return [
-                await _insert(conn, trigger, now, instrument, self.divisor_of)
-                for trigger, instrument in zip(triggers, listed, strict=True)
+                await _insert(conn, trigger, now, instrument, watch, self.divisor_of)
+                for trigger, instrument, watch in zip(triggers, listed, watched, strict=True)
             ]
 
         return await self.db.transaction(work)
@@ -160,7 +181,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, user_id)
             row = await _fetch(conn, trigger_id, user_id)
-            return record_from_row(row._mapping, self.divisor_of)
+            return await _read(conn, row, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -203,7 +224,8 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             await scope(conn, user_id)
             rows = await conn.execute(query)
-            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
+            records = [record_from_row(row._mapping, self.divisor_of) for row in rows]
+            return await with_orders(conn, records)
 
         return await self.db.transaction(work, write=False)
 
@@ -227,6 +249,7 @@ class TriggerStore:
         changes: Mapping[str, Any],
         *,
         instrument: Instrument | None = None,
+        watch: Instrument | None = None,
     ) -> TriggerRecord:
         """Change trader-owned fields of an active or paused trigger, validated as a whole.
 
@@ -234,6 +257,9 @@ class TriggerStore:
         the edit is checked against it and its units are stored. Without one the
         stored units are kept, unless the edit moves the trigger to another
         instrument: then they are cleared (the old instrument's no longer apply).
+        `watch` is the watched instrument's entry, as `create` takes it; without
+        one the stored watch columns are kept while the edit watches the same
+        instrument (and an edit to watch another needs it).
         """
         wrong = sorted(set(changes) - EDITABLE_FIELDS)
         if wrong:
@@ -245,9 +271,11 @@ class TriggerStore:
 
         units: dict[str, Any] = {}  # filled by apply(), read by apply_event after it
 
-        def apply(trigger: Trigger) -> Trigger:
+        def apply(current: TriggerRecord) -> Trigger:
+            trigger = current.trigger
             changed = dataclasses.replace(trigger, **changes)
-            validate(changed, instrument=instrument, now=now)
+            _check(changed, instrument, watch, now, kept=current)
+            units.update(_watch_units(changed, watch, current))
             if instrument is not None:
                 units.update(instrument_columns(instrument))
             elif changed.instrument_token != trigger.instrument_token:
@@ -286,7 +314,7 @@ class TriggerStore:
         async def work(conn: AsyncConnection) -> TriggerRecord | None:
             query = select(t).where(t.c.id == _valid_id(trigger_id))
             row = (await conn.execute(query)).first()
-            return None if row is None else record_from_row(row._mapping, self.divisor_of)
+            return None if row is None else await _read(conn, row, self.divisor_of)
 
         return await self.db.transaction(work, write=False)
 
@@ -295,7 +323,8 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> builtins.list[TriggerRecord]:
             rows = await conn.execute(select(t).where(t.c.status == status.value))
-            return [record_from_row(row._mapping, self.divisor_of) for row in rows]
+            records = [record_from_row(row._mapping, self.divisor_of) for row in rows]
+            return await with_orders(conn, records)
 
         return await self.db.transaction(work, write=False)
 
@@ -333,9 +362,12 @@ class TriggerStore:
         """
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
-        price = rupees(fired.ltp, trigger.price_divisor)
-        expected = user_columns(trigger)
-        same = [t.c[name] == expected[name] for name in _PLAIN_FIELDS]
+        # The watched instrument's price (v2: a time leg has none); a watched
+        # instrument in other units than the traded one is corrected below.
+        ltp = None if fired.cause is Cause.TIME else fired.ltp
+        price = rupees(ltp, trigger.price_divisor)
+        plain = _plain_columns(trigger)
+        same = [t.c[name] == plain[name] for name in _PLAIN_FIELDS]
         # The prices were read with this divisor: a row stored without one (another
         # tool's) gets it pinned by the claim, so its outcome reads back the same.
         divisor = trigger.price_divisor
@@ -356,22 +388,45 @@ class TriggerStore:
                 updated_at=now,
             )
             .returning(
-                t.c.user_id, t.c.expires_at, t.c.attempts, *(t.c[name] for name in PRICE_FIELDS)
+                t.c.user_id,
+                t.c.expires_at,
+                t.c.attempts,
+                t.c.watch_price_divisor,
+                t.c.legs,
+                t.c.not_before,
+                t.c.on_gap,
+                *(t.c[name] for name in PRICE_FIELDS),
             )
         )
+        divisor_of = self.divisor_of
 
         async def work(conn: AsyncConnection) -> bool:
+            nonlocal price
             row = (await conn.execute(statement)).first()
             if row is None:
                 return False
-            user, expires_at, attempts, *prices = row
-            if (expires_at is not None and expires_at <= now) or prices != [
-                expected[name] for name in PRICE_FIELDS
-            ]:
+            user, expires_at, attempts, watched, specs, not_before, on_gap, *prices = row
+            if expires_at is not None and expires_at <= now:
                 raise _Stale
+            if trigger.watch_token is not None:
+                if watched is None and divisor_of is not None:
+                    watched = divisor_of(trigger.watch_token)
+                if watched is None:
+                    raise _Stale  # unreadable units: the loader never armed such a row
+            expected = user_columns(trigger, watched)
+            if prices != [expected[name] for name in PRICE_FIELDS] or not _same_v2(
+                trigger, specs, not_before, on_gap
+            ):
+                raise _Stale
+            if trigger.watch_token is not None and watched != divisor and ltp is not None:
+                price = rupees(ltp, watched)
+                await conn.execute(
+                    update(t).where(t.c.id == _valid_id(trigger.id)).values(triggered_price=price)
+                )
             leg = int(fired.leg)
+            # v2: a leg fired by its time or by a missed touch says so; a price's is as v1.
             entries: list[tuple[EventKind, Mapping[str, Any]]] = [
-                (EventKind.FIRED, {"leg": leg, "ltp": price}),
+                (EventKind.FIRED, _fired_payload(fired, price, watched or divisor)),
                 (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
             ]
             if sending:
@@ -383,6 +438,20 @@ class TriggerStore:
             return await self.db.transaction(work, durable=durable)
         except _Stale:
             return False
+
+    async def day_ranges(self, broker: str, day: date) -> dict[int, tuple[int, int]]:
+        """The last-seen (high, low) of each watched instrument on `day` (`store.day_ranges`)."""
+        return await day_ranges.read(self.db, broker, day)
+
+    async def save_day_ranges(
+        self, broker: str, day: date, ranges: Mapping[int, tuple[int, int]]
+    ) -> None:
+        """Widen the stored ranges of `day`: a high only grows, a low only falls."""
+        await day_ranges.save(self.db, broker, day, ranges, self.clock())
+
+    async def forget_day_ranges(self, broker: str, before: date) -> int:
+        """Drop the ranges of days before `before` (they say nothing about today)."""
+        return await day_ranges.forget(self.db, broker, before)
 
     async def expire_due(self) -> builtins.list[TriggerId]:
         """Move every active or paused trigger past its `expires_at` to `expired`."""
@@ -411,7 +480,7 @@ class TriggerStore:
         kind: EventKind,
         *,
         user_id: str | None = None,
-        edit: Callable[[Trigger], Trigger] | None = None,
+        edit: Callable[[TriggerRecord], Trigger] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> TriggerRecord:
         """`values`: columns written with the event (an edit's instrument units)."""
@@ -437,6 +506,24 @@ class TriggerStore:
         return await self.db.transaction(work)
 
 
+def _fired_payload(fired: Fired, price: object, divisor: int) -> dict[str, Any]:
+    """The `fired` event: leg and price, as v1 wrote it. A v2 trigger's also says why
+    it fired (price, time, gap) and, fired by a price that jumped past its threshold,
+    the threshold and the jump (a v1 record has its threshold in its own fields)."""
+    payload: dict[str, Any] = {"leg": int(fired.leg), "ltp": price}
+    trigger = fired.trigger
+    if trigger.is_v1:  # fired by a tick as v1 always was: {leg, ltp} exactly
+        return payload if fired.cause is Cause.PRICE else payload | {"cause": fired.cause.value}
+    payload["cause"] = fired.cause.value
+    if fired.cause is Cause.PRICE and trigger.fire_at(fired.leg) is None:
+        threshold = trigger.threshold(fired.leg)
+        if fired.ltp != threshold:
+            # In the watched instrument's units (`divisor`), like the ltp.
+            payload["threshold"] = str(rupees(threshold, divisor))
+            payload["jump"] = str(rupees(fired.ltp - threshold, divisor))
+    return payload
+
+
 async def _fetch(
     conn: AsyncConnection, trigger_id: str, user_id: str | None = None, *, lock: bool = False
 ) -> Row[Any]:
@@ -458,13 +545,15 @@ async def apply_event(
     now: datetime,
     *,
     user_id: str | None = None,
-    edit: Callable[[Trigger], Trigger] | None = None,
+    edit: Callable[[TriggerRecord], Trigger] | None = None,
     values: Mapping[str, Any] | None = None,
     payload: Mapping[str, Any] | None = None,
     divisor_of: DivisorOf | None = None,
 ) -> TriggerRecord | None:
     """Apply one lifecycle event to a locked row, write it and its event; None if gone.
 
+    `edit` makes the edited trigger from the current record; it may fill `values`
+    (an edit's instrument units and watch columns, whose divisor its thresholds use).
     `divisor_of` reads a row stored without a price divisor (`TriggerStore`).
     """
     try:
@@ -475,9 +564,10 @@ async def apply_event(
     status = transition(current.status, kind)
     new_values: dict[str, Any] = {"status": status.value, "updated_at": now}
     if edit is not None:
-        edited = edit(current.trigger)
-        new_values.update(user_columns(edited))
-        payload = _payload(edited)
+        edited = edit(current)
+        watched = (values or {}).get("watch_price_divisor", current.watch_price_divisor)
+        new_values.update(user_columns(edited, watched))
+        payload = _payload(edited, watched)
     new_values.update(values or {})  # after edit(): an edit may fill `values` (the grid)
     written = (
         await conn.execute(
@@ -490,16 +580,89 @@ async def apply_event(
     if written is None:  # changed under us (only possible without the row lock)
         return None
     await events.append(conn, trigger_id, current.trigger.user_id, kind, now, payload)
-    return record_from_row(written._mapping, divisor_of)
+    return await _read(conn, written, divisor_of)
 
 
-def _check_new(trigger: Trigger, instrument: Instrument | None, now: datetime) -> None:
-    """A new trigger's id and fields (against its instrument), checked before any write."""
+async def _read(
+    conn: AsyncConnection, row: Row[Any], divisor_of: DivisorOf | None
+) -> TriggerRecord:
+    """One row's record, with its basket's order rows if it has a basket."""
+    record = record_from_row(row._mapping, divisor_of)
+    if not has_basket(record.trigger):
+        return record
+    [read] = await with_orders(conn, [record])
+    return read
+
+
+def _check_new(
+    trigger: Trigger, instrument: Instrument | None, watch: Instrument | None, now: datetime
+) -> None:
+    """A new trigger's id and fields (against its instruments), checked before any write."""
     try:
         uuid.UUID(trigger.id)
     except ValueError:
         raise InvalidTrigger([FieldError("id", "uuid", "must be a UUID")]) from None
-    validate(trigger, instrument=instrument, now=now)
+    _check(trigger, instrument, watch, now)
+
+
+def _check(
+    trigger: Trigger,
+    instrument: Instrument | None,
+    watch: Instrument | None,
+    now: datetime,
+    *,
+    kept: TriggerRecord | None = None,
+) -> None:
+    """A v1 trigger: DESIGN's rules, as ever. A v2 one: what the table must hold to read it
+    back as it was; its rules against every instrument are the API's (docs/store.md).
+
+    `kept`: the record an edit starts from, whose watch columns it may keep.
+    """
+    if trigger.is_v1 and watch is None:
+        validate(trigger, instrument=instrument, now=now)
+        return
+    keeps = kept is not None and kept.trigger.watch_token == trigger.watch_token
+    errors = storable.errors(trigger, watch, keeps_watch=keeps)
+    if errors:
+        raise InvalidTrigger(errors)
+
+
+def _watch_units(
+    trigger: Trigger, watch: Instrument | None, kept: TriggerRecord | None
+) -> dict[str, Any]:
+    """The watch columns a row of `trigger` gets: the entry given, else (an edit watching
+    the same instrument) the stored ones; NULL when it watches what it trades."""
+    if trigger.watch_token is None or watch is not None:
+        return watch_columns(watch)
+    if kept is None:
+        raise ValueError(f"trigger {trigger.id} watches {trigger.watch_token}: no entry")
+    return {
+        "watch_exchange": None if kept.watch_exchange is None else kept.watch_exchange.value,
+        "watch_tradingsymbol": kept.watch_tradingsymbol,
+        "watch_price_divisor": kept.watch_price_divisor,
+    }
+
+
+def _plain_columns(trigger: Trigger) -> dict[str, Any]:
+    """The trader's columns the claim compares in SQL (no prices: no divisor needed)."""
+    return {
+        name: value.value if hasattr(value, "value") else value
+        for name, value in ((n, getattr(trigger, _ATTRIBUTE.get(n, n))) for n in _PLAIN_FIELDS)
+    }
+
+
+def _same_v2(trigger: Trigger, specs: Any, not_before: Any, on_gap: Any) -> bool:
+    """Whether the claimed row's v2 columns still hold what the engine fired on."""
+    if trigger.is_v1:
+        return specs is None and not_before is None and on_gap in (None, OnGap.FIRE.value)
+    try:
+        return (
+            legs.from_json(specs) == trigger.leg_specs
+            and not_before == trigger.not_before
+            and (OnGap.FIRE.value if on_gap is None else on_gap) == trigger.on_gap.value
+        )
+    except InvalidTrigger:
+        return False
 
 
 async def _insert(
@@ -507,12 +670,14 @@ async def _insert(
     trigger: Trigger,
     now: datetime,
     instrument: Instrument | None,
+    watch: Instrument | None,
     divisor_of: DivisorOf | None,
     *,
     cap: int | None = None,
 ) -> TriggerRecord:
     """Write one new trigger, its instrument's units and its `created` event on `conn`
     (already scoped); with `cap`, only while its user has fewer live triggers than that."""
+    watched = watch_columns(watch)
     values = {
         "id": trigger.id,
         "user_id": trigger.user_id,
@@ -520,8 +685,9 @@ async def _insert(
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
-        **user_columns(trigger),
+        **user_columns(trigger, watched["watch_price_divisor"]),
         **instrument_columns(instrument),
+        **watched,
     }
     if cap is None:
         statement = t.insert().values(values)
@@ -539,7 +705,12 @@ async def _insert(
     if row is None:  # the cap held it back: say how many there are
         raise OverCap(await _live(conn, trigger.user_id), cap or 0, 1)
     await events.append(
-        conn, trigger.id, trigger.user_id, EventKind.CREATED, now, _payload(trigger)
+        conn,
+        trigger.id,
+        trigger.user_id,
+        EventKind.CREATED,
+        now,
+        _payload(trigger, watched["watch_price_divisor"]),
     )
     return record_from_row(row._mapping, divisor_of)
 
@@ -569,8 +740,12 @@ def _matching(
     return clauses
 
 
-def _payload(trigger: Trigger) -> dict[str, Any]:
-    return {"status": trigger.status.value, **user_columns(trigger)}
+def _payload(trigger: Trigger, watch_price_divisor: int | None) -> dict[str, Any]:
+    """A created or updated event's payload: the trader's columns as stored (v1: as ever)."""
+    columns = user_columns(trigger, watch_price_divisor)
+    if trigger.is_v1:  # a v1 trigger's history reads as it always did
+        columns = {k: v for k, v in columns.items() if k not in _V2_ONLY}
+    return {"status": trigger.status.value, **columns}
 
 
 def _valid_id(trigger_id: str) -> str:

@@ -122,11 +122,65 @@ const hmt = (() => {
     return node;
   }
 
+  // Every time on every page is Indian Standard Time, zone shown: the exchanges'
+  // clock, whatever the browser's. IST is UTC+05:30 all year (no DST), so a
+  // fixed offset is exact and needs no time-zone data.
+  const IST_MS = 330 * 60 * 1000;
+  const pad = (n) => String(n).padStart(2, "0");
+
+  function istParts(iso) {
+    const d = new Date(new Date(iso).getTime() + IST_MS);
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T`
+      + `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  }
+
   function when(iso) {
     if (!iso) return "–";
-    return new Date(iso).toLocaleString();
+    return `${istParts(iso).replace("T", " ")} IST`;
+  }
+
+  // A datetime-local input's value (read as IST) to ISO-8601 with the +05:30 offset.
+  function fromIst(value) {
+    if (!value) return null;
+    return `${value.length === 16 ? `${value}:00` : value}+05:30`;
+  }
+
+  // An ISO time as the datetime-local value that shows it in IST.
+  function toIst(iso) { return iso ? istParts(iso) : ""; }
+
+  // A v2 leg's condition in words: "≤ ₹23,800.00" or "at 2026-12-01 15:15:00 IST".
+  function condition(leg) {
+    const c = (leg && leg.condition) || {};
+    if (c.at) return `at ${when(c.at)}`;
+    if (c.price === null || c.price === undefined) return "–";
+    const sign = c.direction === "at_or_above" ? "≥ " : c.direction === "at_or_below" ? "≤ " : "";
+    return `${sign}${rupees(c.price)}`;
+  }
+
+  // The trigger column: v1 prices, or each leg's condition when any leg is a time.
+  function conditions(trigger) {
+    const legs = trigger.legs || [];
+    if (!legs.some((l) => l.condition && l.condition.at)) return prices(trigger);
+    return legs.map(condition).join(" / ");
+  }
+
+  // The traded instrument: the record's own, or (where a basket leaves the v1 fields
+  // null) its first order's.
+  function traded(trigger) {
+    if (trigger.tradingsymbol) return trigger;
+    const first = ((trigger.legs || [])[0] || { orders: [] }).orders[0];
+    return first || trigger;
+  }
+
+  // The instrument whose price the trigger watches: `watch` when set, else the traded one.
+  function watched(trigger) {
+    return trigger.watch && trigger.watch.instrument_token ? trigger.watch : traded(trigger);
+  }
+
+  function orderCount(trigger) {
+    return Math.max(0, ...(trigger.legs || []).map((l) => (l.orders || []).length));
   }
 
   return { token, setToken, signOut, api, ApiError, stream, liveBadge, distance, percent,
-    rupees, prices, el, when };
+    rupees, prices, el, when, fromIst, toIst, condition, conditions, traded, watched, orderCount };
 })();

@@ -97,11 +97,18 @@
   function row(t) {
     const tr = document.createElement("tr");
     tr.dataset.id = t.id;
-    tr.dataset.token = t.instrument_token;
+    const watched = hmt.watched(t);
+    tr.dataset.token = watched.instrument_token;  // the price its legs watch
     const symbol = hmt.el("td");
-    const link = hmt.el("a", t.tradingsymbol);
+    const traded = hmt.traded(t);
+    const link = hmt.el("a", traded.tradingsymbol);
     link.href = `/ui/triggers/${encodeURIComponent(t.id)}`;
     symbol.append(link);
+    const orders = hmt.orderCount(t);
+    if (orders > 1) symbol.append(hmt.el("span", ` · ${orders} orders`, "muted small phone-only"));
+    if (watched.instrument_token !== traded.instrument_token) {
+      symbol.append(hmt.el("span", ` on ${watched.tradingsymbol}`, "muted small watch"));
+    }
     const status = hmt.el("td");
     status.append(hmt.el("span", t.status, `pill ${t.status}`));
     status.dataset.col = "status";
@@ -121,14 +128,19 @@
       box.append(edit, cancel);
       actions.append(box);
     }
-    tr.append(symbol, hmt.el("td", t.trigger_type), hmt.el("td", t.transaction_type),
-      hmt.el("td", t.quantity, "num"), hmt.el("td", hmt.prices(t), "num"), ltp, dist, status, actions);
+    const quantity = orders > 1 ? `${orders} orders` : t.quantity;  // a basket, compactly
+    // A basket's v1 side is its first order's: show every side its orders take.
+    const sides = orders > 1
+      ? [...new Set((t.legs || []).flatMap((l) => l.orders.map((o) => o.transaction_type)))].join("/")
+      : t.transaction_type;
+    tr.append(symbol, hmt.el("td", t.trigger_type), hmt.el("td", sides || "–"),
+      hmt.el("td", quantity ?? "–", "num"), hmt.el("td", hmt.conditions(t), "num"), ltp, dist, status, actions);
     paintPrice(tr, t);
     return tr;
   }
 
   function paintPrice(tr, t) {
-    const ltp = state.ltp.get(t.instrument_token);
+    const ltp = state.ltp.get(hmt.watched(t).instrument_token);
     if (ltp === undefined) return;
     tr.querySelector('[data-col="ltp"]').textContent = hmt.rupees(ltp);
     const d = CHANGEABLE.has(t.status) ? hmt.distance(t, ltp) : null;  // only while it can fire
@@ -225,13 +237,25 @@
 
   function showErrors(error) {
     const problems = (error.body && error.body.errors) || [];
+    const basket = $("mode").value === "basket";
+    const scope = $(basket ? "basket-fields" : "simple-fields");
     let placed = 0;
     for (const p of problems) {
       const field = ALIASES[p.field] || p.field;
-      const slot = document.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+      // The exact field's slot, else its nearest enclosing one (`legs[0].orders[1]`, `legs[0]`).
+      let slot = null, at = field;
+      for (;;) {
+        slot = scope.querySelector(`[data-error-for="${CSS.escape(at)}"]`);
+        const cut = Math.max(at.lastIndexOf("."), at.lastIndexOf("["));
+        if (slot || cut <= 0) break;
+        at = at.slice(0, cut);
+      }
       if (!slot) continue;
       slot.textContent = slot.textContent ? `${slot.textContent}; ${p.message}` : p.message;
-      const input = $(field === "instrument_token" || field === "tradingsymbol" || field === "exchange" ? "symbol" : field);
+      const instrument = /(^|\.)(instrument_token|tradingsymbol|exchange)$/.test(field);
+      const input = basket
+        ? scope.querySelector(`[data-path="${CSS.escape(instrument ? field.replace(/(instrument_token|exchange)$/, "tradingsymbol") : field)}"]`)
+        : $(instrument ? "symbol" : field);
       if (input) input.setAttribute("aria-invalid", "true");
       placed += 1;
     }
@@ -257,6 +281,7 @@
   async function submit(event) {
     event.preventDefault();
     clearErrors();
+    if ($("mode").value === "basket") { await submitBasket(); return; }
     if (!state.editing && !$("instrument_token").value) {
       await search($("symbol").value.trim());
       const exact = (state.results || []).find((i) => i.tradingsymbol === $("symbol").value.trim().toUpperCase());
@@ -290,10 +315,47 @@
     }
   }
 
+  async function submitBasket() {
+    const body = await hmtBasket.body(state.editing);
+    if (!body) return;
+    try {
+      const record = state.editing
+        ? await hmt.api(`/triggers/${encodeURIComponent(state.editing)}`, { method: "PATCH", body })
+        : await hmt.api("/triggers", { method: "POST", body });
+      state.triggers = state.editing ? new Map([...state.triggers, [record.id, record]])
+        : new Map([[record.id, record], ...state.triggers]);
+      if (record.warnings && record.warnings.length) $("form-error").textContent = `Note: ${record.warnings.join("; ")}`;
+      renderTable();
+      resetForm(false);
+    } catch (error) {
+      if (error.status === 401) { hmt.signOut(); return; }
+      showErrors(error);
+    }
+  }
+
+  function showMode() {
+    const basket = $("mode").value === "basket";
+    $("simple-fields").hidden = basket;
+    $("basket-fields").hidden = !basket;
+  }
+
   function beginEdit(id) {
     const t = state.triggers.get(id);
     if (!t) return;
     resetForm(true);
+    if (hmtBasket.needsAdvanced(t)) {
+      state.editing = id;
+      $("mode").value = "basket";
+      $("mode").disabled = true;  // an edit keeps the trigger's shape
+      showMode();
+      hmtBasket.edit(t);
+      $("form-title").textContent = `Edit ${hmt.traded(t).tradingsymbol} trigger`;
+      $("form-submit").textContent = "Save changes";
+      $("trigger-form").scrollIntoView({ behavior: "smooth" });
+      return;
+    }
+    $("mode").value = "simple";
+    showMode();
     state.editing = id;
     $("form-title").textContent = `Edit ${t.tradingsymbol} trigger`;
     $("form-submit").textContent = "Save changes";
@@ -309,10 +371,15 @@
   }
 
   function resetForm(keepNote) {
+    const mode = $("mode").value;
     state.editing = null;
     state.picked = null;
     $("trigger-form").reset();
     $("symbol").disabled = false;
+    $("mode").disabled = false;
+    hmtBasket.reset();
+    $("mode").value = mode;  // the form's reset() would put it back to simple
+    showMode();
     for (const id of ["instrument_token", "exchange", "tradingsymbol"]) $(id).value = "";
     $("picked").textContent = "";
     $("form-title").textContent = "New trigger";
@@ -332,6 +399,9 @@
     $("order_type").addEventListener("change", showLegs);
     $("trigger-form").addEventListener("submit", submit);
     $("form-reset").addEventListener("click", () => resetForm(true));
+    $("mode").addEventListener("change", showMode);
+    hmtBasket.init();
+    showMode();
     showLegs();
     if (hmt.token()) start(); else $("signin").hidden = false;
   });

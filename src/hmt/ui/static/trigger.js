@@ -6,6 +6,9 @@
   const id = decodeURIComponent(window.location.pathname.split("/").pop());
   const LC = window.LightweightCharts;
   let trigger = null, chart = null, series = null, lastTime = 0, lines = [], markers = null;
+  // The chart library labels its axis in UTC: its times are shifted by IST's fixed offset
+  // so the axis reads IST like every other time on the page.
+  const IST_S = 330 * 60;
   const points = new Map();  // chart time (s) -> price: one point per second, the latest wins
 
   async function load() {
@@ -21,21 +24,80 @@
 
   function render() {
     const t = trigger;
-    document.title = `hmt · ${t.tradingsymbol} ${t.trigger_type}`;
+    document.title = `hmt · ${hmt.traded(t).tradingsymbol} ${t.trigger_type}`;
     $("detail").hidden = false;
     $("history-card").hidden = false;
-    $("d-symbol").textContent = `${t.exchange}:${t.tradingsymbol}`;
+    const traded = hmt.traded(t);
+    $("d-symbol").textContent = `${traded.exchange}:${traded.tradingsymbol}`;
     $("d-status").textContent = t.status;
     $("d-status").className = `pill ${t.status}`;
-    $("d-type").textContent = `${t.trigger_type} · ${t.order_type} · ${t.product}`;
-    $("d-side").textContent = `${t.transaction_type} · ${t.quantity}`;
-    $("d-prices").textContent = hmt.prices(t);
+    const count = hmt.orderCount(t);
+    if (count > 1) $("d-symbol").textContent += ` · ${count} orders`;
+    const known = (...parts) => parts.filter((p) => p !== null && p !== undefined).join(" · ") || "–";
+    // A basket's v1 fields mirror its first order only: the Orders table has them all.
+    $("d-type").textContent = count > 1 ? t.trigger_type : known(t.trigger_type, t.order_type, t.product);
+    $("d-side").textContent = count > 1 ? "see Orders" : known(t.transaction_type, t.quantity);
+    // A time leg fires with no price (null, or 0 where the feed had none): say when only.
+    const price = firedPrice(t) === null ? "" : `₹${hmt.rupees(t.triggered_price)} `;
     $("d-fired").textContent = t.triggered_at
-      ? `₹${hmt.rupees(t.triggered_price)} (leg ${t.triggered_leg}) · ${hmt.when(t.triggered_at)}` : "–";
+      ? `${price}(leg ${t.triggered_leg}) · ${hmt.when(t.triggered_at)}` : "–";
     $("d-order").textContent = t.order_id || "–";
     $("d-error").textContent = t.error_message || "";
+    const watched = hmt.watched(t);
+    $("d-watch").textContent = `${watched.exchange}:${watched.tradingsymbol}`;
+    $("d-prices").textContent = t.legs ? t.legs.map(hmt.condition).join(" / ") : hmt.prices(t);
+    $("d-not-before").textContent = hmt.when(t.not_before);
+    $("d-expires").textContent = hmt.when(t.expires_at);
+    $("d-on-gap").textContent = t.on_gap || "fire";
+    $("d-created").textContent = hmt.when(t.created_at);
+    renderOrders(t);
     renderHistory(t.events || []);
     drawLines();
+  }
+
+  // Each order of each leg with its own state; a v1 record (no `legs`) is its one order.
+  function renderOrders(t) {
+    const legs = t.legs || [t.trigger_price_1, t.trigger_price_2]
+      .filter((p) => p !== null && p !== undefined).map((price, i) => ({
+        condition: { price },
+        orders: [{ exchange: t.exchange, tradingsymbol: t.tradingsymbol, transaction_type: t.transaction_type,
+          quantity: t.quantity, product: t.product, order_type: t.order_type,
+          price: i === 0 ? t.limit_price_1 : t.limit_price_2, trigger_price: null, validity: "DAY",
+          ...(t.triggered_leg === i + 1 ? { status: t.status, order_id: t.order_id,
+            tag: t.broker_tag, error_message: t.error_message } : {}) }],
+      }));
+    const rows = [];
+    legs.forEach((leg, i) => (leg.orders || []).forEach((o, j) => {
+      const tr = document.createElement("tr");
+      tr.dataset.leg = String(i + 1);
+      tr.dataset.position = String(j);
+      const status = hmt.el("td");
+      status.append(hmt.el("span", o.status || "–", `pill ${o.status || ""}`.trim()));
+      status.dataset.col = "status";
+      const money = (v) => (v === null || v === undefined ? "–" : hmt.rupees(v));
+      const place = hmt.el("td", `${i + 1} · ${j + 1}`);
+      if (j === 0) place.append(hmt.el("div", hmt.condition(leg), "muted small"));  // the leg's
+      const cells = [
+        place,
+        hmt.el("td", `${o.exchange}:${o.tradingsymbol}`),
+        hmt.el("td", `${o.transaction_type} ${o.quantity} · ${o.product} · ${o.order_type} · ${o.validity || "DAY"}`),
+        hmt.el("td", `${money(o.price)} / ${money(o.trigger_price)}`, "num"),
+        status, hmt.el("td", o.order_id || "–"), hmt.el("td", o.tag || "–", "tag"),
+        hmt.el("td", o.error_message || ""),
+      ];
+      cells[5].dataset.col = "order_id";
+      cells[6].dataset.col = "tag";
+      cells[7].dataset.col = "message";
+      tr.append(...cells);
+      rows.push(tr);
+    }));
+    $("orders").tBodies[0].replaceChildren(...rows);
+    $("orders-card").hidden = false;
+  }
+
+  function firedPrice(t) {
+    const p = t.triggered_price;
+    return p === null || p === undefined || Number(p) === 0 ? null : Number(p);
   }
 
   function renderHistory(events) {
@@ -97,8 +159,8 @@
         lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true, title: `leg ${i + 1}`,
       }));
     });
-    if (trigger.triggered_at && trigger.triggered_price !== null) {
-      const at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000);
+    if (trigger.triggered_at && firedPrice(trigger) !== null) {
+      const at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000) + IST_S;
       plot(at, Number(trigger.triggered_price));  // the firing tick's price, at its second
       markers.setMarkers([{ time: at, position: "aboveBar", color: "#c62828", shape: "arrowDown",
         text: "fired" }]);
@@ -107,11 +169,11 @@
 
   function onEvent(name, data) {
     if (!trigger) return;
-    if (name === "price" && data.instrument_token === trigger.instrument_token) {
+    if (name === "price" && data.instrument_token === hmt.watched(trigger).instrument_token) {
       $("d-ltp").textContent = hmt.rupees(data.ltp);
       const live = trigger.status === "active" || trigger.status === "paused";  // can still fire
       $("d-distance").textContent = live ? hmt.percent(hmt.distance(trigger, data.ltp)) : "–";
-      if (series) plot(Math.max(lastTime, Math.floor(Date.now() / 1000)), Number(data.ltp));
+      if (series) plot(Math.max(lastTime, Math.floor(Date.now() / 1000) + IST_S), Number(data.ltp));
     } else if (name === "trigger" && data.id === trigger.id) {
       load();  // the row changed: re-read it with its history
     }
