@@ -115,6 +115,42 @@ async def test_a_settled_order_is_never_written_or_sent_again(
             await execution.placed(trigger.id, "1", 0, **where)
 
 
+async def test_an_order_found_by_its_tag_without_a_counted_request_is_counted(
+    store: TriggerStore, execution: ExecutionStore
+) -> None:
+    """Found at the broker by its tag with no row (its `order_sent` went with a lost
+    commit): `order_sent` {reconciled}, `reconciled`, `placed`, and the request counted on
+    the row and the trigger, as reconciliation records one. An order whose row counts
+    its request is only placed."""
+    trigger = await claimed_basket(store, execution)
+    counted = {"position": 0, "tag": tag(trigger, 0)}
+    await execution.order_sent(trigger.id, **counted)
+    await execution.placed(trigger.id, "900000", 0, **counted)
+    uncounted = {"position": 1, "tag": tag(trigger, 1)}
+    await execution.placed(trigger.id, "900001", 0, **uncounted)
+    rows = await order_rows(store, trigger.id)
+    assert [(r.position, r.status, r.attempts, r.order_id) for r in rows] == [
+        (0, ORDER_PLACED, 1, "900000"),
+        (1, ORDER_PLACED, 1, "900001"),
+    ]
+    record = await store.load(trigger.id)
+    assert record is not None
+    assert (record.status, record.attempts) == (Status.TRIGGERED, 2)
+    history = await store.history("alice", trigger.id)
+    written = [(e.kind, e.payload.get("position")) for e in history if "position" in e.payload]
+    assert written == [
+        (EventKind.ORDER_SENT, 0),
+        (EventKind.RECONCILED, 0),
+        (EventKind.PLACED, 0),
+        (EventKind.ORDER_SENT, 1),
+        (EventKind.RECONCILED, 1),
+        (EventKind.PLACED, 1),
+    ]
+    sent = [e.payload for e in history if e.kind is EventKind.ORDER_SENT]
+    assert sent[1]["reconciled"] is True
+    assert sum(e.kind is EventKind.ORDER_SENT for e in history) == record.attempts
+
+
 async def test_every_basket_write_needs_our_claim(
     store: TriggerStore, execution: ExecutionStore, other: ExecutionStore
 ) -> None:

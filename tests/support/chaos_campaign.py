@@ -44,10 +44,12 @@ class Campaign:
         total = Verdict()
         faults: Counter[str] = Counter()
         hits: Counter[str] = Counter()
+        created: Counter[str] = Counter()
         for outcome in self.outcomes:
             total.merge(outcome.verdict)
             faults.update(outcome.faults)
             hits.update(outcome.hits)
+            created.update(outcome.created)
         backends = Counter(o.schedule.backend for o in self.outcomes)
         seeds = [o.schedule.seed for o in self.outcomes]
         rolled = [o for o in self.outcomes if o.rollbacks]
@@ -61,6 +63,11 @@ class Campaign:
             f"fired={sum(o.fired for o in self.outcomes)} "
             f"orders at the sim={sum(o.orders for o in self.outcomes)} "
             f"statuses={dict(sorted(total.statuses.items()))}",
+            f"created through the API={dict(sorted(created.items()))}; v2: "
+            f"baskets={sum(o.baskets for o in self.outcomes)} "
+            f"(their orders at the sim={sum(o.basket_orders for o in self.outcomes)}, "
+            f"of which met a fault={sum(o.basket_orders_faulted for o in self.outcomes)}) "
+            f"watching NIFTY 50={sum(o.watching for o in self.outcomes)}",
             f"lost commits: rollbacks={sum(o.rollbacks for o in self.outcomes)} "
             f"({dict(Counter(o.schedule.backend for o in rolled))}) "
             f"claims lost={sum(len(o.lost_claims) for o in self.outcomes)} "
@@ -100,6 +107,9 @@ def describe(outcome: Outcome) -> str:
         f"  seed={schedule.seed} [{schedule.backend}] steps={len(schedule.steps)} "
         f"faults={dict(outcome.faults)} met={dict(outcome.hits)} {lost}"
         f"triggers={outcome.triggers} fired={outcome.fired} "
+        f"baskets={outcome.baskets} (orders {outcome.basket_orders}, "
+        f"faulted {outcome.basket_orders_faulted}) "
+        f"watching={outcome.watching} "
         f"orders={outcome.orders} {classes} orphans={len(verdict.orphans)} "
         f"{outcome.seconds:.1f}s"
     )
@@ -115,6 +125,10 @@ def failure(outcome: Outcome, engine_log: str, replay: str) -> str:
         *[f"    {step.describe()} (then {step.wait}s)" for step in schedule.steps],
         "failures:",
         *[f"    {j.trigger_id} {j.classes} {j.why}" for j in outcome.verdict.failures()],
+        *[
+            f"    story of {trigger_id}:\n" + "\n".join(f"        {line}" for line in story)
+            for trigger_id, story in outcome.stories.items()
+        ],
         f"orphan orders: {outcome.orphan_orders}",
         f"claims lost to the rollback (tags): {sorted(outcome.lost_claims)}",
         f"api calls: {dict(outcome.api)}",

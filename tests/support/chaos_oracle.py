@@ -3,8 +3,10 @@
 Each trigger of a schedule gets one Jepsen-style class, from what the broker
 holds for its legs' tags and what its history says:
 
-- `ok`: a trigger that had to fire is `placed` with exactly one order, whose id
-  the row carries; or one that could not fire (cancelled) has no order;
+- `ok`: a trigger that had to fire is `placed` with exactly one order per order
+  of its fired leg (a basket's each under its own tag), whose id the row (a
+  basket order's own row) carries; or one that could not fire (cancelled) has no
+  order;
 - `indeterminate-resolved`: `ok`, after an answer the engine never got (a
   timeout, a cut socket, a 5xx) was settled by looking the tag up;
 - `rollback-resolved`: `ok`, for a trigger whose claim a database rollback lost
@@ -13,15 +15,25 @@ holds for its legs' tags and what its history says:
 - `erased`: a trigger the rollback removed altogether (created after the
   snapshot): the engine cannot know it any more, so it is judged only on the
   broker's side: at most one order per tag, at most one leg of an oco;
-- `duplicated`: a tag with more than one order at the broker;
+- `duplicated`: a tag (any position of any leg) with more than one order at the
+  broker;
 - `oco-double`: both legs of an oco have an order;
 - `unexpected`: an order for a trigger whose row is not `placed` with it (wrong
   tag, wrong order id, cancelled, failed or still armed);
-- `lost`: a trigger that had to fire and did not end `placed` with its order
-  (left armed, left `triggered`, `failed`, or `placed` with nothing at the broker);
+- `lost`: a trigger that had to fire and did not end `placed` with its orders
+  (left armed, left `triggered`, `failed`, `placed` with nothing at the broker
+  under one of its fired leg's tags, or an order of the fired leg that never
+  ended placed or failed with a reason);
 - `bad-history`: the events do not replay, through `TRANSITIONS`, to the row; or
   a claim without its `fired`, a `placed` with no `order_sent` before it, or
-  `attempts` different from the number of `order_sent` events.
+  `attempts` different from the number of `order_sent` events; for a basket,
+  its per-order events break `basket_history.basket_problem`'s rules (one
+  outcome per position per claim, each placed once, after its `order_sent`;
+  the trigger's outcome only once all are settled; rows as the events say).
+
+A basket's per-order events (payload with `position`) are notes for the
+trigger's status: only its final `placed`/`failed` without `position` is the
+trigger's outcome.
 
 After a rollback a row may legitimately be back at `active` with its order
 already at the broker (the claim and the request went with the rollback): it
@@ -45,8 +57,14 @@ from typing import Any
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import TRANSITIONS, Status
 from hmt.core.types import TriggerType
-from hmt.kite.tags import broker_tag
 from hmt.store.records import TriggerRecord
+from tests.support.basket_history import (
+    all_tags,
+    basket_problem,
+    broker_side,
+    leg_tags,
+    trigger_events,
+)
 
 CLASSES = (
     "ok",
@@ -100,7 +118,8 @@ class Verdict:
 
 
 def tags_of(record: TriggerRecord) -> list[str]:
-    return [broker_tag(record.id, leg) for leg in record.trigger.legs]
+    """Every tag of the trigger's orders: each leg's, each basket position's."""
+    return all_tags(record)
 
 
 def orphans(orders: Iterable[Mapping[str, Any]], known_tags: set[str]) -> list[str]:
@@ -123,10 +142,12 @@ def _broker_side(
     found = {tag: by_tag.get(tag, []) for tag in tags_of(record)}
     classes: list[str] = []
     why: list[str] = []
-    if any(len(v) > 1 for v in found.values()):
+    doubled = {tag: len(v) for tag, v in found.items() if len(v) > 1}
+    if doubled:
         classes.append("duplicated")
-        why.append(f"orders per tag {[len(v) for v in found.values()]}")
-    if record.trigger.trigger_type is TriggerType.OCO and all(found.values()):
+        why.append(f"orders per tag {doubled}")
+    ordered = [any(found[tag] for tag in leg_tags(record, leg)) for leg in record.trigger.legs]
+    if record.trigger.trigger_type is TriggerType.OCO and all(ordered):
         classes.append("oco-double")
         why.append("both legs ordered")
     return found, classes, why
@@ -147,26 +168,23 @@ def judge(
     total = sum(len(v) for v in found.values())
     rolled_back = any(tag in lost_claims for tag in found)
     status = record.status
-    if status is Status.PLACED:
-        own = found.get(record.broker_tag or "", [])
-        others = [t for t, v in found.items() if v and t != record.broker_tag]
-        if not own:
-            classes.append("lost")
-            why.append("placed, but the broker has no order under its tag")
-        elif own[0]["order_id"] != record.order_id:
-            classes.append("unexpected")
-            why.append(f"row order_id {record.order_id} != broker's {own[0]['order_id']}")
-        if others:
-            classes.append("unexpected")
-            why.append(f"orders under the other leg's tag {others}")
-    else:
-        if total:
-            classes.append("unexpected")
-            why.append(f"{total} order(s) at the broker for a `{status.value}` trigger")
-        if status is not Status.CANCELLED:
-            # Not cancelled: the final push went through it while the engine was up.
-            classes.append("lost")
-            why.append(f"ended `{status.value}` ({record.error_message or 'no reason'})")
+    side = broker_side(record, orders)
+    if side.missing:
+        classes.append("lost")
+        why.append(f"`{status.value}`, but the broker has no order under {side.missing}")
+    if side.unsent:
+        classes.append("lost")
+        why.append(f"orders of the fired leg neither placed nor failed with a reason {side.unsent}")
+    if side.wrong_id:
+        classes.append("unexpected")
+        why.append(f"the row's order id is not the broker's {side.wrong_id}")
+    if side.unexpected:
+        classes.append("unexpected")
+        why.append(f"orders no row accounts for, for a `{status.value}` trigger {side.unexpected}")
+    if status not in (Status.PLACED, Status.CANCELLED):
+        # Not cancelled: the final push went through it while the engine was up.
+        classes.append("lost")
+        why.append(f"ended `{status.value}` ({record.error_message or 'no reason'})")
     problem = history_problem(record, history)
     if problem:
         classes.append("bad-history")
@@ -197,10 +215,12 @@ def judge_erased(record: TriggerRecord, orders: Sequence[Mapping[str, Any]]) -> 
 def history_problem(record: TriggerRecord, history: Sequence[TriggerEvent]) -> str:
     """Why the history does not replay to the row's status ('' when it does)."""
     kinds = [event.kind for event in history]
-    if not kinds or kinds[0] is not EventKind.CREATED:
+    # A basket's per-order events are notes: the trigger's own events replay.
+    own = [event.kind for event in trigger_events(history)]
+    if not own or own[0] is not EventKind.CREATED:
         return f"history does not start with `created`: {[k.value for k in kinds]}"
     status = Status(history[0].payload.get("status", Status.ACTIVE.value))
-    for kind in kinds[1:]:
+    for kind in own[1:]:
         if kind is EventKind.CREATED:
             return "a second `created`"
         if kind not in _STATUS_KINDS:
@@ -211,11 +231,11 @@ def history_problem(record: TriggerRecord, history: Sequence[TriggerEvent]) -> s
         status = after
     if status is not record.status:
         return f"events replay to `{status.value}`, the row says `{record.status.value}`"
-    if kinds.count(EventKind.PLACED) + kinds.count(EventKind.FAILED) > 1:
+    if own.count(EventKind.PLACED) + own.count(EventKind.FAILED) > 1:
         return "more than one outcome"
     if record.status is Status.PLACED and EventKind.CLAIMED not in kinds:
         return "placed without a claim"
-    return _requests_problem(record, kinds)
+    return _requests_problem(record, kinds) or basket_problem(record, history)
 
 
 def _requests_problem(record: TriggerRecord, kinds: Sequence[EventKind]) -> str:

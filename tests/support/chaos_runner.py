@@ -4,9 +4,15 @@ The simulator lives in this process (it plays Kite, which survives the
 engine's death); the engine is `hmt run` in a child process, killed and
 restarted through `EngineSlot`; edits go through its HTTP API with a user
 token. After the steps the runner heals (clears faults, resumes the ticker,
-restarts a dead engine), then pushes 1575.00 and 1425.00 until every leg still
-armed has fired while the engine is healthy, waits for quiescence, and hands
-the rows, their histories and the broker's book to `chaos_oracle`.
+restarts a dead engine), then pushes 1575.00 and 1425.00 (and NIFTY 50 with
+them, 5 % beyond its legs) until every leg still armed has fired while the
+engine is healthy, waits for quiescence, and hands the rows, their histories
+and the broker's book to `chaos_oracle`.
+
+Baskets and watched triggers (`create_basket`, `create_watch`) are made with
+the v2 body (`legs`), their orders' instruments looked up in the simulator's
+universe as the instrument master lists them; a `patch` of one moves its legs'
+conditions with a v2 edit.
 
 The lost-commit fault (RELIABILITY 17): `snapshot` copies the database while
 everything runs; `rollback` SIGKILLs the engine, restores that copy (the claims,
@@ -30,18 +36,26 @@ from typing import Any
 import asyncpg
 import httpx
 
+from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.core.rules import legs_holding
 from hmt.core.types import TriggerId
 from hmt.sim.simulator import Simulator
+from hmt.sim.universe import Instrument
 from hmt.store.records import TriggerRecord
 from hmt.store.triggers import TriggerStore
+from tests.support.basket_history import has_basket, leg_tags
 from tests.support.chaos_oracle import Verdict, judge_all, orphans, tags_of
 from tests.support.chaos_schedule import (
+    BASE,
     FAULT_KINDS,
     HIGH,
     KITE_TIMEOUT_MS,
     LOW,
+    TICK,
+    WATCH_HIGH,
+    WATCH_LOW,
+    WATCH_STEP,
     Schedule,
     Step,
 )
@@ -68,16 +82,30 @@ KILL_SQL = (
 
 
 def fault_label(step: Step) -> str:
-    """`rest:<kind>[/429]@<endpoint>` for REST rules, the step's kind otherwise."""
-    if step.kind != "rest_fault":
+    """`rest:<kind>[/429]@<endpoint>` for REST rules (`basket:rest:...` for a rule aimed
+    at a basket's orders), the step's kind otherwise."""
+    if step.kind not in ("rest_fault", "basket_fault"):
         return step.kind
-    args = step.args
+    args = step.args.get("rule", step.args)
     status = "/429" if args.get("status") == 429 else ""
-    return f"rest:{args['kind']}{status}@{args['endpoint']}"
+    label = f"rest:{args['kind']}{status}@{args['endpoint']}"
+    return label if step.kind == "rest_fault" else f"basket:{label}"
 
 
 def rupees(units: int) -> str:
     return f"{units // 100}.{units % 100:02d}"
+
+
+WATCHED = "NSE:NIFTY 50"  # the instrument `create_watch` triggers watch
+# A `patch` step's shift is in INFY's ticks; a NIFTY 50 leg moves by this much per tick
+# (2.50: about the same share of its price).
+WATCH_PER_TICK = WATCH_STEP // 2
+
+
+def nifty_options(sim: Simulator) -> list[Instrument]:
+    """The simulator's NIFTY options in a fixed order (expiry, strike, kind)."""
+    options = [i for i in sim.universe if i.name == "NIFTY" and i.kind in ("CE", "PE")]
+    return sorted(options, key=lambda i: (i.expiry, float(i.strike), i.kind))
 
 
 class EngineSlot:
@@ -115,11 +143,18 @@ class EngineSlot:
 
 @dataclass
 class Known:
-    """A trigger this schedule created and was told about (201)."""
+    """A trigger this schedule created and was told about (201).
+
+    `watch`: the instrument whose price fires it (`tick_at` pushes that one);
+    `directions`: a v2 trigger's stated directions, one per leg (None: v1).
+    """
 
     id: str
     oco: bool
     prices: list[int]
+    watch: int = INFY
+    directions: list[str] | None = None
+    basket: bool = False  # a leg of several orders
 
 
 @dataclass
@@ -134,6 +169,12 @@ class Outcome:
     triggers: int = 0
     fired: int = 0
     orders: int = 0
+    created: Counter[str] = field(default_factory=Counter)  # 201s by step kind
+    baskets: int = 0  # triggers with a leg of several orders
+    basket_orders: int = 0  # their orders at the simulator
+    # Basket orders that met a fault: a retry, or an outcome found by looking the tag up.
+    basket_orders_faulted: int = 0
+    watching: int = 0  # triggers watching another instrument than they trade
     stuck_restarts: int = 0
     seconds: float = 0.0
     # RELIABILITY 17: what the rollback took away.
@@ -143,6 +184,8 @@ class Outcome:
     erased: dict[str, TriggerRecord] = field(default_factory=dict)  # rows it removed
     erased_orders: int = 0  # orders at the broker for those rows
     orphan_orders: list[dict[str, Any]] = field(default_factory=list)  # as the broker shows them
+    # The failing triggers' stories, for the failure message: events and order rows.
+    stories: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ChaosRunner:
@@ -165,6 +208,15 @@ class ChaosRunner:
         # book (one per chunk) and are no later schedule's orphans.
         self.erased: dict[str, TriggerRecord] = {}
         self.client = httpx.AsyncClient(timeout=3.0)
+        self.nifty = sim.universe.by_key(WATCHED)
+        assert self.nifty is not None, f"the simulator lists no {WATCHED}"
+        self.options = nifty_options(sim)
+        assert self.options, "the simulator lists no NIFTY options"
+        # The final push: each watched instrument's price beyond all its legs.
+        self.pushes = (
+            {INFY: HIGH, self.nifty.token: WATCH_HIGH},
+            {INFY: LOW, self.nifty.token: WATCH_LOW},
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -203,18 +255,44 @@ class ChaosRunner:
         outcome.orders = sum(1 for o in orders if o.get("tag") in mine)
         outcome.triggers = len(records)
         outcome.fired = sum(1 for r in records if r.triggered_leg is not None)
+        baskets = [r for r in records if has_basket(r.trigger)]
+        outcome.baskets = len(baskets)
+        in_baskets = {t for r in baskets for t in tags_of(r)}
+        outcome.basket_orders = sum(1 for o in orders if o.get("tag") in in_baskets)
+        outcome.watching = sum(1 for r in records if r.trigger.watch_token is not None)
+        outcome.basket_orders_faulted = len(
+            {
+                (e.trigger_id, e.payload["position"])
+                for history in histories
+                for e in history
+                if "position" in e.payload and e.kind in (EventKind.RETRY, EventKind.RECONCILED)
+            }
+        )
+        failing = {j.trigger_id for j in outcome.verdict.failures()}
+        for record, history in zip(records, histories, strict=True):
+            if record.id in failing:
+                outcome.stories[record.id] = [
+                    *(f"{e.kind.value} {e.payload}" for e in history),
+                    *(f"row {state}" for state in record.orders),
+                ]
         outcome.seconds = time.perf_counter() - started
         return outcome
 
     async def play(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         if step.kind in FAULT_KINDS:
             outcome.faults[fault_label(step)] += 1
-            await self.inject(step, outcome)
+            await self.inject(step, known, outcome)
         else:
             await self.act(step, known, outcome)
 
-    async def inject(self, step: Step, outcome: Outcome) -> None:
+    async def inject(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         match step.kind:
+            case "basket_fault":
+                self.sim.faults.add(**step.args["rule"])
+                baskets = [k for k in known if k.basket]
+                if baskets:  # its orders go out under the rule
+                    target = baskets[step.args["target"] % len(baskets)]
+                    self.sim.push_price(target.watch, rupees(target.prices[0]))
             case "ticker_drop":
                 self.sim.ticker.drop_all()
             case "ticker_stall":
@@ -233,13 +311,21 @@ class ChaosRunner:
         target = (
             known[step.args["target"] % len(known)] if "target" in step.args and known else None
         )
+        assert self.nifty is not None
         match step.kind:
             case "tick":
                 self.sim.push_price(INFY, rupees(step.args["price"]))
+                if "watch" in step.args:  # a sweep: the watched instrument too
+                    self.sim.push_price(self.nifty.token, rupees(step.args["watch"]))
+            case "tick_watch":
+                self.sim.push_price(self.nifty.token, rupees(step.args["price"]))
             case "tick_at" if target is not None:
-                self.sim.push_price(INFY, rupees(target.prices[0]))  # exactly on the threshold
+                # Exactly on the threshold, of the instrument it watches.
+                self.sim.push_price(target.watch, rupees(target.prices[0]))
             case "create" | "create_oco":
                 await self.create(step, known, outcome)
+            case "create_basket" | "create_watch":
+                await self.create_v2(step, known, outcome)
             case "patch" if target is not None:
                 await self.patch(target, step.args["shift"], outcome)
             case "pause" | "resume" if target is not None:
@@ -276,12 +362,90 @@ class ChaosRunner:
                 body.update(order_type="LIMIT", limit_price_1=rupees(args["price"]))
         response = await self.api("POST", "/triggers", outcome, json=body)
         if response is not None and response.status_code == 201:
+            outcome.created[step.kind] += 1
             known.append(Known(response.json()["id"], step.kind == "create_oco", prices))
 
+    async def create_v2(self, step: Step, known: list[Known], outcome: Outcome) -> None:
+        """A basket on INFY's price, or orders on NIFTY 50's price: the v2 body."""
+        assert self.nifty is not None
+        args = step.args
+        watched = self.nifty if step.kind == "create_watch" else None
+        body: dict[str, Any] = {
+            "trigger_type": "oco" if args["oco"] else "single",
+            "legs": [
+                {
+                    "condition": {"price": rupees(leg["price"]), "direction": leg["direction"]},
+                    # An INFY LIMIT order's price: its leg's (INFY's) or, on NIFTY 50, BASE.
+                    "orders": [
+                        self.order_body(o, BASE if watched else leg["price"]) for o in leg["orders"]
+                    ],
+                }
+                for leg in args["legs"]
+            ],
+        }
+        if watched is not None:
+            body["watch"] = self.instrument_body(watched)
+        response = await self.api("POST", "/triggers", outcome, json=body)
+        if response is not None:
+            assert response.status_code != 422, f"a v2 create refused: {response.text}"
+        if response is not None and response.status_code == 201:
+            outcome.created[step.kind] += 1
+            known.append(
+                Known(
+                    response.json()["id"],
+                    bool(args["oco"]),
+                    [leg["price"] for leg in args["legs"]],
+                    INFY if watched is None else watched.token,
+                    [leg["direction"] for leg in args["legs"]],
+                    any(len(leg["orders"]) > 1 for leg in args["legs"]),
+                )
+            )
+
+    @staticmethod
+    def instrument_body(instrument: Instrument) -> dict[str, Any]:
+        return {
+            "instrument_token": instrument.token,
+            "exchange": instrument.exchange,
+            "tradingsymbol": instrument.tradingsymbol,
+        }
+
+    def order_body(self, args: dict[str, Any], threshold: int) -> dict[str, Any]:
+        """One order of a v2 leg: INFY (1 share, CNC) or a NIFTY option (1 lot, NRML);
+        a LIMIT one at the leg's price (INFY) or the option's previous close."""
+        named = args["instrument"]
+        if named == "INFY":
+            instrument = self.sim.universe.get(INFY)
+            assert instrument is not None
+            quantity, product, price = 1, "CNC", threshold
+        else:
+            instrument = self.options[named["option"] % len(self.options)]
+            quantity, product, price = instrument.lot_size, "NRML", instrument.close
+        body = {
+            **self.instrument_body(instrument),
+            "transaction_type": args["side"],
+            "quantity": quantity,
+            "product": product,
+            "order_type": "MARKET",
+        }
+        if args["limit"]:
+            body.update(order_type="LIMIT", price=rupees(price))
+        return body
+
     async def patch(self, target: Known, shift: int, outcome: Outcome) -> None:
-        """Move a trigger's prices by `shift` (both legs of an oco, keeping their order)."""
+        """Move a trigger's prices by `shift` (both legs of an oco, keeping their order);
+        a v2 trigger's by a v2 edit of its legs' conditions, NIFTY 50's scaled to it."""
+        if target.watch != INFY:
+            shift = shift // TICK * WATCH_PER_TICK
         prices = [p + shift for p in target.prices]
-        body = {f"trigger_price_{n}": rupees(p) for n, p in enumerate(prices, start=1)}
+        body: dict[str, Any] = {
+            f"trigger_price_{n}": rupees(p) for n, p in enumerate(prices, start=1)
+        }
+        if target.directions is not None:
+            conditions = [
+                {"price": rupees(p), "direction": d}
+                for p, d in zip(prices, target.directions, strict=True)
+            ]
+            body = {"legs": [{"condition": c} for c in conditions]}
         response = await self.api("PATCH", f"/triggers/{target.id}", outcome, json=body)
         if response is not None and response.status_code == 200:
             target.prices = prices
@@ -328,21 +492,31 @@ class ChaosRunner:
         outcome.rollbacks += 1
         outcome.erased.update({i: r for i, r in before.items() if i not in after})
         self.erased.update(outcome.erased)
-        owner = {tag: i for i, r in before.items() for tag in tags_of(r)}
+        # Each tag's trigger and leg: a basket's orders share their leg's claim, which
+        # stores the tag of the leg's first order.
+        owner = {
+            tag: (i, leg)
+            for i, r in before.items()
+            for leg in r.trigger.legs
+            for tag in leg_tags(r, leg)
+        }
+        outcomes_lost: set[str] = set()
         for order in self.sim.orders():
             tag = str(order.get("tag"))
             if tag not in owner:
                 continue
-            restored = after.get(owner[tag])
+            trigger_id, leg = owner[tag]
+            restored = after.get(trigger_id)
             if restored is None:
                 outcome.erased_orders += 1
-            elif restored.broker_tag != tag or restored.status not in (
+            elif restored.broker_tag != leg_tags(restored, leg)[0] or restored.status not in (
                 Status.TRIGGERED,
                 Status.PLACED,
             ):
                 outcome.lost_claims.add(tag)
-            elif restored.status is Status.TRIGGERED:
-                outcome.lost_outcomes += before[owner[tag]].status is Status.PLACED
+            elif restored.status is Status.TRIGGERED and before[trigger_id].status is Status.PLACED:
+                outcomes_lost.add(trigger_id)
+        outcome.lost_outcomes += len(outcomes_lost)
         await self.slot.start()
 
     # ---- heal, final push, quiescence -------------------------------------
@@ -356,10 +530,19 @@ class ChaosRunner:
         await self.healthy()
         for record in await self.loaded(ids):
             if record.status is Status.PAUSED:
-                await self.api("POST", f"/triggers/{record.id}/resume", outcome)
-        for price in (HIGH, LOW):
-            await self.push_through(price, ids, outcome)
+                await self.resume(record.id, outcome)
+        for prices in self.pushes:
+            await self.push_through(prices, ids, outcome)
         await self.healthy()
+
+    async def resume(self, trigger_id: str, outcome: Outcome) -> None:
+        """Resume a paused trigger while healing; a 503 (`reconciling`: the engine has
+        not read the order book yet) is asked again after its Retry-After."""
+        for _ in range(20):
+            response = await self.api("POST", f"/triggers/{trigger_id}/resume", outcome)
+            if response is not None and response.status_code != 503:
+                return
+            await asyncio.sleep(float(response.headers.get("Retry-After", 1)) if response else 0.5)
 
     async def healthy(self) -> None:
         async def ok() -> bool:
@@ -374,8 +557,9 @@ class ChaosRunner:
 
         await eventually(ok, within=20, interval=0.05)
 
-    async def push_through(self, price: int, ids: list[str], outcome: Outcome) -> None:
-        """Push `price` until no leg holding there is armed and nothing is in flight.
+    async def push_through(self, prices: dict[int, int], ids: list[str], outcome: Outcome) -> None:
+        """Push `prices` (per instrument) until no leg holding at its watched instrument's
+        price is armed and nothing is in flight.
 
         Pushed again every half second: a tick sent while the feed reconnects is
         not replayed, and the condition must be seen while the engine is up.
@@ -385,11 +569,13 @@ class ChaosRunner:
         """
         started = pushed = time.monotonic()
         restarted = False
-        self.sim.push_price(INFY, rupees(price))
+        self.push(prices)
         while time.monotonic() - started < SETTLE_WITHIN:
             records = await self.loaded(ids)
             armed = [
-                r for r in records if r.status is Status.ACTIVE and legs_holding(r.trigger, price)
+                r
+                for r in records
+                if r.status is Status.ACTIVE and legs_holding(r.trigger, prices[r.trigger.watched])
             ]
             flying = [r for r in records if r.status is Status.TRIGGERED]
             if not armed and not flying:
@@ -401,9 +587,13 @@ class ChaosRunner:
                 await self.slot.start()
                 await self.healthy()
             if now - pushed > 0.5:
-                self.sim.push_price(INFY, rupees(price))
+                self.push(prices)
                 pushed = now
             await asyncio.sleep(0.05)
+
+    def push(self, prices: dict[int, int]) -> None:
+        for token, price in prices.items():
+            self.sim.push_price(token, rupees(price))
 
     async def loaded(self, ids: list[str]) -> list[TriggerRecord]:
         return [r for r in [await self.store.load(i) for i in ids] if r is not None]

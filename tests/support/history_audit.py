@@ -4,6 +4,9 @@ Every trigger is classified once, Jepsen-style, by what the broker holds for
 each of its legs' tags, not by what the engine believes: `placed` with exactly
 one order whose id the row carries, `failed` with a reason and no order, or a
 fault (lost, duplicated, unexpected order, wrong order id, left in flight).
+A basket is judged per order (`tests.support.basket_history`): each position's
+tag at most one order, each placed position's order where its row says, the
+per-order events apart from the trigger's own outcome.
 
 Used by the crash and race tests, whose engines run as subprocesses;
 `tests.support.audit` is the in-process twin for tests built on `running_system`.
@@ -20,11 +23,16 @@ from typing import Any
 from hmt.core.events import EventKind, TriggerEvent
 from hmt.core.lifecycle import Status
 from hmt.core.types import TriggerId
-from hmt.kite.tags import broker_tag
 from hmt.store import migrate
 from hmt.store.db import Database, create_engine
 from hmt.store.records import TriggerRecord
 from hmt.store.triggers import TriggerStore
+from tests.support.basket_history import (
+    all_tags,
+    basket_problem,
+    broker_side,
+    trigger_events,
+)
 
 
 @contextlib.asynccontextmanager
@@ -117,47 +125,49 @@ def _classify(
     trigger_id, status = record.id, record.status
     result.triggers += 1
     result.statuses[status.value] += 1
-    tags = [broker_tag(trigger_id, leg) for leg in record.trigger.legs]
-    found = {tag: by_tag.get(tag, []) for tag in tags}
-    result.duplicates += [tag for tag, orders in found.items() if len(orders) > 1]
+    orders = [order for tag in all_tags(record) for order in by_tag.get(tag, [])]
+    side = broker_side(record, orders)
+    result.duplicates += [tag for tag, found in side.per_tag.items() if len(found) > 1]
     kinds = [event.kind for event in history]
-    if not _history_matches(kinds, history[0].payload if history else {}, status) or (
-        kinds.count(EventKind.ORDER_SENT) != record.attempts
+    own_kinds = [event.kind for event in trigger_events(history)]
+    if (
+        not _history_matches(kinds, own_kinds, history[0].payload if history else {}, status)
+        or kinds.count(EventKind.ORDER_SENT) != record.attempts
+        or basket_problem(record, history)
     ):
         result.bad_history.append(trigger_id)
+    # A placed (or a basket's failed) trigger's orders: each where its row says, once.
+    result.unexpected += side.unexpected
+    result.wrong_order_id += [trigger_id] if side.wrong_id else []
+    if side.missing or side.unsent:
+        result.lost.append(trigger_id)  # an order the row says placed (or never settled)
     if status is Status.PLACED:
         result.placed += 1
-        own = found.get(record.broker_tag or "", [])
-        # Any order under the other leg's tag is one too many (an oco fires one leg).
-        result.unexpected += [t for t, orders in found.items() if orders and t != record.broker_tag]
-        if not own:
-            result.lost.append(trigger_id)  # the row says placed; the broker has nothing
-        elif record.order_id != own[0]["order_id"]:
-            result.wrong_order_id.append(trigger_id)
         if any(e.kind is EventKind.PLACED and e.payload.get("reconciled") for e in history):
             result.reconciled += 1
         return
-    if any(found.values()):
-        result.unexpected.append(trigger_id)  # failed, cancelled or active, yet ordered
     if status is Status.TRIGGERED:
         result.left_triggered.append(trigger_id)
     elif status is Status.FAILED:
         result.failed += 1
         if not record.error_message:
             result.lost.append(trigger_id)  # failed without saying why
-    elif EventKind.CLAIMED in kinds and EventKind.RELEASED not in kinds:
+    elif EventKind.CLAIMED in own_kinds and EventKind.RELEASED not in own_kinds:
         result.lost.append(trigger_id)  # claimed, then neither placed, failed nor released
 
 
-def _history_matches(kinds: list[EventKind], created: Any, status: Status) -> bool:
-    """The events replay to the row's status, with at most one outcome; each claim follows
-    its `fired`, and an order placed was sent (`order_sent`) before it was placed.
+def _history_matches(
+    kinds: list[EventKind], own: list[EventKind], created: Any, status: Status
+) -> bool:
+    """The trigger's own events (`own`: a basket's per-order events left out) replay to
+    the row's status, with at most one outcome; each claim follows its `fired`, and an
+    order placed was sent (`order_sent`, a basket order's included) before it was placed.
 
     (`attempts` must equal the `order_sent` events: checked by the caller, which has the row.)
     """
-    if not kinds or kinds[0] is not EventKind.CREATED:
+    if not own or own[0] is not EventKind.CREATED:
         return False
-    if kinds.count(EventKind.PLACED) + kinds.count(EventKind.FAILED) > 1:
+    if own.count(EventKind.PLACED) + own.count(EventKind.FAILED) > 1:
         return False
     for i, kind in enumerate(kinds):
         if kind is EventKind.CLAIMED and kinds[i - 1] is not EventKind.FIRED:
@@ -165,7 +175,7 @@ def _history_matches(kinds: list[EventKind], created: Any, status: Status) -> bo
         if kind is EventKind.PLACED and EventKind.ORDER_SENT not in kinds[:i]:
             return False
     replayed = Status(created.get("status", Status.ACTIVE.value))
-    for kind in kinds[1:]:
+    for kind in own[1:]:
         after = _STATUS_AFTER.get(kind)
         if after is not None:
             replayed = after

@@ -145,15 +145,17 @@ class ExecutionStore:
         tag: str | None = None,
     ) -> None:
         """`attempt` 0: found in the broker's book by tag (`reconciled`), not answered."""
+        if tag is not None and attempt == 0:
+            await self._found(trigger_id, position, tag, order_id)
+            return
         if tag is not None:
             await self._order(
                 trigger_id,
                 position,
                 tag,
                 EventKind.PLACED,
-                {"order_id": order_id, "reconciled": attempt == 0},
+                {"order_id": order_id, "reconciled": False},
                 values={"order_id": order_id, "error_message": None},
-                reconciled={"order_id": order_id} if attempt == 0 else None,
             )
             return
         await self._outcome(
@@ -250,6 +252,36 @@ class ExecutionStore:
 
         status: Status = await self.triggers.db.transaction(work)
         return status
+
+    async def _found(self, trigger_id: TriggerId, position: int, tag: str, order_id: str) -> None:
+        """A basket's order found in the book by its tag: placed (`reconciled` first). A
+        request no row counts (its `order_sent` went with a lost commit) is counted
+        now, as reconciliation counts one (`baskets.found`): the book has its order."""
+        now = self.triggers.clock()
+
+        async def work(conn: AsyncConnection) -> None:
+            record = await self._claimed(conn, trigger_id, EventKind.PLACED)
+            assert record.triggered_leg is not None  # `_claimed` checked it is triggered
+            current = (await baskets.rows(conn, trigger_id, record.triggered_leg)).get(position)
+            count_sent = current is None or not current.attempts
+            await baskets.found(
+                conn,
+                trigger_id=record.id,
+                user_id=record.trigger.user_id,
+                leg=record.triggered_leg,
+                position=position,
+                tag=tag,
+                order_id=order_id,
+                owner=self.owner,
+                now=now,
+                count_sent=count_sent,
+            )
+            lease: dict[str, Any] = {"claim_expires_at": now + self.lease, "updated_at": now}
+            if count_sent:
+                lease["attempts"] = record.attempts + 1
+            await conn.execute(update(t).where(t.c.id == record.id).values(lease))
+
+        await self.triggers.db.transaction(work)
 
     async def _order(
         self,
