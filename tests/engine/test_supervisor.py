@@ -30,6 +30,7 @@ class Engine:
         self.collector_on_at_start: bool | None = None
         self.refreshed: list[TriggerId] = []
         self.resyncs = 0
+        self.book: set[str] = set()
 
     async def start(self) -> None:
         self.collector_on_at_start = gc.isenabled()
@@ -41,6 +42,9 @@ class Engine:
         if self.sweeps <= self.sweep_failures:
             raise OSError("database gone for a moment")
         return 0
+
+    def armed(self, trigger_id: TriggerId) -> bool:
+        return trigger_id in self.book
 
     async def refresh(self, trigger_id: TriggerId) -> None:
         self.refreshed.append(trigger_id)
@@ -162,6 +166,24 @@ async def test_the_change_feed_listens_before_the_load_and_applies_changes_after
     await eventually(lambda: engine.resyncs == 1)
     await supervisor.stop()
     assert supervisor.running == 0
+
+
+async def test_the_echo_of_a_create_this_engine_armed_is_not_read_back() -> None:
+    """An insert whose trigger the engine already holds (armed from that commit) is skipped;
+    an insert it does not hold (another engine's API) and every update are read."""
+    engine, changes = Engine(), Changes()
+    engine.book = {"t-armed"}
+    changes.queue.put_nowait(Resync("connected"))
+    supervisor = supervise(engine, changes=lambda: changes)
+    await supervisor.start()
+    for item in (
+        Change(Op.INSERT, "t-armed", "alice"),
+        Change(Op.INSERT, "t-elsewhere", "bob"),
+        Change(Op.UPDATE, "t-armed", "alice"),
+    ):
+        changes.queue.put_nowait(item)
+    await eventually(lambda: engine.refreshed == ["t-elsewhere", "t-armed"])
+    await supervisor.stop()
 
 
 async def test_a_failing_change_keeps_the_feed_alive() -> None:

@@ -27,7 +27,7 @@ from hmt.core.types import (
 )
 from hmt.store.db import Database
 from hmt.store.execution import ExecutionStore
-from hmt.store.loading import _COLUMNS, _make_trigger, converter
+from hmt.store.loading import _COLUMNS, _make_trigger, active_triggers, converter
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
@@ -318,3 +318,46 @@ def test_the_fast_constructor_builds_what_the_dataclass_builds() -> None:
 
 def _fields_of(trigger: Trigger) -> dict[str, Any]:
     return {f.name: getattr(trigger, f.name) for f in dataclasses.fields(Trigger)}
+
+
+async def _load(db: Database, *, units_in_sql: bool) -> tuple[list[Trigger], list[str]]:
+    found: list[Trigger] = []
+    invalid: list[str] = []
+    async for batch in active_triggers(
+        db,
+        batch_size=2,
+        on_invalid=lambda trigger_id, _: invalid.append(trigger_id),
+        divisor_of=lambda token: {USDINR: 10_000_000}[token],
+        units_in_sql=units_in_sql,
+    ):
+        found += batch
+    return sorted(found, key=lambda t: t.id), sorted(invalid)
+
+
+async def test_units_computed_in_sql_load_what_the_prices_load(db: Database) -> None:
+    """PostgreSQL's load computes v1 rows' wire units in SQL (issue 12): whatever the row
+    (exact prices, one price finer than its divisor, NULL prices, no divisor, a v2
+    column set), it loads, or is refused, exactly as when every price is converted here."""
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    # fmt: off
+    rows = [
+        distinct_row(ids[0]),
+        distinct_row(ids[1], price_divisor=100, trigger_price_1=Decimal("83.12"),
+                     trigger_price_2=Decimal("84.76"), limit_price_1=Decimal("83.11"),
+                     limit_price_2=Decimal("84.225")),  # half a paisa: refused
+        distinct_row(ids[2], trigger_type="single", trigger_price_2=None, order_type="MARKET",
+                     limit_price_1=None, limit_price_2=None),
+        distinct_row(ids[3], price_divisor=None),  # the broker's rule
+        distinct_row(ids[4], on_gap="fire"),  # a v2 column: converted as v2
+        distinct_row(ids[5], trigger_price_1=Decimal("-83.1234567")),
+    ]
+    # fmt: on
+    for row in rows:
+        await insert(db, row)
+    in_sql = await _load(db, units_in_sql=True)
+    here = await _load(db, units_in_sql=False)
+    assert in_sql == here
+    found, invalid = in_sql
+    assert invalid == [ids[1]]
+    assert len(found) == 5
+    assert next(t for t in found if t.id == ids[0]) == expected_trigger(ids[0])

@@ -464,6 +464,10 @@ class Engine:
         if self.events.listening:
             self.events.changed(trigger.id, trigger.user_id)
 
+    def armed(self, trigger_id: TriggerId) -> bool:
+        """Whether `trigger_id` is in the book now."""
+        return trigger_id in self.book
+
     async def refresh(self, trigger_id: TriggerId, *, settled: bool = False) -> None:
         """Put the book in step with the stored row of `trigger_id`.
 

@@ -27,7 +27,7 @@ from hmt.core.types import TriggerId
 from hmt.engine.health import Health
 from hmt.engine.ports import ChangeSource
 from hmt.engine.service import Engine, EngineState
-from hmt.store.changes import Change, Resync
+from hmt.store.changes import Change, Op, Resync
 
 log = structlog.get_logger("hmt.supervisor")
 
@@ -197,6 +197,11 @@ class Supervisor:
                         with collector_paused(collect=False):
                             await self._engine.resync()
                     elif isinstance(item, Change):
+                        if item.op is Op.INSERT and self._engine.armed(TriggerId(item.id)):
+                            # This engine armed it from that very commit (`Engine.arm`) and a
+                            # row is inserted once: reading it back would find the same row
+                            # (issue 12: a read on this loop per create).
+                            continue
                         await self._engine.refresh(TriggerId(item.id))
 
 

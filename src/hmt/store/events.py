@@ -31,6 +31,10 @@ def jsonable(payload: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Built once: parameters, not a statement per event, so SQLAlchemy compiles it once.
+_APPEND = trigger_events.insert()
+
+
 async def append(
     conn: AsyncConnection,
     trigger_id: str,
@@ -44,13 +48,14 @@ async def append(
     # here leaves a transaction half done, which the database must roll back.
     failpoint("mid_event_write")
     await conn.execute(
-        trigger_events.insert().values(
-            trigger_id=trigger_id,
-            user_id=user_id,
-            kind=kind.value,
-            at=at,
-            payload=jsonable(payload or {}),
-        )
+        _APPEND,
+        {
+            "trigger_id": trigger_id,
+            "user_id": user_id,
+            "kind": kind.value,
+            "at": at,
+            "payload": jsonable(payload or {}),
+        },
     )
 
 

@@ -67,6 +67,9 @@ _PRODUCTS = {e.value: e for e in Product}
 _ORDER_TYPES = {e.value: e for e in OrderType}
 
 _SELECTED_COLUMNS = (*_COLUMNS, *V2_COLUMNS)
+PRICE_NAMES = ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
+_NO_UNITS: tuple[None, None, None, None] = (None, None, None, None)
+UNITS = "_units"  # the suffix of a price's column of units computed in SQL
 
 Convert = Callable[[Sequence[Any]], Trigger]
 
@@ -136,13 +139,18 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
             "transaction_type",
         )
     )
-    i_p1, i_p2, i_l1, i_l2 = (
+    _, i_p2, i_l1, i_l2 = (
         at[name]
         for name in ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
     )
     i_qty, i_product, i_order_type, i_expires, i_divisor = (
         at[name] for name in ("quantity", "product", "order_type", "expires_at", "price_divisor")
     )
+    # PostgreSQL's load computes the wire units itself (`_PG_QUERY`); without those
+    # columns every price is converted here.
+    in_sql = all(name + UNITS in at for name in PRICE_NAMES)
+    i_u1, i_u2, i_m1, i_m2 = (at.get(name + UNITS, 0) for name in PRICE_NAMES)
+    prices = [(at[name], name) for name in PRICE_NAMES]
 
     def convert(row: Sequence[Any]) -> Trigger:
         if v2 and (
@@ -161,7 +169,19 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
             divisor = divisor_of(row[i_token])
         elif divisor <= 0:
             raise InvalidTrigger([FieldError("price_divisor", "positive", "must be above 0")])
-        p1 = _units(row[i_p1], divisor, "trigger_price_1")
+        p1, p2, l1, l2 = (row[i_u1], row[i_u2], row[i_m1], row[i_m2]) if in_sql else _NO_UNITS
+        # Units SQL did not give (NULL, not a whole number of units, no divisor; or
+        # no such columns): from the prices, as ever.
+        if (
+            p1 is None
+            or (p2 is None and row[i_p2] is not None)
+            or (l1 is None and row[i_l1] is not None)
+            or (l2 is None and row[i_l2] is not None)
+        ):
+            p1, p2, l1, l2 = (
+                _units(row[i], divisor, name) if given is None else given
+                for given, (i, name) in zip((p1, p2, l1, l2), prices, strict=True)
+            )
         if p1 is None:
             raise InvalidTrigger([FieldError("trigger_price_1", "required", "is NULL")])
         # Positional, in `Trigger`'s field order: keywords would cost about 1 s per
@@ -177,12 +197,12 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
             _TYPES[row[i_type]],
             _SIDES[row[i_side]],
             p1,
-            None if row[i_p2] is None else _units(row[i_p2], divisor, "trigger_price_2"),
+            p2,
             row[i_qty],
             _PRODUCTS[row[i_product]],
             _ORDER_TYPES[row[i_order_type]],
-            None if row[i_l1] is None else _units(row[i_l1], divisor, "limit_price_1"),
-            None if row[i_l2] is None else _units(row[i_l2], divisor, "limit_price_2"),
+            l1,
+            l2,
             _ACTIVE,
             row[i_expires],
             divisor,
@@ -197,7 +217,8 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
 
 def _v2_trigger(names: Sequence[str], row: Sequence[Any], divisor_of: DivisorOf | None) -> Trigger:
     """A row of trigger model v2, through the records' own conversion."""
-    values = dict(zip(names, row, strict=True))
+    values = {name: value for name, value in zip(names, row, strict=True)
+              if not name.endswith(UNITS)}  # fmt: skip
     values["status"] = _ACTIVE.value
     return trigger_from_row(values, divisor_of)
 
@@ -208,8 +229,13 @@ async def active_triggers(
     batch_size: int = 5000,
     on_invalid: Callable[[str, Exception], None] | None = None,
     divisor_of: DivisorOf | None = None,
+    units_in_sql: bool = True,
 ) -> AsyncIterator[list[Trigger]]:
     """Yield the active triggers in batches of up to `batch_size`.
+
+    `units_in_sql`: on PostgreSQL the query computes each v1 row's wire units
+    (below); False reads every price as a Decimal, as before issue 12 (kept for
+    the side-by-side measurement).
 
     A row another tool wrote that the core cannot hold (a price finer than its
     instrument allows, an unknown enum, no price divisor and no `divisor_of`
@@ -220,7 +246,8 @@ async def active_triggers(
     # (`hmt.engine.supervisor.collector_paused`), not this loader's.
     async with db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            batches = _postgresql_rows(conn, batch_size)
+            query = _PG_QUERY if units_in_sql else _PG_QUERY_DECIMAL
+            batches = _postgresql_rows(conn, batch_size, query)
         else:
             batches = _rows(conn, batch_size)
         convert: Convert | None = None
@@ -260,7 +287,7 @@ async def _rows(conn: AsyncConnection, batch_size: int) -> Batches:
         yield names, rows
 
 
-async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> Batches:
+async def _postgresql_rows(conn: AsyncConnection, batch_size: int, query: str) -> Batches:
     """asyncpg's own cursor on the same connection and transaction.
 
     SQLAlchemy's per-row result processing would cost more than the fetch
@@ -273,7 +300,7 @@ async def _postgresql_rows(conn: AsyncConnection, batch_size: int) -> Batches:
     if driver is None:
         raise RuntimeError("no asyncpg connection")
     async with driver.transaction(readonly=True):
-        statement = await driver.prepare(_PG_QUERY)
+        statement = await driver.prepare(query)
         names = tuple(attribute.name for attribute in statement.get_attributes())
         cursor = await statement.cursor(_ACTIVE.value)
         # One batch ahead: the next is asked for before this one is handed on,
@@ -297,4 +324,26 @@ _SELECTED = ", ".join(
     "id::text AS id" if c.name == "id" else "legs::text AS legs" if c.name == "legs" else c.name
     for c in _SELECTED_COLUMNS
 )
-_PG_QUERY = f"SELECT {_SELECTED} FROM {t.name} WHERE status = $1"  # noqa: S608
+_PG_QUERY_DECIMAL = f"SELECT {_SELECTED} FROM {t.name} WHERE status = $1"  # noqa: S608
+# Issue 12: asyncpg's NUMERIC -> Decimal and the Decimal -> units conversion were
+# each about 2 us a row at 1M. A v1 row whose price is a whole number of units
+# gets them computed by the server as an int8 (`<price>_units`) and its price
+# column NULL (nothing to decode); any other (a v2 row, whose thresholds are in
+# the watched instrument's units; no divisor; a price finer than its tick; out of
+# int8's range) gets NULL units and the price, converted as before.
+_V1_ROW = " AND ".join(f"{name} IS NULL" for name in _V2_NAMES)
+_EXACT = (
+    "{p} * price_divisor = trunc({p} * price_divisor)"
+    " AND abs({p} * price_divisor) < 1e18 AND " + _V1_ROW
+)
+_PG_PRICES = ", ".join(
+    f"CASE WHEN {_EXACT.format(p=p)} THEN ({p} * price_divisor)::int8 END AS {p}{UNITS}, "
+    f"CASE WHEN {_EXACT.format(p=p)} THEN NULL ELSE {p} END AS {p}"
+    for p in PRICE_NAMES
+)
+_SELECTED_UNITS = ", ".join(
+    "id::text AS id" if c.name == "id" else "legs::text AS legs" if c.name == "legs" else c.name
+    for c in _SELECTED_COLUMNS
+    if c.name not in PRICE_NAMES
+)
+_PG_QUERY = f"SELECT {_SELECTED_UNITS}, {_PG_PRICES} FROM {t.name} WHERE status = $1"  # noqa: S608
