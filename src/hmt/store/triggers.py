@@ -768,29 +768,36 @@ def _claim_statement(nulls: frozenset[str], sending: bool) -> Update:
     key = (nulls, sending)
     statement = _CLAIM_STATEMENTS.get(key)
     if statement is None:
-        same = [
-            t.c[name].is_(None)
-            if name in nulls
-            else t.c[name] == bindparam(f"w_{name}", type_=t.c[name].type)
-            for name in _PLAIN_FIELDS
-        ]
-        divisor = bindparam("w_divisor", type_=t.c.price_divisor.type)
-        same.append(or_(t.c.price_divisor.is_(None), t.c.price_divisor == divisor))
-        statement = (
-            update(t)
-            .where(
-                t.c.id == bindparam("w_id", type_=t.c.id.type),
-                t.c.status == Status.ACTIVE.value,
-                *same,
-            )
-            .values(
-                {name: bindparam(f"v_{name}", type_=t.c[name].type) for name in _CLAIM_VALUES}
-                | {"attempts": t.c.attempts + 1 if sending else t.c.attempts}
-            )
-            .returning(*(t.c[name] for name in _CLAIM_RETURNS))
+        statement = _CLAIM_STATEMENTS[key] = _claim_update(nulls, sending).returning(
+            *(t.c[name] for name in _CLAIM_RETURNS)
         )
-        _CLAIM_STATEMENTS[key] = statement
     return statement
+
+
+def _claim_update(nulls: frozenset[str], sending: bool) -> Update:
+    """The claim's conditional UPDATE with bound parameters, returning nothing yet."""
+    same = [
+        t.c[name].is_(None)
+        if name in nulls
+        else t.c[name] == bindparam(f"w_{name}", type_=t.c[name].type)
+        for name in _PLAIN_FIELDS
+    ]
+    # The prices were read with this divisor: a row stored without one (another
+    # tool's) gets it pinned by the claim, so its outcome reads back the same.
+    divisor = bindparam("w_divisor", type_=t.c.price_divisor.type)
+    same.append(or_(t.c.price_divisor.is_(None), t.c.price_divisor == divisor))
+    return (
+        update(t)
+        .where(
+            t.c.id == bindparam("w_id", type_=t.c.id.type),
+            t.c.status == Status.ACTIVE.value,
+            *same,
+        )
+        .values(
+            {name: bindparam(f"v_{name}", type_=t.c[name].type) for name in _CLAIM_VALUES}
+            | {"attempts": t.c.attempts + 1 if sending else t.c.attempts}
+        )
+    )
 
 
 _AT_ONCE: dict[tuple[frozenset[str], frozenset[str], bool], Select[Any]] = {}
@@ -810,7 +817,7 @@ def _claim_at_once_statement(
     statement = _AT_ONCE.get(key)
     if statement is not None:
         return statement
-    update_ = _claim_statement(nulls, sending)
+    update_ = _claim_update(nulls, sending)
     checks = [
         t.c[name].is_(None)
         if name in price_nulls
