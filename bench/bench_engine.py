@@ -62,14 +62,26 @@ SEGMENTS = (
 IDLE_GAP_S = 0.02  # between fires in the 'after idle' evaluate measurement
 # The paths measured side by side in one run, each a set of settings on a fresh
 # database per backend: issue 12's (after: the order request on aiohttp, the claim
-# not waiting for the disk) and the one before it (httpx, the claim flushed before
-# the order). A switch that keeps its old path selectable joins both with one entry.
+# not waiting for the disk, its statements made once and, on PostgreSQL, one
+# statement), the same with the claim's statements built per claim as before
+# (issue 12's first 'after'), and the one before both (httpx, the claim flushed
+# before the order). A switch that keeps its old path selectable joins with one entry.
 MODES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("after", {"kite_http": "aiohttp", "claim_durability": "async"}),
-    ("before", {"kite_http": "httpx", "claim_durability": "sync"}),
+    (
+        "after",
+        {"kite_http": "aiohttp", "claim_durability": "async", "claim_statements": "cached"},
+    ),
+    (
+        "statements before",
+        {"kite_http": "aiohttp", "claim_durability": "async", "claim_statements": "built"},
+    ),
+    (
+        "before",
+        {"kite_http": "httpx", "claim_durability": "sync", "claim_statements": "built"},
+    ),
 )
 # How a setting's value reads in a row's name (`SQLite, after: aiohttp, claims async`).
-LABEL_PREFIX = {"claim_durability": "claims "}
+LABEL_PREFIX = {"claim_durability": "claims ", "claim_statements": "statements "}
 
 
 @dataclass(frozen=True)
@@ -598,7 +610,11 @@ def run(quick: bool) -> str:
             "stamps use (CLOCK_MONOTONIC, shared by every process). The claim is the engine's "
             "claim: conditional UPDATE + `claimed` event, committed; with claims `sync` the "
             "commit waits for the disk (an fsync), with `async` (HMT_CLAIM_DURABILITY, the "
-            "default) it does not (docs/engine.md). Claims "
+            "default) it does not (docs/engine.md). With statements `cached` "
+            "(HMT_CLAIM_STATEMENTS, the default) the claim's statements are made and compiled "
+            "once, and on PostgreSQL the claim is one statement (the UPDATE and its events' "
+            "INSERT in one CTE, autocommitted: one round trip); `built` makes them afresh for "
+            'each claim, in a transaction, as before (docs/engine.md, "The claim\'s CPU"). Claims '
             f"back to back: {size.claims} sequential claims of far triggers through the same "
             "store right after the samples, background still streaming. Each backend's "
             "rows before and after: the same stages, the path's settings in the row's name.",

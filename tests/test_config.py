@@ -13,6 +13,7 @@ from hmt.config import (
     ApiLoop,
     Broker,
     ClaimDurability,
+    ClaimStatements,
     ConfigError,
     Settings,
     TickMode,
@@ -52,6 +53,7 @@ NAMES = [
     "HMT_ENGINE_ID",
     "HMT_CLAIM_LEASE_MS",
     "HMT_CLAIM_DURABILITY",
+    "HMT_CLAIM_STATEMENTS",
     "HMT_TIME_GRACE_S",
 ]
 
@@ -247,6 +249,16 @@ def test_claim_durability_is_async_unless_set_to_sync(monkeypatch: pytest.Monkey
     assert load_settings().claim_durability is ClaimDurability.SYNC
     monkeypatch.setenv("HMT_CLAIM_DURABILITY", "later")
     with pytest.raises(ConfigError, match="HMT_CLAIM_DURABILITY"):
+        load_settings()
+
+
+def test_claim_statements_are_cached_unless_set_to_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim's statements are made once by default; `built` is the old path; others refused."""
+    assert load_settings().claim_statements is ClaimStatements.CACHED
+    monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "built")
+    assert load_settings().claim_statements is ClaimStatements.BUILT
+    monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "fast")
+    with pytest.raises(ConfigError, match="HMT_CLAIM_STATEMENTS"):
         load_settings()
 
 

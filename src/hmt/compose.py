@@ -22,7 +22,14 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
-from hmt.config import Broker, ClaimDurability, ConfigError, Settings, TickMode
+from hmt.config import (
+    Broker,
+    ClaimDurability,
+    ClaimStatements,
+    ConfigError,
+    Settings,
+    TickMode,
+)
 from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
@@ -172,7 +179,11 @@ async def build(settings: Settings) -> Runtime:
     access_token = access_token or AWAITING_LOGIN
     register_secret(access_token)
     # Rows other tools stored without a price divisor are read with Kite's rule.
-    triggers = TriggerStore(db, divisor_of=divisor_for)
+    triggers = TriggerStore(
+        db,
+        divisor_of=divisor_for,
+        cached_claims=settings.claim_statements == ClaimStatements.CACHED,
+    )
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
     owner = settings.engine_instance()
     lease = settings.claim_lease_s

@@ -35,6 +35,13 @@ class ClaimDurability(StrEnum):
     SYNC = "sync"  # flushed before the order leaves (the earlier behaviour)
 
 
+class ClaimStatements(StrEnum):
+    """How the claim's statements are made (docs/engine.md, "The claim's CPU")."""
+
+    CACHED = "cached"  # built once per shape with bound parameters; compiled once
+    BUILT = "built"  # built and compiled afresh for each claim (before issue 12)
+
+
 class TickMode(StrEnum):
     LTP = "ltp"
     QUOTE = "quote"
@@ -106,6 +113,9 @@ class Settings(BaseSettings):
     # `async`: a claim's commit does not wait for the disk; exactly once then rests on
     # reconciliation with the broker's order book (docs/engine.md). `sync`: it waits.
     claim_durability: ClaimDurability = ClaimDurability.ASYNC
+    # `built` makes the claim's statements afresh each time, as before issue 12: for the
+    # benchmark's side by side comparison only (docs/engine.md, "The claim's CPU").
+    claim_statements: ClaimStatements = ClaimStatements.CACHED
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60

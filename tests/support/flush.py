@@ -11,21 +11,36 @@ from hmt.store.db import Database
 
 
 def watch_flush(db: Database, seen: list[tuple[bool, str]]) -> None:
-    """Record, inside every transaction, whether it is durable and the flush setting in force."""
-    original = db.transaction
+    """Record, inside every transaction (and every write run as one statement,
+    `Database.statement`: the claim on PostgreSQL), whether it is durable and the flush
+    setting in force."""
+    original, single = db.transaction, db.statement
 
     async def transaction(work: Callable[[AsyncConnection], Awaitable[Any]], **kwargs: Any) -> Any:
         async def watched(conn: AsyncConnection) -> Any:
-            if db.dialect == "postgresql":
-                setting = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
-            else:
-                setting = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
-            seen.append((kwargs.get("durable", True), str(setting)))
+            await _record(conn, kwargs)
             return await work(conn)
 
         return await original(watched, **kwargs)
 
+    async def statement(work: Callable[[AsyncConnection], Awaitable[Any]], **kwargs: Any) -> Any:
+        async def watched(conn: AsyncConnection) -> Any:
+            await _record(conn, kwargs)
+            return await work(conn)
+
+        # Without a transaction of its own it runs as `transaction`, which records it.
+        alone = db.runs_alone(durable=kwargs.get("durable", True))
+        return await single(watched if alone else work, **kwargs)
+
+    async def _record(conn: AsyncConnection, kwargs: dict[str, Any]) -> None:
+        if db.dialect == "postgresql":
+            setting = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
+        else:
+            setting = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+        seen.append((kwargs.get("durable", True), str(setting)))
+
     db.transaction = transaction  # type: ignore[method-assign]
+    db.statement = statement  # type: ignore[method-assign]
 
 
 # SQLite's PRAGMA synchronous reads 1 for NORMAL and 2 for FULL.
