@@ -19,6 +19,12 @@ has no price: it is not in this book but in `TimeBook`; the trigger itself
 is still registered here, so `len`, `in`, `get` and `remove` see every
 active trigger the caller added. The tick path is unchanged: v2 only changes
 which list a key lands in, and the cost of computing keys at add time.
+
+Trailing stops (issue 14, docs/triggers.md "Trailing stops"): a trailing leg
+has no fixed price; it lives in its instrument's `Trails` (`core/trailbook`),
+where a new high costs amortized O(log n). An instrument holding one gets
+sentinel bounds that send every tick past the fast path (every tick may move
+a stop); an instrument without one keeps the fast path exactly as before.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from hmt.core.gaps import DayRange
 from hmt.core.model import Fired, Trigger
 from hmt.core.rules import DIRECTIONS, direction
 from hmt.core.rules import holds as holds_at
+from hmt.core.trailbook import Trails
+from hmt.core.trailing import Trail, TrailState
 from hmt.core.types import Direction, InstrumentToken, Leg, Side, TriggerId, TriggerType
 
 _SHIFT: Final = 41
@@ -53,23 +61,44 @@ for (_type, _side, _leg), _way in sorted(DIRECTIONS.items()):
 class _Instrument:
     """The legs of one instrument, split by the direction they fire in."""
 
-    __slots__ = ("fall_at", "falling", "rise_at", "rising")
+    __slots__ = ("fall_at", "falling", "fixed_fall", "fixed_rise", "rise_at", "rising", "trails")
 
     def __init__(self) -> None:
         self.rising: SortedList[int] = SortedList()  # fire when ltp >= threshold
         self.falling: SortedList[int] = SortedList()  # fire when ltp <= threshold
         self.rise_at: int = _NO_RISE  # lowest rising threshold
         self.fall_at: int = _NO_FALL  # highest falling threshold
+        self.trails: Trails | None = None  # its trailing legs, if any
+        # The fixed legs' bounds, kept apart from `rise_at`/`fall_at` for the
+        # trailing path (which sends every tick past the fast path).
+        self.fixed_rise: int = _NO_RISE
+        self.fixed_fall: int = _NO_FALL
 
     def refresh(self) -> None:
+        if self.trails is not None and not self.trails:
+            self.trails = None
+        if self.trails is not None:
+            self.fixed_rise = self.rising[0] >> _SHIFT if self.rising else _NO_RISE
+            self.fixed_fall = self.falling[-1] >> _SHIFT if self.falling else _NO_FALL
+            # Every tick can move a stop: no price may take the fast path.
+            self.rise_at, self.fall_at = _NO_FALL, _NO_RISE
+            return
         self.rise_at = self.rising[0] >> _SHIFT if self.rising else _NO_RISE
         self.fall_at = self.falling[-1] >> _SHIFT if self.falling else _NO_FALL
+
+    def hold_trails(self, seq: int, trails: tuple[tuple[int, Trail], ...]) -> None:
+        held = self.trails
+        if held is None:
+            held = self.trails = Trails()
+        for bit, trail in trails:
+            held.add(seq << 1 | bit, trail)
 
     def side(self, rises: bool) -> SortedList[int]:
         return self.rising if rises else self.falling
 
     def __len__(self) -> int:
-        return len(self.rising) + len(self.falling)
+        trails = 0 if self.trails is None else len(self.trails)
+        return len(self.rising) + len(self.falling) + trails
 
 
 class TriggerBook:
@@ -120,7 +149,8 @@ class TriggerBook:
         if trigger.id in self._by_id:
             raise DuplicateTrigger(f"trigger {trigger.id} is already in the book")
         keys = self._register(trigger)
-        if not keys:  # time legs only: nothing to index by price
+        trails = _trail_legs(trigger) if trigger.leg_specs else ()
+        if not keys and not trails:  # time legs only: nothing to index by price
             return
         token = _watched(trigger)
         book = self._instruments.get(token)
@@ -128,11 +158,14 @@ class TriggerBook:
             book = self._instruments[token] = _Instrument()
         for rises, key in keys:
             book.side(rises).add(key)
+        if trails:
+            book.hold_trails(self._by_id[trigger.id], trails)
         book.refresh()
 
     def add_many(self, triggers: Iterable[Trigger]) -> int:
         """Index many triggers with one sort per instrument; returns how many."""
         pending: dict[int, tuple[list[int], list[int]]] = {}
+        trailing: list[tuple[int, int, tuple[tuple[int, Trail], ...]]] = []
         count = 0
         try:
             for trigger in triggers:
@@ -141,14 +174,21 @@ class TriggerBook:
                 rising, falling = pending.setdefault(_watched(trigger), ([], []))
                 for rises, key in self._register(trigger):
                     (rising if rises else falling).append(key)
+                if trigger.leg_specs and (trails := _trail_legs(trigger)):
+                    trailing.append((_watched(trigger), self._by_id[trigger.id], trails))
                 count += 1
         finally:
             # Keys registered before a duplicate are still indexed: the book
             # stays consistent with its id maps whatever the input did.
-            for token, (rising, falling) in pending.items():
-                if not rising and not falling:
-                    continue  # time legs only, or a malformed trigger's empty lists
+            for token, seq, trails in trailing:
                 book = self._instruments.get(token)
+                if book is None:
+                    book = self._instruments[token] = _Instrument()
+                book.hold_trails(seq, trails)
+            for token, (rising, falling) in pending.items():
+                book = self._instruments.get(token)
+                if not rising and not falling and book is None:
+                    continue  # time legs only, or a malformed trigger's empty lists
                 if book is None:
                     book = self._instruments[token] = _Instrument()
                 book.rising.update(rising)
@@ -163,11 +203,15 @@ class TriggerBook:
             return None
         trigger = self._by_seq.pop(seq)
         keys = _leg_keys(trigger, seq)
-        if keys:
+        trails = _trail_legs(trigger) if trigger.leg_specs else ()
+        if keys or trails:
             token = _watched(trigger)
             book = self._instruments[token]
             for rises, key in keys:
                 book.side(rises).remove(key)
+            if book.trails is not None:
+                for bit, _ in trails:
+                    book.trails.discard(seq << 1 | bit)
             self._settle(token, book)
         return trigger
 
@@ -179,6 +223,8 @@ class TriggerBook:
         return self._fire(instrument_token, book, ltp)
 
     def _fire(self, instrument_token: int, book: _Instrument, ltp: int) -> tuple[Fired, ...]:
+        if book.trails is not None:
+            return self._fire_trailing(instrument_token, book, book.trails, ltp, ltp)
         keys: list[int] = []
         if ltp >= book.rise_at:
             _take_below(book.rising, (ltp + 1) << _SHIFT, keys)
@@ -207,6 +253,99 @@ class TriggerBook:
                         book.side(rises).discard(other)
         self._settle(instrument_token, book)
         return tuple(fired)
+
+    def on_quote(self, instrument_token: int, ltp: int, ref: int) -> tuple[Fired, ...]:
+        """`on_tick` with a reference price other than the LTP (a quote's bid or ask).
+
+        Trailing stops move with `ref` and fire on `ltp`; fixed legs see only `ltp`.
+        """
+        book = self._instruments.get(instrument_token)
+        if book is None:
+            return _NOTHING
+        if book.trails is None:
+            return self.on_tick(instrument_token, ltp)
+        return self._fire_trailing(instrument_token, book, book.trails, ltp, ref)
+
+    def _fire_trailing(
+        self, instrument_token: int, book: _Instrument, trails: Trails, ltp: int, ref: int
+    ) -> tuple[Fired, ...]:
+        """A tick on an instrument with trailing legs: move the stops, then fire.
+
+        A trailing stop is moved by the tick's reference first and then checked
+        against its LTP (docs/triggers.md). Fixed legs fire as on any tick.
+        """
+        lseqs = trails.tick(ref, ltp)
+        keys: list[int] = []
+        if ltp >= book.fixed_rise:
+            _take_below(book.rising, (ltp + 1) << _SHIFT, keys)
+        if ltp <= book.fixed_fall:
+            _take_from(book.falling, ltp << _SHIFT, keys)
+        if not keys and not lseqs:
+            return _NOTHING
+        lseqs += [key & _SEQ_MASK for key in keys]
+        first_fired = {lseq >> 1 for lseq in lseqs if not lseq & 1}
+        fired: list[Fired] = []
+        by_seq, by_id = self._by_seq, self._by_id
+        for lseq in lseqs:
+            seq = lseq >> 1
+            trigger = by_seq.pop(seq, None)
+            if trigger is None:
+                continue  # the other leg of an oco fired on this tick
+            del by_id[trigger.id]
+            leg = Leg.SECOND if lseq & 1 else Leg.FIRST
+            if leg is Leg.SECOND and (
+                seq in first_fired or (trigger.leg_specs and _first_holds(trigger, ltp))
+            ):
+                leg = Leg.FIRST  # both hold: the first (the stop-loss) fires
+            fired.append(Fired(trigger, leg, ltp))
+            if trigger.trigger_type is TriggerType.OCO:
+                for rises, other in _leg_keys(trigger, seq):
+                    book.side(rises).discard(other)
+                for bit, _ in _trail_legs(trigger):
+                    trails.discard(seq << 1 | bit)
+        self._settle(instrument_token, book)
+        return tuple(fired)
+
+    def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
+        """Where a trailing leg's stop stands now; None if it is not a held trailing leg.
+
+        A trail not yet active has `TrailState()` (no best, no stop).
+        """
+        seq = self._by_id.get(trigger_id)
+        if seq is None:
+            return None
+        book = self._instruments.get(_watched(self._by_seq[seq]))
+        if book is None or book.trails is None:
+            return None
+        return book.trails.state(seq << 1 | (leg is Leg.SECOND))
+
+    def trail_states(self) -> Iterator[tuple[Trigger, Leg, TrailState]]:
+        """Every held trailing leg and its state: what the engine writes periodically."""
+        by_seq = self._by_seq
+        for book in self._instruments.values():
+            if book.trails is not None:
+                for lseq, state in book.trails.states():
+                    leg = Leg.SECOND if lseq & 1 else Leg.FIRST
+                    yield by_seq[lseq >> 1], leg, state
+
+    def resume_trail(self, trigger_id: TriggerId, leg: Leg, state: TrailState) -> None:
+        """Put a trailing leg back where it was last written (after a restart).
+
+        `ValueError` if the trigger's leg is not a held trailing leg or the
+        state does not follow from its terms; the leg is unchanged then.
+        """
+        seq = self._by_id.get(trigger_id)
+        trigger = None if seq is None else self._by_seq[seq]
+        trail = None if trigger is None or leg not in trigger.legs else trigger.trail(leg)
+        book = None if trigger is None else self._instruments.get(_watched(trigger))
+        trails = None if book is None else book.trails
+        if seq is None or trail is None or trails is None:
+            raise ValueError(f"trigger {trigger_id} has no trailing leg {int(leg)} in the book")
+        lseq = seq << 1 | (leg is Leg.SECOND)
+        probe = Trails()
+        probe.add(lseq, trail, state)  # checks the state before the book changes
+        trails.discard(lseq)
+        trails.add(lseq, trail, state)
 
     def crossed(
         self, instrument_token: int, before: DayRange, after: DayRange
@@ -271,11 +410,12 @@ class BookBuilder:
     book before `build` returns it.
     """
 
-    __slots__ = ("_book", "_pending")
+    __slots__ = ("_book", "_pending", "_trailing")
 
     def __init__(self) -> None:
         self._book = TriggerBook()
         self._pending: dict[int, tuple[list[int], list[int]]] = {}
+        self._trailing: list[tuple[int, int, tuple[tuple[int, Trail], ...]]] = []
 
     def add_many(self, triggers: Iterable[Trigger]) -> int:
         """Register `triggers` (`DuplicateTrigger` on an id already added); how many."""
@@ -290,10 +430,12 @@ class BookBuilder:
             book._next_seq = seq + 1
             by_id[trigger.id] = seq
             by_seq[seq] = trigger
-            if not keys:  # time legs only
+            token = trigger.instrument_token if trigger.watch_token is None else trigger.watch_token
+            if trigger.leg_specs and (trails := _trail_legs(trigger)):
+                self._trailing.append((token, seq, trails))
+            if not keys:  # time legs (or trailing legs) only
                 count += 1
                 continue
-            token = trigger.instrument_token if trigger.watch_token is None else trigger.watch_token
             lists = pending.get(token)
             if lists is None:
                 lists = pending[token] = ([], [])
@@ -304,10 +446,22 @@ class BookBuilder:
 
     def steps(self) -> Iterator[int]:
         """Sort the legs of one instrument per step; each step yields how many legs it sorted."""
-        instruments, pending = self._book._instruments, self._pending
+        instruments, pending, trailing = self._book._instruments, self._pending, self._trailing
+        if trailing:
+            for token, seq, trails in trailing:
+                book = instruments.get(token)
+                if book is None:
+                    book = instruments[token] = _Instrument()
+                book.hold_trails(seq, trails)
+            for book in instruments.values():
+                book.refresh()
+            yield len(trailing)
+            trailing.clear()
         while pending:
             token, (rising, falling) = pending.popitem()
-            book = instruments[token] = _Instrument()
+            book = instruments.get(token)
+            if book is None:
+                book = instruments[token] = _Instrument()
             book.rising.update(rising)
             book.falling.update(falling)
             book.refresh()
@@ -381,12 +535,23 @@ def _v2_leg_keys(trigger: Trigger, seq: int) -> tuple[tuple[bool, int], ...]:
             trigger.threshold(leg) << _SHIFT | seq << 1 | (leg is Leg.SECOND),
         )
         for leg in trigger.legs
-        if trigger.fire_at(leg) is None
+        if trigger.fire_at(leg) is None and trigger.trail(leg) is None
+    )
+
+
+def _trail_legs(trigger: Trigger) -> tuple[tuple[int, Trail], ...]:
+    """(leg bit, trail) for each trailing leg of a v2 `trigger`."""
+    return tuple(
+        (leg is Leg.SECOND, trail)
+        for leg in trigger.legs
+        if (trail := trigger.trail(leg)) is not None
     )
 
 
 def _first_holds(trigger: Trigger, ltp: int) -> bool:
     """Whether the first leg of a v2 oco holds at `ltp` too (only stated directions allow it)."""
-    return trigger.fire_at(Leg.FIRST) is None and holds_at(
-        direction(trigger, Leg.FIRST), trigger.trigger_price_1, ltp
+    return (
+        trigger.fire_at(Leg.FIRST) is None
+        and trigger.trail(Leg.FIRST) is None
+        and holds_at(direction(trigger, Leg.FIRST), trigger.trigger_price_1, ltp)
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from hmt.core.lifecycle import Status
+from hmt.core.trailing import Trail
 from hmt.core.types import (
     Cause,
     Direction,
@@ -54,12 +55,15 @@ class LegSpec:
     instrument is not the traded one. `at`: a time condition (timezone-aware);
     the leg then has no price and its threshold in `Trigger` is 0 (NULL in the
     table). `orders`: the leg's basket in listed order; empty means the one v1
-    order made from the trigger's own fields.
+    order made from the trigger's own fields. `trail`: a trailing stop (issue
+    14); the leg then has no fixed price either (its threshold is 0 in the
+    core) and fires in the trail's direction. None: every v2 leg as before.
     """
 
     direction: Direction | None = None
     at: datetime | None = None
     orders: tuple[OrderSpec, ...] = ()
+    trail: Trail | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,11 @@ class Trigger:
         """The time `leg` fires at, if it is a time condition."""
         spec = self.spec(leg)
         return None if spec is None else spec.at
+
+    def trail(self, leg: Leg) -> Trail | None:
+        """The trailing stop `leg` is, if it is one."""
+        spec = self.spec(leg)
+        return None if spec is None else spec.trail
 
     def orders(self, leg: Leg) -> tuple[OrderSpec, ...]:
         """The orders `leg` places, in listed order: its basket, or the v1 order."""

@@ -25,10 +25,13 @@ DIRECTIONS: Mapping[tuple[TriggerType, Side, Leg], Direction] = MappingProxyType
 
 
 def direction(trigger: Trigger, leg: Leg) -> Direction:
-    """The leg's own direction (v2, stated), else DESIGN's table."""
+    """The leg's own direction (a trail's, else v2's stated), else DESIGN's table."""
     spec = trigger.spec(leg)
-    if spec is not None and spec.direction is not None:
-        return spec.direction
+    if spec is not None:
+        if spec.trail is not None:
+            return spec.trail.direction
+        if spec.direction is not None:
+            return spec.direction
     return DIRECTIONS[(trigger.trigger_type, trigger.side, leg)]
 
 
@@ -39,11 +42,13 @@ def holds(direction: Direction, threshold: int, ltp: int) -> bool:
 
 def legs_holding(trigger: Trigger, ltp: int) -> tuple[Leg, ...]:
     """Every price leg of `trigger` whose condition holds at `ltp` (the watched
-    instrument's), checked one by one; a time leg never holds on a price."""
+    instrument's), checked one by one; a time leg never holds on a price, and
+    a trailing leg's stop is the book's state, not the trigger's (never here)."""
     return tuple(
         leg
         for leg in trigger.legs
         if trigger.fire_at(leg) is None
+        and trigger.trail(leg) is None
         and holds(direction(trigger, leg), trigger.threshold(leg), ltp)
     )
 
