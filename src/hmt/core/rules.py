@@ -54,33 +54,21 @@ def legs_holding(trigger: Trigger, ltp: int) -> tuple[Leg, ...]:
 
 
 def order_for(trigger: Trigger, leg: Leg, tag: str) -> OrderIntent:
-    """The order that `leg` of `trigger` places when it fires, carrying `tag`.
+    """The order that a leg of one order places when it fires, carrying `tag`.
 
-    Both legs of an oco trade the same side: they close the same position.
+    Both legs of a v1 oco trade the same side: they close the same position.
     The tag is the broker adapter's (its rules are the broker's): the executor
-    asks the order port for it and the claim stores it on the row.
+    asks the order port for it and the claim stores it on the row. A v1 leg's
+    order comes from the trigger's own fields, a v2 leg's from its spec
+    (`Trigger.orders`); a basket's leg has no single order (`orders_for`).
     """
-    limit = trigger.limit_price_1 if leg is Leg.FIRST else trigger.limit_price_2
-    return OrderIntent(
-        trigger_id=trigger.id,
-        leg=leg,
-        tag=tag,
-        instrument_token=trigger.instrument_token,
-        exchange=trigger.exchange,
-        tradingsymbol=trigger.tradingsymbol,
-        side=trigger.side,
-        quantity=trigger.quantity,
-        product=trigger.product,
-        order_type=trigger.order_type,
-        limit_price=limit,
-        price_divisor=trigger.price_divisor,
-    )
+    return orders_for(trigger, leg, (tag,))[0]
 
 
 def orders_for(trigger: Trigger, leg: Leg, tags: Sequence[str]) -> tuple[OrderIntent, ...]:
     """Every order `leg` places, in listed order, the k-th carrying `tags[k]`.
 
-    A leg of one order gives exactly `order_for`'s intent. The tags are the
+    A leg of one order gives `order_for`'s intent. The tags are the
     broker adapter's (`OrderPort.tag(trigger_id, leg, position)`).
     """
     specs = trigger.orders(leg)

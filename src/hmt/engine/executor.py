@@ -188,10 +188,8 @@ class Executor:
                 self._give_back_slot()
             return Outcome.NOT_CLAIMED
         failpoint("after_claim")
-        # A v2 leg of one order places its own order spec; a v1 trigger, its fields.
-        intent = orders_for(trigger, leg, (tag,))[0] if trigger.leg_specs else None
         return await self.settle(
-            intent or order_for(trigger, leg, tag),
+            order_for(trigger, leg, tag),
             on_send=on_send,
             slot_taken=sending,
             leased_at=started,

@@ -571,6 +571,4 @@ def _in_flight(trigger: Trigger, leg: Leg | None, tag: str | None) -> OrderInten
     """The order a claimed row was placing: its stored tag, never one recomputed here."""
     if leg is None or not tag:  # written by another tool: nothing to recover
         return None
-    if trigger.leg_specs:  # a v2 leg of one order: its own order spec
-        return orders_for(trigger, leg, (tag,))[0]
     return order_for(trigger, leg, tag)
