@@ -242,18 +242,24 @@ class Database:
                             ) from error
                         raise
             except Exception as error:
-                if not is_transient(error):
-                    raise
-                self._unreachable(error)
-                if attempt == self.retries:
-                    raise DatabaseUnavailable(
-                        f"database unreachable after {attempt + 1} attempts: {_reason(error)}"
-                    ) from error
-                await asyncio.sleep(_backoff(self.backoff_ms, attempt))
+                await self._before_retry(error, attempt)
             else:
                 self._ok()
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _before_retry(self, error: Exception, attempt: int) -> None:
+        """A failure before anything could commit: re-raise it unless transient; after the
+        last attempt `DatabaseUnavailable` names the reason; else wait out the backoff.
+        """
+        if not is_transient(error):
+            raise error
+        self._unreachable(error)
+        if attempt == self.retries:
+            raise DatabaseUnavailable(
+                f"database unreachable after {attempt + 1} attempts: {_reason(error)}"
+            ) from error
+        await asyncio.sleep(_backoff(self.backoff_ms, attempt))
 
     def runs_alone(self, *, durable: bool) -> bool:
         """Whether `statement` runs without a transaction (else it runs as `transaction`)."""
@@ -279,14 +285,7 @@ class Database:
             try:
                 conn = await engine.connect()
             except Exception as error:
-                if not is_transient(error):
-                    raise
-                self._unreachable(error)
-                if attempt == self.retries:
-                    raise DatabaseUnavailable(
-                        f"database unreachable after {attempt + 1} attempts: {_reason(error)}"
-                    ) from error
-                await asyncio.sleep(_backoff(self.backoff_ms, attempt))
+                await self._before_retry(error, attempt)
                 continue
             try:
                 result = await work(conn)
