@@ -61,9 +61,7 @@ async def test_every_metric_the_dashboard_names_is_on_metrics(sqlite_url: str) -
         names = set(METRIC.findall(expr))
         missing |= names - set(labels)
         carried = set().union(*(labels.get(name, set()) for name in names)) | SCRAPE_LABELS
-        for group in GROUPING.findall(expr):
-            for label in (part.strip() for part in group.split(",")):
-                if label not in carried:
-                    bad_groups.append((label, expr))
+        grouped = {part.strip() for group in GROUPING.findall(expr) for part in group.split(",")}
+        bad_groups.extend((label, expr) for label in sorted(grouped - carried))
     assert missing == set(), f"the dashboard names metrics /metrics lacks: {sorted(missing)}"
     assert bad_groups == []

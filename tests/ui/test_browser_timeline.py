@@ -59,7 +59,9 @@ async def test_the_history_tells_the_fire_retry_placement_and_refusal(tmp_path: 
         fired = history.locator('tr[data-kind="fired"] td[data-col="story"]')
         await expect(fired).to_have_text("Fired at ₹1,610.00 (leg 1)")
         await expect(history.locator('tr[data-kind="retry"] td[data-col="story"]')).to_have_text(
-            re.compile(r"^Retry after attempt 1broker: .*The order gateway is busy.* after the fire$")
+            re.compile(
+                r"^Retry after attempt 1broker: .*The order gateway is busy.* after the fire$"
+            )
         )
         sent = history.locator('tr[data-kind="order_sent"] td[data-col="story"]')
         await expect(sent).to_have_count(2)
@@ -86,9 +88,7 @@ async def test_the_history_tells_the_fire_retry_placement_and_refusal(tmp_path: 
         await expect(failed).to_contain_text(
             "broker: Insufficient funds for this order", timeout=WAIT_MS
         )
-        await expect(page.locator("#history-summary")).to_contain_text(
-            "failed", timeout=WAIT_MS
-        )
+        await expect(page.locator("#history-summary")).to_contain_text("failed", timeout=WAIT_MS)
         await expect(page.locator("#history-summary")).to_contain_text(
             "Insufficient funds for this order · 0 retries"
         )
