@@ -136,7 +136,6 @@ class EngineStats:
         _fold(self._claim, windows["claim"], self._claim_s)
 
 
-
 def _fold(histogram: HdrHistogram, window: HdrHistogram, samples: list[float]) -> None:
     for seconds in samples:
         value = _clamp(seconds)
