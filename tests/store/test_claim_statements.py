@@ -20,11 +20,9 @@ from tests.support.claimer import claim
 from tests.support.factories import make_oco, make_trigger
 
 
-@pytest.fixture(params=["cached", "built"])
+@pytest.fixture(params=["raw", "cached", "built"])
 def paths(request: pytest.FixtureRequest, db: Database, clock: Clock) -> TriggerStore:
-    return TriggerStore(
-        db, clock=clock, divisor_of=divisor_for, cached_claims=request.param == "cached"
-    )
+    return TriggerStore(db, clock=clock, divisor_of=divisor_for, claims=request.param)
 
 
 async def test_a_claim_wins_once_and_records_the_same(paths: TriggerStore, db: Database) -> None:
@@ -69,8 +67,8 @@ async def test_a_null_compared_column_must_still_be_null(paths: TriggerStore) ->
 
 async def test_the_second_engine_loses_on_either_path(db: Database, clock: Clock) -> None:
     """One engine on each path, one trigger: exactly one claim wins."""
-    cached = TriggerStore(db, clock=clock, divisor_of=divisor_for)
-    built = TriggerStore(db, clock=clock, divisor_of=divisor_for, cached_claims=False)
+    cached = TriggerStore(db, clock=clock, divisor_of=divisor_for, claims="cached")
+    built = TriggerStore(db, clock=clock, divisor_of=divisor_for, claims="built")
     first, second = make_oco(Side.SELL, 240_000, 280_000), make_trigger()
     await cached.create(first)
     await cached.create(second)
