@@ -364,9 +364,7 @@ class Database:
             await conn.invalidate()
         return wrapped
 
-    async def on_driver(
-        self, work: Callable[[Any], Awaitable[T]], *, durable: bool = True
-    ) -> T:
+    async def on_driver(self, work: Callable[[Any], Awaitable[T]], *, durable: bool = True) -> T:
         """PostgreSQL: `work`, one write statement, on the asyncpg connection itself,
         autocommitted: `statement` without SQLAlchemy's per-execute work (issue 12).
 
