@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import event
 
 from hmt.core.lifecycle import Status
+from hmt.core.model import LegSpec
+from hmt.core.types import Direction
 from hmt.kite.segments import divisor_for
 from hmt.store.db import CommitUnknown, Database, DbState, create_engine
 from hmt.store.triggers import TriggerStore
 from tests.store.conftest import Clock
 from tests.support.claimer import claim
-from hmt.core.model import LegSpec
-from hmt.core.types import Direction
 from tests.support.factories import make_trigger
 
 

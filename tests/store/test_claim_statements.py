@@ -38,9 +38,7 @@ async def pooled(url: str, clock: Clock) -> AsyncIterator[Database]:
 
 # Each path on a database without the claims' pool (a claim is then a transaction on
 # PostgreSQL) and with it (one statement, autocommitted: the composition's).
-@pytest.fixture(
-    params=["raw", "cached", "built", "raw, claims pool", "cached, claims pool"]
-)
+@pytest.fixture(params=["raw", "cached", "built", "raw, claims pool", "cached, claims pool"])
 def paths(request: pytest.FixtureRequest, db: Database, clock: Clock) -> TriggerStore:
     claims, _, pool = str(request.param).partition(", ")
     on = request.getfixturevalue("pooled") if pool else db

@@ -25,9 +25,9 @@ import random
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -333,15 +333,15 @@ class Database:
                 # own methods are each one call): pinned by the version range.
                 result: T = await driver._execute(run, driver._conn)
             except _CommitFailed as failed:
-                error = await self._driver_error(conn, failed.error)
-                if is_transient(error):
-                    self._unreachable(error)
-                    raise CommitUnknown(f"commit outcome unknown: {_reason(error)}") from error
-                raise error from failed.error
+                wrapped = await self._driver_error(conn, failed.error)
+                if is_transient(wrapped):
+                    self._unreachable(wrapped)
+                    raise CommitUnknown(f"commit outcome unknown: {_reason(wrapped)}") from wrapped
+                raise wrapped from failed.error
             except Exception as error:
-                error = await self._driver_error(conn, error)
+                wrapped = await self._driver_error(conn, error)
                 await conn.close()  # before any backoff, as `transaction` does
-                await self._before_retry(error, attempt)
+                await self._before_retry(wrapped, attempt)
                 continue
             finally:
                 await conn.close()

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
@@ -59,8 +60,11 @@ def precompile(
 ) -> Precompiled:
     """`statement` compiled for `dialect` (a positional one: qmark or numeric), with the
     types of what it returns, in order."""
-    compiled = statement.compile(
-        dialect=dialect, column_keys=None if column_keys is None else list(column_keys)
+    compiled = cast(
+        SQLCompiler,
+        statement.compile(
+            dialect=dialect, column_keys=None if column_keys is None else list(column_keys)
+        ),
     )
     if compiled.positiontup is None:
         raise ValueError(f"{dialect.name}: a positional paramstyle is needed")

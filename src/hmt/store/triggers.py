@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Dialect,
     Row,
     Select,
-    Dialect,
     Text,
     Update,
     and_,
@@ -435,7 +435,12 @@ class TriggerStore:
                 return False
             user, attempts, watched = _claimed_holds(fired, now, tuple(row), divisor_of)
             claimed_price = price
-            if trigger.watch_token is not None and watched != divisor and ltp is not None:
+            if (
+                watched is not None
+                and trigger.watch_token is not None
+                and watched != divisor
+                and ltp is not None
+            ):
                 claimed_price = rupees(ltp, watched)
                 await conn.execute(
                     update(t)
@@ -483,7 +488,12 @@ class TriggerStore:
             row = claim_sql.row(raw)
             user, attempts, watched = _claimed_holds(fired, now, row, divisor_of)
             claimed_price = price
-            if trigger.watch_token is not None and watched != divisor and ltp is not None:
+            if (
+                watched is not None
+                and trigger.watch_token is not None
+                and watched != divisor
+                and ltp is not None
+            ):
                 claimed_price = rupees(ltp, watched)
                 bound = {"u_id": params["w_id"], "u_price": claimed_price}
                 connection.execute(price_sql.sql, price_sql.params(bound)).close()
