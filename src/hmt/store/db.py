@@ -99,7 +99,14 @@ def create_engine(
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # The claims' pool: every user of it ends its own transaction (SQLAlchemy's
+            # `transaction`, `on_driver_thread` on the driver's thread), so the pool's
+            # ROLLBACK on return would only be one more hand-off to aiosqlite's thread
+            # per claim (issue 12). `_sqlite_transaction` still ends anything left open.
+            pool_reset_on_return=None if deferred_flush else "rollback",
         )
         connect = _sqlite_connect_deferred if deferred_flush else _sqlite_connect
         event.listen(engine.sync_engine, "connect", connect)
@@ -442,6 +449,8 @@ def _sqlite_transaction(
     connection: sqlite3.Connection,
 ) -> T:
     """`on_driver_thread`'s transaction, on aiosqlite's thread."""
+    if connection.in_transaction:  # never expected: what the pool's reset would have done
+        connection.rollback()
     if info.get(_SYNCHRONOUS) != level:  # as `_sqlite_begin`: every writer states its level
         connection.execute(f"PRAGMA synchronous={level}").close()
         info[_SYNCHRONOUS] = level
