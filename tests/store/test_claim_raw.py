@@ -165,3 +165,22 @@ async def _application_name(db: Database) -> str:
     assert pool is not None
     async with pool.connect() as conn:
         return str((await conn.exec_driver_sql("SHOW application_name")).scalar_one())
+
+
+@pytest.mark.parametrize("url", ["sqlite"], indirect=True)
+async def test_the_claims_pool_ends_a_transaction_left_open(pooled: Database) -> None:
+    """The SQLite claims' pool does not roll back every connection it takes back (one
+    hand-off a claim), but one that comes back with a transaction open is rolled back:
+    the next user never finds itself inside someone else's transaction."""
+    pool = pooled._deferred_pool
+    assert pool is not None
+    conn = await pool.connect()
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    await driver.execute("BEGIN IMMEDIATE")
+    assert driver.in_transaction
+    await conn.close()
+    conn = await pool.connect()
+    again: Any = (await conn.get_raw_connection()).driver_connection
+    assert again is driver  # the same connection, back from the pool
+    assert not again.in_transaction
+    await conn.close()

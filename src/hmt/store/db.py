@@ -104,12 +104,15 @@ def create_engine(
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             # The claims' pool: every user of it ends its own transaction (SQLAlchemy's
             # `transaction`, `on_driver_thread` on the driver's thread), so the pool's
-            # ROLLBACK on return would only be one more hand-off to aiosqlite's thread
-            # per claim (issue 12). `_sqlite_transaction` still ends anything left open.
+            # ROLLBACK on every return would only be one more hand-off to aiosqlite's
+            # thread per claim (issue 12); `_sqlite_end_open` rolls back only a
+            # connection that comes back with a transaction open.
             pool_reset_on_return=None if deferred_flush else "rollback",
         )
         connect = _sqlite_connect_deferred if deferred_flush else _sqlite_connect
         event.listen(engine.sync_engine, "connect", connect)
+        if deferred_flush:
+            event.listen(engine.sync_engine.pool, "reset", _sqlite_end_open)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     server_settings = {"application_name": application_name}
@@ -140,6 +143,12 @@ def _sqlite_connect(dbapi_connection: Any, record: Any, *, level: str = "FULL") 
 
 def _sqlite_connect_deferred(dbapi_connection: Any, record: Any) -> None:
     _sqlite_connect(dbapi_connection, record, level="NORMAL")
+
+
+def _sqlite_end_open(dbapi_connection: Any, record: Any, state: Any) -> None:
+    # `in_transaction` is read on this thread (no hand-off); only an open one costs one.
+    if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
 
 
 def _sqlite_begin(connection: Connection) -> None:
