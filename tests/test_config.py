@@ -253,8 +253,13 @@ def test_claim_durability_is_async_unless_set_to_sync(monkeypatch: pytest.Monkey
         load_settings()
 
 
-def test_claim_statements_are_cached_unless_set_to_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The claim's statements are made once by default; `built` is the old path; others refused."""
+def test_claim_statements_are_raw_unless_set_to_an_old_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim runs on the driver's connection by default; `cached` and `built` are the
+    old paths; others refused."""
+    assert load_settings().claim_statements is ClaimStatements.RAW
+    monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "cached")
     assert load_settings().claim_statements is ClaimStatements.CACHED
     monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "built")
     assert load_settings().claim_statements is ClaimStatements.BUILT

@@ -25,7 +25,6 @@ from pydantic import SecretStr
 from hmt.config import (
     Broker,
     ClaimDurability,
-    ClaimStatements,
     ConfigError,
     Settings,
     TickMode,
@@ -186,7 +185,7 @@ async def build(settings: Settings) -> Runtime:
     triggers = TriggerStore(
         db,
         divisor_of=divisor_for,
-        cached_claims=settings.claim_statements == ClaimStatements.CACHED,
+        claims=settings.claim_statements.value,
     )
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
     owner = settings.engine_instance()

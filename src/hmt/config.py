@@ -38,6 +38,7 @@ class ClaimDurability(StrEnum):
 class ClaimStatements(StrEnum):
     """How the claim's statements are made (docs/engine.md, "The claim's CPU")."""
 
+    RAW = "raw"  # compiled once, run on the driver's own connection (one call)
     CACHED = "cached"  # built once per shape with bound parameters; compiled once
     BUILT = "built"  # built and compiled afresh for each claim (before issue 12)
 
@@ -113,9 +114,10 @@ class Settings(BaseSettings):
     # `async`: a claim's commit does not wait for the disk; exactly once then rests on
     # reconciliation with the broker's order book (docs/engine.md). `sync`: it waits.
     claim_durability: ClaimDurability = ClaimDurability.ASYNC
-    # `built` makes the claim's statements afresh each time, as before issue 12: for the
-    # benchmark's side by side comparison only (docs/engine.md, "The claim's CPU").
-    claim_statements: ClaimStatements = ClaimStatements.CACHED
+    # `cached` runs the claim through SQLAlchemy, `built` makes its statements afresh each
+    # time (before issue 12): for the benchmark's side by side comparison only
+    # (docs/engine.md, "The claim on the driver's connection").
+    claim_statements: ClaimStatements = ClaimStatements.RAW
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60
