@@ -47,9 +47,10 @@ def tick_from_paise(tick_paise: object) -> Decimal:
 def to_units(rupees: float, divisor: int) -> int:
     """A feed price in the instrument's integer units; `FeedError` if it is off its grid."""
     scaled = rupees * divisor
-    if scaled != scaled or scaled in (float("inf"), float("-inf")):
-        raise FeedError(f"price {rupees!r} is not a finite number")
-    units = round(scaled)
+    try:
+        units = round(scaled)
+    except (ValueError, OverflowError):  # NaN, infinity
+        raise FeedError(f"price {rupees!r} is not a finite number") from None
     if abs(scaled - units) > _GRID_SLACK:
         raise FeedError(f"price {rupees!r} is finer than 1/{divisor} rupee")
     return units
