@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as pb
 
+from fuzz import upstox_feed
 from hmt.sim.upstox import wire
 from hmt.upstox.feed_codec import FeedError, FrameType, Method, Mode, decode_frame, request
 from hmt.upstox.prices import divisor_for_tick, tick_from_paise, to_units
@@ -214,3 +215,18 @@ def test_prices_off_the_grid_or_not_finite_are_feed_errors() -> None:
         to_units(float("nan"), 100)
     with pytest.raises(FeedError, match="finite"):
         to_units(float("inf"), 100)
+
+
+@given(st.binary(max_size=400))
+def test_the_fuzz_harness_invariants_hold_on_any_bytes(data: bytes) -> None:
+    upstox_feed.check(data)
+
+
+def test_the_fuzz_harness_seeds_decode_to_what_they_carry() -> None:
+    for seed in upstox_feed.seeds():
+        upstox_feed.check(seed)
+    live = decode_frame(upstox_feed.seeds()[1])
+    assert dict(live.prices) == {
+        "NSE_EQ|INE002A01018": 2500.05, "NSE_FO|43919": 24200.1,
+        "NSE_INDEX|Nifty 50": 24150.2, "NSE_FO|50001": 12.5,
+    }  # fmt: skip

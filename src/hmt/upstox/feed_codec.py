@@ -65,7 +65,10 @@ class FeedFrame:
 
 
 def decode_frame(frame: bytes) -> FeedFrame:
-    """Every (instrument key, last price in rupees) of one FeedResponse, in frame order.
+    """Every (instrument key, last price in rupees) of one FeedResponse.
+
+    The order is the map's, which protobuf does not keep: each key appears once
+    per frame, so the order carries no meaning.
 
     A key whose feed carries no LTPC (a `market_info` frame has none) or whose
     price is 0 (no trade yet) gives nothing. A bad frame raises `FeedError`.
