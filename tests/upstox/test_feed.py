@@ -92,6 +92,32 @@ async def test_a_dropped_socket_reconnects_with_a_fresh_url_and_resubscribes(
         await feed.stop()
 
 
+async def test_a_rejected_upgrade_is_retried_until_it_connects(sim: UpstoxSim) -> None:
+    seen: list[tuple[int, int]] = []
+    sim.faults.add(kind="ws_reject", times=2)
+    feed = feed_for(sim, seen)
+    feed.subscribe([ids()[RELIANCE]])
+    await feed.start()
+    try:
+        await eventually(lambda: len(seen) == 1)
+        assert sim.faults.fired["ws_reject"] == 2
+        assert feed.stats.connects == 1
+        assert feed.stats.reconnects >= 2
+    finally:
+        await feed.stop()
+
+
+async def test_the_sdks_direct_connect_with_its_bearer_header_is_served(sim: UpstoxSim) -> None:
+    headers = {"Authorization": f"Bearer {sim.access_token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(sim.feed_url, headers=headers) as socket:
+            first = await socket.receive_bytes(timeout=5)
+        assert first  # the market_info frame
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(sim.feed_url, headers={"Authorization": "Bearer wrong"})
+        assert refused.value.status == 401
+
+
 async def test_a_malformed_frame_is_counted_and_the_feed_goes_on(sim: UpstoxSim) -> None:
     seen: list[tuple[int, int]] = []
     feed = feed_for(sim, seen)

@@ -140,6 +140,37 @@ async def test_each_fault_is_ambiguous_and_the_tag_says_whether_it_exists(
     assert len(await port.find(order.tag)) == int(exists)
 
 
+async def test_latency_below_the_timeout_still_places(port: UpstoxOrders, sim: UpstoxSim) -> None:
+    sim.faults.add(kind="latency", endpoint="place_order", delay=0.2, times=1)
+    order = intent("t-slow")
+    order_id = await port.place(order)
+    assert [r.order_id for r in await port.find(order.tag)] == [order_id]
+
+
+async def test_an_answer_later_than_the_timeout_is_ambiguous_and_the_order_exists(
+    port: UpstoxOrders, sim: UpstoxSim
+) -> None:
+    sim.faults.add(kind="accept_then_delay", endpoint="place_order", delay=3.0, times=1)
+    order = intent("t-late")
+    with pytest.raises(BrokerError) as late:
+        await port.place(order)
+    assert late.value.kind is ErrorKind.AMBIGUOUS
+    assert len(await port.find(order.tag)) == 1
+
+
+async def test_a_token_fault_is_auth_and_a_book_fault_is_ambiguous(
+    port: UpstoxOrders, sim: UpstoxSim
+) -> None:
+    sim.faults.add(kind="error", endpoint="place_order", error_type="TokenException", times=1)
+    with pytest.raises(BrokerError) as token:
+        await port.place(intent("t-token"))
+    assert (token.value.kind, token.value.error_type) == (ErrorKind.AUTH, "UDAPI100050")
+    sim.faults.add(kind="error", endpoint="orders", times=1)
+    with pytest.raises(BrokerError) as book:
+        await port.orders()
+    assert (book.value.kind, book.value.http_status) == (ErrorKind.AMBIGUOUS, 503)
+
+
 async def test_the_rate_limit_is_retry(port: UpstoxOrders, sim: UpstoxSim) -> None:
     sim.order_windows = ((60.0, 2),)
     await port.place(intent("t-r1"))
