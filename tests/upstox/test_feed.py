@@ -191,3 +191,26 @@ def test_backoff_doubles_to_its_cap_with_jitter() -> None:
     assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
     jittered = backoff_delay(3, 1.0, 8.0, 0.2, rng)
     assert 3.2 <= jittered <= 4.8
+
+
+async def test_the_simulators_walk_moves_prices_on_the_tick_grid() -> None:
+    seen: list[tuple[int, int]] = []
+    async with UpstoxSim(seed=2, walk_every_s=0.01) as sim:
+        feed = feed_for(sim, seen)
+        feed.subscribe([ids()[RELIANCE], ids()[USDINR]])
+        await feed.start()
+        try:
+            await eventually(lambda: len({units for _, units in seen}) >= 6)
+        finally:
+            await feed.stop()
+    ticks = {ids()[RELIANCE]: 5, ids()[USDINR]: 25}
+    assert all(units % ticks[token] == 0 for token, units in seen)
+
+
+def test_the_walk_is_the_same_for_the_same_seed() -> None:
+    first, second, other = UpstoxSim(seed=4), UpstoxSim(seed=4), UpstoxSim(seed=5)
+    runs = [
+        [(tuple(sim.step()), dict(sim.prices)) for _ in range(20)] for sim in (first, second, other)
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]

@@ -43,7 +43,7 @@ def sim(
 
     logs.configure()  # on stderr: stdout carries only the settings lines
     if broker == "upstox":
-        _serve_upstox(host=host, port=port, seed=seed)
+        _serve_upstox(host=host, port=port, seed=seed, walk=walk)
         return
     if broker != "kite":
         typer.echo(f"hmt sim: --broker {broker!r} is not one of kite, upstox", err=True)
@@ -90,7 +90,7 @@ def sim(
         raise typer.Exit(code=2) from None
 
 
-def _serve_upstox(*, host: str, port: int, seed: int) -> None:
+def _serve_upstox(*, host: str, port: int, seed: int, walk: bool) -> None:
     """The Upstox simulator (REST, login, authorize and feed on one port; docs/upstox/SIM.md)."""
     import asyncio
     import contextlib
@@ -98,7 +98,8 @@ def _serve_upstox(*, host: str, port: int, seed: int) -> None:
     from hmt.sim.upstox.server import UpstoxSim
 
     async def serve() -> None:
-        async with UpstoxSim(seed=seed, host=host, port=port) as simulator:
+        every = 1.0 if walk else None  # one tick step a second per instrument
+        async with UpstoxSim(seed=seed, host=host, port=port, walk_every_s=every) as simulator:
             typer.echo(f"HMT_UPSTOX_API_URL={simulator.api_url}")
             typer.echo(f"HMT_UPSTOX_CLIENT_ID={simulator.client_id}")
             typer.echo(f"HMT_UPSTOX_CLIENT_SECRET={simulator.client_secret}")

@@ -11,6 +11,7 @@ means the same (`_UPSTOX_ERRORS`). Control endpoints live under /_sim/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import secrets
@@ -135,8 +136,18 @@ class _Link:
 class UpstoxSim:
     """The simulator's state and its aiohttp application."""
 
-    def __init__(self, *, seed: int = 1, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        walk_every_s: float | None = None,
+    ) -> None:
         rng = random.Random(f"upstox:{seed}")
+        self._walk_rng = random.Random(f"upstox-walk:{seed}")
+        self._walk_every_s = walk_every_s
+        self._walker: asyncio.Task[None] | None = None
         self.host, self.port = host, port
         self.client_id = f"sim-{rng.getrandbits(32):08x}"
         self.client_secret = f"{rng.getrandbits(64):016x}"
@@ -166,9 +177,15 @@ class UpstoxSim:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        if self._walk_every_s is not None:
+            self._walker = asyncio.get_running_loop().create_task(self._walk(self._walk_every_s))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._walker is not None:
+            self._walker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._walker
         for link in list(self._links):
             await link.socket.close()
         if self._runner is not None:
@@ -398,6 +415,28 @@ class UpstoxSim:
             elif rule.kind is FaultKind.WS_MALFORMED:
                 frame = frame[: max(1, len(frame) // 2)]  # cut mid-message
         await link.socket.send_bytes(frame)
+
+    def step(self) -> list[str]:
+        """Move every tradable instrument by -1, 0 or +1 tick (seeded); the keys that moved."""
+        moved = []
+        for key, row in self.instruments.items():
+            tick = Decimal(str(row.get("tick_size") or 0)) / 100
+            if not tick or row.get("instrument_type") == "INDEX":
+                continue
+            change = self._walk_rng.choice((-1, 0, 1))
+            price = Decimal(str(self.prices[key])) + change * tick
+            if change and price > 0:
+                self.prices[key] = float(price)
+                moved.append(key)
+        return moved
+
+    async def _walk(self, every_s: float) -> None:
+        """The random walk: one step every `every_s` seconds, sent as live_feed frames."""
+        while True:
+            await asyncio.sleep(every_s)
+            moved = self.step()
+            for link in list(self._links):
+                await self._send(link, wire.TYPE_LIVE, moved)
 
     async def set_price(self, request: web.Request) -> web.Response:
         """Move one instrument's last price and send it to every subscriber (live_feed)."""
