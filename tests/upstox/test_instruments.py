@@ -9,11 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.types import Exchange, InstrumentToken
 from hmt.sim.upstox.server import UpstoxSim
 from hmt.sim.upstox.universe import INSTRUMENTS
 from hmt.upstox import instruments
-from hmt.upstox.instruments import MasterError, instrument_id, parse_master, unlisted
+from hmt.upstox.instruments import (
+    MasterError,
+    UnknownInstrument,
+    UpstoxInstruments,
+    instrument_id,
+    parse_master,
+    unlisted,
+)
 from hmt.upstox.rest import UpstoxRest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "instruments.generated.json"
@@ -100,3 +108,27 @@ async def test_the_master_fetched_from_the_simulator() -> None:
             await rest.aclose()
     master = parse_master(data)
     assert sorted(master.keys.values()) == sorted(row["instrument_key"] for row in INSTRUMENTS)
+
+
+async def test_the_instrument_source_keeps_the_days_master_for_the_ports() -> None:
+    async with UpstoxSim() as sim:
+        rest = UpstoxRest(access_token=sim.access_token, api_url=sim.api_url)
+        source = UpstoxInstruments(
+            rest, f"{sim.api_url}/market-quote/instruments/exchange/complete.json.gz"
+        )
+        try:
+            with pytest.raises(UnknownInstrument, match="not in today's Upstox master"):
+                source.key_for(instrument_id("NSE_FO|43919"))  # nothing fetched yet
+            listings = await source.fetch()
+            broken = UpstoxInstruments(rest, f"{sim.api_url}/_sim/state")
+            with pytest.raises(BrokerError) as refused:
+                await broken.fetch()
+        finally:
+            await rest.aclose()
+    assert len(listings) == len(INSTRUMENTS)
+    assert source.key_for(instrument_id("NSE_FO|43919")) == "NSE_FO|43919"
+    assert source.divisor_for(instrument_id("NCD_FO|1234")) == 10_000
+    assert refused.value.kind is ErrorKind.FINAL
+    assert "not a JSON array" in refused.value.message
+    _, errors = source.unlisted(InstrumentToken(5), Exchange.NSE, "X")
+    assert errors

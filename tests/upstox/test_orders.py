@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 
@@ -106,6 +107,17 @@ async def test_an_off_tick_price_is_final_and_names_the_field(port: UpstoxOrders
     assert refused.value.kind is ErrorKind.FINAL
     assert "tick" in refused.value.message
     assert refused.value.error_type == "UDAPI100038"
+
+
+async def test_an_instrument_missing_from_the_master_is_final_and_nothing_is_sent(
+    port: UpstoxOrders, sim: UpstoxSim
+) -> None:
+    order = dataclasses.replace(intent("t-unknown"), instrument_token=instrument_id("NSE_EQ|NONE"))
+    with pytest.raises(BrokerError) as refused:
+        await port.place(order)
+    assert refused.value.kind is ErrorKind.FINAL
+    assert "not in today's Upstox master" in refused.value.message
+    assert sim.orders == {}
 
 
 async def test_a_bad_token_is_auth(sim: UpstoxSim, master: Master) -> None:

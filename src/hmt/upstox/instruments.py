@@ -21,10 +21,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.errors import FieldError
 from hmt.core.instruments import Instrument, Listing
 from hmt.core.types import Exchange, InstrumentToken
 from hmt.upstox.prices import divisor_for_tick, tick_from_paise
+from hmt.upstox.rest import UpstoxRest
 
 MASTER_URL = "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz"
 ID_BASE = 1 << 52
@@ -70,11 +72,68 @@ class Master:
 
     listings: list[Listing] = field(default_factory=list)
     keys: dict[int, str] = field(default_factory=dict)
+    divisors: dict[int, int] = field(default_factory=dict)
     skipped: int = 0  # rows that were not instruments hmt can read
 
     def key_for(self, token: int) -> str:
-        """The Upstox key of an instrument id from this master; KeyError if it has none."""
-        return self.keys[token]
+        """The Upstox key of an instrument id; `UnknownInstrument` if this master lacks it."""
+        try:
+            return self.keys[token]
+        except KeyError:
+            raise UnknownInstrument(token) from None
+
+    def divisor_for(self, token: int) -> int:
+        """The instrument's price divisor; `UnknownInstrument` if this master lacks it."""
+        try:
+            return self.divisors[token]
+        except KeyError:
+            raise UnknownInstrument(token) from None
+
+
+class UnknownInstrument(KeyError):
+    """An instrument id today's Upstox master does not list."""
+
+    def __init__(self, token: int) -> None:
+        self.token = token
+        super().__init__(f"instrument {token} is not in today's Upstox master")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UpstoxInstruments:
+    """The engine's `InstrumentSource` for Upstox, keeping the day's master for the ports.
+
+    `key_for` and `divisor_for` answer from the last master fetched, so the order
+    port and the feed use the same day's keys as the checks did.
+    """
+
+    def __init__(self, rest: UpstoxRest, url: str = MASTER_URL) -> None:
+        self._rest = rest
+        self._url = url
+        self.master = Master()
+
+    async def fetch(self) -> list[Listing]:
+        """Every instrument Upstox lists today, or a classified `BrokerError`."""
+        data = await self._rest.raw(self._url)
+        try:
+            master = parse_master(data)
+        except MasterError as exc:
+            raise BrokerError(ErrorKind.FINAL, f"the Upstox master: {exc}") from None
+        self.master = master
+        return master.listings
+
+    def key_for(self, token: int) -> str:
+        return self.master.key_for(token)
+
+    def divisor_for(self, token: int) -> int:
+        return self.master.divisor_for(token)
+
+    @staticmethod
+    def unlisted(
+        token: InstrumentToken, exchange: Exchange, tradingsymbol: str
+    ) -> tuple[Instrument, list[FieldError]]:
+        return unlisted(token, exchange, tradingsymbol)
 
 
 def parse_master(data: bytes) -> Master:
@@ -107,6 +166,7 @@ def build_master(rows: Iterable[Any]) -> Master:
             raise MasterError(f"instrument ids collide: {known!r} and {key!r}")
         if known is None:
             master.keys[token] = key
+            master.divisors[token] = listing.instrument.price_divisor
             master.listings.append(listing)
     return master
 

@@ -104,8 +104,13 @@ class UpstoxOrders:
     def order_body(self, intent: OrderIntent) -> dict[str, Any]:
         """The JSON body of POST /v3/order/place for `intent` (FACTS 2.2)."""
         kind = intent.order_type
+        try:
+            key = self._key_for(intent.instrument_token)
+        except KeyError as exc:
+            # Nothing was sent, and a retry with the same master cannot find it either.
+            raise BrokerError(ErrorKind.FINAL, str(exc)) from None
         body: dict[str, Any] = {
-            "instrument_token": self._key_for(intent.instrument_token),
+            "instrument_token": key,
             "transaction_type": intent.side.value,
             "order_type": kind.value,
             "quantity": intent.quantity,
