@@ -11,7 +11,7 @@ import pytest
 
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.sim.upstox.server import UpstoxSim
-from hmt.upstox.session import IST, exchange_code, expires_at, login_url
+from hmt.upstox.session import IST, UpstoxLogin, exchange_code, expires_at, login_url
 
 
 async def test_login_dialog_then_a_single_use_code_exchange() -> None:
@@ -37,6 +37,24 @@ async def test_login_dialog_then_a_single_use_code_exchange() -> None:
         assert again.value.kind is ErrorKind.AUTH
         assert again.value.error_type == "UDAPI100016"
         assert sim.client_secret not in str(again.value)
+
+
+async def test_the_login_port_logs_an_account_in_and_hides_its_secret() -> None:
+    async with UpstoxSim(seed=6) as sim:
+        login = UpstoxLogin(
+            client_id=sim.client_id,
+            client_secret=sim.client_secret,
+            redirect_uri=sim.redirect_uri,
+            api_url=sim.api_url,
+        )
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(login.url(state="acct-7"), allow_redirects=False) as answer,
+        ):
+            back = parse_qs(urlsplit(answer.headers["Location"]).query)
+        assert back["state"] == ["acct-7"]
+        assert await login(back["code"][0]) == sim.access_token
+        assert sim.client_secret not in repr(login)
 
 
 async def test_a_bad_client_is_named_by_the_dialog() -> None:

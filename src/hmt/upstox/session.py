@@ -94,3 +94,31 @@ def _token_body(body: bytes) -> dict[str, object]:
     # The token answer has no envelope; tolerate one should Upstox add it.
     inner = data.get("data")
     return inner if isinstance(inner, dict) and "access_token" in inner else data
+
+
+class UpstoxLogin:
+    """The engine's `BrokerLogin` for one Upstox account: a login code for its access token."""
+
+    def __init__(
+        self, *, client_id: str, client_secret: str, redirect_uri: str, api_url: str = API_URL
+    ) -> None:
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._redirect_uri = redirect_uri
+        self._api_url = api_url
+
+    def __repr__(self) -> str:
+        return f"UpstoxLogin(client_id={self._client_id!r})"  # never the secret
+
+    def url(self, state: str = "") -> str:
+        """Where this account's user logs in (`state` comes back with the code)."""
+        return login_url(self._client_id, self._redirect_uri, state=state, api_url=self._api_url)
+
+    async def __call__(self, code: str) -> str:
+        return await exchange_code(
+            code=code,
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            redirect_uri=self._redirect_uri,
+            api_url=self._api_url,
+        )
