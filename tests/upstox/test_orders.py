@@ -207,6 +207,28 @@ async def test_no_listener_is_retry(master: Master) -> None:
     assert refused.value.kind is ErrorKind.RETRY
 
 
+async def test_order_writes_go_to_the_order_host_and_reads_to_the_api_host(
+    sim: UpstoxSim, master: Master
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        elsewhere = probe.getsockname()[1]
+    rest = UpstoxRest(
+        access_token=sim.access_token,
+        api_url=sim.api_url,
+        order_url=f"http://127.0.0.1:{elsewhere}",
+    )
+    port = UpstoxOrders(rest, master.key_for)
+    try:
+        assert await port.orders() == []  # the book is read from the API host
+        with pytest.raises(BrokerError) as unreachable:
+            await port.place(intent("t-hft"))  # the order host is not listening
+    finally:
+        await rest.aclose()
+    assert unreachable.value.kind is ErrorKind.RETRY
+    assert sim.orders == {}
+
+
 @pytest.mark.parametrize(
     ("status", "code", "kind"),
     [
