@@ -72,7 +72,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
 # A pool of our own: the SDK's classes (in tests) register the same names in the default one.
 # The stubs leave the pool's methods untyped; what they return is used only here.
 _POOL = descriptor_pool.DescriptorPool()
-_POOL.Add(_file())  # type: ignore[no-untyped-call]
+_POOL.Add(_file())  # type: ignore[no-untyped-call,unused-ignore]
 FeedResponse: Any = message_factory.GetMessageClass(
-    _POOL.FindMessageTypeByName(f"{PACKAGE}.FeedResponse")  # type: ignore[no-untyped-call]
+    _POOL.FindMessageTypeByName(f"{PACKAGE}.FeedResponse")  # type: ignore[no-untyped-call,unused-ignore]
 )
