@@ -1,0 +1,389 @@
+"""The backtest's runner: the engine's own books over a time-ordered price path.
+
+`Replay` holds the very structures the engine's tick path uses (docs/engine.md):
+`TriggerBook` for price and trailing legs, `TimeBook` for time legs, triggers
+waiting for `not_before`, and `rules.orders_for` for what a fired leg places.
+It is fed one price at a time (`tick`) or one candle at a time (`candle`,
+walked by `candles.path`), in time order, and never reads a clock: the time is
+each price's own. Fired legs place their orders into the fill model
+(`fills.Working`); fills are charged by `charges`. Nothing here does I/O: the
+adapter (`hmt.backtest`) reads files and writes the report.
+
+What the engine does and a replay does not: there is no ticker to lose, so no
+blind spots and no missed touches (`on_gap` never applies); a fired leg's
+orders never fail at the broker. What a replay adds: a stop and a target of
+one oco both inside one candle's range cannot be ordered by the candle, so the
+stop is taken to fire first and the fire is flagged `ambiguous`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+from hmt.core.book import TriggerBook
+from hmt.core.calendar import IST
+from hmt.core.candles import Candle, path
+from hmt.core.charges import NONE, Charges, charges, schedule_on, segment_of
+from hmt.core.fills import Working, crossing
+from hmt.core.gaps import DayRange
+from hmt.core.instruments import Instrument
+from hmt.core.lifecycle import Status
+from hmt.core.model import Fired, OrderIntent, Trigger
+from hmt.core.rules import direction, holds, orders_for
+from hmt.core.timebook import TimeBook
+from hmt.core.types import Cause, Leg, Side, TriggerId
+
+_NEVER: Final = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class OrderResult:
+    """One order a fired leg placed, and what became of it."""
+
+    intent: OrderIntent
+    placed_at: datetime
+    status: str = "open"  # open, filled, cancelled (a DAY order at the day's end)
+    filled_at: datetime | None = None
+    fill_price: int | None = None  # wire units of the order's instrument
+    charges: Charges | None = None  # None: no schedule for its exchange
+    note: str = ""
+
+    @property
+    def signed_quantity(self) -> int:
+        return self.intent.quantity if self.intent.side is Side.BUY else -self.intent.quantity
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one trigger did in the replay."""
+
+    trigger: Trigger
+    status: str  # fired, expired, active (never fired), paused, dormant (not_before never came)
+    leg: Leg | None = None
+    cause: Cause | None = None
+    fired_at: datetime | None = None
+    ltp: int | None = None  # the watched price that fired it (a time leg: the last one seen)
+    price: int | None = None  # where the path crossed its level
+    ambiguous: bool = False
+    orders: list[OrderResult] = field(default_factory=list)
+    pnl: Decimal = Decimal(0)  # marked to the last price, before charges
+    mae: Decimal = Decimal(0)  # the worst mark after the first fill (<= 0)
+    mfe: Decimal = Decimal(0)  # the best (>= 0)
+    expired_at: datetime | None = None
+
+    @property
+    def charges(self) -> Charges:
+        total = NONE
+        for order in self.orders:
+            if order.charges is not None:
+                total = total + order.charges
+        return total
+
+
+@dataclass(slots=True)
+class Result:
+    outcomes: list[Outcome]
+    equity: list[tuple[datetime, Decimal]]  # net P&L after charges, at most one point a minute
+    last: dict[int, int]  # each instrument's last price
+    prices: int  # how many prices were replayed
+    first: datetime | None
+    final: datetime | None
+
+
+class Replay:
+    """Triggers replayed over prices in time order (see the module's docstring)."""
+
+    def __init__(
+        self,
+        triggers: Iterable[Trigger],
+        instruments: Mapping[int, Instrument],
+        *,
+        kinds: Mapping[int, str] | None = None,
+        slippage_ticks: int = 0,
+    ) -> None:
+        if slippage_ticks < 0:
+            raise ValueError("slippage must be zero or more ticks")
+        self.book = TriggerBook()
+        self.timebook = TimeBook()
+        self._instruments = instruments
+        self._kinds = kinds or {}
+        self._slippage = slippage_ticks
+        self._outcomes: dict[TriggerId, Outcome] = {}
+        self._dormant: list[tuple[datetime, int, Trigger]] = []
+        self._expiry: list[tuple[datetime, TriggerId]] = []
+        self._working: dict[int, list[Working]] = {}
+        self._open: list[tuple[Working, OrderResult]] = []
+        self._held: dict[int, list[Outcome]] = {}  # instrument -> outcomes with fills on it
+        self._last: dict[int, int] = {}
+        self._equity: list[tuple[datetime, Decimal]] = []
+        self._net = Decimal(0)
+        self._day_end = _NEVER
+        self._wake = _NEVER
+        self._prices = 0
+        self._first: datetime | None = None
+        self._final: datetime | None = None
+        self._started = False
+        for n, trigger in enumerate(triggers):
+            self._outcomes[trigger.id] = Outcome(trigger, "active")
+            if trigger.status is Status.PAUSED:
+                self._outcomes[trigger.id].status = "paused"
+            elif trigger.status is not Status.ACTIVE:
+                self._outcomes[trigger.id].status = trigger.status.value
+            elif trigger.not_before is not None:
+                self._outcomes[trigger.id].status = "dormant"
+                heapq.heappush(self._dormant, (trigger.not_before, n, trigger))
+            else:
+                self._arm(trigger)
+        self._rewake()
+
+    # --- feeding ----------------------------------------------------------------------
+
+    def tick(self, token: int, at: datetime, price: int, *, smooth: bool = False) -> None:
+        """One price of `token` at `at` (not before the previous one's time).
+
+        `smooth`: the price moved here continuously from the last one (inside a
+        candle), so a level between them was crossed at the level itself.
+        """
+        if not self._started:
+            self._started, self._first = True, at
+        self._final = at
+        self._prices += 1
+        if at >= self._wake:
+            self._advance(at)
+        last = self._last
+        prev = last.get(token)
+        last[token] = price
+        if token in self._working:
+            self._work(token, at, prev, price, smooth)
+        fired = self.book.on_tick(token, price)
+        if fired:
+            for leg in fired:
+                self._fired(leg, at, prev, smooth)
+        if token in self._held:
+            self._mark(token, at)
+
+    def ticks(self, prices: Iterable[tuple[int, datetime, int]]) -> int:
+        """Replay (token, time, price) in order, a recorded tick stream; how many."""
+        count = 0
+        for token, at, price in prices:
+            self.tick(token, at, price)
+            count += 1
+        return count
+
+    def candle(self, token: int, candle: Candle, interval: timedelta) -> None:
+        """One candle of `token`, walked open -> nearer extreme -> other -> close.
+
+        The path's four points are placed at the candle's start and a quarter,
+        half and three quarters of `interval` into it.
+        """
+        if candle.at >= self._wake:
+            self._advance(candle.at)
+        forced = self._ambiguous(token, candle)
+        prev: int | None = None
+        for k, point in enumerate(path(candle)):
+            at = candle.at + interval * k / 4
+            self.tick(token, at, point, smooth=k > 0)
+            for trigger in list(forced):
+                way = direction(trigger, Leg.FIRST)
+                if holds(way, trigger.trigger_price_1, point):
+                    forced.remove(trigger)
+                    crossed = crossing(way, trigger.trigger_price_1, prev, point, True)
+                    fired = Fired(trigger, Leg.FIRST, point)
+                    self._fired(fired, at, prev, True, price=crossed, ambiguous=True)
+            prev = point
+
+    def result(self) -> Result:
+        """Where everything stands after the last price (orders still open stay open)."""
+        return Result(
+            outcomes=list(self._outcomes.values()),
+            equity=list(self._equity),
+            last=dict(self._last),
+            prices=self._prices,
+            first=self._first,
+            final=self._final,
+        )
+
+    # --- the books ----------------------------------------------------------------------
+
+    def _arm(self, trigger: Trigger) -> None:
+        self._outcomes[trigger.id].status = "active"
+        self.book.add(trigger)
+        if trigger.leg_specs and any(trigger.fire_at(leg) is not None for leg in trigger.legs):
+            self.timebook.add(trigger)
+        if trigger.expires_at is not None:
+            heapq.heappush(self._expiry, (trigger.expires_at, trigger.id))
+
+    def _rewake(self) -> None:
+        times = [self._day_end]
+        if self._dormant:
+            times.append(self._dormant[0][0])
+        if self._expiry:
+            times.append(self._expiry[0][0])
+        due = self.timebook.next_at()
+        if due is not None:
+            times.append(due)
+        self._wake = min(times)
+
+    def _advance(self, now: datetime) -> None:
+        """Everything due by `now`: armed at not_before, expired, time legs fired, DAY
+        orders cancelled at the day's end; in that order, as the engine's timers do."""
+        while self._dormant and self._dormant[0][0] <= now:
+            self._arm(heapq.heappop(self._dormant)[2])
+        while self._expiry and self._expiry[0][0] <= now:
+            at, trigger_id = heapq.heappop(self._expiry)
+            outcome = self._outcomes[trigger_id]
+            if outcome.status == "active" and self.book.remove(trigger_id) is not None:
+                self.timebook.remove(trigger_id)
+                outcome.status, outcome.expired_at = "expired", at
+        for fired in self.timebook.due(now):
+            self.book.remove(fired.trigger.id)
+            last = self._last.get(fired.trigger.watched)
+            self._fired(Fired(fired.trigger, fired.leg, last or 0, Cause.TIME), now, None, False)
+        if now >= self._day_end:
+            self._cancel_day_orders()
+        self._rewake()
+
+    def _ambiguous(self, token: int, candle: Candle) -> list[Trigger]:
+        """Ocos whose two price legs both lie inside the candle beyond its open: taken out
+        of the book, to fire their stop (the first leg) where the path crosses it."""
+        if not self.book.holds(token):
+            return []
+        legs: dict[TriggerId, list[Leg]] = {}
+        found: dict[TriggerId, Trigger] = {}
+        crossed = self.book.crossed(
+            token, DayRange.at(candle.open), DayRange(candle.high, candle.low)
+        )
+        for trigger, leg in crossed:
+            legs.setdefault(trigger.id, []).append(leg)
+            found[trigger.id] = trigger
+        forced = []
+        for trigger_id, both in legs.items():
+            if len(both) == 2:
+                self.book.remove(trigger_id)
+                self.timebook.remove(trigger_id)
+                forced.append(found[trigger_id])
+        return forced
+
+    # --- orders and fills ----------------------------------------------------------------
+
+    def _fired(
+        self,
+        fired: Fired,
+        at: datetime,
+        prev: int | None,
+        smooth: bool,
+        *,
+        price: int | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        trigger, leg = fired.trigger, fired.leg
+        if trigger.leg_specs:
+            self.timebook.remove(trigger.id)
+        if price is None and fired.cause is Cause.PRICE:
+            if trigger.trail(leg) is None:
+                threshold = trigger.threshold(leg)
+                price = crossing(direction(trigger, leg), threshold, prev, fired.ltp, smooth)
+            else:
+                price = fired.ltp  # a trailing stop's level left the book with it
+        outcome = self._outcomes[trigger.id]
+        outcome.status, outcome.leg, outcome.cause = "fired", leg, fired.cause
+        outcome.fired_at, outcome.ambiguous = at, ambiguous
+        outcome.ltp = fired.ltp or None
+        outcome.price = price
+        count = len(trigger.orders(leg))
+        tags = [f"{trigger.id}:{int(leg)}:{k}" for k in range(count)]
+        for intent in orders_for(trigger, leg, tags):
+            self._place(outcome, intent, at, price)
+        self._rewake()
+
+    def _place(
+        self, outcome: Outcome, intent: OrderIntent, at: datetime, price: int | None
+    ) -> None:
+        token = intent.instrument_token
+        instrument = self._instruments.get(token)
+        tick_size = instrument.tick_size if instrument is not None else 1
+        work = Working(intent, tick_size, self._slippage)
+        order = OrderResult(intent, at)
+        outcome.orders.append(order)
+        same = token == outcome.trigger.watched and price is not None
+        ref = price if same else self._last.get(token)
+        if ref is not None:
+            filled = work.fill(None, ref, False)
+            if filled is not None:
+                self._filled(outcome, order, at, filled)
+                return
+        else:
+            order.note = "no price of its instrument yet: waits for the first one"
+        self._working.setdefault(token, []).append(work)
+        self._open.append((work, order))
+        if self._day_end is _NEVER:
+            day = at.astimezone(IST).date() + timedelta(days=1)
+            self._day_end = datetime(day.year, day.month, day.day, tzinfo=IST)
+
+    def _work(self, token: int, at: datetime, prev: int | None, price: int, smooth: bool) -> None:
+        still: list[Working] = []
+        for work in self._working.pop(token):
+            filled = work.fill(prev, price, smooth)
+            if filled is None:
+                still.append(work)
+                continue
+            for n, (open_work, order) in enumerate(self._open):
+                if open_work is work:
+                    del self._open[n]
+                    self._filled(self._outcomes[order.intent.trigger_id], order, at, filled)
+                    break
+        if still:
+            self._working[token] = still
+
+    def _cancel_day_orders(self) -> None:
+        for _, order in self._open:
+            order.status, order.note = "cancelled", "a DAY order not filled by the day's end"
+        self._open.clear()
+        self._working.clear()
+        self._day_end = _NEVER
+
+    def _filled(self, outcome: Outcome, order: OrderResult, at: datetime, price: int) -> None:
+        intent = order.intent
+        order.status, order.filled_at, order.fill_price = "filled", at, price
+        kind = self._kinds.get(intent.instrument_token, "EQ")
+        segment = segment_of(intent.exchange, intent.product, kind)
+        if segment is None:
+            order.note = f"no charges schedule for {intent.exchange.value}: charged nothing"
+        else:
+            turnover = Decimal(price) * intent.quantity / intent.price_divisor
+            day = at.astimezone(IST).date()
+            order.charges = charges(
+                schedule_on(day), segment, intent.exchange, intent.side, turnover
+            )
+            self._net -= order.charges.total
+        holders = self._held.setdefault(intent.instrument_token, [])
+        if outcome not in holders:
+            holders.append(outcome)
+        self._mark(intent.instrument_token, at)
+
+    def _mark(self, token: int, at: datetime) -> None:
+        """Mark every fired trigger holding `token` to its last price; sample the equity."""
+        last = self._last
+        for outcome in self._held[token]:
+            pnl = Decimal(0)
+            for order in outcome.orders:
+                if order.fill_price is None:
+                    continue
+                mark = last.get(order.intent.instrument_token, order.fill_price)
+                units = (mark - order.fill_price) * order.signed_quantity
+                pnl += Decimal(units) / order.intent.price_divisor
+            self._net += pnl - outcome.pnl
+            outcome.pnl = pnl
+            outcome.mae = min(outcome.mae, pnl)
+            outcome.mfe = max(outcome.mfe, pnl)
+        minute = at.replace(second=0, microsecond=0)
+        point = (minute, self._net)
+        if self._equity and self._equity[-1][0] == minute:
+            self._equity[-1] = point
+        else:
+            self._equity.append(point)
