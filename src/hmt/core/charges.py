@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from hmt.core.charges_data import SCHEDULES, Schedule, Segment
+from hmt.core.charges_data import SCHEDULES, Column, Schedule
 from hmt.core.types import Exchange, Product, Side
 
 _PAISA = Decimal("0.01")
@@ -49,12 +49,12 @@ class Charges:
 NONE = Charges(*(Decimal("0.00"),) * 6)
 
 
-def segment_of(exchange: Exchange, product: Product, kind: str) -> Segment | None:
+def charged_as(exchange: Exchange, product: Product, kind: str) -> Column | None:
     """The schedule's column for an order; None where no schedule is held (MCX, CDS)."""
     if exchange in _CASH:
-        return Segment.DELIVERY if product is Product.CNC else Segment.INTRADAY
+        return Column.DELIVERY if product is Product.CNC else Column.INTRADAY
     if exchange in _FNO:
-        return Segment.OPTIONS if kind in ("CE", "PE") else Segment.FUTURES
+        return Column.OPTIONS if kind in ("CE", "PE") else Column.FUTURES
     return None
 
 
@@ -72,11 +72,11 @@ def _round(value: Decimal, unit: Decimal = _PAISA) -> Decimal:
 
 
 def charges(
-    schedule: Schedule, segment: Segment, exchange: Exchange, side: Side, turnover: Decimal
+    schedule: Schedule, column: Column, exchange: Exchange, side: Side, turnover: Decimal
 ) -> Charges:
     """The charges of one executed order of `turnover` rupees (price x quantity;
     an option's premium x quantity)."""
-    rates = schedule.rates[segment]
+    rates = schedule.rates[column]
     brokerage = _round(min(turnover * rates.brokerage, rates.brokerage_cap))
     stt_rate = rates.stt_buy if side is Side.BUY else rates.stt_sell
     stt = _round(turnover * stt_rate, _RUPEE).quantize(_PAISA)

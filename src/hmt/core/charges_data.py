@@ -16,7 +16,7 @@ from typing import Final, NamedTuple
 from hmt.core.types import Exchange
 
 
-class Segment(StrEnum):
+class Column(StrEnum):
     """Which of Zerodha's columns an order is charged under."""
 
     DELIVERY = "equity_delivery"
@@ -39,7 +39,7 @@ class Rates(NamedTuple):
 class Schedule(NamedTuple):
     effective: date
     sources: tuple[str, ...]
-    rates: dict[Segment, Rates]
+    rates: dict[Column, Rates]
     sebi: Decimal  # ₹10 per crore
     gst: Decimal  # on brokerage + SEBI + exchange charges
 
@@ -61,7 +61,7 @@ OCT_2024: Final = Schedule(
         "what-are-the-various-statutory-charges-like-stamp-duty-and-taxes-etc",
     ),
     rates={
-        Segment.DELIVERY: Rates(
+        Column.DELIVERY: Rates(
             brokerage=Decimal(0),
             brokerage_cap=Decimal(0),
             stt_buy=_pct("0.1"),
@@ -69,7 +69,7 @@ OCT_2024: Final = Schedule(
             stamp_buy=_pct("0.015"),
             exchange={Exchange.NSE: _pct("0.00297"), Exchange.BSE: _pct("0.00375")},
         ),
-        Segment.INTRADAY: Rates(
+        Column.INTRADAY: Rates(
             brokerage=_pct("0.03"),
             brokerage_cap=Decimal(20),
             stt_buy=Decimal(0),
@@ -77,7 +77,7 @@ OCT_2024: Final = Schedule(
             stamp_buy=_pct("0.003"),
             exchange={Exchange.NSE: _pct("0.00297"), Exchange.BSE: _pct("0.00375")},
         ),
-        Segment.FUTURES: Rates(
+        Column.FUTURES: Rates(
             brokerage=_pct("0.03"),
             brokerage_cap=Decimal(20),
             stt_buy=Decimal(0),
@@ -85,7 +85,7 @@ OCT_2024: Final = Schedule(
             stamp_buy=_pct("0.002"),
             exchange={Exchange.NFO: _pct("0.00173"), Exchange.BFO: Decimal(0)},
         ),
-        Segment.OPTIONS: Rates(
+        Column.OPTIONS: Rates(
             # Flat ₹20 per executed order: a 100% rate capped at 20 is always 20
             # on any premium turnover of ₹20 or more.
             brokerage=Decimal(1),

@@ -28,7 +28,7 @@ from typing import Final
 from hmt.core.book import TriggerBook
 from hmt.core.calendar import IST
 from hmt.core.candles import Candle, path
-from hmt.core.charges import NONE, Charges, charges, schedule_on, segment_of
+from hmt.core.charges import NONE, Charges, charged_as, charges, schedule_on
 from hmt.core.fills import Working, crossing
 from hmt.core.gaps import DayRange
 from hmt.core.instruments import Instrument
@@ -351,7 +351,7 @@ class Replay:
         intent = order.intent
         order.status, order.filled_at, order.fill_price = "filled", at, price
         kind = self._kinds.get(intent.instrument_token, "EQ")
-        segment = segment_of(intent.exchange, intent.product, kind)
+        segment = charged_as(intent.exchange, intent.product, kind)
         if segment is None:
             order.note = f"no charges schedule for {intent.exchange.value}: charged nothing"
         else:
