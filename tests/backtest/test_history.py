@@ -31,11 +31,13 @@ def candles(*rows: str) -> str:
 
 
 def refused(text: str, *, ticks: bool = False) -> HistoryError:
-    with pytest.raises(HistoryError) as caught:
+    def read() -> object:
         if ticks:
-            read_ticks(text, "day.csv", MASTER)
-        else:
-            read_candles(text, "day.csv", MASTER, interval=MINUTE)
+            return read_ticks(text, "day.csv", MASTER)
+        return read_candles(text, "day.csv", MASTER, interval=MINUTE)
+
+    with pytest.raises(HistoryError) as caught:
+        read()
     return caught.value
 
 

@@ -58,7 +58,8 @@ async def test_the_answer_has_the_fixtures_shape(sim: Simulator) -> None:
         assert len(row) == len(want)
         assert KITE_TIME.match(row[0])
         assert all(isinstance(v, int | float) for v in row[1:])
-        assert row[2] >= max(row[1], row[4]) and row[3] <= min(row[1], row[4])
+        assert row[2] >= max(row[1], row[4])
+        assert row[3] <= min(row[1], row[4])
     assert [row[0][11:16] for row in candles] == [
         "09:15",
         "09:16",
