@@ -40,6 +40,20 @@ from hmt.core.types import Cause, Leg, Side, TriggerId
 
 # Later than any price: far enough from datetime.max to move to any zone.
 _NEVER: Final = datetime(9000, 1, 1, tzinfo=UTC)
+# Marks are kept in 1/SCALE rupee: every Kite price divisor (100, 10^4, 10^7) divides it,
+# so a position in any instrument marks in integers.
+SCALE: Final = 10**7
+_MINUTE: Final = timedelta(minutes=1)
+
+
+@dataclass(slots=True)
+class _Position:
+    """One fired trigger's fills on one instrument, for marking: value = qs * last - cs."""
+
+    outcome: Outcome
+    qs: int = 0  # signed quantity x SCALE / divisor
+    cs: int = 0  # signed quantity x fill price x SCALE / divisor
+    part: int = 0  # its value at the last mark
 
 
 @dataclass(slots=True)
@@ -72,10 +86,23 @@ class Outcome:
     price: int | None = None  # where the path crossed its level
     ambiguous: bool = False
     orders: list[OrderResult] = field(default_factory=list)
-    pnl: Decimal = Decimal(0)  # marked to the last price, before charges
-    mae: Decimal = Decimal(0)  # the worst mark after the first fill (<= 0)
-    mfe: Decimal = Decimal(0)  # the best (>= 0)
     expired_at: datetime | None = None
+    # Marks in 1/SCALE rupee (integers on the tick path; `pnl`, `mae`, `mfe` in rupees).
+    value: int = 0  # marked to the last price, before charges
+    low: int = 0  # the worst mark after the first fill (<= 0)
+    high: int = 0  # the best (>= 0)
+
+    @property
+    def pnl(self) -> Decimal:
+        return Decimal(self.value) / SCALE
+
+    @property
+    def mae(self) -> Decimal:
+        return Decimal(self.low) / SCALE
+
+    @property
+    def mfe(self) -> Decimal:
+        return Decimal(self.high) / SCALE
 
     @property
     def charges(self) -> Charges:
@@ -119,10 +146,14 @@ class Replay:
         self._expiry: list[tuple[datetime, TriggerId]] = []
         self._working: dict[int, list[Working]] = {}
         self._open: list[tuple[Working, OrderResult]] = []
-        self._held: dict[int, list[Outcome]] = {}  # instrument -> outcomes with fills on it
+        self._held: dict[int, list[_Position]] = {}  # instrument -> positions in it
+        self._positions: dict[tuple[TriggerId, int], _Position] = {}
         self._last: dict[int, int] = {}
-        self._equity: list[tuple[datetime, Decimal]] = []
-        self._net = Decimal(0)
+        # (minute, marks in 1/SCALE rupee, charges so far): at most one point a minute.
+        self._equity: list[tuple[datetime, int, Decimal]] = []
+        self._minute_end = _NEVER
+        self._marks = 0
+        self._charged = Decimal(0)
         self._day_end = _NEVER
         self._wake = _NEVER
         self._prices = 0
@@ -231,7 +262,7 @@ class Replay:
         """Where everything stands after the last price (orders still open stay open)."""
         return Result(
             outcomes=list(self._outcomes.values()),
-            equity=list(self._equity),
+            equity=[(at, Decimal(marks) / SCALE - paid) for at, marks, paid in self._equity],
             last=dict(self._last),
             prices=self._prices,
             first=self._first,
@@ -391,30 +422,41 @@ class Replay:
             order.charges = charges(
                 schedule_on(day), segment, intent.exchange, intent.side, turnover
             )
-            self._net -= order.charges.total
-        holders = self._held.setdefault(intent.instrument_token, [])
-        if outcome not in holders:
-            holders.append(outcome)
-        self._mark(intent.instrument_token, at)
+            self._charged += order.charges.total
+        token = intent.instrument_token
+        position = self._positions.get((outcome.trigger.id, token))
+        if position is None:
+            position = self._positions[(outcome.trigger.id, token)] = _Position(outcome)
+            self._held.setdefault(token, []).append(position)
+        scaled = order.signed_quantity * (SCALE // intent.price_divisor)
+        position.qs += scaled
+        position.cs += scaled * price
+        self._minute_end = at  # a fill always gets its own point
+        self._mark(token, at)
 
     def _mark(self, token: int, at: datetime) -> None:
-        """Mark every fired trigger holding `token` to its last price; sample the equity."""
-        last = self._last
-        for outcome in self._held[token]:
-            pnl = Decimal(0)
-            for order in outcome.orders:
-                if order.fill_price is None:
-                    continue
-                mark = last.get(order.intent.instrument_token, order.fill_price)
-                units = (mark - order.fill_price) * order.signed_quantity
-                pnl += Decimal(units) / order.intent.price_divisor
-            self._net += pnl - outcome.pnl
-            outcome.pnl = pnl
-            outcome.mae = min(outcome.mae, pnl)
-            outcome.mfe = max(outcome.mfe, pnl)
+        """Mark every position in `token` to its last price; sample the equity."""
+        last = self._last[token]
+        moved = 0
+        for position in self._held[token]:
+            value = position.qs * last - position.cs
+            change = value - position.part
+            if change:
+                position.part = value
+                outcome = position.outcome
+                outcome.value += change
+                if outcome.value < outcome.low:
+                    outcome.low = outcome.value
+                elif outcome.value > outcome.high:
+                    outcome.high = outcome.value
+                moved += change
+        self._marks += moved
+        if at < self._minute_end:
+            self._equity[-1] = (self._equity[-1][0], self._marks, self._charged)
+            return
         minute = at.replace(second=0, microsecond=0)
-        point = (minute, self._net)
         if self._equity and self._equity[-1][0] == minute:
-            self._equity[-1] = point
+            self._equity[-1] = (minute, self._marks, self._charged)
         else:
-            self._equity.append(point)
+            self._equity.append((minute, self._marks, self._charged))
+        self._minute_end = minute + _MINUTE
