@@ -3,10 +3,13 @@ and bad input refused with where it is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import uuid
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from hmt.cli import app
@@ -117,3 +120,48 @@ def test_ticks_replay_too(tmp_path: Path) -> None:
     assert t1["fired"]["price"] == 1544.9
     assert t1["orders"][0]["fill_price"] == 1544.8  # one 10-paise tick of slippage
     assert report["data"]["kind"] == "ticks"
+
+
+def test_a_users_stored_triggers_are_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--user reads the user's live triggers from the store (HMT_DATABASE_URL), not
+    another user's, and replays them over the same history."""
+    import asyncio
+
+    from hmt.api.offline import parse_triggers
+    from hmt.cli.backtest import _listings
+    from hmt.store import migrate
+    from hmt.store.db import Database, create_engine
+    from hmt.store.triggers import TriggerStore
+
+    url = f"sqlite:///{tmp_path / 'hmt.db'}"
+    master = {int(i.instrument.id): i.instrument for i in _listings(None)}
+    text = demo_file("triggers.json").read_text()
+    mine = parse_triggers(text, master, user_id="alice")[:2]
+    theirs = parse_triggers(text, master, user_id="bob")[:1]
+
+    async def seed() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate.upgrade(engine)
+            store = TriggerStore(Database(engine))
+            for n, trigger in enumerate((*mine, *theirs), start=1):
+                stored = dataclasses.replace(trigger, id=str(uuid.UUID(int=n)))
+                await store.create(stored, instrument=master[trigger.instrument_token])
+        finally:
+            await engine.dispose()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("HMT_DATABASE_URL", url)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["backtest", "--user", "alice", "--demo", "--no-plots", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    by_id = {t["id"]: t for t in report["triggers"]}
+    assert sorted(by_id) == [str(uuid.UUID(int=1)), str(uuid.UUID(int=2))]  # not bob's
+    golden = {t["id"]: t for t in json.loads(GOLDEN.read_text())["triggers"]}
+    for n, name in ((1, "t1"), (2, "t2")):
+        assert by_id[str(uuid.UUID(int=n))]["fired"] == golden[name]["fired"]

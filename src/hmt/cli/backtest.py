@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from hmt.backtest.history import History
     from hmt.config import Settings
     from hmt.core.instruments import Instrument, Listing
+    from hmt.core.model import Trigger
 
 DEMO_DAY = "2026-11-27"
 
@@ -79,10 +80,43 @@ def _kite_history(
     return from_candles(series, INTERVALS[interval], f"kite:{settings.kite_api_url}")
 
 
+def _stored(settings: Settings, user: str) -> list[Trigger]:
+    """`user`'s live triggers (active and paused) as the store holds them, oldest first."""
+    from hmt.core.lifecycle import Status
+    from hmt.kite.segments import divisor_for
+    from hmt.store import migrate
+    from hmt.store.db import Database, create_engine
+    from hmt.store.triggers import TriggerStore
+
+    async def read() -> list[Trigger]:
+        engine = create_engine(settings.database_url, application_name="hmt-backtest")
+        try:
+            await migrate.upgrade_at_start(engine, enabled=settings.db_auto_upgrade)
+            store = TriggerStore(Database(engine), divisor_of=divisor_for)
+            found: list[Trigger] = []
+            for status in (Status.ACTIVE, Status.PAUSED):
+                after = None
+                while True:
+                    page = await store.list(user, status=status, limit=500, after=after)
+                    found += [record.trigger for record in page]
+                    if len(page) < 500:
+                        break
+                    after = (page[-1].created_at, page[-1].trigger.id)
+            return found[::-1]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
 @app.command()
 def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear exit
     triggers: Annotated[
         Path | None, typer.Option(help="JSON file of triggers in the API's request format.")
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(help="Replay this user's live triggers from the store (HMT_DATABASE_URL)."),
     ] = None,
     history: Annotated[
         list[Path] | None,
@@ -125,12 +159,13 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
 
     labels: dict[Path, str] = {}
     if demo:
-        triggers = triggers or demo_file("triggers.json")
+        if triggers is None and user is None:
+            triggers = demo_file("triggers.json")
         if not history:
             history = [demo_file("candles.csv")]
             labels[history[0]] = "hmt demo: candles.csv"
-    if triggers is None:
-        raise _fail("name the triggers (--triggers FILE) or run --demo")
+    if (triggers is None) == (user is None):
+        raise _fail("name the triggers: --triggers FILE or --user ID (one of them), or --demo")
     if not history and not kite:
         raise _fail("name the history: --history FILE (ticks or candles) or --kite INSTRUMENT")
     if interval not in INTERVALS:
@@ -138,12 +173,20 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
     listings = _listings(instruments)
     master = {int(item.instrument.id): item.instrument for item in listings}
     kinds = {int(item.instrument.id): item.kind for item in listings}
-    try:
-        chosen = parse_triggers(triggers.read_text(encoding="utf-8"), master)
-    except OSError as error:
-        raise _fail(f"{triggers}: {error.strerror}") from None
-    except InvalidTrigger as error:
-        raise _fail(f"{triggers}: {error}") from None
+    if user is not None:
+        from hmt.cli.run import settings_or_exit
+
+        chosen = _stored(settings_or_exit(("database_url", "db_auto_upgrade")), user)
+        if not chosen:
+            raise _fail(f"--user {user}: no active or paused triggers in the store")
+    else:
+        assert triggers is not None
+        try:
+            chosen = parse_triggers(triggers.read_text(encoding="utf-8"), master)
+        except OSError as error:
+            raise _fail(f"{triggers}: {error.strerror}") from None
+        except InvalidTrigger as error:
+            raise _fail(f"{triggers}: {error}") from None
     step = INTERVALS[interval]
     try:
         parts = [
