@@ -165,3 +165,32 @@ def test_a_users_stored_triggers_are_replayed(
     golden = {t["id"]: t for t in json.loads(GOLDEN.read_text())["triggers"]}
     for n, name in ((1, "t1"), (2, "t2")):
         assert by_id[str(uuid.UUID(int=n))]["fired"] == golden[name]["fired"]
+
+
+def test_an_instrument_without_data_is_reported(tmp_path: Path) -> None:
+    """A trigger on an instrument the history has no price of cannot fire: the report
+    and the console say so, rather than showing it quietly `active`."""
+    triggers = tmp_path / "t.json"
+    triggers.write_text(
+        json.dumps(
+            {
+                "instrument_token": 2953217,
+                "exchange": "NSE",
+                "tradingsymbol": "TCS",
+                "trigger_type": "single",
+                "transaction_type": "BUY",
+                "trigger_price_1": "3200",
+                "quantity": 1,
+                "product": "CNC",
+            }
+        )
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["backtest", "--demo", "--triggers", str(triggers), "--no-plots", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "NSE:TCS is named by a trigger but not in the history" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["without_data"] == ["NSE:TCS"]
+    assert report["triggers"][0]["status"] == "active"

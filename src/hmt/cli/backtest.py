@@ -247,6 +247,8 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
             progress=lambda n: bar.advance(task, n),
         )
     report = build(result, data, master, slippage_ticks=slippage)
+    for name in report["data"]["without_data"]:
+        console.print(f"[yellow]no data[/]: {name} is named by a trigger but not in the history")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     written = draw(result, data, master, out) if plots else []
