@@ -194,3 +194,55 @@ def test_an_instrument_without_data_is_reported(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["without_data"] == ["NSE:TCS"]
     assert report["triggers"][0]["status"] == "active"
+
+
+def test_kites_historical_candles_replay_as_the_csv_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--kite against the simulator (seed 1): the candles it serves are the demo CSV's,
+    so every trigger fires as in the golden report."""
+    import asyncio
+    import threading
+
+    from hmt.sim.simulator import Simulator
+
+    ready: dict[str, str] = {}
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            async with Simulator(seed=1, walk=False) as sim:
+                ready.update(url=sim.api_url, key=sim.api_key, token=sim.access_token)
+                started.set()
+                await stop.wait()
+
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10)
+        monkeypatch.setenv("HMT_KITE_API_URL", ready["url"])
+        monkeypatch.setenv("HMT_KITE_API_KEY", ready["key"])
+        monkeypatch.setenv("HMT_KITE_ACCESS_TOKEN", ready["token"])
+        out = tmp_path / "out"
+        result = CliRunner().invoke(
+            app,
+            [
+                "backtest", "--demo", "--no-plots", "--out", str(out),
+                "--kite", "NSE:INFY", "--kite", "NSE:RELIANCE",
+                "--from", "2026-11-27T09:15:00+05:30", "--to", "2026-11-27T15:29:00+05:30",
+            ],
+        )  # fmt: skip
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    golden = json.loads(GOLDEN.read_text())
+    assert report["data"]["sources"] == [f"kite:{ready['url']}"]
+    assert report["data"]["rows"] == golden["data"]["rows"]
+    assert report["triggers"] == golden["triggers"]

@@ -283,10 +283,6 @@ def from_candles(series: Mapping[int, list[Candle]], interval: timedelta, source
                     Hole(token, last, candle.at, (candle.at - last) // interval - 1)
                 )
             last = candle.at
-    history.candles = list(
-        heapq.merge(
-            *(((token, c) for c in candles) for token, candles in sorted(series.items())),
-            key=lambda row: row[1].at,
-        )
-    )
+    tagged = [[(token, c) for c in candles] for token, candles in sorted(series.items())]
+    history.candles = list(heapq.merge(*tagged, key=lambda row: row[1].at))
     return history

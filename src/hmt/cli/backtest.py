@@ -161,7 +161,7 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
     if demo:
         if triggers is None and user is None:
             triggers = demo_file("triggers.json")
-        if not history:
+        if not history and not kite:
             history = [demo_file("candles.csv")]
             labels[history[0]] = "hmt demo: candles.csv"
     if (triggers is None) == (user is None):

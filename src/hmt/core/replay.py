@@ -250,6 +250,11 @@ class Replay:
             at = candle.at + interval * k / 4
             self.tick(token, at, point, smooth=k > 0)
             for trigger in list(forced):
+                if trigger.expires_at is not None and at >= trigger.expires_at:
+                    forced.remove(trigger)  # it expired before the path reached its stop
+                    self._outcomes[trigger.id].status = "expired"
+                    self._outcomes[trigger.id].expired_at = trigger.expires_at
+                    continue
                 way = direction(trigger, Leg.FIRST)
                 if holds(way, trigger.trigger_price_1, point):
                     forced.remove(trigger)
