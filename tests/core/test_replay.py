@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument
 from hmt.core.model import LegSpec, OrderSpec
@@ -188,3 +191,44 @@ def test_a_trailing_stop_trails_the_path_and_fires_on_the_way_down() -> None:
     replay.tick(INFY, T0 + 5 * S, 160_900)
     got = outcome_of(replay, trailing.id)
     assert (got.status, got.fired_at, got.orders[0].fill_price) == ("fired", T0 + 5 * S, 160_900)
+
+
+@st.composite
+def candle_and_levels(draw: st.DrawFn) -> tuple[Candle, int, int]:
+    low = draw(st.integers(1_000, 2_000)) * 5
+    high = low + draw(st.integers(0, 200)) * 5
+    o, c = (draw(st.integers(low // 5, high // 5)) * 5 for _ in range(2))
+    stop = draw(st.integers(low // 5 - 20, high // 5 + 20)) * 5
+    target = draw(st.integers(low // 5 - 20, high // 5 + 20)) * 5
+    return Candle(T0, o, high, low, c), stop, target
+
+
+@given(candle_and_levels())
+def test_a_single_fires_in_a_candle_iff_its_level_is_in_its_range_at_the_level(
+    drawn: tuple[Candle, int, int],
+) -> None:
+    candle, level, _ = drawn
+    stop = make_trigger(side=Side.SELL, trigger_price_1=level, product=Product.MIS)
+    replay = Replay([stop], MASTER)
+    replay.candle(INFY, candle, MINUTE)
+    got = outcome_of(replay, stop.id)
+    assert (got.status == "fired") == (level >= candle.low)
+    if got.status == "fired":
+        # At the open when the open is already at or past it; else exactly at the level.
+        assert got.price == (candle.open if candle.open <= level else level)
+
+
+@given(candle_and_levels())
+def test_an_oco_is_ambiguous_iff_both_levels_lie_beyond_the_open_inside_the_range(
+    drawn: tuple[Candle, int, int],
+) -> None:
+    candle, stop, target = drawn
+    oco = make_oco(Side.SELL, min(stop, target), max(stop, target) + 5, product=Product.MIS)
+    low, high = oco.trigger_price_1, oco.threshold(Leg.SECOND)
+    replay = Replay([oco], MASTER)
+    replay.candle(INFY, candle, MINUTE)
+    got = outcome_of(replay, oco.id)
+    both = candle.low <= low < candle.open < high <= candle.high
+    assert got.ambiguous == both
+    if both:
+        assert (got.leg, got.price) == (Leg.FIRST, low)
