@@ -107,7 +107,7 @@ def test_ticks_replay_too(tmp_path: Path) -> None:
         "timestamp,instrument,price\n"
         "2026-11-27T09:15:00+05:30,408065,1550.00\n"
         "2026-11-27T09:15:01+05:30,408065,1544.90\n"
-        "2026-11-27T09:15:02+05:30,408065,1546.00\n"
+        "2026-11-27T09:15:05+05:30,408065,1546.00\n"
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(
@@ -120,6 +120,18 @@ def test_ticks_replay_too(tmp_path: Path) -> None:
     assert t1["fired"]["price"] == 1544.9
     assert t1["orders"][0]["fill_price"] == 1544.8  # one 10-paise tick of slippage
     assert report["data"]["kind"] == "ticks"
+    assert report["data"]["holes"] == []
+    tight = tmp_path / "tight"
+    result = CliRunner().invoke(
+        app,
+        ["backtest", "--demo", "--history", str(ticks), "--out", str(tight), "--max-gap", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "hole" in result.output
+    (hole,) = json.loads((tight / "report.json").read_text())["data"]["holes"]
+    assert (hole["after"], hole["before"]) == (
+        "2026-11-27T09:15:01+05:30", "2026-11-27T09:15:05+05:30",
+    )  # fmt: skip
 
 
 def test_a_users_stored_triggers_are_replayed(

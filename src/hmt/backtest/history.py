@@ -246,15 +246,17 @@ def read_file(
     *,
     interval: timedelta | None = None,
     label: str | None = None,
+    max_gap: timedelta = timedelta(minutes=5),
 ) -> History:
     """A CSV file of ticks or candles, told apart by its header; `label` names it in
-    errors and the report (default: the path as given)."""
+    errors and the report (default: the path as given); `max_gap`: ticks of one
+    instrument further apart than this within a day are a hole."""
     text = path.read_text(encoding="utf-8")
     source = str(path) if label is None else label
     head = text.split("\n", 1)[0].lower()
     if "open" in head:
         return read_candles(text, source, master, interval=interval or INTERVALS["minute"])
-    return read_ticks(text, source, master)
+    return read_ticks(text, source, master, max_gap=max_gap)
 
 
 def merged(histories: Iterable[History]) -> History:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -140,6 +140,9 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
         typer.Option(help="Kite's instrument dump (CSV); default: the simulator's list."),
     ] = None,
     slippage: Annotated[int, typer.Option(help="MARKET and SL-M slippage in ticks.", min=0)] = 0,
+    max_gap: Annotated[
+        int, typer.Option(help="Ticks: seconds without one within a day that are a hole.", min=1)
+    ] = 300,
     out: Annotated[Path, typer.Option(help="Directory for report.json and the plots.")] = Path(
         "backtest"
     ),
@@ -190,7 +193,14 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
     step = INTERVALS[interval]
     try:
         parts = [
-            read_file(path, master, interval=step, label=labels.get(path)) for path in history or []
+            read_file(
+                path,
+                master,
+                interval=step,
+                label=labels.get(path),
+                max_gap=timedelta(seconds=max_gap),
+            )
+            for path in history or []
         ]
     except OSError as error:
         raise _fail(f"{error.filename}: {error.strerror}") from None
