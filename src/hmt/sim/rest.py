@@ -13,11 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from hmt.core.calendar import IST
 from hmt.sim.broker import Broker, kite_timestamp
 from hmt.sim.errors import KiteError, input_error
 from hmt.sim.faults import Fault, FaultKind, FaultPlan
+from hmt.sim.history import INTERVALS, MAX_DAYS, candles
 from hmt.sim.httpd import Hangup, Request, Response
 from hmt.sim.orders import rupees
 from hmt.sim.prices import Market, Quote
@@ -52,6 +55,7 @@ ROUTES = (
     _route("GET", "/user/profile", "profile"),
     _route("POST", "/session/token", "session_token", public=True),
     _route("DELETE", "/session/token", "session_logout"),
+    _route("GET", "/instruments/historical/{token}/{interval}", "historical"),
     _route("GET", "/instruments", "instruments"),
     _route("GET", "/instruments/{exchange}", "instruments"),
     _route("GET", "/connect/login", "login", public=True),
@@ -78,8 +82,10 @@ class RestApi:
         faults: FaultPlan,
         counters: Counter[str],
         clock: Callable[[], float] = time.time,
+        seed: int = 1,
     ) -> None:
         self.broker, self.market, self.sessions = broker, market, sessions
+        self.seed = seed  # historical candles are a function of it
         self.faults, self.counters, self.clock = faults, counters, clock
         self.redirect_url: str | None = None
         self._never = asyncio.Event()  # never set: never_answer waits on it until shutdown
@@ -172,6 +178,8 @@ class RestApi:
             return broker.order_trades(params["order_id"])
         if name in QUOTE_LIMITS:
             return self._quotes(name, request.query.get("i", []))
+        if name == "historical":
+            return self._historical(params, request.query)
         if name == "profile":
             return self.sessions.profile()
         if name == "session_token":
@@ -183,6 +191,35 @@ class RestApi:
             self.sessions.invalidate(form.get("access_token", ""))
             return True
         raise KiteError("GeneralException", f"no handler for {name}")  # a routing bug
+
+    def _historical(self, params: dict[str, str], query: dict[str, list[str]]) -> dict[str, Any]:
+        """Kite's candles `[timestamp, open, high, low, close, volume(, oi)]` for one
+        instrument, deterministic for the seed (`hmt.sim.history`)."""
+        token = params["token"]
+        instrument = self.market.universe.get(int(token)) if token.isdigit() else None
+        if instrument is None:
+            raise input_error(f"invalid token: {token}")
+        interval = params["interval"]
+        if interval not in INTERVALS:
+            raise input_error(f"invalid interval: {interval}")
+        start, end = (_kite_time(query, name) for name in ("from", "to"))
+        if end < start:
+            raise input_error("`from` must be before `to`")
+        if (end - start).days > MAX_DAYS[interval]:
+            raise input_error(
+                f"interval exceeds max limit: {MAX_DAYS[interval]} days for {interval}"
+            )
+        oi = query.get("oi", ["0"])[-1] == "1"
+        divisor = instrument.divisor
+        rows: list[list[Any]] = []
+        for bar in candles(instrument, self.seed, interval, start, end):
+            row: list[Any] = [
+                bar.at.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                *(rupees(p, divisor) for p in (bar.open, bar.high, bar.low, bar.close)),
+                bar.volume,
+            ]
+            rows.append([*row, 0] if oi else row)
+        return {"candles": rows}
 
     def _quotes(self, kind: str, keys: list[str]) -> dict[str, Any]:
         if not keys:
@@ -208,6 +245,20 @@ class RestApi:
             location = f"{self.redirect_url}{sep}action=login&status=success&request_token={token}"
             return Response(302, b"", "text/plain", {"Location": location})
         return success({"request_token": token})
+
+
+def _kite_time(query: dict[str, list[str]], name: str) -> datetime:
+    """A `from`/`to` parameter: `yyyy-mm-dd hh:mm:ss` or `yyyy-mm-dd`, in IST."""
+    values = query.get(name)
+    if not values:
+        raise input_error(f"Missing `{name}`: yyyy-mm-dd hh:mm:ss (IST).")
+    text = values[-1].strip()
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=IST)
+        except ValueError:
+            continue
+    raise input_error(f"invalid `{name}`: {text!r} is not yyyy-mm-dd hh:mm:ss")
 
 
 def _quote_json(kind: str, q: Quote, now: float) -> dict[str, Any]:

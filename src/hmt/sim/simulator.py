@@ -80,7 +80,7 @@ class Simulator:
             monotonic=monotonic,
         )
         self.rest = RestApi(
-            self.broker, self.market, self.sessions, self.faults, self.counters, clock
+            self.broker, self.market, self.sessions, self.faults, self.counters, clock, seed
         )
         self.ticker = Ticker(
             self.market, self.faults, self.counters, self.sessions.valid, heartbeat_interval
