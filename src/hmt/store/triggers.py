@@ -45,7 +45,7 @@ from hmt.core.validation import validate
 from hmt.failpoints import failpoint
 from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
-from hmt.store.loading import active_triggers
+from hmt.store.loading import PriceSource, active_triggers
 from hmt.store.orders import with_orders
 from hmt.store.records import (
     PRICE_FIELDS,
@@ -121,13 +121,17 @@ class TriggerStore:
         clock: Clock = _utc_now,
         divisor_of: DivisorOf | None = None,
         cached_claims: bool = True,
+        load_prices: PriceSource = PriceSource.STORED,
     ) -> None:
         """`cached_claims` False builds the claim's statements afresh for each claim, as
-        before issue 12 (HMT_CLAIM_STATEMENTS=built: the benchmark's comparison only)."""
+        before issue 12 (HMT_CLAIM_STATEMENTS=built: the benchmark's comparison only).
+        `load_prices`: where the start-up load on PostgreSQL takes the wire units
+        from (HMT_LOAD_PRICES; the older ways for the benchmark's comparison only)."""
         self.db = db
         self.clock = clock
         self.divisor_of = divisor_of
         self.cached_claims = cached_claims
+        self.load_prices = load_prices
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
@@ -331,7 +335,11 @@ class TriggerStore:
     ) -> AsyncIterator[builtins.list[Trigger]]:
         """Every active trigger, in batches, without holding them all in one list."""
         return active_triggers(
-            self.db, batch_size=batch_size, on_invalid=on_invalid, divisor_of=self.divisor_of
+            self.db,
+            batch_size=batch_size,
+            on_invalid=on_invalid,
+            divisor_of=self.divisor_of,
+            prices=self.load_prices,
         )
 
     async def load(self, trigger_id: str) -> TriggerRecord | None:
