@@ -15,6 +15,7 @@ from hmt.config import (
     ClaimDurability,
     ClaimStatements,
     ConfigError,
+    LoadPrices,
     Settings,
     TickMode,
     load_settings,
@@ -54,6 +55,7 @@ NAMES = [
     "HMT_CLAIM_LEASE_MS",
     "HMT_CLAIM_DURABILITY",
     "HMT_CLAIM_STATEMENTS",
+    "HMT_LOAD_PRICES",
     "HMT_TIME_GRACE_S",
     "HMT_METRICS_SAMPLE_S",
 ]
@@ -265,6 +267,18 @@ def test_claim_statements_are_raw_unless_set_to_an_old_path(
     assert load_settings().claim_statements is ClaimStatements.BUILT
     monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "fast")
     with pytest.raises(ConfigError, match="HMT_CLAIM_STATEMENTS"):
+        load_settings()
+
+
+def test_the_load_reads_stored_units_unless_set_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The start-up load reads the stored units by default; the earlier loads by name only."""
+    assert load_settings().load_prices is LoadPrices.STORED
+    monkeypatch.setenv("HMT_LOAD_PRICES", "decimal")
+    assert load_settings().load_prices is LoadPrices.DECIMAL
+    monkeypatch.setenv("HMT_LOAD_PRICES", "fast")
+    with pytest.raises(ConfigError, match="HMT_LOAD_PRICES"):
         load_settings()
 
 

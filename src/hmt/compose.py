@@ -58,6 +58,7 @@ from hmt.store.changes import ChangeFeed
 from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
+from hmt.store.loading import PriceSource
 from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
@@ -186,6 +187,7 @@ async def build(settings: Settings) -> Runtime:
         db,
         divisor_of=divisor_for,
         claims=settings.claim_statements.value,
+        load_prices=PriceSource(settings.load_prices.value),
     )
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
     owner = settings.engine_instance()

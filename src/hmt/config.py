@@ -43,6 +43,14 @@ class ClaimStatements(StrEnum):
     BUILT = "built"  # built and compiled afresh for each claim (before issue 12)
 
 
+class LoadPrices(StrEnum):
+    """Where PostgreSQL's start-up load takes the wire units (docs/engine.md)."""
+
+    STORED = "stored"  # the units columns the database keeps (revision 0008)
+    COMPUTED = "computed"  # price x divisor computed in the query (issue 12's first pass)
+    DECIMAL = "decimal"  # every price read as a Decimal (before issue 12)
+
+
 class TickMode(StrEnum):
     LTP = "ltp"
     QUOTE = "quote"
@@ -118,6 +126,9 @@ class Settings(BaseSettings):
     # time (before issue 12): for the benchmark's side by side comparison only
     # (docs/engine.md, "The claim on the driver's connection").
     claim_statements: ClaimStatements = ClaimStatements.RAW
+    # `stored` reads the price units the database keeps; `computed` and `decimal` are the
+    # earlier start-up loads, for the benchmark's side by side comparison only.
+    load_prices: LoadPrices = LoadPrices.STORED
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60

@@ -105,6 +105,13 @@ gtt_orders = Table(
     Column("legs", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")),
     Column("not_before", UTCDateTime()),
     Column("on_gap", String(8)),  # NULL: fire
+    # Each price times price_divisor, where a whole number (revision 0008): on
+    # PostgreSQL a database trigger keeps them, so the start-up load reads int8s.
+    # NULL on SQLite. Never written by hmt itself.
+    Column("trigger_price_1_units", BigInteger),
+    Column("trigger_price_2_units", BigInteger),
+    Column("limit_price_1_units", BigInteger),
+    Column("limit_price_2_units", BigInteger),
     CheckConstraint("user_id <> ''", name="user_id"),
     CheckConstraint(_one_of("status", Status), name="status"),
     CheckConstraint(_one_of("trigger_type", TriggerType), name="trigger_type"),

@@ -47,7 +47,7 @@ from hmt.core.validation import validate
 from hmt.failpoints import failpoint
 from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
-from hmt.store.loading import active_triggers
+from hmt.store.loading import PriceSource, active_triggers
 from hmt.store.orders import with_orders
 from hmt.store.precompiled import Precompiled, precompile
 from hmt.store.records import (
@@ -125,11 +125,14 @@ class TriggerStore:
         clock: Clock = _utc_now,
         divisor_of: DivisorOf | None = None,
         claims: str = "raw",
+        load_prices: PriceSource = PriceSource.STORED,
     ) -> None:
         """`claims`, how the claim's statements run (HMT_CLAIM_STATEMENTS): `raw`, compiled
         once and run on the driver's own connection; `cached`, built once and run through
         SQLAlchemy; `built`, built afresh for each claim, as before issue 12. The last two
-        are kept for the benchmark's side by side comparison."""
+        are kept for the benchmark's side by side comparison. `load_prices`: where the
+        start-up load on PostgreSQL takes the wire units from (HMT_LOAD_PRICES; the older
+        ways for the benchmark's comparison only)."""
         if claims not in CLAIM_PATHS:
             raise ValueError(f"claims must be one of {CLAIM_PATHS}, not {claims!r}")
         self.db = db
@@ -137,6 +140,7 @@ class TriggerStore:
         self.divisor_of = divisor_of
         self.cached_claims = claims != "built"
         self.raw_claims = claims == "raw"
+        self.load_prices = load_prices
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
@@ -340,7 +344,11 @@ class TriggerStore:
     ) -> AsyncIterator[builtins.list[Trigger]]:
         """Every active trigger, in batches, without holding them all in one list."""
         return active_triggers(
-            self.db, batch_size=batch_size, on_invalid=on_invalid, divisor_of=self.divisor_of
+            self.db,
+            batch_size=batch_size,
+            on_invalid=on_invalid,
+            divisor_of=self.divisor_of,
+            prices=self.load_prices,
         )
 
     async def load(self, trigger_id: str) -> TriggerRecord | None:
