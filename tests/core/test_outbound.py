@@ -24,7 +24,7 @@ FORBIDDEN = [
     ("fd00:ec2::254", "metadata"),
     ("100.100.100.200", "metadata"),
     ("168.63.129.16", "metadata"),
-    ("0.0.0.0", "unspecified"),
+    ("0.0.0.0", "unspecified"),  # noqa: S104 (an address judged, not bound)
     ("::", "unspecified"),
     ("224.0.0.1", "multicast"),
     ("240.0.0.1", "private"),  # reserved

@@ -16,7 +16,9 @@ LOCAL = parse_nets("127.0.0.1/32")
 
 
 async def send(url: str, allowed: object = LOCAL) -> None:
-    await asyncio.to_thread(deliver, url, "hmt: fired INFY", "fired INFY: BUY 1", allowed, timeout=2)  # type: ignore[arg-type]
+    await asyncio.to_thread(
+        deliver, url, "hmt: fired INFY", "fired INFY: BUY 1", allowed, timeout=2
+    )  # type: ignore[arg-type]
 
 
 async def test_a_webhook_is_delivered_when_its_range_is_allowed() -> None:
@@ -72,7 +74,7 @@ async def test_a_redirect_to_a_forbidden_address_is_not_followed() -> None:
         ("[fe80::1]", "link-local"),
         ("169.254.169.254", "metadata"),
         ("[fd00:ec2::254]", "metadata"),
-        ("0.0.0.0", "unspecified"),
+        ("0.0.0.0", "unspecified"),  # noqa: S104 (an address judged, not bound)
         ("localhost", "loopback"),
     ],
 )

@@ -96,7 +96,31 @@ async def families(runtime: Facade) -> list[Metric]:
         state,
         triggers,
         _latency(runtime),
+        *_notices(runtime),
     ]
+
+
+def _notices(runtime: Facade) -> list[Metric]:
+    """The notifier's figures (docs/notifications.md); none without notifications."""
+    figures = runtime.stats().get("notifications")
+    if not figures:
+        return []
+    out: list[Metric] = [
+        CounterMetricFamily(
+            f"hmt_notify_{name}", doc, value=figures[name]
+        )
+        for name, doc in (
+            ("sent", "Notices delivered to a channel"),
+            ("failed", "Deliveries given up (attempts spent, or refused)"),
+            ("refused", "Deliveries the outbound-address rule refused (RELIABILITY 23)"),
+            ("retried", "Delivery attempts after a failure"),
+            ("dropped", "Queued notices dropped, the oldest first, because the queue was full"),
+        )
+    ]
+    out.append(
+        GaugeMetricFamily("hmt_notify_queued", "Notices waiting to be sent", value=figures["queued"])
+    )
+    return out
 
 
 def _latency(runtime: Facade) -> Metric:

@@ -54,6 +54,8 @@ class BrokerSession:
         self.reason = "no broker access token yet: log in" if awaiting_login else ""
         # Called when the session becomes valid (the engine reads the order book then).
         self.on_valid: list[Callable[[], None]] = []
+        # Called with the reason when the broker refuses a valid session (the login notice).
+        self.on_expired: list[Callable[[str], None]] = []
 
     def expired(self, reason: str) -> None:
         """The broker refused the token: fire nothing until `renew`."""
@@ -61,6 +63,8 @@ class BrokerSession:
             return
         self._move(SessionState.EXPIRED, reason)
         log.error("login_required", reason=reason)
+        for listener in self.on_expired:
+            listener(reason)
 
     def renew(self, access_token: str) -> None:
         """Use `access_token` from now on, for orders and ticks; the session is valid again."""

@@ -128,9 +128,7 @@ def _hint(plugin: Any, scheme: str) -> str:
     return text[:512]
 
 
-def deliver(
-    url: str, title: str, body: str, allowed: Sequence[Network], *, timeout: float
-) -> None:
+def deliver(url: str, title: str, body: str, allowed: Sequence[Network], *, timeout: float) -> None:
     """Send one notice (blocking); `DeliveryFailed` with a reason free of the URL's secrets."""
     register(url)
     try:
