@@ -39,7 +39,8 @@ async def test_sealed_at_rest_and_never_listed(db: Database) -> None:
     assert "Canary" not in repr(listed)
     assert await channels.list("bob") == []
     target = await channels.target("alice", hook.id)
-    assert target is not None and target.url == HOOK
+    assert target is not None
+    assert target.url == HOOK
     assert "Canary" not in repr(target)
     assert await channels.target("bob", hook.id) is None
 

@@ -117,9 +117,8 @@ def _notices(runtime: Facade) -> list[Metric]:
             ("dropped", "Queued notices dropped, the oldest first, because the queue was full"),
         )
     ]
-    out.append(
-        GaugeMetricFamily("hmt_notify_queued", "Notices waiting to be sent", value=figures["queued"])
-    )
+    waiting = figures["queued"]
+    out.append(GaugeMetricFamily("hmt_notify_queued", "Notices waiting to be sent", value=waiting))
     return out
 
 
