@@ -106,9 +106,7 @@ def _notices(runtime: Facade) -> list[Metric]:
     if not figures:
         return []
     out: list[Metric] = [
-        CounterMetricFamily(
-            f"hmt_notify_{name}", doc, value=figures[name]
-        )
+        CounterMetricFamily(f"hmt_notify_{name}", doc, value=figures[name])
         for name, doc in (
             ("sent", "Notices delivered to a channel"),
             ("failed", "Deliveries given up (attempts spent, or refused)"),
