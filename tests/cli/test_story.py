@@ -15,7 +15,8 @@ from tests.support.engine_process import free_port
 
 HMT = Path(sys.executable).with_name("hmt")
 FIRED = re.compile(
-    r"\] fired (?P<symbol>[A-Z]+): (?P<side>BUY|SELL) (?P<qty>\d+) at ltp (?P<price>\d+\.\d\d) \(price, leg [12]\)"
+    r"\] fired (?P<symbol>[A-Z]+): (?P<side>BUY|SELL) (?P<qty>\d+) "
+    r"at ltp (?P<price>\d+\.\d\d) \(price, leg [12]\)"
 )
 PLACED = re.compile(
     r"\] placed (?P<symbol>[A-Z]+): (?P<side>BUY|SELL) (?P<qty>\d+) MARKET, order (?P<order>\d+), "
