@@ -55,6 +55,11 @@ NAMES = [
     "HMT_CLAIM_DURABILITY",
     "HMT_CLAIM_STATEMENTS",
     "HMT_TIME_GRACE_S",
+    "HMT_NOTIFY_ALLOW_NETS",
+    "HMT_NOTIFY_QUEUE",
+    "HMT_NOTIFY_RETRIES",
+    "HMT_NOTIFY_TIMEOUT_MS",
+    "HMT_PUBLIC_URL",
 ]
 
 
@@ -305,3 +310,20 @@ def test_a_command_checks_only_the_settings_it_uses(monkeypatch: pytest.MonkeyPa
     assert "HMT_PORT" not in str(both.value)
     with pytest.raises(ValueError, match="not settings"):
         load_settings(uses=("database_ulr",))
+
+
+def test_notification_settings_are_checked_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad allowed range or public URL stops start-up naming the variable."""
+    monkeypatch.setenv("HMT_NOTIFY_ALLOW_NETS", "127.0.0.1/32, 10.9.0.0/16")
+    settings = load_settings()
+    assert [str(net) for net in settings.notify_allowed] == ["127.0.0.1/32", "10.9.0.0/16"]
+    assert settings.login_link() == "http://127.0.0.1:8000/kite/login"
+    monkeypatch.setenv("HMT_PUBLIC_URL", "https://hmt.example.com/")
+    assert load_settings().login_link() == "https://hmt.example.com/kite/login"
+    monkeypatch.setenv("HMT_NOTIFY_ALLOW_NETS", "10.0.0.0/8,intranet")
+    with pytest.raises(ConfigError, match="HMT_NOTIFY_ALLOW_NETS.*intranet"):
+        load_settings()
+    monkeypatch.delenv("HMT_NOTIFY_ALLOW_NETS")
+    monkeypatch.setenv("HMT_PUBLIC_URL", "hmt.example.com")
+    with pytest.raises(ConfigError, match="HMT_PUBLIC_URL"):
+        load_settings()
