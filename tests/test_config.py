@@ -321,7 +321,7 @@ def test_notification_settings_are_checked_by_name(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HMT_PUBLIC_URL", "https://hmt.example.com/")
     assert load_settings().login_link() == "https://hmt.example.com/kite/login"
     monkeypatch.setenv("HMT_NOTIFY_ALLOW_NETS", "10.0.0.0/8,intranet")
-    with pytest.raises(ConfigError, match="HMT_NOTIFY_ALLOW_NETS.*intranet"):
+    with pytest.raises(ConfigError, match=r"HMT_NOTIFY_ALLOW_NETS.*intranet"):
         load_settings()
     monkeypatch.delenv("HMT_NOTIFY_ALLOW_NETS")
     monkeypatch.setenv("HMT_PUBLIC_URL", "hmt.example.com")
