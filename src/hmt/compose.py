@@ -54,7 +54,7 @@ from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
 from hmt.kite.ticks import LtpTick, Mode, Tick
 from hmt.logs import register_secret
-from hmt.notify.deliver import deliver, screen
+from hmt.notify.deliver import deliver, load_plugins, screen
 from hmt.store import migrate
 from hmt.store.accounts import AccountStore
 from hmt.store.changes import ChangeFeed
@@ -319,6 +319,9 @@ def _notifications(
     allowed = settings.notify_allowed
     timeout = settings.notify_timeout_ms / 1000
     store = ChannelStore(db, sealer)
+    # Now, not in the first send: loading apprise's plugins holds the interpreter for
+    # about a second, which must not happen while orders are being placed.
+    load_plugins()
 
     def send(url: str, title: str, body: str) -> None:
         deliver(url, title, body, allowed, timeout=timeout)

@@ -136,6 +136,7 @@ class Engine:
         self.notify: Callable[[Notice], None] | None = None
         # Each running fire's start (perf counter) and owner: its outcome's latency and notice.
         self._fired_at: dict[TriggerId, tuple[float, str]] = {}
+        self._untold: dict[TriggerId, Fired] = {}  # fired, not told yet (`_tell_fire`)
         executor.on_outcome = self._settled
 
     # --- lifecycle --------------------------------------------------------------
@@ -403,17 +404,20 @@ class Engine:
 
     async def _execute(self, fired: Fired, started: float | None) -> None:
         self._in_flight.add(fired.trigger.id)
-        # Told here, in the order task, not in the tick handler: the tick path stays as it was.
+        # The fire is told (its line, its notice) with its first outcome, once the broker
+        # has answered, or when the task ends without one: never between the tick and
+        # the order request, which telling would delay (docs/notifications.md).
         self._fired_at[fired.trigger.id] = (
             time.perf_counter() if started is None else started,
             fired.trigger.user_id,
         )
-        self._tell(*story.fired(fired), trigger_id=fired.trigger.id)
+        self._untold[fired.trigger.id] = fired
         try:
             await self._execute_leg(fired, started)
         finally:
             self._in_flight.discard(fired.trigger.id)
             self._fired_at.pop(fired.trigger.id, None)
+            self._tell_fire(fired.trigger.id)
             if self.events.listening:
                 self.events.changed(fired.trigger.id, fired.trigger.user_id)
 
@@ -451,6 +455,7 @@ class Engine:
         self, intent: OrderIntent, outcome: Outcome, order_id: str | None, reason: str | None
     ) -> None:
         """An order's final outcome was recorded (the executor's report): say so."""
+        self._tell_fire(intent.trigger_id)
         fired = self._fired_at.get(intent.trigger_id)
         latency = None if fired is None else (time.perf_counter() - fired[0]) * 1000
         owner = None if fired is None else fired[1]
@@ -459,6 +464,11 @@ class Engine:
         )
         # A recovered order's owner is not at hand: its line is logged, no notice sent.
         self._tell(line, notice if owner else None, trigger_id=intent.trigger_id)
+
+    def _tell_fire(self, trigger_id: TriggerId) -> None:
+        fired = self._untold.pop(trigger_id, None)
+        if fired is not None:
+            self._tell(*story.fired(fired), trigger_id=trigger_id)
 
     def _tell(self, line: str, notice: Notice | None, **fields: Any) -> None:
         """The terminal's line, and the notice for whoever wants it."""

@@ -41,12 +41,18 @@ MAIL = frozenset({"mailto", "mailtos"})
 logging.getLogger("apprise").setLevel(logging.ERROR)
 
 
+_loaded: list[bool] = []
+
+
 def load_plugins() -> None:
     """Load apprise's plugins now (about a second, once) rather than in the first request.
 
     Its e-mail plugin imports `imghdr`, deprecated in Python 3.11: a warning about
     apprise's own code, not ours, silenced only while the plugins load.
     """
+    if _loaded:
+        return
+    _loaded.append(True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         apprise.Apprise.instantiate("json://localhost", suppress_exceptions=True)
