@@ -7,7 +7,6 @@ screening resolves names. Stored only sealed; the API never gets it back.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from collections.abc import Callable, Sequence
 
@@ -38,7 +37,7 @@ class Channels:
         self, user_id: str, *, name: str, url: str, kinds: Sequence[NoticeKind]
     ) -> Channel:
         try:
-            hint = await asyncio.to_thread(self._screen, url)
+            hint = await self._notifier.blocking(self._screen, url)
         except ValueError as error:
             raise ChannelError("url", str(error)) from None
         try:

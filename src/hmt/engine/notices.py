@@ -23,13 +23,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from hmt.core.notices import Notice, NoticeKind
 
 log = structlog.get_logger("hmt.notify")
+T = TypeVar("T")
 
 
 class Target(Protocol):
@@ -182,12 +183,14 @@ class Notifier:
         return None
 
     async def _run(self, url: str, notice: Notice) -> None:
-        loop = asyncio.get_running_loop()
-        pool = self._pool
-        if pool is None:
+        await self.blocking(self._send, url, notice.title, notice.body)
+
+    async def blocking(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work` on the notifier's own threads (a name lookup, a send): never on the
+        loop's default executor, which the engine's own lookups use."""
+        if self._pool is None:
             self.start()
-            pool = self._pool
-        await loop.run_in_executor(pool, self._send, url, notice.title, notice.body)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 
     async def _deliver(self, item: _Delivery, target: Target) -> None:
         item.attempt += 1
