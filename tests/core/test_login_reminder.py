@@ -43,3 +43,11 @@ def test_none_on_a_weekend_or_holiday() -> None:
 
 def test_utc_instants_are_judged_in_ist() -> None:
     assert due(at(MONDAY, 8, 45).astimezone(UTC), session_valid=False, last_sent=None)
+
+
+def test_a_session_from_before_0600_ist_counts_as_lapsed() -> None:
+    yesterday = at(MONDAY, 14, 0) - timedelta(days=1)
+    today = at(MONDAY, 7, 30)
+    assert due(at(MONDAY, 8, 45), session_valid=True, last_sent=None, session_since=yesterday)
+    assert not due(at(MONDAY, 8, 45), session_valid=True, last_sent=None, session_since=today)
+    assert not due(at(MONDAY, 8, 45), session_valid=True, last_sent=None)

@@ -134,7 +134,7 @@ def test_health_notices_only_after_the_engine_was_seen_ok() -> None:
 def test_the_login_reminder_at_0845_ist_then_hourly_and_at_once_on_expiry() -> None:
     now = [datetime(2026, 12, 7, 8, 0, tzinfo=IST)]
     sent: list[Notice] = []
-    session = BrokerSession(awaiting_login=True)
+    session = BrokerSession(awaiting_login=True, clock=lambda: now[0])
     reminder = LoginReminder(session, sent.append, lambda: now[0], "https://hmt.example/kite/login")
     assert not reminder.check()
     now[0] = now[0].replace(minute=45)
@@ -151,3 +151,17 @@ def test_the_login_reminder_at_0845_ist_then_hourly_and_at_once_on_expiry() -> N
     session.expired("TokenException: expired")
     assert len(sent) == 3
     assert "TokenException: expired" in sent[2].body
+
+
+def test_a_token_from_yesterday_is_reminded_although_kite_has_not_refused_it_yet() -> None:
+    now = [datetime(2026, 12, 4, 15, 0, tzinfo=IST)]  # Friday afternoon: a login
+    sent: list[Notice] = []
+    session = BrokerSession(clock=lambda: now[0])
+    reminder = LoginReminder(session, sent.append, lambda: now[0], "http://hmt/kite/login")
+    assert not reminder.check()
+    now[0] = datetime(2026, 12, 7, 8, 45, tzinfo=IST)  # Monday: the token lapsed at 06:00
+    assert reminder.check()
+    assert "before 06:00 IST" in sent[0].body
+    session.renew("monday-access-token")
+    now[0] = now[0].replace(hour=9, minute=50)
+    assert not reminder.check()

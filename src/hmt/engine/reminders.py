@@ -53,9 +53,16 @@ class LoginReminder:
 
     def check(self) -> bool:
         """Send the day's reminder if one is due; sent?"""
-        if not due(self._clock(), session_valid=self._session.valid, last_sent=self.last_sent):
+        now, session = self._clock(), self._session
+        if not due(
+            now, session_valid=session.valid, last_sent=self.last_sent, session_since=session.since
+        ):
             return False
-        self._send(self._session.reason or "no login yet today")
+        if session.valid:
+            why = "the access token in use is from before 06:00 IST, when Kite ends them"
+        else:
+            why = session.reason or "no login yet today"
+        self._send(why)
         return True
 
     async def run(self, every: float = CHECK_EVERY_S) -> None:
