@@ -58,6 +58,11 @@ NAMES = [
     "HMT_LOAD_PRICES",
     "HMT_TIME_GRACE_S",
     "HMT_METRICS_SAMPLE_S",
+    "HMT_NOTIFY_ALLOW_NETS",
+    "HMT_NOTIFY_QUEUE",
+    "HMT_NOTIFY_RETRIES",
+    "HMT_NOTIFY_TIMEOUT_MS",
+    "HMT_PUBLIC_URL",
 ]
 
 
@@ -338,3 +343,20 @@ def test_metrics_sample_is_10_seconds_unless_set_between_0_and_an_hour(
         monkeypatch.setenv("HMT_METRICS_SAMPLE_S", bad)
         with pytest.raises(ConfigError, match="HMT_METRICS_SAMPLE_S"):
             load_settings()
+
+
+def test_notification_settings_are_checked_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad allowed range or public URL stops start-up naming the variable."""
+    monkeypatch.setenv("HMT_NOTIFY_ALLOW_NETS", "127.0.0.1/32, 10.9.0.0/16")
+    settings = load_settings()
+    assert [str(net) for net in settings.notify_allowed] == ["127.0.0.1/32", "10.9.0.0/16"]
+    assert settings.login_link() == "http://127.0.0.1:8000/kite/login"
+    monkeypatch.setenv("HMT_PUBLIC_URL", "https://hmt.example.com/")
+    assert load_settings().login_link() == "https://hmt.example.com/kite/login"
+    monkeypatch.setenv("HMT_NOTIFY_ALLOW_NETS", "10.0.0.0/8,intranet")
+    with pytest.raises(ConfigError, match=r"HMT_NOTIFY_ALLOW_NETS.*intranet"):
+        load_settings()
+    monkeypatch.delenv("HMT_NOTIFY_ALLOW_NETS")
+    monkeypatch.setenv("HMT_PUBLIC_URL", "hmt.example.com")
+    with pytest.raises(ConfigError, match="HMT_PUBLIC_URL"):
+        load_settings()

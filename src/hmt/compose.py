@@ -33,9 +33,12 @@ from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
+from hmt.engine.channels import Channels
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.notices import Notifier, NotifyPolicy
 from hmt.engine.ports import ChangeSource, FeedStatus
+from hmt.engine.reminders import HealthNotices, LoginReminder
 from hmt.engine.runtime import Runtime
 from hmt.engine.sampler import Sampler
 from hmt.engine.service import Engine, EngineConfig
@@ -52,9 +55,11 @@ from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
 from hmt.kite.ticks import LtpTick, Mode, Tick
 from hmt.logs import register_secret
+from hmt.notify.deliver import deliver, load_plugins, screen
 from hmt.store import migrate, samples
 from hmt.store.accounts import AccountStore
 from hmt.store.changes import ChangeFeed
+from hmt.store.channels import ChannelStore
 from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
@@ -273,6 +278,14 @@ async def build(settings: Settings) -> Runtime:
     instruments = InstrumentMaster(
         KiteInstruments(rest), clock=lambda: datetime.now(UTC), kept=freeze_survivors
     )
+    notifier, channels = _notifications(settings, db, sealer)
+    reminder = None
+    if notifier is not None:
+        engine.notify = notifier.notice
+        reminder = LoginReminder(
+            session, notifier.notice, lambda: datetime.now(UTC), settings.login_link()
+        )
+        session.on_expired.append(reminder.expired)
     runtime: Runtime
     supervisor = Supervisor(
         engine,
@@ -293,6 +306,8 @@ async def build(settings: Settings) -> Runtime:
             clock=lambda: datetime.now(UTC),
             interval=settings.metrics_sample_s,
         ),
+        on_health=None if notifier is None else HealthNotices(notifier.notice),
+        loops=() if reminder is None else (reminder.run,),
     )
     runtime = Runtime(
         settings=settings,
@@ -306,8 +321,37 @@ async def build(settings: Settings) -> Runtime:
         rest=rest,
         instruments=instruments,
         accounts=accounts,
+        notifier=notifier,
+        channels=channels,
     )
     return runtime
+
+
+def _notifications(
+    settings: Settings, db: Database, sealer: Sealer | None
+) -> tuple[Notifier | None, Channels | None]:
+    """The notifier and the channels' store: only with HMT_SECRET_KEY, which seals the URLs."""
+    if sealer is None:
+        return None, None
+    allowed = settings.notify_allowed
+    timeout = settings.notify_timeout_ms / 1000
+    store = ChannelStore(db, sealer)
+    # Now, not in the first send: loading apprise's plugins holds the interpreter for
+    # about a second, which must not happen while orders are being placed.
+    load_plugins()
+
+    def send(url: str, title: str, body: str) -> None:
+        deliver(url, title, body, allowed, timeout=timeout)
+
+    def check(url: str) -> str:
+        return screen(url, allowed).hint
+
+    notifier = Notifier(
+        store,
+        send,
+        NotifyPolicy(limit=settings.notify_queue, attempts=settings.notify_retries + 1),
+    )
+    return notifier, Channels(store, notifier, check)
 
 
 async def bridge(runtime: Runtime, engine_loop: EngineLoop) -> Bridge:

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hmt.core.errors import HmtError
+from hmt.core.outbound import Network, parse_nets
 
 PREFIX = "HMT_"
 DEFAULT_DATABASE_URL = "sqlite:///hmt.db"  # a file in the working directory
@@ -135,6 +136,14 @@ class Settings(BaseSettings):
     # The performance history: one row of the key figures this often (0: none written);
     # folded to a row a minute after an hour, deleted after a day (docs/operations.md).
     metrics_sample_s: Annotated[int, Field(ge=0, le=3_600)] = 10
+    # Notifications (docs/notifications.md). Ranges a user's delivery URL may reach
+    # although loopback, private or link-local (comma-separated CIDRs; none by default).
+    notify_allow_nets: str = ""
+    notify_queue: Annotated[int, Field(ge=10, le=1_000_000)] = 1000  # notices waiting, at most
+    notify_retries: Annotated[int, Field(ge=0, le=10)] = 3  # more tries after a failed send
+    notify_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000  # per send
+    # Where users reach this hmt (the login link in a notice); unset: http://HOST:PORT.
+    public_url: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -152,6 +161,28 @@ class Settings(BaseSettings):
         if not value.startswith(wanted):
             raise ValueError(f"must start with {' or '.join(wanted)}")
         return value.rstrip("/")
+
+    @field_validator("notify_allow_nets")
+    @classmethod
+    def _allow_nets(cls, value: str) -> str:
+        parse_nets(value)  # a ValueError naming the bad range
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return None if value is None else value.rstrip("/")
+
+    @property
+    def notify_allowed(self) -> tuple[Network, ...]:
+        return parse_nets(self.notify_allow_nets)
+
+    def login_link(self) -> str:
+        """Where a trader starts the Kite login: this hmt's /kite/login."""
+        base = self.public_url or f"http://{self.host}:{self.port}"
+        return f"{base}/kite/login"
 
     @field_validator("secret_key")
     @classmethod

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from hmt import __version__
-from hmt.api import broker, control, metrics, performance, problems, triggers
+from hmt.api import broker, channels, control, metrics, performance, problems, triggers
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
 from hmt.api.legs import TriggerV2In, TriggerV2Patch
@@ -47,6 +47,7 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(performance.router)
     app.include_router(broker.router)
+    app.include_router(channels.router)
     problems.install(app)  # every error body in the documented `Problem` shape
     # No CORS middleware: browsers refuse cross-origin reads (the UI is same-origin).
     app.add_middleware(

@@ -14,6 +14,7 @@ counters, last prices, health) are read across the thread as they are.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -21,13 +22,16 @@ from hmt.config import Settings
 from hmt.core.book import TriggerBook
 from hmt.core.instruments import Listing
 from hmt.core.model import Trigger
+from hmt.core.notices import NoticeKind
 from hmt.core.types import Exchange, InstrumentToken, TriggerId
+from hmt.engine.channels import Channels
 from hmt.engine.events import EventHub, Subscription
 from hmt.engine.health import Health
 from hmt.engine.instruments import InstrumentMaster, Resolution
 from hmt.engine.runtime import Runtime
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.stats import EngineStats
+from hmt.store.channels import Channel
 from hmt.store.db import Database
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
@@ -139,6 +143,28 @@ class InstrumentsView:
         return await self._link.run(self._master.resolve(token, exchange, tradingsymbol))
 
 
+class ChannelsView:
+    """The channels, each call run on the engine's loop (their notifier lives there)."""
+
+    def __init__(self, channels: Channels, link: EngineLoop) -> None:
+        self._channels = channels
+        self._link = link
+
+    async def add(
+        self, user_id: str, *, name: str, url: str, kinds: Sequence[NoticeKind]
+    ) -> Channel:
+        return await self._link.run(self._channels.add(user_id, name=name, url=url, kinds=kinds))
+
+    async def list(self, user_id: str) -> builtins.list[Channel]:
+        return await self._link.run(self._channels.list(user_id))
+
+    async def delete(self, user_id: str, channel_id: str) -> bool:
+        return await self._link.run(self._channels.delete(user_id, channel_id))
+
+    async def test(self, user_id: str, channel_id: str) -> str | bool | None:
+        return await self._link.run(self._channels.test(user_id, channel_id))
+
+
 class Bridge:
     """A `Facade` over `runtime` for an API on another loop, with its own stores."""
 
@@ -160,6 +186,11 @@ class Bridge:
         self.feed = runtime.feed
         self._engine = EngineView(runtime.engine, link)
         self._instruments = InstrumentsView(runtime.instruments, link)
+        self._channels = None if runtime.channels is None else ChannelsView(runtime.channels, link)
+
+    @property
+    def channels(self) -> ChannelsView | None:
+        return self._channels
 
     @property
     def engine(self) -> EngineView:

@@ -10,12 +10,14 @@ database connections, every engine call handed to the engine's loop).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence, Sized
 from typing import Any, Protocol
 
 from hmt.config import Settings
 from hmt.core.instruments import Listing
 from hmt.core.model import Trigger
+from hmt.core.notices import NoticeKind
 from hmt.core.types import Exchange, InstrumentToken, TriggerId
 from hmt.engine.events import Subscription
 from hmt.engine.health import Health
@@ -23,6 +25,7 @@ from hmt.engine.instruments import Resolution
 from hmt.engine.ports import Feed
 from hmt.engine.service import EngineState
 from hmt.engine.stats import EngineStats
+from hmt.store.channels import Channel
 from hmt.store.db import Database
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
@@ -73,6 +76,17 @@ class Instruments(Protocol):
     ) -> Resolution: ...
 
 
+class ChannelsApi(Protocol):
+    """A user's notification channels (`hmt.engine.channels.Channels`)."""
+
+    async def add(
+        self, user_id: str, *, name: str, url: str, kinds: Sequence[NoticeKind]
+    ) -> Channel: ...
+    async def list(self, user_id: str) -> builtins.list[Channel]: ...
+    async def delete(self, user_id: str, channel_id: str) -> bool: ...
+    async def test(self, user_id: str, channel_id: str) -> str | bool | None: ...
+
+
 class Facade(Protocol):
     """A running hmt as the API sees it."""
 
@@ -86,6 +100,10 @@ class Facade(Protocol):
     def engine(self) -> EngineApi: ...
     @property
     def instruments(self) -> Instruments: ...
+    @property
+    def channels(self) -> ChannelsApi | None:
+        """None without HMT_SECRET_KEY: channel URLs are stored only sealed."""
+        ...
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -8,12 +8,14 @@ session, the feed and the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from hmt.config import Settings
+from hmt.engine.channels import Channels
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.notices import Notifier
 from hmt.engine.ports import BrokerRest, Feed
 from hmt.engine.sampler import WINDOW_NAMES
 from hmt.engine.service import Engine, EngineState
@@ -40,15 +42,22 @@ class Runtime:
     rest: BrokerRest
     instruments: InstrumentMaster  # the broker's daily master: the checks and the search
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
+    # Notifications (docs/notifications.md); None without HMT_SECRET_KEY (URLs are sealed).
+    notifier: Notifier | None = None
+    channels: Channels | None = None
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
+        if self.notifier is not None:
+            self.notifier.start()
         await self.supervisor.start()
 
     async def close(self) -> None:
         """Stop: the loops, then drain in-flight orders and close feed, broker and database."""
         await self.supervisor.stop()
         await self.engine.stop()
+        if self.notifier is not None:
+            await self.notifier.stop()
         await self.rest.aclose()
         await self.db.dispose()
 
@@ -123,4 +132,5 @@ class Runtime:
             },
             "database": self.db.health.state.value,
             **stats.latency(),
+            **({} if self.notifier is None else {"notifications": asdict(self.notifier.stats)}),
         }

@@ -26,11 +26,13 @@ from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.events import EventKind
 from hmt.core.gaps import DayRange
 from hmt.core.lifecycle import Status
-from hmt.core.model import Fired, InFlight, Trigger
+from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
+from hmt.core.notices import Notice, NoticeKind
 from hmt.core.prices import to_decimal
 from hmt.core.rules import direction
 from hmt.core.timebook import TimeBook
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
+from hmt.engine import story
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
 from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
@@ -132,6 +134,12 @@ class Engine:
         self._wake = asyncio.Event()  # a new broker session: read the book now
         self.session.on_valid.append(self._wake.set)
         self.events = EventHub()  # live viewers; costs one test per tick when there are none
+        # Notices (docs/notifications.md): queued, never awaited; None sends none.
+        self.notify: Callable[[Notice], None] | None = None
+        # Each running fire's start (perf counter) and owner: its outcome's latency and notice.
+        self._fired_at: dict[TriggerId, tuple[float, str]] = {}
+        self._untold: dict[TriggerId, Fired] = {}  # fired, not told yet (`_tell_fire`)
+        executor.on_outcome = self._settled
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -398,10 +406,20 @@ class Engine:
 
     async def _execute(self, fired: Fired, started: float | None) -> None:
         self._in_flight.add(fired.trigger.id)
+        # The fire is told (its line, its notice) with its first outcome, once the broker
+        # has answered, or when the task ends without one: never between the tick and
+        # the order request, which telling would delay (docs/notifications.md).
+        self._fired_at[fired.trigger.id] = (
+            time.perf_counter() if started is None else started,
+            fired.trigger.user_id,
+        )
+        self._untold[fired.trigger.id] = fired
         try:
             await self._execute_leg(fired, started)
         finally:
             self._in_flight.discard(fired.trigger.id)
+            self._fired_at.pop(fired.trigger.id, None)
+            self._tell_fire(fired.trigger.id)
             if self.events.listening:
                 self.events.changed(fired.trigger.id, fired.trigger.user_id)
 
@@ -434,6 +452,34 @@ class Engine:
             # An edit may have won the race: the book takes the row as it is now.
             self.stats.lost_claims += 1
             await self.refresh(fired.trigger.id, settled=True)
+
+    def _settled(
+        self, intent: OrderIntent, outcome: Outcome, order_id: str | None, reason: str | None
+    ) -> None:
+        """An order's final outcome was recorded (the executor's report): say so."""
+        self._tell_fire(intent.trigger_id)
+        fired = self._fired_at.get(intent.trigger_id)
+        latency = None if fired is None else (time.perf_counter() - fired[0]) * 1000
+        owner = None if fired is None else fired[1]
+        line, notice = story.settled(
+            intent, outcome is Outcome.PLACED, order_id, reason, latency, owner or ""
+        )
+        # A recovered order's owner is not at hand: its line is logged, no notice sent.
+        self._tell(line, notice if owner else None, trigger_id=intent.trigger_id)
+
+    def _tell_fire(self, trigger_id: TriggerId) -> None:
+        fired = self._untold.pop(trigger_id, None)
+        if fired is not None:
+            self._tell(*story.fired(fired), trigger_id=trigger_id)
+
+    def _tell(self, line: str, notice: Notice | None, **fields: Any) -> None:
+        """The terminal's line, and the notice for whoever wants it."""
+        if notice is not None and notice.kind is NoticeKind.FAILED:
+            log.warning(line, **fields)
+        else:
+            log.info(line, **fields)
+        if notice is not None and self.notify is not None:
+            self.notify(notice)
 
     async def drain(self) -> None:
         """Wait until every fired leg's order task has finished."""
@@ -755,6 +801,8 @@ class Engine:
             payload = _missed(trigger, leg, spot, after, now)
             if trigger.on_gap is OnGap.SKIP:
                 log.info("missed_touch", trigger_id=trigger.id, leg=int(leg), action="skip")
+                if self.notify is not None:
+                    self.notify(story.skipped(trigger, leg))
                 self._spawn(self._note(trigger.id, payload))
                 continue
             if trigger.id in seen:

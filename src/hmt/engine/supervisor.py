@@ -62,11 +62,15 @@ class Supervisor:
         ranges_interval: float = RANGES_SAVE_S,
         conditions: bool = False,
         sampler: Sampler | None = None,
+        on_health: Callable[[Health], None] | None = None,
+        loops: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
         day ranges' saves), counted in `condition_loops`. `warm`: work done once after
         the engine has started, in the background (start does not wait for it, and a
-        failure is only logged): a cache filled before the first request needs it."""
+        failure is only logged): a cache filled before the first request needs it.
+        `on_health`: told of each new verdict (the health notices). `loops`: more
+        background loops kept alive alongside (the login reminder)."""
         self._engine = engine
         self._expire_due = expire_due
         self._health = health
@@ -88,6 +92,8 @@ class Supervisor:
         self._listening = asyncio.Event()
         self._loaded = asyncio.Event()
         self.last_health: Health | None = None
+        self._on_health = on_health
+        self._loops = tuple(loops)
 
     async def start(self) -> None:
         """Start the engine and the loops (the kill switch is the engine's to honour).
@@ -109,6 +115,8 @@ class Supervisor:
         if self._sampler is not None and self._sampler.interval > 0:
             self._sampler.begin()
             self._spawn(self._sample_loop(self._sampler))
+        for loop_ in self._loops:
+            self._spawn(loop_())
         if self._conditions:
             # v2's conditions: time legs and not_before, LTP mode's quotes, the day ranges.
             loop = asyncio.get_running_loop()
@@ -189,6 +197,8 @@ class Supervisor:
                 if health != self.last_health:  # a change is news; the same verdict is not
                     log.info("health", verdict=health.verdict.value, reasons=list(health.reasons))
                     self.last_health = health
+                    if self._on_health is not None:
+                        self._on_health(health)
             await asyncio.sleep(self._health_interval)
 
     async def _change_loop(self, changes: Callable[[], ChangeSource]) -> None:

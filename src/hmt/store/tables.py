@@ -223,3 +223,20 @@ broker_accounts = Table(
     Column("api_secret_sealed", Text),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# A user's notification channels (docs/notifications.md): the delivery URL sealed
+# like a broker token (it carries the service's token); `url_hint` is what may be
+# shown (apprise's privacy form: secrets masked); `kinds` the notice kinds, comma
+# separated.
+notify_channels = Table(
+    "hmt_notify_channels",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("user_id", String(USER_ID_MAX), ForeignKey(users.c.id), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url_sealed", Text, nullable=False),  # sealing.Sealer output, never plaintext
+    Column("url_hint", String(512), nullable=False),
+    Column("kinds", String(256), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+Index("ix_hmt_notify_channels_user_id", notify_channels.c.user_id)
