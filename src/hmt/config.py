@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60
+    # Trailing stops that moved are written at most this often, and at shutdown; a crash
+    # loses at most the moves of one interval (docs/engine.md, "Trailing stops").
+    trail_flush_ms: Annotated[int, Field(ge=50, le=600_000)] = 1000
 
     @field_validator("database_url")
     @classmethod

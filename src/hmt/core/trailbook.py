@@ -39,7 +39,7 @@ from typing import Final
 
 from sortedcontainers import SortedList
 
-from hmt.core.trailing import BPS_PER_UNIT, Offset, Trail, TrailState
+from hmt.core.trailing import BPS_PER_UNIT, Offset, Reference, Trail, TrailState
 from hmt.core.types import Side
 
 _SHIFT: Final = 41
@@ -422,14 +422,17 @@ class Trails:
     `lseq` is the book's ``seq << 1 | leg_bit``. `tick` advances every stop
     with the reference price and returns, removed, the legs whose stop fires
     at the LTP (the reference is the LTP unless the caller passes a quote's
-    bid or ask).
+    bid or ask). Legs trailing the bid or the ask (`Reference`) are kept on
+    sides of their own, moved by `bid`/`ask` when given, else by `ref`.
     """
 
-    __slots__ = ("buy", "members", "sell")
+    __slots__ = ("buy", "members", "quoted_buy", "quoted_sell", "sell")
 
     def __init__(self) -> None:
         self.sell = _Side(1)
         self.buy = _Side(-1)
+        self.quoted_sell = _Side(1)  # SELL stops trailing the best bid
+        self.quoted_buy = _Side(-1)  # BUY stops trailing the best ask
         self.members: dict[int, _Member] = {}
 
     def __len__(self) -> int:
@@ -438,13 +441,22 @@ class Trails:
     def __contains__(self, lseq: object) -> bool:
         return lseq in self.members
 
+    @property
+    def quoted(self) -> bool:
+        """Whether any held leg trails the bid or the ask."""
+        return bool(self.quoted_sell.count or self.quoted_buy.count)
+
     def add(self, lseq: int, trail: Trail, state: TrailState | None = None) -> None:
         """Hold a trailing leg, fresh (`state` None) or resumed from a written state."""
         if lseq in self.members:
             raise ValueError(f"trailing leg {lseq} is already held")
         if state is not None and (state.best is None) != (state.stop is None):
             raise ValueError("a trail state has both best and stop, or neither")
-        side = self.sell if trail.side is Side.SELL else self.buy
+        quoted = trail.reference is not Reference.LTP
+        if trail.side is Side.SELL:
+            side = self.quoted_sell if quoted else self.sell
+        else:
+            side = self.quoted_buy if quoted else self.buy
         member = _Member(trail, side)
         side.add(lseq, member, state)
         self.members[lseq] = member
@@ -465,12 +477,24 @@ class Trails:
         for lseq, member in self.members.items():
             yield lseq, member.side.state(member)
 
-    def tick(self, ref: int, ltp: int) -> list[int]:
-        """Advance every stop with `ref`, then take the legs firing at `ltp`."""
+    def tick(self, ref: int, ltp: int, bid: int | None = None, ask: int | None = None) -> list[int]:
+        """Advance every stop with `ref` (bid/ask legs with `bid`/`ask` when given), then
+        take the legs firing at `ltp`. `HOLD` as `bid` or `ask` moves none of those legs
+        (a tick that only checks them against its LTP)."""
         out: list[int] = []
         members = self.members
         if self.sell.count:
             self.sell.tick(ref, ltp, members, out)
         if self.buy.count:
             self.buy.tick(-ref, -ltp, members, out)
+        if self.quoted_sell.count:
+            self.quoted_sell.tick(ref if bid is None else bid, ltp, members, out)
+        if self.quoted_buy.count:
+            self.quoted_buy.tick(-ref if ask is None else -ask, -ltp, members, out)
         return out
+
+
+# As `Trails.tick`'s bid or ask: below any activation and any best on its oriented
+# side, so the bid/ask legs neither activate nor move, and only fire.
+HOLD_BID: Final = -_NEVER
+HOLD_ASK: Final = _NEVER
