@@ -280,6 +280,7 @@ async def build(settings: Settings) -> Runtime:
         changes=_change_feed(settings) if db.dialect == "postgresql" else None,
         warm=[] if awaiting_login else [instruments.copy],
         conditions=engine.conditions,
+        trails=engine.trails.enabled,
     )
     runtime = Runtime(
         settings=settings,

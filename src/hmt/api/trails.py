@@ -10,7 +10,7 @@ and when it was last written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -23,6 +23,10 @@ from hmt.core.prices import to_decimal, to_units
 from hmt.core.trail_legs import side_of, terms_errors, tick_of
 from hmt.core.trailing import Offset, Reference, Trail, TrailState
 from hmt.core.types import Direction, Side
+from hmt.engine.facade import EngineApi
+from hmt.store.db import Database
+from hmt.store.records import TriggerRecord
+from hmt.store.trails import TrailStates, terms
 
 # Per leg number: (the state, whether it is the engine's live one, when last written).
 TrailViews = Mapping[int, tuple[TrailState | None, bool, datetime | None]]
@@ -158,3 +162,30 @@ def trail_out(
         side=trail.side,
         state=shown,
     )
+
+
+async def views(
+    db: Database, engine: EngineApi, records: Sequence[TriggerRecord]
+) -> dict[str, TrailViews]:
+    """Per trigger id with trailing legs, each leg's state: the engine's live one when it
+    holds the leg, else the last written one; and when it was last written."""
+    trailing = [r.trigger for r in records if any(r.trigger.trail(leg) for leg in r.trigger.legs)]
+    if not trailing:
+        return {}
+    written = await TrailStates(db).read(t.id for t in trailing)
+    out: dict[str, TrailViews] = {}
+    for trigger in trailing:
+        legs: dict[int, tuple[TrailState | None, bool, datetime | None]] = {}
+        for leg in trigger.legs:
+            trail = trigger.trail(leg)
+            if trail is None:
+                continue
+            stored = written.get((trigger.id, int(leg)))
+            at = None if stored is None else stored.written_at
+            live = engine.trail_state(trigger.id, leg)
+            if live is not None:
+                legs[int(leg)] = (live, True, at)
+            elif stored is not None and stored.terms == terms(trail):
+                legs[int(leg)] = (stored.state, False, at)
+        out[trigger.id] = legs
+    return out

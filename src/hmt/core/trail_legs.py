@@ -108,6 +108,20 @@ def leg_errors(
                 f"a {trail.side.value} stop fires {trail.direction.value}",
             )
         )
+    elif spec.orders and all(
+        o.instrument_token == trigger.watched and o.side is not trail.side for o in spec.orders
+    ):
+        # Its orders trade the watched instrument: a stop that sells trails below the
+        # highs, one that buys above the lows; the other way round would never protect.
+        errors.append(
+            FieldError(
+                f"{at}.direction",
+                "trail_side",
+                f"the orders {spec.orders[0].side.value} the watched instrument: the trailing "
+                f"stop is a {spec.orders[0].side.value} stop, firing "
+                f"{'at_or_below' if spec.orders[0].side is Side.SELL else 'at_or_above'}",
+            )
+        )
     if watched is not None and trail.tick != tick_of(watched):
         errors.append(
             FieldError(

@@ -31,6 +31,7 @@ from hmt.core.prices import to_decimal
 from hmt.core.rules import direction
 from hmt.core.timebook import TimeBook
 from hmt.core.trail_gaps import touched
+from hmt.core.trailing import TrailState
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
@@ -493,6 +494,10 @@ class Engine:
         self._put(trigger)
         if self.events.listening:
             self.events.changed(trigger.id, trigger.user_id)
+
+    def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
+        """Where a trailing leg's stop stands in the book now; None if not held there."""
+        return self.book.trail_state(trigger_id, leg)
 
     def armed(self, trigger_id: TriggerId) -> bool:
         """Whether `trigger_id` is in the book now."""

@@ -59,6 +59,7 @@ class Supervisor:
         listen_wait: float = LISTEN_WAIT_S,
         ranges_interval: float = RANGES_SAVE_S,
         conditions: bool = False,
+        trails: bool = False,
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
         day ranges' saves), counted in `condition_loops`. `warm`: work done once after
@@ -77,6 +78,7 @@ class Supervisor:
         # v2's conditions (time legs, not_before, missed touches): their loops run only
         # with the store's side of them (`Engine(conditions=...)`).
         self._conditions = conditions
+        self._trails = trails  # write trailing stops periodically (`Engine.run_trails`)
         self._warm = tuple(warm)
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
@@ -112,7 +114,7 @@ class Supervisor:
                 loop.create_task(self._ranges_loop()),
             ]
         loop = asyncio.get_running_loop()
-        if self._engine.trails.enabled:
+        if self._trails:
             self._trail_tasks = [
                 loop.create_task(_again(self._engine.run_trails, "trail_loop_failed"))
             ]
