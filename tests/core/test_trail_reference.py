@@ -135,3 +135,32 @@ def test_a_blind_spot_touches_a_stop_only_by_a_new_extreme_past_it(
         else DayRange(seen.high, seen.low - 1_000)
     )
     assert touched(trail, stop, seen, far) is None
+
+
+@given(prices=st.lists(st.integers(80, 120), min_size=1, max_size=30))
+@settings(max_examples=100, deadline=None)
+def test_moved_trails_lists_every_leg_whose_state_changed_and_only_after_it_changed(
+    prices: list[int],
+) -> None:
+    """After each tick, every held leg whose state differs from the one at the previous
+    call is listed (a superset is allowed: a class that moved lists all its legs), and a
+    tick that changes no state lists nothing."""
+    trails = [
+        Trail(Side.SELL, Offset.PRICE, 5 * k, 5, activation=a)
+        for k, a in ((1, None), (2, 500), (3, None), (4, 550))
+    ]
+    book = TriggerBook()
+    made = [make_trailing(trail) for trail in trails]
+    for trigger in made:
+        book.add(trigger)
+    seen = {t.id: book.trail_state(t.id, Leg.FIRST) for t in made}
+    book.moved_trails()
+    for price in prices:
+        book.on_tick(INFY, price * 5)
+        listed = {trigger.id for trigger, _ in book.moved_trails()}
+        now = {t.id: book.trail_state(t.id, Leg.FIRST) for t in made}
+        changed = {i for i, state in now.items() if state is not None and state != seen[i]}
+        assert changed <= listed
+        if not changed:
+            assert listed == set()
+        seen = now

@@ -14,7 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from hmt.api.trails import TrailIn, TrailOut, to_trail
 from hmt.api.trails import as_json as trail_json
@@ -331,7 +337,14 @@ class ConditionOut(BaseModel):
     price: Decimal | None
     direction: Direction | None
     at: datetime | None
-    trail: TrailOut | None = None
+    trail: TrailOut | None = None  # only on a trailing leg: other legs read as before
+
+    @model_serializer(mode="wrap")
+    def _trail_only_when_trailing(self, handler: SerializerFunctionWrapHandler) -> Any:
+        shown = handler(self)
+        if isinstance(shown, dict) and shown.get("trail") is None:
+            shown.pop("trail", None)
+        return shown
 
 
 class OrderOut(BaseModel):

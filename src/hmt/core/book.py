@@ -371,6 +371,20 @@ class TriggerBook:
                     leg = Leg.SECOND if lseq & 1 else Leg.FIRST
                     yield by_seq[lseq >> 1], leg, state
 
+    def moved_trails(self) -> list[tuple[Trigger, Leg]]:
+        """The trailing legs whose state may have changed since the last call
+        (`Trails.moved`): what the engine's periodic write compares, at the cost of the
+        legs that moved rather than of every leg held. Their states: `trail_state`."""
+        by_seq = self._by_seq
+        out: list[tuple[Trigger, Leg]] = []
+        for book in self._instruments.values():
+            if book.trails is not None:
+                out.extend(
+                    (by_seq[lseq >> 1], Leg.SECOND if lseq & 1 else Leg.FIRST)
+                    for lseq in book.trails.moved()
+                )
+        return out
+
     def resume_trail(self, trigger_id: TriggerId, leg: Leg, state: TrailState) -> None:
         """Put a trailing leg back where it was last written (after a restart).
 

@@ -143,6 +143,7 @@ class _Side:
         "count",
         "fire_at",
         "low",
+        "moved",
         "next_cid",
         "sign",
         "tops",
@@ -162,6 +163,9 @@ class _Side:
         self.fire_at = -_NEVER  # the highest stop of all (a bound)
         self.low = _NEVER  # the lowest best of all
         self.next_cid = 0
+        # Classes whose best changed or that gained stops since `Trails.moved` last
+        # took them: what the engine's periodic write reads instead of every stop.
+        self.moved: set[int] = set()
 
     # The tick path -----------------------------------------------------------------
 
@@ -185,6 +189,7 @@ class _Side:
             member = members[key & _MASK]
             trail = member.trail
             self._join(cls, member, key & _MASK, _level(trail.kind, trail.offset, trail.tick, ref))
+        self.moved.add(cls.cid)
         self._retop(cls)
 
     def _join(self, cls: _Class, member: _Member, lseq: int, stop: int) -> None:
@@ -234,6 +239,7 @@ class _Side:
             if cls is not keep:
                 self._absorb(keep, cls, members)
         keep.best = ref
+        self.moved.add(keep.cid)
         by_best[ref] = keep
         if keep is not there:
             heappush(bests, bound | keep.cid)
@@ -379,6 +385,7 @@ class _Side:
             raise ValueError(f"trail state {state} does not follow from the trail {trail}")
         cls = self._class_at(best)
         self._join(cls, member, lseq, stop)
+        self.moved.add(cls.cid)
         self._retop(cls)
 
     def remove(self, lseq: int, member: _Member) -> None:
@@ -476,6 +483,26 @@ class Trails:
         """Every held leg's state (for the engine's periodic write)."""
         for lseq, member in self.members.items():
             yield lseq, member.side.state(member)
+
+    def moved(self) -> list[int]:
+        """The legs whose state may have changed since the last call (their class's best
+        moved, or they activated or were resumed); the record of them is cleared.
+
+        Costs the legs of the classes that moved (a key each, no state computed), not
+        every leg: nothing on an instrument that made no new best.
+        """
+        out: list[int] = []
+        for side in (self.sell, self.buy, self.quoted_sell, self.quoted_buy):
+            if not side.moved:
+                continue
+            cids, side.moved = side.moved, set()
+            for cid in cids:
+                cls = side.classes.get(cid)
+                if cls is None:
+                    continue  # emptied, or merged into a class that moved too
+                for offsets in cls.groups.values():
+                    out += [key & _MASK for key in offsets]
+        return out
 
     def tick(self, ref: int, ltp: int, bid: int | None = None, ask: int | None = None) -> list[int]:
         """Advance every stop with `ref` (bid/ask legs with `bid`/`ask` when given), then

@@ -109,8 +109,12 @@ class EngineView:
 
     def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
         # A read of the book from the API's thread: a few dict and attribute reads, no
-        # iteration, so a tick changing it meanwhile yields the state before or after.
-        return self._engine.trail_state(trigger_id, leg)
+        # iteration. A tick or an edit changing it meanwhile yields the state before or
+        # after, or (the trigger leaving the book between two reads) nothing live.
+        try:
+            return self._engine.trail_state(trigger_id, leg)
+        except (KeyError, AttributeError):
+            return None
 
     async def arm(self, trigger: Trigger) -> None:
         await self._link.run(self._engine.arm(trigger))

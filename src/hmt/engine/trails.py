@@ -17,6 +17,7 @@ it afresh while any other edit (or a pause and a resume) keeps its stop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
@@ -25,12 +26,15 @@ import structlog
 
 from hmt.core.book import TriggerBook
 from hmt.core.model import Trigger
-from hmt.core.trailing import TrailState
+from hmt.core.trailing import Trail, TrailState
 from hmt.core.types import Leg
 
 log = structlog.get_logger("hmt.engine.trails")
 
 Key = tuple[str, int]  # (trigger id, leg number)
+# Moved legs compared per turn of the loop while flushing; distinct trails' spellings kept.
+FLUSH_STEP = 2_000
+TERMS_KEPT = 65_536
 
 
 class Written(Protocol):
@@ -60,6 +64,7 @@ class TrailKeeper:
         self._port = port
         self._written: dict[Key, tuple[str, TrailState]] = {}  # as the store has it
         self._seen: dict[Key, tuple[str, TrailState]] = {}  # taken out of a book since
+        self._terms: dict[Trail | None, str] = {}  # the store's spelling of each trail
         self.flushes = 0  # flushes that wrote something
         self.written_states = 0  # states written in all
 
@@ -84,7 +89,7 @@ class TrailKeeper:
                 continue
             state = book.trail_state(trigger.id, leg)
             if state is not None and state.stop is not None:
-                self._seen[(trigger.id, int(leg))] = (self._port.terms(trigger, leg), state)
+                self._seen[(trigger.id, int(leg))] = (self._terms_of(trigger, leg), state)
 
     def capture_all(self, book: TriggerBook) -> None:
         """Remember every held trailing leg's state (a book about to be replaced)."""
@@ -92,7 +97,7 @@ class TrailKeeper:
             return
         for trigger, leg, state in book.trail_states():
             if state.stop is not None:
-                self._seen[(trigger.id, int(leg))] = (self._port.terms(trigger, leg), state)
+                self._seen[(trigger.id, int(leg))] = (self._terms_of(trigger, leg), state)
 
     def resume(self, book: TriggerBook, trigger: Trigger) -> None:
         """Put `trigger`'s trailing legs (just added to `book`) where they last were."""
@@ -106,7 +111,7 @@ class TrailKeeper:
             if known is None or known[1].stop is None:
                 continue
             terms, state = known
-            if terms != self._port.terms(trigger, leg):
+            if terms != self._terms_of(trigger, leg):
                 continue  # the trail was edited: it starts afresh
             try:
                 book.resume_trail(trigger.id, leg, state)
@@ -124,9 +129,11 @@ class TrailKeeper:
     async def flush(self, book: TriggerBook, now: datetime) -> int:
         """Write the states that changed since the last write; how many were written.
 
-        What the book holds now wins over what was seen leaving an earlier one. Nothing
-        is marked written unless the write committed: a failed flush is retried whole
-        by the next.
+        Only the legs the book says moved since the last flush are compared
+        (`TriggerBook.moved_trails`: nothing on instruments that made no new best), in
+        steps of FLUSH_STEP with the loop let in between. What the book holds now wins
+        over what was seen leaving an earlier one. Nothing is marked written unless the
+        write committed: a failed write's states are kept and written by the next.
         """
         if self._port is None:
             return 0
@@ -134,22 +141,39 @@ class TrailKeeper:
         changed: dict[Key, tuple[str, TrailState]] = {
             key: value for key, value in self._seen.items() if written.get(key) != value
         }
-        # One synchronous pass (the book must not change under it): about 0.3 us a leg.
-        for trigger, leg, state in book.trail_states():
-            if state.stop is None:
-                continue
+        for n, (trigger, leg) in enumerate(book.moved_trails(), 1):
+            if n % FLUSH_STEP == 0:
+                await asyncio.sleep(0)  # ticks go on meanwhile: each state is read when due
+            state = book.trail_state(trigger.id, leg)
+            if state is None or state.stop is None:
+                continue  # fired, or taken out (and remembered by `capture`) meanwhile
             key: Key = (trigger.id, int(leg))
-            old = written.get(key)
-            if old is not None and old[1] == state:
+            value = (self._terms_of(trigger, leg), state)
+            if written.get(key) == value:
                 changed.pop(key, None)
                 continue
-            changed[key] = (self._port.terms(trigger, leg), state)
+            changed[key] = value
         if not changed:
             return 0
-        await self._port.save(changed, now)
+        try:
+            await self._port.save(changed, now)
+        except BaseException:
+            self._seen.update(changed)  # the book will not report them as moved again
+            raise
         written.update(changed)
         for key in changed:
             self._seen.pop(key, None)
         self.flushes += 1
         self.written_states += len(changed)
         return len(changed)
+
+    def _terms_of(self, trigger: Trigger, leg: Leg) -> str:
+        """The leg's terms as the store spells them, made once per distinct trail."""
+        assert self._port is not None
+        trail = trigger.trail(leg)
+        text = self._terms.get(trail)
+        if text is None:
+            if len(self._terms) >= TERMS_KEPT:
+                self._terms.clear()
+            text = self._terms[trail] = self._port.terms(trigger, leg)
+        return text
