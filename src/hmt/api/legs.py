@@ -14,13 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
 from hmt.api.trails import TrailIn, TrailOut, to_trail
 from hmt.api.trails import as_json as trail_json
@@ -337,14 +331,6 @@ class ConditionOut(BaseModel):
     price: Decimal | None
     direction: Direction | None
     at: datetime | None
-    trail: TrailOut | None = None  # only on a trailing leg: other legs read as before
-
-    @model_serializer(mode="wrap")
-    def _trail_only_when_trailing(self, handler: SerializerFunctionWrapHandler) -> Any:
-        shown = handler(self)
-        if isinstance(shown, dict) and shown.get("trail") is None:
-            shown.pop("trail", None)
-        return shown
 
 
 class OrderOut(BaseModel):
@@ -368,6 +354,13 @@ class OrderOut(BaseModel):
     attempts: int
 
 
+class TrailConditionOut(ConditionOut):
+    """A trailing leg's condition: its price is null, its terms and state in `trail`
+    (other legs' conditions have no `trail` key: they read exactly as before)."""
+
+    trail: TrailOut
+
+
 class LegOut(BaseModel):
-    condition: ConditionOut
+    condition: TrailConditionOut | ConditionOut
     orders: list[OrderOut]

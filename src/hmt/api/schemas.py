@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from hmt.api.legs import ConditionOut, LegOut, OrderOut, WatchOut
+from hmt.api.legs import ConditionOut, LegOut, OrderOut, TrailConditionOut, WatchOut
 from hmt.api.trails import TrailViews, trail_out
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.events import TriggerEvent
@@ -353,7 +353,10 @@ def _leg_out(
     condition = ConditionOut(price=price, direction=None if at else direction(t, leg), at=at)
     if trail is not None:
         now, live, written_at = (trails or {}).get(int(leg), (None, False, None))
-        condition.trail = trail_out(trail, watch_divisor, now, live=live, written_at=written_at)
+        condition = TrailConditionOut(
+            **condition.model_dump(),
+            trail=trail_out(trail, watch_divisor, now, live=live, written_at=written_at),
+        )
     return LegOut(condition=condition, orders=orders)
 
 
