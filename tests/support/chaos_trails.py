@@ -50,9 +50,11 @@ def trail_args(rng: random.Random) -> dict[str, Any]:
 
 def with_trails(seed: int, steps: list[Any], opening: int, make_step: Any) -> None:
     """Insert this seed's `create_trail` steps into `steps` (in place): one right after the
-    opening creates, up to two more after it."""
+    opening creates, up to two more after it (never between a snapshot and its crossing)."""
     rng = random.Random(seed * SALT)
-    extra = sorted(rng.sample(range(opening + 1, len(steps) + 1), k=rng.randint(0, 2)))
+    # Never between a snapshot and the crossing right after it (RELIABILITY 17's order).
+    free = [at for at in range(opening + 1, len(steps) + 1) if steps[at - 1].kind != "snapshot"]
+    extra = sorted(rng.sample(free, k=rng.randint(0, 2)))
     for at in reversed(extra):
         steps.insert(at, make_step("create_trail", trail_args(rng), 0.02))
     steps.insert(opening, make_step("create_trail", trail_args(rng), 0.02))
