@@ -20,7 +20,7 @@ load converts the prices as before (SQLite keeps prices as decimal text, and
 its start-up is not the 1M-trigger target).
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-01
 """
 
