@@ -51,8 +51,10 @@ async def test_build_start_close_leaves_nothing_running(
         try:
             await eventually(lambda: runtime.feed.connected, within=10)
             assert runtime.engine.state.value == "running"
-            # expiry, claim sweep, health (+ the change feed on PostgreSQL)
-            loops = 4 if runtime.db.dialect == "postgresql" else 3
+            # expiry, claim sweep, health, the performance history's sampler (HMT_METRICS_SAMPLE_S
+            # is 10 by default), + the change feed on PostgreSQL, + the daily login reminder
+            # when notifications can be kept (they need HMT_SECRET_KEY)
+            loops = 4 + (runtime.db.dialect == "postgresql") + (secret_key is not None)
             assert runtime.supervisor.running == loops
             await eventually(lambda: runtime.supervisor.last_health is not None)
             assert runtime.health().verdict.value == "ok"
