@@ -55,6 +55,7 @@ NAMES = [
     "HMT_CLAIM_DURABILITY",
     "HMT_CLAIM_STATEMENTS",
     "HMT_TIME_GRACE_S",
+    "HMT_METRICS_SAMPLE_S",
 ]
 
 
@@ -305,3 +306,16 @@ def test_a_command_checks_only_the_settings_it_uses(monkeypatch: pytest.MonkeyPa
     assert "HMT_PORT" not in str(both.value)
     with pytest.raises(ValueError, match="not settings"):
         load_settings(uses=("database_ulr",))
+
+
+def test_metrics_sample_is_10_seconds_unless_set_between_0_and_an_hour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HMT_METRICS_SAMPLE_S: how often a history row is written; 0 off; under 0 or over 3600 no."""
+    assert load_settings().metrics_sample_s == 10
+    monkeypatch.setenv("HMT_METRICS_SAMPLE_S", "0")
+    assert load_settings().metrics_sample_s == 0
+    for bad in ("-1", "3601", "often"):
+        monkeypatch.setenv("HMT_METRICS_SAMPLE_S", bad)
+        with pytest.raises(ConfigError, match="HMT_METRICS_SAMPLE_S"):
+            load_settings()

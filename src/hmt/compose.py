@@ -38,8 +38,10 @@ from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import ChangeSource, FeedStatus
 from hmt.engine.runtime import Runtime
+from hmt.engine.sampler import Sampler
 from hmt.engine.service import Engine, EngineConfig
 from hmt.engine.session import BrokerSession
+from hmt.engine.stats import EngineStats
 from hmt.engine.supervisor import Supervisor, freeze_survivors
 from hmt.kite.instruments import KiteInstruments
 from hmt.kite.orders import KiteOrders
@@ -51,7 +53,7 @@ from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
 from hmt.kite.ticks import LtpTick, Mode, Tick
 from hmt.logs import register_secret
-from hmt.store import migrate
+from hmt.store import migrate, samples
 from hmt.store.accounts import AccountStore
 from hmt.store.changes import ChangeFeed
 from hmt.store.conditions import ConditionStore
@@ -109,6 +111,8 @@ class TickerFeed:
             reconnects=stats.reconnects,
             bad_frames=stats.bad_frames,
             last_frame_age_s=stats.last_frame_age_s,
+            ticks=stats.ticks,
+            ticks_by_connection=stats.ticks_by_link,
         )
 
 
@@ -201,6 +205,7 @@ async def build(settings: Settings) -> Runtime:
         timeout=settings.kite_timeout_ms / 1000,
         client=settings.kite_http,
     )
+    stats = EngineStats()  # the engine's and the executor's counters, one object
     executor = Executor(
         KiteOrders(rest),
         execution,
@@ -210,6 +215,7 @@ async def build(settings: Settings) -> Runtime:
         ),
         lease=LeasePolicy(length=lease, request_timeout=settings.kite_timeout_ms / 1000),
         rng=random.Random(),
+        stats=stats,
     )
     engine: Engine
     session: BrokerSession
@@ -256,6 +262,7 @@ async def build(settings: Settings) -> Runtime:
         session=session,
         conditions=ConditionStore(triggers, triggers),
         quotes=KiteQuotes(rest, listed),
+        stats=stats,
     )
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
@@ -276,6 +283,15 @@ async def build(settings: Settings) -> Runtime:
         changes=_change_feed(settings) if db.dialect == "postgresql" else None,
         warm=[] if awaiting_login else [instruments.copy],
         conditions=engine.conditions,
+        sampler=Sampler(
+            stats=stats,
+            feed=feed.status,
+            health=lambda: runtime.health(),
+            write=lambda sample: samples.write(db, owner, sample),
+            compact=lambda now: samples.compact(db, owner, now),
+            clock=lambda: datetime.now(UTC),
+            interval=settings.metrics_sample_s,
+        ),
     )
     runtime = Runtime(
         settings=settings,

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60
+    # The performance history: one row of the key figures this often (0: none written);
+    # folded to a row a minute after an hour, deleted after a day (docs/operations.md).
+    metrics_sample_s: Annotated[int, Field(ge=0, le=3_600)] = 10
 
     @field_validator("database_url")
     @classmethod

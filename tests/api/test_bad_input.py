@@ -134,9 +134,10 @@ def live(
         yield server, system
 
 
-# The engine's own record of the market (each watched instrument's day high and low,
-# saved every few seconds from ticks): it changes with the prices, whatever a request does.
-MARKET_TABLES = frozenset({tables.day_ranges.name})
+# The engine's own records: of the market (each watched instrument's day high and low,
+# saved every few seconds from ticks) and of its performance (a row every 10 s): they
+# change with the prices and the clock, whatever a request does.
+MARKET_TABLES = frozenset({tables.day_ranges.name, tables.metric_samples.name})
 
 
 async def _snapshot(system: System) -> dict[str, list[tuple[Any, ...]]]:

@@ -47,3 +47,15 @@ def test_a_raising_callback_is_counted_not_raised() -> None:
     sink.on_frame(0, encode_server_text("order", {"order_id": "1"}))
     assert seen == [1, 2]
     assert (sink.handler_errors, sink.order_updates) == (2, 1)
+
+
+def test_ticks_are_counted_per_connection() -> None:
+    """The performance page's ticks/s per connection: packets by the socket they came on."""
+    sink = FrameSink(lambda t, p: None)
+    two = encode_frame([LtpTick(256265, 5), LtpTick(408065, 7)])
+    sink.on_frame(2, two)
+    sink.on_frame(0, encode_frame([LtpTick(408065, 8)]))
+    sink.on_frame(2, two)
+    sink.on_frame(1, HEARTBEAT)  # a heartbeat carries no tick
+    assert sink.link_ticks == [1, 0, 4]
+    assert sink.ticks == sum(sink.link_ticks) == 5

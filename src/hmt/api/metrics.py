@@ -1,4 +1,9 @@
-"""Prometheus `/metrics`: the engine's counters, triggers by status, tick-to-order latency.
+"""Prometheus `/metrics`: every figure of the performance page, under stable names.
+
+Ticks per connection, the latency paths (histograms and the engine's exact
+percentiles), orders placed, failed, retried and queued, headroom under the
+broker's rate limits, claim latency, change-feed lag, reconnects and the
+health verdict; docs/operations.md lists them, deploy/grafana/hmt.json charts them.
 
 Read at scrape time from the running engine and the database (a snapshot in a
 fresh registry per scrape), so nothing on the tick path changes for metrics.
@@ -8,7 +13,7 @@ Needs an operator token unless HMT_METRICS_PUBLIC=true.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -26,7 +31,10 @@ from hmt.api.schemas import Problem
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status
 from hmt.engine.facade import Facade
+from hmt.engine.health import Verdict
+from hmt.engine.sampler import WINDOW_NAMES
 from hmt.engine.service import EngineState
+from hmt.engine.stats import PERCENTILES
 from hmt.store.counts import events_of_kind, triggers_by_status
 
 router = APIRouter(tags=["engine"])
@@ -75,6 +83,29 @@ async def families(runtime: Facade) -> list[Metric]:
     state = GaugeMetricFamily("hmt_engine_state", "1 for the engine's state", labels=["state"])
     for each in EngineState:
         state.add_metric([each.value], 1 if engine.state is each else 0)
+    health = runtime.health()
+    verdict = GaugeMetricFamily(
+        "hmt_health", "1 for the health verdict (ok, degraded, down, disabled)", labels=["verdict"]
+    )
+    for each_verdict in Verdict:
+        verdict.add_metric([each_verdict.value], 1 if health.verdict is each_verdict else 0)
+    ticks = CounterMetricFamily(
+        "hmt_ticker_ticks", "Prices received, by ticker connection", labels=["connection"]
+    )
+    for link, count in sorted(ticker.ticks_by_connection.items()):
+        ticks.add_metric([str(link)], count)
+    headroom = GaugeMetricFamily(
+        "hmt_rate_limit_headroom",
+        "Orders the broker's rate window would still take now (0: the next one queues)",
+        labels=["window"],
+    )
+    limit = GaugeMetricFamily(
+        "hmt_rate_limit", "The broker's order limit of each rate window", labels=["window"]
+    )
+    for window, left in stats.headroom():
+        name = WINDOW_NAMES.get(window.seconds, f"{window.seconds:g}s")
+        headroom.add_metric([name], left)
+        limit.add_metric([name], window.count)
     return [
         counter("hmt_ticks_processed", "Ticks the engine evaluated", stats.ticks_processed),
         counter("hmt_triggers_fired", "Trigger legs that fired", stats.triggers_fired),
@@ -93,15 +124,60 @@ async def families(runtime: Facade) -> list[Metric]:
         GaugeMetricFamily(
             "hmt_active_triggers", "Triggers in the engine's book", value=len(engine.book)
         ),
+        GaugeMetricFamily(
+            "hmt_ticker_connections", "Ticker sockets open", value=ticker.connections
+        ),
+        ticks,
+        GaugeMetricFamily(
+            "hmt_orders_queued",
+            "Orders waiting for a slot of the rate limits",
+            value=stats.orders_queued,
+        ),
+        headroom,
+        limit,
+        GaugeMetricFamily(
+            "hmt_change_feed_lag_seconds",
+            "From the last change notification's arrival to the book in step (PostgreSQL)",
+            value=stats.change_feed_lag_s,
+        ),
+        counter(
+            "hmt_change_feed_changes",
+            "Change notifications applied to the book",
+            stats.changes_applied,
+        ),
         state,
+        verdict,
         triggers,
-        _latency(runtime),
+        _histogram(
+            "hmt_tick_to_order_seconds",
+            "From a tick's arrival to its order being accepted",
+            stats.tick_to_order,
+        ),
+        _histogram("hmt_evaluate_seconds", "A firing tick's in-process path", stats.evaluate),
+        _histogram("hmt_claim_seconds", "A claim's transaction, start to commit", stats.claim),
+        _percentiles(runtime),
     ]
 
 
-def _latency(runtime: Facade) -> Metric:
-    """The engine's HdrHistogram (microseconds) as cumulative Prometheus buckets."""
-    histogram = runtime.engine.stats.tick_to_order
+def _percentiles(runtime: Facade) -> Metric:
+    """The engine's exact (HDR) percentiles since start, as /stats and the page show them."""
+    family = GaugeMetricFamily(
+        "hmt_latency_percentile_seconds",
+        "Latency percentiles since start (tick_to_order, evaluate, claim); absent before a sample",
+        labels=["path", "quantile"],
+    )
+    latency = runtime.engine.stats.latency()
+    for path in ("tick_to_order", "evaluate", "claim"):
+        summary = latency[f"{path}_us"]
+        for point in PERCENTILES:
+            value = summary[f"p{point:g}".replace(".", "_")]
+            if value is not None:
+                family.add_metric([path, f"{point / 100:g}"], value / 1_000_000)
+    return family
+
+
+def _histogram(name: str, doc: str, histogram: Any) -> Metric:
+    """An HdrHistogram (microseconds) as cumulative Prometheus buckets."""
     recorded = [
         (item.value_iterated_to / 1_000_000, item.count_at_value_iterated_to)
         for item in histogram.get_recorded_iterator()
@@ -112,8 +188,8 @@ def _latency(runtime: Facade) -> Metric:
     ]
     buckets.append(("+Inf", float(total)))
     return HistogramMetricFamily(
-        "hmt_tick_to_order_seconds",
-        "From a tick's arrival to its order being accepted",
+        name,
+        doc,
         buckets=buckets,
         sum_value=histogram.get_mean_value() * total / 1_000_000,
     )

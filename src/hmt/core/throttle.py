@@ -93,6 +93,18 @@ class Throttle:
             sent.append(at)
         return at
 
+    def headroom(self, now: float) -> tuple[tuple[Limit, int], ...]:
+        """Per window, how many more orders it would take at `now` (in flight counted as used).
+
+        What an operator watches: 0 means the next order queues for that window.
+        """
+        remaining = []
+        for limit, sent in self._windows:
+            start = now - limit.seconds - self._margin
+            recent = sum(1 for at in list(sent) if at > start)
+            remaining.append((limit, max(0, limit.count - recent - self._in_flight)))
+        return tuple(remaining)
+
     def _earliest(self) -> float:
         earliest = -math.inf
         for limit, sent in self._windows:

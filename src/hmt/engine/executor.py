@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +40,7 @@ from hmt.core.rules import order_for, orders_for
 from hmt.core.throttle import Throttle
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import ClaimStore, OrderPort
+from hmt.engine.stats import EngineStats
 from hmt.failpoints import failpoint
 
 log = structlog.get_logger("hmt.executor")
@@ -143,7 +145,11 @@ class Executor:
         policy: RetryPolicy,
         lease: LeasePolicy | None = None,
         rng: random.Random | None = None,
+        stats: EngineStats | None = None,
     ) -> None:
+        """`stats`: where claim durations, retries and the queue are counted (the engine's)."""
+        self.stats = stats or EngineStats()
+        self.stats.headroom_of = lambda: throttle.headroom(time.monotonic())
         self._broker = broker
         self._store = store
         self._throttle = throttle
@@ -183,6 +189,7 @@ class Executor:
             if sending:
                 self._give_back_slot()
             raise
+        self.stats.record_claim(asyncio.get_running_loop().time() - started)
         if not claimed:
             if sending:
                 self._give_back_slot()
@@ -209,7 +216,9 @@ class Executor:
             self._broker.tag(trigger.id, leg, k) for k in range(1, len(trigger.orders(leg)))
         ]
         started = asyncio.get_running_loop().time()
-        if not await self._store.claim(fired, first, sending=False):
+        claimed = await self._store.claim(fired, first, sending=False)
+        self.stats.record_claim(asyncio.get_running_loop().time() - started)
+        if not claimed:
             return Outcome.NOT_CLAIMED
         failpoint("after_claim")
         return await self.settle_basket(
@@ -386,6 +395,7 @@ class Executor:
                     limited_since, queued = self._rate_limited(error, limited_since)
                     budget += queued
                     await self._store.retry(trigger_id, attempt, str(error), **where)
+                    self.stats.retries += 1
                     await asyncio.sleep(self._retry_delay(attempt, error))
                     continue
                 failpoint("after_response")
@@ -519,6 +529,13 @@ class Executor:
         self._answered.set()
 
     async def _wait_for_slot(self) -> None:
+        self.stats.orders_queued += 1
+        try:
+            await self._queue_for_slot()
+        finally:
+            self.stats.orders_queued -= 1
+
+    async def _queue_for_slot(self) -> None:
         loop = asyncio.get_running_loop()
         async with self._slot:
             # A loop, not one sleep: a timer may wake a hair before its deadline.

@@ -45,6 +45,8 @@ class FeedStatus:
     reconnects: int = 0
     bad_frames: Mapping[str, int] = field(default_factory=dict)
     last_frame_age_s: float | None = None  # seconds since the last frame; None before one
+    ticks: int = 0  # prices received since start
+    ticks_by_connection: Mapping[int, int] = field(default_factory=dict)  # by socket index
 
 
 class Feed(Protocol):

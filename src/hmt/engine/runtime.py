@@ -15,6 +15,7 @@ from hmt.config import Settings
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import BrokerRest, Feed
+from hmt.engine.sampler import WINDOW_NAMES
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.session import BrokerSession, SessionState
 from hmt.engine.supervisor import Supervisor
@@ -96,6 +97,16 @@ class Runtime:
             "lost_claims": stats.lost_claims,
             "unresolved_orders": stats.unresolved,
             "reconciled_orders": stats.reconciled,
+            "order_retries": stats.retries,
+            "orders_queued": stats.orders_queued,
+            "rate_limit_headroom": {
+                WINDOW_NAMES.get(limit.seconds, f"{limit.seconds:g}s"): {
+                    "left": left,
+                    "limit": limit.count,
+                }
+                for limit, left in stats.headroom()
+            },
+            "change_feed_lag_ms": round(stats.change_feed_lag_s * 1000, 3),
             "uptime_s": round(engine.uptime, 3),
             "ws": {
                 "state": feed.state,
@@ -105,6 +116,10 @@ class Runtime:
                 "reconnects": feed.reconnects,
                 "bad_frames": dict(feed.bad_frames),
                 "last_frame_age_s": feed.last_frame_age_s,
+                "ticks": feed.ticks,
+                "ticks_by_connection": {
+                    str(link): count for link, count in sorted(feed.ticks_by_connection.items())
+                },
             },
             "database": self.db.health.state.value,
             **stats.latency(),

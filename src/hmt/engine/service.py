@@ -91,7 +91,9 @@ class Engine:
         session: BrokerSession | None = None,
         conditions: ConditionStore | None = None,
         quotes: QuotePort | None = None,
+        stats: EngineStats | None = None,
     ) -> None:
+        """`stats`: shared with the executor, which counts claims, retries and its queue."""
         self.book = TriggerBook()
         # Time legs, beside the price book: every trigger added to or removed from one
         # is added to or removed from the other (`_put`, `_take`).
@@ -104,7 +106,7 @@ class Engine:
         self.ranges = DayRanges()
         self._blind: dict[int, BlindSpot] = {}
         self._seed: set[int] = set()  # LTP mode: ranges to read from the quote API
-        self.stats = EngineStats()
+        self.stats = stats or EngineStats()
         self._state = EngineState.STOPPED
         # Whether the broker takes our orders is the session's to say, not the engine's.
         self.session = session or BrokerSession()

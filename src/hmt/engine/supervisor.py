@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ import structlog
 from hmt.core.types import TriggerId
 from hmt.engine.health import Health
 from hmt.engine.ports import ChangeSource
+from hmt.engine.sampler import Sampler
 from hmt.engine.service import Engine, EngineState
 from hmt.store.changes import Change, Op, Resync
 
@@ -59,6 +61,7 @@ class Supervisor:
         listen_wait: float = LISTEN_WAIT_S,
         ranges_interval: float = RANGES_SAVE_S,
         conditions: bool = False,
+        sampler: Sampler | None = None,
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
         day ranges' saves), counted in `condition_loops`. `warm`: work done once after
@@ -77,6 +80,7 @@ class Supervisor:
         # v2's conditions (time legs, not_before, missed touches): their loops run only
         # with the store's side of them (`Engine(conditions=...)`).
         self._conditions = conditions
+        self._sampler = sampler  # the performance history (None: not kept)
         self._warm = tuple(warm)
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
@@ -102,6 +106,9 @@ class Supervisor:
         self._spawn(self._expiry_loop())
         self._spawn(self._claim_sweep_loop())
         self._spawn(self._health_loop())
+        if self._sampler is not None and self._sampler.interval > 0:
+            self._sampler.begin()
+            self._spawn(self._sample_loop(self._sampler))
         if self._conditions:
             # v2's conditions: time legs and not_before, LTP mode's quotes, the day ranges.
             loop = asyncio.get_running_loop()
@@ -168,6 +175,12 @@ class Supervisor:
             with _logged("day_ranges_save_failed"):
                 await self._engine.save_ranges()
 
+    async def _sample_loop(self, sampler: Sampler) -> None:
+        while True:
+            await asyncio.sleep(sampler.interval)
+            with _logged("metrics_sample_failed"):
+                await sampler.sample()
+
     async def _health_loop(self) -> None:
         while True:
             with _logged("health_check_failed"):
@@ -203,6 +216,8 @@ class Supervisor:
                             # (issue 12: a read on this loop per create).
                             continue
                         await self._engine.refresh(TriggerId(item.id))
+                    if isinstance(item, Change) and item.received:
+                        self._engine.stats.record_change(time.monotonic() - item.received)
 
 
 @contextlib.contextmanager

@@ -377,6 +377,7 @@ class Ticker:
             server_errors=sink.server_errors,
             handler_errors=sink.handler_errors,
             last_frame_age_s=(self._clock() - max(seen)) if seen else None,
+            ticks_by_link=dict(enumerate(sink.link_ticks)),
         )
 
 

@@ -41,6 +41,9 @@ class FrameSink:
         self._logged: set[str] = set()
         self.bad: Counter[str] = Counter()
         self.frames = self.heartbeats = self.ticks = 0
+        # Packets per connection index (Kite allows 3 per API key): a list, not a dict,
+        # for one indexed add per frame.
+        self.link_ticks: list[int] = []
         self.order_updates = self.server_errors = self.handler_errors = 0
 
     def on_frame(self, link: int, message: str | bytes) -> None:
@@ -56,6 +59,11 @@ class FrameSink:
         if error is not None:
             self._count_bad(error, link, f"{len(message)} bytes, starting {message[:16]!r}")
         self.ticks += len(tokens)
+        try:
+            self.link_ticks[link] += len(tokens)
+        except IndexError:
+            self.link_ticks.extend([0] * (link + 1 - len(self.link_ticks)))
+            self.link_ticks[link] += len(tokens)
         if self._on_ltp is not None and tokens:
             self._deliver(tokens, ltps)
         if self._on_ticks is not None:

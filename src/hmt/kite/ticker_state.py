@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -59,3 +59,4 @@ class TickerStats:
     server_errors: int
     handler_errors: int
     last_frame_age_s: float | None  # None before the first frame
+    ticks_by_link: Mapping[int, int] = field(default_factory=dict)  # packets by connection index

@@ -18,8 +18,9 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +45,9 @@ class Change:
     op: Op
     id: str
     user_id: str
+    # When the notification reached the listener (monotonic seconds; 0 if unknown): the
+    # change-feed lag is measured from here to the book being in step.
+    received: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +64,13 @@ class FeedState(StrEnum):
     CLOSED = "closed"
 
 
-def parse(payload: str) -> Change | Resync:
+def parse(payload: str, received: float = 0.0) -> Change | Resync:
     """A notification's payload; anything unexpected asks for a resync, never crashes."""
     try:
         data = json.loads(payload)
         if data.get("op") == "truncate":
             return Resync("table truncated")
-        return Change(Op(data["op"]), str(data["id"]), str(data["user_id"]))
+        return Change(Op(data["op"]), str(data["id"]), str(data["user_id"]), received)
     except (ValueError, KeyError, TypeError, AttributeError):
         return Resync(f"unreadable notification {payload[:80]!r}")
 
@@ -142,7 +146,7 @@ class ChangeFeed:
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
 
                 def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-                    queue.put_nowait(parse(payload))
+                    queue.put_nowait(parse(payload, time.monotonic()))
 
                 await conn.add_listener(CHANNEL, on_notify)
                 queue.put_nowait(Resync("connected" if first else "reconnected"))

@@ -182,6 +182,18 @@ day_ranges = Table(
     CheckConstraint("low <= high", name="low_high"),
 )
 
+# The performance history: one row of an engine's key figures per window (10 s, folded
+# to 1 minute after an hour, deleted after a day; hmt.store.samples).
+metric_samples = Table(
+    "hmt_metric_samples",
+    metadata,
+    Column("engine", String(255), primary_key=True),
+    Column("seconds", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), primary_key=True),
+    Column("figures", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    CheckConstraint("seconds > 0", name="seconds"),
+)
+
 api_tokens = Table(
     "hmt_api_tokens",
     metadata,

@@ -100,13 +100,92 @@
     return p === null || p === undefined || Number(p) === 0 ? null : Number(p);
   }
 
+  // The event history as a story: what happened, in words, every time in IST, and each
+  // step of the order's way as its distance from the fire (the stored times carry
+  // microseconds; a JS Date only milliseconds, so they are read by hand).
+  function micros(iso) {
+    const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$/.exec(iso || "");
+    if (!m) return null;
+    const whole = Date.parse(`${m[1]}${m[3] || "Z"}`);
+    const fraction = Number(((m[2] || "") + "000000").slice(0, 6));
+    return Number.isFinite(whole) ? whole * 1000 + fraction : null;
+  }
+
+  function span(us) {
+    if (us < 1000) return `${us} µs`;
+    if (us < 1_000_000) return `${(us / 1000).toFixed(2)} ms`;
+    return `${(us / 1_000_000).toFixed(2)} s`;
+  }
+
+  const ORDER = (p) => (p.position !== undefined && p.position !== null ? ` (order ${Number(p.position) + 1})` : "");
+
+  function story(e) {
+    const p = e.payload || {};
+    const price = (v) => `₹${hmt.rupees(v)}`;
+    switch (e.kind) {
+      case "created": return ["Created", ""];
+      case "updated": return ["Edited", Object.keys(p).filter((k) => k !== "engine").join(", ")];
+      case "paused": return ["Paused", ""];
+      case "resumed": return ["Resumed", ""];
+      case "cancelled": return ["Cancelled", p.reason || ""];
+      case "expired": return ["Expired", p.reason || ""];
+      case "fired": {
+        const leg = p.leg ? ` (leg ${p.leg})` : "";
+        if (p.cause === "time") return [`Fired at its time${leg}`, p.ltp && Number(p.ltp) ? `last price ${price(p.ltp)}` : ""];
+        const how = p.threshold ? `the price jumped past the trigger price ${price(p.threshold)}` : "";
+        const gap = p.cause === "gap" ? "on a missed touch" : "";
+        return [`Fired at ${price(p.ltp)}${leg}`, [gap, how].filter(Boolean).join("; ")];
+      }
+      case "claimed": return ["Claimed for the order", [p.tag && `tag ${p.tag}`, p.engine && `engine ${p.engine}`].filter(Boolean).join(" · ")];
+      case "order_sent": return [`Order sent${ORDER(p)}${p.attempt ? `, attempt ${p.attempt}` : ""}`, p.reconciled ? "found at the broker by its tag" : ""];
+      case "retry": return [`Retry${ORDER(p)}${p.attempt ? ` after attempt ${p.attempt}` : ""}`, `broker: ${p.reason || "–"}`];
+      case "placed": return [`Placed${ORDER(p)}: order id ${p.order_id || "–"}`, p.reconciled ? "confirmed from the broker's order book" : ""];
+      case "failed": return [`Failed${ORDER(p)}`, `broker: ${p.error || "–"}`];
+      case "released": return ["Released: not ordered, active again", p.reason || ""];
+      case "reconciled": return ["Checked with the broker's order book", p.order_id ? `order id ${p.order_id}` : "no order with its tag"];
+      case "missed_touch": return [`Missed touch: ${p.policy === "skip" ? "skipped" : "fired"}`, p.blind_spot ? `while blind ${JSON.stringify(p.blind_spot)}` : ""];
+      default: return [e.kind, Object.entries(p).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ")];
+    }
+  }
+
   function renderHistory(events) {
-    $("history").tBodies[0].replaceChildren(...events.map((e) => {
+    let fired = null;
+    let retries = 0, placed = null, failed = null;
+    const rows = events.map((e) => {
+      if (e.kind === "fired" && fired === null) fired = { at: micros(e.at), payload: e.payload || {} };
+      if (e.kind === "retry") retries += 1;
+      if (e.kind === "placed") placed = e;
+      if (e.kind === "failed") failed = e;
+      const [what, how] = story(e);
       const tr = document.createElement("tr");
-      const details = Object.entries(e.payload || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
-      tr.append(hmt.el("td", hmt.when(e.at)), hmt.el("td", e.kind), hmt.el("td", details));
+      tr.dataset.kind = e.kind;
+      const when = hmt.el("td", hmt.when(e.at));
+      when.dataset.col = "when";
+      const kind = hmt.el("td");
+      kind.append(hmt.el("span", e.kind, `pill ${e.kind}`));
+      const text = hmt.el("td");
+      text.dataset.col = "story";
+      text.append(hmt.el("div", what, "what"));
+      const after = fired !== null && e.kind !== "fired" && micros(e.at) !== null ? micros(e.at) - fired.at : null;
+      const detail = [how, after !== null && after >= 0 ? `${span(after)} after the fire` : ""].filter(Boolean).join(" · ");
+      if (detail) text.append(hmt.el("div", detail, "how muted small"));
+      tr.append(when, kind, text);
       return tr;
-    }));
+    });
+    $("history").tBodies[0].replaceChildren(...rows);
+    const summary = [];
+    if (fired) {
+      summary.push(story({ kind: "fired", payload: fired.payload })[0]);
+      const end = placed || failed;
+      if (end) {
+        const took = span(Math.max(0, micros(end.at) - fired.at));
+        summary.push(placed
+          ? `order ${(placed.payload || {}).order_id || "–"} placed ${took} after the fire`
+          : `failed ${took} after the fire: ${(failed.payload || {}).error || "–"}`);
+      }
+      summary.push(`${retries} ${retries === 1 ? "retry" : "retries"}`);
+    }
+    $("history-summary").textContent = summary.join(" · ");
   }
 
   function setupChart() {
