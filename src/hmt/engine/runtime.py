@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hmt.backtest.recording import TickRecorder
 from hmt.config import Settings
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
@@ -40,15 +41,20 @@ class Runtime:
     rest: BrokerRest
     instruments: InstrumentMaster  # the broker's daily master: the checks and the search
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
+    recorder: TickRecorder | None = None  # HMT_RECORD_TICKS: the live tick recorder
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
+        if self.recorder is not None:
+            self.recorder.start()
         await self.supervisor.start()
 
     async def close(self) -> None:
         """Stop: the loops, then drain in-flight orders and close feed, broker and database."""
         await self.supervisor.stop()
         await self.engine.stop()
+        if self.recorder is not None:
+            await self.recorder.stop()
         await self.rest.aclose()
         await self.db.dispose()
 
