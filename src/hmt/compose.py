@@ -44,6 +44,7 @@ from hmt.engine.service import Engine, EngineConfig
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 from hmt.engine.supervisor import Supervisor, freeze_survivors
+from hmt.kite.historical import KiteHistory
 from hmt.kite.instruments import KiteInstruments
 from hmt.kite.orders import KiteOrders
 from hmt.kite.quotes import KiteQuotes
@@ -314,6 +315,7 @@ async def build(settings: Settings) -> Runtime:
         instruments=instruments,
         accounts=accounts,
         recorder=recorder,
+        history=KiteHistory(rest),
     )
     return runtime
 

@@ -39,6 +39,10 @@ def _body(method: str, path: str, system: System) -> Any:
         return {"quantity": 7}
     if path == "/broker/session":
         return {"access_token": system.sim.access_token}
+    if path == "/backtests" and method == "POST":
+        trigger = _body("POST", "/triggers", system)
+        ticks = "timestamp,instrument,price\n2026-11-27T09:15:00+05:30,NSE:INFY,1600\n"
+        return {"triggers": [trigger], "source": "csv", "csv": ticks}
     return None
 
 
@@ -91,10 +95,33 @@ class Matrix:
                 self.cross_reads += 1
         self.cross_writes += (await self.system.trigger(theirs)) != before
 
+    async def backtest(self, method: str, path: str) -> None:
+        """A backtest is its starter's: own id 200; bob's view of it and a missing id 404."""
+        body = _body("POST", "/backtests", self.system)
+        started = await self.system.client.post(
+            "/backtests", json=body, headers=self.system.auth(self.a)
+        )
+        own = started.json()["id"]
+        for token, backtest_id, expected in (
+            (self.b, own, 404),
+            (self.a, uuid.uuid4().hex, 404),
+            (None, own, 401),
+            (BAD_TOKEN, own, 401),
+            (self.revoked, own, 401),
+            (self.a, own, 200),
+        ):
+            response = await self.check(
+                method, path.replace("{backtest_id}", backtest_id), token, expected, None
+            )
+            if token == self.b and response.status_code < 400:
+                self.cross_reads += 1
+
     async def plain(self, method: str, path: str, body: Any) -> None:
         """Routes without an id: public ones for anyone, the rest by token and role."""
         bare = path.removeprefix(PREFIX)
         path += QUERIES.get(bare, "")
+        for name, value in PARAMETERS.items():
+            path = path.replace(name, value)
         if (method, bare) in PUBLIC:
             # /kite/* answer 409 (no Kite secret configured) or 422 (no request_token).
             expected = {"/health": 200, "/kite/login": 409, "/kite/callback": 422}[bare]
@@ -108,7 +135,7 @@ class Matrix:
             await self.check(method, path, self.b, 403, body)
             await self.check(method, path, self.system.operator_token, 200, body)
             return
-        expected = 201 if method == "POST" else 200
+        expected = ACCEPTED.get((method, bare), 201 if method == "POST" else 200)
         await self.check(method, path, self.a, expected, body)
         response = await self.check(method, path, self.b, expected, body)
         if method == "GET" and path == "/triggers":
@@ -151,6 +178,10 @@ class Matrix:
 
 # Required query parameters, so that each cell checks authorization, not validation.
 QUERIES = {"/instruments": "?q=INFY"}
+# Path parameters that are not a trigger's id: a value that exists.
+PARAMETERS = {"{token}": "408065"}
+# Routes that answer other than 200 (GET) or 201 (POST) when all is well.
+ACCEPTED = {("POST", "/backtests"): 202}
 
 
 async def test_authorization_matrix(database_url: str) -> None:
@@ -168,6 +199,8 @@ async def test_authorization_matrix(database_url: str) -> None:
             body = _body(method, path, system)
             if "{trigger_id}" in path:
                 await matrix.by_id(method, path, body)
+            elif "{backtest_id}" in path:
+                await matrix.backtest(method, path)
             else:
                 await matrix.plain(method, path, body)
         await matrix.server_owned()

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from hmt.config import Settings
 from hmt.core.book import TriggerBook
-from hmt.core.instruments import Listing
+from hmt.core.candles import Candle
+from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Trigger
 from hmt.core.types import Exchange, InstrumentToken, TriggerId
 from hmt.engine.events import EventHub, Subscription
@@ -187,3 +189,9 @@ class Bridge:
 
     async def kite_login(self, request_token: str) -> bool:
         return await self._link.run(self._runtime.kite_login(request_token))
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        # The broker's HTTP client belongs to the engine's loop.
+        return await self._link.run(self._runtime.candles(instrument, interval, start, end))

@@ -11,10 +11,12 @@ database connections, every engine call handed to the engine's loop).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Sized
+from datetime import datetime
 from typing import Any, Protocol
 
 from hmt.config import Settings
-from hmt.core.instruments import Listing
+from hmt.core.candles import Candle
+from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Trigger
 from hmt.core.types import Exchange, InstrumentToken, TriggerId
 from hmt.engine.events import Subscription
@@ -98,4 +100,10 @@ class Facade(Protocol):
 
     async def kite_login(self, request_token: str) -> bool:
         """/kite/callback: exchange the request token, then as `use_access_token`."""
+        ...
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        """The broker's historical candles (ConfigError: it serves none)."""
         ...

@@ -9,13 +9,16 @@ session, the feed and the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hmt.backtest.recording import TickRecorder
-from hmt.config import Settings
+from hmt.config import ConfigError, Settings
+from hmt.core.candles import Candle
+from hmt.core.instruments import Instrument
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
-from hmt.engine.ports import BrokerRest, Feed
+from hmt.engine.ports import BrokerRest, CandleSource, Feed
 from hmt.engine.sampler import WINDOW_NAMES
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.session import BrokerSession, SessionState
@@ -42,6 +45,7 @@ class Runtime:
     instruments: InstrumentMaster  # the broker's daily master: the checks and the search
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
     recorder: TickRecorder | None = None  # HMT_RECORD_TICKS: the live tick recorder
+    history: CandleSource | None = None  # the broker's historical candles, where it has them
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
@@ -57,6 +61,14 @@ class Runtime:
             await self.recorder.stop()
         await self.rest.aclose()
         await self.db.dispose()
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        """The broker's candles of `instrument`; `ConfigError` when it serves none."""
+        if self.history is None:
+            raise ConfigError("this broker serves no historical candles")
+        return await self.history.candles(instrument, interval, start, end)
 
     @property
     def awaiting_login(self) -> bool:
