@@ -107,7 +107,7 @@ def test_ticks_replay_too(tmp_path: Path) -> None:
         "timestamp,instrument,price\n"
         "2026-11-27T09:15:00+05:30,408065,1550.00\n"
         "2026-11-27T09:15:01+05:30,408065,1544.90\n"
-        "2026-11-27T09:15:02+05:30,408065,1546.00\n"
+        "2026-11-27T09:15:05+05:30,408065,1546.00\n"
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(
@@ -120,6 +120,18 @@ def test_ticks_replay_too(tmp_path: Path) -> None:
     assert t1["fired"]["price"] == 1544.9
     assert t1["orders"][0]["fill_price"] == 1544.8  # one 10-paise tick of slippage
     assert report["data"]["kind"] == "ticks"
+    assert report["data"]["holes"] == []
+    tight = tmp_path / "tight"
+    result = CliRunner().invoke(
+        app,
+        ["backtest", "--demo", "--history", str(ticks), "--out", str(tight), "--max-gap", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "hole" in result.output
+    (hole,) = json.loads((tight / "report.json").read_text())["data"]["holes"]
+    assert (hole["after"], hole["before"]) == (
+        "2026-11-27T09:15:01+05:30", "2026-11-27T09:15:05+05:30",
+    )  # fmt: skip
 
 
 def test_a_users_stored_triggers_are_replayed(
@@ -165,3 +177,84 @@ def test_a_users_stored_triggers_are_replayed(
     golden = {t["id"]: t for t in json.loads(GOLDEN.read_text())["triggers"]}
     for n, name in ((1, "t1"), (2, "t2")):
         assert by_id[str(uuid.UUID(int=n))]["fired"] == golden[name]["fired"]
+
+
+def test_an_instrument_without_data_is_reported(tmp_path: Path) -> None:
+    """A trigger on an instrument the history has no price of cannot fire: the report
+    and the console say so, rather than showing it quietly `active`."""
+    triggers = tmp_path / "t.json"
+    triggers.write_text(
+        json.dumps(
+            {
+                "instrument_token": 2953217,
+                "exchange": "NSE",
+                "tradingsymbol": "TCS",
+                "trigger_type": "single",
+                "transaction_type": "BUY",
+                "trigger_price_1": "3200",
+                "quantity": 1,
+                "product": "CNC",
+            }
+        )
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["backtest", "--demo", "--triggers", str(triggers), "--no-plots", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "NSE:TCS is named by a trigger but not in the history" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["without_data"] == ["NSE:TCS"]
+    assert report["triggers"][0]["status"] == "active"
+
+
+def test_kites_historical_candles_replay_as_the_csv_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--kite against the simulator (seed 1): the candles it serves are the demo CSV's,
+    so every trigger fires as in the golden report."""
+    import asyncio
+    import threading
+
+    from hmt.sim.simulator import Simulator
+
+    ready: dict[str, str] = {}
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            async with Simulator(seed=1, walk=False) as sim:
+                ready.update(url=sim.api_url, key=sim.api_key, token=sim.access_token)
+                started.set()
+                await stop.wait()
+
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10)
+        monkeypatch.setenv("HMT_KITE_API_URL", ready["url"])
+        monkeypatch.setenv("HMT_KITE_API_KEY", ready["key"])
+        monkeypatch.setenv("HMT_KITE_ACCESS_TOKEN", ready["token"])
+        out = tmp_path / "out"
+        result = CliRunner().invoke(
+            app,
+            [
+                "backtest", "--demo", "--no-plots", "--out", str(out),
+                "--kite", "NSE:INFY", "--kite", "NSE:RELIANCE",
+                "--from", "2026-11-27T09:15:00+05:30", "--to", "2026-11-27T15:29:00+05:30",
+            ],
+        )  # fmt: skip
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    golden = json.loads(GOLDEN.read_text())
+    assert report["data"]["sources"] == [f"kite:{ready['url']}"]
+    assert report["data"]["rows"] == golden["data"]["rows"]
+    assert report["triggers"] == golden["triggers"]

@@ -127,7 +127,9 @@ def test_fetched_candles_out_of_order_are_refused_and_merged_in_time_order() -> 
     a = [Candle(t, 100, 101, 99, 100), Candle(t + 2 * MINUTE, 100, 101, 99, 100)]
     b = [Candle(t + MINUTE, 200, 201, 199, 200)]
     got = from_candles({INFY: a, RELIANCE: b}, MINUTE, "kite")
-    assert [c.at for _, c in got.candles] == [t, t + MINUTE, t + 2 * MINUTE]
+    assert [(token, c.at) for token, c in got.candles] == [
+        (INFY, t), (RELIANCE, t + MINUTE), (INFY, t + 2 * MINUTE),
+    ]  # fmt: skip
     assert [(h.instrument, h.missing) for h in got.holes] == [(INFY, 1)]
     with pytest.raises(HistoryError, match="repeats"):
         from_candles({INFY: [a[0], a[0]]}, MINUTE, "kite")

@@ -81,3 +81,24 @@ def test_futures_cap_brokerage_at_20_and_charge_stt_on_the_sale() -> None:
     assert (buy.brokerage, buy.stt, buy.stamp) == (Decimal("20.00"), 0, Decimal("30.00"))
     assert (sell.brokerage, sell.stt, sell.stamp) == (Decimal("15.00"), Decimal("10.00"), 0)
     assert buy.exchange == Decimal("25.95")  # 0.00173% of ₹15 lakh
+
+
+def test_the_calculators_published_figures_for_its_default_inputs() -> None:
+    """Zerodha's brokerage calculator, intraday NSE, buy 1000, sell 1100, 400 shares, as
+    published when NSE's transaction charge was 0.00345% (quoted at
+    https://heidelbergsusa.com/calculate-intraday-charges-zerodha/35369226): brokerage 40,
+    STT 110, exchange 28.98, GST 12.42, SEBI 0.99 (shown with its GST), stamp 12, total
+    204.39. The same schedule with that one rate gives the same figures (SEBI and the GST
+    on it summed, as the calculator split them differently)."""
+    then = OCT_2024.rates[Column.INTRADAY]._replace(
+        exchange={Exchange.NSE: Decimal("0.00345") / 100}
+    )
+    schedule = OCT_2024._replace(rates={**OCT_2024.rates, Column.INTRADAY: then})
+    total = NONE
+    for side, turnover in ((Side.BUY, Decimal(400_000)), (Side.SELL, Decimal(440_000))):
+        total = total + charges(schedule, Column.INTRADAY, Exchange.NSE, side, turnover)
+    assert (total.brokerage, total.stt, total.exchange, total.stamp) == (
+        Decimal("40.00"), Decimal("110.00"), Decimal("28.98"), Decimal("12.00"),
+    )  # fmt: skip
+    assert total.sebi + total.gst == Decimal("12.42") + Decimal("0.99")
+    assert total.total == Decimal("204.39")

@@ -34,6 +34,7 @@ FORBIDDEN = {
     "hmt.api",
     "hmt.sim",
     "hmt.paper",
+    "hmt.backtest",
     "hmt.cli",
     "hmt.logs",
     "hmt.config",

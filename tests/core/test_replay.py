@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument
 from hmt.core.model import LegSpec, OrderSpec
@@ -104,8 +107,24 @@ def test_time_legs_not_before_and_expiry_follow_the_prices_own_clock() -> None:
     assert outcome_of(replay, later.id).fired_at == T0 + 6 * S
     replay.tick(INFY, T0 + 12 * S, 160_300)
     got = outcome_of(replay, timed.id)
-    assert (got.cause, got.fired_at, got.ltp) == (Cause.TIME, T0 + 12 * S, 160_200)
-    assert got.orders[0].fill_price == 160_200  # MARKET at the last price before its time
+    # At its own time, as the engine's timer fires it, at the last price before it.
+    assert (got.cause, got.fired_at, got.ltp) == (Cause.TIME, T0 + 10 * S, 160_200)
+    assert got.orders[0].fill_price == 160_200
+
+
+def test_what_falls_due_between_two_prices_happens_in_time_order() -> None:
+    """A time leg due before its trigger's expiry fires, though both fall due between
+    the same two prices; one due after the expiry does not."""
+    fires = make_v2([T0 + 3 * S], watch=None, expires_at=T0 + 5 * S)
+    expires = make_v2([T0 + 7 * S], watch=None, expires_at=T0 + 5 * S)
+    replay = Replay([fires, expires], MASTER)
+    replay.tick(INFY, T0, 160_000)
+    replay.tick(INFY, T0 + 9 * S, 161_000)
+    assert (outcome_of(replay, fires.id).status, outcome_of(replay, fires.id).fired_at) == (
+        "fired",
+        T0 + 3 * S,
+    )
+    assert outcome_of(replay, expires.id).status == "expired"
 
 
 def test_a_limit_rests_until_touched_and_a_day_order_dies_at_the_days_end() -> None:
@@ -152,3 +171,64 @@ def test_the_equity_curve_is_net_of_charges_once_a_minute() -> None:
     assert first == (T0, Decimal(100) - cost)  # the minute's last mark: +₹100
     assert second == (T0 + MINUTE, Decimal(-100) - cost)
     assert (got.mae, got.mfe) == (Decimal(-100), Decimal(100))
+
+
+def test_a_trailing_stop_trails_the_path_and_fires_on_the_way_down() -> None:
+    """Trailing legs (issue 14) are the book's: the replay moves them like the engine."""
+    from hmt.core.trailing import Offset, Trail
+
+    trail = Trail(Side.SELL, Offset.PRICE, 1_000, 5)  # ₹10 under the best price
+    trailing = make_trigger(
+        side=Side.SELL, trigger_price_1=0, product=Product.MIS, leg_specs=(LegSpec(trail=trail),)
+    )
+    replay = Replay([trailing], MASTER)
+    for n, price in enumerate((160_000, 161_000, 162_000, 161_500, 161_100)):
+        replay.tick(INFY, T0 + n * S, price)
+    assert outcome_of(replay, trailing.id).status == "active"  # stop at 1610.00
+    state = replay.book.trail_state(trailing.id, Leg.FIRST)
+    assert state is not None
+    assert state.stop == 161_000
+    replay.tick(INFY, T0 + 5 * S, 160_900)
+    got = outcome_of(replay, trailing.id)
+    assert (got.status, got.fired_at, got.orders[0].fill_price) == ("fired", T0 + 5 * S, 160_900)
+
+
+@st.composite
+def candle_and_levels(draw: st.DrawFn) -> tuple[Candle, int, int]:
+    low = draw(st.integers(1_000, 2_000)) * 5
+    high = low + draw(st.integers(0, 200)) * 5
+    o, c = (draw(st.integers(low // 5, high // 5)) * 5 for _ in range(2))
+    stop = draw(st.integers(low // 5 - 20, high // 5 + 20)) * 5
+    target = draw(st.integers(low // 5 - 20, high // 5 + 20)) * 5
+    return Candle(T0, o, high, low, c), stop, target
+
+
+@given(candle_and_levels())
+def test_a_single_fires_in_a_candle_iff_its_level_is_in_its_range_at_the_level(
+    drawn: tuple[Candle, int, int],
+) -> None:
+    candle, level, _ = drawn
+    stop = make_trigger(side=Side.SELL, trigger_price_1=level, product=Product.MIS)
+    replay = Replay([stop], MASTER)
+    replay.candle(INFY, candle, MINUTE)
+    got = outcome_of(replay, stop.id)
+    assert (got.status == "fired") == (level >= candle.low)
+    if got.status == "fired":
+        # At the open when the open is already at or past it; else exactly at the level.
+        assert got.price == (candle.open if candle.open <= level else level)
+
+
+@given(candle_and_levels())
+def test_an_oco_is_ambiguous_iff_both_levels_lie_beyond_the_open_inside_the_range(
+    drawn: tuple[Candle, int, int],
+) -> None:
+    candle, stop, target = drawn
+    oco = make_oco(Side.SELL, min(stop, target), max(stop, target) + 5, product=Product.MIS)
+    low, high = oco.trigger_price_1, oco.threshold(Leg.SECOND)
+    replay = Replay([oco], MASTER)
+    replay.candle(INFY, candle, MINUTE)
+    got = outcome_of(replay, oco.id)
+    both = candle.low <= low < candle.open < high <= candle.high
+    assert got.ambiguous == both
+    if both:
+        assert (got.leg, got.price) == (Leg.FIRST, low)

@@ -139,6 +139,19 @@ def _interval(delta: timedelta) -> str:
     return "day" if minutes == 1440 else f"{minutes}minute" if minutes != 1 else "minute"
 
 
+def without_data(result: Result, history: History) -> list[int]:
+    """Instruments the triggers watch or order that the history has no price of: their
+    legs cannot fire (or their orders fill) in this replay, which the report says."""
+    present = set(history.instruments())
+    named = set()
+    for outcome in result.outcomes:
+        trigger = outcome.trigger
+        named.add(int(trigger.watched))
+        for leg in trigger.legs:
+            named.update(int(order.instrument_token) for order in trigger.orders(leg))
+    return sorted(named - present)
+
+
 def build(
     result: Result,
     history: History,
@@ -164,6 +177,7 @@ def build(
             "rows": len(history),
             "prices": result.prices,
             "instruments": [_name(token, master) for token in history.instruments()],
+            "without_data": [_name(token, master) for token in without_data(result, history)],
             "holes": [
                 {
                     "instrument": _name(hole.instrument, master),

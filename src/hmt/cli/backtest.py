@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -147,6 +147,9 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
         typer.Option(help="Kite's instrument dump (CSV); default: the simulator's list."),
     ] = None,
     slippage: Annotated[int, typer.Option(help="MARKET and SL-M slippage in ticks.", min=0)] = 0,
+    max_gap: Annotated[
+        int, typer.Option(help="Ticks: seconds without one within a day that are a hole.", min=1)
+    ] = 300,
     out: Annotated[Path, typer.Option(help="Directory for report.json and the plots.")] = Path(
         "backtest"
     ),
@@ -168,7 +171,7 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
     if demo:
         if triggers is None and user is None:
             triggers = demo_file("triggers.json")
-        if not history:
+        if not history and not kite:
             history = [demo_file("candles.csv")]
             labels[history[0]] = "hmt demo: candles.csv"
     if (triggers is None) == (user is None):
@@ -200,7 +203,14 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
     step = INTERVALS[interval]
     try:
         parts = [
-            read_file(path, master, interval=step, label=labels.get(path)) for path in history or []
+            read_file(
+                path,
+                master,
+                interval=step,
+                label=labels.get(path),
+                max_gap=timedelta(seconds=max_gap),
+            )
+            for path in history or []
         ]
     except OSError as error:
         raise _fail(f"{error.filename}: {error.strerror}") from None
@@ -269,6 +279,8 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
             progress=lambda n: bar.advance(task, n),
         )
     report = build(result, data, master, slippage_ticks=slippage)
+    for name in report["data"]["without_data"]:
+        console.print(f"[yellow]no data[/]: {name} is named by a trigger but not in the history")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     written = draw(result, data, master, out) if plots else []

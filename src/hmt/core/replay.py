@@ -250,6 +250,11 @@ class Replay:
             at = candle.at + interval * k / 4
             self.tick(token, at, point, smooth=k > 0)
             for trigger in list(forced):
+                if trigger.expires_at is not None and at >= trigger.expires_at:
+                    forced.remove(trigger)  # it expired before the path reached its stop
+                    self._outcomes[trigger.id].status = "expired"
+                    self._outcomes[trigger.id].expired_at = trigger.expires_at
+                    continue
                 way = direction(trigger, Leg.FIRST)
                 if holds(way, trigger.trigger_price_1, point):
                     forced.remove(trigger)
@@ -280,35 +285,49 @@ class Replay:
             heapq.heappush(self._expiry, (trigger.expires_at, trigger.id))
 
     def _rewake(self) -> None:
-        times = [self._day_end]
+        due = self._next_due()
+        wake = _NEVER if due is None else due
+        self._wake = wake if self._zone is None else wake.astimezone(self._zone)
+
+    def _advance(self, now: datetime) -> None:
+        """Everything due by `now`, in time order, each at its own time: a trigger armed
+        at its not_before, expired at its expires_at, a time leg fired at its time (at
+        the last price before it, as the engine's timer would), DAY orders cancelled at
+        the day's end. At one instant: arming, then expiry, then time legs."""
+        while True:
+            due = self._next_due()
+            if due is None or due > now:
+                break
+            if self._dormant and self._dormant[0][0] == due:
+                self._arm(heapq.heappop(self._dormant)[2])
+            elif self._expiry and self._expiry[0][0] == due:
+                at, trigger_id = heapq.heappop(self._expiry)
+                outcome = self._outcomes[trigger_id]
+                if outcome.status == "active" and self.book.remove(trigger_id) is not None:
+                    self.timebook.remove(trigger_id)
+                    outcome.status, outcome.expired_at = "expired", at
+            elif self.timebook.next_at() == due:
+                for fired in self.timebook.due(due):
+                    self.book.remove(fired.trigger.id)
+                    last = self._last.get(fired.trigger.watched) or 0
+                    leg = Fired(fired.trigger, fired.leg, last, Cause.TIME)
+                    self._fired(leg, due, None, False)
+            else:
+                self._cancel_day_orders()
+        self._rewake()
+
+    def _next_due(self) -> datetime | None:
+        times = []
         if self._dormant:
             times.append(self._dormant[0][0])
         if self._expiry:
             times.append(self._expiry[0][0])
-        due = self.timebook.next_at()
-        if due is not None:
-            times.append(due)
-        wake = min(times)
-        self._wake = wake if self._zone is None else wake.astimezone(self._zone)
-
-    def _advance(self, now: datetime) -> None:
-        """Everything due by `now`: armed at not_before, expired, time legs fired, DAY
-        orders cancelled at the day's end; in that order, as the engine's timers do."""
-        while self._dormant and self._dormant[0][0] <= now:
-            self._arm(heapq.heappop(self._dormant)[2])
-        while self._expiry and self._expiry[0][0] <= now:
-            at, trigger_id = heapq.heappop(self._expiry)
-            outcome = self._outcomes[trigger_id]
-            if outcome.status == "active" and self.book.remove(trigger_id) is not None:
-                self.timebook.remove(trigger_id)
-                outcome.status, outcome.expired_at = "expired", at
-        for fired in self.timebook.due(now):
-            self.book.remove(fired.trigger.id)
-            last = self._last.get(fired.trigger.watched)
-            self._fired(Fired(fired.trigger, fired.leg, last or 0, Cause.TIME), now, None, False)
-        if now >= self._day_end:
-            self._cancel_day_orders()
-        self._rewake()
+        timed = self.timebook.next_at()
+        if timed is not None:
+            times.append(timed)
+        if self._day_end != _NEVER:
+            times.append(self._day_end)
+        return min(times) if times else None
 
     def _ambiguous(self, token: int, candle: Candle) -> list[Trigger]:
         """Ocos whose two price legs both lie inside the candle beyond its open: taken out

@@ -65,7 +65,8 @@ def _candle(n: int, row: Any, instrument: Instrument) -> Candle:
             prices.append(to_units(Decimal(str(row[k])), instrument.price_divisor))
         except (InvalidOperation, InvalidTrigger) as error:
             raise HistoricalError(f"candle {n}: {_COLUMNS[k]} {row[k]!r}: {error}") from None
-    candle = Candle(at, *prices)
+    # In IST, one zone object for every candle (the replay compares their times).
+    candle = Candle(at.astimezone(IST), *prices)
     problem = candle.problem()
     if problem is not None:
         raise HistoricalError(f"candle {n} at {row[0]}: {problem}")
