@@ -1,8 +1,8 @@
 """The live tick recorder and its files: what the engine saw, replayable by `hmt backtest`.
 
 Opt-in (HMT_RECORD_TICKS=<directory>). `TickRecorder.record` is called on the
-tick path for every tick the engine is handed and only appends a tuple to a
-list: no clock read beyond one `time.time_ns()`, no formatting, no I/O. A
+tick path for every tick the engine is handed and only extends a list by four
+ints: no clock read beyond one `time.time_ns()`, no formatting, no I/O. A
 background task (`run`) swaps the list out every `flush_s` and writes the
 batch from a worker thread, so a slow disk delays the recording, never a tick.
 If the writer falls `max_buffer` rows behind, further ticks are counted in
@@ -44,7 +44,7 @@ MAX_BUFFER = 1_000_000  # rows waiting for the writer (some 100 MB at worst)
 FILES = 8  # a recording's budget is spread over about this many files
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-Row = tuple[int, int, int, int]  # received_ns, token, price, exchange_ts (0: none)
+_now = time.time_ns
 
 
 class TickRecorder:
@@ -66,10 +66,12 @@ class TickRecorder:
         self.file_bytes = file_bytes or max(4096, max_bytes // FILES)
         self.flush_s = flush_s
         self.max_buffer = max_buffer
+        self._cap = 4 * max_buffer
         self.recorded = 0  # rows written
         self.dropped = 0  # ticks not kept: the writer was too far behind
         self.deleted = 0  # old files removed to stay within max_bytes
-        self._rows: list[Row] = []
+        # Four ints per tick, flat: no tuple per tick for the garbage collector to track.
+        self._rows: list[int] = []
         self._file: Path | None = None
         self._size = 0
         self._seq = 0
@@ -80,8 +82,8 @@ class TickRecorder:
     def record(self, token: int, price: int, exchange_ts: int = 0) -> None:
         """One tick as the engine is handed it; never blocks, never raises."""
         rows = self._rows
-        if len(rows) < self.max_buffer:
-            rows.append((time.time_ns(), token, price, exchange_ts))
+        if len(rows) < self._cap:
+            rows.extend((_now(), token, price, exchange_ts))
         else:
             self.dropped += 1
 
@@ -116,22 +118,27 @@ class TickRecorder:
         batch, self._rows = self._rows, []
         await asyncio.to_thread(self._write, batch)
 
-    def _write(self, batch: list[Row]) -> None:
+    @property
+    def buffered(self) -> int:
+        """Ticks waiting for the writer."""
+        return len(self._rows) // 4
+
+    def _write(self, batch: list[int]) -> None:
         start = 0
         while start < len(batch):
             if self._file is None or self._size >= self.file_bytes:
-                self._roll(batch[start][0])
+                self._roll(batch[start])
             assert self._file is not None
             # Rows up to the file's budget, as one write.
             lines: list[str] = []
             room = self.file_bytes - self._size
             used = 0
             while start < len(batch) and (used < room or not lines):
-                received, token, price, stamp = batch[start]
+                received, token, price, stamp = batch[start : start + 4]
                 line = f"{received},{token},{price},{stamp or ''}\n"
                 lines.append(line)
                 used += len(line)
-                start += 1
+                start += 4
             with self._file.open("a", encoding="ascii") as out:
                 out.write("".join(lines))
             self._size += used
