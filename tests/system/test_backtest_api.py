@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +160,28 @@ async def test_bad_input_is_a_422_naming_the_field(
         assert response.json()["errors"][0]["field"] == field
     if "16o5" in str(body.get("csv")):
         assert "csv:5: column 'price'" in response.json()["errors"][0]["message"]
+
+
+async def test_the_engines_recording_replays_over_http(sqlite_url: str, tmp_path: Path) -> None:
+    """Source `recording`: the engine's own HMT_RECORD_TICKS directory, narrowed by the
+    period; the trigger fires where the recorded ticks crossed it."""
+    async with running_system(sqlite_url, record_ticks=tmp_path / "ticks") as system:
+        system.push(INFY, "1600.00")
+        await system.create(trigger_price_1="9999.00")  # subscribes INFY
+        begun = datetime.now(UTC)
+        for price in ("1601.00", "1602.50", "1599.00"):
+            system.push(INFY, price)
+            units = int(Decimal(price) * 100)
+            await eventually(lambda u=units: system.runtime.engine.last_ltp.get(INFY) == u)
+        recorder = system.runtime.recorder
+        assert recorder is not None
+        await recorder.flush()
+        done = await _start(
+            system,
+            {"triggers": [TRIGGER], "source": "recording", "from": begun.isoformat()},
+        )
+        assert done["state"] == "done", done
+        assert done["total"] == 3  # the period leaves out the ticks before it
+        (only,) = done["report"]["triggers"]
+        assert only["fired"]["price"] == 1602.5
+        assert [p for _, p in done["series"]["NSE:INFY"]] == [1601.0, 1602.5, 1599.0]

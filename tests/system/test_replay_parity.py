@@ -135,6 +135,11 @@ async def test_a_recorded_session_replays_fire_for_fire(tmp_path: Path, sqlite_u
             assert (await system.settled(ids[index]))["status"] == "placed"
         live = await _fired_in_order(system, ids)
         assert system.runtime.recorder is not None
+        stats = (await system.client.get("/stats", headers=system.auth())).json()
+        assert stats["recording"]["dropped"] == 0
+        assert stats["recording"]["recorded"] + stats["recording"]["buffered"] >= len(
+            START + BEFORE + AFTER
+        )
     assert system.runtime.recorder.dropped == 0
     # The session as lived: these six, in this order, at these prices.
     assert [(i, leg) for i, leg, _ in live] == [(1, 1), (3, 1), (2, 2), (4, 1), (5, 1), (7, 1)]

@@ -105,7 +105,7 @@ class Runtime:
     def stats(self) -> dict[str, Any]:
         engine, stats = self.engine, self.engine.stats
         feed = self.feed.status()
-        return {
+        shown: dict[str, Any] = {
             "state": engine.state.value,
             "active_triggers": len(engine.book),
             "subscribed_instruments": len(engine.book.instruments()),
@@ -142,3 +142,11 @@ class Runtime:
             "database": self.db.health.state.value,
             **stats.latency(),
         }
+        if self.recorder is not None:  # HMT_RECORD_TICKS: the recording's own counts
+            shown["recording"] = {
+                "recorded": self.recorder.recorded,
+                "buffered": self.recorder.buffered,
+                "dropped": self.recorder.dropped,
+                "deleted_files": self.recorder.deleted,
+            }
+        return shown
