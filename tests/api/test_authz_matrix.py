@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hmt.api.schemas import SERVER_OWNED
+from tests.support.eventually import eventually
 from tests.support.system import System, running_system
 
 PUBLIC = {("GET", "/health"), ("GET", "/kite/login"), ("GET", "/kite/callback")}
@@ -98,10 +99,17 @@ class Matrix:
     async def backtest(self, method: str, path: str) -> None:
         """A backtest is its starter's: own id 200; bob's view of it and a missing id 404."""
         body = _body("POST", "/backtests", self.system)
-        started = await self.system.client.post(
-            "/backtests", json=body, headers=self.system.auth(self.a)
-        )
-        own = started.json()["id"]
+        started: dict[str, Any] = {}
+
+        async def accepted() -> bool:  # alice's run of the POST cell may still be going
+            response = await self.system.client.post(
+                "/backtests", json=body, headers=self.system.auth(self.a)
+            )
+            started.update(response.json())
+            return response.status_code == 202
+
+        await eventually(accepted, within=30, interval=0.2)
+        own = started["id"]
         for token, backtest_id, expected in (
             (self.b, own, 404),
             (self.a, uuid.uuid4().hex, 404),

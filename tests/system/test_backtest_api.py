@@ -185,3 +185,20 @@ async def test_the_engines_recording_replays_over_http(sqlite_url: str, tmp_path
         (only,) = done["report"]["triggers"]
         assert only["fired"]["price"] == 1602.5
         assert [p for _, p in done["series"]["NSE:INFY"]] == [1601.0, 1602.5, 1599.0]
+
+
+async def test_one_run_at_a_time_per_user(sqlite_url: str) -> None:
+    """A second start while yours replays (in its own process) is a 429; another user's is
+    not refused; yours finishes and the next is accepted."""
+    async with running_system(sqlite_url) as system:
+        body = {"triggers": [TRIGGER], "source": "csv", "csv": TICKS}
+        first = await system.client.post("/backtests", json=body, headers=system.auth())
+        assert first.status_code == 202
+        again = await system.client.post("/backtests", json=body, headers=system.auth())
+        assert again.status_code == 429
+        assert "your backtest is running" in again.json()["detail"]
+        bob = await system.runtime.tokens.issue("bob")
+        theirs = await system.client.post("/backtests", json=body, headers=system.auth(bob.token))
+        assert theirs.status_code == 202
+        assert (await _finished(system, first.json()))["state"] == "done"
+        assert (await _start(system, body))["state"] == "done"

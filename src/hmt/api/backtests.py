@@ -9,8 +9,9 @@ request format (or the caller's stored active and paused ones), history from a
 CSV upload, the broker's candles or the engine's tick recording. Everything
 that can be wrong with the input is found before the 202, as a 422 naming the
 field (a CSV's row as `csv` with its line and column). The replay then runs
-in a worker thread, one at a time per user and two at most in all (more is a
-429): never on the engine's loop. The last few runs are kept in
+in a process of its own (hmt.backtest.worker), followed from a worker thread,
+one at a time per user and two at most in all (more is a 429): never on the
+engine's loop, nor in its interpreter. The last few runs are kept in
 memory for their owner.
 """
 
@@ -32,11 +33,10 @@ from hmt.api.auth import Caller
 from hmt.api.offline import parse_triggers
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import Problem
+from hmt.backtest import worker
 from hmt.backtest.history import INTERVALS, History, HistoryError, from_candles, read_ticks
 from hmt.backtest.history import read_candles as read_candle_csv
 from hmt.backtest.recording import read_recording
-from hmt.backtest.report import build
-from hmt.backtest.run import run
 from hmt.config import ConfigError
 from hmt.core.broker import BrokerError
 from hmt.core.calendar import IST, sessions
@@ -67,7 +67,6 @@ FOUND: Responses = {404: {**_P, "description": "No such backtest of yours"}}
 
 KEPT = 20  # finished runs kept in memory
 RUNNING = 2  # replays at once, in all: each holds a worker thread
-SERIES_POINTS = 2_000  # a chart's points per instrument at most
 
 
 def _invalid(field_name: str, rule: str, message: str) -> InvalidTrigger:
@@ -303,29 +302,6 @@ async def _history(runtime: Runtime, body: BacktestIn, master: Mapping[int, Inst
         raise _invalid("instruments", "history", str(error)) from None
 
 
-def series_of(history: History, master: Mapping[int, Instrument]) -> dict[str, Any]:
-    """Each instrument's prices for the page's chart, at most `SERIES_POINTS` each."""
-    rows: dict[int, list[tuple[datetime, int]]] = {}
-    if history.kind == "ticks":
-        for token, at, price in history.ticks:
-            rows.setdefault(token, []).append((at, price))
-    else:
-        for token, candle in history.candles:
-            rows.setdefault(token, []).append((candle.at, candle.close))
-    out: dict[str, Any] = {}
-    for token, points in rows.items():
-        instrument = master[token]
-        step = max(1, -(-len(points) // SERIES_POINTS))
-        kept = points[::step]
-        if kept[-1] is not points[-1]:
-            kept.append(points[-1])
-        out[f"{instrument.exchange}:{instrument.tradingsymbol}"] = [
-            [at.isoformat(), float(to_decimal(price, instrument.price_divisor))]
-            for at, price in kept
-        ]
-    return out
-
-
 @router.post(
     "/backtests",
     status_code=202,
@@ -372,22 +348,31 @@ async def _replay(
     kinds: Mapping[int, str],
     slippage: int,
 ) -> None:
-    def progress(count: int) -> None:
-        job.done += count  # read by GET from the API's loop: a plain int is enough
+    """Run the replay in a process of its own; follow it from a worker thread."""
 
-    def work() -> dict[str, Any]:
-        result = run(
-            triggers, data, master, kinds=kinds, slippage_ticks=slippage, progress=progress
-        )
-        return {
-            "report": build(result, data, master, slippage_ticks=slippage),
-            "series": series_of(data, master),
-        }
+    def follow() -> None:
+        process, messages = worker.start(triggers, data, master, kinds, slippage)
+        try:
+            while True:
+                try:
+                    kind, value = messages.recv()
+                except EOFError:
+                    break
+                if kind == "progress":
+                    job.done += value  # read by GET on the API's loop: a plain int
+                elif kind == "done":
+                    job.result, job.state = value, "done"
+                else:
+                    job.state, job.error = "failed", value
+        finally:
+            messages.close()
+            process.join(timeout=5)
+        if job.state == "running":
+            job.state, job.error = "failed", f"the replay's process ended ({process.exitcode})"
 
     try:
-        job.result = await asyncio.to_thread(work)
-        job.state = "done"
-    except Exception as error:  # a replay bug must not leave the job running forever
+        await asyncio.to_thread(follow)
+    except Exception as error:  # a replay that cannot start must not stay running
         job.state, job.error = "failed", f"{type(error).__name__}: {error}"
 
 
