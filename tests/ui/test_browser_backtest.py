@@ -103,6 +103,7 @@ async def test_backtest_page_runs_and_draws(tmp_path: Path) -> None:
         await expect(page.locator("#bt-data")).to_contain_text("candles, 375 rows")
         await expect(page.locator("#bt-table tbody tr")).to_have_count(1)
         await expect(chart).to_have_attribute("data-lines", "2")
+        await expect(page.locator("#bt-equity-note")).to_contain_text("No fills")
         await expect(chart.locator("canvas").first).to_be_visible()
         await screenshot(page, "31-backtest-candles")
         await page.set_viewport_size(PHONE)

@@ -11,6 +11,8 @@
   let charts = [];
 
   const chartTime = (iso) => Math.floor(Date.parse(iso) / 1000) + IST_S;
+  // A stored trigger's id is a UUID: its first 8 characters name it on the page.
+  const short = (id) => (id.length > 12 ? id.slice(0, 8) : id);
   const money = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
 
   function showSource() {
@@ -122,7 +124,7 @@
       const tr = document.createElement("tr");
       tr.dataset.id = t.id;
       const cells = [
-        hmt.el("td", `${t.id} · ${t.trigger_type}`), hmt.el("td", t.watch),
+        hmt.el("td", `${short(t.id)} · ${t.trigger_type}`), hmt.el("td", t.watch),
         hmt.el("td"), hmt.el("td", fired.at ? hmt.when(fired.at) : "–"),
         hmt.el("td", fired.leg ? `${fired.leg} · ${fired.role}` : "–"),
         hmt.el("td", fired.price === null || fired.price === undefined ? "–" : hmt.rupees(fired.price), "num"),
@@ -131,6 +133,7 @@
         hmt.el("td", `${money(t.mae)} / ${money(t.mfe)}`, "num"),
         hmt.el("td", fired.ambiguous ? "ambiguous: stop taken first" : ""),
       ];
+      cells[0].title = t.id;
       cells[2].append(hmt.el("span", t.status, `pill ${t.status}`));
       cells[2].dataset.col = "status";
       cells[5].dataset.col = "price";
@@ -192,7 +195,7 @@
           if (!data.has(time)) data.set(time, o.fill_price);
           const buy = o.transaction_type === "BUY";
           marks.push({ time, position: buy ? "belowBar" : "aboveBar", color: buy ? "#0f7b3f" : "#c62828",
-            shape: buy ? "arrowUp" : "arrowDown", text: `${t.id} ${o.transaction_type} ${o.quantity} @ ${hmt.rupees(o.fill_price)}` });
+            shape: buy ? "arrowUp" : "arrowDown", text: `${short(t.id)} ${o.transaction_type} ${o.quantity} @ ${hmt.rupees(o.fill_price)}` });
         }
       }
       line.setData([...data.entries()].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value })));
@@ -201,7 +204,7 @@
       box.dataset.fills = String(marks.length);
       for (const level of levels) {
         line.createPriceLine({ price: level.price, color: level.leg === 1 ? "#c62828" : "#0f7b3f",
-          lineWidth: 1, lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true, title: `${level.id} leg ${level.leg}` });
+          lineWidth: 1, lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true, title: `${short(level.id)} leg ${level.leg}` });
       }
       box.dataset.lines = String(levels.length);
       chart.timeScale().fitContent();
@@ -213,6 +216,7 @@
     for (const [iso, value] of report.equity) points.set(chartTime(iso), value);
     curve.setData([...points.entries()].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value })));
     $("bt-equity").dataset.points = String(points.size);
+    $("bt-equity-note").textContent = points.size ? "" : "No fills: nothing to mark, the equity stays at 0.";
     equity.timeScale().fitContent();
   }
 
