@@ -118,7 +118,8 @@ async def test_a_recorded_session_replays_fire_for_fire(tmp_path: Path, sqlite_u
     async with running_system(sqlite_url, record_ticks=recording) as system:
         for token, price in START:
             system.push(token, price)
-        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        # The time leg: late enough for the script before it on a loaded machine.
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
         sent = bodies(at)
         ids = []
         for body in sent:
