@@ -15,6 +15,7 @@ from hmt.config import (
     ClaimDurability,
     ClaimStatements,
     ConfigError,
+    LoadPrices,
     Settings,
     TickMode,
     load_settings,
@@ -54,10 +55,17 @@ NAMES = [
     "HMT_CLAIM_LEASE_MS",
     "HMT_CLAIM_DURABILITY",
     "HMT_CLAIM_STATEMENTS",
+    "HMT_LOAD_PRICES",
     "HMT_TIME_GRACE_S",
     "HMT_METRICS_SAMPLE_S",
     "HMT_RECORD_TICKS",
     "HMT_RECORD_MAX_MB",
+    "HMT_NOTIFY_ALLOW_NETS",
+    "HMT_NOTIFY_QUEUE",
+    "HMT_NOTIFY_RETRIES",
+    "HMT_NOTIFY_TIMEOUT_MS",
+    "HMT_PUBLIC_URL",
+    "HMT_TRAIL_FLUSH_MS",
 ]
 
 
@@ -245,6 +253,17 @@ def test_time_grace_is_60_seconds_unless_set_within_a_day(monkeypatch: pytest.Mo
             load_settings()
 
 
+def test_trail_flush_is_a_second_unless_set_within_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMT_TRAIL_FLUSH_MS: how often moved trailing stops are written; 50 ms to 10 min."""
+    assert load_settings().trail_flush_ms == 1000
+    monkeypatch.setenv("HMT_TRAIL_FLUSH_MS", "250")
+    assert load_settings().trail_flush_ms == 250
+    for bad in ("0", "49", "600001", "often"):
+        monkeypatch.setenv("HMT_TRAIL_FLUSH_MS", bad)
+        with pytest.raises(ConfigError, match="HMT_TRAIL_FLUSH_MS"):
+            load_settings()
+
+
 def test_claim_durability_is_async_unless_set_to_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """Claims do not wait for the disk by default; `sync` restores the flush; others refused."""
     assert load_settings().claim_durability is ClaimDurability.ASYNC
@@ -255,13 +274,30 @@ def test_claim_durability_is_async_unless_set_to_sync(monkeypatch: pytest.Monkey
         load_settings()
 
 
-def test_claim_statements_are_cached_unless_set_to_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The claim's statements are made once by default; `built` is the old path; others refused."""
+def test_claim_statements_are_raw_unless_set_to_an_old_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim runs on the driver's connection by default; `cached` and `built` are the
+    old paths; others refused."""
+    assert load_settings().claim_statements is ClaimStatements.RAW
+    monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "cached")
     assert load_settings().claim_statements is ClaimStatements.CACHED
     monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "built")
     assert load_settings().claim_statements is ClaimStatements.BUILT
     monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "fast")
     with pytest.raises(ConfigError, match="HMT_CLAIM_STATEMENTS"):
+        load_settings()
+
+
+def test_the_load_reads_stored_units_unless_set_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The start-up load reads the stored units by default; the earlier loads by name only."""
+    assert load_settings().load_prices is LoadPrices.STORED
+    monkeypatch.setenv("HMT_LOAD_PRICES", "decimal")
+    assert load_settings().load_prices is LoadPrices.DECIMAL
+    monkeypatch.setenv("HMT_LOAD_PRICES", "fast")
+    with pytest.raises(ConfigError, match="HMT_LOAD_PRICES"):
         load_settings()
 
 
@@ -335,4 +371,21 @@ def test_the_tick_recorder_is_off_unless_given_a_directory(
     assert (settings.record_ticks, settings.record_max_mb) == (tmp_path, 64)
     monkeypatch.setenv("HMT_RECORD_MAX_MB", "0")
     with pytest.raises(ConfigError, match="HMT_RECORD_MAX_MB"):
+        load_settings()
+
+
+def test_notification_settings_are_checked_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad allowed range or public URL stops start-up naming the variable."""
+    monkeypatch.setenv("HMT_NOTIFY_ALLOW_NETS", "127.0.0.1/32, 10.9.0.0/16")
+    settings = load_settings()
+    assert [str(net) for net in settings.notify_allowed] == ["127.0.0.1/32", "10.9.0.0/16"]
+    assert settings.login_link() == "http://127.0.0.1:8000/kite/login"
+    monkeypatch.setenv("HMT_PUBLIC_URL", "https://hmt.example.com/")
+    assert load_settings().login_link() == "https://hmt.example.com/kite/login"
+    monkeypatch.setenv("HMT_NOTIFY_ALLOW_NETS", "10.0.0.0/8,intranet")
+    with pytest.raises(ConfigError, match=r"HMT_NOTIFY_ALLOW_NETS.*intranet"):
+        load_settings()
+    monkeypatch.delenv("HMT_NOTIFY_ALLOW_NETS")
+    monkeypatch.setenv("HMT_PUBLIC_URL", "hmt.example.com")
+    with pytest.raises(ConfigError, match="HMT_PUBLIC_URL"):
         load_settings()

@@ -55,3 +55,24 @@ def test_standard_library_loggers_go_through_the_redactor(captured) -> None:  # 
     (line,) = lines(captured)
     assert CANARY not in json.dumps(line)
     assert line["logger"] == "httpx"
+
+
+def test_http_client_request_lines_are_quiet_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    """At info, httpx's line per request is not shown (the engine's story is); its warnings
+    are, and at debug everything is."""
+    try:
+        logs.configure(level="info")
+        logging.getLogger("httpx").info('HTTP Request: POST http://x/orders "HTTP/1.1 200 OK"')
+        logging.getLogger("httpx").warning("httpx trouble")
+        logging.getLogger("hmt.engine").info("fired INFY")
+        err = capsys.readouterr().err
+        assert "HTTP Request" not in err
+        assert "httpx trouble" in err
+        assert "fired INFY" in err
+        logs.configure(level="debug")
+        logging.getLogger("httpx").info('HTTP Request: GET http://x/orders "HTTP/1.1 200 OK"')
+        assert "HTTP Request" in capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+        logging.getLogger().setLevel(logging.WARNING)

@@ -26,7 +26,6 @@ from hmt.backtest.recording import TickRecorder
 from hmt.config import (
     Broker,
     ClaimDurability,
-    ClaimStatements,
     ConfigError,
     Settings,
     TickMode,
@@ -35,9 +34,12 @@ from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
+from hmt.engine.channels import Channels
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.notices import Notifier, NotifyPolicy
 from hmt.engine.ports import ChangeSource, FeedStatus
+from hmt.engine.reminders import HealthNotices, LoginReminder
 from hmt.engine.runtime import Runtime
 from hmt.engine.sampler import Sampler
 from hmt.engine.service import Engine, EngineConfig
@@ -53,16 +55,20 @@ from hmt.kite.segments import divisor_for
 from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
-from hmt.kite.ticks import LtpTick, Mode, Tick
+from hmt.kite.ticks import FullTick, LtpTick, Mode, Tick
 from hmt.logs import register_secret
+from hmt.notify.deliver import deliver, load_plugins, screen
 from hmt.store import migrate, samples
 from hmt.store.accounts import AccountStore
 from hmt.store.changes import ChangeFeed
+from hmt.store.channels import ChannelStore
 from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
+from hmt.store.loading import PriceSource
 from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
+from hmt.store.trails import TrailStates
 from hmt.store.triggers import TriggerStore
 
 log = structlog.get_logger("hmt.compose")
@@ -188,7 +194,8 @@ async def build(settings: Settings) -> Runtime:
     triggers = TriggerStore(
         db,
         divisor_of=divisor_for,
-        cached_claims=settings.claim_statements == ClaimStatements.CACHED,
+        claims=settings.claim_statements.value,
+        load_prices=PriceSource(settings.load_prices.value),
     )
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
     owner = settings.engine_instance()
@@ -267,11 +274,14 @@ async def build(settings: Settings) -> Runtime:
             time_grace=timedelta(seconds=settings.time_grace_s),
             broker=settings.broker.value,
             ranges_from_ticks=ranged,
+            depth=settings.tick_mode is TickMode.FULL,
+            trail_flush=timedelta(milliseconds=settings.trail_flush_ms),
         ),
         session=session,
         conditions=ConditionStore(triggers, triggers),
         quotes=KiteQuotes(rest, listed),
         stats=stats,
+        trails=TrailStates(db),
     )
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
@@ -281,6 +291,14 @@ async def build(settings: Settings) -> Runtime:
     instruments = InstrumentMaster(
         KiteInstruments(rest), clock=lambda: datetime.now(UTC), kept=freeze_survivors
     )
+    notifier, channels = _notifications(settings, db, sealer)
+    reminder = None
+    if notifier is not None:
+        engine.notify = notifier.notice
+        reminder = LoginReminder(
+            session, notifier.notice, lambda: datetime.now(UTC), settings.login_link()
+        )
+        session.on_expired.append(reminder.expired)
     runtime: Runtime
     supervisor = Supervisor(
         engine,
@@ -301,6 +319,9 @@ async def build(settings: Settings) -> Runtime:
             clock=lambda: datetime.now(UTC),
             interval=settings.metrics_sample_s,
         ),
+        on_health=None if notifier is None else HealthNotices(notifier.notice),
+        loops=() if reminder is None else (reminder.run,),
+        trails=engine.trails.enabled,
     )
     runtime = Runtime(
         settings=settings,
@@ -316,6 +337,8 @@ async def build(settings: Settings) -> Runtime:
         accounts=accounts,
         recorder=recorder,
         history=KiteHistory(rest),
+        notifier=notifier,
+        channels=channels,
     )
     return runtime
 
@@ -359,6 +382,33 @@ def _recorded(
     return on_ltp, recorded_ticks
 
 
+def _notifications(
+    settings: Settings, db: Database, sealer: Sealer | None
+) -> tuple[Notifier | None, Channels | None]:
+    """The notifier and the channels' store: only with HMT_SECRET_KEY, which seals the URLs."""
+    if sealer is None:
+        return None, None
+    allowed = settings.notify_allowed
+    timeout = settings.notify_timeout_ms / 1000
+    store = ChannelStore(db, sealer)
+    # Now, not in the first send: loading apprise's plugins holds the interpreter for
+    # about a second, which must not happen while orders are being placed.
+    load_plugins()
+
+    def send(url: str, title: str, body: str) -> None:
+        deliver(url, title, body, allowed, timeout=timeout)
+
+    def check(url: str) -> str:
+        return screen(url, allowed).hint
+
+    notifier = Notifier(
+        store,
+        send,
+        NotifyPolicy(limit=settings.notify_queue, attempts=settings.notify_retries + 1),
+    )
+    return notifier, Channels(store, notifier, check)
+
+
 async def bridge(runtime: Runtime, engine_loop: EngineLoop) -> Bridge:
     """The running hmt for an API on another loop (call it on that loop): its own
     database connections, the engine reached on `engine_loop` (hmt.engine.bridge)."""
@@ -399,10 +449,14 @@ def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent) -> 
 
 
 def _day_ranges(engine: Engine, ticks: tuple[Tick, ...]) -> None:
-    """Quote and full ticks' day high and low, after their LTPs went through `on_ltp`."""
+    """Quote and full ticks' day high and low, after their LTPs went through `on_ltp`;
+    a full tick's best bid and ask for the legs trailing them."""
     for tick in ticks:
         if not isinstance(tick, LtpTick):
             engine.on_range(tick.instrument_token, tick.high, tick.low)
+        if isinstance(tick, FullTick):
+            depth = tick.depth  # (quantity, price, orders) x 5 bids, then x 5 asks
+            engine.on_depth(tick.instrument_token, tick.last_price, depth[1], depth[16])
 
 
 async def _access_token(settings: Settings, accounts: AccountStore | None) -> str | None:

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hmt.core.errors import HmtError
+from hmt.core.outbound import Network, parse_nets
 
 PREFIX = "HMT_"
 DEFAULT_DATABASE_URL = "sqlite:///hmt.db"  # a file in the working directory
@@ -39,8 +40,17 @@ class ClaimDurability(StrEnum):
 class ClaimStatements(StrEnum):
     """How the claim's statements are made (docs/engine.md, "The claim's CPU")."""
 
+    RAW = "raw"  # compiled once, run on the driver's own connection (one call)
     CACHED = "cached"  # built once per shape with bound parameters; compiled once
     BUILT = "built"  # built and compiled afresh for each claim (before issue 12)
+
+
+class LoadPrices(StrEnum):
+    """Where PostgreSQL's start-up load takes the wire units (docs/engine.md)."""
+
+    STORED = "stored"  # the units columns the database keeps (revision 0008)
+    COMPUTED = "computed"  # price x divisor computed in the query (issue 12's first pass)
+    DECIMAL = "decimal"  # every price read as a Decimal (before issue 12)
 
 
 class TickMode(StrEnum):
@@ -114,9 +124,13 @@ class Settings(BaseSettings):
     # `async`: a claim's commit does not wait for the disk; exactly once then rests on
     # reconciliation with the broker's order book (docs/engine.md). `sync`: it waits.
     claim_durability: ClaimDurability = ClaimDurability.ASYNC
-    # `built` makes the claim's statements afresh each time, as before issue 12: for the
-    # benchmark's side by side comparison only (docs/engine.md, "The claim's CPU").
-    claim_statements: ClaimStatements = ClaimStatements.CACHED
+    # `cached` runs the claim through SQLAlchemy, `built` makes its statements afresh each
+    # time (before issue 12): for the benchmark's side by side comparison only
+    # (docs/engine.md, "The claim on the driver's connection").
+    claim_statements: ClaimStatements = ClaimStatements.RAW
+    # `stored` reads the price units the database keeps; `computed` and `decimal` are the
+    # earlier start-up loads, for the benchmark's side by side comparison only.
+    load_prices: LoadPrices = LoadPrices.STORED
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60
@@ -128,6 +142,17 @@ class Settings(BaseSettings):
     record_ticks: Path | None = None
     # Its bound on disk: past this the oldest files are deleted.
     record_max_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
+    # Notifications (docs/notifications.md). Ranges a user's delivery URL may reach
+    # although loopback, private or link-local (comma-separated CIDRs; none by default).
+    notify_allow_nets: str = ""
+    notify_queue: Annotated[int, Field(ge=10, le=1_000_000)] = 1000  # notices waiting, at most
+    notify_retries: Annotated[int, Field(ge=0, le=10)] = 3  # more tries after a failed send
+    notify_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000  # per send
+    # Where users reach this hmt (the login link in a notice); unset: http://HOST:PORT.
+    public_url: str | None = None
+    # Trailing stops that moved are written at most this often, and at shutdown; a crash
+    # loses at most the moves of one interval (docs/engine.md, "Trailing stops").
+    trail_flush_ms: Annotated[int, Field(ge=50, le=600_000)] = 1000
 
     @field_validator("database_url")
     @classmethod
@@ -145,6 +170,28 @@ class Settings(BaseSettings):
         if not value.startswith(wanted):
             raise ValueError(f"must start with {' or '.join(wanted)}")
         return value.rstrip("/")
+
+    @field_validator("notify_allow_nets")
+    @classmethod
+    def _allow_nets(cls, value: str) -> str:
+        parse_nets(value)  # a ValueError naming the bad range
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return None if value is None else value.rstrip("/")
+
+    @property
+    def notify_allowed(self) -> tuple[Network, ...]:
+        return parse_nets(self.notify_allow_nets)
+
+    def login_link(self) -> str:
+        """Where a trader starts the Kite login: this hmt's /kite/login."""
+        base = self.public_url or f"http://{self.host}:{self.port}"
+        return f"{base}/kite/login"
 
     @field_validator("secret_key")
     @classmethod

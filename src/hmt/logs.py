@@ -32,7 +32,9 @@ SECRET_KEYS = frozenset(
         "token",
     }
 )
-_MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
+_MIN_SECRET_LENGTH = 6
+# Libraries that log every request at INFO (httpx: "HTTP Request: POST ...").
+QUIET_AT_INFO = ("httpx", "httpcore")  # shorter values would mask ordinary words
 
 
 class SecretRedactor:
@@ -122,6 +124,12 @@ def configure(*, level: str = "info", json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # A line per HTTP request the clients make would bury the engine's own story (one
+    # line per fire and per outcome); their warnings and errors still show.
+    # At debug they are part of what was asked for.
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for chatty in QUIET_AT_INFO:
+        logging.getLogger(chatty).setLevel(quiet)
 
 
 def get_logger(name: str) -> Any:

@@ -14,12 +14,16 @@ from typing import Any
 
 from hmt.api.schemas import SERVER_OWNED
 from tests.support.eventually import eventually
+from tests.support.receivers import http_receiver
 from tests.support.system import System, running_system
 
 PUBLIC = {("GET", "/health"), ("GET", "/kite/login"), ("GET", "/kite/callback")}
 OPERATOR = {"/start", "/stop", "/metrics", "/broker/session"}
 PREFIX = "/hmt-trigger-engine"
 BAD_TOKEN = "hmt_not-a-real-token"
+# Notification channels need a sealing key; their deliveries go to a receiver on loopback.
+NOTIFY = {"secret_key": "AuthzMatrixSealingKey0123", "notify_allow_nets": "127.0.0.1/32"}
+HOOK: list[str] = []  # the receiver's host:port, set by the test
 
 
 def _body(method: str, path: str, system: System) -> Any:
@@ -44,6 +48,8 @@ def _body(method: str, path: str, system: System) -> Any:
         trigger = _body("POST", "/triggers", system)
         ticks = "timestamp,instrument,price\n2026-11-27T09:15:00+05:30,NSE:INFY,1600\n"
         return {"triggers": [trigger], "source": "csv", "csv": ticks}
+    if path == "/notifications/channels" and method == "POST":
+        return {"name": "mine", "url": f"json://{HOOK[0]}/hook"}
     return None
 
 
@@ -124,6 +130,35 @@ class Matrix:
             if token == self.b and response.status_code < 400:
                 self.cross_reads += 1
 
+    async def channel(self, token: str) -> str:
+        body = _body("POST", "/notifications/channels", self.system)
+        response = await self.system.client.post(
+            "/notifications/channels", json=body, headers=self.system.auth(token)
+        )
+        return str(response.json()["id"])
+
+    async def by_channel(self, method: str, path: str) -> None:
+        """A channel: own 200 (204 deleted); the other user's and a missing id 404; no,
+        bad, revoked token 401; the other user's channel is unchanged after."""
+        own, theirs = await self.channel(self.a), await self.channel(self.a)
+        listed = "/notifications/channels"
+        before = (await self.check("GET", listed, self.a, 200, None)).json()
+        for token, channel_id, expected in (
+            (self.b, theirs, 404),  # alice's id, asked by bob
+            (self.a, str(uuid.uuid4()), 404),
+            (None, own, 401),
+            (BAD_TOKEN, own, 401),
+            (self.revoked, own, 401),
+        ):
+            url = path.replace("{channel_id}", channel_id)
+            response = await self.check(method, url, token, expected, None)
+            if token == self.b and response.status_code < 400:
+                self.cross_reads += 1
+        after = (await self.check("GET", listed, self.a, 200, None)).json()
+        self.cross_writes += after != before
+        wanted = 204 if method == "DELETE" else 200
+        await self.check(method, path.replace("{channel_id}", own), self.a, wanted, None)
+
     async def plain(self, method: str, path: str, body: Any) -> None:
         """Routes without an id: public ones for anyone, the rest by token and role."""
         bare = path.removeprefix(PREFIX)
@@ -149,6 +184,10 @@ class Matrix:
         if method == "GET" and path == "/triggers":
             self.cross_reads += sum(t["user_id"] != "bob" for t in response.json())
             await self.cursor_pages()
+        if method == "GET" and path == "/notifications/channels":
+            # bob sees his own channel (made above), never alice's.
+            mine = {c["id"] for c in (await self.check(method, path, self.a, 200, None)).json()}
+            self.cross_reads += len(mine & {c["id"] for c in response.json()})
 
     async def cursor_pages(self) -> None:
         """A cursor from alice's pages, used by bob, pages through bob's triggers only."""
@@ -194,7 +233,11 @@ ACCEPTED = {("POST", "/backtests"): 202}
 
 async def test_authorization_matrix(database_url: str) -> None:
     """100% of cells match the expected table; cross-user reads and writes are 0."""
-    async with running_system(database_url, rate_limit_writes_per_min=0) as system:
+    async with (
+        http_receiver() as hook,
+        running_system(database_url, rate_limit_writes_per_min=0, **NOTIFY) as system,
+    ):
+        HOOK[:] = [hook.url]
         tokens = system.runtime.tokens
         revoked = await tokens.issue("alice")
         assert await tokens.revoke(revoked.token_id)
@@ -209,6 +252,8 @@ async def test_authorization_matrix(database_url: str) -> None:
                 await matrix.by_id(method, path, body)
             elif "{backtest_id}" in path:
                 await matrix.backtest(method, path)
+            elif "{channel_id}" in path:
+                await matrix.by_channel(method, path)
             else:
                 await matrix.plain(method, path, body)
         await matrix.server_owned()

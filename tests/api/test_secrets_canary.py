@@ -29,6 +29,8 @@ from hmt.sim.simulator import Simulator
 from hmt.store.accounts import ACCESS_TOKEN
 from hmt.store.sealing import Sealer
 from hmt.store.tables import broker_accounts
+from tests.support.eventually import eventually
+from tests.support.receivers import HttpReceiver, free_port, http_receiver
 from tests.support.system import System, running_system
 
 INFY = 408065
@@ -36,6 +38,9 @@ API_SECRET = "CanaryApiSecret7Q2w9E4r"
 ACCESS = "CanaryAccessToken5T8y1U3i"
 ACCESS_PUT = "CanaryAccessTokenPut6O0p2A"
 SEALING_KEY = "CanarySealingKey4S6d8F0g1H"
+# A notification channel's secrets: a webhook path key and a password in its URL.
+CHANNEL_KEY = "CanaryChannelKey7J9k1L3z"
+CHANNEL_PASS = "CanaryChannelPass2X4c6V8b"
 
 
 def _plant(sim: Simulator) -> dict[str, Any]:
@@ -46,7 +51,27 @@ def _plant(sim: Simulator) -> dict[str, Any]:
         "kite_access_token": ACCESS,
         "kite_login_url": f"{sim.api_url}/connect/login",
         "secret_key": SEALING_KEY,
+        "notify_allow_nets": "127.0.0.1/32",  # the receivers below, on loopback
     }
+
+
+async def _channels(system: System, hook: HttpReceiver) -> None:
+    """A live channel and a dead one (connection refused), both carrying the canaries in
+    their URLs, and one refused for its address: deliveries, retries and refusals log."""
+    user = system.auth()
+    for port, name in ((hook.port, "live"), (free_port(), "dead")):
+        url = f"json://hmt:{CHANNEL_PASS}@127.0.0.1:{port}/hook/{CHANNEL_KEY}"
+        added = await system.client.post(
+            "/notifications/channels", json={"name": name, "url": url}, headers=user
+        )
+        assert added.status_code == 201, added.text
+    refused = await system.client.post(
+        "/notifications/channels",
+        json={"name": "inside", "url": f"json://hmt:{CHANNEL_PASS}@10.0.0.9/{CHANNEL_KEY}"},
+        headers=user,
+    )
+    assert refused.status_code == 422
+    await system.client.get("/notifications/channels", headers=user)
 
 
 @pytest.fixture
@@ -59,6 +84,18 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Any:
 
 async def _flow(system: System, responses: list[bytes]) -> list[str]:
     """Drive every kind of route; the secrets that came into being on the way."""
+    async with http_receiver() as hook:
+        await _channels(system, hook)
+        born = await _triggers(system, responses)
+        notifier = system.runtime.notifier
+        assert notifier is not None
+        # Delivered to the live one; the dead one failed and is being retried (logged).
+        await eventually(lambda: len(hook.requests) >= 2 and notifier.stats.retried >= 1)
+    assert hook.requests[0]["path"] == f"/hook/{CHANNEL_KEY}"
+    return born
+
+
+async def _triggers(system: System, responses: list[bytes]) -> list[str]:
     client, user, ops = system.client, system.auth(), system.auth(system.operator_token)
     system.push(INFY, "1600.00")
     trigger = await system.create(trigger_price_1="1610.00")
@@ -135,7 +172,8 @@ async def test_no_secret_leaks_anywhere(database_url: str, json_logs: Any) -> No
         bearer = [system.user_token, system.operator_token]
     dump = await _dump(database_url)
     captured = json_logs.readouterr()
-    canaries = [API_SECRET, ACCESS, ACCESS_PUT, SEALING_KEY, *born, *bearer]
+    canaries = [API_SECRET, ACCESS, ACCESS_PUT, SEALING_KEY, CHANNEL_KEY, CHANNEL_PASS]
+    canaries += [*born, *bearer]
     sources = {
         "logs (stdout+stderr)": captured.out + captured.err,
         "http responses": b"\n".join(responses).decode(errors="replace"),

@@ -22,7 +22,7 @@ from fuzz.harness import write_seeds
 
 from tests.support.services import ROOT, unavailable
 
-HARNESSES = ["ticker_frames", "ticker_text", "replay_csv"]
+HARNESSES = ["ticker_frames", "ticker_text", "replay_csv", "upstox_feed"]
 RUNS = 50_000  # a few seconds each on 2 cores; libFuzzer's -seed makes a run replayable
 SEED = 20_261_124
 

@@ -5,6 +5,7 @@ cancel, expiry or another engine. Each test runs on both stores and both paths."
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,7 +13,7 @@ from hmt.core.lifecycle import Status
 from hmt.core.model import LegSpec
 from hmt.core.types import Direction, Leg, Side
 from hmt.kite.segments import divisor_for
-from hmt.store.db import Database
+from hmt.store.db import Database, create_engine
 from hmt.store.triggers import TriggerStore
 from tests.store import test_triggers, test_triggers_v2
 from tests.store.conftest import Clock
@@ -20,11 +21,28 @@ from tests.support.claimer import claim
 from tests.support.factories import make_oco, make_trigger
 
 
-@pytest.fixture(params=["cached", "built"])
-def paths(request: pytest.FixtureRequest, db: Database, clock: Clock) -> TriggerStore:
-    return TriggerStore(
-        db, clock=clock, divisor_of=divisor_for, cached_claims=request.param == "cached"
+@pytest.fixture
+async def pooled(url: str, clock: Clock) -> AsyncIterator[Database]:
+    """A database with the claims' own pool, as the composition makes it (claims `async`):
+    on PostgreSQL the claim is then one autocommitted statement."""
+    database = Database(
+        create_engine(url, application_name="hmt-test"),
+        retries=2,
+        backoff_ms=10,
+        clock=clock,
+        deferred=create_engine(url, application_name="hmt-test-claims", deferred_flush=True),
     )
+    yield database
+    await database.dispose()
+
+
+# Each path on a database without the claims' pool (a claim is then a transaction on
+# PostgreSQL) and with it (one statement, autocommitted: the composition's).
+@pytest.fixture(params=["raw", "cached", "built", "raw, claims pool", "cached, claims pool"])
+def paths(request: pytest.FixtureRequest, db: Database, clock: Clock) -> TriggerStore:
+    claims, _, pool = str(request.param).partition(", ")
+    on = request.getfixturevalue("pooled") if pool else db
+    return TriggerStore(on, clock=clock, divisor_of=divisor_for, claims=claims)
 
 
 async def test_a_claim_wins_once_and_records_the_same(paths: TriggerStore, db: Database) -> None:
@@ -67,10 +85,15 @@ async def test_a_null_compared_column_must_still_be_null(paths: TriggerStore) ->
     assert await claim(paths, watched, Leg.FIRST, 835_025_000)
 
 
-async def test_the_second_engine_loses_on_either_path(db: Database, clock: Clock) -> None:
+@pytest.mark.parametrize(
+    ("one", "other"), [("cached", "built"), ("raw", "cached"), ("raw", "built"), ("built", "raw")]
+)
+async def test_the_second_engine_loses_on_either_path(
+    pooled: Database, clock: Clock, one: str, other: str
+) -> None:
     """One engine on each path, one trigger: exactly one claim wins."""
-    cached = TriggerStore(db, clock=clock, divisor_of=divisor_for)
-    built = TriggerStore(db, clock=clock, divisor_of=divisor_for, cached_claims=False)
+    cached = TriggerStore(pooled, clock=clock, divisor_of=divisor_for, claims=one)
+    built = TriggerStore(pooled, clock=clock, divisor_of=divisor_for, claims=other)
     first, second = make_oco(Side.SELL, 240_000, 280_000), make_trigger()
     await cached.create(first)
     await cached.create(second)

@@ -27,7 +27,13 @@ from hmt.core.types import (
 )
 from hmt.store.db import Database
 from hmt.store.execution import ExecutionStore
-from hmt.store.loading import _COLUMNS, _make_trigger, active_triggers, converter
+from hmt.store.loading import (
+    _COLUMNS,
+    PriceSource,
+    _make_trigger,
+    active_triggers,
+    converter,
+)
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
 from hmt.store.triggers import TriggerStore
@@ -320,7 +326,7 @@ def _fields_of(trigger: Trigger) -> dict[str, Any]:
     return {f.name: getattr(trigger, f.name) for f in dataclasses.fields(Trigger)}
 
 
-async def _load(db: Database, *, units_in_sql: bool) -> tuple[list[Trigger], list[str]]:
+async def _load(db: Database, *, prices: PriceSource) -> tuple[list[Trigger], list[str]]:
     found: list[Trigger] = []
     invalid: list[str] = []
     async for batch in active_triggers(
@@ -328,16 +334,17 @@ async def _load(db: Database, *, units_in_sql: bool) -> tuple[list[Trigger], lis
         batch_size=2,
         on_invalid=lambda trigger_id, _: invalid.append(trigger_id),
         divisor_of=lambda token: {USDINR: 10_000_000}[token],
-        units_in_sql=units_in_sql,
+        prices=prices,
     ):
         found += batch
     return sorted(found, key=lambda t: t.id), sorted(invalid)
 
 
 async def test_units_computed_in_sql_load_what_the_prices_load(db: Database) -> None:
-    """PostgreSQL's load computes v1 rows' wire units in SQL (issue 12): whatever the row
-    (exact prices, one price finer than its divisor, NULL prices, no divisor, a v2
-    column set), it loads, or is refused, exactly as when every price is converted here."""
+    """PostgreSQL's load computes v1 rows' wire units in SQL, or reads the stored ones
+    (issue 12): whatever the row (exact prices, one price finer than its divisor, NULL
+    prices, no divisor, a v2 column set), it loads, or is refused, exactly as when every
+    price is converted here."""
     ids = [str(uuid.uuid4()) for _ in range(6)]
     # fmt: off
     rows = [
@@ -354,9 +361,11 @@ async def test_units_computed_in_sql_load_what_the_prices_load(db: Database) -> 
     # fmt: on
     for row in rows:
         await insert(db, row)
-    in_sql = await _load(db, units_in_sql=True)
-    here = await _load(db, units_in_sql=False)
+    in_sql = await _load(db, prices=PriceSource.COMPUTED)
+    here = await _load(db, prices=PriceSource.DECIMAL)
+    stored = await _load(db, prices=PriceSource.STORED)
     assert in_sql == here
+    assert stored == here
     found, invalid = in_sql
     assert invalid == [ids[1]]
     assert len(found) == 5

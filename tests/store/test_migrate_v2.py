@@ -216,6 +216,7 @@ async def test_postgresql_keeps_its_change_feed_and_guards_the_new_user_table(
             assert [r[0] for r in notify] == [
                 "hmt_gtt_orders_notify",
                 "hmt_gtt_orders_notify_truncate",
+                "hmt_gtt_orders_price_units",  # revision 0008's stored units
             ]
             rls = await conn.execute(
                 text(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hmt.core.types import Side
+from tests.support.chaos_trails import with_trails
 
 BASE = 150_000  # INFY at 1500.00
 TICK = 10  # INFY's tick size in the simulator's universe: 0.10
@@ -222,6 +223,8 @@ def generate(seed: int, backend: str, rollback_share: float = ROLLBACK_SHARE) ->
             steps.append(Step("engine_restart", {}, 0.05))
     if rng.random() < rollback_share:
         _lose_commits(rng, steps, opening)
+    # Trailing stops (issue 14), from a stream of their own: the rest stays as it was.
+    with_trails(seed, steps, opening, Step)
     return Schedule(seed, backend, tuple(steps))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,8 +40,29 @@ def watch_flush(db: Database, seen: list[tuple[bool, str]]) -> None:
             setting = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
         seen.append((kwargs.get("durable", True), str(setting)))
 
+    # The claim's raw path (HMT_CLAIM_STATEMENTS=raw): on the driver's own connection.
+    on_thread, on_driver = db.on_driver_thread, db.on_driver
+
+    async def driver_thread(work: Callable[[sqlite3.Connection], Any], **kwargs: Any) -> Any:
+        def watched(connection: sqlite3.Connection) -> Any:
+            setting = connection.execute("PRAGMA synchronous").fetchone()[0]
+            seen.append((kwargs.get("durable", True), str(setting)))
+            return work(connection)
+
+        return await on_thread(watched, **kwargs)
+
+    async def driver(work: Callable[[Any], Awaitable[Any]], **kwargs: Any) -> Any:
+        async def watched(connection: Any) -> Any:
+            setting = await connection.fetchval("SHOW synchronous_commit")
+            seen.append((kwargs.get("durable", True), str(setting)))
+            return await work(connection)
+
+        return await on_driver(watched, **kwargs)
+
     db.transaction = transaction  # type: ignore[method-assign]
     db.statement = statement  # type: ignore[method-assign]
+    db.on_driver_thread = driver_thread  # type: ignore[method-assign]
+    db.on_driver = driver  # type: ignore[method-assign]
 
 
 # SQLite's PRAGMA synchronous reads 1 for NORMAL and 2 for FULL.

@@ -156,7 +156,28 @@ async def families(runtime: Facade) -> list[Metric]:
         _histogram("hmt_evaluate_seconds", "A firing tick's in-process path", stats.evaluate),
         _histogram("hmt_claim_seconds", "A claim's transaction, start to commit", stats.claim),
         _percentiles(runtime),
+        *_notices(runtime),
     ]
+
+
+def _notices(runtime: Facade) -> list[Metric]:
+    """The notifier's figures (docs/notifications.md); none without notifications."""
+    figures = runtime.stats().get("notifications")
+    if not figures:
+        return []
+    out: list[Metric] = [
+        CounterMetricFamily(f"hmt_notify_{name}", doc, value=figures[name])
+        for name, doc in (
+            ("sent", "Notices delivered to a channel"),
+            ("failed", "Deliveries given up (attempts spent, or refused)"),
+            ("refused", "Deliveries the outbound-address rule refused (RELIABILITY 23)"),
+            ("retried", "Delivery attempts after a failure"),
+            ("dropped", "Queued notices dropped, the oldest first, because the queue was full"),
+        )
+    ]
+    waiting = figures["queued"]
+    out.append(GaugeMetricFamily("hmt_notify_queued", "Notices waiting to be sent", value=waiting))
+    return out
 
 
 def _percentiles(runtime: Facade) -> Metric:

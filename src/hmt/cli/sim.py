@@ -28,6 +28,9 @@ def sim(
     funds: Annotated[
         str | None, typer.Option(help="Paper funds in rupees; unset: no funds check.")
     ] = None,
+    broker: Annotated[
+        str, typer.Option(help="Whose protocol to speak: kite, or upstox (docs/upstox/).")
+    ] = "kite",
 ) -> None:
     """Serve a Kite-compatible simulator and paper broker on loopback (docs/simulator.md)."""
     import asyncio
@@ -39,6 +42,12 @@ def sim(
     from hmt.sim.simulator import Simulator
 
     logs.configure()  # on stderr: stdout carries only the settings lines
+    if broker == "upstox":
+        _serve_upstox(host=host, port=port, seed=seed, walk=walk)
+        return
+    if broker != "kite":
+        typer.echo(f"hmt sim: --broker {broker!r} is not one of kite, upstox", err=True)
+        raise typer.Exit(code=2)
 
     try:
         paper_funds = None if funds is None else Decimal(funds)
@@ -77,5 +86,33 @@ def sim(
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve())
     except OSError as exc:  # the port is taken, or the address is not ours
+        typer.echo(f"hmt sim: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _serve_upstox(*, host: str, port: int, seed: int, walk: bool) -> None:
+    """The Upstox simulator (REST, login, authorize and feed on one port; docs/upstox/SIM.md)."""
+    import asyncio
+    import contextlib
+
+    from hmt.sim.upstox.server import UpstoxSim
+
+    async def serve() -> None:
+        every = 1.0 if walk else None  # one tick step a second per instrument
+        async with UpstoxSim(seed=seed, host=host, port=port, walk_every_s=every) as simulator:
+            typer.echo(f"HMT_UPSTOX_API_URL={simulator.api_url}")
+            typer.echo(f"HMT_UPSTOX_CLIENT_ID={simulator.client_id}")
+            typer.echo(f"HMT_UPSTOX_CLIENT_SECRET={simulator.client_secret}")
+            typer.echo(f"HMT_UPSTOX_REDIRECT_URI={simulator.redirect_uri}")
+            typer.echo(f"HMT_UPSTOX_ACCESS_TOKEN={simulator.access_token}")
+            typer.echo(
+                f"# paper credentials; control API: {simulator.api_url}/_sim/state", err=True
+            )
+            await asyncio.Event().wait()
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve())
+    except OSError as exc:
         typer.echo(f"hmt sim: {exc}", err=True)
         raise typer.Exit(code=2) from None

@@ -146,6 +146,12 @@ FIELDS: tuple[TriggerField, ...] = (
     _v2("leg_specs", "legs", tuple, _T, _TRADER, editable=True, null_in_table=True),
     _v2("not_before", "not_before", datetime, _T, _TRADER, nullable=True, editable=True),
     _v2("on_gap", "on_gap", OnGap, _T, _TRADER, editable=True, null_in_table=True),
+    # Each price in wire units (revision 0008): the database keeps them (PostgreSQL),
+    # hmt never writes them, and only the start-up load reads them (docs/store.md).
+    *(
+        TriggerField(f"{p}_units", f"{p}_units", None, int, Home.TABLE, _SERVER, True)
+        for p in ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
+    ),
 )
 
 BY_NAME: dict[str, TriggerField] = {f.name: f for f in FIELDS}

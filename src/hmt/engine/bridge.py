@@ -14,6 +14,7 @@ counters, last prices, health) are read across the thread as they are.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,13 +24,17 @@ from hmt.core.book import TriggerBook
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Trigger
-from hmt.core.types import Exchange, InstrumentToken, TriggerId
+from hmt.core.notices import NoticeKind
+from hmt.core.trailing import TrailState
+from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
+from hmt.engine.channels import Channels
 from hmt.engine.events import EventHub, Subscription
 from hmt.engine.health import Health
 from hmt.engine.instruments import InstrumentMaster, Resolution
 from hmt.engine.runtime import Runtime
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.stats import EngineStats
+from hmt.store.channels import Channel
 from hmt.store.db import Database
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
@@ -108,6 +113,15 @@ class EngineView:
     def events(self) -> HubView:
         return self._events
 
+    def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
+        # A read of the book from the API's thread: a few dict and attribute reads, no
+        # iteration. A tick or an edit changing it meanwhile yields the state before or
+        # after, or (the trigger leaving the book between two reads) nothing live.
+        try:
+            return self._engine.trail_state(trigger_id, leg)
+        except (KeyError, AttributeError):
+            return None
+
     async def arm(self, trigger: Trigger) -> None:
         await self._link.run(self._engine.arm(trigger))
 
@@ -141,6 +155,28 @@ class InstrumentsView:
         return await self._link.run(self._master.resolve(token, exchange, tradingsymbol))
 
 
+class ChannelsView:
+    """The channels, each call run on the engine's loop (their notifier lives there)."""
+
+    def __init__(self, channels: Channels, link: EngineLoop) -> None:
+        self._channels = channels
+        self._link = link
+
+    async def add(
+        self, user_id: str, *, name: str, url: str, kinds: Sequence[NoticeKind]
+    ) -> Channel:
+        return await self._link.run(self._channels.add(user_id, name=name, url=url, kinds=kinds))
+
+    async def list(self, user_id: str) -> builtins.list[Channel]:
+        return await self._link.run(self._channels.list(user_id))
+
+    async def delete(self, user_id: str, channel_id: str) -> bool:
+        return await self._link.run(self._channels.delete(user_id, channel_id))
+
+    async def test(self, user_id: str, channel_id: str) -> str | bool | None:
+        return await self._link.run(self._channels.test(user_id, channel_id))
+
+
 class Bridge:
     """A `Facade` over `runtime` for an API on another loop, with its own stores."""
 
@@ -162,6 +198,11 @@ class Bridge:
         self.feed = runtime.feed
         self._engine = EngineView(runtime.engine, link)
         self._instruments = InstrumentsView(runtime.instruments, link)
+        self._channels = None if runtime.channels is None else ChannelsView(runtime.channels, link)
+
+    @property
+    def channels(self) -> ChannelsView | None:
+        return self._channels
 
     @property
     def engine(self) -> EngineView:

@@ -133,6 +133,11 @@ def _where(intent: OrderIntent) -> dict[str, Any]:
     return {"position": intent.position, "tag": intent.tag}
 
 
+# Told of each order's final outcome once it is recorded: (the order, PLACED or
+# FAILED, the broker's order id, the reason it failed). Must not block.
+OnOutcome = Callable[[OrderIntent, Outcome, str | None, str | None], None]
+
+
 class Executor:
     """Places the orders of one broker account."""
 
@@ -158,6 +163,24 @@ class Executor:
         self._rng = rng or random.Random()
         self._slot = asyncio.Lock()  # FIFO: orders leave in the order they fired
         self._answered = asyncio.Event()  # an order's answer freed a throttle slot
+        self.on_outcome: OnOutcome | None = None  # the engine's log line and notice
+
+    async def _placed(self, intent: OrderIntent, order_id: str, attempt: int) -> None:
+        await self._store.placed(intent.trigger_id, order_id, attempt, **_where(intent))
+        self._report(intent, Outcome.PLACED, order_id, None)
+
+    async def _failed(self, intent: OrderIntent, reason: str, attempt: int) -> None:
+        await self._store.failed(intent.trigger_id, reason, attempt, **_where(intent))
+        self._report(intent, Outcome.FAILED, None, reason)
+
+    def _report(
+        self, intent: OrderIntent, outcome: Outcome, order_id: str | None, reason: str | None
+    ) -> None:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(intent, outcome, order_id, reason)
+            except Exception:  # a report must never undo a recorded outcome
+                log.exception("outcome_report_failed", trigger_id=intent.trigger_id)
 
     def tag(self, trigger_id: TriggerId, leg: Leg, position: int = 0) -> str:
         """The broker's tag for the order at `position` of this leg (reconciliation
@@ -310,9 +333,10 @@ class Executor:
             log.error("order_unresolved", trigger_id=intent.trigger_id, error=str(error))
             return Outcome.UNRESOLVED
         if found is not None:
-            await self._store.placed(intent.trigger_id, found.order_id, 0, **_where(intent))
+            await self._placed(intent, found.order_id, 0)
             return Outcome.PLACED
         await self._store.give_up(intent.trigger_id, GIVEN_UP, **_where(intent))
+        self._report(intent, Outcome.FAILED, None, GIVEN_UP)
         return Outcome.FAILED
 
     async def settle(
@@ -361,7 +385,7 @@ class Executor:
         try:
             while attempt <= budget:
                 if ambiguous and (found := await self._lookup(intent)) is not None:
-                    await self._store.placed(trigger_id, found.order_id, 0, **where)
+                    await self._placed(intent, found.order_id, 0)
                     return Outcome.PLACED
                 # With `slot_taken` the claim recorded this first request's order_sent.
                 if not slot_taken and not await self._next_request(intent, lease):
@@ -382,9 +406,9 @@ class Executor:
                         # OMS could give after taking the order: check once, never resend.
                         server_side = (error.http_status or 0) >= 500
                         if server_side and (found := await self._lookup(intent)) is not None:
-                            await self._store.placed(trigger_id, found.order_id, attempt, **where)
+                            await self._placed(intent, found.order_id, attempt)
                             return Outcome.PLACED
-                        await self._store.failed(trigger_id, error.message, attempt, **where)
+                        await self._failed(intent, error.message, attempt)
                         return Outcome.FAILED
                     if error.kind is ErrorKind.AUTH:
                         if where:  # a basket's: its other orders decide (`_basket_order`)
@@ -399,18 +423,18 @@ class Executor:
                     await asyncio.sleep(self._retry_delay(attempt, error))
                     continue
                 failpoint("after_response")
-                await self._store.placed(trigger_id, order_id, attempt, **where)
+                await self._placed(intent, order_id, attempt)
                 return Outcome.PLACED
             assert last is not None
             if ambiguous and (found := await self._lookup(intent)) is not None:
                 # The last attempt reached the broker after all.
-                await self._store.placed(trigger_id, found.order_id, 0, **where)
+                await self._placed(intent, found.order_id, 0)
                 return Outcome.PLACED
         except _Unreadable as error:
             log.error("order_unresolved", trigger_id=trigger_id, error=str(error))
             return Outcome.UNRESOLVED
         reason = f"gave up after {attempt} attempts: {last.message}"
-        await self._store.failed(trigger_id, reason, 0, **where)
+        await self._failed(intent, reason, 0)
         return Outcome.FAILED
 
     async def _next_request(self, intent: OrderIntent, lease: _Lease) -> bool:
@@ -494,6 +518,7 @@ class Executor:
                 return None
             try:
                 await self._store.placed(intent.trigger_id, found.order_id, 0)
+                self._report(intent, Outcome.PLACED, found.order_id, None)
             except ClaimLost:
                 log.warning("claim_lost", trigger_id=intent.trigger_id)
                 return Outcome.NOT_CLAIMED

@@ -10,6 +10,7 @@ database connections, every engine call handed to the engine's loop).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence, Sized
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,13 +19,16 @@ from hmt.config import Settings
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Trigger
-from hmt.core.types import Exchange, InstrumentToken, TriggerId
+from hmt.core.notices import NoticeKind
+from hmt.core.trailing import TrailState
+from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
 from hmt.engine.events import Subscription
 from hmt.engine.health import Health
 from hmt.engine.instruments import Resolution
 from hmt.engine.ports import Feed
 from hmt.engine.service import EngineState
 from hmt.engine.stats import EngineStats
+from hmt.store.channels import Channel
 from hmt.store.db import Database
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
@@ -54,6 +58,10 @@ class EngineApi(Protocol):
         """Firing held until the broker's order book is read: stored rows may be behind it."""
         ...
 
+    def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
+        """Where a trailing leg's stop stands in the book now; None if not held there."""
+        ...
+
     async def arm(self, trigger: Trigger) -> None:
         """A trigger just created: in the book when this returns."""
         ...
@@ -75,6 +83,17 @@ class Instruments(Protocol):
     ) -> Resolution: ...
 
 
+class ChannelsApi(Protocol):
+    """A user's notification channels (`hmt.engine.channels.Channels`)."""
+
+    async def add(
+        self, user_id: str, *, name: str, url: str, kinds: Sequence[NoticeKind]
+    ) -> Channel: ...
+    async def list(self, user_id: str) -> builtins.list[Channel]: ...
+    async def delete(self, user_id: str, channel_id: str) -> bool: ...
+    async def test(self, user_id: str, channel_id: str) -> str | bool | None: ...
+
+
 class Facade(Protocol):
     """A running hmt as the API sees it."""
 
@@ -88,6 +107,10 @@ class Facade(Protocol):
     def engine(self) -> EngineApi: ...
     @property
     def instruments(self) -> Instruments: ...
+    @property
+    def channels(self) -> ChannelsApi | None:
+        """None without HMT_SECRET_KEY: channel URLs are stored only sealed."""
+        ...
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -8,7 +8,7 @@ session, the feed and the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +16,10 @@ from hmt.backtest.recording import TickRecorder
 from hmt.config import ConfigError, Settings
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument
+from hmt.engine.channels import Channels
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.notices import Notifier
 from hmt.engine.ports import BrokerRest, CandleSource, Feed
 from hmt.engine.sampler import WINDOW_NAMES
 from hmt.engine.service import Engine, EngineState
@@ -46,11 +48,16 @@ class Runtime:
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
     recorder: TickRecorder | None = None  # HMT_RECORD_TICKS: the live tick recorder
     history: CandleSource | None = None  # the broker's historical candles, where it has them
+    # Notifications (docs/notifications.md); None without HMT_SECRET_KEY (URLs are sealed).
+    notifier: Notifier | None = None
+    channels: Channels | None = None
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
         if self.recorder is not None:
             self.recorder.start()
+        if self.notifier is not None:
+            self.notifier.start()
         await self.supervisor.start()
 
     async def close(self) -> None:
@@ -59,6 +66,8 @@ class Runtime:
         await self.engine.stop()
         if self.recorder is not None:
             await self.recorder.stop()
+        if self.notifier is not None:
+            await self.notifier.stop()
         await self.rest.aclose()
         await self.db.dispose()
 
@@ -141,6 +150,7 @@ class Runtime:
             },
             "database": self.db.health.state.value,
             **stats.latency(),
+            **({} if self.notifier is None else {"notifications": asdict(self.notifier.stats)}),
         }
         if self.recorder is not None:  # HMT_RECORD_TICKS: the recording's own counts
             shown["recording"] = {

@@ -14,6 +14,7 @@ attribute so the tick path pays one attribute test), /stats shows
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import structlog
@@ -45,15 +46,22 @@ class BrokerSession:
         awaiting_login: bool = False,
         vault: SessionVault | None = None,
         login: BrokerLogin | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._users = list(users)
+        self._clock = clock
         self._vault = vault
         self._login = login
         self.state = SessionState.AWAITING_LOGIN if awaiting_login else SessionState.VALID
         self.valid = self.state is SessionState.VALID  # read on every tick: keep it an attribute
         self.reason = "no broker access token yet: log in" if awaiting_login else ""
+        # Since when this access token has been in use (the login reminder: Kite's tokens
+        # lapse at 06:00 IST, which hmt learns of only when Kite next refuses one).
+        self.since: datetime | None = None if awaiting_login else clock()
         # Called when the session becomes valid (the engine reads the order book then).
         self.on_valid: list[Callable[[], None]] = []
+        # Called with the reason when the broker refuses a valid session (the login notice).
+        self.on_expired: list[Callable[[str], None]] = []
 
     def expired(self, reason: str) -> None:
         """The broker refused the token: fire nothing until `renew`."""
@@ -61,12 +69,15 @@ class BrokerSession:
             return
         self._move(SessionState.EXPIRED, reason)
         log.error("login_required", reason=reason)
+        for listener in self.on_expired:
+            listener(reason)
 
     def renew(self, access_token: str) -> None:
         """Use `access_token` from now on, for orders and ticks; the session is valid again."""
         register_secret(access_token)
         for user in self._users:
             user.set_access_token(access_token)
+        self.since = self._clock()
         self._move(SessionState.VALID, "")
 
     async def use_access_token(self, access_token: str) -> bool:

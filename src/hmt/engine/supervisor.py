@@ -62,11 +62,16 @@ class Supervisor:
         ranges_interval: float = RANGES_SAVE_S,
         conditions: bool = False,
         sampler: Sampler | None = None,
+        on_health: Callable[[Health], None] | None = None,
+        loops: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+        trails: bool = False,
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
         day ranges' saves), counted in `condition_loops`. `warm`: work done once after
         the engine has started, in the background (start does not wait for it, and a
-        failure is only logged): a cache filled before the first request needs it."""
+        failure is only logged): a cache filled before the first request needs it.
+        `on_health`: told of each new verdict (the health notices). `loops`: more
+        background loops kept alive alongside (the login reminder)."""
         self._engine = engine
         self._expire_due = expire_due
         self._health = health
@@ -81,13 +86,17 @@ class Supervisor:
         # with the store's side of them (`Engine(conditions=...)`).
         self._conditions = conditions
         self._sampler = sampler  # the performance history (None: not kept)
+        self._trails = trails  # write trailing stops periodically (`Engine.run_trails`)
         self._warm = tuple(warm)
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
         self._condition_tasks: list[asyncio.Task[None]] = []
+        self._trail_tasks: list[asyncio.Task[None]] = []  # trailing stops' writes
         self._listening = asyncio.Event()
         self._loaded = asyncio.Event()
         self.last_health: Health | None = None
+        self._on_health = on_health
+        self._loops = tuple(loops)
 
     async def start(self) -> None:
         """Start the engine and the loops (the kill switch is the engine's to honour).
@@ -109,6 +118,8 @@ class Supervisor:
         if self._sampler is not None and self._sampler.interval > 0:
             self._sampler.begin()
             self._spawn(self._sample_loop(self._sampler))
+        for loop_ in self._loops:
+            self._spawn(loop_())
         if self._conditions:
             # v2's conditions: time legs and not_before, LTP mode's quotes, the day ranges.
             loop = asyncio.get_running_loop()
@@ -117,14 +128,18 @@ class Supervisor:
                 loop.create_task(_again(self._engine.run_quotes, "quote_loop_failed")),
                 loop.create_task(self._ranges_loop()),
             ]
-        # After the book's load, so that its freeze does not wait for this work.
         loop = asyncio.get_running_loop()
+        if self._trails:
+            self._trail_tasks = [
+                loop.create_task(_again(self._engine.run_trails, "trail_loop_failed"))
+            ]
+        # After the book's load, so that its freeze does not wait for this work.
         self._once = [loop.create_task(_warm_up(work)) for work in self._warm]
 
     async def stop(self) -> None:
         """Cancel the loops (and unfinished warm-up work) and wait for them to end."""
-        tasks, self._tasks = self._tasks + self._once + self._condition_tasks, []
-        self._once, self._condition_tasks = [], []
+        tasks = self._tasks + self._once + self._condition_tasks + self._trail_tasks
+        self._tasks, self._once, self._condition_tasks, self._trail_tasks = [], [], [], []
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -189,6 +204,8 @@ class Supervisor:
                 if health != self.last_health:  # a change is news; the same verdict is not
                     log.info("health", verdict=health.verdict.value, reasons=list(health.reasons))
                     self.last_health = health
+                    if self._on_health is not None:
+                        self._on_health(health)
             await asyncio.sleep(self._health_interval)
 
     async def _change_loop(self, changes: Callable[[], ChangeSource]) -> None:

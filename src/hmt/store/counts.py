@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,5 +34,15 @@ async def events_of_kind(db: Database, kind: EventKind) -> int:
 
     async def work(conn: AsyncConnection) -> int:
         return int((await conn.execute(query)).scalar_one())
+
+    return await db.transaction(work, write=False)
+
+
+async def events_since(db: Database, since: datetime) -> dict[str, int]:
+    """How many events of each kind were recorded at or after `since` (every user's)."""
+    query = select(e.c.kind, func.count()).where(e.c.at >= since).group_by(e.c.kind)
+
+    async def work(conn: AsyncConnection) -> dict[str, int]:
+        return {str(kind): int(n) for kind, n in (await conn.execute(query)).all()}
 
     return await db.transaction(work, write=False)

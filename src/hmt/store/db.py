@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -97,10 +99,20 @@ def create_engine(
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # The claims' pool: every user of it ends its own transaction (SQLAlchemy's
+            # `transaction`, `on_driver_thread` on the driver's thread), so the pool's
+            # ROLLBACK on every return would only be one more hand-off to aiosqlite's
+            # thread per claim (issue 12); `_sqlite_end_open` rolls back only a
+            # connection that comes back with a transaction open.
+            pool_reset_on_return=None if deferred_flush else "rollback",
         )
         connect = _sqlite_connect_deferred if deferred_flush else _sqlite_connect
         event.listen(engine.sync_engine, "connect", connect)
+        if deferred_flush:
+            event.listen(engine.sync_engine.pool, "reset", _sqlite_end_open)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     server_settings = {"application_name": application_name}
@@ -133,6 +145,12 @@ def _sqlite_connect_deferred(dbapi_connection: Any, record: Any) -> None:
     _sqlite_connect(dbapi_connection, record, level="NORMAL")
 
 
+def _sqlite_end_open(dbapi_connection: Any, record: Any, state: Any) -> None:
+    # `in_transaction` is read on this thread (no hand-off); only an open one costs one.
+    if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
 def _sqlite_begin(connection: Connection) -> None:
     options = connection.get_execution_options()
     # Every write transaction states its level (`synchronous` cannot change inside
@@ -156,18 +174,19 @@ def is_transient(error: BaseException) -> bool:
         if isinstance(error, exc.OperationalError) and "locked" in str(original).lower():
             return True  # SQLite still busy after busy_timeout
         cause = getattr(original, "__cause__", None) or original
-        return isinstance(
-            cause,
-            OSError
-            | TimeoutError
-            | asyncpg.PostgresConnectionError
-            | asyncpg.exceptions.CannotConnectNowError
-            | asyncpg.exceptions.AdminShutdownError
-            | asyncpg.exceptions.InterfaceError,
-        ) or (isinstance(error, exc.InterfaceError))
-    return isinstance(
-        error, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-    )
+        return isinstance(cause, _CONNECTION_FAILURES) or (isinstance(error, exc.InterfaceError))
+    # The driver's own error (the claim's raw path): the same classes as behind SQLAlchemy's.
+    return isinstance(error, _CONNECTION_FAILURES)
+
+
+_CONNECTION_FAILURES = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
 
 
 class Database:
@@ -301,6 +320,102 @@ class Database:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def on_driver_thread(
+        self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True
+    ) -> T:
+        """SQLite: `work` on the driver's own connection, in one write transaction, all of
+        it (BEGIN IMMEDIATE, `work`, COMMIT) in one call on aiosqlite's thread.
+
+        The claim's raw path (issue 12): every driver call through SQLAlchemy is a
+        hand-off to that thread and back (some 13 for a claim); this is one. The rules
+        are `transaction`'s: the connection's `synchronous` level set as `_sqlite_begin`
+        sets it, a failure before COMMIT rolled back and retried if transient, a
+        transient failure of the COMMIT itself `CommitUnknown`. The driver's errors are
+        given SQLAlchemy's classes first, so they are classified exactly as there.
+        """
+        level = "FULL" if durable else "NORMAL"
+        engine = self.engine if durable else self._deferred_pool or self.engine
+        for attempt in range(self.retries + 1):
+            try:
+                conn = await engine.connect()
+            except Exception as error:
+                await self._before_retry(error, attempt)
+                continue
+            try:
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                run = partial(_sqlite_transaction, work, raw.info, level)
+                # aiosqlite runs a function on its thread only through `_execute` (its
+                # own methods are each one call): pinned by the version range.
+                result: T = await driver._execute(run, driver._conn)
+            except _CommitFailed as failed:
+                wrapped = await self._driver_error(conn, failed.error)
+                if is_transient(wrapped):
+                    self._unreachable(wrapped)
+                    raise CommitUnknown(f"commit outcome unknown: {_reason(wrapped)}") from wrapped
+                raise wrapped from failed.error
+            except Exception as error:
+                wrapped = await self._driver_error(conn, error)
+                await conn.close()  # before any backoff, as `transaction` does
+                await self._before_retry(wrapped, attempt)
+                continue
+            finally:
+                await conn.close()
+            self._ok()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _driver_error(self, conn: AsyncConnection, error: Exception) -> Exception:
+        """A SQLite driver's error as SQLAlchemy would raise it; a connection it broke is
+        dropped from the pool (as SQLAlchemy drops it)."""
+        if isinstance(error, ValueError) and "closed" in str(error).lower():
+            error = sqlite3.OperationalError("no active connection")  # SQLAlchemy's wording
+        if not isinstance(error, sqlite3.Error):
+            return error
+        lost = self.engine.dialect.is_disconnect(error, None, None)  # type: ignore[arg-type]
+        wrapped = exc.DBAPIError.instance(
+            None, None, error, sqlite3.Error, connection_invalidated=lost
+        )
+        if lost:
+            await conn.invalidate()
+        return wrapped
+
+    async def on_driver(self, work: Callable[[Any], Awaitable[T]], *, durable: bool = True) -> T:
+        """PostgreSQL: `work`, one write statement, on the asyncpg connection itself,
+        autocommitted: `statement` without SQLAlchemy's per-execute work (issue 12).
+
+        The connection comes from the same pool as `statement`'s (so the same
+        `synchronous_commit`); failing to connect is retried, a connection failing once
+        the statement is on its way raises `CommitUnknown`, classified as SQLAlchemy
+        classifies it (a closed connection counts as lost, and is dropped from the pool).
+        Only where `runs_alone`.
+        """
+        if not self.runs_alone(durable=durable):
+            raise ValueError("a deferred write without a pool of its own needs a transaction")
+        engine = self._deferred_pool if not durable else self.engine
+        assert engine is not None
+        for attempt in range(self.retries + 1):
+            try:
+                conn = await engine.connect()
+            except Exception as error:
+                await self._before_retry(error, attempt)
+                continue
+            driver: Any = None
+            try:
+                driver = (await conn.get_raw_connection()).driver_connection
+                result = await work(driver)
+            except Exception as error:
+                if is_transient(error) or (driver is not None and driver.is_closed()):
+                    await conn.invalidate()
+                    self._unreachable(error)
+                    raise CommitUnknown(f"commit outcome unknown: {_reason(error)}") from error
+                raise
+            finally:
+                await conn.close()
+            self._ok()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def ping(self) -> DbHealth:
         """Check the connection once (for the health checker) and return the state."""
         try:
@@ -326,6 +441,39 @@ class Database:
         reason = _reason(error)
         if self.health.state is not DbState.UNREACHABLE or self.health.reason != reason:
             self.health = DbHealth(DbState.UNREACHABLE, self.clock(), reason)
+
+
+class _CommitFailed(Exception):
+    """The COMMIT of `on_driver_thread`'s transaction failed: its outcome is unknown."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _sqlite_transaction(
+    work: Callable[[sqlite3.Connection], T],
+    info: dict[Any, Any],
+    level: str,
+    connection: sqlite3.Connection,
+) -> T:
+    """`on_driver_thread`'s transaction, on aiosqlite's thread."""
+    if connection.in_transaction:  # never expected: what the pool's reset would have done
+        connection.rollback()
+    if info.get(_SYNCHRONOUS) != level:  # as `_sqlite_begin`: every writer states its level
+        connection.execute(f"PRAGMA synchronous={level}").close()
+        info[_SYNCHRONOUS] = level
+    connection.execute("BEGIN IMMEDIATE").close()
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.rollback()
+        raise
+    try:
+        connection.commit()
+    except Exception as error:
+        raise _CommitFailed(error) from error
+    return result
 
 
 def _reason(error: BaseException) -> str:

@@ -90,11 +90,11 @@ async def append_many(
     if not cached:
         await conn.execute(trigger_events.insert().values(rows))
         return
-    await conn.execute(_EVENT, rows)
+    await conn.execute(EVENT, rows)
 
 
 # One row's INSERT, the same object every time: SQLAlchemy compiles it once (issue 12).
-_EVENT = trigger_events.insert()
+EVENT = trigger_events.insert()
 
 
 async def history(conn: AsyncConnection, trigger_id: str) -> list[TriggerEvent]:

@@ -105,6 +105,13 @@ gtt_orders = Table(
     Column("legs", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")),
     Column("not_before", UTCDateTime()),
     Column("on_gap", String(8)),  # NULL: fire
+    # Each price times price_divisor, where a whole number (revision 0008): on
+    # PostgreSQL a database trigger keeps them, so the start-up load reads int8s.
+    # NULL on SQLite. Never written by hmt itself.
+    Column("trigger_price_1_units", BigInteger),
+    Column("trigger_price_2_units", BigInteger),
+    Column("limit_price_1_units", BigInteger),
+    Column("limit_price_2_units", BigInteger),
     CheckConstraint("user_id <> ''", name="user_id"),
     CheckConstraint(_one_of("status", Status), name="status"),
     CheckConstraint(_one_of("trigger_type", TriggerType), name="trigger_type"),
@@ -194,6 +201,23 @@ metric_samples = Table(
     CheckConstraint("seconds > 0", name="seconds"),
 )
 
+# Where each trailing leg's stop stood when the engine last wrote it (issue 14,
+# revision 0004), wire units of the watched instrument; both NULL before
+# activation. `terms` is the trail as the `legs` column spells it: a state is
+# resumed only by a leg with the same terms. No foreign key, like the orders.
+trail_states = Table(
+    "hmt_trail_states",
+    metadata,
+    Column("trigger_id", Uuid(as_uuid=False), primary_key=True),
+    Column("leg", SmallInteger, primary_key=True, autoincrement=False),
+    Column("terms", Text, nullable=False),
+    Column("best", BigInteger),
+    Column("stop", BigInteger),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("leg IN (1, 2)", name="leg"),
+    CheckConstraint("(best IS NULL) = (stop IS NULL)", name="best_stop"),
+)
+
 api_tokens = Table(
     "hmt_api_tokens",
     metadata,
@@ -216,3 +240,20 @@ broker_accounts = Table(
     Column("api_secret_sealed", Text),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# A user's notification channels (docs/notifications.md): the delivery URL sealed
+# like a broker token (it carries the service's token); `url_hint` is what may be
+# shown (apprise's privacy form: secrets masked); `kinds` the notice kinds, comma
+# separated.
+notify_channels = Table(
+    "hmt_notify_channels",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("user_id", String(USER_ID_MAX), ForeignKey(users.c.id), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url_sealed", Text, nullable=False),  # sealing.Sealer output, never plaintext
+    Column("url_hint", String(512), nullable=False),
+    Column("kinds", String(256), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+Index("ix_hmt_notify_channels_user_id", notify_channels.c.user_id)

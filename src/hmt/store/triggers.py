@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Dialect,
     Row,
     Select,
     Text,
@@ -45,8 +47,9 @@ from hmt.core.validation import validate
 from hmt.failpoints import failpoint
 from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
-from hmt.store.loading import active_triggers
+from hmt.store.loading import PriceSource, active_triggers
 from hmt.store.orders import with_orders
+from hmt.store.precompiled import Precompiled, precompile
 from hmt.store.records import (
     PRICE_FIELDS,
     USER_FIELDS,
@@ -84,6 +87,7 @@ class _Stale(Exception):
 
 
 LIVE = (Status.ACTIVE.value, Status.PAUSED.value)  # what a user's cap counts
+CLAIM_PATHS = ("raw", "cached", "built")  # HMT_CLAIM_STATEMENTS (docs/engine.md)
 
 
 class OverCap(HmtError):
@@ -120,14 +124,23 @@ class TriggerStore:
         *,
         clock: Clock = _utc_now,
         divisor_of: DivisorOf | None = None,
-        cached_claims: bool = True,
+        claims: str = "raw",
+        load_prices: PriceSource = PriceSource.STORED,
     ) -> None:
-        """`cached_claims` False builds the claim's statements afresh for each claim, as
-        before issue 12 (HMT_CLAIM_STATEMENTS=built: the benchmark's comparison only)."""
+        """`claims`, how the claim's statements run (HMT_CLAIM_STATEMENTS): `raw`, compiled
+        once and run on the driver's own connection; `cached`, built once and run through
+        SQLAlchemy; `built`, built afresh for each claim, as before issue 12. The last two
+        are kept for the benchmark's side by side comparison. `load_prices`: where the
+        start-up load on PostgreSQL takes the wire units from (HMT_LOAD_PRICES; the older
+        ways for the benchmark's comparison only)."""
+        if claims not in CLAIM_PATHS:
+            raise ValueError(f"claims must be one of {CLAIM_PATHS}, not {claims!r}")
         self.db = db
         self.clock = clock
         self.divisor_of = divisor_of
-        self.cached_claims = cached_claims
+        self.cached_claims = claims != "built"
+        self.raw_claims = claims == "raw"
+        self.load_prices = load_prices
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
@@ -331,7 +344,11 @@ class TriggerStore:
     ) -> AsyncIterator[builtins.list[Trigger]]:
         """Every active trigger, in batches, without holding them all in one list."""
         return active_triggers(
-            self.db, batch_size=batch_size, on_invalid=on_invalid, divisor_of=self.divisor_of
+            self.db,
+            batch_size=batch_size,
+            on_invalid=on_invalid,
+            divisor_of=self.divisor_of,
+            prices=self.load_prices,
         )
 
     async def load(self, trigger_id: str) -> TriggerRecord | None:
@@ -411,45 +428,102 @@ class TriggerStore:
             return await self._claim_at_once(
                 fired, tag, owner, now, price, params, sending=sending, durable=durable
             )
-        statement, bound = self._claim_update(trigger_id, plain, divisor, values, sending)
         divisor_of, cached = self.divisor_of, self.cached_claims
+        if self.raw_claims and self.db.dialect == "sqlite":
+            params = _claim_params(trigger_id, plain, divisor, values)
+            nulls = frozenset(name for name, value in plain.items() if value is None)
+            return await self._claim_on_thread(
+                fired, tag, owner, now, nulls, params, sending=sending, durable=durable
+            )
+        statement, bound = self._claim_update(trigger_id, plain, divisor, values, sending)
 
         async def work(conn: AsyncConnection) -> bool:
-            nonlocal price
             row = (await conn.execute(statement, bound)).first()
             if row is None:
                 return False
-            user, expires_at, attempts, watched, specs, not_before, on_gap, *prices = row
-            if expires_at is not None and expires_at <= now:
-                raise _Stale
-            if trigger.watch_token is not None:
-                if watched is None and divisor_of is not None:
-                    watched = divisor_of(trigger.watch_token)
-                if watched is None:
-                    raise _Stale  # unreadable units: the loader never armed such a row
-            expected = user_columns(trigger, watched)
-            if prices != [expected[name] for name in PRICE_FIELDS] or not _same_v2(
-                trigger, specs, not_before, on_gap
+            user, attempts, watched = _claimed_holds(fired, now, tuple(row), divisor_of)
+            claimed_price = price
+            if (
+                watched is not None
+                and trigger.watch_token is not None
+                and watched != divisor
+                and ltp is not None
             ):
-                raise _Stale
-            if trigger.watch_token is not None and watched != divisor and ltp is not None:
-                price = rupees(ltp, watched)
+                claimed_price = rupees(ltp, watched)
                 await conn.execute(
-                    update(t).where(t.c.id == _valid_id(trigger.id)).values(triggered_price=price)
+                    update(t)
+                    .where(t.c.id == _valid_id(trigger.id))
+                    .values(triggered_price=claimed_price)
                 )
-            leg = int(fired.leg)
-            # v2: a leg fired by its time or by a missed touch says so; a price's is as v1.
-            entries: list[tuple[EventKind, Mapping[str, Any]]] = [
-                (EventKind.FIRED, _fired_payload(fired, price, watched or divisor)),
-                (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
-            ]
-            if sending:
-                entries.append((EventKind.ORDER_SENT, {"attempt": attempts, "engine": owner}))
+            entries = _claim_events(fired, claimed_price, watched, tag, owner, attempts, sending)
             await events.append_many(conn, trigger.id, user, now, entries, cached=cached)
             return True
 
         try:
             return await self.db.transaction(work, durable=durable)
+        except _Stale:
+            return False
+
+    async def _claim_on_thread(
+        self,
+        fired: Fired,
+        tag: str,
+        owner: str,
+        now: datetime,
+        nulls: frozenset[str],
+        params: dict[str, Any],
+        *,
+        sending: bool,
+        durable: bool,
+    ) -> bool:
+        """SQLite's claim as one call on the driver's thread (`Database.on_driver_thread`):
+        the cached path's statements, precompiled, and its checks on the returned row,
+        all inside the one transaction; nothing comes back to the event loop in between."""
+        trigger, dialect = fired.trigger, self.db.engine.dialect
+        claim_sql = _precompiled_claim(dialect, nulls, sending)
+        price_sql, event_sql = _precompiled_price(dialect), _precompiled_event(dialect)
+        claim_params = claim_sql.params(params)
+        divisor, divisor_of = trigger.price_divisor, self.divisor_of
+        ltp = None if fired.cause is Cause.TIME else fired.ltp
+        price = rupees(ltp, divisor)
+
+        def work(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(claim_sql.sql, claim_params)
+            raw = cursor.fetchone()
+            cursor.close()
+            if raw is None:
+                return False
+            row = claim_sql.row(raw)
+            user, attempts, watched = _claimed_holds(fired, now, row, divisor_of)
+            claimed_price = price
+            if (
+                watched is not None
+                and trigger.watch_token is not None
+                and watched != divisor
+                and ltp is not None
+            ):
+                claimed_price = rupees(ltp, watched)
+                bound = {"u_id": params["w_id"], "u_price": claimed_price}
+                connection.execute(price_sql.sql, price_sql.params(bound)).close()
+            entries = _claim_events(fired, claimed_price, watched, tag, owner, attempts, sending)
+            failpoint("mid_event_write")  # as `events.append_many`: the claim is written
+            rows = [
+                event_sql.params(
+                    {
+                        "trigger_id": trigger.id,
+                        "user_id": user,
+                        "kind": kind.value,
+                        "at": now,
+                        "payload": events.jsonable(payload),
+                    }
+                )
+                for kind, payload in entries
+            ]
+            connection.executemany(event_sql.sql, rows).close()
+            return True
+
+        try:
+            return await self.db.on_driver_thread(work, durable=durable)
         except _Stale:
             return False
 
@@ -521,6 +595,15 @@ class TriggerStore:
             "e_engine": owner,
             **{f"e_{n}": events.jsonable(payload) for n, payload in enumerate(payloads)},
         }
+
+        if self.raw_claims and self.db.runs_alone(durable=durable):
+            raw = _precompiled(self.db.engine.dialect, statement, (t.c.attempts.type,))
+            args = raw.params(bound)
+
+            async def on_driver(connection: Any) -> bool:
+                return await connection.fetchrow(raw.sql, *args) is not None
+
+            return await self.db.on_driver(on_driver, durable=durable)
 
         async def work(conn: AsyncConnection) -> bool:
             return (await conn.execute(statement, bound)).first() is not None
@@ -861,6 +944,88 @@ def _claim_at_once_statement(
     )
     statement = _AT_ONCE[key] = select(claimed.c.attempts).add_cte(written)
     return statement
+
+
+def _claimed_holds(
+    fired: Fired, now: datetime, row: tuple[Any, ...], divisor_of: DivisorOf | None
+) -> tuple[str, int, int | None]:
+    """The claimed row's user, attempts and watched divisor; `_Stale` (roll the claim
+    back) unless it still holds exactly the trigger that fired, unexpired.
+
+    Prices and times are compared here, as the core holds them, not in SQL: SQLite
+    would compare "1600.50" and "1600.5" as different strings.
+    """
+    trigger = fired.trigger
+    user, expires_at, attempts, watched, specs, not_before, on_gap, *prices = row
+    if expires_at is not None and expires_at <= now:
+        raise _Stale
+    if trigger.watch_token is not None:
+        if watched is None and divisor_of is not None:
+            watched = divisor_of(trigger.watch_token)
+        if watched is None:
+            raise _Stale  # unreadable units: the loader never armed such a row
+    expected = user_columns(trigger, watched)
+    if prices != [expected[name] for name in PRICE_FIELDS] or not _same_v2(
+        trigger, specs, not_before, on_gap
+    ):
+        raise _Stale
+    return user, attempts, watched
+
+
+def _claim_events(
+    fired: Fired,
+    price: Any,
+    watched: int | None,
+    tag: str,
+    owner: str,
+    attempts: int,
+    sending: bool,
+) -> list[tuple[EventKind, Mapping[str, Any]]]:
+    """The claim's events: fired, claimed, and with `sending` the first order_sent."""
+    leg = int(fired.leg)
+    # v2: a leg fired by its time or by a missed touch says so; a price's is as v1.
+    entries: list[tuple[EventKind, Mapping[str, Any]]] = [
+        (EventKind.FIRED, _fired_payload(fired, price, watched or fired.trigger.price_divisor)),
+        (EventKind.CLAIMED, {"leg": leg, "ltp": price, "tag": tag, "engine": owner}),
+    ]
+    if sending:
+        entries.append((EventKind.ORDER_SENT, {"attempt": attempts, "engine": owner}))
+    return entries
+
+
+_PRECOMPILED: dict[tuple[str, Any], Precompiled] = {}
+
+
+def _precompiled(
+    dialect: Dialect, statement: Any, returns: tuple[Any, ...] = (), **kw: Any
+) -> Precompiled:
+    """`statement` (one of the cached statements: the same object for every claim of a
+    shape) precompiled for `dialect`, once."""
+    key = (dialect.name, statement)
+    found = _PRECOMPILED.get(key)
+    if found is None:
+        found = _PRECOMPILED[key] = precompile(statement, dialect, returns=returns, **kw)
+    return found
+
+
+def _precompiled_claim(dialect: Dialect, nulls: frozenset[str], sending: bool) -> Precompiled:
+    returns = tuple(t.c[name].type for name in _CLAIM_RETURNS)
+    return _precompiled(dialect, _claim_statement(nulls, sending), returns)
+
+
+_SET_PRICE = (
+    update(t)
+    .where(t.c.id == bindparam("u_id", type_=t.c.id.type))
+    .values(triggered_price=bindparam("u_price", type_=t.c.triggered_price.type))
+)
+
+
+def _precompiled_price(dialect: Dialect) -> Precompiled:
+    return _precompiled(dialect, _SET_PRICE)
+
+
+def _precompiled_event(dialect: Dialect) -> Precompiled:
+    return _precompiled(dialect, events.EVENT, column_keys=_EVENT_COLUMNS)
 
 
 def _claim_params(

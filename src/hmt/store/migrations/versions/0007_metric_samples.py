@@ -4,7 +4,7 @@ Not per user (the figures are the engine's), so no row-level security: the API
 serves it to any signed-in caller, as it serves /stats.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from hmt.store.columns import UTCDateTime
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

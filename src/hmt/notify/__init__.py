@@ -1,0 +1,1 @@
+"""Notification delivery through apprise, with the outbound-address guard (SSRF)."""

@@ -1,0 +1,690 @@
+"""An Upstox-compatible simulator on loopback: REST, OAuth2 login, authorize, protobuf feed.
+
+One aiohttp application serves what Upstox spreads over api.upstox.com,
+api-hft.upstox.com and the feed's wss host (docs/upstox/FACTS.md), so the
+official SDK works against it with `host` and `order_host` both set to
+`api_url`. Faults come from the Kite simulator's `FaultPlan` (same rules, same
+seeding); a Kite error type in a rule is answered as the Upstox error that
+means the same (`_UPSTOX_ERRORS`). Control endpoints live under /_sim/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import WSMsgType, web
+
+from hmt.sim.faults import Fault, FaultError, FaultKind, FaultPlan
+from hmt.sim.upstox import universe, wire
+
+_BAD_CLIENT = "Check your 'client_id' and 'redirect_uri'; one or both are incorrect."
+# A Kite error type in a fault rule, as the Upstox error meaning the same (FACTS 2.7).
+_UPSTOX_ERRORS: dict[str, tuple[int, str, str]] = {
+    "TokenException": (401, "UDAPI100050", "Invalid token used to access API"),
+    "InputException": (400, "UDAPI100036", "Invalid Input"),
+    "OrderException": (400, "UDAPI1004", "Valid order type is required"),
+    "MarginException": (400, "UDAPI100036", "Insufficient funds"),
+    "GeneralException": (500, "UDAPI100500", "Something went wrong... please contact us"),
+    "NetworkException": (503, "UDAPI100500", "Something went wrong... please contact us"),
+    "DataException": (500, "UDAPI100500", "Something went wrong... please contact us"),
+}
+ORDER_WINDOWS = ((1.0, 10), (60.0, 500), (1800.0, 2000))  # FACTS 2.8
+TERMINAL = frozenset({"complete", "rejected", "cancelled"})
+
+
+class UpstoxError(Exception):
+    def __init__(self, status: int, code: str, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.path = status, code, message, path
+
+    def response(self) -> web.Response:
+        problem = {
+            "errorCode": self.code,
+            "message": self.message,
+            "propertyPath": self.path,
+            "invalidValue": None,
+            "error_code": self.code,
+            "property_path": self.path,
+            "invalid_value": None,
+        }
+        return web.json_response({"status": "error", "errors": [problem]}, status=self.status)
+
+
+def _invalid(path: str, message: str) -> UpstoxError:
+    return UpstoxError(400, "UDAPI100038", message, path)
+
+
+@dataclass
+class Order:
+    order_id: str
+    key: str
+    symbol: str
+    exchange: str
+    side: str
+    order_type: str
+    product: str
+    validity: str
+    quantity: int
+    price: float
+    trigger_price: float
+    tag: str | None
+    status: str
+    average_price: float = 0.0
+    filled_quantity: int = 0
+    status_message: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "product": self.product,
+            "price": self.price,
+            "quantity": self.quantity,
+            "status": self.status,
+            "guid": None,
+            "tag": self.tag,
+            "instrument_token": self.key,
+            "placed_by": "SIMUSER",
+            "trading_symbol": self.symbol,
+            "tradingsymbol": self.symbol,
+            "order_type": self.order_type,
+            "validity": self.validity,
+            "trigger_price": self.trigger_price,
+            "disclosed_quantity": 0,
+            "transaction_type": self.side,
+            "average_price": self.average_price,
+            "filled_quantity": self.filled_quantity,
+            "pending_quantity": self.quantity - self.filled_quantity,
+            "status_message": self.status_message,
+            "status_message_raw": self.status_message,
+            "exchange_order_id": None if self.status == "rejected" else f"13{self.order_id}",
+            "parent_order_id": None,
+            "order_id": self.order_id,
+            "variety": "SIMPLE",
+            "order_timestamp": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "exchange_timestamp": None,
+            "is_amo": False,
+            "order_request_id": str(len(self.history)),
+            "order_ref_id": None,
+        }
+
+    def move(self, status: str) -> None:
+        self.status = status
+        self.history.append(self.row())
+
+
+@dataclass
+class _Link:
+    """One feed connection and what it subscribed, by key and mode."""
+
+    socket: web.WebSocketResponse
+    request: web.Request
+    modes: dict[str, str] = field(default_factory=dict)
+
+
+class UpstoxSim:
+    """The simulator's state and its aiohttp application."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        walk_every_s: float | None = None,
+    ) -> None:
+        rng = random.Random(f"upstox:{seed}")
+        self._walk_rng = random.Random(f"upstox-walk:{seed}")
+        self._walk_every_s = walk_every_s
+        self._walker: asyncio.Task[None] | None = None
+        self.host, self.port = host, port
+        self.client_id = f"sim-{rng.getrandbits(32):08x}"
+        self.client_secret = f"{rng.getrandbits(64):016x}"
+        self.redirect_uri = "http://127.0.0.1/upstox/callback"
+        self.access_token = f"sim-token-{rng.getrandbits(64):016x}"
+        self.faults = FaultPlan(seed)
+        self.instruments = {row["instrument_key"]: row for row in universe.INSTRUMENTS}
+        self.prices: dict[str, float] = {
+            key: float(row["last_price"]) for key, row in self.instruments.items()
+        }
+        self.orders: dict[str, Order] = {}
+        self._ids = itertools.count(int(f"26{rng.randrange(10**10):010d}"))
+        self._codes: set[str] = set()  # login codes: single use
+        self._feed_codes: set[str] = set()  # authorized feed URLs: single use
+        self._links: list[_Link] = []
+        self._stamps: deque[float] = deque()
+        self.order_windows = ORDER_WINDOWS
+        self.refused = 0
+        self.app = self._build()
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def __aenter__(self) -> UpstoxSim:
+        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        if self._walk_every_s is not None:
+            self._walker = asyncio.get_running_loop().create_task(self._walk(self._walk_every_s))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._walker is not None:
+            self._walker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._walker
+        for link in list(self._links):
+            await link.socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def feed_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/v3/feed/market-data-feed"
+
+    # -- application -----------------------------------------------------------
+
+    def _build(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        routes = [
+            web.get("/v2/login/authorization/dialog", self.dialog),
+            web.post("/v2/login/authorization/token", self.token),
+            web.get("/v3/feed/market-data-feed/authorize", self.authorize),
+            web.get("/v3/feed/market-data-feed", self.feed),
+            web.post("/v3/order/place", self.place),
+            web.put("/v3/order/modify", self.modify),
+            web.delete("/v3/order/cancel", self.cancel),
+            web.get("/v2/order/retrieve-all", self.book),
+            web.get("/v2/order/details", self.details),
+            web.get("/v2/order/history", self.history),
+            web.get("/market-quote/instruments/exchange/complete.json.gz", self.master),
+            web.post("/_sim/faults", self.add_fault),
+            web.delete("/_sim/faults", self.clear_faults),
+            web.post("/_sim/price", self.set_price),
+            web.post("/_sim/expire", self.expire),
+            web.get("/_sim/state", self.state),
+        ]
+        app.add_routes(routes)
+        return app
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except UpstoxError as exc:
+            return exc.response()
+
+    def _authorized(self, request: web.Request) -> None:
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            raise UpstoxError(401, "UDAPI100050", "Invalid token used to access API")
+
+    async def _faulted(
+        self,
+        request: web.Request,
+        endpoint: str,
+        work: Callable[[], Awaitable[web.Response]],
+    ) -> web.StreamResponse:
+        """Run `work` under whatever fault the plan picks for `endpoint`."""
+        rule = self.faults.pick(endpoint)
+        if rule is None:
+            return await work()
+        kind = rule.kind
+        if kind is FaultKind.LATENCY:
+            await asyncio.sleep(rule.delay)
+            return await work()
+        if kind is FaultKind.ERROR:
+            raise self._fault_error(rule)
+        if kind is FaultKind.CLOSE:
+            return self._drop(request)
+        answer = await work()  # the order exists from here on
+        if kind is FaultKind.ACCEPT_THEN_ERROR:
+            raise self._fault_error(rule)
+        if kind is FaultKind.ACCEPT_THEN_CLOSE:
+            return self._drop(request)
+        if kind is FaultKind.ACCEPT_THEN_DELAY:
+            await asyncio.sleep(rule.delay)
+            return answer
+        await asyncio.Event().wait()  # NEVER_ANSWER: hold until the client gives up
+        return answer
+
+    @staticmethod
+    def _fault_error(rule: Fault) -> UpstoxError:
+        status, code, message = _UPSTOX_ERRORS.get(
+            rule.error_type, _UPSTOX_ERRORS["GeneralException"]
+        )
+        return UpstoxError(rule.status or status, code, rule.message or message)
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # aiohttp ends the handler; nothing is written
+
+    # -- login -----------------------------------------------------------------
+
+    async def dialog(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        if (
+            query.get("client_id") != self.client_id
+            or query.get("redirect_uri") != self.redirect_uri
+        ):
+            raise UpstoxError(
+                400,
+                "UDAPI100068",
+                "Check your 'client_id' and 'redirect_uri'; one or both are incorrect.",
+            )
+        if query.get("response_type") != "code":
+            raise _invalid("response_type", "response_type must be code")
+        code = secrets.token_urlsafe(8)
+        self._codes.add(code)
+        params = {"code": code} | ({"state": query["state"]} if "state" in query else {})
+        raise web.HTTPFound(f"{self.redirect_uri}?{urlencode(params)}")
+
+    async def token(self, request: web.Request) -> web.StreamResponse:
+        async def work() -> web.Response:
+            form = await request.post()
+            code = str(form.get("code") or "")
+            known = code in self._codes
+            self._codes.discard(code)  # single use, success or not (FACTS 3)
+            if (
+                not known
+                or form.get("client_id") != self.client_id
+                or form.get("client_secret") != self.client_secret
+                or form.get("redirect_uri") != self.redirect_uri
+                or form.get("grant_type") != "authorization_code"
+            ):
+                raise UpstoxError(401, "UDAPI100016", "Invalid Credentials")
+            data = {
+                "email": "sim@example.invalid",
+                "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
+                "products": ["D", "CO", "I", "MTF"],
+                "broker": "UPSTOX",
+                "user_id": "SIMUSER",
+                "user_name": "Simulated Trader",
+                "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+                "user_type": "individual",
+                "poa": False,
+                "is_active": True,
+                "access_token": self.access_token,
+                "extended_token": None,
+            }
+            return web.json_response(data)  # the token answer has no envelope
+
+        return await self._faulted(request, "token", work)
+
+    async def expire(self, request: web.Request) -> web.Response:
+        """Expire the session (as 03:30 IST does), and start a fresh one on the next login."""
+        self.access_token = f"sim-token-{secrets.token_hex(8)}"
+        for link in list(self._links):
+            await link.socket.close()
+        return web.json_response({"status": "success"})
+
+    # -- feed ------------------------------------------------------------------
+
+    async def authorize(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+
+        async def work() -> web.Response:
+            code = secrets.token_urlsafe(12)
+            self._feed_codes.add(code)
+            uri = f"{self.feed_url}?requestId={secrets.token_hex(8)}&code={code}"
+            data = {"authorized_redirect_uri": uri, "authorizedRedirectUri": uri}
+            return web.json_response({"status": "success", "data": data})
+
+        return await self._faulted(request, "authorize", work)
+
+    async def feed(self, request: web.Request) -> web.StreamResponse:
+        code = request.query.get("code")
+        if code is not None:
+            if code not in self._feed_codes:
+                raise UpstoxError(403, "UDAPI100050", "the authorized feed URL is used or unknown")
+            self._feed_codes.discard(code)
+        else:
+            self._authorized(request)  # the SDK connects with its Bearer header
+        rule = self.faults.pick("ws_connect")
+        if rule is not None and rule.kind is FaultKind.WS_REJECT:
+            raise UpstoxError(rule.http_status, "UDAPI100500", rule.text)
+        socket = web.WebSocketResponse(heartbeat=10.0)
+        await socket.prepare(request)
+        link = _Link(socket, request)
+        self._links.append(link)
+        try:
+            await socket.send_bytes(wire.market_info(_now_ms(), {"NSE_EQ": "NORMAL_OPEN"}))
+            async for message in socket:
+                if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    await self._on_request(link, message.data)
+        finally:
+            self._links.remove(link)
+        return socket
+
+    async def _on_request(self, link: _Link, data: bytes | str) -> None:
+        try:
+            asked = wire.parse_request(data)
+        except wire.RequestError:
+            return  # the real feed ignores what it cannot read [INFER]
+        if asked.method == "unsub":
+            for key in asked.keys:
+                link.modes.pop(key, None)
+            return
+        assert asked.mode is not None
+        for key in asked.keys:
+            link.modes[key] = asked.mode
+        known = [key for key in asked.keys if key in self.prices]
+        await self._send(link, wire.TYPE_INITIAL, known)
+
+    async def _send(self, link: _Link, frame_type: int, keys: list[str]) -> None:
+        now = _now_ms()
+        quotes = [
+            (
+                wire.Quote(key, self.prices[key], ltt=now, index=_is_index(key)),
+                link.modes[key],
+            )
+            for key in keys
+            if key in link.modes
+        ]
+        if not quotes:
+            return
+        rule = self.faults.pick("ws_frame")
+        frame = wire.feed_response(frame_type, now, quotes)
+        if rule is not None:
+            if rule.kind is FaultKind.WS_DROP:
+                if link.request.transport is not None:
+                    link.request.transport.abort()
+                return
+            if rule.kind is FaultKind.WS_STALL:
+                await asyncio.sleep(rule.delay)
+            elif rule.kind is FaultKind.WS_MALFORMED:
+                frame = frame[: max(1, len(frame) // 2)]  # cut mid-message
+        await link.socket.send_bytes(frame)
+
+    def step(self) -> list[str]:
+        """Move every tradable instrument by -1, 0 or +1 tick (seeded); the keys that moved."""
+        moved = []
+        for key, row in self.instruments.items():
+            tick = Decimal(str(row.get("tick_size") or 0)) / 100
+            if not tick or row.get("instrument_type") == "INDEX":
+                continue
+            change = self._walk_rng.choice((-1, 0, 1))
+            price = Decimal(str(self.prices[key])) + change * tick
+            if change and price > 0:
+                self.prices[key] = float(price)
+                moved.append(key)
+        return moved
+
+    async def _walk(self, every_s: float) -> None:
+        """The random walk: one step every `every_s` seconds, sent as live_feed frames."""
+        while True:
+            await asyncio.sleep(every_s)
+            moved = self.step()
+            for link in list(self._links):
+                await self._send(link, wire.TYPE_LIVE, moved)
+
+    async def set_price(self, request: web.Request) -> web.Response:
+        """Move one instrument's last price and send it to every subscriber (live_feed)."""
+        body = await request.json()
+        key, ltp = body.get("instrument_key"), body.get("ltp")
+        if key not in self.prices:
+            raise _invalid("instrument_key", f"unknown instrument key {key!r}")
+        if isinstance(ltp, bool) or not isinstance(ltp, int | float) or ltp <= 0:
+            raise _invalid("ltp", "ltp must be a positive number")
+        self.prices[key] = float(ltp)
+        for link in list(self._links):
+            await self._send(link, wire.TYPE_LIVE, [key])
+        return web.json_response({"status": "success"})
+
+    # -- orders ----------------------------------------------------------------
+
+    def _take_order_slot(self) -> None:
+        now = time.monotonic()
+        longest = max(window for window, _ in self.order_windows)
+        while self._stamps and now - self._stamps[0] >= longest:
+            self._stamps.popleft()
+        for window, limit in self.order_windows:
+            if sum(1 for stamp in self._stamps if now - stamp < window) >= limit:
+                self.refused += 1
+                raise UpstoxError(429, "UDAPI10005", "Too Many Request Sent")
+        self._stamps.append(now)
+
+    async def place(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+        self._take_order_slot()
+        body = await _json_body(request)
+
+        async def work() -> web.Response:
+            order = self._new_order(body)
+            self.orders[order.order_id] = order
+            data = {"order_ids": [order.order_id]}
+            return _answer(data)
+
+        return await self._faulted(request, "place_order", work)
+
+    def _new_order(self, body: dict[str, Any]) -> Order:
+        key = body.get("instrument_token")
+        row = self.instruments.get(key) if isinstance(key, str) else None
+        if row is None:
+            raise _invalid("instrument_token", f"unknown instrument_token {key!r}")
+        if row.get("instrument_type") == "INDEX":
+            raise _invalid("instrument_token", "an index cannot be ordered")
+        quantity = body.get("quantity")
+        lot = int(row.get("lot_size") or 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+            raise _invalid("quantity", "quantity must be a positive integer")
+        if quantity % lot:
+            raise _invalid("quantity", f"quantity must be a multiple of the lot size {lot}")
+        choices = {
+            "order_type": ("MARKET", "LIMIT", "SL", "SL-M"),
+            "transaction_type": ("BUY", "SELL"),
+            "product": ("I", "D", "MTF"),
+            "validity": ("DAY", "IOC"),
+        }
+        for name, allowed in choices.items():
+            if body.get(name) not in allowed:
+                raise _invalid(name, f"{name} must be one of {', '.join(allowed)}")
+        tag = body.get("tag")
+        if tag is not None and not isinstance(tag, str):
+            raise _invalid("tag", "tag must be a string")
+        kind = body["order_type"]
+        price = self._on_tick(body, "price", row, needed=kind in ("LIMIT", "SL"))
+        trigger = self._on_tick(body, "trigger_price", row, needed=kind in ("SL", "SL-M"))
+        order = Order(
+            order_id=str(next(self._ids)),
+            key=row["instrument_key"],
+            symbol=row["trading_symbol"],
+            exchange=row["exchange"],
+            side=body["transaction_type"],
+            order_type=kind,
+            product=body["product"],
+            validity=body["validity"],
+            quantity=quantity,
+            price=price,
+            trigger_price=trigger,
+            tag=tag,
+            status="put order req received",
+        )
+        order.history.append(order.row())
+        self._match(order)
+        return order
+
+    @staticmethod
+    def _on_tick(body: dict[str, Any], name: str, row: dict[str, Any], *, needed: bool) -> float:
+        value = body.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _invalid(name, f"{name} must be a number")
+        if not needed:
+            return 0.0
+        if value <= 0:
+            raise _invalid(name, f"{name} is required for this order type")
+        try:
+            paise = Decimal(str(value)) * 100
+            tick = Decimal(str(row.get("tick_size") or 1))
+        except InvalidOperation:
+            raise _invalid(name, f"{name} is not a price") from None
+        if paise % tick:
+            raise _invalid(name, f"{name} must be a multiple of the tick size")
+        return float(value)
+
+    def _match(self, order: Order) -> None:
+        """Fill what is marketable at the last price; leave the rest open."""
+        ltp = self.prices[order.key]
+        order.move("validation pending")
+        order.move("open pending")
+        if order.order_type in ("SL", "SL-M"):
+            order.move("trigger pending")
+            return
+        marketable = order.order_type == "MARKET" or (
+            order.price >= ltp if order.side == "BUY" else order.price <= ltp
+        )
+        if not marketable:
+            order.move("open")
+            return
+        order.filled_quantity = order.quantity
+        order.average_price = ltp
+        order.move("complete")
+
+    def _order(self, order_id: object) -> Order:
+        order = self.orders.get(order_id) if isinstance(order_id, str) else None
+        if order is None:
+            raise _invalid("order_id", f"unknown order_id {order_id!r}")
+        return order
+
+    async def modify(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+        self._take_order_slot()
+        body = await _json_body(request)
+
+        async def work() -> web.Response:
+            order = self._order(body.get("order_id"))
+            if order.status in TERMINAL:
+                raise _invalid("order_id", f"the order is {order.status} and cannot be modified")
+            row = self.instruments[order.key]
+            if "price" in body and order.order_type in ("LIMIT", "SL"):
+                order.price = self._on_tick(body, "price", row, needed=True)
+            quantity = body.get("quantity")
+            if isinstance(quantity, int) and not isinstance(quantity, bool) and quantity > 0:
+                order.quantity = quantity
+            order.move("modified")
+            order.status = "open"
+            data = {"order_id": order.order_id}
+            return _answer(data)
+
+        return await self._faulted(request, "modify_order", work)
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+        self._take_order_slot()
+
+        async def work() -> web.Response:
+            order = self._order(request.query.get("order_id"))
+            if order.status in TERMINAL:
+                raise _invalid("order_id", f"the order is {order.status} and cannot be cancelled")
+            order.move("cancelled")
+            data = {"order_id": order.order_id}
+            return _answer(data)
+
+        return await self._faulted(request, "cancel_order", work)
+
+    async def book(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+
+        async def work() -> web.Response:
+            rows = [order.row() for order in self.orders.values()]
+            return web.json_response({"status": "success", "data": rows})
+
+        return await self._faulted(request, "orders", work)
+
+    async def details(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+
+        async def work() -> web.Response:
+            order = self._order(request.query.get("order_id"))
+            return web.json_response({"status": "success", "data": order.row()})
+
+        return await self._faulted(request, "order_details", work)
+
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+
+        async def work() -> web.Response:
+            order_id, tag = request.query.get("order_id"), request.query.get("tag")
+            if order_id is None and tag is None:
+                raise _invalid("order_id", "order_id or tag is required")
+            rows = [
+                step
+                for order in self.orders.values()
+                if (order_id is None or order.order_id == order_id)
+                and (tag is None or order.tag == tag)
+                for step in order.history
+            ]
+            if order_id is not None and not rows:
+                raise _invalid("order_id", f"unknown order_id {order_id!r}")
+            return web.json_response({"status": "success", "data": rows})
+
+        return await self._faulted(request, "order_history", work)
+
+    async def master(self, request: web.Request) -> web.Response:
+        return web.Response(body=universe.master_json(), content_type="application/gzip")
+
+    # -- control ---------------------------------------------------------------
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        try:
+            rule = self.faults.add(Fault.from_json(await request.json()))
+        except (FaultError, ValueError) as exc:
+            raise _invalid("fault", str(exc)) from None
+        return web.json_response({"status": "success", "data": rule.to_json()})
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self.faults.clear()
+        return web.json_response({"status": "success"})
+
+    async def state(self, request: web.Request) -> web.Response:
+        data = {
+            "orders": [order.row() for order in self.orders.values()],
+            "prices": self.prices,
+            "faults": dict(self.faults.fired),
+            "refused": self.refused,
+            "links": len(self._links),
+        }
+        return web.json_response({"status": "success", "data": data})
+
+
+def _answer(data: dict[str, Any]) -> web.Response:
+    """An order write's success, with the v3 latency metadata (FACTS 2.2)."""
+    return web.json_response({"status": "success", "data": data, "metadata": {"latency": 1}})
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise UpstoxError(400, "UDAPI100036", "Invalid Input: the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise UpstoxError(400, "UDAPI100036", "Invalid Input: the body is not a JSON object")
+    return body
+
+
+def _is_index(key: str) -> bool:
+    return key.split("|", 1)[0].endswith("_INDEX")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
