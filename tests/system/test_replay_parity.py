@@ -38,7 +38,8 @@ def _order(instrument: dict[str, Any], side: str, quantity: int = 1) -> dict[str
 
 def bodies(at: datetime) -> list[dict[str, Any]]:
     """One of each kind the API takes: single both ways, oco, a watched instrument, a
-    time leg, a basket; plus one the script never reaches. `at`: the time leg's time."""
+    time leg, a basket, a trailing stop; plus one the script never reaches. `at`: the
+    time leg's time."""
     return [
         # 1: single BUY at or above 1610 (v1)
         {**_INFY, "trigger_type": "single", "transaction_type": "BUY", "quantity": 1,
@@ -67,6 +68,11 @@ def bodies(at: datetime) -> list[dict[str, Any]]:
                    "orders": [_order(_RELIANCE, "SELL")]},
                   {"condition": {"price": "1450.00", "direction": "at_or_above"},
                    "orders": [_order(_RELIANCE, "SELL")]}]},
+        # 8: a trailing stop on RELIANCE, 5.00 under the highs once they reach 1415
+        {"trigger_type": "single",
+         "legs": [{"condition": {"trail": {"kind": "price", "offset": "5.00",
+                                           "activation": "1415.00"}},
+                   "orders": [_order(_RELIANCE, "SELL")]}]},
     ]  # fmt: skip
 
 
@@ -82,7 +88,9 @@ BEFORE = [
 ]
 # After it: the basket, the second oco's stop past its level, and noise.
 AFTER = [
-    (RELIANCE, "1420.00"),  # 5 fires
+    (RELIANCE, "1420.00"),  # 5 fires; 8's stop trails up to 1415.00
+    (RELIANCE, "1415.10"),  # one tick above 8's stop
+    (RELIANCE, "1415.00"),  # 8 fires, exactly at its trailed stop
     (INFY, "1580.00"),  # 2 already fired: nothing
     (RELIANCE, "1390.10"),  # one tick short of 7's stop
     (RELIANCE, "1388.50"),  # 7 fires on its stop, past its level
@@ -132,7 +140,7 @@ async def test_a_recorded_session_replays_fire_for_fire(tmp_path: Path, sqlite_u
         assert (await system.settled(ids[3], within=15))["status"] == "placed"
         for token, price in AFTER:
             await _push(system, token, price)
-        for index in (0, 1, 2, 4, 6):
+        for index in (0, 1, 2, 4, 7, 6):
             assert (await system.settled(ids[index]))["status"] == "placed"
         live = await _fired_in_order(system, ids)
         assert system.runtime.recorder is not None
@@ -143,7 +151,9 @@ async def test_a_recorded_session_replays_fire_for_fire(tmp_path: Path, sqlite_u
         )
     assert system.runtime.recorder.dropped == 0
     # The session as lived: these six, in this order, at these prices.
-    assert [(i, leg) for i, leg, _ in live] == [(1, 1), (3, 1), (2, 2), (4, 1), (5, 1), (7, 1)]
+    assert [(i, leg) for i, leg, _ in live] == [
+        (1, 1), (3, 1), (2, 2), (4, 1), (5, 1), (8, 1), (7, 1)
+    ]  # fmt: skip
 
     triggers = tmp_path / "triggers.json"
     triggers.write_text(json.dumps(sent))
