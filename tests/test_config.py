@@ -58,6 +58,8 @@ NAMES = [
     "HMT_LOAD_PRICES",
     "HMT_TIME_GRACE_S",
     "HMT_METRICS_SAMPLE_S",
+    "HMT_RECORD_TICKS",
+    "HMT_RECORD_MAX_MB",
     "HMT_NOTIFY_ALLOW_NETS",
     "HMT_NOTIFY_QUEUE",
     "HMT_NOTIFY_RETRIES",
@@ -355,6 +357,21 @@ def test_metrics_sample_is_10_seconds_unless_set_between_0_and_an_hour(
         monkeypatch.setenv("HMT_METRICS_SAMPLE_S", bad)
         with pytest.raises(ConfigError, match="HMT_METRICS_SAMPLE_S"):
             load_settings()
+
+
+def test_the_tick_recorder_is_off_unless_given_a_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """HMT_RECORD_TICKS: a directory turns it on; HMT_RECORD_MAX_MB bounds it (1 or more)."""
+    assert load_settings().record_ticks is None
+    assert load_settings().record_max_mb == 512
+    monkeypatch.setenv("HMT_RECORD_TICKS", str(tmp_path))
+    monkeypatch.setenv("HMT_RECORD_MAX_MB", "64")
+    settings = load_settings()
+    assert (settings.record_ticks, settings.record_max_mb) == (tmp_path, 64)
+    monkeypatch.setenv("HMT_RECORD_MAX_MB", "0")
+    with pytest.raises(ConfigError, match="HMT_RECORD_MAX_MB"):
+        load_settings()
 
 
 def test_notification_settings_are_checked_by_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
+from hmt.backtest.recording import TickRecorder
 from hmt.config import (
     Broker,
     ClaimDurability,
@@ -45,6 +46,7 @@ from hmt.engine.service import Engine, EngineConfig
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 from hmt.engine.supervisor import Supervisor, freeze_survivors
+from hmt.kite.historical import KiteHistory
 from hmt.kite.instruments import KiteInstruments
 from hmt.kite.orders import KiteOrders
 from hmt.kite.quotes import KiteQuotes
@@ -229,12 +231,19 @@ async def build(settings: Settings) -> Runtime:
     # Quote and full ticks carry the day's high and low (missed touches); LTP mode asks
     # the quote API after a blind spot instead, and decodes each frame only once.
     ranged = settings.tick_mode is not TickMode.LTP
+    recorder = _recorder(settings)
+    on_ltp: Callable[[int, int], object] = lambda token, ltp: engine.on_ltp(token, ltp)  # noqa: E731
+    on_ticks: Callable[[tuple[Tick, ...]], object] | None = (
+        (lambda ticks: _day_ranges(engine, ticks)) if ranged else None
+    )
+    if recorder is not None:
+        on_ltp, on_ticks = _recorded(recorder, on_ltp, settings.tick_mode, on_ticks)
     ticker = Ticker(
         settings.kite_ws_url,
         api_key,
         access_token,
-        on_ltp=lambda token, ltp: engine.on_ltp(token, ltp),
-        on_ticks=(lambda ticks: _day_ranges(engine, ticks)) if ranged else None,
+        on_ltp=on_ltp,
+        on_ticks=on_ticks,
         on_event=lambda event: _on_link_event(session, engine, event),
         reconnect_delay_ms=settings.reconnect_delay_ms,
     )
@@ -326,10 +335,51 @@ async def build(settings: Settings) -> Runtime:
         rest=rest,
         instruments=instruments,
         accounts=accounts,
+        recorder=recorder,
+        history=KiteHistory(rest),
         notifier=notifier,
         channels=channels,
     )
     return runtime
+
+
+def _recorder(settings: Settings) -> TickRecorder | None:
+    if settings.record_ticks is None:
+        return None
+    log.info("recording_ticks", directory=str(settings.record_ticks), max_mb=settings.record_max_mb)
+    return TickRecorder(settings.record_ticks, max_bytes=settings.record_max_mb * 1024 * 1024)
+
+
+def _recorded(
+    recorder: TickRecorder,
+    on_ltp: Callable[[int, int], object],
+    mode: TickMode,
+    on_ticks: Callable[[tuple[Tick, ...]], object] | None,
+) -> tuple[Callable[[int, int], object], Callable[[tuple[Tick, ...]], object] | None]:
+    """The ticker's callbacks with the recorder in front of the engine's.
+
+    Full mode's ticks carry the exchange's timestamp, which the LTP path does not
+    decode: there each tick is recorded from the typed ticks (the same ticks, in
+    the same order, handed on just after the LTPs); otherwise as the engine is
+    handed it.
+    """
+    record = recorder.record
+    if mode is not TickMode.FULL:
+
+        def recorded_ltp(token: int, ltp: int) -> None:
+            record(token, ltp)
+            on_ltp(token, ltp)
+
+        return recorded_ltp, on_ticks
+
+    def recorded_ticks(ticks: tuple[Tick, ...]) -> None:
+        for tick in ticks:
+            stamp = getattr(tick, "exchange_timestamp", None) or 0
+            record(tick.instrument_token, tick.last_price, stamp)
+        if on_ticks is not None:
+            on_ticks(ticks)
+
+    return on_ltp, recorded_ticks
 
 
 def _notifications(

@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -136,6 +137,11 @@ class Settings(BaseSettings):
     # The performance history: one row of the key figures this often (0: none written);
     # folded to a row a minute after an hour, deleted after a day (docs/operations.md).
     metrics_sample_s: Annotated[int, Field(ge=0, le=3_600)] = 10
+    # The live tick recorder (docs/backtest.md): a directory to record every tick the
+    # engine is handed, for `hmt backtest --recording`; unset: nothing is recorded.
+    record_ticks: Path | None = None
+    # Its bound on disk: past this the oldest files are deleted.
+    record_max_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     # Notifications (docs/notifications.md). Ranges a user's delivery URL may reach
     # although loopback, private or link-local (comma-separated CIDRs; none by default).
     notify_allow_nets: str = ""

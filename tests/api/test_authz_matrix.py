@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hmt.api.schemas import SERVER_OWNED
+from tests.support.eventually import eventually
 from tests.support.receivers import http_receiver
 from tests.support.system import System, running_system
 
@@ -43,6 +44,10 @@ def _body(method: str, path: str, system: System) -> Any:
         return {"quantity": 7}
     if path == "/broker/session":
         return {"access_token": system.sim.access_token}
+    if path == "/backtests" and method == "POST":
+        trigger = _body("POST", "/triggers", system)
+        ticks = "timestamp,instrument,price\n2026-11-27T09:15:00+05:30,NSE:INFY,1600\n"
+        return {"triggers": [trigger], "source": "csv", "csv": ticks}
     if path == "/notifications/channels" and method == "POST":
         return {"name": "mine", "url": f"json://{HOOK[0]}/hook"}
     return None
@@ -97,6 +102,34 @@ class Matrix:
                 self.cross_reads += 1
         self.cross_writes += (await self.system.trigger(theirs)) != before
 
+    async def backtest(self, method: str, path: str) -> None:
+        """A backtest is its starter's: own id 200; bob's view of it and a missing id 404."""
+        body = _body("POST", "/backtests", self.system)
+        started: dict[str, Any] = {}
+
+        async def accepted() -> bool:  # alice's run of the POST cell may still be going
+            response = await self.system.client.post(
+                "/backtests", json=body, headers=self.system.auth(self.a)
+            )
+            started.update(response.json())
+            return response.status_code == 202
+
+        await eventually(accepted, within=30, interval=0.2)
+        own = started["id"]
+        for token, backtest_id, expected in (
+            (self.b, own, 404),
+            (self.a, uuid.uuid4().hex, 404),
+            (None, own, 401),
+            (BAD_TOKEN, own, 401),
+            (self.revoked, own, 401),
+            (self.a, own, 200),
+        ):
+            response = await self.check(
+                method, path.replace("{backtest_id}", backtest_id), token, expected, None
+            )
+            if token == self.b and response.status_code < 400:
+                self.cross_reads += 1
+
     async def channel(self, token: str) -> str:
         body = _body("POST", "/notifications/channels", self.system)
         response = await self.system.client.post(
@@ -130,6 +163,8 @@ class Matrix:
         """Routes without an id: public ones for anyone, the rest by token and role."""
         bare = path.removeprefix(PREFIX)
         path += QUERIES.get(bare, "")
+        for name, value in PARAMETERS.items():
+            path = path.replace(name, value)
         if (method, bare) in PUBLIC:
             # /kite/* answer 409 (no Kite secret configured) or 422 (no request_token).
             expected = {"/health": 200, "/kite/login": 409, "/kite/callback": 422}[bare]
@@ -143,7 +178,7 @@ class Matrix:
             await self.check(method, path, self.b, 403, body)
             await self.check(method, path, self.system.operator_token, 200, body)
             return
-        expected = 201 if method == "POST" else 200
+        expected = ACCEPTED.get((method, bare), 201 if method == "POST" else 200)
         await self.check(method, path, self.a, expected, body)
         response = await self.check(method, path, self.b, expected, body)
         if method == "GET" and path == "/triggers":
@@ -190,6 +225,10 @@ class Matrix:
 
 # Required query parameters, so that each cell checks authorization, not validation.
 QUERIES = {"/instruments": "?q=INFY"}
+# Path parameters that are not a trigger's id: a value that exists.
+PARAMETERS = {"{token}": "408065"}
+# Routes that answer other than 200 (GET) or 201 (POST) when all is well.
+ACCEPTED = {("POST", "/backtests"): 202}
 
 
 async def test_authorization_matrix(database_url: str) -> None:
@@ -211,6 +250,8 @@ async def test_authorization_matrix(database_url: str) -> None:
             body = _body(method, path, system)
             if "{trigger_id}" in path:
                 await matrix.by_id(method, path, body)
+            elif "{backtest_id}" in path:
+                await matrix.backtest(method, path)
             elif "{channel_id}" in path:
                 await matrix.by_channel(method, path)
             else:

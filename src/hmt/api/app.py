@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from hmt import __version__
-from hmt.api import broker, channels, control, metrics, performance, problems, triggers
+from hmt.api import (
+    backtests,
+    broker,
+    channels,
+    control,
+    metrics,
+    performance,
+    problems,
+    triggers,
+)
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
 from hmt.api.legs import TriggerV2In, TriggerV2Patch
@@ -47,13 +56,17 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(performance.router)
     app.include_router(broker.router)
+    app.include_router(backtests.router)
     app.include_router(channels.router)
     problems.install(app)  # every error body in the documented `Problem` shape
     # No CORS middleware: browsers refuse cross-origin reads (the UI is same-origin).
     app.add_middleware(
         BodyLimit,
         max_bytes=runtime.settings.max_body_bytes,
-        larger={("POST", "/triggers/bulk"): runtime.settings.max_bulk_body_bytes},
+        larger={
+            ("POST", "/triggers/bulk"): runtime.settings.max_bulk_body_bytes,
+            ("POST", "/backtests"): runtime.settings.max_bulk_body_bytes,  # a CSV upload
+        },
     )
     app.add_middleware(ErrorShield)  # no stack trace in any response
     # Past capacity, refuse at once (503 + Retry-After) rather than queue: docs/api.md.

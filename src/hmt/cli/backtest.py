@@ -122,6 +122,13 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
         list[Path] | None,
         typer.Option(help="CSV of ticks or of candles (repeatable; see docs/backtest.md)."),
     ] = None,
+    recording: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A directory of ticks the engine recorded live (HMT_RECORD_TICKS); "
+            "--from/--to narrow it."
+        ),
+    ] = None,
     kite: Annotated[
         list[str] | None,
         typer.Option(help="Fetch Kite's historical candles of EXCHANGE:SYMBOL or a token."),
@@ -169,8 +176,11 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
             labels[history[0]] = "hmt demo: candles.csv"
     if (triggers is None) == (user is None):
         raise _fail("name the triggers: --triggers FILE or --user ID (one of them), or --demo")
-    if not history and not kite:
-        raise _fail("name the history: --history FILE (ticks or candles) or --kite INSTRUMENT")
+    if not history and not kite and not recording:
+        raise _fail(
+            "name the history: --history FILE (ticks or candles), --recording DIR "
+            "or --kite INSTRUMENT"
+        )
     if interval not in INTERVALS:
         raise _fail(f"--interval {interval!r}: one of {', '.join(INTERVALS)}")
     listings = _listings(instruments)
@@ -206,6 +216,18 @@ def backtest(  # noqa: C901 - one flat sequence of input checks, each a clear ex
         raise _fail(f"{error.filename}: {error.strerror}") from None
     except HistoryError as error:
         raise _fail(str(error)) from None
+    if recording:
+        from hmt.backtest.recording import read_recording
+
+        try:
+            since = None if start is None else parse_time(start)
+            until = None if end is None else parse_time(end)
+        except ValueError as error:
+            raise _fail(f"--from/--to: {error}") from None
+        try:
+            parts += [read_recording(path, master, start=since, end=until) for path in recording]
+        except HistoryError as error:
+            raise _fail(str(error)) from None
     if kite:
         from hmt.cli.run import settings_or_exit
 

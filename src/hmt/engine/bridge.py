@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Coroutine, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from hmt.config import Settings
 from hmt.core.book import TriggerBook
-from hmt.core.instruments import Listing
+from hmt.core.candles import Candle
+from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Trigger
 from hmt.core.notices import NoticeKind
 from hmt.core.trailing import TrailState
@@ -228,3 +230,9 @@ class Bridge:
 
     async def kite_login(self, request_token: str) -> bool:
         return await self._link.run(self._runtime.kite_login(request_token))
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        # The broker's HTTP client belongs to the engine's loop.
+        return await self._link.run(self._runtime.candles(instrument, interval, start, end))

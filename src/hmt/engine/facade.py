@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence, Sized
+from datetime import datetime
 from typing import Any, Protocol
 
 from hmt.config import Settings
-from hmt.core.instruments import Listing
+from hmt.core.candles import Candle
+from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import Trigger
 from hmt.core.notices import NoticeKind
 from hmt.core.trailing import TrailState
@@ -121,4 +123,10 @@ class Facade(Protocol):
 
     async def kite_login(self, request_token: str) -> bool:
         """/kite/callback: exchange the request token, then as `use_access_token`."""
+        ...
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        """The broker's historical candles (ConfigError: it serves none)."""
         ...

@@ -18,10 +18,11 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from hmt.core.broker import OrderReport
+from hmt.core.candles import Candle
 from hmt.core.errors import FieldError
 from hmt.core.events import EventKind
 from hmt.core.instruments import Instrument, Listing
@@ -300,3 +301,12 @@ class BrokerRest(Protocol):
 
     async def csv(self, path: str) -> str: ...
     async def aclose(self) -> None: ...
+
+
+class CandleSource(Protocol):
+    """The broker's historical candles (Kite's GET /instruments/historical): the trigger
+    page's chart and the backtest page read them through the running hmt."""
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]: ...

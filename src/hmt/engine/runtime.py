@@ -9,14 +9,18 @@ session, the feed and the database.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
-from hmt.config import Settings
+from hmt.backtest.recording import TickRecorder
+from hmt.config import ConfigError, Settings
+from hmt.core.candles import Candle
+from hmt.core.instruments import Instrument
 from hmt.engine.channels import Channels
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.notices import Notifier
-from hmt.engine.ports import BrokerRest, Feed
+from hmt.engine.ports import BrokerRest, CandleSource, Feed
 from hmt.engine.sampler import WINDOW_NAMES
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.session import BrokerSession, SessionState
@@ -42,12 +46,16 @@ class Runtime:
     rest: BrokerRest
     instruments: InstrumentMaster  # the broker's daily master: the checks and the search
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
+    recorder: TickRecorder | None = None  # HMT_RECORD_TICKS: the live tick recorder
+    history: CandleSource | None = None  # the broker's historical candles, where it has them
     # Notifications (docs/notifications.md); None without HMT_SECRET_KEY (URLs are sealed).
     notifier: Notifier | None = None
     channels: Channels | None = None
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
+        if self.recorder is not None:
+            self.recorder.start()
         if self.notifier is not None:
             self.notifier.start()
         await self.supervisor.start()
@@ -56,10 +64,20 @@ class Runtime:
         """Stop: the loops, then drain in-flight orders and close feed, broker and database."""
         await self.supervisor.stop()
         await self.engine.stop()
+        if self.recorder is not None:
+            await self.recorder.stop()
         if self.notifier is not None:
             await self.notifier.stop()
         await self.rest.aclose()
         await self.db.dispose()
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        """The broker's candles of `instrument`; `ConfigError` when it serves none."""
+        if self.history is None:
+            raise ConfigError("this broker serves no historical candles")
+        return await self.history.candles(instrument, interval, start, end)
 
     @property
     def awaiting_login(self) -> bool:
@@ -96,7 +114,7 @@ class Runtime:
     def stats(self) -> dict[str, Any]:
         engine, stats = self.engine, self.engine.stats
         feed = self.feed.status()
-        return {
+        shown: dict[str, Any] = {
             "state": engine.state.value,
             "active_triggers": len(engine.book),
             "subscribed_instruments": len(engine.book.instruments()),
@@ -134,3 +152,11 @@ class Runtime:
             **stats.latency(),
             **({} if self.notifier is None else {"notifications": asdict(self.notifier.stats)}),
         }
+        if self.recorder is not None:  # HMT_RECORD_TICKS: the recording's own counts
+            shown["recording"] = {
+                "recorded": self.recorder.recorded,
+                "buffered": self.recorder.buffered,
+                "dropped": self.recorder.dropped,
+                "deleted_files": self.recorder.deleted,
+            }
+        return shown

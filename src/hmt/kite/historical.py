@@ -116,3 +116,15 @@ async def fetch_candles(
             message = f"historical {instrument.tradingsymbol}: {error}"
             raise BrokerError(ErrorKind.FINAL, message) from None
     return out
+
+
+class KiteHistory:
+    """Kite's historical candles for the running hmt (the engine's `CandleSource`)."""
+
+    def __init__(self, rest: KiteRest) -> None:
+        self._rest = rest
+
+    async def candles(
+        self, instrument: Instrument, interval: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        return await fetch_candles(self._rest, instrument, interval, start, end)

@@ -71,6 +71,11 @@ async def performance_page() -> FileResponse:
     return _page("performance.html")
 
 
+@router.get("/ui/backtest")
+async def backtest_page() -> FileResponse:
+    return _page("backtest.html")
+
+
 @router.get("/ui/triggers/{trigger_id}")
 async def trigger_page(trigger_id: str) -> FileResponse:
     # The page is the same for every id: its script reads the id from the path

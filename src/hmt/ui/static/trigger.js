@@ -6,6 +6,7 @@
   const id = decodeURIComponent(window.location.pathname.split("/").pop());
   const LC = window.LightweightCharts;
   let trigger = null, chart = null, series = null, lastTime = 0, lines = [], markers = null;
+  let candles = null, history = null;  // the day's candles under the live line, fetched once
   // The chart library labels its axis in UTC: its times are shifted by IST's fixed offset
   // so the axis reads IST like every other time on the page.
   const IST_S = 330 * 60;
@@ -232,6 +233,11 @@
       timeScale: { timeVisible: true, secondsVisible: true, rightOffset: 6 },
       localization: { priceFormatter: (p) => hmt.rupees(p) },
     });
+    // Added first, so the live line and the trigger lines are drawn over it.
+    candles = chart.addSeries(LC.CandlestickSeries, {
+      upColor: "#9ccfb0", downColor: "#e8a7a7", borderVisible: false,
+      wickUpColor: "#7fb898", wickDownColor: "#d48a8a", priceLineVisible: false, lastValueVisible: false,
+    });
     series = chart.addSeries(LC.LineSeries, {
       color: "#1f6feb", lineWidth: 2,
       // Keep the trigger lines in view, not only the prices seen so far.
@@ -248,6 +254,32 @@
     });
     markers = LC.createSeriesMarkers(series, []);
   }
+
+  // The day's minute candles of the watched instrument from the broker's historical API
+  // (the latest session: today's so far, or the last trading day's before the open),
+  // drawn under the live line before the first live price arrives.
+  async function loadCandles() {
+    if (!candles || history !== null) return;
+    const watched = hmt.watched(trigger);
+    try {
+      history = await hmt.api(`/instruments/${encodeURIComponent(watched.instrument_token)}/candles?interval=minute`);
+    } catch (error) {
+      if (error.status === 401) { hmt.signOut(); return; }
+      history = { candles: [] };
+      $("chart-note").textContent = `No candles from the broker: ${error.message}`;
+    }
+    const bars = history.candles.map((c) => ({ time: chartTime(c.at), open: Number(c.open),
+      high: Number(c.high), low: Number(c.low), close: Number(c.close) }));
+    candles.setData(bars);
+    $("chart").dataset.candles = String(bars.length);
+    if (bars.length) {
+      $("chart-note").textContent = `${bars.length} minute candles from ${hmt.when(history.candles[0].at)}`
+        + ` to ${hmt.when(history.candles[bars.length - 1].at)}, then live prices.`;
+      chart.timeScale().fitContent();
+    }
+  }
+
+  const chartTime = (iso) => Math.floor(Date.parse(iso) / 1000) + IST_S;
 
   function legPrices() {
     return [trigger.trigger_price_1, trigger.trigger_price_2, stopPrice()]
@@ -290,6 +322,7 @@
       plot(at, Number(trigger.triggered_price));  // the firing tick's price, at its second
       markers.setMarkers([{ time: at, position: "aboveBar", color: "#c62828", shape: "arrowDown",
         text: "fired" }]);
+      $("chart").dataset.fired = String(at - IST_S);
     }
   }
 
@@ -309,7 +342,9 @@
     if (!hmt.token()) { window.location.assign("/ui/"); return; }
     setupChart();
     await load();
-    if (trigger) hmt.stream(onEvent, hmt.liveBadge);
+    if (!trigger) return;
+    await loadCandles();  // history first: the live prices continue it
+    hmt.stream(onEvent, hmt.liveBadge);
     followStop();
   });
 })();
