@@ -36,12 +36,17 @@ def test_exit_ids_are_pinned() -> None:
 def test_first_fill_arms_then_grows_then_closes() -> None:
     state = BracketState(Status.OPEN)
     first = on_report(state, EntryReport("1", "OPEN", 3))
-    assert first is not None and first.arm == 3 and first.grow_to == 0
+    assert first is not None
+    assert first.arm == 3
+    assert first.grow_to == 0
     assert first.state == BracketState(Status.ARMED, 3, 3, 1, True, 3)
     assert [k for k, _ in first.events] == [EventKind.FILLED]
     more = on_report(first.state, EntryReport("1", "COMPLETE", 10))
-    assert more is not None and more.grow_to == 10 and more.arm == 0
-    assert more.state.status is Status.FILLED and more.state.armed == 10
+    assert more is not None
+    assert more.grow_to == 10
+    assert more.arm == 0
+    assert more.state.status is Status.FILLED
+    assert more.state.armed == 10
     assert [k for k, _ in more.events] == [EventKind.FILLED, EventKind.ENTRY_CLOSED]
 
 
@@ -56,20 +61,25 @@ def test_replay_and_stale_updates_change_nothing() -> None:
 def test_fills_after_an_exit_fired_get_a_top_up_exit() -> None:
     fired = BracketState(Status.ARMED, 4, 4, 1, exit_open=False, exit_quantity=4)
     decision = on_report(fired, EntryReport("1", "OPEN", 6))
-    assert decision is not None and decision.arm == 2 and decision.state.generation == 2
+    assert decision is not None
+    assert decision.arm == 2
+    assert decision.state.generation == 2
     assert decision.events[0][1]["exit"] == "top_up"
 
 
 @pytest.mark.parametrize("status", ["REJECTED", "CANCELLED"])
 def test_entry_ending_with_nothing_filled_fails_with_the_reason(status: str) -> None:
     decision = on_report(BracketState(Status.OPEN), EntryReport("1", status, 0, "RMS:margin"))
-    assert decision is not None and decision.state.status is Status.FAILED
-    assert decision.reason == "RMS:margin" and decision.arm == 0
+    assert decision is not None
+    assert decision.state.status is Status.FAILED
+    assert decision.reason == "RMS:margin"
+    assert decision.arm == 0
 
 
 def test_entry_cancelled_after_a_partial_fill_closes_filled() -> None:
     decision = on_report(BracketState(Status.OPEN), EntryReport("1", "CANCELLED", 2))
-    assert decision is not None and decision.state.status is Status.FILLED
+    assert decision is not None
+    assert decision.state.status is Status.FILLED
     assert decision.arm == 2
 
 
@@ -110,7 +120,8 @@ def test_exits_cover_exactly_the_fills(reports: list[tuple[int, str, bool]]) -> 
             exits.append(decision.arm)
             exit_fired = False
         if decision.grow_to:
-            assert not exit_fired and exits
+            assert not exit_fired
+            assert exits
             exits[-1] = decision.grow_to
         state = decision.state
         assert sum(exits) == state.armed == state.filled == live_max
@@ -136,7 +147,8 @@ def test_a_trailing_stop_exit() -> None:
     exits = Exits(target=150_000, trail=trail)
     check_exits(entry, exits)
     exit = exit_trigger(entry, exits, 2, 3)
-    assert exit.side is Side.BUY and exit.trail(Leg.FIRST) == trail
+    assert exit.side is Side.BUY
+    assert exit.trail(Leg.FIRST) == trail
     assert exit.trail(Leg.SECOND) is None
 
 

@@ -108,7 +108,7 @@ def check_exits(entry: Trigger, exits: Exits) -> None:
         if exits.trail.side is order.side:
             raise ValueError("the trailing stop's side is the exit's: opposite the entry's")
         return
-    assert stop is not None  # noqa: S101 (Exits holds one of the two)
+    assert stop is not None  # Exits holds one of the two
     if order.side is Side.BUY and not stop < exits.target:
         raise ValueError("a long bracket's stop must be below its target")
     if order.side is Side.SELL and not exits.target < stop:
