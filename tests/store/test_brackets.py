@@ -45,8 +45,10 @@ async def placed_entry(
 async def test_create_and_read(store: TriggerStore, brackets: BracketStore) -> None:
     entry = make_trigger()
     record = await brackets.create(entry, EXITS)
-    assert record.status is Status.OPEN and record.entry.trigger == entry
-    assert record.exits == EXITS and record.exit_records == ()
+    assert record.status is Status.OPEN
+    assert record.entry.trigger == entry
+    assert record.exits == EXITS
+    assert record.exit_records == ()
     assert [kind for kind, _, _ in record.history] == [EventKind.CREATED]
     assert (await store.get("alice", entry.id)).status is Status.ACTIVE
 
@@ -64,13 +66,15 @@ async def test_partial_fills_arm_then_grow_the_exit(
     bracket, tag = await placed_entry(store, brackets)
     assert await brackets.by_tag(tag) == bracket
     first = await brackets.report(bracket, EntryReport("9001", "UPDATE", 4))
-    assert first is not None and first.exit_id == exit_id(bracket, 1)
+    assert first is not None
+    assert first.exit_id == exit_id(bracket, 1)
     exit = (await store.get("alice", exit_id(bracket, 1))).trigger
     assert (exit.quantity, exit.side, exit.status) == (4, Side.SELL, Status.ACTIVE)
     assert await brackets.report(bracket, EntryReport("9001", "UPDATE", 4)) is None  # replay
     assert await brackets.report(bracket, EntryReport("9001", "UPDATE", 3)) is None  # stale
     done = await brackets.report(bracket, EntryReport("9001", "COMPLETE", 10))
-    assert done is not None and done.exit_id == exit_id(bracket, 1)
+    assert done is not None
+    assert done.exit_id == exit_id(bracket, 1)
     record = await brackets.get("alice", bracket)
     assert (record.status, record.filled, record.armed, record.generation) == (
         Status.FILLED,
@@ -93,7 +97,8 @@ async def test_fills_after_the_exit_fired_get_a_top_up(
     execution = ExecutionStore(store, owner="engine-a", lease=timedelta(seconds=30))
     assert await execution.claim(Fired(exit, Leg.SECOND, 171_000), "EXITTAG")
     applied = await brackets.report(bracket, EntryReport("9001", "COMPLETE", 10))
-    assert applied is not None and applied.exit_id == exit_id(bracket, 2)
+    assert applied is not None
+    assert applied.exit_id == exit_id(bracket, 2)
     record = await brackets.get("alice", bracket)
     assert [e.trigger.quantity for e in record.exit_records] == [6, 4]
     assert record.armed == record.filled == 10
@@ -117,7 +122,8 @@ async def test_racing_reports_arm_exactly_once(store: TriggerStore, brackets: Br
     reports = [EntryReport("9001", "UPDATE", q) for q in (3, 5, 5, 7, 3, 7)]
     await asyncio.gather(*(brackets.report(bracket, r) for r in reports))
     record = await brackets.get("alice", bracket)
-    assert record.generation == 1 and record.armed == record.filled == 7
+    assert record.generation == 1
+    assert record.armed == record.filled == 7
     assert [e.trigger.quantity for e in record.exit_records] == [7]
 
 
@@ -126,7 +132,8 @@ async def test_entry_rejected_fails_with_the_reason(
 ) -> None:
     bracket, _ = await placed_entry(store, brackets)
     applied = await brackets.report(bracket, EntryReport("9001", "REJECTED", 0, "RMS:Margin"))
-    assert applied is not None and applied.exit_id is None
+    assert applied is not None
+    assert applied.exit_id is None
     record = await brackets.get("alice", bracket)
     assert (record.status, record.error_message) == (Status.FAILED, "RMS:Margin")
     assert record.exit_records == ()
