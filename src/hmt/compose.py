@@ -30,11 +30,13 @@ from hmt.config import (
     Settings,
     TickMode,
 )
+from hmt.core.broker import BrokerError
 from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
+from hmt.engine.fills import Fills
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import ChangeSource, FeedStatus
 from hmt.engine.runtime import Runtime
@@ -42,17 +44,19 @@ from hmt.engine.service import Engine, EngineConfig
 from hmt.engine.session import BrokerSession
 from hmt.engine.supervisor import Supervisor, freeze_survivors
 from hmt.kite.instruments import KiteInstruments
-from hmt.kite.orders import KiteOrders
+from hmt.kite.orders import KiteOrders, report_from_row
 from hmt.kite.quotes import KiteQuotes
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
 from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
+from hmt.kite.ticker_messages import OrderUpdate
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
 from hmt.kite.ticks import LtpTick, Mode, Tick
 from hmt.logs import register_secret
 from hmt.store import migrate
 from hmt.store.accounts import AccountStore
+from hmt.store.brackets import BracketStore
 from hmt.store.changes import ChangeFeed
 from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
@@ -201,8 +205,9 @@ async def build(settings: Settings) -> Runtime:
         timeout=settings.kite_timeout_ms / 1000,
         client=settings.kite_http,
     )
+    orders = KiteOrders(rest)
     executor = Executor(
-        KiteOrders(rest),
+        orders,
         execution,
         throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
         policy=RetryPolicy(
@@ -222,7 +227,8 @@ async def build(settings: Settings) -> Runtime:
         access_token,
         on_ltp=lambda token, ltp: engine.on_ltp(token, ltp),
         on_ticks=(lambda ticks: _day_ranges(engine, ticks)) if ranged else None,
-        on_event=lambda event: _on_link_event(session, engine, event),
+        on_event=lambda event: _on_link_event(session, engine, event, fills),
+        on_order_update=lambda update: _on_order_update(fills, update),
         reconnect_delay_ms=settings.reconnect_delay_ms,
     )
     feed = TickerFeed(ticker, Mode(settings.tick_mode.value))
@@ -265,6 +271,13 @@ async def build(settings: Settings) -> Runtime:
     instruments = InstrumentMaster(
         KiteInstruments(rest), clock=lambda: datetime.now(UTC), kept=freeze_survivors
     )
+    # Brackets: the entry orders' fills arm their exits (docs/engine.md, "Brackets").
+    fills = Fills(
+        BracketStore(triggers),
+        orders,
+        lambda exit_id: engine.refresh(exit_id),
+        interval=settings.fill_sweep_ms / 1000,
+    )
     runtime: Runtime
     supervisor = Supervisor(
         engine,
@@ -276,6 +289,7 @@ async def build(settings: Settings) -> Runtime:
         changes=_change_feed(settings) if db.dialect == "postgresql" else None,
         warm=[] if awaiting_login else [instruments.copy],
         conditions=engine.conditions,
+        loops=[("fill_loop_failed", fills.run)],
     )
     runtime = Runtime(
         settings=settings,
@@ -289,6 +303,7 @@ async def build(settings: Settings) -> Runtime:
         rest=rest,
         instruments=instruments,
         accounts=accounts,
+        fills=fills,
     )
     return runtime
 
@@ -320,7 +335,16 @@ def _change_feed(settings: Settings) -> Callable[[], ChangeSource]:
     return listen
 
 
-def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent) -> None:
+def _on_order_update(fills: Fills, update: OrderUpdate) -> None:
+    try:
+        report = report_from_row(dict(update.data))
+    except BrokerError:
+        log.warning("order_update_unreadable")
+        return
+    fills.on_update(report)
+
+
+def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent, fills: Fills) -> None:
     # The ticker's 403 is the same expired session an order would meet: say so now.
     if event.kind is LinkEventKind.TOKEN_INVALID:
         session.expired(event.reason)
@@ -330,6 +354,8 @@ def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent) -> 
         engine.feed_lost("stall", event.reason)
     elif event.kind is LinkEventKind.DISCONNECTED:
         engine.feed_lost("reconnect", event.reason)
+    elif event.kind is LinkEventKind.CONNECTED:
+        fills.poke()  # order updates may have been missed while it was down
 
 
 def _day_ranges(engine: Engine, ticks: tuple[Tick, ...]) -> None:

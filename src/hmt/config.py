@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60
+    # Brackets: how often the order book is read for the entry orders still waiting for
+    # fills, besides every ticker reconnection and start (docs/engine.md, "Brackets").
+    fill_sweep_ms: _Millis = 5000
 
     @field_validator("database_url")
     @classmethod

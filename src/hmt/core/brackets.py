@@ -92,6 +92,25 @@ class Decision:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A bracket still waiting for fills (open or armed), with its entry trigger's state."""
+
+    id: TriggerId
+    user_id: str
+    entry_status: Status
+    broker_tag: str | None
+    order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a report did: the decision, and the exit trigger armed or grown (if any)."""
+
+    decision: Decision
+    exit_id: TriggerId | None
+
+
 def check_entry(entry: Trigger) -> None:
     """A bracket's entry: one leg of one order (a price or a time condition)."""
     if entry.trigger_type is not TriggerType.SINGLE:
@@ -128,7 +147,8 @@ def on_report(state: BracketState, report: EntryReport) -> Decision | None:
     if state.status not in (Status.OPEN, Status.ARMED):
         return None
     events: list[tuple[EventKind, Mapping[str, Any]]] = []
-    status, filled, armed = state.status, max(state.filled, report.filled), state.armed
+    status: Status = state.status
+    filled, armed = max(state.filled, report.filled), state.armed
     arm = grow_to = 0
     generation, exit_open, exit_quantity = state.generation, state.exit_open, state.exit_quantity
     if filled > armed:

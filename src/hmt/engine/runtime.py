@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hmt.config import Settings
+from hmt.engine.fills import Fills
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.ports import BrokerRest, Feed
@@ -39,6 +40,7 @@ class Runtime:
     rest: BrokerRest
     instruments: InstrumentMaster  # the broker's daily master: the checks and the search
     accounts: AccountStore | None = None  # None without HMT_SECRET_KEY: nothing is stored
+    fills: Fills | None = None  # brackets' fills (docs/engine.md, "Brackets")
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""

@@ -59,6 +59,7 @@ class Supervisor:
         listen_wait: float = LISTEN_WAIT_S,
         ranges_interval: float = RANGES_SAVE_S,
         conditions: bool = False,
+        loops: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = (),
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
         day ranges' saves), counted in `condition_loops`. `warm`: work done once after
@@ -78,6 +79,8 @@ class Supervisor:
         # with the store's side of them (`Engine(conditions=...)`).
         self._conditions = conditions
         self._warm = tuple(warm)
+        # Other loops of the running engine (brackets' fills), each restarted if it raises.
+        self._loops = tuple(loops)
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
         self._condition_tasks: list[asyncio.Task[None]] = []
@@ -102,6 +105,8 @@ class Supervisor:
         self._spawn(self._expiry_loop())
         self._spawn(self._claim_sweep_loop())
         self._spawn(self._health_loop())
+        for event, loop_fn in self._loops:
+            self._spawn(_again(loop_fn, event))
         if self._conditions:
             # v2's conditions: time legs and not_before, LTP mode's quotes, the day ranges.
             loop = asyncio.get_running_loop()

@@ -23,10 +23,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.brackets import (
+    Applied,
     BracketState,
-    Decision,
     EntryReport,
     Exits,
+    Waiting,
     check_entry,
     check_exits,
     exit_id,
@@ -83,26 +84,6 @@ class BracketRecord:
     entry: TriggerRecord
     exit_records: tuple[TriggerRecord, ...] = ()
     history: tuple[tuple[EventKind, datetime, Mapping[str, Any]], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LiveBracket:
-    """A bracket still waiting for fills, with what its entry trigger says."""
-
-    id: TriggerId
-    user_id: str
-    entry_status: Status
-    broker_tag: str | None
-    order_id: str | None
-    error_message: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What a report did: the decision, and the exit trigger armed or grown (if any)."""
-
-    decision: Decision
-    exit_id: TriggerId | None
 
 
 def exits_to_json(exits: Exits) -> dict[str, Any]:
@@ -201,21 +182,18 @@ class BracketStore:
 
         return await self.db.transaction(work, write=False)
 
-    async def live(self) -> builtins.list[LiveBracket]:
+    async def live(self) -> builtins.list[Waiting]:
         """Every bracket still waiting for fills (open or armed), every user's."""
         query = (
-            select(b.c.id, b.c.user_id, t.c.status, t.c.broker_tag, t.c.order_id, t.c.error_message)
+            select(b.c.id, b.c.user_id, t.c.status, t.c.broker_tag, t.c.order_id)
             .join(t, t.c.id == b.c.id)
             .where(b.c.status.in_(LIVE))
             .order_by(b.c.created_at)
         )
 
-        async def work(conn: AsyncConnection) -> builtins.list[LiveBracket]:
+        async def work(conn: AsyncConnection) -> builtins.list[Waiting]:
             rows = (await conn.execute(query)).all()
-            return [
-                LiveBracket(TriggerId(str(r[0])), r[1], Status(r[2]), r[3], r[4], r[5])
-                for r in rows
-            ]
+            return [Waiting(TriggerId(str(r[0])), r[1], Status(r[2]), r[3], r[4]) for r in rows]
 
         return await self.db.transaction(work, write=False)
 

@@ -14,6 +14,8 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -29,7 +31,7 @@ MATCH = "user_id = current_setting('hmt.user_id', true)"
 STATUSES = "'armed', 'cancelled', 'expired', 'failed', 'filled', 'open'"
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(JSONB(), "postgresql")
 
 
