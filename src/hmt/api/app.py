@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from hmt import __version__
-from hmt.api import broker, control, metrics, problems, triggers
+from hmt.api import brackets, broker, control, metrics, problems, triggers
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
 from hmt.api.legs import TriggerV2In, TriggerV2Patch
@@ -43,6 +43,7 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     # The seed's paths, for drop-in use: the same routes with the same auth.
     app.include_router(control.router, prefix=SEED_PREFIX)
     app.include_router(triggers.router)
+    app.include_router(brackets.router)
     app.include_router(browser_router)  # the web UI, its stream and instrument search
     app.include_router(metrics.router)
     app.include_router(broker.router)

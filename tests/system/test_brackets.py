@@ -1,0 +1,139 @@
+"""Brackets end to end on both stores: the API, the engine, the simulator's fills and
+order updates. Partial fills arm the exits for what has filled and grow them; the
+entry rejected fails the bracket with the broker's reason; at most one exit is placed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hmt.core.types import Leg
+from hmt.kite.tags import broker_tag
+from hmt.sim.broker import Fills
+from tests.support.eventually import eventually
+from tests.support.factories import INFY
+from tests.support.system import System, running_system
+
+FAST = {"fill_sweep_ms": 200}
+
+
+def bracket_body(quantity: int = 10, side: str = "BUY", **exits: str) -> dict[str, Any]:
+    return {
+        "entry": {
+            "trigger_type": "single",
+            "legs": [
+                {
+                    "condition": {"price": "1010"},
+                    "orders": [
+                        {
+                            "instrument_token": INFY,
+                            "exchange": "NSE",
+                            "tradingsymbol": "INFY",
+                            "transaction_type": side,
+                            "quantity": quantity,
+                            "product": "MIS",
+                        }
+                    ],
+                }
+            ],
+        },
+        "exits": exits or {"target": "1050", "stop": "980"},
+    }
+
+
+async def create(system: System, body: dict[str, Any]) -> dict[str, Any]:
+    response = await system.client.post("/brackets", json=body, headers=system.auth())
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def read(system: System, bracket_id: str) -> dict[str, Any]:
+    response = await system.client.get(f"/brackets/{bracket_id}", headers=system.auth())
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def until(system: System, bracket_id: str, check: Any, within: float = 15) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    async def ok() -> bool:
+        seen.clear()
+        seen.update(await read(system, bracket_id))
+        return bool(check(seen))
+
+    await eventually(ok, within=within, interval=0.05)
+    return seen
+
+
+def exit_orders(system: System, bracket: dict[str, Any]) -> list[dict[str, Any]]:
+    tags = {
+        broker_tag(e["id"], leg, 0) for e in bracket["exits"] for leg in (Leg.FIRST, Leg.SECOND)
+    }
+    return [o for o in system.sim.orders() if o.get("tag") in tags]
+
+
+async def test_partial_fills_arm_then_grow_the_exit_and_one_exit_is_placed(
+    database_url: str,
+) -> None:
+    async with running_system(database_url, **FAST) as system:
+        system.sim.broker.fills = Fills(parts=3)
+        system.push(INFY, "1000")
+        created = await create(system, bracket_body())
+        assert created["status"] == "open"
+        assert created["exits"] == []
+        assert created["entry"]["status"] == "active"
+        system.push(INFY, "1012")  # the entry fires: 4 of 10 fill at once
+        armed = await until(system, created["id"], lambda b: b["armed"] >= 4)
+        assert armed["status"] == "armed"
+        assert armed["armed"] <= armed["filled"]
+        assert len(armed["exits"]) == 1
+        assert armed["exits"][0]["transaction_type"] == "SELL"
+        assert armed["exits"][0]["product"] == "MIS"
+        system.push(INFY, "1013")
+        system.push(INFY, "1014")
+        done = await until(system, created["id"], lambda b: b["status"] == "filled")
+        assert (done["filled"], done["armed"]) == (10, 10)
+        assert [e["quantity"] for e in done["exits"]] == [10]
+        kinds = [e["kind"] for e in done["history"]]
+        assert kinds[0] == "created"
+        assert kinds[-1] == "entry_closed"
+        assert set(kinds[1:-1]) == {"filled"}
+        system.push(INFY, "1051")  # the target
+        final = await until(system, created["id"], lambda b: b["exits"][0]["status"] == "placed")
+        system.push(INFY, "975")  # past the stop: the oco already fired
+        placed = exit_orders(system, final)
+        assert len(placed) == 1
+        assert (placed[0]["transaction_type"], placed[0]["quantity"]) == ("SELL", 10)
+
+
+async def test_the_entry_rejected_fails_the_bracket_with_the_reason(database_url: str) -> None:
+    async with running_system(database_url, **FAST) as system:
+        system.sim.broker.funds = 100  # one rupee: the margin check rejects the entry
+        system.push(INFY, "1000")
+        created = await create(system, bracket_body())
+        system.push(INFY, "1012")
+        failed = await until(system, created["id"], lambda b: b["status"] == "failed")
+        assert "margin" in (failed["error_message"] or "").lower()
+        assert failed["entry_status"] == "REJECTED"
+        assert failed["exits"] == []
+        assert failed["filled"] == failed["armed"] == 0
+
+
+async def test_bad_brackets_are_refused_naming_the_field(database_url: str) -> None:
+    async with running_system(database_url) as system:
+        system.push(INFY, "1000")
+        wrong_side = bracket_body(target="970", stop="1050")
+        response = await system.client.post("/brackets", json=wrong_side, headers=system.auth())
+        assert response.status_code == 422, response.text
+        assert "exits" in response.text
+        off_grid = bracket_body(target="1050.01", stop="980")
+        response = await system.client.post("/brackets", json=off_grid, headers=system.auth())
+        assert response.status_code == 422
+        assert "exits.target" in response.text
+        missing = {"entry": bracket_body()["entry"]}
+        response = await system.client.post("/brackets", json=missing, headers=system.auth())
+        assert response.status_code == 422
+        assert "exits" in response.text
+        listed = await system.client.get("/triggers", headers=system.auth())
+        assert listed.json() == []  # nothing half-written
