@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from hmt import __version__
 from hmt.api import brackets, broker, control, metrics, problems, triggers
+from hmt.api.brackets import BracketIn
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
 from hmt.api.legs import TriggerV2In, TriggerV2Patch
@@ -73,7 +74,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.setdefault("FieldProblem", FieldProblem.model_json_schema())
         # The trigger routes read their bodies themselves: the bulk create to name
         # every bad item at once, create and edit to tell a v1 body from a v2 one.
-        for model in (TriggersIn, TriggerIn, TriggerV2In, TriggerPatch, TriggerV2Patch):
+        for model in (
+            TriggersIn, TriggerIn, TriggerV2In, TriggerPatch, TriggerV2Patch, BracketIn
+        ):  # fmt: skip
             defined = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in defined.pop("$defs", {}).items():
                 components.setdefault(name, definition)

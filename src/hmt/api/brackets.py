@@ -22,7 +22,14 @@ from hmt.api.auth import Caller, Writer
 from hmt.api.legs import Price, TriggerV2In
 from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerRecordOut
-from hmt.api.triggers import _checked_v2, _invalid_body, _json_object
+from hmt.api.triggers import (
+    BAD_INPUT,
+    LIMITED,
+    _checked_v2,
+    _invalid_body,
+    _json_object,
+    _openapi_body,
+)
 from hmt.core.brackets import Exits
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.prices import to_decimal, to_units
@@ -101,7 +108,8 @@ class BracketOut(BaseModel):
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"model": Problem}},
+    responses={**BAD_INPUT, **LIMITED},
+    openapi_extra=_openapi_body("BracketIn"),
 )
 async def create(request: Request, caller: Writer) -> BracketOut:
     """Store a bracket: its entry is armed before this returns, its exits wait for fills."""

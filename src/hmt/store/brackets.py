@@ -14,6 +14,7 @@ report after it finds `armed` equal to the fills and changes nothing.
 from __future__ import annotations
 
 import builtins
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,6 +168,10 @@ class BracketStore:
 
     async def get(self, user_id: str, bracket_id: str) -> BracketRecord:
         """One of `user_id`'s brackets; `TriggerNotFound` for a missing or foreign id."""
+        try:
+            bracket_id = str(uuid.UUID(bracket_id))
+        except ValueError:
+            raise TriggerNotFound(bracket_id) from None
 
         async def work(conn: AsyncConnection) -> BracketRecord:
             await scope(conn, user_id)
