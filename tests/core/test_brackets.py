@@ -165,3 +165,14 @@ def test_an_oco_entry_is_refused() -> None:
         check_entry(make_oco(Side.BUY, 170_000, 150_000))
     with pytest.raises(ValueError, match="exactly one of"):
         Exits(target=1)
+
+
+def test_exit_ids_are_rfc_4122_name_based() -> None:
+    """Written out without the uuid module (the core's rule): the same as uuid5."""
+    import uuid
+
+    bracket = "0959D547-8188-407c-a74f-702408522229"
+    namespace = uuid.UUID("6f1d6a52-3c1e-4b7e-9a53-0b9a1c1e5e14")
+    for generation in (1, 2, 17):
+        expected = uuid.uuid5(namespace, f"{bracket.lower()}:{generation}")
+        assert exit_id(bracket, generation) == str(expected)

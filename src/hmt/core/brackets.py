@@ -16,7 +16,7 @@ the same exit is a primary-key conflict, so exits are armed exactly once.
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,8 +29,9 @@ from hmt.core.types import Leg, OrderType, Side, TriggerId, TriggerType
 
 # The broker's final statuses of an order (FACTS 2.2): nothing fills after them.
 FINAL = frozenset({"COMPLETE", "CANCELLED", "REJECTED"})
-# Exit ids: uuid5 of the bracket's id and generation in this namespace (pinned by a test).
-_EXITS = uuid.UUID("6f1d6a52-3c1e-4b7e-9a53-0b9a1c1e5e14")
+# Exit ids: uuid5 of the bracket's id and generation in this namespace (pinned by a test;
+# RFC 4122's name-based UUID, written out: the core imports no uuid, whose uuid4 is random).
+_EXITS = bytes.fromhex("6f1d6a523c1e4b7e9a530b9a1c1e5e14")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +193,12 @@ def on_report(state: BracketState, report: EntryReport) -> Decision | None:
 
 def exit_id(bracket_id: str, generation: int) -> TriggerId:
     """The id of a bracket's exit trigger of `generation` (1 for the first)."""
-    return TriggerId(str(uuid.uuid5(_EXITS, f"{uuid.UUID(bracket_id)}:{generation}")))
+    name = f"{bracket_id.lower()}:{generation}".encode()
+    digest = bytearray(hashlib.sha1(_EXITS + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return TriggerId(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
 
 
 def exit_trigger(entry: Trigger, exits: Exits, generation: int, quantity: int) -> Trigger:
