@@ -4,6 +4,8 @@ entry rejected fails the bracket with the broker's reason; at most one exit is p
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hmt.core.types import Leg
@@ -137,3 +139,26 @@ async def test_bad_brackets_are_refused_naming_the_field(database_url: str) -> N
         assert "exits" in response.text
         listed = await system.client.get("/triggers", headers=system.auth())
         assert listed.json() == []  # nothing half-written
+
+
+async def test_a_fill_pushed_while_the_ticker_was_down_is_read_after_it_reconnects(
+    database_url: str,
+) -> None:
+    """The order update is lost with the feed; the sweep after the reconnection (not the
+    periodic one: 10 minutes here) reads the book and arms the exit."""
+    async with running_system(database_url, fill_sweep_ms=600_000) as system:
+        system.push(INFY, "1000")
+        body = bracket_body()
+        at = datetime.now(UTC) + timedelta(seconds=1.5)
+        body["entry"]["legs"][0]["condition"] = {"at": at.isoformat()}
+        created = await create(system, body)
+        await asyncio.sleep(0.5)  # the first sweep (at start) has run
+        system.sim.ticker.begin_blackout(drop=True)
+        # The time leg fires without ticks; the order fills at once, its update is lost.
+        await until(system, created["id"], lambda b: b["entry"]["status"] == "placed")
+        await asyncio.sleep(0.5)
+        assert (await read(system, created["id"]))["armed"] == 0  # nobody told the engine
+        system.sim.ticker.end_blackout()
+        armed = await until(system, created["id"], lambda b: b["status"] == "filled")
+        assert (armed["filled"], armed["armed"]) == (10, 10)
+        assert [e["quantity"] for e in armed["exits"]] == [10]
