@@ -139,6 +139,14 @@ async def test_bad_brackets_are_refused_naming_the_field(database_url: str) -> N
         assert "exits" in response.text
         listed = await system.client.get("/triggers", headers=system.auth())
         assert listed.json() == []  # nothing half-written
+        created = await create(system, bracket_body())
+        edit = {"legs": [{"condition": {"price": "1020"}}]}
+        response = await system.client.patch(
+            f"/triggers/{created['id']}", json=edit, headers=system.auth()
+        )
+        assert response.status_code == 422
+        assert "bracket's entry cannot be edited" in response.text
+        assert (await system.trigger(created["id"]))["trigger_price_1"] == "1010"  # unchanged
 
 
 async def test_a_fill_pushed_while_the_ticker_was_down_is_read_after_it_reconnects(
