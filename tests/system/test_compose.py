@@ -54,6 +54,7 @@ async def test_build_start_close_leaves_nothing_running(
             # expiry, claim sweep, health (+ the change feed on PostgreSQL)
             loops = 4 if runtime.db.dialect == "postgresql" else 3
             assert runtime.supervisor.running == loops
+            assert runtime.supervisor.other_loops == 1  # brackets' fills (issue 14)
             await eventually(lambda: runtime.supervisor.last_health is not None)
             assert runtime.health().verdict.value == "ok"
             assert runtime.stats()["state"] == "running"
@@ -68,6 +69,7 @@ async def test_build_start_close_leaves_nothing_running(
         finally:
             await runtime.close()
         assert runtime.supervisor.running == 0
+        assert runtime.supervisor.other_loops == 0
         assert runtime.engine.state.value == "stopped"
         await asyncio.sleep(0)  # let cancelled tasks finish their last step
         leftover = {t for t in asyncio.all_tasks() - before if not t.done()}

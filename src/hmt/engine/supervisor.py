@@ -81,6 +81,7 @@ class Supervisor:
         self._warm = tuple(warm)
         # Other loops of the running engine (brackets' fills), each restarted if it raises.
         self._loops = tuple(loops)
+        self._loop_tasks: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
         self._condition_tasks: list[asyncio.Task[None]] = []
@@ -105,8 +106,11 @@ class Supervisor:
         self._spawn(self._expiry_loop())
         self._spawn(self._claim_sweep_loop())
         self._spawn(self._health_loop())
-        for event, loop_fn in self._loops:
-            self._spawn(_again(loop_fn, event))
+        # Counted apart from the core loops (`running`), like the condition loops.
+        self._loop_tasks = [
+            asyncio.get_running_loop().create_task(_again(work, event))
+            for event, work in self._loops
+        ]
         if self._conditions:
             # v2's conditions: time legs and not_before, LTP mode's quotes, the day ranges.
             loop = asyncio.get_running_loop()
@@ -121,8 +125,8 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Cancel the loops (and unfinished warm-up work) and wait for them to end."""
-        tasks, self._tasks = self._tasks + self._once + self._condition_tasks, []
-        self._once, self._condition_tasks = [], []
+        tasks = self._tasks + self._once + self._condition_tasks + self._loop_tasks
+        self._tasks, self._once, self._condition_tasks, self._loop_tasks = [], [], [], []
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -138,6 +142,11 @@ class Supervisor:
     def condition_loops(self) -> int:
         """How many of v2's condition loops are alive (not counted in `running`)."""
         return sum(not task.done() for task in self._condition_tasks)
+
+    @property
+    def other_loops(self) -> int:
+        """How many of the other loops (`loops`: brackets' fills) are alive."""
+        return sum(not task.done() for task in self._loop_tasks)
 
     @property
     def warming(self) -> int:
