@@ -2,7 +2,8 @@
 
 Two ways in, one way out (docs/engine.md, "Brackets"). Order updates pushed on
 the ticker (`on_update`) are matched to a waiting bracket by their tag (the
-entry trigger's `broker_tag`, stored by its claim before the order left). The
+adapter's tag of the entry trigger's order, as the last sweep listed them); an
+update with any other tag pokes the sweep instead. The
 sweep (`sweep`: at start, after each reconnection of the ticker, and every
 `interval` seconds) reads the order book once and looks up every waiting
 bracket whose entry is at the broker, covering updates missed while the ticker
@@ -26,7 +27,7 @@ import structlog
 from hmt.core.brackets import Applied, EntryReport, Waiting
 from hmt.core.broker import OrderReport
 from hmt.core.lifecycle import Status
-from hmt.core.types import TriggerId
+from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import OrderPort
 from hmt.failpoints import failpoint
 
@@ -61,14 +62,25 @@ class Fills:
         self._interval = interval
         self._poked = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # The entry tags of the brackets waiting for fills at the last sweep (the adapter's
+        # tag rule: an entry's tag is known before it fires): an update is matched here,
+        # without a database read; an unknown tag only pokes the sweep (coalesced).
+        self._waiting: dict[str, TriggerId] = {}
         self.updates = self.applied = self.sweeps = 0
 
     def on_update(self, report: OrderReport) -> None:
-        """An order update from the ticker (on the event loop): matched in the background."""
-        if report.tag is None and not report.tags:
+        """An order update from the ticker (on the event loop): a waiting bracket's entry
+        is applied in the background; any other tagged order pokes the sweep, which finds
+        a bracket created since the last one (most updates are other triggers' orders)."""
+        tags = [t for t in (report.tag, *report.tags) if t]
+        if not tags:
             return
         self.updates += 1
-        task = asyncio.get_running_loop().create_task(self._pushed(report))
+        bracket = next((self._waiting[t] for t in tags if t in self._waiting), None)
+        if bracket is None:
+            self.poke()
+            return
+        task = asyncio.get_running_loop().create_task(self._pushed(bracket, report))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -91,6 +103,7 @@ class Fills:
         """Look up every waiting bracket's entry order in the book; how many changed."""
         self.sweeps += 1
         waiting = await self._store.live()
+        self._waiting = {self._orders.tag(b.id, Leg.FIRST, 0): b.id for b in waiting}
         changed = 0
         book: list[OrderReport] | None = None
         for bracket in waiting:
@@ -113,13 +126,9 @@ class Fills:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _pushed(self, report: OrderReport) -> None:
+    async def _pushed(self, bracket: TriggerId, report: OrderReport) -> None:
         try:
-            for tag in filter(None, (report.tag, *report.tags)):
-                bracket = await self._store.by_tag(tag)
-                if bracket is not None:
-                    await self._apply(bracket, report)
-                    return
+            await self._apply(bracket, report)
         except Exception:
             # The sweep looks this order up again: a push is only the fast way.
             log.exception("order_update_failed", order_id=report.order_id)
