@@ -56,6 +56,7 @@ NAMES = [
     "HMT_CLAIM_STATEMENTS",
     "HMT_TIME_GRACE_S",
     "HMT_FILL_SWEEP_MS",
+    "HMT_TRAIL_FLUSH_MS",
 ]
 
 
@@ -251,6 +252,17 @@ def test_time_grace_is_60_seconds_unless_set_within_a_day(monkeypatch: pytest.Mo
     for bad in ("-1", "86401", "soon"):
         monkeypatch.setenv("HMT_TIME_GRACE_S", bad)
         with pytest.raises(ConfigError, match="HMT_TIME_GRACE_S"):
+            load_settings()
+
+
+def test_trail_flush_is_a_second_unless_set_within_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMT_TRAIL_FLUSH_MS: how often moved trailing stops are written; 50 ms to 10 min."""
+    assert load_settings().trail_flush_ms == 1000
+    monkeypatch.setenv("HMT_TRAIL_FLUSH_MS", "250")
+    assert load_settings().trail_flush_ms == 250
+    for bad in ("0", "49", "600001", "often"):
+        monkeypatch.setenv("HMT_TRAIL_FLUSH_MS", bad)
+        with pytest.raises(ConfigError, match="HMT_TRAIL_FLUSH_MS"):
             load_settings()
 
 

@@ -52,7 +52,7 @@ from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
 from hmt.kite.ticker_messages import OrderUpdate
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
-from hmt.kite.ticks import LtpTick, Mode, Tick
+from hmt.kite.ticks import FullTick, LtpTick, Mode, Tick
 from hmt.logs import register_secret
 from hmt.store import migrate
 from hmt.store.accounts import AccountStore
@@ -63,6 +63,7 @@ from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
 from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
+from hmt.store.trails import TrailStates
 from hmt.store.triggers import TriggerStore
 
 log = structlog.get_logger("hmt.compose")
@@ -258,10 +259,13 @@ async def build(settings: Settings) -> Runtime:
             time_grace=timedelta(seconds=settings.time_grace_s),
             broker=settings.broker.value,
             ranges_from_ticks=ranged,
+            depth=settings.tick_mode is TickMode.FULL,
+            trail_flush=timedelta(milliseconds=settings.trail_flush_ms),
         ),
         session=session,
         conditions=ConditionStore(triggers, triggers),
         quotes=KiteQuotes(rest, listed),
+        trails=TrailStates(db),
     )
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
@@ -290,6 +294,7 @@ async def build(settings: Settings) -> Runtime:
         warm=[] if awaiting_login else [instruments.copy],
         conditions=engine.conditions,
         loops=[("fill_loop_failed", fills.run)],
+        trails=engine.trails.enabled,
     )
     runtime = Runtime(
         settings=settings,
@@ -359,10 +364,14 @@ def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent, fil
 
 
 def _day_ranges(engine: Engine, ticks: tuple[Tick, ...]) -> None:
-    """Quote and full ticks' day high and low, after their LTPs went through `on_ltp`."""
+    """Quote and full ticks' day high and low, after their LTPs went through `on_ltp`;
+    a full tick's best bid and ask for the legs trailing them."""
     for tick in ticks:
         if not isinstance(tick, LtpTick):
             engine.on_range(tick.instrument_token, tick.high, tick.low)
+        if isinstance(tick, FullTick):
+            depth = tick.depth  # (quantity, price, orders) x 5 bids, then x 5 asks
+            engine.on_depth(tick.instrument_token, tick.last_price, depth[1], depth[16])
 
 
 async def _access_token(settings: Settings, accounts: AccountStore | None) -> str | None:

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # Brackets: how often the order book is read for the entry orders still waiting for
     # fills, besides every ticker reconnection and start (docs/engine.md, "Brackets").
     fill_sweep_ms: _Millis = 5000
+    # Trailing stops that moved are written at most this often, and at shutdown; a crash
+    # loses at most the moves of one interval (docs/engine.md, "Trailing stops").
+    trail_flush_ms: Annotated[int, Field(ge=50, le=600_000)] = 1000
 
     @field_validator("database_url")
     @classmethod

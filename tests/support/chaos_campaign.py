@@ -111,7 +111,7 @@ def describe(outcome: Outcome) -> str:
         f"triggers={outcome.triggers} fired={outcome.fired} "
         f"baskets={outcome.baskets} (orders {outcome.basket_orders}, "
         f"faulted {outcome.basket_orders_faulted}) "
-        f"watching={outcome.watching} "
+        f"watching={outcome.watching} trailing={outcome.trailing} "
         f"orders={outcome.orders} {classes} orphans={len(verdict.orphans)} "
         f"{outcome.seconds:.1f}s"
     )

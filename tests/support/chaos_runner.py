@@ -61,6 +61,7 @@ from tests.support.chaos_schedule import (
     Schedule,
     Step,
 )
+from tests.support.chaos_trails import trail_body, trail_patch, trailing, trailing_armed
 from tests.support.engine_process import EngineProcess, engine_process
 from tests.support.eventually import eventually
 from tests.support.factories import INFY
@@ -158,6 +159,7 @@ class Known:
     watch: int = INFY
     directions: list[str] | None = None
     basket: bool = False  # a leg of several orders
+    trail: bool = False  # a trailing stop (issue 14): a patch changes its offset
 
 
 @dataclass
@@ -178,6 +180,7 @@ class Outcome:
     # Basket orders that met a fault: a retry, or an outcome found by looking the tag up.
     basket_orders_faulted: int = 0
     watching: int = 0  # triggers watching another instrument than they trade
+    trailing: int = 0  # triggers with a trailing stop (issue 14)
     stuck_restarts: int = 0
     brackets: list[str] = field(default_factory=list)  # ids of the brackets created
     bracket_exits: int = 0  # exit triggers their fills armed
@@ -273,6 +276,7 @@ class ChaosRunner:
         in_baskets = {t for r in baskets for t in tags_of(r)}
         outcome.basket_orders = sum(1 for o in orders if o.get("tag") in in_baskets)
         outcome.watching = sum(1 for r in records if r.trigger.watch_token is not None)
+        outcome.trailing = sum(1 for r in records if trailing(r))
         outcome.basket_orders_faulted = len(
             {
                 (e.trigger_id, e.payload["position"])
@@ -338,7 +342,7 @@ class ChaosRunner:
                 self.sim.push_price(target.watch, rupees(target.prices[0]))
             case "create" | "create_oco":
                 await self.create(step, known, outcome)
-            case "create_basket" | "create_watch" | "create_bracket":
+            case "create_basket" | "create_watch" | "create_bracket" | "create_trail":
                 await self.create_v2(step, known, outcome)
             case "patch" if target is not None:
                 await self.patch(target, step.args["shift"], outcome)
@@ -381,9 +385,12 @@ class ChaosRunner:
 
     async def create_v2(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         """A basket on INFY's price, or orders on NIFTY 50's price: the v2 body; or a
-        bracket (`create_bracket`)."""
+        bracket (`create_bracket`), or a trailing stop (`create_trail`)."""
         if step.kind == "create_bracket":
             await self.create_bracket(step, outcome)
+            return
+        if step.kind == "create_trail":
+            await self.create_trail(step, known, outcome)
             return
         assert self.nifty is not None
         args = step.args
@@ -492,6 +499,19 @@ class ChaosRunner:
                     )
                 )
 
+    async def create_trail(self, step: Step, known: list[Known], outcome: Outcome) -> None:
+        """A trailing SELL stop on INFY, alone or beside a fixed target (chaos_trails)."""
+        order = self.order_body({"instrument": "INFY", "side": "SELL", "limit": False}, BASE)
+        body = trail_body(step.args, order)
+        response = await self.api("POST", "/triggers", outcome, json=body)
+        if response is not None:
+            assert response.status_code != 422, f"a trailing create refused: {response.text}"
+        if response is not None and response.status_code == 201:
+            outcome.created[step.kind] += 1
+            target = step.args.get("target")
+            prices = [BASE] if target is None else [BASE, target]
+            known.append(Known(response.json()["id"], target is not None, prices, trail=True))
+
     @staticmethod
     def instrument_body(instrument: Instrument) -> dict[str, Any]:
         return {
@@ -525,6 +545,11 @@ class ChaosRunner:
     async def patch(self, target: Known, shift: int, outcome: Outcome) -> None:
         """Move a trigger's prices by `shift` (both legs of an oco, keeping their order);
         a v2 trigger's by a v2 edit of its legs' conditions, NIFTY 50's scaled to it."""
+        if target.trail:
+            await self.api(
+                "PATCH", f"/triggers/{target.id}", outcome, json=trail_patch(shift, target.oco)
+            )
+            return
         if target.watch != INFY:
             shift = shift // TICK * WATCH_PER_TICK
         prices = [p + shift for p in target.prices]
@@ -668,6 +693,7 @@ class ChaosRunner:
                 for r in records
                 if r.status is Status.ACTIVE and legs_holding(r.trigger, prices[r.trigger.watched])
             ]
+            armed += await trailing_armed(self.store.db, records, prices[INFY], HIGH, LOW)
             flying = [r for r in records if r.status is Status.TRIGGERED]
             if not armed and not flying:
                 return

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hmt.core.types import Side
+from tests.support.chaos_trails import with_trails
 
 BASE = 150_000  # INFY at 1500.00
 TICK = 10  # INFY's tick size in the simulator's universe: 0.10
@@ -239,6 +240,8 @@ def generate(seed: int, backend: str, rollback_share: float = ROLLBACK_SHARE) ->
     # A bracket in every schedule (issue 14), from its own generator: the other steps are
     # those each seed made before brackets existed.
     steps.insert(opening, Step("create_bracket", bracket(random.Random(f"{seed}:bracket")), 0.02))
+    # Trailing stops (issue 14), from a stream of their own: the rest stays as it was.
+    with_trails(seed, steps, opening, Step)
     return Schedule(seed, backend, tuple(steps))
 
 

@@ -16,7 +16,7 @@ import pytest
 from tests.support.postgres import private_database, url_for
 
 TABLES = (
-    "hmt_gtt_orders, hmt_trigger_events, hmt_trigger_orders, hmt_day_ranges, "
+    "hmt_gtt_orders, hmt_trigger_events, hmt_trigger_orders, hmt_day_ranges, hmt_trail_states, "
     "hmt_api_tokens, hmt_broker_accounts, hmt_users"
 )
 

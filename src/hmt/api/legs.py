@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hmt.api.trails import TrailIn, TrailOut, to_trail
+from hmt.api.trails import as_json as trail_json
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
@@ -55,13 +57,15 @@ class InstrumentIn(BaseModel):
 
 
 class ConditionIn(BaseModel):
-    """A price on the watched instrument with its direction, or a time (`at`, with a zone)."""
+    """A price on the watched instrument with its direction, a time (`at`, with a zone),
+    or a trailing stop (`trail`, docs/api.md "Trailing stops")."""
 
     model_config = ConfigDict(extra="forbid")
 
     price: Price | None = None
     direction: Direction | None = None
     at: datetime | None = None
+    trail: TrailIn | None = None
 
 
 class OrderIn(InstrumentIn):
@@ -154,13 +158,25 @@ class TriggerV2In(BaseModel):
                 )
             c = leg.condition
             thresholds.append(units(c.price, watch_divisor, f"legs[{i}].condition.price") or 0)
-            if c.price is None and c.at is None:
+            if c.price is None and c.at is None and c.trail is None:
                 errors.append(
                     FieldError(
-                        f"legs[{i}].condition", "one_condition", "send a price or a time (at)"
+                        f"legs[{i}].condition",
+                        "one_condition",
+                        "send a price, a time (at) or a trail",
                     )
                 )
-            specs.append(LegSpec(direction=c.direction, at=c.at, orders=tuple(orders)))
+            trail = None
+            if c.trail is not None:
+                trail = to_trail(
+                    c.trail,
+                    f"legs[{i}].condition.trail",
+                    stated=c.direction,
+                    order_side=leg.orders[0].transaction_type,
+                    watched=instruments[watched.instrument_token],
+                    errors=errors,
+                )
+            specs.append(LegSpec(direction=c.direction, at=c.at, orders=tuple(orders), trail=trail))
         if errors:
             raise InvalidTrigger(errors)
         head = specs[0].orders[0]
@@ -256,6 +272,7 @@ def as_body(trigger: Trigger, watch: Instrument | None) -> dict[str, Any]:
     for leg in trigger.legs:
         spec = trigger.spec(leg)
         at = None if spec is None else spec.at
+        trail = None if spec is None else spec.trail
         threshold = trigger.threshold(leg) if at is None else None
         orders = [
             {
@@ -275,6 +292,8 @@ def as_body(trigger: Trigger, watch: Instrument | None) -> dict[str, Any]:
         condition: dict[str, Any] = {"at": at} if at is not None else {
             "price": _rupees(threshold, watch_divisor)
         }  # fmt: skip
+        if trail is not None:
+            condition = {"trail": trail_json(trail, watch_divisor)}
         if spec is not None and spec.direction is not None:
             condition["direction"] = spec.direction
         legs.append({"condition": condition, "orders": orders})
@@ -335,6 +354,13 @@ class OrderOut(BaseModel):
     attempts: int
 
 
+class TrailConditionOut(ConditionOut):
+    """A trailing leg's condition: its price is null, its terms and state in `trail`
+    (other legs' conditions have no `trail` key: they read exactly as before)."""
+
+    trail: TrailOut
+
+
 class LegOut(BaseModel):
-    condition: ConditionOut
+    condition: TrailConditionOut | ConditionOut
     orders: list[OrderOut]

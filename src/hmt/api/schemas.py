@@ -18,7 +18,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from hmt.api.legs import ConditionOut, LegOut, OrderOut, WatchOut
+from hmt.api.legs import ConditionOut, LegOut, OrderOut, TrailConditionOut, WatchOut
+from hmt.api.trails import TrailViews, trail_out
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.events import TriggerEvent
 from hmt.core.fields import API_FIELDS, TRADER_FIELDS, TRADER_PRICES, Home, Owner
@@ -260,10 +261,11 @@ class TriggerRecordOut(TriggerOut):
         *,
         events: list[TriggerEvent] | None = None,
         warnings: list[str] | None = None,
+        trails: TrailViews | None = None,
     ) -> TriggerRecordOut:
         t = record.trigger
         watch = watched(record)
-        legs = [_leg_out(record, leg, watch.price_divisor) for leg in t.legs]
+        legs = [_leg_out(record, leg, watch.price_divisor, trails) for leg in t.legs]
         shown = _v1_fields(record)
         # Thresholds are in the watched instrument's unit; a time leg's is null.
         for leg, out in zip(t.legs, legs, strict=True):
@@ -301,10 +303,15 @@ def watched(record: TriggerRecord) -> Instrument:
     )
 
 
-def _leg_out(record: TriggerRecord, leg: Leg, watch_divisor: int) -> LegOut:
+def _leg_out(
+    record: TriggerRecord, leg: Leg, watch_divisor: int, trails: TrailViews | None
+) -> LegOut:
     t = record.trigger
     at = t.fire_at(leg)
-    price = None if at is not None else to_decimal(t.threshold(leg), watch_divisor)
+    trail = t.trail(leg)
+    price = (
+        None if at is not None or trail is not None else to_decimal(t.threshold(leg), watch_divisor)
+    )
     specs = t.orders(leg)
     states = {s.position: s for s in record.orders if s.leg == leg}
     fired = record.triggered_leg == leg
@@ -344,6 +351,12 @@ def _leg_out(record: TriggerRecord, leg: Leg, watch_divisor: int) -> LegOut:
             )
         )
     condition = ConditionOut(price=price, direction=None if at else direction(t, leg), at=at)
+    if trail is not None:
+        now, live, written_at = (trails or {}).get(int(leg), (None, False, None))
+        condition = TrailConditionOut(
+            **condition.model_dump(),
+            trail=trail_out(trail, watch_divisor, now, live=live, written_at=written_at),
+        )
     return LegOut(condition=condition, orders=orders)
 
 

@@ -18,6 +18,7 @@ from hmt.api.problems import ApiError, TooManyTriggers
 from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerIn, TriggerPatch, TriggerRecordOut, watched
 from hmt.api.timing import time_warnings
+from hmt.api.trails import views as trail_views
 from hmt.core.errors import FieldError, IllegalTransition, InvalidTrigger
 from hmt.core.instruments import Instrument
 from hmt.core.legs import far_side, instrument_errors
@@ -353,7 +354,8 @@ async def list_triggers(
         records = records[:limit]
         query = dict(request.query_params)
         response.headers["Link"] = next_link(request.url.path, query, cursor_after(records[-1]))
-    return [TriggerRecordOut.of(r) for r in records]
+    shown = await trail_views(store.db, runtime_of(request).engine, records)
+    return [TriggerRecordOut.of(r, trails=shown.get(r.id)) for r in records]
 
 
 @router.get("/{trigger_id}", responses=NOT_FOUND)
@@ -361,7 +363,12 @@ async def get(trigger_id: str, request: Request, caller: Caller) -> TriggerRecor
     """One of your triggers, with its event history."""
     store = runtime_of(request).triggers
     record = await store.get(caller.user_id, trigger_id)
-    return TriggerRecordOut.of(record, events=await store.history(caller.user_id, trigger_id))
+    shown = await trail_views(store.db, runtime_of(request).engine, [record])
+    return TriggerRecordOut.of(
+        record,
+        events=await store.history(caller.user_id, trigger_id),
+        trails=shown.get(record.id),
+    )
 
 
 @router.patch(

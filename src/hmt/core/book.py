@@ -39,7 +39,7 @@ from hmt.core.gaps import DayRange
 from hmt.core.model import Fired, Trigger
 from hmt.core.rules import DIRECTIONS, direction
 from hmt.core.rules import holds as holds_at
-from hmt.core.trailbook import Trails
+from hmt.core.trailbook import HOLD_ASK, HOLD_BID, Trails
 from hmt.core.trailing import Trail, TrailState
 from hmt.core.types import Direction, InstrumentToken, Leg, Side, TriggerId, TriggerType
 
@@ -110,9 +110,13 @@ class TriggerBook:
     process can fire the same trigger again.
     """
 
-    __slots__ = ("_by_id", "_by_seq", "_instruments", "_next_seq")
+    __slots__ = ("_by_id", "_by_seq", "_instruments", "_next_seq", "depth")
 
     def __init__(self) -> None:
+        # True when ticks carry depth (full mode): an LTP-only tick then leaves the legs
+        # trailing the bid or ask where they are (they only fire), and `on_depth` moves
+        # them. False: there is no bid or ask, and the LTP moves them too.
+        self.depth = False
         self._instruments: dict[int, _Instrument] = {}
         self._by_id: dict[TriggerId, int] = {}
         self._by_seq: dict[int, Trigger] = {}
@@ -224,6 +228,10 @@ class TriggerBook:
 
     def _fire(self, instrument_token: int, book: _Instrument, ltp: int) -> tuple[Fired, ...]:
         if book.trails is not None:
+            if self.depth and book.trails.quoted:
+                return self._fire_trailing(
+                    instrument_token, book, book.trails, ltp, ltp, HOLD_BID, HOLD_ASK
+                )
             return self._fire_trailing(instrument_token, book, book.trails, ltp, ltp)
         keys: list[int] = []
         if ltp >= book.rise_at:
@@ -266,15 +274,42 @@ class TriggerBook:
             return self.on_tick(instrument_token, ltp)
         return self._fire_trailing(instrument_token, book, book.trails, ltp, ref)
 
+    def on_depth(self, instrument_token: int, ltp: int, bid: int, ask: int) -> tuple[Fired, ...]:
+        """A full-mode tick's best bid and ask (after its LTP went through `on_tick`):
+        the legs trailing them move, then every trailing leg is checked at `ltp`.
+
+        A side of the book that is empty (0) leaves its legs where they are.
+        Fixed legs and LTP-trailing legs already saw this tick's LTP.
+        """
+        book = self._instruments.get(instrument_token)
+        if book is None or book.trails is None or not book.trails.quoted:
+            return _NOTHING
+        return self._fire_trailing(
+            instrument_token,
+            book,
+            book.trails,
+            ltp,
+            ltp,
+            bid if bid > 0 else HOLD_BID,
+            ask if ask > 0 else HOLD_ASK,
+        )
+
     def _fire_trailing(
-        self, instrument_token: int, book: _Instrument, trails: Trails, ltp: int, ref: int
+        self,
+        instrument_token: int,
+        book: _Instrument,
+        trails: Trails,
+        ltp: int,
+        ref: int,
+        bid: int | None = None,
+        ask: int | None = None,
     ) -> tuple[Fired, ...]:
         """A tick on an instrument with trailing legs: move the stops, then fire.
 
         A trailing stop is moved by the tick's reference first and then checked
         against its LTP (docs/triggers.md). Fixed legs fire as on any tick.
         """
-        lseqs = trails.tick(ref, ltp)
+        lseqs = trails.tick(ref, ltp, bid, ask)
         keys: list[int] = []
         if ltp >= book.fixed_rise:
             _take_below(book.rising, (ltp + 1) << _SHIFT, keys)
@@ -319,14 +354,36 @@ class TriggerBook:
             return None
         return book.trails.state(seq << 1 | (leg is Leg.SECOND))
 
-    def trail_states(self) -> Iterator[tuple[Trigger, Leg, TrailState]]:
-        """Every held trailing leg and its state: what the engine writes periodically."""
+    def trail_states(
+        self, instrument_token: int | None = None
+    ) -> Iterator[tuple[Trigger, Leg, TrailState]]:
+        """Every held trailing leg and its state (of one instrument, if given): what the
+        engine writes periodically."""
         by_seq = self._by_seq
-        for book in self._instruments.values():
+        if instrument_token is None:
+            books: Iterable[_Instrument] = self._instruments.values()
+        else:
+            one = self._instruments.get(instrument_token)
+            books = () if one is None else (one,)
+        for book in books:
             if book.trails is not None:
                 for lseq, state in book.trails.states():
                     leg = Leg.SECOND if lseq & 1 else Leg.FIRST
                     yield by_seq[lseq >> 1], leg, state
+
+    def moved_trails(self) -> list[tuple[Trigger, Leg]]:
+        """The trailing legs whose state may have changed since the last call
+        (`Trails.moved`): what the engine's periodic write compares, at the cost of the
+        legs that moved rather than of every leg held. Their states: `trail_state`."""
+        by_seq = self._by_seq
+        out: list[tuple[Trigger, Leg]] = []
+        for book in self._instruments.values():
+            if book.trails is not None:
+                out.extend(
+                    (by_seq[lseq >> 1], Leg.SECOND if lseq & 1 else Leg.FIRST)
+                    for lseq in book.trails.moved()
+                )
+        return out
 
     def resume_trail(self, trigger_id: TriggerId, leg: Leg, state: TrailState) -> None:
         """Put a trailing leg back where it was last written (after a restart).

@@ -18,6 +18,8 @@ from hmt.core.errors import FieldError
 from hmt.core.instruments import Instrument
 from hmt.core.model import LegSpec, OrderSpec, Trigger
 from hmt.core.rules import direction
+from hmt.core.trail_legs import leg_errors as trail_leg_errors
+from hmt.core.trail_legs import oco_errors as trail_oco_errors
 from hmt.core.types import MAX_BASKET, Direction, Exchange, Leg, OrderType, Side
 
 Instruments = Mapping[int, Instrument]
@@ -53,6 +55,7 @@ def check_legs(
         for k, order in enumerate(spec.orders):
             errors += order_errors(f"{at}[{k}]", order, instruments.get(order.instrument_token))
     errors += _oco_errors(trigger)
+    errors += trail_oco_errors(trigger)
     errors += _bound_errors(trigger)
     errors += _mirror_errors(trigger)
     return errors
@@ -198,7 +201,7 @@ def far_side(trigger: Trigger) -> list[str]:
     """
     out = []
     for leg, spec in zip(trigger.legs, trigger.leg_specs, strict=False):
-        if spec.at is not None:
+        if spec.at is not None or spec.trail is not None:
             continue
         level = trigger.trigger_price_1 if leg is Leg.FIRST else trigger.trigger_price_2
         if level is None:
@@ -223,6 +226,18 @@ def _condition_errors(
 ) -> list[FieldError]:
     at = f"legs[{leg - 1}].condition"
     threshold = trigger.trigger_price_1 if leg is Leg.FIRST else trigger.trigger_price_2
+    if spec.trail is not None:
+        errors = trail_leg_errors(trigger, leg, spec, spec.trail, watched)
+        if spec.direction is None and _table_cannot_say(trigger, spec):
+            errors.append(
+                FieldError(
+                    f"{at}.direction",
+                    "required",
+                    "state at_or_below (a SELL stop) or at_or_above (a BUY stop): an order "
+                    "trades another instrument than the watched one, or the other side",
+                )
+            )
+        return errors
     if spec.at is not None:
         errors = []
         if threshold:

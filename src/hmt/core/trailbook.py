@@ -39,7 +39,7 @@ from typing import Final
 
 from sortedcontainers import SortedList
 
-from hmt.core.trailing import BPS_PER_UNIT, Offset, Trail, TrailState
+from hmt.core.trailing import BPS_PER_UNIT, Offset, Reference, Trail, TrailState
 from hmt.core.types import Side
 
 _SHIFT: Final = 41
@@ -143,6 +143,7 @@ class _Side:
         "count",
         "fire_at",
         "low",
+        "moved",
         "next_cid",
         "sign",
         "tops",
@@ -162,6 +163,9 @@ class _Side:
         self.fire_at = -_NEVER  # the highest stop of all (a bound)
         self.low = _NEVER  # the lowest best of all
         self.next_cid = 0
+        # Classes whose best changed or that gained stops since `Trails.moved` last
+        # took them: what the engine's periodic write reads instead of every stop.
+        self.moved: set[int] = set()
 
     # The tick path -----------------------------------------------------------------
 
@@ -185,6 +189,7 @@ class _Side:
             member = members[key & _MASK]
             trail = member.trail
             self._join(cls, member, key & _MASK, _level(trail.kind, trail.offset, trail.tick, ref))
+        self.moved.add(cls.cid)
         self._retop(cls)
 
     def _join(self, cls: _Class, member: _Member, lseq: int, stop: int) -> None:
@@ -234,6 +239,7 @@ class _Side:
             if cls is not keep:
                 self._absorb(keep, cls, members)
         keep.best = ref
+        self.moved.add(keep.cid)
         by_best[ref] = keep
         if keep is not there:
             heappush(bests, bound | keep.cid)
@@ -379,6 +385,7 @@ class _Side:
             raise ValueError(f"trail state {state} does not follow from the trail {trail}")
         cls = self._class_at(best)
         self._join(cls, member, lseq, stop)
+        self.moved.add(cls.cid)
         self._retop(cls)
 
     def remove(self, lseq: int, member: _Member) -> None:
@@ -422,14 +429,17 @@ class Trails:
     `lseq` is the book's ``seq << 1 | leg_bit``. `tick` advances every stop
     with the reference price and returns, removed, the legs whose stop fires
     at the LTP (the reference is the LTP unless the caller passes a quote's
-    bid or ask).
+    bid or ask). Legs trailing the bid or the ask (`Reference`) are kept on
+    sides of their own, moved by `bid`/`ask` when given, else by `ref`.
     """
 
-    __slots__ = ("buy", "members", "sell")
+    __slots__ = ("buy", "members", "quoted_buy", "quoted_sell", "sell")
 
     def __init__(self) -> None:
         self.sell = _Side(1)
         self.buy = _Side(-1)
+        self.quoted_sell = _Side(1)  # SELL stops trailing the best bid
+        self.quoted_buy = _Side(-1)  # BUY stops trailing the best ask
         self.members: dict[int, _Member] = {}
 
     def __len__(self) -> int:
@@ -438,13 +448,22 @@ class Trails:
     def __contains__(self, lseq: object) -> bool:
         return lseq in self.members
 
+    @property
+    def quoted(self) -> bool:
+        """Whether any held leg trails the bid or the ask."""
+        return bool(self.quoted_sell.count or self.quoted_buy.count)
+
     def add(self, lseq: int, trail: Trail, state: TrailState | None = None) -> None:
         """Hold a trailing leg, fresh (`state` None) or resumed from a written state."""
         if lseq in self.members:
             raise ValueError(f"trailing leg {lseq} is already held")
         if state is not None and (state.best is None) != (state.stop is None):
             raise ValueError("a trail state has both best and stop, or neither")
-        side = self.sell if trail.side is Side.SELL else self.buy
+        quoted = trail.reference is not Reference.LTP
+        if trail.side is Side.SELL:
+            side = self.quoted_sell if quoted else self.sell
+        else:
+            side = self.quoted_buy if quoted else self.buy
         member = _Member(trail, side)
         side.add(lseq, member, state)
         self.members[lseq] = member
@@ -465,12 +484,44 @@ class Trails:
         for lseq, member in self.members.items():
             yield lseq, member.side.state(member)
 
-    def tick(self, ref: int, ltp: int) -> list[int]:
-        """Advance every stop with `ref`, then take the legs firing at `ltp`."""
+    def moved(self) -> list[int]:
+        """The legs whose state may have changed since the last call (their class's best
+        moved, or they activated or were resumed); the record of them is cleared.
+
+        Costs the legs of the classes that moved (a key each, no state computed), not
+        every leg: nothing on an instrument that made no new best.
+        """
+        out: list[int] = []
+        for side in (self.sell, self.buy, self.quoted_sell, self.quoted_buy):
+            if not side.moved:
+                continue
+            cids, side.moved = side.moved, set()
+            for cid in cids:
+                cls = side.classes.get(cid)
+                if cls is None:
+                    continue  # emptied, or merged into a class that moved too
+                for offsets in cls.groups.values():
+                    out += [key & _MASK for key in offsets]
+        return out
+
+    def tick(self, ref: int, ltp: int, bid: int | None = None, ask: int | None = None) -> list[int]:
+        """Advance every stop with `ref` (bid/ask legs with `bid`/`ask` when given), then
+        take the legs firing at `ltp`. `HOLD` as `bid` or `ask` moves none of those legs
+        (a tick that only checks them against its LTP)."""
         out: list[int] = []
         members = self.members
         if self.sell.count:
             self.sell.tick(ref, ltp, members, out)
         if self.buy.count:
             self.buy.tick(-ref, -ltp, members, out)
+        if self.quoted_sell.count:
+            self.quoted_sell.tick(ref if bid is None else bid, ltp, members, out)
+        if self.quoted_buy.count:
+            self.quoted_buy.tick(-ref if ask is None else -ask, -ltp, members, out)
         return out
+
+
+# As `Trails.tick`'s bid or ask: below any activation and any best on its oriented
+# side, so the bid/ask legs neither activate nor move, and only fire.
+HOLD_BID: Final = -_NEVER
+HOLD_ASK: Final = _NEVER

@@ -24,6 +24,20 @@ from hmt.core.types import Direction, Side
 BPS_PER_UNIT: Final = 10_000
 
 
+class Reference(StrEnum):
+    """Which price moves a trail's best (its stop always fires on the LTP).
+
+    BID is the best bid, for a SELL stop only (what a long could sell at);
+    ASK the best offer, for a BUY stop only. Only a full-mode tick carries
+    them (its depth); every other tick moves such a trail by its LTP instead
+    (docs/triggers.md, "Trailing stops").
+    """
+
+    LTP = "ltp"
+    BID = "bid"
+    ASK = "ask"
+
+
 class Offset(StrEnum):
     """What a trail's offset counts."""
 
@@ -42,7 +56,7 @@ class Trail:
     no stop) before the reference reaches it (SELL at or above, BUY at or
     below); None starts trailing at the first reference seen. `step`: the stop
     moves only in whole steps (a multiple of the tick); None moves it by any
-    whole tick.
+    whole tick. `reference`: the price that moves the best (`Reference`).
     """
 
     side: Side
@@ -51,6 +65,7 @@ class Trail:
     tick: int
     activation: int | None = None
     step: int | None = None
+    reference: Reference = Reference.LTP
 
     def __post_init__(self) -> None:
         if self.tick < 1:
@@ -64,6 +79,12 @@ class Trail:
         if self.step is not None and (self.step < self.tick or self.step % self.tick):
             raise ValueError(
                 f"trail.step must be a whole number of ticks ({self.tick}), not {self.step}"
+            )
+        wrong = Reference.ASK if self.side is Side.SELL else Reference.BID
+        if self.reference is wrong:
+            raise ValueError(
+                f"trail.reference {self.reference.value} does not fit a {self.side.value} stop "
+                f"(a SELL stop trails the bid, a BUY stop the ask)"
             )
 
     @property

@@ -21,7 +21,8 @@ from hmt.config import Settings
 from hmt.core.book import TriggerBook
 from hmt.core.instruments import Listing
 from hmt.core.model import Trigger
-from hmt.core.types import Exchange, InstrumentToken, TriggerId
+from hmt.core.trailing import TrailState
+from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
 from hmt.engine.events import EventHub, Subscription
 from hmt.engine.health import Health
 from hmt.engine.instruments import InstrumentMaster, Resolution
@@ -105,6 +106,15 @@ class EngineView:
     @property
     def events(self) -> HubView:
         return self._events
+
+    def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
+        # A read of the book from the API's thread: a few dict and attribute reads, no
+        # iteration. A tick or an edit changing it meanwhile yields the state before or
+        # after, or (the trigger leaving the book between two reads) nothing live.
+        try:
+            return self._engine.trail_state(trigger_id, leg)
+        except (KeyError, AttributeError):
+            return None
 
     async def arm(self, trigger: Trigger) -> None:
         await self._link.run(self._engine.arm(trigger))

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from hmt.config import Settings
 from hmt.core.instruments import Listing
 from hmt.core.model import Trigger
-from hmt.core.types import Exchange, InstrumentToken, TriggerId
+from hmt.core.trailing import TrailState
+from hmt.core.types import Exchange, InstrumentToken, Leg, TriggerId
 from hmt.engine.events import Subscription
 from hmt.engine.health import Health
 from hmt.engine.instruments import Resolution
@@ -50,6 +51,10 @@ class EngineApi(Protocol):
     @property
     def reconciling(self) -> bool:
         """Firing held until the broker's order book is read: stored rows may be behind it."""
+        ...
+
+    def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
+        """Where a trailing leg's stop stands in the book now; None if not held there."""
         ...
 
     async def arm(self, trigger: Trigger) -> None:

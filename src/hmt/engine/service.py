@@ -30,6 +30,8 @@ from hmt.core.model import Fired, InFlight, Trigger
 from hmt.core.prices import to_decimal
 from hmt.core.rules import direction
 from hmt.core.timebook import TimeBook
+from hmt.core.trail_gaps import touched
+from hmt.core.trailing import TrailState
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
@@ -37,6 +39,7 @@ from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
 from hmt.engine.ports import ConditionStore, Feed, QuotePort, TriggerSource
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
+from hmt.engine.trails import TrailKeeper, TrailPort
 
 log = structlog.get_logger("hmt.engine")
 
@@ -75,6 +78,11 @@ class EngineConfig:
     broker: str = "kite"  # the day ranges' key in the store
     # Quote/full ticks carry the day's OHLC; in LTP mode the quote API is asked instead.
     ranges_from_ticks: bool = False
+    # Full ticks carry depth: legs trailing the bid or ask move by it (`on_depth`), else
+    # by the LTP like the others (docs/triggers.md, "Trailing stops").
+    depth: bool = False
+    # How often trailing stops that moved are written (HMT_TRAIL_FLUSH_MS).
+    trail_flush: timedelta = timedelta(seconds=1)
 
 
 class Engine:
@@ -91,8 +99,12 @@ class Engine:
         session: BrokerSession | None = None,
         conditions: ConditionStore | None = None,
         quotes: QuotePort | None = None,
+        trails: TrailPort | None = None,
     ) -> None:
-        self.book = TriggerBook()
+        self._config = config or EngineConfig()
+        self.book = self._new_book()
+        # Trailing stops' states: written periodically, resumed after a restart.
+        self.trails = TrailKeeper(trails)
         # Time legs, beside the price book: every trigger added to or removed from one
         # is added to or removed from the other (`_put`, `_take`).
         self.timebook = TimeBook()
@@ -103,6 +115,8 @@ class Engine:
         self._quotes = quotes
         self.ranges = DayRanges()
         self._blind: dict[int, BlindSpot] = {}
+        # Per blind instrument, its trailing stops when the blind spot began.
+        self._blind_stops: dict[int, dict[tuple[TriggerId, Leg], int]] = {}
         self._seed: set[int] = set()  # LTP mode: ranges to read from the quote API
         self.stats = EngineStats()
         self._state = EngineState.STOPPED
@@ -112,7 +126,6 @@ class Engine:
         self._feed = feed
         self._executor = executor
         self._clock = clock
-        self._config = config or EngineConfig()
         self._tasks: set[asyncio.Task[None]] = set()
         self._started_at: float | None = None
         self.last_ltp: dict[int, int] = {}  # per instrument, for create-time warnings
@@ -165,6 +178,7 @@ class Engine:
             self._take(expired)
         # Built aside and swapped in: in STARTING nothing reads or changes the book.
         self.book, self.timebook, self._dormant, loaded = await self._load()
+        await self._load_trails()
         await self._load_ranges()
         self._feed.subscribe(self.book.instruments())
         await self._feed.start()
@@ -198,10 +212,15 @@ class Engine:
             await self.save_ranges()
         except Exception:  # the store is away: the next start compares with older ranges
             log.exception("day_ranges_unsaved")
-        self.book = TriggerBook()
+        try:
+            await self.flush_trails()
+        except Exception:  # the store is away: the next start resumes from older stops
+            log.exception("trail_states_unsaved")
+        self.book = self._new_book()
         self.timebook = TimeBook()
         self._dormant = Dormant()
         self._blind.clear()
+        self._blind_stops.clear()
         self._seed.clear()
         self._started_at = None
         log.info("engine_stopped")
@@ -383,8 +402,20 @@ class Engine:
             return
         started = time.perf_counter()  # before the book: evaluation is part of the path
         fired = self.book.on_tick(instrument_token, ltp)
-        if not fired:
+        if fired:
+            self._fire(instrument_token, fired, started)
+
+    def on_depth(self, instrument_token: int, ltp: int, bid: int, ask: int) -> None:
+        """A full tick's best bid and ask, after its LTP went through `on_ltp`: the legs
+        trailing them move (and may fire at `ltp`). Never awaits."""
+        if not self._can_fire():
             return
+        started = time.perf_counter()
+        fired = self.book.on_depth(instrument_token, ltp, bid, ask)
+        if fired:
+            self._fire(instrument_token, fired, started)
+
+    def _fire(self, instrument_token: int, fired: tuple[Fired, ...], started: float) -> None:
         for leg in fired:
             if leg.trigger.leg_specs:  # v2: a time leg of it leaves the time book too
                 self.timebook.remove(leg.trigger.id)
@@ -464,6 +495,10 @@ class Engine:
         if self.events.listening:
             self.events.changed(trigger.id, trigger.user_id)
 
+    def trail_state(self, trigger_id: TriggerId, leg: Leg) -> TrailState | None:
+        """Where a trailing leg's stop stands in the book now; None if not held there."""
+        return self.book.trail_state(trigger_id, leg)
+
     def armed(self, trigger_id: TriggerId) -> bool:
         """Whether `trigger_id` is in the book now."""
         return trigger_id in self.book
@@ -524,6 +559,9 @@ class Engine:
         finally:
             self._touched = None
         gone = self.book.instruments() - book.instruments()
+        # Trailing stops: where this process last saw them, newer than any write.
+        self.trails.capture_all(self.book)
+        self.trails.resume_all(book)
         self.book, self.timebook, self._dormant = book, timebook, dormant
         self._timer_wake.set()
         self._feed.subscribe(book.instruments())
@@ -563,7 +601,40 @@ class Engine:
             if sorted_legs >= LOAD_STEP_LEGS:
                 sorted_legs = 0
                 await asyncio.sleep(0)
-        return builder.build(), timebook, dormant, loaded
+        book = builder.build()
+        book.depth = self._config.depth
+        return book, timebook, dormant, loaded
+
+    def _new_book(self) -> TriggerBook:
+        book = TriggerBook()
+        book.depth = self._config.depth
+        return book
+
+    # --- trailing stops -------------------------------------------------------------------
+
+    async def _load_trails(self) -> None:
+        """At start-up: every trailing leg resumes from its last written stop."""
+        try:
+            await self.trails.load()
+        except Exception:  # the store is away: the stops start afresh (and say so)
+            log.exception("trail_states_unreadable")
+        self.trails.resume_all(self.book)
+
+    async def flush_trails(self) -> int:
+        """Write the trailing stops that moved since the last write; how many."""
+        return await self.trails.flush(self.book, self._clock())
+
+    async def run_trails(self) -> None:
+        """The trail loop (the supervisor's): `flush_trails` every HMT_TRAIL_FLUSH_MS."""
+        interval = self._config.trail_flush.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            if self._state is not EngineState.RUNNING:
+                continue
+            try:
+                await self.flush_trails()
+            except Exception:  # the store is away: the next round writes them
+                log.exception("trail_flush_failed")
 
     # --- the books: price legs, time legs, not yet armed ---------------------------------
 
@@ -576,6 +647,8 @@ class Engine:
             self._timer_wake.set()
             return
         self.book.add(trigger)
+        if trigger.leg_specs:
+            self.trails.resume(self.book, trigger)
         if trigger.leg_specs and _timed(trigger):
             self.timebook.add(trigger)
             self._timer_wake.set()
@@ -591,7 +664,11 @@ class Engine:
             self._seed.add(token)
 
     def _take(self, trigger_id: TriggerId) -> Trigger | None:
-        """Disarm: out of both books (and the not-yet-armed); what was there, if anything."""
+        """Disarm: out of both books (and the not-yet-armed); what was there, if anything.
+        A trailing leg's stop is remembered: put back unchanged, it resumes from there."""
+        held = self.book.get(trigger_id)
+        if held is not None and held.leg_specs:
+            self.trails.capture(self.book, held)
         old = self.book.remove(trigger_id)
         self.timebook.remove(trigger_id)
         dormant = self._dormant.remove(trigger_id)
@@ -685,6 +762,7 @@ class Engine:
             before = self.ranges.get(token)
             if before is not None:  # no range yet: nothing to compare with
                 self._blind[token] = BlindSpot(before, kind, now, reason)
+                self._note_stops(token)
         log.info("feed_blind", kind=kind, reason=reason, instruments=len(self._blind))
 
     def on_range(self, instrument_token: int, high: int, low: int) -> None:
@@ -709,6 +787,7 @@ class Engine:
             watched = self.book.instruments()
             for token in [token for token in self._blind if token not in watched]:
                 del self._blind[token]  # no longer watched: nothing to compare for
+                self._blind_stops.pop(token, None)
             self._seed &= watched
             wanted = [*self._blind, *(token for token in self._seed if token not in self._blind)]
             if not wanted:
@@ -742,15 +821,26 @@ class Engine:
         if not self._can_fire():
             return  # compared once firing resumes (the range keeps growing meanwhile)
         spot = self._blind.pop(token)
+        stops = self._blind_stops.pop(token, {})
         after = self.ranges.get(token)
         if after is None or after == spot.before:
             return
         now = self._clock()
         seen: set[TriggerId] = set()
-        for trigger, leg in sorted(self.book.crossed(token, spot.before, after), key=_leg_order):
+        crossed: list[tuple[Trigger, Leg, int | None]] = [
+            (t, leg, None) for t, leg in self.book.crossed(token, spot.before, after)
+        ]
+        for (trigger_id, leg), was in stops.items():
+            held = self.book.get(trigger_id)
+            trail = None if held is None else held.trail(leg)
+            if held is None or trail is None:
+                continue
+            if touched(trail, was, spot.before, after) is not None:
+                crossed.append((held, leg, was))
+        for trigger, leg, stop in sorted(crossed, key=_leg_order):
             if trigger.id in spot.armed_during:
                 continue
-            payload = _missed(trigger, leg, spot, after, now)
+            payload = _missed(trigger, leg, spot, after, now, stop)
             if trigger.on_gap is OnGap.SKIP:
                 log.info("missed_touch", trigger_id=trigger.id, leg=int(leg), action="skip")
                 self._spawn(self._note(trigger.id, payload))
@@ -767,6 +857,19 @@ class Engine:
             self._spawn(self._execute_gap(fired, payload))
         if not self.book.holds(token):
             self._feed.unsubscribe((token,))
+
+    def _note_stops(self, token: int) -> None:
+        """The trailing stops of `token` as a blind spot begins: what its low (a SELL stop's)
+        is compared with afterwards, whatever later ticks do to them."""
+        stops = {
+            (trigger.id, leg): state.stop
+            for trigger, leg, state in self.book.trail_states(token)
+            if state.stop is not None
+        }
+        if stops:
+            self._blind_stops[token] = stops
+        else:
+            self._blind_stops.pop(token, None)
 
     async def _execute_gap(self, fired: Fired, payload: dict[str, Any]) -> None:
         await self._note(fired.trigger.id, payload)  # first: the history says why
@@ -788,6 +891,7 @@ class Engine:
         day = ist_day(self._clock())
         if self.ranges.day is not None and self.ranges.day != day:
             self._blind.clear()  # yesterday's ranges compare with nothing today
+            self._blind_stops.clear()
         changed = {} if self.ranges.roll(day) else self.ranges.take_changed()
         if changed:
             try:
@@ -814,6 +918,7 @@ class Engine:
             before = self.ranges.get(token)
             if before is not None:
                 self._blind[token] = BlindSpot(before, "restart", now, "the engine restarted")
+                self._note_stops(token)
             elif self._reads_quotes:
                 self._seed.add(token)
 
@@ -832,22 +937,30 @@ def _priced(trigger: Trigger) -> bool:
     return not trigger.leg_specs or any(trigger.fire_at(leg) is None for leg in trigger.legs)
 
 
-def _leg_order(item: tuple[Trigger, Leg]) -> tuple[str, int]:
+def _leg_order(item: tuple[Trigger, Leg, int | None]) -> tuple[str, int]:
     return item[0].id, int(item[1])
 
 
 def _missed(
-    trigger: Trigger, leg: Leg, spot: BlindSpot, after: DayRange, now: datetime
+    trigger: Trigger,
+    leg: Leg,
+    spot: BlindSpot,
+    after: DayRange,
+    now: datetime,
+    stop: int | None = None,
 ) -> dict[str, Any]:
-    """A `missed_touch` event's payload: the leg, the policy, the ranges, the blind spot."""
+    """A `missed_touch` event's payload: the leg, the policy, the ranges, the blind spot.
+    A trailing leg's threshold is its stop when the blind spot began (`trailing` true)."""
 
     def rupees(units: int) -> str:  # nested values are stored as given: strings
         return str(to_decimal(units, trigger.price_divisor))
 
+    extra = {} if stop is None else {"trailing": True}
     return {
+        **extra,
         "leg": int(leg),
         "on_gap": trigger.on_gap.value,
-        "threshold": rupees(trigger.threshold(leg)),
+        "threshold": rupees(trigger.threshold(leg) if stop is None else stop),
         "direction": direction(trigger, leg).value,
         "before": {"high": rupees(spot.before.high), "low": rupees(spot.before.low)},
         "after": {"high": rupees(after.high), "low": rupees(after.low)},

@@ -60,6 +60,7 @@ class Supervisor:
         ranges_interval: float = RANGES_SAVE_S,
         conditions: bool = False,
         loops: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = (),
+        trails: bool = False,
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
         day ranges' saves), counted in `condition_loops`. `warm`: work done once after
@@ -78,6 +79,7 @@ class Supervisor:
         # v2's conditions (time legs, not_before, missed touches): their loops run only
         # with the store's side of them (`Engine(conditions=...)`).
         self._conditions = conditions
+        self._trails = trails  # write trailing stops periodically (`Engine.run_trails`)
         self._warm = tuple(warm)
         # Other loops of the running engine (brackets' fills), each restarted if it raises.
         self._loops = tuple(loops)
@@ -85,6 +87,7 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
         self._condition_tasks: list[asyncio.Task[None]] = []
+        self._trail_tasks: list[asyncio.Task[None]] = []  # trailing stops' writes
         self._listening = asyncio.Event()
         self._loaded = asyncio.Event()
         self.last_health: Health | None = None
@@ -119,14 +122,21 @@ class Supervisor:
                 loop.create_task(_again(self._engine.run_quotes, "quote_loop_failed")),
                 loop.create_task(self._ranges_loop()),
             ]
-        # After the book's load, so that its freeze does not wait for this work.
         loop = asyncio.get_running_loop()
+        if self._trails:
+            self._trail_tasks = [
+                loop.create_task(_again(self._engine.run_trails, "trail_loop_failed"))
+            ]
+        # After the book's load, so that its freeze does not wait for this work.
         self._once = [loop.create_task(_warm_up(work)) for work in self._warm]
 
     async def stop(self) -> None:
         """Cancel the loops (and unfinished warm-up work) and wait for them to end."""
-        tasks = self._tasks + self._once + self._condition_tasks + self._loop_tasks
-        self._tasks, self._once, self._condition_tasks, self._loop_tasks = [], [], [], []
+        tasks = (
+            self._tasks + self._once + self._condition_tasks + self._trail_tasks + self._loop_tasks
+        )
+        self._tasks, self._once, self._condition_tasks = [], [], []
+        self._trail_tasks, self._loop_tasks = [], []
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -15,6 +15,10 @@ times are ISO 8601 in UTC. A leg's price threshold is not here: it stays in
                   "price": "101.5", "trigger_price": "100", "validity": "DAY",
                   "price_divisor": 100}]}]
 
+A trailing leg (issue 14) adds `"trail"`, its terms in the watched instrument's
+rupees with that `price_divisor` (`hmt.store.trails`); a leg without one has
+no `"trail"` key, so every row written before reads and compares as before.
+
 A value another tool wrote that the core cannot hold raises `InvalidTrigger`
 naming its place, e.g. `legs[0].orders[2].price`.
 """
@@ -40,24 +44,29 @@ from hmt.core.types import (
     Side,
     Validity,
 )
+from hmt.store import trails
 from hmt.store.columns import canonical
 
 COLUMN = "legs"
 E = TypeVar("E", bound=Enum)
 
 
-def to_json(specs: Sequence[LegSpec]) -> list[dict[str, Any]] | None:
-    """The column's value for `Trigger.leg_specs`: None (SQL NULL) for the v1 shape."""
+def to_json(specs: Sequence[LegSpec], watch_divisor: int = 100) -> list[dict[str, Any]] | None:
+    """The column's value for `Trigger.leg_specs`: None (SQL NULL) for the v1 shape.
+    `watch_divisor`: the watched instrument's, for a trailing leg's prices."""
     if not specs:
         return None
-    return [
-        {
+    out = []
+    for spec in specs:
+        leg: dict[str, Any] = {
             "direction": None if spec.direction is None else spec.direction.value,
             "at": None if spec.at is None else spec.at.astimezone(UTC).isoformat(),
             "orders": [_order_to_json(order) for order in spec.orders],
         }
-        for spec in specs
-    ]
+        if spec.trail is not None:
+            leg["trail"] = trails.to_json(spec.trail, watch_divisor)
+        out.append(leg)
+    return out
 
 
 def _order_to_json(order: OrderSpec) -> dict[str, Any]:
@@ -102,7 +111,9 @@ def _leg(value: Any, path: str) -> LegSpec:
     leg = _object(value, path)
     direction = leg.get("direction")
     at = leg.get("at")
+    trail = leg.get("trail")
     return LegSpec(
+        trail=None if trail is None else trails.from_json(trail, f"{path}.trail"),
         direction=None if direction is None else _enum(Direction, direction, f"{path}.direction"),
         at=None if at is None else _time(at, f"{path}.at"),
         orders=tuple(

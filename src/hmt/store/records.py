@@ -199,7 +199,7 @@ def trigger_from_row(row: Mapping[Any, Any], divisor_of: DivisorOf | None = None
         raise InvalidTrigger([FieldError("legs", "count", message)])
     watched = watch_divisor(row, divisor, divisor_of)
     for leg, column in enumerate(THRESHOLDS):
-        timed = leg < len(specs) and specs[leg].at is not None
+        timed = leg < len(specs) and (specs[leg].at is not None or specs[leg].trail is not None)
         values[column] = _threshold(row[column], column, watched, timed=timed)
     on_gap = row.get("on_gap")
     values["on_gap"] = OnGap.FIRE if on_gap is None else from_column(_ON_GAP, on_gap, divisor)
@@ -274,9 +274,9 @@ def user_columns(trigger: Trigger, watch_price_divisor: int | None = None) -> di
     }
     specs = trigger.leg_specs
     for leg, column in enumerate(THRESHOLDS):
-        timed = leg < len(specs) and specs[leg].at is not None
+        timed = leg < len(specs) and (specs[leg].at is not None or specs[leg].trail is not None)
         columns[column] = None if timed else rupees(getattr(trigger, column), watched)
-    columns["legs"] = legs.to_json(trigger.leg_specs)
+    columns["legs"] = legs.to_json(trigger.leg_specs, watched)
     # NULL is fire: a v1 trigger's row stays exactly as v1 wrote it.
     columns["on_gap"] = None if trigger.is_v1 else trigger.on_gap.value
     columns["price_divisor"] = divisor

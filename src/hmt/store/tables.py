@@ -221,6 +221,22 @@ bracket_events = Table(
     Column("payload", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
 )
 Index("ix_hmt_bracket_events_bracket_id_id", bracket_events.c.bracket_id, bracket_events.c.id)
+# Where each trailing leg's stop stood when the engine last wrote it (issue 14,
+# revision 0004), wire units of the watched instrument; both NULL before
+# activation. `terms` is the trail as the `legs` column spells it: a state is
+# resumed only by a leg with the same terms. No foreign key, like the orders.
+trail_states = Table(
+    "hmt_trail_states",
+    metadata,
+    Column("trigger_id", Uuid(as_uuid=False), primary_key=True),
+    Column("leg", SmallInteger, primary_key=True, autoincrement=False),
+    Column("terms", Text, nullable=False),
+    Column("best", BigInteger),
+    Column("stop", BigInteger),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("leg IN (1, 2)", name="leg"),
+    CheckConstraint("(best IS NULL) = (stop IS NULL)", name="best_stop"),
+)
 
 api_tokens = Table(
     "hmt_api_tokens",

@@ -108,7 +108,7 @@ const hmtBasket = (() => {
 
   function showKinds(leg) {
     const kind = named(leg.node, "kind").value;
-    for (const f of leg.node.querySelectorAll("[data-kind]")) f.hidden = f.dataset.kind !== kind;
+    for (const f of leg.node.querySelectorAll("[data-kind]")) f.hidden = !f.dataset.kind.split(" ").includes(kind);
   }
 
   function showNeeds(order) {
@@ -177,10 +177,23 @@ const hmtBasket = (() => {
 
   function legBody(leg) {
     const node = leg.node;
-    const condition = text(node, "kind") === "time"
-      ? { at: hmt.fromIst(text(node, "at")) }
-      : { price: text(node, "level") || null, direction: text(node, "direction") };
+    const kind = text(node, "kind");
+    let condition;
+    if (kind === "time") condition = { at: hmt.fromIst(text(node, "at")) };
+    else if (kind === "trail") condition = { trail: trailBody(node), direction: text(node, "direction") };
+    else condition = { price: text(node, "level") || null, direction: text(node, "direction") };
     return { condition, orders: leg.orders.map(orderBody) };
+  }
+
+  // A trailing stop's terms (docs/api.md, "Trailing stops"); blank optional terms are left out.
+  function trailBody(node) {
+    const trail = { kind: text(node, "trail_kind"), offset: text(node, "trail_offset") || null,
+      reference: text(node, "trail_reference") };
+    for (const [name, key] of [["trail_activation", "activation"], ["trail_step", "step"]]) {
+      const value = text(node, name);
+      if (value !== "") trail[key] = value;
+    }
+    return trail;
   }
 
   function current() {
@@ -259,9 +272,16 @@ const hmtBasket = (() => {
     (t.legs || []).slice(0, 2).forEach((l, i) => {
       const leg = legs[i];
       const c = l.condition || {};
-      named(leg.node, "kind").value = c.at ? "time" : "price";
+      named(leg.node, "kind").value = c.at ? "time" : c.trail ? "trail" : "price";
       if (c.at) named(leg.node, "at").value = hmt.toIst(c.at);
-      else {
+      else if (c.trail) {
+        if (c.direction) named(leg.node, "direction").value = c.direction;
+        named(leg.node, "trail_kind").value = c.trail.kind;
+        named(leg.node, "trail_offset").value = String(c.trail.offset);
+        named(leg.node, "trail_activation").value = c.trail.activation === null ? "" : String(c.trail.activation);
+        named(leg.node, "trail_step").value = c.trail.step === null ? "" : String(c.trail.step);
+        named(leg.node, "trail_reference").value = c.trail.reference;
+      } else {
         named(leg.node, "level").value = c.price === null || c.price === undefined ? "" : String(c.price);
         if (c.direction) named(leg.node, "direction").value = c.direction;
       }
@@ -293,7 +313,7 @@ const hmtBasket = (() => {
     const ls = t.legs || [];
     const w = t.watch && t.watch.instrument_token;
     return Boolean(!t.tradingsymbol || (w && w !== t.instrument_token) || t.not_before || t.on_gap === "skip"
-      || ls.some((l) => (l.orders || []).length !== 1 || (l.condition && l.condition.at)
+      || ls.some((l) => (l.orders || []).length !== 1 || (l.condition && (l.condition.at || l.condition.trail))
         || (l.orders || []).some((o) => !["MARKET", "LIMIT"].includes(o.order_type)
           || (o.validity && o.validity !== "DAY") || o.instrument_token !== t.instrument_token)));
   }

@@ -152,15 +152,30 @@ const hmt = (() => {
   function condition(leg) {
     const c = (leg && leg.condition) || {};
     if (c.at) return `at ${when(c.at)}`;
+    if (c.trail) return trail(c.trail);
     if (c.price === null || c.price === undefined) return "–";
     const sign = c.direction === "at_or_above" ? "≥ " : c.direction === "at_or_below" ? "≤ " : "";
     return `${sign}${rupees(c.price)}`;
   }
 
-  // The trigger column: v1 prices, or each leg's condition when any leg is a time.
+  // A trailing stop in words: "trailing ₹5.00 below · stop ₹1,504.90" (the stop as last read).
+  function trail(t) {
+    const way = t.side === "SELL" ? "below" : "above";
+    const size = t.kind === "price" ? rupees(t.offset) : `${t.offset} ${t.kind}`;
+    const parts = [`trailing ${size} ${way}`];
+    if (t.activation !== null && t.activation !== undefined) parts.push(`from ${rupees(t.activation)}`);
+    if (t.step !== null && t.step !== undefined) parts.push(`step ${rupees(t.step)}`);
+    if (t.reference && t.reference !== "ltp") parts.push(`on the ${t.reference}`);
+    const s = t.state;
+    if (s && s.stop !== null && s.stop !== undefined) parts.push(`stop ${rupees(s.stop)}`);
+    else parts.push("not active yet");
+    return parts.join(" · ");
+  }
+
+  // The trigger column: v1 prices, or each leg's condition when any leg is a time or a trail.
   function conditions(trigger) {
     const legs = trigger.legs || [];
-    if (!legs.some((l) => l.condition && l.condition.at)) return prices(trigger);
+    if (!legs.some((l) => l.condition && (l.condition.at || l.condition.trail))) return prices(trigger);
     return legs.map(condition).join(" / ");
   }
 
@@ -182,5 +197,5 @@ const hmt = (() => {
   }
 
   return { token, setToken, signOut, api, ApiError, stream, liveBadge, distance, percent,
-    rupees, prices, el, when, fromIst, toIst, condition, conditions, traded, watched, orderCount };
+    rupees, prices, el, when, fromIst, toIst, condition, conditions, trail, traded, watched, orderCount };
 })();

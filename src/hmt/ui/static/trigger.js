@@ -50,9 +50,43 @@
     $("d-expires").textContent = hmt.when(t.expires_at);
     $("d-on-gap").textContent = t.on_gap || "fire";
     $("d-created").textContent = hmt.when(t.created_at);
+    renderTrail(t);
     renderOrders(t);
     renderHistory(t.events || []);
     drawLines();
+  }
+
+  // A trailing leg's stop as the engine holds it now (or as last written), with its best.
+  function trailLeg(t) {
+    return (t.legs || []).map((l, i) => ({ leg: i + 1, trail: l.condition && l.condition.trail }))
+      .find((x) => x.trail);
+  }
+
+  function renderTrail(t) {
+    const found = trailLeg(t);
+    $("d-trail-row").hidden = !found;
+    if (!found) return;
+    const s = found.trail.state;
+    if (!s || s.stop === null || s.stop === undefined) {
+      $("d-stop").textContent = "not active yet";
+      return;
+    }
+    const source = s.live ? "live" : "last written";
+    const written = s.written_at ? ` · written ${hmt.when(s.written_at)}` : "";
+    $("d-stop").textContent = `₹${hmt.rupees(s.stop)} (best ₹${hmt.rupees(s.best)}, ${source})${written}`;
+  }
+
+  // While a trailing stop can still fire, its stop is read again every second: the chart's
+  // stop line and the Current stop follow it.
+  function followStop() {
+    setInterval(async () => {
+      if (!trigger || !trailLeg(trigger) || !["active", "paused"].includes(trigger.status)) return;
+      try {
+        trigger = await hmt.api(`/triggers/${encodeURIComponent(id)}`);
+      } catch { return; }
+      renderTrail(trigger);
+      drawLines();
+    }, 1000);
   }
 
   // Each order of each leg with its own state; a v1 record (no `legs`) is its one order.
@@ -184,8 +218,14 @@
   }
 
   function legPrices() {
-    return [trigger.trigger_price_1, trigger.trigger_price_2]
+    return [trigger.trigger_price_1, trigger.trigger_price_2, stopPrice()]
       .filter((p) => p !== null && p !== undefined).map(Number);
+  }
+
+  function stopPrice() {
+    const found = trailLeg(trigger);
+    const s = found && found.trail.state;
+    return s && s.stop !== null && s.stop !== undefined ? s.stop : null;
   }
 
   function plot(time, value) {
@@ -206,6 +246,13 @@
         lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true, title: `leg ${i + 1}`,
       }));
     });
+    const stop = stopPrice();
+    if (stop !== null && ["active", "paused"].includes(trigger.status)) {
+      lines.push(series.createPriceLine({
+        price: Number(stop), color: "#c62828", lineWidth: 2, lineStyle: LC.LineStyle.Solid,
+        axisLabelVisible: true, title: `stop (leg ${trailLeg(trigger).leg})`,
+      }));
+    }
     if (trigger.triggered_at && firedPrice(trigger) !== null) {
       const at = Math.floor(new Date(trigger.triggered_at).getTime() / 1000) + IST_S;
       plot(at, Number(trigger.triggered_price));  // the firing tick's price, at its second
@@ -232,5 +279,6 @@
     await load();
     if (trigger) hmt.stream(onEvent, hmt.liveBadge);
     if (trigger) await loadBracket();
+    followStop();
   });
 })();

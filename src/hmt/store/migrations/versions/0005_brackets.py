@@ -8,7 +8,7 @@
 Nothing existing changes: triggers and their history keep their tables and CHECKs.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from hmt.store.columns import UTCDateTime
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
