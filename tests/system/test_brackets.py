@@ -170,3 +170,49 @@ async def test_a_fill_pushed_while_the_ticker_was_down_is_read_after_it_reconnec
         armed = await until(system, created["id"], lambda b: b["status"] == "filled")
         assert (armed["filled"], armed["armed"]) == (10, 10)
         assert [e["quantity"] for e in armed["exits"]] == [10]
+
+
+async def test_a_trailing_stop_exit_follows_the_price_and_one_exit_is_placed(
+    database_url: str,
+) -> None:
+    """The stop exit trails (i14-trail's trailing leg): 5.00 below the best price since
+    the exit was armed; the price rises to 1030 and falls back to 1025: the trailing stop
+    fires (SELL 10), the target never does."""
+    async with running_system(database_url, **FAST) as system:
+        system.push(INFY, "1000")
+        body = bracket_body()
+        body["exits"] = {"target": "1100", "trail": {"kind": "price", "offset": "5"}}
+        created = await create(system, body)
+        assert created["trail"]["offset"] == "5.00" or float(created["trail"]["offset"]) == 5
+        assert created["stop"] is None
+        system.push(INFY, "1012")
+        armed = await until(system, created["id"], lambda b: b["status"] == "filled")
+        (exit,) = armed["exits"]
+        assert exit["legs"][0]["condition"]["trail"]["offset"] in ("5", "5.00", 5)
+        for price in ("1015", "1020", "1030"):
+            system.push(INFY, price)
+            await asyncio.sleep(0.1)
+        system.push(INFY, "1026")  # above the stop (1025): nothing yet
+        await asyncio.sleep(0.3)
+        assert (await read(system, created["id"]))["exits"][0]["status"] == "active"
+        system.push(INFY, "1025")
+        final = await until(system, created["id"], lambda b: b["exits"][0]["status"] == "placed")
+        assert final["exits"][0]["triggered_leg"] == 1  # the stop, not the target
+        placed = exit_orders(system, final)
+        assert [(o["transaction_type"], o["quantity"]) for o in placed] == [("SELL", 10)]
+
+
+async def test_a_bracket_needs_one_stop(database_url: str) -> None:
+    async with running_system(database_url) as system:
+        for exits in (
+            {"target": "1100"},
+            {"target": "1100", "stop": "990", "trail": {"offset": "5"}},
+        ):
+            body = {**bracket_body(), "exits": exits}
+            response = await system.client.post("/brackets", json=body, headers=system.auth())
+            assert response.status_code == 422, response.text
+            assert "one of stop and trail" in response.text
+        body = {**bracket_body(), "exits": {"target": "1100", "trail": {"kind": "bps", "offset": "10000"}}}
+        response = await system.client.post("/brackets", json=body, headers=system.auth())
+        assert response.status_code == 422
+        assert "exits.trail.offset" in response.text

@@ -22,6 +22,7 @@ from hmt.api.auth import Caller, Writer
 from hmt.api.legs import Price, TriggerV2In
 from hmt.api.runtime import runtime_of
 from hmt.api.schemas import Problem, TriggerRecordOut
+from hmt.api.trails import TrailIn, as_json, to_trail
 from hmt.api.triggers import (
     BAD_INPUT,
     LIMITED,
@@ -33,7 +34,7 @@ from hmt.api.triggers import (
 from hmt.core.brackets import Exits
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.core.prices import to_decimal, to_units
-from hmt.core.types import TriggerId, TriggerType, UserId
+from hmt.core.types import Side, TriggerId, TriggerType, UserId
 from hmt.store.brackets import BracketRecord, BracketStore
 
 router = APIRouter(prefix="/brackets", tags=["brackets"])
@@ -41,12 +42,14 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 
 
 class ExitsIn(BaseModel):
-    """The exits, in rupees of the entry order's instrument: a target and a stop."""
+    """The exits, in rupees of the entry order's instrument: a target, and a fixed `stop`
+    or a trailing stop (`trail`, the terms of a trailing leg: docs/api.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     target: Price
-    stop: Price
+    stop: Price | None = None
+    trail: TrailIn | None = None
 
 
 class BracketIn(BaseModel):
@@ -71,6 +74,7 @@ class BracketOut(BaseModel):
     status: str
     target: Decimal
     stop: Decimal | None
+    trail: dict[str, Any] | None = Field(description="A trailing stop's terms, as sent")
     filled: int = Field(description="What the entry order has filled, as the broker said")
     armed: int = Field(description="The exits' quantities summed: never above `filled`")
     entry_status: str | None = Field(description="The broker's last status of the entry order")
@@ -91,6 +95,7 @@ class BracketOut(BaseModel):
             status=record.status.value,
             target=to_decimal(record.exits.target, divisor),
             stop=None if stop is None else to_decimal(stop, divisor),
+            trail=None if record.exits.trail is None else as_json(record.exits.trail, divisor),
             filled=record.filled,
             armed=record.armed,
             entry_status=record.entry_status,
@@ -131,8 +136,23 @@ async def create(request: Request, caller: Writer) -> BracketOut:
     [order] = new.trigger.orders(new.trigger.legs[0])
     errors: list[FieldError] = []
     units: dict[str, int] = {}
+    if (body.exits.stop is None) == (body.exits.trail is None):
+        raise InvalidTrigger([FieldError("exits", "one_stop", "send one of stop and trail")])
     tick = new.instrument.tick_size if new.instrument is not None else 1
+    trail = None
+    if body.exits.trail is not None and new.instrument is not None:
+        exit_side = Side.SELL if order.side is Side.BUY else Side.BUY
+        trail = to_trail(
+            body.exits.trail,
+            "exits.trail",
+            stated=None,
+            order_side=exit_side,
+            watched=new.instrument,
+            errors=errors,
+        )
     for name in ("target", "stop"):
+        if getattr(body.exits, name) is None:
+            continue
         try:
             units[name] = to_units(
                 getattr(body.exits, name), order.price_divisor, field=f"exits.{name}"
@@ -150,7 +170,7 @@ async def create(request: Request, caller: Writer) -> BracketOut:
             )
     if errors:
         raise InvalidTrigger(errors)
-    exits = Exits(target=units["target"], stop=units["stop"])
+    exits = Exits(target=units["target"], stop=units.get("stop"), trail=trail)
     record = await BracketStore(runtime.triggers).create(
         new.trigger, exits, instrument=new.instrument, watch=new.watch
     )

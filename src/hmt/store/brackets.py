@@ -40,7 +40,7 @@ from hmt.core.events import EventKind
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Trigger
-from hmt.core.trailing import Offset, Trail
+from hmt.core.trailing import Offset, Reference, Trail
 from hmt.core.types import Side, TriggerId
 from hmt.store.records import TriggerRecord
 from hmt.store.rls import scope
@@ -101,6 +101,7 @@ def exits_to_json(exits: Exits) -> dict[str, Any]:
             "tick": trail.tick,
             "activation": trail.activation,
             "step": trail.step,
+            "reference": trail.reference.value,
         },
     }
 
@@ -117,6 +118,7 @@ def exits_from_json(value: Mapping[str, Any]) -> Exits:
             tick=int(raw["tick"]),
             activation=raw.get("activation"),
             step=raw.get("step"),
+            reference=Reference(raw.get("reference", Reference.LTP.value)),
         )
     )
     stop = value.get("stop")
