@@ -212,7 +212,10 @@ async def test_a_bracket_needs_one_stop(database_url: str) -> None:
             response = await system.client.post("/brackets", json=body, headers=system.auth())
             assert response.status_code == 422, response.text
             assert "one of stop and trail" in response.text
-        body = {**bracket_body(), "exits": {"target": "1100", "trail": {"kind": "bps", "offset": "10000"}}}
+        body = {
+            **bracket_body(),
+            "exits": {"target": "1100", "trail": {"kind": "bps", "offset": "10000"}},
+        }
         response = await system.client.post("/brackets", json=body, headers=system.auth())
         assert response.status_code == 422
         assert "exits.trail.offset" in response.text
