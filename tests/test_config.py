@@ -65,6 +65,7 @@ NAMES = [
     "HMT_NOTIFY_RETRIES",
     "HMT_NOTIFY_TIMEOUT_MS",
     "HMT_PUBLIC_URL",
+    "HMT_FILL_SWEEP_MS",
     "HMT_TRAIL_FLUSH_MS",
 ]
 
@@ -240,6 +241,17 @@ def test_claim_lease_outlasts_the_request_timeout(monkeypatch: pytest.MonkeyPatc
     assert load_settings(kite_timeout_ms=1000).claim_lease_s == 5.0
     with pytest.raises(ConfigError, match=r"HMT_CLAIM_LEASE_MS: .*at least 16000"):
         load_settings()
+
+
+def test_fill_sweep_is_5_seconds_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMT_FILL_SWEEP_MS: how often brackets' entries are looked up in the order book."""
+    assert load_settings().fill_sweep_ms == 5000
+    monkeypatch.setenv("HMT_FILL_SWEEP_MS", "250")
+    assert load_settings().fill_sweep_ms == 250
+    for bad in ("-1", "often"):
+        monkeypatch.setenv("HMT_FILL_SWEEP_MS", bad)
+        with pytest.raises(ConfigError, match="HMT_FILL_SWEEP_MS"):
+            load_settings()
 
 
 def test_time_grace_is_60_seconds_unless_set_within_a_day(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,12 +30,14 @@ from hmt.config import (
     Settings,
     TickMode,
 )
+from hmt.core.broker import BrokerError
 from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.channels import Channels
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
+from hmt.engine.fills import Fills
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.notices import Notifier, NotifyPolicy
 from hmt.engine.ports import ChangeSource, FeedStatus
@@ -48,18 +50,20 @@ from hmt.engine.stats import EngineStats
 from hmt.engine.supervisor import Supervisor, freeze_survivors
 from hmt.kite.historical import KiteHistory
 from hmt.kite.instruments import KiteInstruments
-from hmt.kite.orders import KiteOrders
+from hmt.kite.orders import KiteOrders, report_from_row
 from hmt.kite.quotes import KiteQuotes
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
 from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
+from hmt.kite.ticker_messages import OrderUpdate
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind
 from hmt.kite.ticks import FullTick, LtpTick, Mode, Tick
 from hmt.logs import register_secret
 from hmt.notify.deliver import deliver, load_plugins, screen
 from hmt.store import migrate, samples
 from hmt.store.accounts import AccountStore
+from hmt.store.brackets import BracketStore
 from hmt.store.changes import ChangeFeed
 from hmt.store.channels import ChannelStore
 from hmt.store.conditions import ConditionStore
@@ -215,8 +219,9 @@ async def build(settings: Settings) -> Runtime:
         client=settings.kite_http,
     )
     stats = EngineStats()  # the engine's and the executor's counters, one object
+    orders = KiteOrders(rest)
     executor = Executor(
-        KiteOrders(rest),
+        orders,
         execution,
         throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
         policy=RetryPolicy(
@@ -244,7 +249,8 @@ async def build(settings: Settings) -> Runtime:
         access_token,
         on_ltp=on_ltp,
         on_ticks=on_ticks,
-        on_event=lambda event: _on_link_event(session, engine, event),
+        on_event=lambda event: _on_link_event(session, engine, event, fills),
+        on_order_update=lambda update: _on_order_update(fills, update),
         reconnect_delay_ms=settings.reconnect_delay_ms,
     )
     feed = TickerFeed(ticker, Mode(settings.tick_mode.value))
@@ -291,6 +297,13 @@ async def build(settings: Settings) -> Runtime:
     instruments = InstrumentMaster(
         KiteInstruments(rest), clock=lambda: datetime.now(UTC), kept=freeze_survivors
     )
+    # Brackets: the entry orders' fills arm their exits (docs/engine.md, "Brackets").
+    fills = Fills(
+        BracketStore(triggers),
+        orders,
+        lambda exit_id: engine.refresh(exit_id),
+        interval=settings.fill_sweep_ms / 1000,
+    )
     notifier, channels = _notifications(settings, db, sealer)
     reminder = None
     if notifier is not None:
@@ -320,7 +333,8 @@ async def build(settings: Settings) -> Runtime:
             interval=settings.metrics_sample_s,
         ),
         on_health=None if notifier is None else HealthNotices(notifier.notice),
-        loops=() if reminder is None else (reminder.run,),
+        loops=[("fill_loop_failed", fills.run)]
+        + ([] if reminder is None else [("reminder_loop_failed", reminder.run)]),
         trails=engine.trails.enabled,
     )
     runtime = Runtime(
@@ -339,6 +353,7 @@ async def build(settings: Settings) -> Runtime:
         history=KiteHistory(rest),
         notifier=notifier,
         channels=channels,
+        fills=fills,
     )
     return runtime
 
@@ -436,7 +451,16 @@ def _change_feed(settings: Settings) -> Callable[[], ChangeSource]:
     return listen
 
 
-def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent) -> None:
+def _on_order_update(fills: Fills, update: OrderUpdate) -> None:
+    try:
+        report = report_from_row(dict(update.data))
+    except BrokerError:
+        log.warning("order_update_unreadable")
+        return
+    fills.on_update(report)
+
+
+def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent, fills: Fills) -> None:
     # The ticker's 403 is the same expired session an order would meet: say so now.
     if event.kind is LinkEventKind.TOKEN_INVALID:
         session.expired(event.reason)
@@ -446,6 +470,8 @@ def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent) -> 
         engine.feed_lost("stall", event.reason)
     elif event.kind is LinkEventKind.DISCONNECTED:
         engine.feed_lost("reconnect", event.reason)
+    elif event.kind is LinkEventKind.CONNECTED:
+        fills.poke()  # order updates may have been missed while it was down
 
 
 def _day_ranges(engine: Engine, ticks: tuple[Tick, ...]) -> None:

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     notify_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000  # per send
     # Where users reach this hmt (the login link in a notice); unset: http://HOST:PORT.
     public_url: str | None = None
+    # Brackets: how often the order book is read for the entry orders still waiting for
+    # fills, besides every ticker reconnection and start (docs/engine.md, "Brackets").
+    fill_sweep_ms: _Millis = 5000
     # Trailing stops that moved are written at most this often, and at shutdown; a crash
     # loses at most the moves of one interval (docs/engine.md, "Trailing stops").
     trail_flush_ms: Annotated[int, Field(ge=50, le=600_000)] = 1000

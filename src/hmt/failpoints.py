@@ -13,7 +13,16 @@ import sys
 
 EXIT_CODE = 86  # distinctive, so a test can tell a failpoint from a crash
 KNOWN = frozenset(
-    {"after_claim", "after_send", "after_response", "mid_event_write", "between_orders"}
+    {
+        "after_claim",
+        "after_send",
+        "after_response",
+        "mid_event_write",
+        "between_orders",
+        # Brackets: a fill learned, its exits not yet armed; armed, not yet in the book.
+        "before_arm",
+        "after_arm",
+    }
 )
 
 

@@ -16,6 +16,7 @@ from hmt.api.schemas import SERVER_OWNED
 from tests.support.eventually import eventually
 from tests.support.receivers import http_receiver
 from tests.support.system import System, running_system
+from tests.system.test_brackets import bracket_body
 
 PUBLIC = {("GET", "/health"), ("GET", "/kite/login"), ("GET", "/kite/callback")}
 OPERATOR = {"/start", "/stop", "/metrics", "/broker/session"}
@@ -27,6 +28,8 @@ HOOK: list[str] = []  # the receiver's host:port, set by the test
 
 
 def _body(method: str, path: str, system: System) -> Any:
+    if path == "/brackets" and method == "POST":
+        return bracket_body()
     if path == "/triggers/bulk":
         return {"triggers": [_body("POST", "/triggers", system)] * 2}
     if path == "/triggers" and method == "POST":
@@ -83,10 +86,21 @@ class Matrix:
         created = await self.system.create(trigger_price_1="9999.00", paused=paused)
         return str(created["id"])
 
+    async def fresh_bracket(self) -> str:
+        response = await self.system.client.post(
+            "/brackets", json=bracket_body(), headers=self.system.auth(self.a)
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
     async def by_id(self, method: str, path: str, body: Any) -> None:
         """Own id 200; the other user's and a missing id 404; no, bad, revoked token 401."""
-        own = await self.fresh(paused=path.endswith("/resume"))
-        theirs = await self.fresh(paused=path.endswith("/resume"))
+        if "{bracket_id}" in path:
+            own, theirs = await self.fresh_bracket(), await self.fresh_bracket()
+            path = path.replace("{bracket_id}", "{trigger_id}")
+        else:
+            own = await self.fresh(paused=path.endswith("/resume"))
+            theirs = await self.fresh(paused=path.endswith("/resume"))
         before = await self.system.trigger(theirs)
         for token, trigger_id, expected in (
             (self.b, theirs, 404),  # alice's id, asked by bob
@@ -248,7 +262,7 @@ async def test_authorization_matrix(database_url: str) -> None:
         ]
         for method, path in operations:
             body = _body(method, path, system)
-            if "{trigger_id}" in path:
+            if "{trigger_id}" in path or "{bracket_id}" in path:
                 await matrix.by_id(method, path, body)
             elif "{backtest_id}" in path:
                 await matrix.backtest(method, path)

@@ -100,3 +100,23 @@ def test_basket_faults_aim_place_order_rules_at_a_basket() -> None:
         assert args["rule"]["rate"] == BASKET_FAULT_RATE
         assert args["rule"]["times"] in (1, 2)
         assert "target" in args
+
+
+def test_every_schedule_has_a_bracket_the_final_push_fires() -> None:
+    """Issue 14: one bracket per schedule, from its own generator (the other steps are
+    as before); its entry within 1 % of BASE, fired by the final push's side, its
+    target beyond the entry and its stop the other way, both crossed by the push."""
+    for seed in SEEDS:
+        for backend in ("postgresql", "sqlite"):
+            steps = generate(seed, backend).steps
+            made = [s.args for s in steps if s.kind == "create_bracket"]
+            assert len(made) == 1
+            (args,) = made
+            up = 1 if args["side"] == "BUY" else -1
+            assert abs(args["price"] - BASE) <= BASE // 100
+            assert (args["target"] - args["price"]) * up > 0
+            assert (args["price"] - args["stop"]) * up > 0
+            assert min(args["stop"], args["target"]) > LOW
+            assert max(args["stop"], args["target"]) < HIGH
+            others = [s for s in steps if s.kind != "create_bracket"]
+            assert [s.kind for s in others][:3] == ["tick", *["create"] * 2]

@@ -32,6 +32,13 @@ EXPECTED = {
     (S.PAUSED, E.CANCELLED): S.CANCELLED,
     (S.ACTIVE, E.EXPIRED): S.EXPIRED,
     (S.PAUSED, E.EXPIRED): S.EXPIRED,
+    # Brackets (issue 14): fills arm, then grow the exits; the entry's order ends.
+    (S.OPEN, E.FILLED): S.ARMED,
+    (S.ARMED, E.FILLED): S.ARMED,
+    (S.ARMED, E.ENTRY_CLOSED): S.FILLED,
+    (S.OPEN, E.FAILED): S.FAILED,
+    (S.OPEN, E.CANCELLED): S.CANCELLED,
+    (S.OPEN, E.EXPIRED): S.EXPIRED,
 }
 
 
@@ -61,6 +68,12 @@ def test_illegal_transitions_raise(pair: tuple[Status, EventKind]) -> None:
 def test_terminal_statuses_have_no_way_out() -> None:
     """No event leads out of placed, failed, cancelled or expired."""
     assert not [pair for pair in TRANSITIONS if pair[0] in TERMINAL_STATUSES]
+
+
+def test_a_bracket_fails_only_with_nothing_filled() -> None:
+    """Once armed, a bracket's exits are armed: it can only close, never fail or cancel."""
+    out_of_armed = {p[1] for p in TRANSITIONS if p[0] is S.ARMED}
+    assert out_of_armed == {E.FILLED, E.ENTRY_CLOSED}
 
 
 def test_only_a_claim_leads_to_an_order() -> None:

@@ -67,7 +67,9 @@ class Campaign:
             f"baskets={sum(o.baskets for o in self.outcomes)} "
             f"(their orders at the sim={sum(o.basket_orders for o in self.outcomes)}, "
             f"of which met a fault={sum(o.basket_orders_faulted for o in self.outcomes)}) "
-            f"watching NIFTY 50={sum(o.watching for o in self.outcomes)}",
+            f"watching NIFTY 50={sum(o.watching for o in self.outcomes)}; "
+            f"brackets={sum(len(o.brackets) for o in self.outcomes)} "
+            f"(exits armed={sum(o.bracket_exits for o in self.outcomes)})",
             f"lost commits: rollbacks={sum(o.rollbacks for o in self.outcomes)} "
             f"({dict(Counter(o.schedule.backend for o in rolled))}) "
             f"claims lost={sum(len(o.lost_claims) for o in self.outcomes)} "

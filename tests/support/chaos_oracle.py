@@ -76,6 +76,11 @@ CLASSES = (
     "unexpected",
     "lost",
     "bad-history",
+    # Brackets (issue 14; tests/support/bracket_history.py): exits armed twice for one
+    # fill, exits above the fill, fills left without exits.
+    "bracket-armed-twice",
+    "bracket-over",
+    "bracket-unarmed",
 )
 # The classes that fail a run; the first four are the only good ones.
 FAULTS = CLASSES[4:]

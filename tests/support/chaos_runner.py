@@ -42,10 +42,12 @@ from hmt.core.rules import legs_holding
 from hmt.core.types import TriggerId
 from hmt.sim.simulator import Simulator
 from hmt.sim.universe import Instrument
+from hmt.store.brackets import BracketStore
 from hmt.store.records import TriggerRecord
-from hmt.store.triggers import TriggerStore
+from hmt.store.triggers import TriggerNotFound, TriggerStore
 from tests.support.basket_history import has_basket, leg_tags
-from tests.support.chaos_oracle import Verdict, judge_all, orphans, tags_of
+from tests.support.bracket_history import filled_at_broker, judge_bracket
+from tests.support.chaos_oracle import Judged, Verdict, judge_all, orphans, tags_of
 from tests.support.chaos_schedule import (
     BASE,
     FAULT_KINDS,
@@ -71,6 +73,7 @@ USER = "alice"
 # faults can never exhaust them: any `failed` trigger is then a finding.
 SETTINGS: dict[str, object] = {
     "kite_timeout_ms": KITE_TIMEOUT_MS,
+    "fill_sweep_ms": 300,  # brackets: the order book read for fills the ticker missed
     "max_retries": 20,
     "rate_limit_writes_per_min": 0,
 }
@@ -179,6 +182,8 @@ class Outcome:
     watching: int = 0  # triggers watching another instrument than they trade
     trailing: int = 0  # triggers with a trailing stop (issue 14)
     stuck_restarts: int = 0
+    brackets: list[str] = field(default_factory=list)  # ids of the brackets created
+    bracket_exits: int = 0  # exit triggers their fills armed
     seconds: float = 0.0
     # RELIABILITY 17: what the rollback took away.
     rollbacks: int = 0
@@ -239,6 +244,14 @@ class ChaosRunner:
             await asyncio.sleep(step.wait)
         new = [i for i in await self.all_ids() if i not in before]
         await self.heal(new, outcome)
+        # Brackets' exits are made by fills during the heal: they are pushed through too.
+        await self.settle_brackets(outcome)
+        grown = [i for i in await self.all_ids() if i not in before]
+        if len(grown) > len(new):
+            new = grown
+            for prices in self.pushes:
+                await self.push_through(prices, new, outcome)
+            await self.healthy()
         for endpoint, kind in self.sim.faults.log[logged:]:
             outcome.hits[f"rest:{kind.value}@{endpoint}"] += 1
         records = [r for r in [await self.store.load(i) for i in new] if r is not None]
@@ -272,6 +285,7 @@ class ChaosRunner:
                 if "position" in e.payload and e.kind in (EventKind.RETRY, EventKind.RECONCILED)
             }
         )
+        await self.judge_brackets(orders, outcome)
         failing = {j.trigger_id for j in outcome.verdict.failures()}
         for record, history in zip(records, histories, strict=True):
             if record.id in failing:
@@ -328,7 +342,7 @@ class ChaosRunner:
                 self.sim.push_price(target.watch, rupees(target.prices[0]))
             case "create" | "create_oco":
                 await self.create(step, known, outcome)
-            case "create_basket" | "create_watch" | "create_trail":
+            case "create_basket" | "create_watch" | "create_bracket" | "create_trail":
                 await self.create_v2(step, known, outcome)
             case "patch" if target is not None:
                 await self.patch(target, step.args["shift"], outcome)
@@ -370,7 +384,11 @@ class ChaosRunner:
             known.append(Known(response.json()["id"], step.kind == "create_oco", prices))
 
     async def create_v2(self, step: Step, known: list[Known], outcome: Outcome) -> None:
-        """A basket on INFY's price, or orders on NIFTY 50's price: the v2 body."""
+        """A basket on INFY's price, or orders on NIFTY 50's price: the v2 body; or a
+        bracket (`create_bracket`), or a trailing stop (`create_trail`)."""
+        if step.kind == "create_bracket":
+            await self.create_bracket(step, outcome)
+            return
         if step.kind == "create_trail":
             await self.create_trail(step, known, outcome)
             return
@@ -407,6 +425,79 @@ class ChaosRunner:
                     any(len(leg["orders"]) > 1 for leg in args["legs"]),
                 )
             )
+
+    async def create_bracket(self, step: Step, outcome: Outcome) -> None:
+        """A bracket on INFY (issue 14): a v2 single entry of one order and its exits."""
+        args = step.args
+        direction = "at_or_above" if args["side"] == "BUY" else "at_or_below"
+        order = {
+            "instrument_token": INFY,
+            "exchange": "NSE",
+            "tradingsymbol": "INFY",
+            "transaction_type": args["side"],
+            "quantity": 1,
+            "product": "MIS",
+        }
+        body = {
+            "entry": {
+                "trigger_type": "single",
+                "legs": [
+                    {
+                        "condition": {"price": rupees(args["price"]), "direction": direction},
+                        "orders": [order],
+                    }
+                ],
+            },
+            "exits": {"target": rupees(args["target"]), "stop": rupees(args["stop"])},
+        }
+        response = await self.api("POST", "/brackets", outcome, json=body)
+        if response is not None:
+            assert response.status_code != 422, f"a bracket refused: {response.text}"
+        if response is not None and response.status_code == 201:
+            outcome.created[step.kind] += 1
+            outcome.brackets.append(response.json()["id"])
+
+    async def settle_brackets(self, outcome: Outcome) -> None:
+        """Wait until each bracket has taken in every fill the broker shows (the ticker's
+        update, or the sweep every HMT_FILL_SWEEP_MS)."""
+        brackets = BracketStore(self.store)
+
+        async def done() -> bool:
+            orders = self.sim.orders()
+            for bracket_id in outcome.brackets:
+                try:
+                    record = await brackets.get(USER, bracket_id)
+                except TriggerNotFound:
+                    continue  # a rollback took it away
+                if record.filled != filled_at_broker(record, orders):
+                    return False
+            return True
+
+        with contextlib.suppress(AssertionError):  # judged as it is, then
+            await eventually(done, within=SETTLE_WITHIN, interval=0.1)
+
+    async def judge_brackets(self, orders: list[dict[str, Any]], outcome: Outcome) -> None:
+        brackets = BracketStore(self.store)
+        for bracket_id in outcome.brackets:
+            try:
+                record = await brackets.get(USER, bracket_id)
+            except TriggerNotFound:
+                continue
+            outcome.bracket_exits += len(record.exit_records)
+            classes = judge_bracket(record, orders)
+            outcome.verdict.counts.update(classes)
+            if classes:
+                outcome.verdict.judged.append(
+                    Judged(
+                        bracket_id,
+                        classes,
+                        record.status.value,
+                        len(record.exit_records),
+                        f"bracket filled={record.filled} armed={record.armed} "
+                        f"at broker={filled_at_broker(record, orders)} "
+                        f"exits={[e.trigger.quantity for e in record.exit_records]}",
+                    )
+                )
 
     async def create_trail(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         """A trailing SELL stop on INFY, alone or beside a fixed target (chaos_trails)."""

@@ -191,6 +191,20 @@ def watch(rng: random.Random) -> dict[str, Any]:
     return v2_legs(rng, WATCH_BASE, WATCH_STEP, WATCHED_ORDERS)
 
 
+def bracket(rng: random.Random) -> dict[str, Any]:
+    """`create_bracket` (issue 14): an INFY entry within 1 % of BASE, long (BUY, fires
+    up) or short (SELL, fires down), its target 0.1-1 % beyond the entry and its stop as
+    far the other way: the final push (1575.00, then 1425.00) fires the entry and then
+    an exit, whichever the schedule reaches first."""
+    side = rng.choice(["BUY", "SELL"])
+    span = BASE // 100 // TICK
+    price = BASE + rng.randint(0, span) * TICK * (-1 if side == "BUY" else 1)
+    away = rng.randint(span // 10, span) * TICK
+    toward = rng.randint(span // 10, span) * TICK
+    up = 1 if side == "BUY" else -1
+    return {"side": side, "price": price, "target": price + up * away, "stop": price - up * toward}
+
+
 def generate(seed: int, backend: str, rollback_share: float = ROLLBACK_SHARE) -> Schedule:
     """The steps of schedule `seed`: a few creates, then a random interleaving.
 
@@ -223,6 +237,9 @@ def generate(seed: int, backend: str, rollback_share: float = ROLLBACK_SHARE) ->
             steps.append(Step("engine_restart", {}, 0.05))
     if rng.random() < rollback_share:
         _lose_commits(rng, steps, opening)
+    # A bracket in every schedule (issue 14), from its own generator: the other steps are
+    # those each seed made before brackets existed.
+    steps.insert(opening, Step("create_bracket", bracket(random.Random(f"{seed}:bracket")), 0.02))
     # Trailing stops (issue 14), from a stream of their own: the rest stays as it was.
     with_trails(seed, steps, opening, Step)
     return Schedule(seed, backend, tuple(steps))

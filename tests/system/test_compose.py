@@ -52,10 +52,12 @@ async def test_build_start_close_leaves_nothing_running(
             await eventually(lambda: runtime.feed.connected, within=10)
             assert runtime.engine.state.value == "running"
             # expiry, claim sweep, health, the performance history's sampler (HMT_METRICS_SAMPLE_S
-            # is 10 by default), + the change feed on PostgreSQL, + the daily login reminder
-            # when notifications can be kept (they need HMT_SECRET_KEY)
-            loops = 4 + (runtime.db.dialect == "postgresql") + (secret_key is not None)
+            # is 10 by default), + the change feed on PostgreSQL
+            loops = 4 + (runtime.db.dialect == "postgresql")
             assert runtime.supervisor.running == loops
+            # brackets' fills (issue 14), + the daily login reminder when notifications can be
+            # kept (they need HMT_SECRET_KEY)
+            assert runtime.supervisor.other_loops == 1 + (secret_key is not None)
             await eventually(lambda: runtime.supervisor.last_health is not None)
             assert runtime.health().verdict.value == "ok"
             assert runtime.stats()["state"] == "running"
@@ -70,6 +72,7 @@ async def test_build_start_close_leaves_nothing_running(
         finally:
             await runtime.close()
         assert runtime.supervisor.running == 0
+        assert runtime.supervisor.other_loops == 0
         assert runtime.engine.state.value == "stopped"
         await asyncio.sleep(0)  # let cancelled tasks finish their last step
         leftover = {t for t in asyncio.all_tasks() - before if not t.done()}

@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from hmt import __version__
 from hmt.api import (
     backtests,
+    brackets,
     broker,
     channels,
     control,
@@ -20,6 +21,7 @@ from hmt.api import (
     problems,
     triggers,
 )
+from hmt.api.brackets import BracketIn
 from hmt.api.broker import PendingLogins
 from hmt.api.browser import browser_router
 from hmt.api.legs import TriggerV2In, TriggerV2Patch
@@ -52,6 +54,7 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     # The seed's paths, for drop-in use: the same routes with the same auth.
     app.include_router(control.router, prefix=SEED_PREFIX)
     app.include_router(triggers.router)
+    app.include_router(brackets.router)
     app.include_router(browser_router)  # the web UI, its stream and instrument search
     app.include_router(metrics.router)
     app.include_router(performance.router)
@@ -87,7 +90,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.setdefault("FieldProblem", FieldProblem.model_json_schema())
         # The trigger routes read their bodies themselves: the bulk create to name
         # every bad item at once, create and edit to tell a v1 body from a v2 one.
-        for model in (TriggersIn, TriggerIn, TriggerV2In, TriggerPatch, TriggerV2Patch):
+        for model in (
+            TriggersIn, TriggerIn, TriggerV2In, TriggerPatch, TriggerV2Patch, BracketIn
+        ):  # fmt: skip
             defined = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in defined.pop("$defs", {}).items():
                 components.setdefault(name, definition)

@@ -29,7 +29,7 @@ from hmt.api.auth import scraper
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import Problem
 from hmt.core.events import EventKind
-from hmt.core.lifecycle import Status
+from hmt.core.lifecycle import TRIGGER_STATUSES
 from hmt.engine.facade import Facade
 from hmt.engine.health import Verdict
 from hmt.engine.sampler import WINDOW_NAMES
@@ -78,7 +78,7 @@ async def families(runtime: Facade) -> list[Metric]:
     triggers = GaugeMetricFamily(
         "hmt_triggers", "Triggers by status (every user)", labels=["status"]
     )
-    for status in Status:
+    for status in TRIGGER_STATUSES:
         triggers.add_metric([status.value], by_status.get(status.value, 0))
     state = GaugeMetricFamily("hmt_engine_state", "1 for the engine's state", labels=["state"])
     for each in EngineState:

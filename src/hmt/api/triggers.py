@@ -28,10 +28,13 @@ from hmt.core.rules import legs_holding
 from hmt.core.types import InstrumentToken, TriggerId, UserId
 from hmt.core.validation import validate
 from hmt.engine.facade import Facade
+from hmt.store.brackets import BracketStore
 from hmt.store.records import TriggerRecord
 from hmt.store.triggers import OverCap
 
 router = APIRouter(prefix="/triggers", tags=["triggers"])
+# A bracket's exits are made from its entry's one order: the entry is not edited alone.
+BRACKET_ENTRY = "a bracket's entry cannot be edited: cancel it and create the bracket again"
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No such trigger of yours"}}
 BAD_INPUT: Responses = {422: {"model": Problem, "description": "A field broke a rule"}}
@@ -394,6 +397,10 @@ async def edit(trigger_id: str, request: Request, caller: Writer) -> TriggerReco
     _not_while_reconciling(runtime)
     record = await runtime.triggers.get(caller.user_id, trigger_id)
     current = record.trigger
+    if current.leg_specs and await BracketStore(runtime.triggers).is_bracket(
+        caller.user_id, trigger_id
+    ):
+        raise InvalidTrigger([FieldError("id", "bracket", BRACKET_ENTRY)])
     if isinstance(body, TriggerPatch) and current.leg_specs:
         body = _as_v2_edit(body)
     if isinstance(body, TriggerV2Patch):

@@ -31,6 +31,12 @@ def sim(
     broker: Annotated[
         str, typer.Option(help="Whose protocol to speak: kite, or upstox (docs/upstox/).")
     ] = "kite",
+    fill_parts: Annotated[
+        int, typer.Option(help="Orders fill in this many slices, one per trade (1 to 100).")
+    ] = 1,
+    market_fills: Annotated[
+        str, typer.Option(help="MARKET orders fill 'now' (the last price) or at 'next_tick'.")
+    ] = "now",
 ) -> None:
     """Serve a Kite-compatible simulator and paper broker on loopback (docs/simulator.md)."""
     import asyncio
@@ -38,6 +44,7 @@ def sim(
     from decimal import Decimal, InvalidOperation
 
     from hmt import logs
+    from hmt.sim.broker import Fills
     from hmt.sim.prices import ReplayError
     from hmt.sim.simulator import Simulator
 
@@ -54,6 +61,11 @@ def sim(
     except InvalidOperation:
         typer.echo(f"hmt sim: --funds {funds!r} is not a number of rupees", err=True)
         raise typer.Exit(code=2) from None
+    try:
+        fills = Fills(parts=fill_parts, market=market_fills)
+    except ValueError as exc:
+        typer.echo(f"hmt sim: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     chosen_ws = ws_port if ws_port is not None else (port + 1 if port else 0)
     try:
         simulator = Simulator(
@@ -65,6 +77,7 @@ def sim(
             replay=replay,
             replay_speed=replay_speed,
             funds=paper_funds,
+            fills=fills,
         )
     except (ReplayError, OSError) as exc:
         typer.echo(f"hmt sim: {exc}", err=True)

@@ -32,6 +32,17 @@ class EventKind(StrEnum):
     # fire|skip, the day range before and after, the blind spot). A note, not a
     # transition: with `fire` the claim's own events follow.
     MISSED_TOUCH = "missed_touch"
+    # Brackets (their own history, `hmt_bracket_events`): the entry's order filled
+    # more (payload: filled, armed, the exit armed or grown), and it ended with fills.
+    FILLED = "filled"
+    ENTRY_CLOSED = "entry_closed"
+
+
+# The kinds a trigger's history holds (its table's CHECK): all but the bracket-only ones.
+BRACKET_ONLY_KINDS = frozenset({EventKind.FILLED, EventKind.ENTRY_CLOSED})
+TRIGGER_EVENT_KINDS: tuple[EventKind, ...] = tuple(
+    k for k in EventKind if k not in BRACKET_ONLY_KINDS
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,15 @@ class Status(StrEnum):
     FAILED = "failed"  # error_message says why
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    # A bracket's own statuses (docs/triggers.md, "Brackets"); its entry and exits are
+    # triggers with the statuses above.
+    OPEN = "open"  # waiting for the entry's order to fill
+    ARMED = "armed"  # exits armed for what has filled; the entry may fill more
+    FILLED = "filled"  # the entry's order is final; exits armed for all it filled
 
 
 _A, _P, _T = Status.ACTIVE, Status.PAUSED, Status.TRIGGERED
+_O, _R = Status.OPEN, Status.ARMED
 
 TRANSITIONS: Mapping[tuple[Status, EventKind], Status] = MappingProxyType(
     {
@@ -46,12 +52,28 @@ TRANSITIONS: Mapping[tuple[Status, EventKind], Status] = MappingProxyType(
         (_P, EventKind.CANCELLED): Status.CANCELLED,
         (_A, EventKind.EXPIRED): Status.EXPIRED,
         (_P, EventKind.EXPIRED): Status.EXPIRED,
+        # Brackets. A fill arms the exits (the first) or grows them (the next ones);
+        # the entry's order ending with fills closes it; ending with none (rejected,
+        # cancelled), or the entry trigger failing, cancelled or expired, ends it so.
+        (_O, EventKind.FILLED): _R,
+        (_R, EventKind.FILLED): _R,
+        (_R, EventKind.ENTRY_CLOSED): Status.FILLED,
+        (_O, EventKind.FAILED): Status.FAILED,
+        (_O, EventKind.CANCELLED): Status.CANCELLED,
+        (_O, EventKind.EXPIRED): Status.EXPIRED,
     }
 )
 
 INITIAL_STATUSES: frozenset[Status] = frozenset({Status.ACTIVE, Status.PAUSED})
 TERMINAL_STATUSES: frozenset[Status] = frozenset(
-    {Status.PLACED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}
+    {Status.PLACED, Status.FAILED, Status.CANCELLED, Status.EXPIRED, Status.FILLED}
+)
+# Which statuses a trigger row and a bracket row may hold (their tables' CHECKs).
+BRACKET_STATUSES: frozenset[Status] = frozenset(
+    {Status.OPEN, Status.ARMED, Status.FILLED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}
+)
+TRIGGER_STATUSES: tuple[Status, ...] = tuple(
+    s for s in Status if s not in {Status.OPEN, Status.ARMED, Status.FILLED}
 )
 # The statuses a user may still edit, pause, resume or cancel.
 EDITABLE_STATUSES: frozenset[Status] = frozenset({Status.ACTIVE, Status.PAUSED})

@@ -17,6 +17,7 @@ from hmt.config import ConfigError, Settings
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument
 from hmt.engine.channels import Channels
+from hmt.engine.fills import Fills
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.notices import Notifier
@@ -51,6 +52,7 @@ class Runtime:
     # Notifications (docs/notifications.md); None without HMT_SECRET_KEY (URLs are sealed).
     notifier: Notifier | None = None
     channels: Channels | None = None
+    fills: Fills | None = None  # brackets' fills (docs/engine.md, "Brackets")
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""

@@ -63,7 +63,7 @@ class Supervisor:
         conditions: bool = False,
         sampler: Sampler | None = None,
         on_health: Callable[[Health], None] | None = None,
-        loops: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+        loops: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = (),
         trails: bool = False,
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
@@ -88,6 +88,10 @@ class Supervisor:
         self._sampler = sampler  # the performance history (None: not kept)
         self._trails = trails  # write trailing stops periodically (`Engine.run_trails`)
         self._warm = tuple(warm)
+        # Other loops of the running engine (brackets' fills, the login reminder), each
+        # restarted if it raises.
+        self._loops = tuple(loops)
+        self._loop_tasks: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
         self._condition_tasks: list[asyncio.Task[None]] = []
@@ -96,7 +100,6 @@ class Supervisor:
         self._loaded = asyncio.Event()
         self.last_health: Health | None = None
         self._on_health = on_health
-        self._loops = tuple(loops)
 
     async def start(self) -> None:
         """Start the engine and the loops (the kill switch is the engine's to honour).
@@ -118,8 +121,11 @@ class Supervisor:
         if self._sampler is not None and self._sampler.interval > 0:
             self._sampler.begin()
             self._spawn(self._sample_loop(self._sampler))
-        for loop_ in self._loops:
-            self._spawn(loop_())
+        # Counted apart from the core loops (`running`), like the condition loops.
+        self._loop_tasks = [
+            asyncio.get_running_loop().create_task(_again(work, event))
+            for event, work in self._loops
+        ]
         if self._conditions:
             # v2's conditions: time legs and not_before, LTP mode's quotes, the day ranges.
             loop = asyncio.get_running_loop()
@@ -138,8 +144,11 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Cancel the loops (and unfinished warm-up work) and wait for them to end."""
-        tasks = self._tasks + self._once + self._condition_tasks + self._trail_tasks
-        self._tasks, self._once, self._condition_tasks, self._trail_tasks = [], [], [], []
+        tasks = (
+            self._tasks + self._once + self._condition_tasks + self._trail_tasks + self._loop_tasks
+        )
+        self._tasks, self._once, self._condition_tasks = [], [], []
+        self._trail_tasks, self._loop_tasks = [], []
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -155,6 +164,11 @@ class Supervisor:
     def condition_loops(self) -> int:
         """How many of v2's condition loops are alive (not counted in `running`)."""
         return sum(not task.done() for task in self._condition_tasks)
+
+    @property
+    def other_loops(self) -> int:
+        """How many of the other loops (`loops`: brackets' fills) are alive."""
+        return sum(not task.done() for task in self._loop_tasks)
 
     @property
     def warming(self) -> int:

@@ -1,9 +1,13 @@
 """The paper broker: Kite's order book, filled against the simulated market.
 
-MARKET orders fill at the last price; LIMIT orders fill when the market
+MARKET orders fill at the last price (with `fills.market` "next_tick", at the
+next trade's price instead: an order reaches the exchange after the quote it
+saw); LIMIT orders fill when the market
 crosses them (at the last price when marketable on entry, at the limit price
 once resting); SL and SL-M wait in TRIGGER PENDING until the last price
-reaches the trigger, then work as LIMIT and MARKET orders. Every request is
+reaches the trigger, then work as LIMIT and MARKET orders. With `fills.parts`
+above 1 an order fills in that many slices, one per trade that still crosses
+it, each announced as Kite announces a partial fill (an `UPDATE` order update). Every request is
 settled before its response returns, so the book is final when a client reads
 it. Statuses, messages and row shapes follow FACTS 2.2-2.6 and the fixtures.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -33,6 +38,26 @@ from hmt.sim.universe import Universe
 
 MAX_MODIFICATIONS = 25  # per order (FACTS 2.4)
 UpdateListener = Callable[[dict[str, Any]], None]
+MARKET_FILLS = ("now", "next_tick")
+
+
+@dataclass
+class Fills:
+    """How orders fill (docs/simulator.md): in `parts` slices, MARKET now or next tick."""
+
+    parts: int = 1
+    market: str = "now"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.parts <= 100:
+            raise ValueError("fills.parts must be between 1 and 100")
+        if self.market not in MARKET_FILLS:
+            raise ValueError(f"fills.market must be one of {', '.join(MARKET_FILLS)}")
+
+    def slice(self, quantity: int, filled: int) -> int:
+        """The next slice of an order of `quantity` with `filled` done (the last: the rest)."""
+        size = max(1, -(-quantity // self.parts))
+        return min(size, quantity - filled)
 
 
 def kite_timestamp(epoch: float) -> str:
@@ -75,6 +100,7 @@ class Broker:
         self.trades: dict[str, list[dict[str, Any]]] = {}
         self._working: dict[int, list[Order]] = {}
         self.funds = self.initial_funds
+        self.fills = Fills()
         self.rate_limiter.reset()
 
     # ---- requests -------------------------------------------------------
@@ -205,8 +231,11 @@ class Broker:
             if not on_entry and self._fill_or_kill(order, last):
                 return
             on_entry = True  # the order reaches the exchange at this last price
+        market = t.order_type == "MARKET"
+        if market and on_entry and self.fills.market == "next_tick":
+            return  # it meets the exchange's next trade
         if (last <= order.limit) if buy else (last >= order.limit):
-            self._fill(order, last if on_entry else order.limit)
+            self._fill(order, last if on_entry or market else order.limit)
 
     def _fill_or_kill(self, order: Order, last: int) -> bool:
         """A triggered IOC stop meets the exchange now: it fills at once or is cancelled."""
@@ -221,11 +250,16 @@ class Broker:
 
     def _fill(self, order: Order, price: int) -> None:
         t = order.terms
-        order.average_price, order.filled_quantity = price, t.quantity
+        part = t.quantity - order.filled_quantity
+        if order.terms.validity != "IOC":
+            part = self.fills.slice(t.quantity, order.filled_quantity)
+        done = order.filled_quantity + part
+        order.average_price = (order.average_price * order.filled_quantity + price * part) // done
+        order.filled_quantity = done
         now = kite_timestamp(self.clock())
         order.exchange_update_timestamp = order.exchange_timestamp = now
-        if self.funds is not None:
-            value = price * t.quantity
+        if self.funds is not None and done == t.quantity:
+            value = order.average_price * t.quantity
             self.funds += order.blocked - value if t.transaction_type == "BUY" else value
             order.blocked = 0
         self.trades.setdefault(order.order_id, []).append(
@@ -237,7 +271,7 @@ class Broker:
                 "instrument_token": t.instrument.token,
                 "product": t.product,
                 "average_price": rupees(price, t.instrument.divisor),
-                "quantity": t.quantity,
+                "quantity": part,
                 "exchange_order_id": order.exchange_order_id,
                 "transaction_type": t.transaction_type,
                 "fill_timestamp": now,
@@ -246,6 +280,10 @@ class Broker:
             }
         )
         self._next_trade += 1
+        if done < t.quantity:  # a partial fill: still OPEN in the book
+            self._record(order, "OPEN")
+            self._notify(order, status="UPDATE")
+            return
         self._finish(order, "COMPLETE")
 
     # ---- checks and bookkeeping -----------------------------------------
@@ -338,8 +376,10 @@ class Broker:
         order.status = status
         order.history.append(order.row())
 
-    def _notify(self, order: Order) -> None:
+    def _notify(self, order: Order, status: str | None = None) -> None:
         row = order.row()
+        if status is not None:  # the postback's status (a partial fill's is UPDATE)
+            row["status"] = status
         for listener in self.listeners:
             listener(row)
 

@@ -16,6 +16,9 @@ listens on loopback and guards only paper money.
     POST   /_sim/ws/resume
     POST   /_sim/ws/malformed        {"kind": "bad_length"|"truncated"|"short"|"bad_json"}
     POST   /_sim/funds               {"available": "100000"} or {"available": null}
+    POST   /_sim/fills               {"parts": 3, "market": "now"|"next_tick"}: how orders
+                                      fill from now on (both optional; reset restores 1, now)
+    GET    /_sim/fills
     POST   /_sim/reset
     POST   /_sim/gaps/jump           {"token": 256265, "price": "24000"}: one trade, far away
     POST   /_sim/gaps/outage         {"token", "level", "seconds", "back"?, "steps"?,
@@ -25,9 +28,11 @@ listens on loopback and guards only paper money.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from hmt.sim.broker import Fills
 from hmt.sim.faults import MALFORMED_KINDS, Fault, FaultError
 from hmt.sim.gaps import GapError
 from hmt.sim.httpd import Request, Response
@@ -99,6 +104,8 @@ class Control:
             "POST /_sim/ws/resume": lambda _: self.sim.ticker.resume(),
             "POST /_sim/ws/malformed": self.malformed,
             "POST /_sim/funds": self.funds,
+            "POST /_sim/fills": self.set_fills,
+            "GET /_sim/fills": lambda _: asdict(self.sim.broker.fills),
             "POST /_sim/reset": lambda _: self.sim.reset(),
             "POST /_sim/gaps/jump": self.jump,
             "POST /_sim/gaps/outage": self.outage,
@@ -194,6 +201,18 @@ class Control:
         if kind not in MALFORMED_KINDS:
             raise ControlError(f"kind: one of {', '.join(MALFORMED_KINDS)}")
         self.sim.ticker.send_malformed(kind)
+
+    def set_fills(self, body: Any) -> dict[str, Any]:
+        data = _object(body)
+        unknown = set(data) - {"parts", "market"}
+        if unknown:
+            raise ControlError(f"unknown fills field(s): {', '.join(sorted(unknown))}")
+        parts = data.get("parts", self.sim.broker.fills.parts)
+        if not isinstance(parts, int) or isinstance(parts, bool):
+            raise ControlError("fills.parts must be an integer")
+        market = data.get("market", self.sim.broker.fills.market)
+        self.sim.broker.fills = Fills(parts=parts, market=str(market))
+        return asdict(self.sim.broker.fills)
 
     def funds(self, body: Any) -> None:
         available = _object(body).get("available")

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from hmt.sim.broker import Broker
+from hmt.sim.broker import Broker, Fills
 from hmt.sim.control import Control
 from hmt.sim.derivatives import standard_universe
 from hmt.sim.faults import FaultPlan
@@ -58,6 +58,7 @@ class Simulator:
         universe: Universe | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        fills: Fills | None = None,
     ) -> None:
         self.seed, self.host = seed, host
         self._ports = (port, ws_port)
@@ -79,6 +80,8 @@ class Simulator:
             clock=clock,
             monotonic=monotonic,
         )
+        if fills is not None:  # how orders fill (docs/simulator.md); reset restores the default
+            self.broker.fills = fills
         self.rest = RestApi(
             self.broker, self.market, self.sessions, self.faults, self.counters, clock, seed
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,8 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from hmt.core.events import EventKind
-from hmt.core.lifecycle import Status
+from hmt.core.events import TRIGGER_EVENT_KINDS
+from hmt.core.lifecycle import BRACKET_STATUSES, TRIGGER_STATUSES, Status
 from hmt.core.types import MAX_BASKET, OnGap, OrderType, Product, Side, TriggerType
 from hmt.store.columns import Price, UTCDateTime
 
@@ -48,8 +51,8 @@ ORDER_STATUSES = (ORDER_PENDING, ORDER_PLACED, ORDER_FAILED)
 USER_ID_MAX = 128
 
 
-def _one_of(column: str, values: type) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"  # type: ignore[attr-defined]
+def _one_of(column: str, values: Iterable[Any]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 users = Table(
@@ -113,7 +116,7 @@ gtt_orders = Table(
     Column("limit_price_1_units", BigInteger),
     Column("limit_price_2_units", BigInteger),
     CheckConstraint("user_id <> ''", name="user_id"),
-    CheckConstraint(_one_of("status", Status), name="status"),
+    CheckConstraint(_one_of("status", TRIGGER_STATUSES), name="status"),
     CheckConstraint(_one_of("trigger_type", TriggerType), name="trigger_type"),
     CheckConstraint(_one_of("transaction_type", Side), name="transaction_type"),
     CheckConstraint(_one_of("product", Product), name="product"),
@@ -146,7 +149,7 @@ trigger_events = Table(
     Column("kind", String(16), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Column("payload", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
-    CheckConstraint(_one_of("kind", EventKind), name="kind"),
+    CheckConstraint(_one_of("kind", TRIGGER_EVENT_KINDS), name="kind"),
 )
 Index("ix_hmt_trigger_events_trigger", trigger_events.c.trigger_id, trigger_events.c.id)
 
@@ -200,6 +203,43 @@ metric_samples = Table(
     Column("figures", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
     CheckConstraint("seconds > 0", name="seconds"),
 )
+
+# Brackets (revision 0005, docs/triggers.md): the entry is the trigger of the same id;
+# the exits are oco triggers made on the entry's fills, one per generation, whose ids
+# are derived from the bracket's (`core.brackets.exit_id`): arming is exactly once
+# because a second insert of the same exit is a primary-key conflict.
+brackets = Table(
+    "hmt_brackets",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("user_id", String(USER_ID_MAX), nullable=False),
+    Column("status", String(16), nullable=False, server_default=Status.OPEN.value),
+    Column("exits", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    Column("filled", Integer, nullable=False, server_default=text("0")),
+    Column("armed", Integer, nullable=False, server_default=text("0")),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("entry_status", String(32)),  # the broker's last word on the entry's order
+    Column("error_message", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("user_id <> ''", name="user_id"),
+    CheckConstraint(_one_of("status", sorted(BRACKET_STATUSES)), name="status"),
+    CheckConstraint("armed >= 0 AND armed <= filled", name="armed"),
+    CheckConstraint("generation >= 0", name="generation"),
+)
+Index("ix_hmt_brackets_status", brackets.c.status)
+
+bracket_events = Table(
+    "hmt_bracket_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("bracket_id", Uuid(as_uuid=False), nullable=False),
+    Column("user_id", String(USER_ID_MAX), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("payload", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+)
+Index("ix_hmt_bracket_events_bracket_id_id", bracket_events.c.bracket_id, bracket_events.c.id)
 
 # Where each trailing leg's stop stood when the engine last wrote it (issue 14,
 # revision 0004), wire units of the watched instrument; both NULL before

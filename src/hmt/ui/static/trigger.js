@@ -130,6 +130,53 @@
     $("orders-card").hidden = false;
   }
 
+  // A bracket's entry page (issue 14): entry -> fill -> exits, each with its status. Its
+  // row is not streamed: it is read again every second while fills or exits can change.
+  let bracket = null, bracketTimer = null;
+  const LIVE_EXIT = ["active", "paused", "triggered"];
+
+  async function loadBracket() {
+    try {
+      bracket = await hmt.api(`/brackets/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (error.status !== 404) $("b-error").textContent = error.message;
+      return;
+    }
+    renderBracket();
+    clearTimeout(bracketTimer);
+    const live = bracket.status === "open" || bracket.status === "armed"
+      || bracket.exits.some((e) => LIVE_EXIT.includes(e.status));
+    if (live) bracketTimer = setTimeout(loadBracket, 1000);
+  }
+
+  function renderBracket() {
+    const b = bracket, e = b.entry;
+    $("bracket-card").hidden = false;
+    $("b-status").textContent = b.status;
+    $("b-status").className = `pill ${b.status}`;
+    $("b-entry").textContent = `${e.status} · order ${e.order_id || "–"} · broker ${b.entry_status || "–"}`;
+    $("b-fill").textContent = `${b.filled} filled · ${b.armed} armed`;
+    $("b-prices").textContent = `target ₹${hmt.rupees(b.target)} · stop ₹${b.stop === null ? "trailing" : hmt.rupees(b.stop)}`;
+    $("b-error").textContent = b.error_message || "";
+    $("b-exits").tBodies[0].replaceChildren(...b.exits.map((x, i) => {
+      const tr = document.createElement("tr");
+      tr.dataset.id = x.id;
+      const link = hmt.el("a", `#${i + 1}`);
+      link.href = `/ui/triggers/${encodeURIComponent(x.id)}`;
+      const status = hmt.el("td");
+      status.append(hmt.el("span", x.status, `pill ${x.status}`));
+      status.dataset.col = "status";
+      const leg = x.triggered_leg === 1 ? "stop" : x.triggered_leg === 2 ? "target" : "–";
+      const cells = [hmt.el("td"), hmt.el("td", `${x.transaction_type} ${x.quantity} · ${x.product} · ${x.order_type}`),
+        status, hmt.el("td", leg), hmt.el("td", x.order_id || "–"), hmt.el("td", x.error_message || "")];
+      cells[0].append(link);
+      cells[1].dataset.col = "order";
+      cells[3].dataset.col = "fired";
+      tr.append(...cells);
+      return tr;
+    }));
+  }
+
   function firedPrice(t) {
     const p = t.triggered_price;
     return p === null || p === undefined || Number(p) === 0 ? null : Number(p);
@@ -345,6 +392,7 @@
     if (!trigger) return;
     await loadCandles();  // history first: the live prices continue it
     hmt.stream(onEvent, hmt.liveBadge);
+    await loadBracket();
     followStop();
   });
 })();
