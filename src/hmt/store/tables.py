@@ -194,6 +194,16 @@ metric_samples = Table(
     CheckConstraint("seconds > 0", name="seconds"),
 )
 
+# The cluster's fencing tokens (docs/cluster.md): PostgreSQL clusters only, never single-node.
+partition_fences = Table(
+    "hmt_partition_fences",
+    metadata,
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("token", BigInteger, nullable=False),
+    Column("node", String(64), nullable=False),
+    CheckConstraint("partition >= 0", name="partition"),
+)
+
 api_tokens = Table(
     "hmt_api_tokens",
     metadata,
