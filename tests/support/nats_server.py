@@ -55,3 +55,13 @@ def nats_server(store_dir: Path) -> Iterator[int]:
             process.kill()
             process.wait()
         log.close()
+
+
+SHARED_NATS_PORT = 4222
+
+
+def shared_nats_url() -> str:
+    """The machine's NATS (127.0.0.1:4222, started by .ci/run); fails under CI if absent."""
+    if not _accepts(SHARED_NATS_PORT):
+        unavailable(f"NATS is not listening on 127.0.0.1:{SHARED_NATS_PORT}")
+    return f"nats://127.0.0.1:{SHARED_NATS_PORT}"
