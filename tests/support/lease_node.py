@@ -10,13 +10,12 @@ import asyncio
 import signal
 import sys
 
-import nats
-
+from hmt.cluster.connection import connect
 from hmt.cluster.leases import LeaseKeeper
 
 
 async def main(url: str, node_id: str, partitions: int, ttl_s: float) -> None:
-    nc = await nats.connect(url)
+    nc = await connect(url, ttl_s, name=node_id)
     keeper = LeaseKeeper(nc, node_id, partitions=partitions, ttl_s=ttl_s)
     await keeper.start()
     print("started", flush=True)

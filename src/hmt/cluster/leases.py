@@ -106,6 +106,7 @@ class LeaseKeeper:
         self.leases: dict[int, Lease] = {}
         self.live_nodes: frozenset[str] = frozenset()
         self._absent_since: dict[int, float] = {}
+        self._fallback: dict[int, frozenset[str]] = {}  # taken unwanted: the live set then
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -184,19 +185,17 @@ class LeaseKeeper:
             first_seen = self._absent_since.setdefault(partition, now)
             # The preferred owner takes a free partition at once; anyone takes one that
             # stayed free a whole lease (the preferred owner may be dying or see other nodes).
-            if partition in wanted or now - first_seen >= self.ttl_s:
+            if partition in wanted:
                 await self._acquire(kv, partition)
+            elif now - first_seen >= self.ttl_s and await self._acquire(kv, partition):
+                self._fallback[partition] = self.live_nodes
         for partition in list(self.leases):
-            if partition not in wanted and self._preferred_is_live(partition):
-                await self._release(partition, deliberate=True)
-
-    def _preferred_is_live(self, partition: int) -> bool:
-        # Hand off only to a node that is present: a joiner announces itself first.
-        return any(
-            partition in wanted_by(n, self.partitions, self.live_nodes)
-            for n in self.live_nodes
-            if n != self.node_id
-        )
+            # Hand a partition to its preferred owner (present by construction: a joiner
+            # announces itself first). One taken as a fallback is kept while the live set
+            # is the one its preferred owner ignored it in, or it would flap.
+            if partition in wanted or self._fallback.get(partition) == self.live_nodes:
+                continue
+            await self._release(partition, deliberate=True)
 
     async def _renew_all(self, kv: KeyValue) -> None:
         await asyncio.gather(*(self._renew(kv, p) for p in list(self.leases)))
@@ -220,18 +219,19 @@ class LeaseKeeper:
             lease.revision = revision
             lease.renewed_at = sent_at
 
-    async def _acquire(self, kv: KeyValue, partition: int) -> None:
+    async def _acquire(self, kv: KeyValue, partition: int) -> bool:
         sent_at = self.clock()
         try:
             revision = await self._op(kv.create(f"partition.{partition}", self.node_id.encode()))
         except KeyWrongLastSequenceError:
-            return  # someone else was quicker
+            return False  # someone else was quicker
         except (NatsError, TimeoutError, OSError):
-            return
+            return False
         self._absent_since.pop(partition, None)
         self.leases[partition] = Lease(partition, revision, revision, sent_at)
         log.info("partition %d gained (token %d)", partition, revision)
         self.on_gained(partition, revision)
+        return True
 
     async def _release(self, partition: int, *, deliberate: bool) -> None:
         lease = self.leases.get(partition)
@@ -250,6 +250,7 @@ class LeaseKeeper:
                 self._lose(partition)
 
     def _lose(self, partition: int) -> None:
+        self._fallback.pop(partition, None)
         lease = self.leases.pop(partition, None)
         if lease is not None:
             log.info("partition %d lost (token %d)", partition, lease.token)
