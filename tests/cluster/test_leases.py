@@ -343,3 +343,20 @@ async def test_a_node_rejoins_after_its_connection_is_cut(
         assert overlap.violations == []
         await b.stop()
         await a.stop()
+
+
+async def test_a_failing_callback_does_not_stop_the_keeper(
+    nats_url: str, clients: list[Client]
+) -> None:
+    calls: list[int] = []
+
+    def broken(partition: int, token: int) -> None:
+        calls.append(partition)
+        raise RuntimeError("the engine's bug")
+
+    a = await _keeper(nats_url, "node-a", clients, on_gained=broken)
+    await eventually(lambda: len(a.held()) == P, within=3 * TTL)
+    assert sorted(calls) == list(range(P))
+    await asyncio.sleep(TTL)  # renewals go on: nothing is lost
+    assert len(a.held()) == P
+    await a.stop()

@@ -230,7 +230,7 @@ class LeaseKeeper:
         self._absent_since.pop(partition, None)
         self.leases[partition] = Lease(partition, revision, revision, sent_at)
         log.info("partition %d gained (token %d)", partition, revision)
-        self.on_gained(partition, revision)
+        self._tell(self.on_gained, partition, revision)
         return True
 
     async def _release(self, partition: int, *, deliberate: bool) -> None:
@@ -254,7 +254,14 @@ class LeaseKeeper:
         lease = self.leases.pop(partition, None)
         if lease is not None:
             log.info("partition %d lost (token %d)", partition, lease.token)
-            self.on_lost(partition, lease.token)
+            self._tell(self.on_lost, partition, lease.token)
+
+    def _tell(self, callback: Callback, partition: int, token: int) -> None:
+        # A failing callback is the engine's bug; the leases must still be kept.
+        try:
+            callback(partition, token)
+        except Exception:
+            log.exception("lease callback failed for partition %d", partition)
 
     def _valid(self, lease: Lease, now: float) -> bool:
         return now < lease.renewed_at + self.ttl_s * SAFE_FRACTION and not self._stopping
