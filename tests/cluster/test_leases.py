@@ -14,7 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from hmt.cluster.connection import connect
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
@@ -63,7 +63,7 @@ async def _holders(nc: Client) -> dict[int, tuple[str, int]]:
     kv = await nc.jetstream().key_value(DEFAULT_BUCKET)
     found = {}
     for partition in range(P):
-        with contextlib.suppress(KeyNotFoundError):
+        with contextlib.suppress(NotFoundError):  # absent, expired or released
             entry = await kv.get(f"partition.{partition}")
             assert entry.value is not None
             found[partition] = (entry.value.decode(), entry.revision or 0)

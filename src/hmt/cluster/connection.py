@@ -15,8 +15,14 @@ from nats.aio.client import Client
 log = logging.getLogger(__name__)
 
 
-async def connect(servers: str, ttl_s: float, *, name: str = "hmt") -> Client:
-    """Connect to `servers` (comma-separated NATS URLs) for a node with lease TTL `ttl_s`."""
+async def connect(
+    servers: str, ttl_s: float, *, name: str = "hmt", persistent: bool = True
+) -> Client:
+    """Connect to `servers` (comma-separated NATS URLs) for a node with lease TTL `ttl_s`.
+
+    `persistent`: keep trying, at start and after any loss (a node waits for NATS);
+    otherwise fail on the first refused connect (a one-shot command).
+    """
 
     async def disconnected() -> None:
         log.warning("NATS disconnected")
@@ -33,8 +39,8 @@ async def connect(servers: str, ttl_s: float, *, name: str = "hmt") -> Client:
         connect_timeout=max(1, int(ttl_s)),
         ping_interval=max(1, int(ttl_s / 3)),
         max_outstanding_pings=2,
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
+        allow_reconnect=persistent,
+        max_reconnect_attempts=-1 if persistent else 1,
         reconnect_time_wait=min(1.0, ttl_s / 6),
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,

@@ -39,7 +39,12 @@ from typing import TypeVar
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 
 from hmt.core.partitions import check_partitions, wanted_by
@@ -293,3 +298,28 @@ async def open_bucket(nc: Client, bucket: str, ttl_s: float) -> KeyValue:
             f"{ttl_s} s (HMT_CLUSTER_LEASE_TTL_S must be the same on every node)"
         )
     return kv
+
+
+async def read_leases(
+    nc: Client, bucket: str = DEFAULT_BUCKET
+) -> tuple[list[str], dict[int, tuple[str, int]]]:
+    """The live nodes and each held partition's (holder, revision), read from the bucket."""
+    kv = await nc.jetstream().key_value(bucket)
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return [], {}
+    nodes = sorted(k.removeprefix("node.") for k in keys if k.startswith("node."))
+    holders: dict[int, tuple[str, int]] = {}
+    for key in keys:
+        if not key.startswith("partition."):
+            continue
+        try:
+            entry = await kv.get(key)
+        except NotFoundError:
+            continue  # expired or released (a delete marker) since the listing
+        holders[int(key.removeprefix("partition."))] = (
+            (entry.value or b"").decode(),
+            entry.revision or 0,
+        )
+    return nodes, dict(sorted(holders.items()))
