@@ -303,6 +303,7 @@ async def test_a_present_but_idle_preferred_owner_does_not_strand_partitions(
             await kv.put("node.ghost", b"1")
             await asyncio.sleep(TTL / 3)
 
+    await kv.put("node.ghost", b"1")  # present before node-a's first round
     haunting = asyncio.create_task(ghost())
     try:
         a = await _keeper(nats_url, "node-a", clients, on_gained=lambda p, t: gains.append(p))
