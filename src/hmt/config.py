@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -156,6 +157,14 @@ class Settings(BaseSettings):
     # Trailing stops that moved are written at most this often, and at shutdown; a crash
     # loses at most the moves of one interval (docs/engine.md, "Trailing stops").
     trail_flush_ms: Annotated[int, Field(ge=50, le=600_000)] = 1000
+    # The cluster (docs/cluster.md): NATS server URLs (comma-separated) of the JetStream
+    # that holds the partition leases; unset, hmt runs as one node. PostgreSQL only.
+    cluster_url: str | None = None
+    # Instruments are hashed into this many partitions; the same on every node.
+    cluster_partitions: Annotated[int, Field(ge=1, le=4096)] = 64
+    # A partition lease's time-to-live, renewed every third of it; the same on every
+    # node. A dead node's partitions move within about TTL + TTL/3.
+    cluster_lease_ttl_s: Annotated[float, Field(ge=1.0, le=60.0)] = 3.0
 
     @field_validator("database_url")
     @classmethod
@@ -195,6 +204,30 @@ class Settings(BaseSettings):
         """Where a trader starts the Kite login: this hmt's /kite/login."""
         base = self.public_url or f"http://{self.host}:{self.port}"
         return f"{base}/kite/login"
+
+    @field_validator("cluster_url")
+    @classmethod
+    def _cluster_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        servers = [part.strip() for part in value.split(",")]
+        for server in servers:
+            parts = urlsplit(server)
+            if parts.scheme not in {"nats", "tls"} or not parts.hostname:
+                raise ValueError(
+                    f"{server!r} is not a NATS server URL (nats://host:port or tls://host:port)"
+                )
+            try:
+                parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+            except ValueError:
+                raise ValueError(f"{server!r} has a bad port") from None
+        database = str(info.data.get("database_url", DEFAULT_DATABASE_URL))
+        if not database.startswith(("postgresql", "postgres")):
+            raise ValueError(
+                "a cluster needs PostgreSQL (HMT_DATABASE_URL=postgresql://...): "
+                "SQLite is for one process"
+            )
+        return ",".join(servers)
 
     @field_validator("secret_key")
     @classmethod
@@ -238,6 +271,16 @@ class Settings(BaseSettings):
         name = socket.gethostname()
         digest = hashlib.sha256(f"{name}\0{database}\0{os.getcwd()}".encode()).hexdigest()
         return f"{name[:48]}-{digest[:12]}"
+
+    def cluster_node_id(self) -> str:
+        """This node's id in the cluster: the engine's id, which must suit a NATS key."""
+        node = self.engine_instance()
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", node):
+            raise ConfigError(
+                f"HMT_ENGINE_ID {node!r} cannot name a cluster node: use letters, digits, "
+                "'.', '-' or '_' (no ':')"
+            )
+        return node
 
     def require_secret_key(self) -> SecretStr:
         """The sealing key, or a `ConfigError` naming HMT_SECRET_KEY when it is unset."""

@@ -30,4 +30,4 @@ def main(
 
 
 # Registered last: each module adds its commands to `app`.
-from hmt.cli import backtest, db, demo, run, sim, status, token  # noqa: E402, F401
+from hmt.cli import backtest, cluster, db, demo, run, sim, status, token  # noqa: E402, F401

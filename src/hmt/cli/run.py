@@ -28,6 +28,12 @@ def settings_or_exit(uses: Iterable[str] | None = None, **overrides: object) -> 
 @app.command()
 def run(
     json_logs: bool = typer.Option(False, "--json-logs", help="Log one JSON object a line."),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        metavar="NATS_URL",
+        help="Run as a cluster node on this NATS JetStream (overrides HMT_CLUSTER_URL).",
+    ),
 ) -> None:
     """Run the engine and the HTTP API until SIGTERM or Ctrl-C (a graceful stop)."""
     from hmt import logs
@@ -35,7 +41,9 @@ def run(
     from hmt.compose import build
     from hmt.config import ApiLoop
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(**({} if cluster is None else {"cluster_url": cluster}))
+    if settings.cluster_url is not None:
+        _refuse_cluster(settings)
     logs.configure(json=json_logs)
 
     async def serve() -> None:
@@ -61,6 +69,28 @@ def run(
     # thread this loop takes SIGTERM and SIGINT itself once the runtime is built.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     asyncio.run(serve())
+
+
+def _refuse_cluster(settings: Settings) -> None:
+    """Check the cluster's settings, then stop: the engine is not wired to the leases yet.
+
+    Starting a single-node engine on a shared database while the operator asked for a
+    cluster node would evaluate every partition on every node; refusing is safer.
+    """
+    try:
+        node = settings.cluster_node_id()
+    except ConfigError as error:
+        typer.echo(f"hmt: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(
+        f"hmt: cluster node {node!r} on {settings.cluster_url} "
+        f"({settings.cluster_partitions} partitions, lease TTL "
+        f"{settings.cluster_lease_ttl_s:g} s): the settings are valid, but the engine "
+        "does not run as a cluster node yet (docs/cluster.md, 'What remains'); "
+        "unset HMT_CLUSTER_URL / drop --cluster to run one node",
+        err=True,
+    )
+    raise typer.Exit(code=2)
 
 
 async def _until(event: asyncio.Event) -> None:

@@ -258,6 +258,16 @@ trail_states = Table(
     CheckConstraint("(best IS NULL) = (stop IS NULL)", name="best_stop"),
 )
 
+# The cluster's fencing tokens (docs/cluster.md): PostgreSQL clusters only, never single-node.
+partition_fences = Table(
+    "hmt_partition_fences",
+    metadata,
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("token", BigInteger, nullable=False),
+    Column("node", String(64), nullable=False),
+    CheckConstraint("partition >= 0", name="partition"),
+)
+
 api_tokens = Table(
     "hmt_api_tokens",
     metadata,

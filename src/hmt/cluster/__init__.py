@@ -1,0 +1,1 @@
+"""The cluster's adapters: partition leases on NATS JetStream (docs/cluster.md)."""
