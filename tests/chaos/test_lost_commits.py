@@ -115,7 +115,9 @@ async def test_a_cancel_while_the_order_book_is_unreadable_leaves_no_order_behin
         Step("create", {"side": "SELL", "price": BASE - 50 * TICK, "limit": False}, 0.05),
         Step("snapshot", {}, 0.05),
         Step("tick", {"price": HIGH}, 0.5),
-        Step("tick", {"price": LOW}, 1.0),
+        # Long enough for the order to reach the broker before the rollback on a busy run
+        # (the claim the rollback must take back is the one whose order the broker has).
+        Step("tick", {"price": LOW}, 3.0),
         Step("rest_fault", fault, 0.0),
         Step("rollback", {}, 0.05),
         Step("cancel", {"target": 0}, 0.5),
