@@ -33,7 +33,7 @@ from hmt.config import (
 from hmt.core.broker import BrokerError
 from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
-from hmt.core.types import InstrumentToken, TriggerId
+from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.channels import Channels
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
@@ -301,7 +301,7 @@ async def build(settings: Settings) -> Runtime:
     fills = Fills(
         BracketStore(triggers),
         orders,
-        lambda exit_id: _arm_exit(engine, exit_id),
+        lambda exit_id: engine.refresh(exit_id),
         interval=settings.fill_sweep_ms / 1000,
     )
     notifier, channels = _notifications(settings, db, sealer)
@@ -534,16 +534,3 @@ def _is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-async def _arm_exit(engine: Engine, exit_id: TriggerId) -> None:
-    """A bracket's exit just written: reconcile, then put it in the book.
-
-    An exit's id, and so its tags, are derived from the bracket: if a lost commit
-    erased an exit that had already been placed, the exit written again carries the
-    same tags, and the start-up reconciliation (which ran before it existed) never
-    saw it. Reading the order book first settles it as placed instead of firing it
-    a second time (found by the chaos campaign: bracket + rollback).
-    """
-    await engine.reconcile()
-    await engine.refresh(exit_id)

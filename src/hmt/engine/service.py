@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -122,6 +123,7 @@ class Engine:
         # Per blind instrument, its trailing stops when the blind spot began.
         self._blind_stops: dict[int, dict[tuple[TriggerId, Leg], int]] = {}
         self._seed: set[int] = set()  # LTP mode: ranges to read from the quote API
+        self._exit_check = asyncio.Lock()  # bracket exits reconciled one at a time
         self.stats = stats or EngineStats()
         self._state = EngineState.STOPPED
         # Whether the broker takes our orders is the session's to say, not the engine's.
@@ -256,7 +258,7 @@ class Engine:
         )
         for item in settled:
             self.stats.reconciled += 1
-            await self.refresh(item.trigger_id)  # out of the book, if it was loaded
+            await self.refresh(item.trigger_id, checked=True)  # out of the book, if loaded
         log.info("reconciled_with_broker", orders=len(orders), settled=len(settled))
         return True
 
@@ -551,7 +553,9 @@ class Engine:
         """Whether `trigger_id` is in the book now."""
         return trigger_id in self.book
 
-    async def refresh(self, trigger_id: TriggerId, *, settled: bool = False) -> None:
+    async def refresh(
+        self, trigger_id: TriggerId, *, settled: bool = False, checked: bool = False
+    ) -> None:
         """Put the book in step with the stored row of `trigger_id`.
 
         A trigger that fired while its row was being read has an order task
@@ -559,6 +563,19 @@ class Engine:
         it back would fire it again (a second, refused claim). Its own task
         refreshes it with `settled` once the claim is decided.
         """
+        if (
+            not checked
+            and self._state is EngineState.RUNNING
+            and self.book.get(trigger_id) is None
+            and _derived(trigger_id)
+        ):
+            # A bracket's exit new to this engine (its id, so its tags, derived from the
+            # bracket): if lost commits erased an exit already placed, the one armed again
+            # carries that order's tags, and the start-up reconciliation ran before it
+            # existed. The order book is read first, whichever path arms it (the fills'
+            # sweep or the change feed), one at a time, so it is settled as placed.
+            async with self._exit_check:
+                await self.reconcile()
         current = await self._source.active(trigger_id)
         if self._state is not EngineState.RUNNING:
             return
@@ -1016,3 +1033,12 @@ def _missed(
         "after": {"high": rupees(after.high), "low": rupees(after.low)},
         "blind": spot.describe(now),
     }
+
+
+def _derived(trigger_id: TriggerId) -> bool:
+    """Whether the id is name-based (RFC 4122 version 5): a bracket's exit (`core.brackets`);
+    every id the API gives is random (version 4)."""
+    try:
+        return uuid.UUID(trigger_id).version == 5
+    except ValueError:
+        return False
