@@ -6,6 +6,7 @@ executor decides retries from one classification, whichever broker it talks to.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -73,3 +74,18 @@ class OrderReport:
     @property
     def rejected(self) -> bool:
         return self.status == "REJECTED"
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """A broker's Retry-After header in seconds (never negative); None if absent or not a number."""
+    value = headers.get("retry-after")
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def describe(exc: Exception) -> str:
+    """A transport error for a log or a broker error's message. Both brokers send the token in
+    a header, so neither the URL nor the text carries a secret."""
+    return type(exc).__name__ + (f" ({exc})" if str(exc) else "")

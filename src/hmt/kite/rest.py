@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.broker import BrokerError, ErrorKind, describe, retry_after
 from hmt.failpoints import failpoint
 
 KITE_VERSION = "3"
@@ -88,18 +88,18 @@ class _Httpx:
             finally:
                 await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _NotSent(_describe(exc)) from None
+            raise _NotSent(describe(exc)) from None
         except httpx.TimeoutException as exc:
-            raise _NoAnswer(_describe(exc)) from None
+            raise _NoAnswer(describe(exc)) from None
         except httpx.TransportError as exc:
-            raise _Lost(_describe(exc)) from None
+            raise _Lost(describe(exc)) from None
         return response.status_code, body, response.headers
 
     async def get(self, path: str) -> Answer:
         try:
             response = await self._client.get(path)
         except httpx.HTTPError as exc:
-            raise _NotSent(_describe(exc)) from None
+            raise _NotSent(describe(exc)) from None
         return response.status_code, response.content, response.headers
 
 
@@ -149,13 +149,13 @@ class _Aiohttp:
                 body = await response.read()
                 return response.status, body, response.headers
         except aiohttp.ConnectionTimeoutError as exc:
-            raise _NotSent(_describe(exc)) from None
+            raise _NotSent(describe(exc)) from None
         except aiohttp.ClientConnectorError as exc:
-            raise _NotSent(_describe(exc)) from None
+            raise _NotSent(describe(exc)) from None
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise _NoAnswer(_describe(exc)) from None
+            raise _NoAnswer(describe(exc)) from None
         except aiohttp.ClientError as exc:
-            raise _Lost(_describe(exc)) from None
+            raise _Lost(describe(exc)) from None
 
     async def get(self, path: str) -> Answer:
         session = self._open()
@@ -163,7 +163,7 @@ class _Aiohttp:
             async with session.get(self._base + path) as response:
                 return response.status, await response.read(), response.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _NotSent(_describe(exc)) from None
+            raise _NotSent(describe(exc)) from None
 
 
 CLIENTS = ("aiohttp", "httpx")
@@ -268,7 +268,7 @@ def parse_response(status: int, body: bytes, headers: Mapping[str, str]) -> Any:
         message,
         error_type=error_type if isinstance(error_type, str) else None,
         http_status=status,
-        retry_after=_retry_after(headers),
+        retry_after=retry_after(headers),
     )
 
 
@@ -283,16 +283,3 @@ def classify(status: int, error_type: str | None) -> ErrorKind:
     if error_type in _AMBIGUOUS_TYPES or status >= 500 or status < 400:
         return ErrorKind.AMBIGUOUS
     return ErrorKind.FINAL
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return None if value is None else max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _describe(exc: Exception) -> str:
-    # httpx messages can carry the URL; ours has no secret in it (the token is a header).
-    return type(exc).__name__ + (f" ({exc})" if str(exc) else "")

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.broker import BrokerError, ErrorKind, describe, retry_after
 from hmt.failpoints import failpoint
 
 DEFAULT_TIMEOUT = 7.0  # as the Kite client: the lease policy assumes the same bound
@@ -86,11 +86,11 @@ class UpstoxRest:
                 status, content = answer.status, await answer.read()
                 headers = answer.headers
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
-            raise BrokerError(ErrorKind.RETRY, f"could not connect: {_describe(exc)}") from None
+            raise BrokerError(ErrorKind.RETRY, f"could not connect: {describe(exc)}") from None
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise BrokerError(ErrorKind.AMBIGUOUS, f"no answer in time: {_describe(exc)}") from None
+            raise BrokerError(ErrorKind.AMBIGUOUS, f"no answer in time: {describe(exc)}") from None
         except aiohttp.ClientError as exc:
-            raise BrokerError(ErrorKind.AMBIGUOUS, f"connection lost: {_describe(exc)}") from None
+            raise BrokerError(ErrorKind.AMBIGUOUS, f"connection lost: {describe(exc)}") from None
         return parse_response(status, content, headers)
 
     async def raw(self, url: str) -> bytes:
@@ -104,7 +104,7 @@ class UpstoxRest:
                     raise BrokerError(ErrorKind.FINAL, f"{url} answered HTTP {answer.status}")
                 return content
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise BrokerError(ErrorKind.RETRY, f"could not fetch {url}: {_describe(exc)}") from None
+            raise BrokerError(ErrorKind.RETRY, f"could not fetch {url}: {describe(exc)}") from None
 
 
 def parse_response(status: int, body: bytes, headers: Mapping[str, str]) -> Any:
@@ -127,7 +127,7 @@ def parse_response(status: int, body: bytes, headers: Mapping[str, str]) -> Any:
         message,
         error_type=code,
         http_status=status,
-        retry_after=_retry_after(headers),
+        retry_after=retry_after(headers),
     )
 
 
@@ -151,16 +151,3 @@ def classify(status: int, code: str | None) -> ErrorKind:
     if code in _AMBIGUOUS_CODES or status >= 500 or status < 400:
         return ErrorKind.AMBIGUOUS
     return ErrorKind.FINAL
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return None if value is None else max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _describe(exc: Exception) -> str:
-    # The token is a header, never in the URL or the text.
-    return type(exc).__name__ + (f" ({exc})" if str(exc) else "")
