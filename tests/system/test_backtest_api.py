@@ -14,6 +14,7 @@ from hmt.api.backtests import latest_session
 from hmt.core.calendar import IST
 from hmt.sim.history import candles as sim_candles
 from hmt.sim.universe import Universe
+from hmt.sim.wire import Mode
 from tests.support.eventually import eventually
 from tests.support.system import System, running_system
 
@@ -165,9 +166,19 @@ async def test_bad_input_is_a_422_naming_the_field(
 async def test_the_engines_recording_replays_over_http(sqlite_url: str, tmp_path: Path) -> None:
     """Source `recording`: the engine's own HMT_RECORD_TICKS directory, narrowed by the
     period; the trigger fires where the recorded ticks crossed it."""
-    async with running_system(sqlite_url, record_ticks=tmp_path / "ticks") as system:
+    async with running_system(
+        sqlite_url, record_ticks=tmp_path / "ticks", tick_mode="ltp"
+    ) as system:
         system.push(INFY, "1600.00")
         await system.create(trigger_price_1="9999.00")  # subscribes INFY
+        # The simulator answers the subscribe and then the mode with a snapshot each; once
+        # it holds the engine's mode, both are queued ahead of a marker tick, so the period
+        # begun after the marker arrives leaves them out (else: 5 ticks, not 3).
+        await eventually(
+            lambda: any(c.modes.get(INFY) == Mode.LTP for c in system.sim.ticker.clients)
+        )
+        system.push(INFY, "1600.50")
+        await eventually(lambda: system.runtime.engine.last_ltp.get(INFY) == 160050)
         begun = datetime.now(UTC)
         for price in ("1601.00", "1602.50", "1599.00"):
             system.push(INFY, price)
