@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.children import interruptible
+
 HMT = Path(sys.executable).with_name("hmt")
 
 
@@ -33,6 +35,7 @@ def test_demo_fires_a_trigger_within_a_minute(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=interruptible,
     ) as process:
         try:
             token = _token(process)
