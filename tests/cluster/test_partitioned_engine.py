@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from hmt.core.lifecycle import Status
-from hmt.core.model import Fired
+from hmt.core.model import Fired, Trigger
 from hmt.core.partitions import partition_of
 from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import InstrumentToken, Leg, OnGap, TriggerId
@@ -271,7 +271,7 @@ async def test_a_gained_partition_is_evaluated_at_the_last_price_at_once(db: Dat
         await engine.stop()
 
 
-async def test_a_change_during_a_partitions_load_is_applied_after_it(db: Database) -> None:
+async def test_a_trigger_cancelled_as_its_partition_is_gained_stays_out(db: Database) -> None:
     store = TriggerStore(db, partitions=P)
     execution = ExecutionStore(store, owner="node-a")
     held = {1: 5}
@@ -290,3 +290,45 @@ async def test_a_change_during_a_partitions_load_is_applied_after_it(db: Databas
     finally:
         await engine.stop()
     assert (await status_of(db, trigger.id))[0] == Status.CANCELLED.value
+
+
+class HeldLoads(ExecutionStore):
+    """The store, each partition's load held until the test lets it go."""
+
+    def __init__(self, store: TriggerStore) -> None:
+        super().__init__(store, owner="node-a")
+        self.gates: dict[int, asyncio.Event] = {}
+
+    async def active_batches(  # type: ignore[override]
+        self, partitions: Collection[int] | None = None
+    ) -> AsyncIterator[list[Trigger]]:
+        for partition in partitions or ():
+            await self.gates.setdefault(partition, asyncio.Event()).wait()
+        async for batch in super().active_batches(partitions):
+            yield batch
+
+
+async def test_overlapping_loads_each_keep_their_own_refreshed_ids(db: Database) -> None:
+    """Two loads under way, edits refreshed meanwhile, the second load done first: each
+    load still applies the ids refreshed during it (the sets are told apart by identity,
+    not by equality), and both partitions are armed."""
+    store = TriggerStore(db, partitions=P)
+    execution = HeldLoads(store)
+    held = {1: 8, 5: 9}
+    execution.fencing = held.get
+    created = [(await store.create(make_trigger(instrument_token=t))).trigger for t in [*A, *B]]
+    engine = node_engine(execution, Broker(), Feed())
+    await engine.start()
+    try:
+        engine.partition_gained(1, 8)
+        engine.partition_gained(5, 9)
+        await eventually(lambda: len(execution.gates) == 2)
+        await engine.refresh(TriggerId(created[0].id))  # both loads note it
+        execution.gates[5].set()
+        await eventually(lambda: all(t.id in engine.book for t in created[3:]))
+        await engine.refresh(TriggerId(created[1].id))  # only the load of 1 notes it
+        execution.gates[1].set()
+        await engine.drain()
+        assert {t.id for t in engine.book} == {t.id for t in created}
+    finally:
+        await engine.stop()

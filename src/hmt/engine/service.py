@@ -164,7 +164,9 @@ class Engine:
         self._partitions = partitions
         # A cluster node's partitions, as the engine holds them (loaded or loading).
         self._held: set[int] | None = None if partitions is None else set()
-        self._gaining: list[set[TriggerId]] = []  # ids refreshed while a partition loads
+        # Per partition load under way, the ids refreshed meanwhile (by identity: two
+        # loads' sets may be equal).
+        self._gaining: dict[int, set[TriggerId]] = {}
         self._started = asyncio.Event()  # start() has loaded the book (or given up)
 
     # --- lifecycle --------------------------------------------------------------
@@ -597,7 +599,7 @@ class Engine:
             current = None
         if current is not None and not self._mine(current):
             current = None  # a cluster node: another node's partition
-        for refreshed in self._gaining:
+        for refreshed in self._gaining.values():
             refreshed.add(trigger_id)
         if self._touched is not None:
             self._touched.add(trigger_id)
@@ -746,9 +748,9 @@ class Engine:
         for trigger in gone:
             self._take(trigger.id)
         watched = {trigger.watched for trigger in gone if _priced(trigger)}
-        self._feed.unsubscribe([token for token in watched if not self.book.holds(token)])
-        for token in watched:
-            self.last_ltp.pop(token, None)  # not watched now: soon stale
+        self._feed.unsubscribe([i for i in watched if not self.book.holds(i)])
+        for instrument in watched:
+            self.last_ltp.pop(instrument, None)  # not watched now: soon stale
         log.info("partition_dropped", partition=partition, lease=token, triggers=len(gone))
 
     async def _gain(self, partition: int, token: int) -> None:
@@ -757,7 +759,7 @@ class Engine:
             return
         started = time.perf_counter()
         touched: set[TriggerId] = set()
-        self._gaining.append(touched)
+        self._gaining[id(touched)] = touched
         loaded: list[Trigger] = []
         try:
             async for batch in self._batches((partition,)):
@@ -771,7 +773,7 @@ class Engine:
                 self._held.discard(partition)
             return
         finally:
-            self._gaining.remove(touched)
+            del self._gaining[id(touched)]
         if self._held is None or partition not in self._held or not self._running():
             return  # lost (or stopped) while it loaded
         watched = await self._arm_gained(loaded, touched)
