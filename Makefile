@@ -28,11 +28,16 @@ chromium:
 
 # RELIABILITY 6 and 17 with a bigger budget: `make soak SCHEDULES=300` runs 300 campaign
 # schedules and 300 lost-commit schedules on each store; HMT_CHAOS_SEED replays one.
+# RELIABILITY 21's node kills: `make soak KILLS=20` (the default) SIGKILLs a node of the
+# three-node cluster 20 times and prints the fail-over p50/p99 (docs/cluster.md).
 SCHEDULES ?= 100
+KILLS ?= 20
 soak: $(STAMP)
 	HMT_CHAOS_SCHEDULES=$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)} \
 	HMT_LOST_COMMITS_SCHEDULES=$${HMT_LOST_COMMITS_SCHEDULES:-$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)}} \
 		$(BIN)/python -m pytest tests/chaos -s
+	HMT_CLUSTER_KILLS=$${HMT_CLUSTER_KILLS:-$(KILLS)} \
+		$(BIN)/python -m pytest tests/cluster/test_cluster_run.py -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench fuzz

@@ -23,6 +23,8 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
 from hmt.backtest.recording import TickRecorder
+from hmt.cluster.connection import connect as connect_nats
+from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
 from hmt.config import (
     Broker,
     ClaimDurability,
@@ -36,6 +38,7 @@ from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.channels import Channels
+from hmt.engine.cluster import ClusterNode
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.fills import Fills
 from hmt.engine.instruments import InstrumentMaster
@@ -200,6 +203,7 @@ async def build(settings: Settings) -> Runtime:
         divisor_of=divisor_for,
         claims=settings.claim_statements.value,
         load_prices=PriceSource(settings.load_prices.value),
+        partitions=settings.cluster_partitions,
     )
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").
     owner = settings.engine_instance()
@@ -288,7 +292,16 @@ async def build(settings: Settings) -> Runtime:
         quotes=KiteQuotes(rest, listed),
         stats=stats,
         trails=TrailStates(db),
+        partitions=None if settings.cluster_url is None else settings.cluster_partitions,
     )
+    cluster = None
+    if settings.cluster_url is not None:
+        try:
+            cluster = await _cluster_node(settings, engine, triggers)
+        except Exception:
+            await db.dispose()
+            raise
+        execution.fencing = cluster.token  # a claim carries the partition's lease token
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
     db.reconnected.append(engine.database_reconnected)
@@ -354,8 +367,31 @@ async def build(settings: Settings) -> Runtime:
         notifier=notifier,
         channels=channels,
         fills=fills,
+        cluster=cluster,
     )
     return runtime
+
+
+async def _cluster_node(settings: Settings, engine: Engine, triggers: TriggerStore) -> ClusterNode:
+    """HMT_CLUSTER_URL: connect to NATS and open the lease bucket (docs/cluster.md).
+
+    A bucket made with another lease TTL is refused here, naming both values, before
+    anything starts. Leases are taken only once the runtime has started."""
+    assert settings.cluster_url is not None
+    node_id = settings.cluster_node_id()
+    ttl = settings.cluster_lease_ttl_s
+    nc = await connect_nats(settings.cluster_url, ttl, name=node_id)
+    try:
+        await open_bucket(nc, DEFAULT_BUCKET, ttl)
+        keeper = LeaseKeeper(nc, node_id, partitions=settings.cluster_partitions, ttl_s=ttl)
+    except ClusterConfigError as error:
+        await nc.close()
+        raise ConfigError(str(error)) from None
+    except BaseException:
+        await nc.close()
+        raise
+    log.info("cluster_node", node=node_id, url=settings.cluster_url, lease_ttl_s=ttl)
+    return ClusterNode(nc, keeper, engine, repartition=triggers.repartition)
 
 
 def _recorder(settings: Settings) -> TickRecorder | None:

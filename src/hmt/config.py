@@ -275,10 +275,12 @@ class Settings(BaseSettings):
     def cluster_node_id(self) -> str:
         """This node's id in the cluster: the engine's id, which must suit a NATS key."""
         node = self.engine_instance()
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", node):
+        # The lease keeper's rule (`hmt.cluster.leases.NODE_ID`): a dot would add a
+        # token to the node's key in the lease bucket.
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", node):
             raise ConfigError(
                 f"HMT_ENGINE_ID {node!r} cannot name a cluster node: use letters, digits, "
-                "'.', '-' or '_' (no ':')"
+                "'-' or '_' (no ':' or '.')"
             )
         return node
 

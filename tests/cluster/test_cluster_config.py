@@ -1,14 +1,22 @@
-"""HMT_CLUSTER_* settings and `hmt run --cluster`: clear errors, nothing started."""
+"""HMT_CLUSTER_* settings and `hmt run --cluster`: clear errors before anything starts,
+and a valid node runs (and leaves cleanly)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from hmt.cli import app
+from hmt.cluster.connection import connect
+from hmt.cluster.leases import DEFAULT_BUCKET, open_bucket, read_leases
 from hmt.config import ConfigError, load_settings
+from hmt.sim.simulator import Simulator
+from tests.support.engine_process import engine_process
+from tests.support.eventually import eventually
+from tests.support.postgres import private_database
 
 PG = "postgresql://postgres@127.0.0.1:5432/hmt"
 
@@ -80,7 +88,7 @@ def test_a_node_id_must_suit_nats(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings().cluster_node_id()
 
 
-def test_run_cluster_option_is_checked_and_then_refused(tmp_path: Path) -> None:
+def test_run_cluster_option_is_checked_before_anything_starts(tmp_path: Path) -> None:
     runner = CliRunner()
     bad = runner.invoke(app, ["run", "--cluster", "redis://x"], env={"HMT_DATABASE_URL": PG})
     assert bad.exit_code == 2
@@ -95,11 +103,77 @@ def test_run_cluster_option_is_checked_and_then_refused(tmp_path: Path) -> None:
     assert sqlite.exit_code == 2
     assert "needs PostgreSQL" in sqlite.output
     assert not database.exists()
-    good = runner.invoke(
+    dotted = runner.invoke(
         app,
         ["run", "--cluster", "nats://127.0.0.1:4222"],
-        env={"HMT_DATABASE_URL": PG, "HMT_ENGINE_ID": "node-1"},
+        env={"HMT_DATABASE_URL": PG, "HMT_ENGINE_ID": "host.example"},
     )
-    assert good.exit_code == 2  # valid, but the engine does not run as a node yet
-    assert "cluster node 'node-1' on nats://127.0.0.1:4222" in good.output
-    assert "64 partitions, lease TTL 3 s" in good.output
+    assert dotted.exit_code == 2
+    assert "HMT_ENGINE_ID 'host.example' cannot name a cluster node" in dotted.output
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(seed=16) as running:
+        yield running
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with private_database("hmt_cluster_cli") as url:
+        yield url
+
+
+@pytest.mark.pg
+async def test_run_cluster_runs_a_node_until_sigterm(
+    sim: Simulator, pg_url: str, nats_url: str, tmp_path: Path
+) -> None:
+    """A valid `hmt run --cluster` runs: alone, it leases every partition, serves, and on
+    SIGTERM gives its leases back and exits 0."""
+    async with engine_process(
+        sim,
+        pg_url,
+        tmp_path,
+        name="node-1",
+        engine_id="node-1",
+        cluster_url=nats_url,
+        cluster_partitions=8,
+        cluster_lease_ttl_s=1.5,
+    ) as node:
+        await node.ready(within=60)
+
+        async def leased() -> bool:
+            nodes, held = await _leases(nats_url)
+            return nodes == ["node-1"] and sorted(held) == list(range(8))
+
+        await eventually(leased, within=20, interval=0.1)
+        assert {h for h, _ in (await _leases(nats_url))[1].values()} == {"node-1"}
+        started = node.events("cluster_node_started")
+        assert started, node.output()
+        assert started[0]["partitions"] == 8
+        assert await node.stop() == 0
+        assert await _leases(nats_url) == ([], {})  # a clean leave gives everything back
+
+
+@pytest.mark.pg
+async def test_a_node_with_another_lease_ttl_is_refused(
+    sim: Simulator, pg_url: str, nats_url: str, tmp_path: Path
+) -> None:
+    nc = await connect(nats_url, 5.0, persistent=False)
+    try:
+        await open_bucket(nc, DEFAULT_BUCKET, 5.0)  # the cluster's TTL
+    finally:
+        await nc.close()
+    async with engine_process(
+        sim, pg_url, tmp_path, engine_id="node-2", cluster_url=nats_url
+    ) as node:
+        assert await node.exited(within=60) == 2
+        assert "HMT_CLUSTER_LEASE_TTL_S must be the same on every node" in node.output()
+
+
+async def _leases(nats_url: str) -> tuple[list[str], dict[int, tuple[str, int]]]:
+    nc = await connect(nats_url, 1.5, persistent=False)
+    try:
+        return await read_leases(nc)
+    finally:
+        await nc.close()

@@ -43,7 +43,7 @@ def run(
 
     settings = settings_or_exit(**({} if cluster is None else {"cluster_url": cluster}))
     if settings.cluster_url is not None:
-        _refuse_cluster(settings)
+        _check_cluster(settings)
     logs.configure(json=json_logs)
 
     async def serve() -> None:
@@ -71,26 +71,15 @@ def run(
     asyncio.run(serve())
 
 
-def _refuse_cluster(settings: Settings) -> None:
-    """Check the cluster's settings, then stop: the engine is not wired to the leases yet.
+def _check_cluster(settings: Settings) -> None:
+    """A cluster node (docs/cluster.md): its id must suit NATS; exit 2 naming it if not.
 
-    Starting a single-node engine on a shared database while the operator asked for a
-    cluster node would evaluate every partition on every node; refusing is safer.
-    """
+    PostgreSQL only: the settings refuse HMT_CLUSTER_URL with SQLite, naming both."""
     try:
-        node = settings.cluster_node_id()
+        settings.cluster_node_id()
     except ConfigError as error:
         typer.echo(f"hmt: {error}", err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(
-        f"hmt: cluster node {node!r} on {settings.cluster_url} "
-        f"({settings.cluster_partitions} partitions, lease TTL "
-        f"{settings.cluster_lease_ttl_s:g} s): the settings are valid, but the engine "
-        "does not run as a cluster node yet (docs/cluster.md, 'What remains'); "
-        "unset HMT_CLUSTER_URL / drop --cluster to run one node",
-        err=True,
-    )
-    raise typer.Exit(code=2)
 
 
 async def _until(event: asyncio.Event) -> None:

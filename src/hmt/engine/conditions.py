@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -123,6 +123,12 @@ class Dormant:
 
     def remove(self, trigger_id: TriggerId) -> Trigger | None:
         return self._triggers.pop(trigger_id, None)
+
+    def __iter__(self) -> Iterator[Trigger]:
+        return iter(list(self._triggers.values()))
+
+    def __contains__(self, trigger_id: object) -> bool:
+        return trigger_id in self._triggers
 
     def next_at(self) -> datetime | None:
         due = self._due

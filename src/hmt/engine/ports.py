@@ -81,7 +81,13 @@ class QuotePort(Protocol):
 class TriggerSource(Protocol):
     """The store, as the engine reads it."""
 
-    def active_batches(self) -> AsyncIterator[list[Trigger]]: ...
+    def active_batches(
+        self, partitions: Collection[int] | None = None
+    ) -> AsyncIterator[list[Trigger]]:
+        """The active triggers in batches; with `partitions` (a cluster node's), those
+        stored in them and any stored with none (the engine keeps its own)."""
+        ...
+
     async def active(self, trigger_id: TriggerId) -> Trigger | None:
         """The trigger if it is active now, else None."""
         ...

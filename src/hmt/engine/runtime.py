@@ -17,6 +17,7 @@ from hmt.config import ConfigError, Settings
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument
 from hmt.engine.channels import Channels
+from hmt.engine.cluster import ClusterNode
 from hmt.engine.fills import Fills
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
@@ -53,6 +54,7 @@ class Runtime:
     notifier: Notifier | None = None
     channels: Channels | None = None
     fills: Fills | None = None  # brackets' fills (docs/engine.md, "Brackets")
+    cluster: ClusterNode | None = None  # HMT_CLUSTER_URL: this node's leases (docs/cluster.md)
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
@@ -61,9 +63,14 @@ class Runtime:
         if self.notifier is not None:
             self.notifier.start()
         await self.supervisor.start()
+        if self.cluster is not None:  # the engine runs (empty): now take partitions
+            await self.cluster.start()
 
     async def close(self) -> None:
-        """Stop: the loops, then drain in-flight orders and close feed, broker and database."""
+        """Stop: the leases (given back at once), the loops, then drain in-flight orders
+        and close feed, broker and database."""
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.supervisor.stop()
         await self.engine.stop()
         if self.recorder is not None:
@@ -154,6 +161,8 @@ class Runtime:
             **stats.latency(),
             **({} if self.notifier is None else {"notifications": asdict(self.notifier.stats)}),
         }
+        if self.cluster is not None:
+            shown["cluster"] = self.cluster.status()
         if self.recorder is not None:  # HMT_RECORD_TICKS: the recording's own counts
             shown["recording"] = {
                 "recorded": self.recorder.recorded,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -29,6 +29,7 @@ from hmt.core.gaps import DayRange
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
 from hmt.core.notices import Notice, NoticeKind
+from hmt.core.partitions import partition_of
 from hmt.core.prices import to_decimal
 from hmt.core.rules import direction
 from hmt.core.timebook import TimeBook
@@ -104,8 +105,13 @@ class Engine:
         quotes: QuotePort | None = None,
         stats: EngineStats | None = None,
         trails: TrailPort | None = None,
+        partitions: int | None = None,
     ) -> None:
-        """`stats`: shared with the executor, which counts claims, retries and its queue."""
+        """`stats`: shared with the executor, which counts claims, retries and its queue.
+
+        `partitions`: a cluster node's partition count (docs/cluster.md). The engine
+        then holds only the triggers of the partitions it is given
+        (`partition_gained`), none at first; None: every trigger (one engine)."""
         self._config = config or EngineConfig()
         self.book = self._new_book()
         # Trailing stops' states: written periodically, resumed after a restart.
@@ -155,6 +161,13 @@ class Engine:
         self._fired_at: dict[TriggerId, tuple[float, str]] = {}
         self._untold: dict[TriggerId, Fired] = {}  # fired, not told yet (`_tell_fire`)
         executor.on_outcome = self._settled
+        self._partitions = partitions
+        # A cluster node's partitions, as the engine holds them (loaded or loading).
+        self._held: set[int] | None = None if partitions is None else set()
+        # Per partition load under way, the ids refreshed meanwhile (by identity: two
+        # loads' sets may be equal).
+        self._gaining: dict[int, set[TriggerId]] = {}
+        self._started = asyncio.Event()  # start() has loaded the book (or given up)
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -182,6 +195,7 @@ class Engine:
         if self._state is not EngineState.STOPPED:
             return
         self._state = EngineState.STARTING
+        self._started.clear()
         self.holding = True
         # Before recovery and the load: nothing fires yet (not with no session to read it).
         reconciled = self.session.valid and await self._reconcile_safely()
@@ -196,6 +210,7 @@ class Engine:
         await self._feed.start()
         self._started_at = time.monotonic()
         self._state = EngineState.RUNNING
+        self._started.set()
         if reconciled:
             self.holding = False
         else:  # the book could not be read: keep firing held and read it again
@@ -212,6 +227,7 @@ class Engine:
         if self._state in (EngineState.STOPPED, EngineState.DISABLED):
             return
         self._state = EngineState.STOPPED
+        self._started.set()  # a gain waiting for the start ends
         if self._reconciling is not None:
             self._reconciling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -536,7 +552,7 @@ class Engine:
         """
         if self._state is not EngineState.RUNNING or trigger.status is not Status.ACTIVE:
             return
-        if trigger.id in self._in_flight:
+        if trigger.id in self._in_flight or not self._mine(trigger):
             return
         if self._touched is not None:
             self._touched.add(trigger.id)
@@ -581,6 +597,10 @@ class Engine:
             return
         if current is not None and not settled and trigger_id in self._in_flight:
             current = None
+        if current is not None and not self._mine(current):
+            current = None  # a cluster node: another node's partition
+        for refreshed in self._gaining.values():
+            refreshed.add(trigger_id)
         if self._touched is not None:
             self._touched.add(trigger_id)
         armed = self.book.get(trigger_id)
@@ -635,20 +655,23 @@ class Engine:
         for trigger_id in touched - self._in_flight:
             await self.refresh(trigger_id)
 
-    async def _load(self) -> tuple[TriggerBook, TimeBook, Dormant, int]:
+    async def _load(
+        self, partitions: Collection[int] | None = None
+    ) -> tuple[TriggerBook, TimeBook, Dormant, int]:
         """New books of the store's active set (price, time, not yet armed), and how many.
 
         Each instrument's legs are sorted once, after the last batch
         (`BookBuilder`); the loop runs between batches (each awaits the store)
         and between every `LOAD_STEP_LEGS` legs sorted, so health checks and
         requests are answered throughout a million-trigger load. A trigger whose
-        order task is still running stays out (see `_rebuild_book`).
+        order task is still running stays out (see `_rebuild_book`). A cluster node
+        loads the partitions it holds (or `partitions`), nothing else.
         """
         builder = BookBuilder()
         timebook, dormant = TimeBook(), Dormant()
         now = self._clock()
         loaded = 0
-        async for batch in self._source.active_batches():
+        async for batch in self._batches(partitions):
             if self._in_flight:
                 batch = [trigger for trigger in batch if trigger.id not in self._in_flight]
             kept = []
@@ -669,6 +692,133 @@ class Engine:
         book = builder.build()
         book.depth = self._config.depth
         return book, timebook, dormant, loaded
+
+    async def _batches(
+        self, partitions: Collection[int] | None = None
+    ) -> AsyncIterator[list[Trigger]]:
+        """The store's active triggers; a cluster node's: only those of `partitions`
+        (default: every partition it holds)."""
+        if self._held is None:
+            async for batch in self._source.active_batches():
+                yield batch
+            return
+        wanted = frozenset(self._held if partitions is None else partitions)
+        if not wanted:
+            return
+        async for batch in self._source.active_batches(partitions=wanted):
+            # Rows stored with no partition (another tool's insert) come with every load.
+            yield [trigger for trigger in batch if self._partition(trigger) in wanted]
+
+    # --- a cluster node's partitions (docs/cluster.md) ---------------------------------
+
+    def _partition(self, trigger: Trigger) -> int:
+        assert self._partitions is not None
+        return partition_of(trigger.watched, self._partitions)
+
+    def _mine(self, trigger: Trigger) -> bool:
+        """Whether this engine holds `trigger`: always, unless it is a cluster node."""
+        return self._held is None or self._partition(trigger) in self._held
+
+    @property
+    def partitions_held(self) -> frozenset[int] | None:
+        """A cluster node's partitions (loaded or loading); None for one engine."""
+        return None if self._held is None else frozenset(self._held)
+
+    def partition_gained(self, partition: int, token: int) -> None:
+        """The lease keeper's callback (never blocks): load the partition's triggers.
+
+        The change feed listens already (the supervisor starts it before the engine),
+        so an edit committed during the load is not missed: the ids refreshed while it
+        runs are read again after it. Each loaded trigger is then evaluated at once
+        against the last price this node's feed gave for its instrument, if any; the
+        others get the snapshot tick the feed receives on subscribing, so a crossing
+        while the partition had no owner fires late rather than never."""
+        if self._held is None or partition in self._held:
+            return
+        self._held.add(partition)
+        self._spawn(self._gain(partition, token))
+
+    def partition_lost(self, partition: int, token: int) -> None:
+        """The lease keeper's callback (never blocks): drop the partition's triggers now.
+        Claims there stop at once anyway: the store asks the keeper for a valid token."""
+        if self._held is None or partition not in self._held:
+            return
+        self._held.discard(partition)
+        gone = [t for t in [*self.book, *self._dormant] if self._partition(t) == partition]
+        for trigger in gone:
+            self._take(trigger.id)
+        watched = {trigger.watched for trigger in gone if _priced(trigger)}
+        self._feed.unsubscribe([i for i in watched if not self.book.holds(i)])
+        for instrument in watched:
+            self.last_ltp.pop(instrument, None)  # not watched now: soon stale
+        log.info("partition_dropped", partition=partition, lease=token, triggers=len(gone))
+
+    async def _gain(self, partition: int, token: int) -> None:
+        await self._started.wait()  # start()'s own load may have missed it
+        if not self._running():
+            return
+        started = time.perf_counter()
+        touched: set[TriggerId] = set()
+        self._gaining[id(touched)] = touched
+        loaded: list[Trigger] = []
+        try:
+            async for batch in self._batches((partition,)):
+                loaded.extend(batch)
+        except Exception:
+            # The store is away: given back, so the lease's next gain (or the rebuild
+            # of the book after the reconnection, which loads every held partition)
+            # loads it.
+            log.exception("partition_load_failed", partition=partition)
+            if self._held is not None:
+                self._held.discard(partition)
+            return
+        finally:
+            del self._gaining[id(touched)]
+        if self._held is None or partition not in self._held or not self._running():
+            return  # lost (or stopped) while it loaded
+        watched = await self._arm_gained(loaded, touched)
+        evaluated = self._evaluate_now(watched)
+        log.info(
+            "partition_loaded",
+            partition=partition,
+            lease=token,
+            triggers=len(loaded),
+            instruments=len(watched),
+            evaluated=evaluated,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+    async def _arm_gained(self, loaded: list[Trigger], touched: set[TriggerId]) -> set[int]:
+        """Arm a gained partition's triggers; the instruments their price legs watch."""
+        watched: set[int] = set()
+        for trigger in loaded:
+            if trigger.id in self._in_flight or trigger.id in touched:
+                continue  # an order task runs, or a refresh read it since
+            if trigger.id in self.book or trigger.id in self._dormant:
+                continue
+            self._put(trigger)
+            if _priced(trigger):
+                watched.add(trigger.watched)
+        for trigger_id in touched - self._in_flight:
+            await self.refresh(trigger_id)
+        return watched
+
+    def _evaluate_now(self, instruments: Collection[int]) -> int:
+        """Evaluate the book of each instrument at the last price the feed gave for it."""
+        evaluated = 0
+        for instrument in instruments:
+            ltp = self.last_ltp.get(instrument)
+            if ltp is None or not self._can_fire() or not self.book.holds(instrument):
+                continue
+            evaluated += 1
+            at = time.perf_counter()
+            fired = self.book.on_tick(instrument, ltp)
+            if fired:
+                self._fire(instrument, fired, at)
+        return evaluated
+
+    def _running(self) -> bool:
+        return self._state is EngineState.RUNNING
 
     def _new_book(self) -> TriggerBook:
         book = TriggerBook()

@@ -152,7 +152,15 @@ class BracketStore:
 
         async def work(conn: AsyncConnection) -> BracketRecord:
             await scope(conn, entry.user_id)
-            await _insert(conn, entry, now, instrument, watch, self.triggers.divisor_of)
+            await _insert(
+                conn,
+                entry,
+                now,
+                instrument,
+                watch,
+                self.triggers.divisor_of,
+                self.triggers.partitions,
+            )
             await conn.execute(
                 insert(b).values(
                     id=entry.id,
@@ -254,7 +262,9 @@ class BracketStore:
                 entry = await self._entry(conn, bracket_id)
                 exits = exits_from_json(row.exits)
                 exit = exit_trigger(entry.trigger, exits, decision.state.generation, decision.arm)
-                await _insert(conn, exit, now, None, None, self.triggers.divisor_of)
+                await _insert(
+                    conn, exit, now, None, None, self.triggers.divisor_of, self.triggers.partitions
+                )
                 await _copy_units(conn, exit.id, entry)
                 touched = exit.id
             elif decision.grow_to:

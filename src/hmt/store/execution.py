@@ -18,7 +18,7 @@ one-order leg's, exactly as in v1.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,9 +31,11 @@ from hmt.core.errors import ClaimLost, IllegalTransition
 from hmt.core.events import EventKind
 from hmt.core.lifecycle import Status, allowed
 from hmt.core.model import Fired, InFlight, OrderIntent, Trigger
+from hmt.core.partitions import partition_of
 from hmt.core.rules import order_for, orders_for
 from hmt.core.types import Leg, TriggerId
 from hmt.store import baskets, events
+from hmt.store.fences import Fence
 from hmt.store.reconciliation import Reconciled, Reconciler, TagOf
 from hmt.store.records import TriggerRecord, record_from_row
 from hmt.store.tables import gtt_orders as t
@@ -67,10 +69,22 @@ class ExecutionStore:
         self.lease = lease
         self.durable_claims = durable_claims
         self._reconciler = Reconciler(triggers, owner=owner, lease=lease)
+        # A cluster node's lease tokens (docs/cluster.md): partition -> the token to
+        # claim with there, None when not validly held now. None: one engine, unfenced.
+        self.fencing: Callable[[int], int | None] | None = None
 
     # -- the claim protocol ------------------------------------------------------
 
     async def claim(self, fired: Fired, tag: str, *, sending: bool = False) -> bool:
+        fence = None
+        if self.fencing is not None:
+            # A cluster node claims only in a partition it validly holds, with its token.
+            partition = partition_of(fired.trigger.watched, self.triggers.partitions)
+            token = self.fencing(partition)
+            if token is None:
+                log.info("claim_not_held", trigger_id=fired.trigger.id, partition=partition)
+                return False
+            fence = Fence(partition, token, self.owner)
         return await self.triggers.claim(
             fired,
             tag,
@@ -78,6 +92,7 @@ class ExecutionStore:
             lease=self.lease,
             sending=sending,
             durable=self.durable_claims,
+            fence=fence,
         )
 
     async def order_sent(
@@ -527,8 +542,10 @@ class ExecutionStore:
 
     # -- the active set ----------------------------------------------------------------
 
-    def active_batches(self) -> AsyncIterator[builtins.list[Trigger]]:
-        return self.triggers.stream_active()
+    def active_batches(
+        self, partitions: Collection[int] | None = None
+    ) -> AsyncIterator[builtins.list[Trigger]]:
+        return self.triggers.stream_active(partitions=partitions)
 
     async def active(self, trigger_id: TriggerId) -> Trigger | None:
         try:

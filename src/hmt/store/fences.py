@@ -14,9 +14,9 @@ Single-node engines (and SQLite) never call this: their claim is unchanged.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import CTE, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,6 +31,34 @@ class Fenced(Exception):
         super().__init__(f"partition {partition}: lease token {token} is fenced off")
         self.partition = partition
         self.token = token
+
+
+class Fence(NamedTuple):
+    """What a cluster node's claim carries: its partition, lease token and node id."""
+
+    partition: int
+    token: int
+    node: str
+
+
+def fence_cte() -> CTE:
+    """`admit`'s upsert as a CTE named `fence` of a PostgreSQL statement (the claim's
+    one-statement path), with parameters `f_partition`, `f_token` and `f_node`: it
+    returns a row only if the token is admitted."""
+    statement = postgresql.insert(f).values(
+        partition=bindparam("f_partition", type_=f.c.partition.type),
+        token=bindparam("f_token", type_=f.c.token.type),
+        node=bindparam("f_node", type_=f.c.node.type),
+    )
+    return (
+        statement.on_conflict_do_update(
+            index_elements=[f.c.partition],
+            set_={"token": statement.excluded.token, "node": statement.excluded.node},
+            where=f.c.token <= statement.excluded.token,
+        )
+        .returning(f.c.token)
+        .cte("fence")
+    )
 
 
 async def admit(conn: AsyncConnection, partition: int, token: int, node: str) -> bool:

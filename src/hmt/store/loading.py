@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import fields
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Text, select, type_coerce
+from sqlalchemy import Text, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import FieldError, InvalidTrigger
@@ -241,8 +241,13 @@ async def active_triggers(
     on_invalid: Callable[[str, Exception], None] | None = None,
     divisor_of: DivisorOf | None = None,
     prices: PriceSource = PriceSource.STORED,
+    partitions: Collection[int] | None = None,
 ) -> AsyncIterator[list[Trigger]]:
     """Yield the active triggers in batches of up to `batch_size`.
+
+    `partitions`: only the rows stored in those cluster partitions (revision 0010),
+    and the rows with none stored (another tool's insert; the caller keeps those of
+    its partitions by computing theirs).
 
     `prices`: on PostgreSQL, where a v1 row's wire units come from (below); the
     older ways are kept for the side-by-side measurement. SQLite always reads
@@ -258,9 +263,13 @@ async def active_triggers(
     async with db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             query = _PG_QUERIES[prices]
-            batches = _postgresql_rows(conn, batch_size, query)
+            args: tuple[Any, ...] = (_ACTIVE.value,)
+            if partitions is not None:
+                query += _PG_IN_PARTITIONS
+                args = (*args, sorted(partitions))
+            batches = _postgresql_rows(conn, batch_size, query, args)
         else:
-            batches = _rows(conn, batch_size)
+            batches = _rows(conn, batch_size, partitions)
         convert: Convert | None = None
         # Closed here, not whenever it is collected: a caller that stops early
         # ends the read (and its transaction) before the connection goes back.
@@ -282,7 +291,9 @@ async def active_triggers(
 Batches = AsyncGenerator[tuple[Sequence[str], Sequence[Any]], None]
 
 
-async def _rows(conn: AsyncConnection, batch_size: int) -> Batches:
+async def _rows(
+    conn: AsyncConnection, batch_size: int, partitions: Collection[int] | None = None
+) -> Batches:
     """(column names, rows) per batch, through SQLAlchemy.
 
     `legs` is read as its text and parsed per row: JSON another tool broke then
@@ -292,13 +303,17 @@ async def _rows(conn: AsyncConnection, batch_size: int) -> Batches:
         type_coerce(c, Text).label(c.name) if c is t.c.legs else c for c in _SELECTED_COLUMNS
     ]
     query = select(*selected).where(t.c.status == _ACTIVE.value)
+    if partitions is not None:
+        query = query.where(or_(t.c.partition.in_(sorted(partitions)), t.c.partition.is_(None)))
     result = await conn.stream(query.execution_options(yield_per=batch_size))
     names = tuple(result.keys())
     async for rows in result.partitions():
         yield names, rows
 
 
-async def _postgresql_rows(conn: AsyncConnection, batch_size: int, query: str) -> Batches:
+async def _postgresql_rows(
+    conn: AsyncConnection, batch_size: int, query: str, args: tuple[Any, ...]
+) -> Batches:
     """asyncpg's own cursor on the same connection and transaction.
 
     SQLAlchemy's per-row result processing would cost more than the fetch
@@ -313,7 +328,7 @@ async def _postgresql_rows(conn: AsyncConnection, batch_size: int, query: str) -
     async with driver.transaction(readonly=True):
         statement = await driver.prepare(query)
         names = tuple(attribute.name for attribute in statement.get_attributes())
-        cursor = await statement.cursor(_ACTIVE.value)
+        cursor = await statement.cursor(*args)
         # One batch ahead: the next is asked for before this one is handed on,
         # so the server reads and sends it while the caller converts this one.
         ahead = asyncio.ensure_future(cursor.fetch(batch_size))
@@ -370,6 +385,8 @@ _PG_STORED = ", ".join(
     for p in PRICE_NAMES
 )
 _PG_QUERY_STORED = f"SELECT {_SELECTED_UNITS}, {_PG_STORED} FROM {t.name} WHERE status = $1"  # noqa: S608
+# A cluster node's load of some partitions (revision 0010): `$2` is their list.
+_PG_IN_PARTITIONS = " AND (partition = ANY($2::int4[]) OR partition IS NULL)"
 _PG_QUERIES = {
     PriceSource.STORED: _PG_QUERY_STORED,
     PriceSource.COMPUTED: _PG_QUERY,

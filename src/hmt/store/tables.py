@@ -115,6 +115,9 @@ gtt_orders = Table(
     Column("trigger_price_2_units", BigInteger),
     Column("limit_price_1_units", BigInteger),
     Column("limit_price_2_units", BigInteger),
+    # The cluster partition of the watched instrument (revision 0010, docs/cluster.md):
+    # written by hmt with each row; NULL in a row another tool inserted.
+    Column("partition", Integer),
     CheckConstraint("user_id <> ''", name="user_id"),
     CheckConstraint(_one_of("status", TRIGGER_STATUSES), name="status"),
     CheckConstraint(_one_of("trigger_type", TriggerType), name="trigger_type"),
@@ -136,6 +139,13 @@ Index(
     sqlite_where=gtt_orders.c.status == Status.ACTIVE.value,
 )
 Index("ix_hmt_gtt_orders_user", gtt_orders.c.user_id, gtt_orders.c.created_at)
+# A cluster node's load of a partition it gained (revision 0010).
+Index(
+    "ix_hmt_gtt_orders_partition",
+    gtt_orders.c.partition,
+    postgresql_where=gtt_orders.c.status == Status.ACTIVE.value,
+    sqlite_where=gtt_orders.c.status == Status.ACTIVE.value,
+)
 
 # Append-only. No foreign key to the trigger: history outlives a row deleted by
 # another tool, and nothing here ever updates or deletes an event.

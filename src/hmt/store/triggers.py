@@ -11,10 +11,11 @@ import builtins
 import dataclasses
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import (
     ColumnElement,
     Dialect,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    exists,
     func,
     insert,
     literal,
@@ -42,11 +44,13 @@ from hmt.core.fields import EDITABLE
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status, transition
 from hmt.core.model import Fired, Trigger
+from hmt.core.partitions import DEFAULT_PARTITIONS, check_partitions, partition_of
 from hmt.core.types import Cause, OnGap, TriggerId
 from hmt.core.validation import validate
 from hmt.failpoints import failpoint
 from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
+from hmt.store.fences import Fence, admit, fence_cte
 from hmt.store.loading import PriceSource, active_triggers
 from hmt.store.orders import with_orders
 from hmt.store.precompiled import Precompiled, precompile
@@ -65,6 +69,8 @@ from hmt.store.records import (
 from hmt.store.rls import scope
 from hmt.store.tables import gtt_orders as t
 from hmt.store.tables import trigger_events
+
+log = structlog.get_logger("hmt.store.triggers")
 
 Clock = Callable[[], datetime]
 # Trigger fields an edit may change (the trader's, and the divisor that goes with the
@@ -126,13 +132,15 @@ class TriggerStore:
         divisor_of: DivisorOf | None = None,
         claims: str = "raw",
         load_prices: PriceSource = PriceSource.STORED,
+        partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
         """`claims`, how the claim's statements run (HMT_CLAIM_STATEMENTS): `raw`, compiled
         once and run on the driver's own connection; `cached`, built once and run through
         SQLAlchemy; `built`, built afresh for each claim, as before issue 12. The last two
         are kept for the benchmark's side by side comparison. `load_prices`: where the
         start-up load on PostgreSQL takes the wire units from (HMT_LOAD_PRICES; the older
-        ways for the benchmark's comparison only)."""
+        ways for the benchmark's comparison only). `partitions`: the cluster's partition
+        count (HMT_CLUSTER_PARTITIONS), with which each row's `partition` is written."""
         if claims not in CLAIM_PATHS:
             raise ValueError(f"claims must be one of {CLAIM_PATHS}, not {claims!r}")
         self.db = db
@@ -141,6 +149,7 @@ class TriggerStore:
         self.cached_claims = claims != "built"
         self.raw_claims = claims == "raw"
         self.load_prices = load_prices
+        self.partitions = check_partitions(partitions)
 
     # -- the trader's side: every method takes the user and sees only their rows --
 
@@ -168,7 +177,9 @@ class TriggerStore:
 
         async def work(conn: AsyncConnection) -> TriggerRecord:
             await scope(conn, trigger.user_id)
-            return await _insert(conn, trigger, now, instrument, watch, self.divisor_of, cap=cap)
+            return await _insert(
+                conn, trigger, now, instrument, watch, self.divisor_of, self.partitions, cap=cap
+            )
 
         return await self.db.transaction(work)
 
@@ -208,7 +219,9 @@ class TriggerStore:
                 if live + adding > cap:
                     raise OverCap(live, cap, adding)
             return [
-                await _insert(conn, trigger, now, instrument, watch, self.divisor_of)
+                await _insert(
+                    conn, trigger, now, instrument, watch, self.divisor_of, self.partitions
+                )
                 for trigger, instrument, watch in zip(triggers, listed, watched, strict=True)
             ]
 
@@ -315,6 +328,7 @@ class TriggerStore:
             changed = dataclasses.replace(trigger, **changes)
             _check(changed, instrument, watch, now, kept=current)
             units.update(_watch_units(changed, watch, current))
+            units["partition"] = partition_of(changed.watched, self.partitions)
             if instrument is not None:
                 units.update(instrument_columns(instrument))
             elif changed.instrument_token != trigger.instrument_token:
@@ -341,15 +355,60 @@ class TriggerStore:
         *,
         batch_size: int = 5000,
         on_invalid: Callable[[str, Exception], None] | None = None,
+        partitions: Collection[int] | None = None,
     ) -> AsyncIterator[builtins.list[Trigger]]:
-        """Every active trigger, in batches, without holding them all in one list."""
+        """Every active trigger, in batches, without holding them all in one list.
+
+        `partitions`: only those of these cluster partitions (`loading.active_triggers`:
+        rows with no stored partition come too; the caller keeps its own)."""
         return active_triggers(
             self.db,
             batch_size=batch_size,
             on_invalid=on_invalid,
             divisor_of=self.divisor_of,
             prices=self.load_prices,
+            partitions=partitions,
         )
+
+    async def repartition(self, *, batch: int = 10_000) -> int:
+        """Write the right `partition` into every live row whose stored one is missing (a
+        row another tool inserted) or was computed for another partition count; how many.
+
+        A cluster node runs it at start, before it takes any lease: a row in the wrong
+        partition would be loaded by the wrong node (docs/cluster.md)."""
+        live = [Status.ACTIVE.value, Status.PAUSED.value, Status.TRIGGERED.value]
+        read = select(t.c.id, t.c.instrument_token, t.c.watch_token, t.c.partition).where(
+            t.c.status.in_(live)
+        )
+        write = (
+            update(t)
+            .where(
+                t.c.id == bindparam("r_id", type_=t.c.id.type),
+                # Only if the watched instrument is still the one computed from.
+                func.coalesce(t.c.watch_token, t.c.instrument_token)
+                == bindparam("r_watched", type_=t.c.instrument_token.type),
+            )
+            .values(partition=bindparam("r_partition", type_=t.c.partition.type))
+        )
+
+        async def wrong(conn: AsyncConnection) -> builtins.list[dict[str, Any]]:
+            found = []
+            for row in await conn.execute(read):
+                watched = row.watch_token if row.watch_token is not None else row.instrument_token
+                right = partition_of(int(watched), self.partitions)
+                if row.partition != right:
+                    found.append({"r_id": row.id, "r_partition": right, "r_watched": watched})
+            return found
+
+        fixes = await self.db.transaction(wrong, write=False)
+        for start in range(0, len(fixes), batch):
+            chunk = fixes[start : start + batch]
+
+            async def work(conn: AsyncConnection, chunk: Any = chunk) -> None:
+                await conn.execute(write, chunk)
+
+            await self.db.transaction(work)
+        return len(fixes)
 
     async def load(self, trigger_id: str) -> TriggerRecord | None:
         """Any trigger by id, whoever owns it (for the change feed and reconciliation)."""
@@ -380,6 +439,7 @@ class TriggerStore:
         lease: timedelta,
         sending: bool = False,
         durable: bool = False,
+        fence: Fence | None = None,
     ) -> bool:
         """The claim: True only for the one caller that moved the row to `triggered`.
 
@@ -402,6 +462,11 @@ class TriggerStore:
         The claim is isolated like any write; with `durable` False its commit
         does not wait for the disk (`Database.transaction`): reconciliation
         against the broker's order book covers a claim lost with the server.
+
+        `fence` (a cluster node's claim, docs/cluster.md): the claim also raises its
+        partition's fence to the node's lease token in the same statement or
+        transaction, and succeeds only if that token is still the greatest admitted
+        there (`store.fences.admit`); a node whose lease was taken over claims nothing.
         """
         trigger, now = fired.trigger, self.clock()
         claimed = transition(Status.ACTIVE, EventKind.CLAIMED)
@@ -426,10 +491,10 @@ class TriggerStore:
         if self._at_once(trigger):
             params = _claim_params(trigger_id, plain, divisor, values)
             return await self._claim_at_once(
-                fired, tag, owner, now, price, params, sending=sending, durable=durable
+                fired, tag, owner, now, price, params, sending=sending, durable=durable, fence=fence
             )
         divisor_of, cached = self.divisor_of, self.cached_claims
-        if self.raw_claims and self.db.dialect == "sqlite":
+        if self.raw_claims and self.db.dialect == "sqlite" and fence is None:
             params = _claim_params(trigger_id, plain, divisor, values)
             nulls = frozenset(name for name, value in plain.items() if value is None)
             return await self._claim_on_thread(
@@ -438,6 +503,9 @@ class TriggerStore:
         statement, bound = self._claim_update(trigger_id, plain, divisor, values, sending)
 
         async def work(conn: AsyncConnection) -> bool:
+            if fence is not None and not await admit(conn, *fence):
+                log.info("claim_fenced", trigger_id=trigger.id, partition=fence.partition)
+                return False  # nothing written: a newer holder fenced the partition
             row = (await conn.execute(statement, bound)).first()
             if row is None:
                 return False
@@ -562,6 +630,7 @@ class TriggerStore:
         *,
         sending: bool,
         durable: bool,
+        fence: Fence | None = None,
     ) -> bool:
         """A v1 trigger's claim on PostgreSQL as one statement, committed on its own.
 
@@ -573,6 +642,10 @@ class TriggerStore:
         (NUMERIC compares exactly: 1600.50 = 1600.5), the expiry, and the v1 shape
         (no legs, no not_before, on_gap fire). The statement is atomic and takes the
         same row lock, so an edit, a cancel or another engine still wins.
+
+        With `fence`, the partition's fencing upsert is one more CTE of the same
+        statement and the UPDATE's condition requires its row (docs/cluster.md): still
+        one round trip.
         """
         trigger, leg = fired.trigger, int(fired.leg)
         prices = user_columns(trigger)
@@ -581,6 +654,7 @@ class TriggerStore:
             frozenset(name for name, value in _plain_columns(trigger).items() if value is None),
             nulls,
             sending,
+            fenced=fence is not None,
         )
         payloads = [
             _fired_payload(fired, price, trigger.price_divisor),
@@ -594,6 +668,11 @@ class TriggerStore:
             "e_at": now,
             "e_engine": owner,
             **{f"e_{n}": events.jsonable(payload) for n, payload in enumerate(payloads)},
+            **(
+                {}
+                if fence is None
+                else {"f_partition": fence.partition, "f_token": fence.token, "f_node": fence.node}
+            ),
         }
 
         if self.raw_claims and self.db.runs_alone(durable=durable):
@@ -883,20 +962,25 @@ def _claim_update(nulls: frozenset[str], sending: bool) -> Update:
     )
 
 
-_AT_ONCE: dict[tuple[frozenset[str], frozenset[str], bool], Select[Any]] = {}
+_AT_ONCE: dict[tuple[frozenset[str], frozenset[str], bool, bool], Select[Any]] = {}
 _EVENT_COLUMNS = ("trigger_id", "user_id", "kind", "at", "payload")
 
 
 def _claim_at_once_statement(
-    nulls: frozenset[str], price_nulls: frozenset[str], sending: bool
+    nulls: frozenset[str], price_nulls: frozenset[str], sending: bool, *, fenced: bool = False
 ) -> Select[Any]:
     """`_claim_statement`'s UPDATE, its row checks in its condition, and its events'
     INSERT in a CTE of the same statement (PostgreSQL; v1 triggers), built once per shape.
 
     Rows of `INSERT ... SELECT ... UNION ALL` take their ids in the order of the
     branches, so history reads fired, claimed, order_sent in that order.
+
+    `fenced`: `WITH fence AS (INSERT INTO hmt_partition_fences .. ON CONFLICT DO UPDATE
+    .. WHERE token <= new token RETURNING token)` and the UPDATE only `WHERE EXISTS
+    (SELECT FROM fence)`: the fence row is locked by the upsert whether it admits or
+    not, so a new holder's fencing write and this claim serialize (`store.fences`).
     """
-    key = (nulls, price_nulls, sending)
+    key = (nulls, price_nulls, sending, fenced)
     statement = _AT_ONCE.get(key)
     if statement is not None:
         return statement
@@ -908,6 +992,8 @@ def _claim_at_once_statement(
         for name in PRICE_FIELDS
     ]
     now = bindparam("w_now", type_=t.c.expires_at.type)
+    if fenced:
+        checks.append(exists(select(fence_cte().c.token)))
     claimed = (
         update_.where(
             *checks,
@@ -1090,6 +1176,7 @@ async def _insert(
     instrument: Instrument | None,
     watch: Instrument | None,
     divisor_of: DivisorOf | None,
+    partitions: int = DEFAULT_PARTITIONS,
     *,
     cap: int | None = None,
 ) -> TriggerRecord:
@@ -1106,6 +1193,7 @@ async def _insert(
         **user_columns(trigger, watched["watch_price_divisor"]),
         **instrument_columns(instrument),
         **watched,
+        "partition": partition_of(trigger.watched, partitions),
     }
     statement = _insert_statement(tuple(values), capped=cap is not None)
     if cap is not None:
