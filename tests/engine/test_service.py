@@ -19,6 +19,7 @@ from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.service import Engine, EngineConfig, EngineState
 from hmt.engine.session import BrokerSession, SessionState
 from hmt.kite.tags import broker_tag
+from tests.support.eventually import eventually
 from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
 
@@ -69,6 +70,49 @@ async def test_start_loads_and_subscribes_then_a_tick_places_once() -> None:
     assert service.stats.ticks_processed == 3
     assert service.stats.triggered_orders == 1
     assert service.stats.latency()["tick_to_order_us"]["count"] == 1
+
+
+class HeldFeed(Feed):
+    """A feed whose start waits for the test: the engine stays STARTING, its load done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.gate.wait()
+        await super().start()
+
+
+async def test_triggers_created_or_edited_while_starting_are_armed_once_running() -> None:
+    """The load may read the store before a create or an edit commits, and SQLite has no
+    change feed to bring them in later: what `arm` and `refresh` were asked for while
+    the engine was starting is read again once it runs (chaos seed 0, SQLite: a trailing
+    oco created during a restart stayed `active` and never fired)."""
+    edited = make_trigger(trigger_price_1=500, instrument_token=RELIANCE)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [edited]), Broker(), HeldFeed()
+    service = engine(source, broker, feed)
+    starting = asyncio.create_task(service.start())
+    await eventually(lambda: feed.tokens == {RELIANCE})  # loaded, subscribed, not running
+    assert service.state is EngineState.STARTING
+    created = make_trigger(trigger_price_1=100)
+    source.rows[created.id] = created
+    await service.arm(created)  # as the API does after its commit
+    source.rows[edited.id] = make_trigger(
+        id=edited.id, trigger_price_1=200, instrument_token=RELIANCE
+    )
+    await service.refresh(edited.id)  # as the API does after an edit
+    feed.gate.set()
+    await starting
+    assert service.state is EngineState.RUNNING
+    assert created.id in service.book
+    assert feed.tokens == {INFY, RELIANCE}
+    service.on_ltp(INFY, 100)
+    service.on_ltp(RELIANCE, 200)  # the edited price, not the loaded 500
+    await service.drain()
+    assert ledger.status[created.id] == "placed"
+    assert ledger.status[edited.id] == "placed"
 
 
 async def test_oco_places_one_leg_only() -> None:

@@ -152,6 +152,10 @@ class Engine:
         # While the book is rebuilt from the store: the ids `arm` and `refresh` changed in
         # the book being replaced, put in step again with the store once it is swapped in.
         self._touched: set[TriggerId] | None = None
+        # While starting: the ids `arm` and `refresh` were asked for. The load may have
+        # read the store before their commit, and without a change feed (SQLite) nothing
+        # else would bring them in: they are read again once the engine runs.
+        self._early: set[TriggerId] = set()
         self._wake = asyncio.Event()  # a new broker session: read the book now
         self.session.on_valid.append(self._wake.set)
         self.events = EventHub()  # live viewers; costs one test per tick when there are none
@@ -211,6 +215,9 @@ class Engine:
         self._started_at = time.monotonic()
         self._state = EngineState.RUNNING
         self._started.set()
+        early, self._early = self._early, set()
+        for trigger_id in early:
+            await self.refresh(trigger_id)
         if reconciled:
             self.holding = False
         else:  # the book could not be read: keep firing held and read it again
@@ -227,6 +234,7 @@ class Engine:
         if self._state in (EngineState.STOPPED, EngineState.DISABLED):
             return
         self._state = EngineState.STOPPED
+        self._early.clear()
         self._started.set()  # a gain waiting for the start ends
         if self._reconciling is not None:
             self._reconciling.cancel()
@@ -550,6 +558,8 @@ class Engine:
         trigger whose order task is running is never put back; during a rebuild of
         the book it is read again from the store once the new book is in place.
         """
+        if self._state is EngineState.STARTING:
+            self._early.add(trigger.id)
         if self._state is not EngineState.RUNNING or trigger.status is not Status.ACTIVE:
             return
         if trigger.id in self._in_flight or not self._mine(trigger):
@@ -593,6 +603,8 @@ class Engine:
             async with self._exit_check:
                 await self.reconcile()
         current = await self._source.active(trigger_id)
+        if self._state is EngineState.STARTING:
+            self._early.add(trigger_id)
         if self._state is not EngineState.RUNNING:
             return
         if current is not None and not settled and trigger_id in self._in_flight:
