@@ -26,7 +26,6 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
 from hmt.backtest.recording import TickRecorder
-from hmt.compose.upstox import upstox_parts
 from hmt.config import (
     Broker,
     BrokerApi,
@@ -90,7 +89,6 @@ from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
 from hmt.store.trails import TrailStates
 from hmt.store.triggers import TriggerStore
-from hmt.upstox.feed import FeedState
 
 log = structlog.get_logger("hmt.compose")
 
@@ -245,6 +243,9 @@ async def build(settings: Settings) -> Runtime:
     history: CandleSource | None
     login: BrokerLogin | None
     if upstox:
+        # Imported only when chosen: Kite's start-up does not pay for Upstox's modules.
+        from hmt.compose.upstox import on_feed_state, upstox_parts
+
         parts = upstox_parts(
             settings,
             access_token,
@@ -252,7 +253,7 @@ async def build(settings: Settings) -> Runtime:
             read_master=lambda: instruments.copy(),
             awaiting_login=awaiting_login,
         )
-        parts.feed.on_state = lambda state: _on_upstox_state(session, engine, fills, state)
+        parts.feed.on_state = lambda state: on_feed_state(session, engine, fills, state)
         rest, orders, feed, source = parts.rest, parts.orders, parts.feed, parts.master
         quotes, history, login = None, None, parts.login
         divisor_of: Callable[[int], int] = parts.master.divisor_of
@@ -624,8 +625,9 @@ def _check_broker(settings: Settings) -> None:
                 # Paper mode must never reach a real broker: its orders are pretend.
                 raise ConfigError(
                     f"HMT_BROKER=paper needs the simulator, but {name} is {url}: start "
-                    f"`hmt sim --broker {sim}` and point {', '.join(urls)} at it (the "
-                    f"simulator prints them), or set HMT_BROKER={sim} for a real account"
+                    f"`hmt sim --broker {sim}` and use the settings it prints (every one "
+                    f"of {', '.join(urls)} on loopback), or set HMT_BROKER={sim} for a "
+                    "real account"
                 )
     if not key:
         command = "hmt sim" if sim == "kite" else "hmt sim --broker upstox"
@@ -637,18 +639,6 @@ def _check_broker(settings: Settings) -> None:
             f"HMT_TICK_MODE={settings.tick_mode.value} is Kite's only for now: Upstox's feed "
             "is wired in LTP mode (HMT_TICK_MODE=ltp; docs/upstox/WIRING.md)"
         )
-
-
-def _on_upstox_state(
-    session: BrokerSession, engine: Engine, fills: Fills, state: FeedState
-) -> None:
-    """The Upstox feed's moves, as the Kite ticker's link events are read."""
-    if state is FeedState.TOKEN_INVALID:  # the feed's authorize answered 401
-        session.expired("Upstox refused the access token (401 at the feed's authorize)")
-    elif state is FeedState.RECONNECTING:
-        engine.feed_lost("reconnect", "the Upstox feed's connection ended")
-    elif state is FeedState.CONNECTED:
-        fills.poke()  # fills may have been missed while it was down
 
 
 def _is_loopback(url: str) -> bool:

@@ -34,7 +34,10 @@ from hmt.core.errors import FieldError
 from hmt.core.instruments import Instrument, Listing
 from hmt.core.model import OrderIntent
 from hmt.core.types import Exchange, InstrumentToken, Leg
+from hmt.engine.fills import Fills
 from hmt.engine.ports import FeedStatus
+from hmt.engine.service import Engine
+from hmt.engine.session import BrokerSession
 from hmt.upstox.feed import FeedState, UpstoxFeed
 from hmt.upstox.instruments import UnknownInstrument, UpstoxInstruments
 from hmt.upstox.orders import UpstoxOrders
@@ -272,3 +275,13 @@ def _login(settings: Settings) -> UpstoxLogin | None:
         redirect_uri=settings.upstox_redirect_uri,
         api_url=settings.upstox_api_url,
     )
+
+
+def on_feed_state(session: BrokerSession, engine: Engine, fills: Fills, state: FeedState) -> None:
+    """The Upstox feed's moves, read as the Kite ticker's link events are."""
+    if state is FeedState.TOKEN_INVALID:  # the feed's authorize answered 401
+        session.expired("Upstox refused the access token (401 at the feed's authorize)")
+    elif state is FeedState.RECONNECTING:
+        engine.feed_lost("reconnect", "the Upstox feed's connection ended")
+    elif state is FeedState.CONNECTED:
+        fills.poke()  # fills may have been missed while it was down
