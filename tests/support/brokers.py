@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from hmt.core.model import Trigger
-from hmt.core.types import Exchange
+from hmt.core.types import Exchange, Leg
+from hmt.kite import tags as kite_tags
 from hmt.sim.simulator import Simulator
 from hmt.sim.upstox.server import UpstoxSim
+from hmt.upstox import tags as upstox_tags
 from hmt.upstox.instruments import instrument_id
 from tests.support.factories import make_trigger
 
@@ -96,6 +98,11 @@ class SimSide:
             "kite_api_key": self.sim.api_key,
             "kite_access_token": self.sim.access_token,
         }
+
+    def tag(self, trigger_id: str, leg: Leg) -> str:
+        """The tag this broker's adapter gives the leg's order (the same on both, by design)."""
+        tags = upstox_tags if self.broker == "upstox" else kite_tags
+        return tags.broker_tag(trigger_id, leg)
 
     def orders(self) -> list[dict[str, Any]]:
         """The simulator's order book, rows as its broker's API answers them."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from hmt.core.types import Leg
-from hmt.kite.tags import broker_tag
 from tests.support.eventually import eventually
 from tests.support.system import BROKERS, running_system
 
@@ -38,7 +37,7 @@ async def test_single_buy_and_sell_fire_at_the_boundary_not_one_tick_short(
         sold = await system.settled(sell["id"])
         for record in (placed, sold):
             assert record["status"] == "placed"
-            tag = broker_tag(record["id"], Leg.FIRST)
+            tag = system.side.tag(record["id"], Leg.FIRST)
             (order,) = system.orders_tagged(tag)
             assert record["order_id"] == order["order_id"]
         assert placed["triggered_price"] == "1610"
@@ -70,8 +69,8 @@ async def test_oco_fires_one_leg_and_the_other_never_places(database_url: str, b
         assert record["triggered_leg"] == 2
         system.push(token, "1500.00")
         await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 150_000)
-        assert len(system.orders_tagged(broker_tag(oco["id"], Leg.SECOND))) == 1
-        assert system.orders_tagged(broker_tag(oco["id"], Leg.FIRST)) == []
+        assert len(system.orders_tagged(system.side.tag(oco["id"], Leg.SECOND))) == 1
+        assert system.orders_tagged(system.side.tag(oco["id"], Leg.FIRST)) == []
         assert len(system.orders()) == 1
 
 
@@ -88,7 +87,7 @@ async def test_repeated_and_jumping_ticks_place_once(database_url: str, broker: 
             system.push(token, price)
         await system.settled(trigger["id"])
         await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 170_000)
-        assert len(system.orders_tagged(broker_tag(trigger["id"], Leg.FIRST))) == 1
+        assert len(system.orders_tagged(system.side.tag(trigger["id"], Leg.FIRST))) == 1
         assert len(system.orders()) == 1
 
 
