@@ -120,6 +120,26 @@ class SimSide:
             return int(self.sim.counters["/v3/order/place"])
         return int(self.sim.counters["rest_place_order"])
 
+    def accepted(self) -> list[float]:
+        """When each order the simulator's rate limiter counted arrived (monotonic)."""
+        if self.broker == "upstox":
+            stamps: list[float] = self.sim.accepted()
+            return stamps
+        kite: list[float] = self.sim.broker.rate_limiter.accepted()
+        return kite
+
+    def refused(self) -> int:
+        """429s the simulator's own rate limiter answered (injected faults not counted)."""
+        if self.broker == "upstox":
+            return int(self.sim.refused)
+        return int(self.sim.broker.rate_limiter.refused)
+
+    def book_reads(self) -> int:
+        """Reads of the whole order book (start-up reconciliation, look-ups by tag)."""
+        if self.broker == "upstox":
+            return int(self.sim.counters["/v2/order/retrieve-all"])
+        return int(self.sim.counters["rest_orders"])
+
     def push(self, token: int, price: str) -> None:
         """Trade `token` at `price` rupees now (Upstox: sent after every earlier push)."""
         if self.broker != "upstox":

@@ -357,6 +357,10 @@ class UpstoxSim:
         for link in list(self._links):
             await self._send(link, wire.TYPE_LIVE, [key])
 
+    def accepted(self) -> list[float]:
+        """When each order write the rate limiter counted arrived (time.monotonic())."""
+        return list(self._stamps)
+
     def drop_feeds(self) -> None:
         """Cut every open feed connection mid-stream (no close frame), as a network drop."""
         for link in list(self._links):
