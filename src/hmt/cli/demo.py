@@ -135,7 +135,7 @@ def demo(
                 typer.echo(f"Upstox engine: {upstox_url}  (API, /docs and /ui/)")
                 typer.echo(f"  its demo user signs in with {upstox_issued.token}")
                 typer.echo(f"Upstox simulator: {upstox_sim.api_url} (control API at /_sim/state)")
-                typer.echo(f"Kite engine: API {url}  (OpenAPI at /docs)")
+                typer.echo(f"API:   {url}  (OpenAPI at /docs; the Kite engine)")
                 typer.echo(f"UI:    {url}/ui/  (sign in with the last line below)")
                 typer.echo(f"Kite simulator: {sim.api_url} (control API at /_sim/state)")
                 typer.echo("Watch them fire:")

@@ -185,7 +185,6 @@ class KiteLogin:
 
 async def build(settings: Settings) -> Runtime:
     """Connect and migrate the database and assemble the engine; nothing starts firing yet."""
-    _check_broker(settings)
     upstox = settings.broker_api is BrokerApi.UPSTOX
     account = _account(settings)
     for secret in (settings.kite_api_secret, settings.upstox_client_secret):
@@ -193,6 +192,7 @@ async def build(settings: Settings) -> Runtime:
             register_secret(secret.get_secret_value())
     if account.secret is not None:
         settings.require_secret_key()  # a login stores the session: it must be sealed
+    _check_broker(settings)  # before the database or any socket is opened
     sealer = None
     if settings.secret_key is not None:
         register_secret(settings.secret_key.get_secret_value())
