@@ -492,7 +492,11 @@ async def bridge(runtime: Runtime, engine_loop: EngineLoop) -> Bridge:
         engine_loop,
         db=db,
         # The engine's clock, read when used (a test may set the runtime's).
-        triggers=TriggerStore(db, clock=lambda: runtime.triggers.clock(), divisor_of=divisor_for),
+        triggers=TriggerStore(
+            db,
+            clock=lambda: runtime.triggers.clock(),
+            divisor_of=runtime.triggers.divisor_of,  # the broker's rule, as the engine's
+        ),
         tokens=TokenStore(db),
     )
 
