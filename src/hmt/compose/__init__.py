@@ -1,11 +1,12 @@
-"""The composition: builds a running hmt from its settings; the one module where adapters meet.
+"""The composition: builds a running hmt from its settings; the one package where adapters meet.
 
 It reads `Settings`, connects and migrates the store, makes the broker's
-clients (Kite's REST API and ticker, or Upstox's REST API and feed in
-`hmt.compose.upstox`, as HMT_BROKER and HMT_PAPER_BROKER choose; paper mode
-points them at a simulator), and plugs them into the engine's ports. It builds only: starting
-is `Runtime.start` (the supervisor: recovery, the book, the ticker, then the
-expiry sweep, claim sweep, health monitor and change feed), in the seed's order.
+clients (Kite's REST API and ticker, with `hmt.compose.kite`, or Upstox's REST
+API and feed, `hmt.compose.upstox`, as HMT_BROKER and HMT_PAPER_BROKER choose;
+paper mode points them at a simulator), and plugs them into the engine's ports.
+It builds only: starting is `Runtime.start` (the supervisor: recovery, the book,
+the ticker, then the expiry sweep, claim sweep, health monitor and change feed),
+in the seed's order.
 
 This package is the only one that names a broker: the engine, its session and
 the API see the broker through `hmt.engine.ports`.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -26,6 +27,13 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
 from hmt.backtest.recording import TickRecorder
+from hmt.compose.kite import (
+    KiteLogin,
+    TickerFeed,
+    day_ranges,
+    on_link_event,
+    on_order_update,
+)
 from hmt.config import (
     Broker,
     BrokerApi,
@@ -34,7 +42,6 @@ from hmt.config import (
     Settings,
     TickMode,
 )
-from hmt.core.broker import BrokerError
 from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
@@ -50,7 +57,6 @@ from hmt.engine.ports import (
     CandleSource,
     ChangeSource,
     Feed,
-    FeedStatus,
     InstrumentSource,
     OrderPort,
     QuotePort,
@@ -65,15 +71,12 @@ from hmt.engine.stats import EngineStats
 from hmt.engine.supervisor import Supervisor, freeze_survivors
 from hmt.kite.historical import KiteHistory
 from hmt.kite.instruments import KiteInstruments
-from hmt.kite.orders import KiteOrders, report_from_row
+from hmt.kite.orders import KiteOrders
 from hmt.kite.quotes import KiteQuotes
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
-from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
-from hmt.kite.ticker_messages import OrderUpdate
-from hmt.kite.ticker_state import LinkEvent, LinkEventKind
-from hmt.kite.ticks import FullTick, LtpTick, Mode, Tick
+from hmt.kite.ticks import Mode, Tick
 from hmt.logs import register_secret
 from hmt.notify.deliver import deliver, load_plugins, screen
 from hmt.store import migrate, samples
@@ -110,47 +113,6 @@ class _Feed(Feed, TokenUser, Protocol):
     """The broker's price feed: given each new access token too."""
 
 
-class TickerFeed:
-    """The ticker as the engine's `Feed`: every instrument in the configured mode."""
-
-    def __init__(self, ticker: Ticker, mode: Mode) -> None:
-        self.ticker = ticker
-        self._mode = mode
-
-    def subscribe(self, tokens: Iterable[int]) -> None:
-        self.ticker.subscribe(tokens, self._mode)
-
-    def unsubscribe(self, tokens: Iterable[int]) -> None:
-        self.ticker.unsubscribe(tokens)
-
-    def set_access_token(self, access_token: str) -> None:
-        self.ticker.set_access_token(access_token)
-
-    async def start(self) -> None:
-        await self.ticker.start()
-
-    async def stop(self) -> None:
-        await self.ticker.stop()
-
-    @property
-    def connected(self) -> bool:
-        return self.ticker.stats().connected
-
-    def status(self) -> FeedStatus:
-        stats = self.ticker.stats()
-        return FeedStatus(
-            state=stats.state.value,
-            connected=stats.connected,
-            connections=stats.connections,
-            subscribed_tokens=stats.subscribed_tokens,
-            reconnects=stats.reconnects,
-            bad_frames=stats.bad_frames,
-            last_frame_age_s=stats.last_frame_age_s,
-            ticks=stats.ticks,
-            ticks_by_connection=stats.ticks_by_link,
-        )
-
-
 class SealedSession:
     """The engine account's session in the account store (sealed with HMT_SECRET_KEY);
     `api_key` names the app it belongs to (Kite's API key, Upstox's client id)."""
@@ -162,24 +124,6 @@ class SealedSession:
     async def save(self, access_token: str) -> None:
         await self._accounts.save(
             ENGINE_ACCOUNT, api_key=self._api_key, access_token=SecretStr(access_token)
-        )
-
-
-class KiteLogin:
-    """Kite's login exchange: request token + API secret -> access token."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-
-    async def __call__(self, request_token: str) -> str:
-        secret = self._settings.kite_api_secret
-        if secret is None or not self._settings.kite_api_key:
-            raise ConfigError("Kite login needs HMT_KITE_API_KEY and HMT_KITE_API_SECRET")
-        return await exchange_request_token(
-            api_url=self._settings.kite_api_url,
-            api_key=self._settings.kite_api_key,
-            request_token=request_token,
-            api_secret=secret.get_secret_value(),
         )
 
 
@@ -231,7 +175,7 @@ async def build(settings: Settings) -> Runtime:
     recorder = _recorder(settings)
     on_ltp: Callable[[int, int], object] = lambda token, ltp: engine.on_ltp(token, ltp)  # noqa: E731
     on_ticks: Callable[[tuple[Tick, ...]], object] | None = (
-        (lambda ticks: _day_ranges(engine, ticks)) if ranged else None
+        (lambda ticks: day_ranges(engine, ticks)) if ranged else None
     )
     if recorder is not None:
         on_ltp, on_ticks = _recorded(recorder, on_ltp, settings.tick_mode, on_ticks)
@@ -271,8 +215,8 @@ async def build(settings: Settings) -> Runtime:
             access_token,
             on_ltp=on_ltp,
             on_ticks=on_ticks,
-            on_event=lambda event: _on_link_event(session, engine, event, fills),
-            on_order_update=lambda update: _on_order_update(fills, update),
+            on_event=lambda event: on_link_event(session, engine, event, fills),
+            on_order_update=lambda update: on_order_update(fills, update),
             reconnect_delay_ms=settings.reconnect_delay_ms,
         )
         rest, orders = kite_rest, KiteOrders(kite_rest)
@@ -510,40 +454,6 @@ def _change_feed(settings: Settings) -> Callable[[], ChangeSource]:
         )
 
     return listen
-
-
-def _on_order_update(fills: Fills, update: OrderUpdate) -> None:
-    try:
-        report = report_from_row(dict(update.data))
-    except BrokerError:
-        log.warning("order_update_unreadable")
-        return
-    fills.on_update(report)
-
-
-def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent, fills: Fills) -> None:
-    # The ticker's 403 is the same expired session an order would meet: say so now.
-    if event.kind is LinkEventKind.TOKEN_INVALID:
-        session.expired(event.reason)
-    # Blind from here until the first look after reconnecting (missed touches). The
-    # watchdog's trip comes first when the feed stalled; the first reason is kept.
-    elif event.kind is LinkEventKind.WATCHDOG:
-        engine.feed_lost("stall", event.reason)
-    elif event.kind is LinkEventKind.DISCONNECTED:
-        engine.feed_lost("reconnect", event.reason)
-    elif event.kind is LinkEventKind.CONNECTED:
-        fills.poke()  # order updates may have been missed while it was down
-
-
-def _day_ranges(engine: Engine, ticks: tuple[Tick, ...]) -> None:
-    """Quote and full ticks' day high and low, after their LTPs went through `on_ltp`;
-    a full tick's best bid and ask for the legs trailing them."""
-    for tick in ticks:
-        if not isinstance(tick, LtpTick):
-            engine.on_range(tick.instrument_token, tick.high, tick.low)
-        if isinstance(tick, FullTick):
-            depth = tick.depth  # (quantity, price, orders) x 5 bids, then x 5 asks
-            engine.on_depth(tick.instrument_token, tick.last_price, depth[1], depth[16])
 
 
 @dataclass(frozen=True, slots=True)
