@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hmt.cli import app
+from tests.support.children import interruptible
 from tests.support.engine_process import free_port
 
 HMT = Path(sys.executable).with_name("hmt")
@@ -30,6 +31,7 @@ def test_demo_listens_on_hmt_host_and_hmt_port(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=interruptible,
     ) as process:
         try:
             assert process.stdout is not None

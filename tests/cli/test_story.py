@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.children import interruptible
 from tests.support.engine_process import free_port
 
 HMT = Path(sys.executable).with_name("hmt")
@@ -35,6 +36,7 @@ def test_demo_logs_a_line_per_fire_and_per_placed_order(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     ) as process:
         try:
             assert process.stderr is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.children import interruptible
 from tests.support.engine_process import free_port
 from tests.support.services import ROOT
 
@@ -80,6 +81,7 @@ def test_the_wheel_installs_outside_the_checkout_and_its_demo_fires(tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=interruptible,
     ) as demo:
         try:
             assert demo.stdout is not None

@@ -16,6 +16,7 @@ from hmt.core.brackets import (
     check_exits,
     exit_id,
     exit_trigger,
+    may_be_exit,
     on_report,
 )
 from hmt.core.events import EventKind
@@ -31,6 +32,16 @@ def test_exit_ids_are_pinned() -> None:
     assert exit_id(bracket, 1) == "2ee4c156-632b-5b00-b094-64bdb5ae1bb0"
     assert exit_id(bracket, 1) != exit_id(bracket, 2)
     assert exit_id(bracket, 1) == exit_id(bracket.upper(), 1)
+
+
+@given(st.uuids(version=4), st.integers(min_value=1, max_value=10_000))
+def test_exits_are_told_from_the_ids_the_api_gives(bracket: object, generation: int) -> None:
+    """The engine reads the order book before arming what may be an exit: every exit id
+    is recognised, and no random (version 4) id is."""
+    assert may_be_exit(exit_id(str(bracket), generation))
+    assert not may_be_exit(str(bracket))
+    assert not may_be_exit(str(bracket).upper())
+    assert not may_be_exit("not-an-id")
 
 
 def test_first_fill_arms_then_grows_then_closes() -> None:

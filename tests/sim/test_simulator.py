@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 
 from hmt.sim.simulator import Simulator
 from tests.sim.support import INFY, eventually
+from tests.support.children import interruptible
 
 HMT = str(Path(sys.executable).with_name("hmt"))  # the installed console script
 
@@ -28,6 +29,7 @@ async def test_hmt_sim_prints_urls_and_credentials_that_work(tmp_path: Path) -> 
         "9",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=interruptible,
     )
     try:
         assert process.stdout is not None

@@ -33,6 +33,7 @@ from tests.support.engine_process import engine_process
 from tests.support.eventually import eventually
 from tests.support.factories import INFY, make_trigger
 from tests.support.history_audit import open_store
+from tests.support.snapshots import SqliteSnapshots
 
 PHASE_1 = ("before_arm", "after_arm", None)  # None: SIGKILL between the two fills
 SETTINGS = {"fill_sweep_ms": 200}
@@ -162,3 +163,58 @@ async def test_brackets_survive_crashes_between_fill_arm_and_exits(
     assert figures.unprotected == 0
     assert figures.both_exits == 0
     assert figures.wrong_quantity == 0
+
+
+async def test_an_exit_placed_then_lost_with_its_commits_is_settled_not_placed_again(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Chaos seed 1583554157's story, step by step: the exit is armed, fires and is placed;
+    the store then loses those commits (a snapshot from before the fill's arming is put
+    back) and the restarted engine sees the fill again and arms the same exit, with the
+    tags of the order already placed. It must settle it as placed, not send a second
+    order under those tags."""
+    snapshots = SqliteSnapshots(Path(sqlite_url.removeprefix("sqlite:///")))
+    async with (
+        Simulator(seed=7, heartbeat_interval=0.2) as sim,
+        open_store(sqlite_url) as store,
+    ):
+        brackets = BracketStore(store)
+        sim.push_price(INFY, "1000.00")
+        entry = make_trigger(trigger_price_1=101_000, quantity=10, product=Product.MIS)
+        await brackets.create(entry, Exits(target=105_000, stop=98_000))
+        exit = exit_id(entry.id, 1)
+        tags = {broker_tag(exit, leg, 0) for leg in (Leg.FIRST, Leg.SECOND)}
+        async with engine_process(
+            sim, sqlite_url, tmp_path, name="fill", failpoints="before_arm", **SETTINGS
+        ) as crashing:
+            await crashing.ready()
+            sim.push_price(INFY, "1015.00")  # the entry fires and fills; it dies before arming
+            assert await crashing.exited() == EXIT_CODE, crashing.output()
+        await snapshots.take()  # the entry placed and filled, no exit yet
+        async with engine_process(sim, sqlite_url, tmp_path, name="arm", **SETTINGS) as up:
+            await up.ready()
+            await wait_for(brackets, entry.id, lambda b: b.armed == 10)
+            sim.push_price(INFY, "1051.00")  # the target: the exit is placed
+            await eventually(lambda: [o["tag"] for o in sim.orders() if o["tag"] in tags])
+            (first,) = [o for o in sim.orders() if o["tag"] in tags]
+            up.kill()
+            await up.exited()
+        await snapshots.restore()  # the arming, the claim and the outcome are lost
+        assert await store.load(exit) is None
+        async with engine_process(sim, sqlite_url, tmp_path, name="again", **SETTINGS) as up:
+            await up.ready()
+            await wait_for(brackets, entry.id, lambda b: b.armed == 10)  # armed again
+
+            async def settled() -> bool:
+                record = await store.load(exit)
+                return record is not None and record.status is Status.PLACED
+
+            await eventually(settled, within=30, interval=0.05)
+            sim.push_price(INFY, "1052.00")  # past the target again
+            await asyncio.sleep(0.5)
+            assert await up.stop() in (0, -15), up.output()
+        placed = [o for o in sim.orders() if o["tag"] in tags]
+        assert [o["order_id"] for o in placed] == [first["order_id"]], placed
+        record = await store.load(exit)
+        assert record is not None
+        assert record.order_id == first["order_id"]

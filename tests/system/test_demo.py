@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.children import interruptible
+
 HMT = Path(sys.executable).with_name("hmt")
 
 
@@ -35,6 +37,7 @@ def test_demo_fires_a_trigger_within_a_minute(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=interruptible,
     ) as process:
         try:
             before, token = _token(process)

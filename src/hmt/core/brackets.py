@@ -201,6 +201,14 @@ def exit_id(bracket_id: str, generation: int) -> TriggerId:
     return TriggerId(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
 
 
+def may_be_exit(trigger_id: str) -> bool:
+    """Whether `trigger_id` could be an exit's: name-based (version 5), as `exit_id` makes
+    them. Every id the API gives is random (version 4), so an entry or a plain trigger is
+    never mistaken for an exit; the engine reads the order book before arming one."""
+    parts = trigger_id.split("-")
+    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and parts[2][0] == "5"
+
+
 def exit_trigger(entry: Trigger, exits: Exits, generation: int, quantity: int) -> Trigger:
     """The oco exit for `quantity` of the entry's fills: on the entry order's
     instrument, opposite side, same product, MARKET; leg 1 the stop, leg 2 the target."""

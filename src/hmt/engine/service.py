@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from typing import Any
 import structlog
 
 from hmt.core.book import BookBuilder, TriggerBook
+from hmt.core.brackets import may_be_exit
 from hmt.core.broker import BrokerError, ErrorKind
 from hmt.core.events import EventKind
 from hmt.core.gaps import DayRange
@@ -567,7 +567,7 @@ class Engine:
             not checked
             and self._state is EngineState.RUNNING
             and self.book.get(trigger_id) is None
-            and _derived(trigger_id)
+            and may_be_exit(trigger_id)
         ):
             # A bracket's exit new to this engine (its id, so its tags, derived from the
             # bracket): if lost commits erased an exit already placed, the one armed again
@@ -1033,12 +1033,3 @@ def _missed(
         "after": {"high": rupees(after.high), "low": rupees(after.low)},
         "blind": spot.describe(now),
     }
-
-
-def _derived(trigger_id: TriggerId) -> bool:
-    """Whether the id is name-based (RFC 4122 version 5): a bracket's exit (`core.brackets`);
-    every id the API gives is random (version 4)."""
-    try:
-        return uuid.UUID(trigger_id).version == 5
-    except ValueError:
-        return False
