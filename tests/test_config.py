@@ -12,6 +12,7 @@ from hmt.config import (
     PREFIX,
     ApiLoop,
     Broker,
+    BrokerApi,
     ClaimDurability,
     ClaimStatements,
     ConfigError,
@@ -32,6 +33,15 @@ NAMES = [
     "HMT_DATABASE_URL",
     "HMT_DB_AUTO_UPGRADE",
     "HMT_BROKER",
+    "HMT_PAPER_BROKER",
+    "HMT_UPSTOX_API_URL",
+    "HMT_UPSTOX_ORDER_URL",
+    "HMT_UPSTOX_MASTER_URL",
+    "HMT_UPSTOX_CLIENT_ID",
+    "HMT_UPSTOX_CLIENT_SECRET",
+    "HMT_UPSTOX_REDIRECT_URI",
+    "HMT_UPSTOX_ACCESS_TOKEN",
+    "HMT_UPSTOX_TIMEOUT_MS",
     "HMT_KITE_API_KEY",
     "HMT_KITE_API_SECRET",
     "HMT_KITE_ACCESS_TOKEN",
@@ -154,7 +164,11 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HMT_MAX_RETRIES", "many", "valid integer"),
         ("HMT_PORT", "70000", "less than or equal to 65535"),
         ("HMT_KITE_TIMEOUT_MS", "10", "greater than or equal to 50"),
-        ("HMT_BROKER", "zerodha", "'kite' or 'paper'"),
+        ("HMT_BROKER", "zerodha", "'kite', 'upstox' or 'paper'"),
+        ("HMT_PAPER_BROKER", "fyers", "'kite' or 'upstox'"),
+        ("HMT_UPSTOX_API_URL", "ws://x", "http:// or https://"),
+        ("HMT_UPSTOX_MASTER_URL", "ftp://x", "http:// or https://"),
+        ("HMT_UPSTOX_TIMEOUT_MS", "10", "greater than or equal to 50"),
         ("HMT_TICK_MODE", "depth", "'ltp', 'quote' or 'full'"),
         ("HMT_KITE_HTTP", "requests", "'aiohttp' or 'httpx'"),
         ("HMT_DATABASE_URL", "mysql://db/hmt", "sqlite:// or postgresql://"),
@@ -180,6 +194,8 @@ def test_secrets_stay_out_of_reprs_and_errors(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HMT_KITE_API_SECRET", "CANARYsecret")
     monkeypatch.setenv("HMT_KITE_ACCESS_TOKEN", "CANARYtoken")
     monkeypatch.setenv("HMT_SECRET_KEY", "CANARYsealingkey")
+    monkeypatch.setenv("HMT_UPSTOX_CLIENT_SECRET", "CANARYupstoxsecret")
+    monkeypatch.setenv("HMT_UPSTOX_ACCESS_TOKEN", "CANARYupstoxtoken")
     s = load_settings()
     for text in (repr(s), str(s), str(s.model_dump())):
         assert "CANARY" not in text
@@ -327,6 +343,56 @@ def _readme_settings() -> set[str]:
         if line.startswith("| `HMT_"):
             names.update(re.findall(r"`(HMT_[A-Z0-9_]+)`", line.split("|")[1]))
     return names
+
+
+def test_the_broker_and_its_api_default_to_paper_kite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMT_BROKER picks a live broker or paper; in paper HMT_PAPER_BROKER picks whose API."""
+    assert (load_settings().broker, load_settings().broker_api) == (Broker.PAPER, BrokerApi.KITE)
+    for broker, paper, api in [
+        ("kite", "upstox", BrokerApi.KITE),  # HMT_PAPER_BROKER means nothing when live
+        ("upstox", "kite", BrokerApi.UPSTOX),
+        ("paper", "upstox", BrokerApi.UPSTOX),
+        ("paper", "kite", BrokerApi.KITE),
+    ]:
+        monkeypatch.setenv("HMT_BROKER", broker)
+        monkeypatch.setenv("HMT_PAPER_BROKER", paper)
+        assert load_settings().broker_api is api
+
+
+def test_upstox_hosts_follow_the_api_url_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upstox's own hosts by default; a simulator's one URL serves orders and the master too."""
+    s = load_settings()
+    assert s.upstox_api_url == "https://api.upstox.com"
+    assert s.upstox_orders_url == "https://api-hft.upstox.com"
+    assert s.upstox_master == (
+        "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz"
+    )
+    monkeypatch.setenv("HMT_UPSTOX_API_URL", "http://127.0.0.1:9000/")
+    s = load_settings()
+    assert s.upstox_orders_url == "http://127.0.0.1:9000"
+    assert s.upstox_master == (
+        "http://127.0.0.1:9000/market-quote/instruments/exchange/complete.json.gz"
+    )
+    monkeypatch.setenv("HMT_UPSTOX_ORDER_URL", "http://127.0.0.1:9001")
+    monkeypatch.setenv("HMT_UPSTOX_MASTER_URL", "http://127.0.0.1:9002/m.json.gz")
+    s = load_settings()
+    assert (s.upstox_orders_url, s.upstox_master) == (
+        "http://127.0.0.1:9001",
+        "http://127.0.0.1:9002/m.json.gz",
+    )
+
+
+def test_the_claim_lease_outlasts_the_chosen_brokers_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Upstox the lease is derived from, and checked against, HMT_UPSTOX_TIMEOUT_MS."""
+    monkeypatch.setenv("HMT_BROKER", "upstox")
+    assert load_settings(upstox_timeout_ms=20_000).claim_lease_s == 42.0
+    assert load_settings(kite_timeout_ms=20_000).claim_lease_s == 30.0
+    monkeypatch.setenv("HMT_UPSTOX_TIMEOUT_MS", "9000")
+    monkeypatch.setenv("HMT_CLAIM_LEASE_MS", "19000")
+    with pytest.raises(ConfigError, match=r"HMT_CLAIM_LEASE_MS: .*at least 20000 .*UPSTOX"):
+        load_settings()
 
 
 def test_every_setting_is_in_the_readme_table() -> None:

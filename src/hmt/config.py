@@ -23,12 +23,28 @@ from hmt.core.errors import HmtError
 from hmt.core.outbound import Network, parse_nets
 
 PREFIX = "HMT_"
+# Upstox's hosts (docs/upstox/FACTS.md 2.1, 4); named here, not imported: settings are
+# read before any adapter is chosen, and the composition alone imports hmt.upstox.
+UPSTOX_API_URL = "https://api.upstox.com"
+UPSTOX_ORDER_URL = "https://api-hft.upstox.com"
+UPSTOX_MASTER_PATH = "/market-quote/instruments/exchange/complete.json.gz"
+UPSTOX_MASTER_URL = "https://assets.upstox.com" + UPSTOX_MASTER_PATH
 DEFAULT_DATABASE_URL = "sqlite:///hmt.db"  # a file in the working directory
 
 
 class Broker(StrEnum):
+    """HMT_BROKER: a live account at Kite or Upstox, or paper against a simulator."""
+
     KITE = "kite"
-    PAPER = "paper"
+    UPSTOX = "upstox"
+    PAPER = "paper"  # the simulator named by HMT_PAPER_BROKER; refused off loopback
+
+
+class BrokerApi(StrEnum):
+    """Whose API the engine speaks (docs/upstox/WIRING.md, "Choosing the broker")."""
+
+    KITE = "kite"
+    UPSTOX = "upstox"
 
 
 class ClaimDurability(StrEnum):
@@ -87,6 +103,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     db_auto_upgrade: bool = True  # run migrations at start-up; off when a DBA runs them
     broker: Broker = Broker.PAPER
+    # Which simulator paper mode speaks to: `hmt sim` (kite) or `hmt sim --broker upstox`.
+    paper_broker: BrokerApi = BrokerApi.KITE
     kite_api_key: str | None = None
     kite_api_secret: SecretStr | None = None
     kite_access_token: SecretStr | None = None
@@ -98,6 +116,19 @@ class Settings(BaseSettings):
     # The order leg's HTTP library (bench/bench_http.py measured aiohttp the faster);
     # httpx, the client before issue 12, stays selectable for the side-by-side.
     kite_http: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Upstox (docs/upstox/): HMT_BROKER=upstox, or paper with HMT_PAPER_BROKER=upstox.
+    upstox_api_url: str = UPSTOX_API_URL
+    # Order writes go to api-hft.upstox.com; unset: that host when HMT_UPSTOX_API_URL is
+    # Upstox's own, else HMT_UPSTOX_API_URL (a simulator serves both on one port).
+    upstox_order_url: str | None = None
+    # The instrument master; unset: assets.upstox.com's when HMT_UPSTOX_API_URL is Upstox's
+    # own, else the same path on HMT_UPSTOX_API_URL (as the simulator serves it).
+    upstox_master_url: str | None = None
+    upstox_client_id: str | None = None
+    upstox_client_secret: SecretStr | None = None
+    upstox_redirect_uri: str | None = None
+    upstox_access_token: SecretStr | None = None
+    upstox_timeout_ms: Annotated[int, Field(ge=50, le=120_000)] = 7000
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     secret_key: SecretStr | None = None
@@ -183,6 +214,45 @@ class Settings(BaseSettings):
             raise ValueError(f"must start with {' or '.join(wanted)}")
         return value.rstrip("/")
 
+    @field_validator(
+        "upstox_api_url", "upstox_order_url", "upstox_master_url", "upstox_redirect_uri"
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return None if value is None else value.rstrip("/")
+
+    @property
+    def broker_api(self) -> BrokerApi:
+        """Whose API the engine speaks: HMT_BROKER's, or HMT_PAPER_BROKER's in paper mode."""
+        if self.broker is Broker.PAPER:
+            return self.paper_broker
+        return BrokerApi(self.broker.value)
+
+    @property
+    def broker_timeout_ms(self) -> int:
+        """Every call to the chosen broker's REST API times out after this long."""
+        if self.broker_api is BrokerApi.UPSTOX:
+            return self.upstox_timeout_ms
+        return self.kite_timeout_ms
+
+    @property
+    def upstox_orders_url(self) -> str:
+        """Where Upstox's order writes go (HMT_UPSTOX_ORDER_URL, or as its comment says)."""
+        if self.upstox_order_url is not None:
+            return self.upstox_order_url
+        return UPSTOX_ORDER_URL if self.upstox_api_url == UPSTOX_API_URL else self.upstox_api_url
+
+    @property
+    def upstox_master(self) -> str:
+        """Where the Upstox master is read (HMT_UPSTOX_MASTER_URL, or as its comment says)."""
+        if self.upstox_master_url is not None:
+            return self.upstox_master_url
+        if self.upstox_api_url == UPSTOX_API_URL:
+            return UPSTOX_MASTER_URL
+        return self.upstox_api_url + UPSTOX_MASTER_PATH
+
     @field_validator("notify_allow_nets")
     @classmethod
     def _allow_nets(cls, value: str) -> str:
@@ -239,10 +309,15 @@ class Settings(BaseSettings):
     @field_validator("claim_lease_ms")
     @classmethod
     def _claim_lease(cls, value: int | None, info: ValidationInfo) -> int | None:
-        timeout = info.data.get("kite_timeout_ms")
+        upstox = info.data.get("broker") is Broker.UPSTOX or (
+            info.data.get("broker") is Broker.PAPER
+            and info.data.get("paper_broker") is BrokerApi.UPSTOX
+        )
+        name = "upstox_timeout_ms" if upstox else "kite_timeout_ms"
+        timeout = info.data.get(name)
         if value is not None and timeout is not None and value < _least_lease_ms(timeout):
             raise ValueError(
-                f"must be at least {_least_lease_ms(timeout)} (2 x HMT_KITE_TIMEOUT_MS + 2000): "
+                f"must be at least {_least_lease_ms(timeout)} (2 x HMT_{name.upper()} + 2000): "
                 "a claim must outlast the order request it sends, renewed a third of the way"
             )
         return value
@@ -252,7 +327,7 @@ class Settings(BaseSettings):
         """The claim lease in seconds: HMT_CLAIM_LEASE_MS, or derived from the timeout."""
         if self.claim_lease_ms is not None:
             return self.claim_lease_ms / 1000
-        return max(30_000, _least_lease_ms(self.kite_timeout_ms)) / 1000
+        return max(30_000, _least_lease_ms(self.broker_timeout_ms)) / 1000
 
     def engine_instance(self) -> str:
         """HMT_ENGINE_ID, else one derived from host, database and working directory.

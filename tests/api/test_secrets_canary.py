@@ -26,9 +26,11 @@ from hmt.compose import ENGINE_ACCOUNT
 from hmt.core.broker import BrokerError
 from hmt.kite.session import exchange_request_token
 from hmt.sim.simulator import Simulator
+from hmt.sim.upstox.server import UpstoxSim
 from hmt.store.accounts import ACCESS_TOKEN
 from hmt.store.sealing import Sealer
 from hmt.store.tables import broker_accounts
+from hmt.upstox.session import exchange_code
 from tests.support.eventually import eventually
 from tests.support.receivers import HttpReceiver, free_port, http_receiver
 from tests.support.system import System, running_system
@@ -233,3 +235,97 @@ def _fails(attempt: Any) -> str:
     except Exception as error:
         return type(error).__name__
     return "opened"
+
+
+UPSTOX_SECRET = "CanaryUpstoxSecret3M5n7B9v"
+UPSTOX_ACCESS = "CanaryUpstoxAccess8C1x3Z5q"
+UPSTOX_ACCESS_PUT = "CanaryUpstoxAccessPut4R6t8Y"
+UPSTOX_CODE = "CanaryUpstoxCode2W4e6R8t"
+
+
+def _plant_upstox(sim: UpstoxSim) -> dict[str, Any]:
+    sim.client_secret = UPSTOX_SECRET
+    sim.access_token = UPSTOX_ACCESS
+    return {
+        "upstox_client_secret": UPSTOX_SECRET,
+        "upstox_access_token": UPSTOX_ACCESS,
+        "upstox_redirect_uri": sim.redirect_uri,
+        "secret_key": SEALING_KEY,
+    }
+
+
+async def test_no_upstox_secret_leaks_anywhere(database_url: str, json_logs: Any) -> None:
+    """On Upstox: the app's secret, the access tokens (from the environment and from PUT
+    /broker/session, across an expiry the feed and an order meet) and a login code leave 0
+    canary hits in logs, responses, the DB dump and reprs; the stored token is sealed."""
+    responses: list[bytes] = []
+
+    async def keep(response: httpx.Response) -> None:
+        if str(response.url).startswith(api_url):
+            await response.aread()
+            responses.append(str(response.headers.raw).encode() + response.content)
+
+    async with running_system(database_url, broker="upstox", sim_overrides=_plant_upstox) as system:
+        api_url = system.api_url
+        system.client.event_hooks["response"].append(keep)
+        client, user, ops = system.client, system.auth(), system.auth(system.operator_token)
+        runtime, side, token = system.runtime, system.side, system.token
+        system.push(token, "1600.00")
+        first = await system.create(trigger_price_1="1610.00")
+        system.push(token, "1610.00")
+        assert (await system.settled(first["id"]))["status"] == "placed"
+        # The session lapses: the feed's authorize and the next order meet 401s (logged).
+        await side.expire_session()
+        await eventually(lambda: system.feed_state() == "token_invalid")
+        second = await system.create(trigger_price_1="1620.00")
+        side.sim.access_token = UPSTOX_ACCESS_PUT  # what the day's login gives
+        renewed = await client.put(
+            "/broker/session", json={"access_token": UPSTOX_ACCESS_PUT}, headers=ops
+        )
+        assert renewed.status_code == 200, renewed.text
+        await eventually(lambda: runtime.feed.connected)
+        system.push(token, "1620.00")
+        assert (await system.settled(second["id"]))["status"] == "placed"
+        for path in ("/triggers", "/stats", "/health", "/metrics"):
+            await client.get(path, headers=ops if path == "/metrics" else user)
+        reprs = [repr(runtime.settings), repr(runtime.accounts), repr(runtime.session)]
+        reprs.append(repr(await runtime.accounts.load(ENGINE_ACCOUNT)))  # type: ignore[union-attr]
+        try:
+            await exchange_code(
+                code=UPSTOX_CODE,
+                client_id=side.sim.client_id,
+                client_secret=UPSTOX_SECRET,
+                redirect_uri=side.sim.redirect_uri,
+                api_url=side.sim.api_url,
+            )
+        except BrokerError as error:
+            reprs += [repr(error), str(error)]
+        else:
+            raise AssertionError("an unknown login code was accepted")
+        sealed = await _sealed_value(system)
+        bearer = [system.user_token, system.operator_token]
+    dump = await _dump(database_url)
+    captured = json_logs.readouterr()
+    canaries = [UPSTOX_SECRET, UPSTOX_ACCESS, UPSTOX_ACCESS_PUT, UPSTOX_CODE, SEALING_KEY]
+    canaries += bearer
+    sources = {
+        "logs (stdout+stderr)": captured.out + captured.err,
+        "http responses": b"\n".join(responses).decode(errors="replace"),
+        "database dump": dump,
+        "reprs": "\n".join(reprs),
+    }
+    hits = {
+        (name, canary[:12]): text.count(canary)
+        for name, text in sources.items()
+        for canary in canaries
+        if canary in text
+    }
+    opened = Sealer([SEALING_KEY]).open(sealed, user_id=ENGINE_ACCOUNT, field=ACCESS_TOKEN)
+    print(
+        f"\nsecrets canary (Upstox): canaries {len(canaries)}, bytes scanned "
+        f"{sum(len(text.encode()) for text in sources.values())}, hits {hits or 0}; "
+        f"sealed session opens to the PUT token {opened == UPSTOX_ACCESS_PUT}"
+    )
+    assert "feed_token_invalid" in captured.out + captured.err  # the expiry was logged
+    assert hits == {}
+    assert opened == UPSTOX_ACCESS_PUT

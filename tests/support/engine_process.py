@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 
 from hmt.sim.simulator import Simulator
+from hmt.sim.upstox.server import UpstoxSim
+from tests.support.brokers import SimSide
 from tests.support.eventually import eventually
 
 # The console script the package installs: exactly what an operator runs.
@@ -43,17 +45,18 @@ def free_port() -> int:
 
 
 def engine_env(
-    sim: Simulator, database_url: str, port: int, failpoints: str = "", **settings: object
+    sim: Simulator | UpstoxSim,
+    database_url: str,
+    port: int,
+    failpoints: str = "",
+    **settings: object,
 ) -> dict[str, str]:
-    """The environment of `hmt run`: this process's, minus any HMT_*, plus the given ones."""
+    """The environment of `hmt run`: this process's, minus any HMT_*, plus the given ones
+    (paper mode on `sim`, Kite's or Upstox's simulator)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMT_")}
     values: dict[str, object] = {
         "database_url": database_url,
-        "broker": "paper",
-        "kite_api_url": sim.api_url,
-        "kite_ws_url": sim.ws_url,
-        "kite_api_key": sim.api_key,
-        "kite_access_token": sim.access_token,
+        **SimSide(sim).settings(),
         "port": port,
         "reconnect_delay_ms": 50,
         "retry_backoff_ms": 20,
@@ -140,7 +143,7 @@ class EngineProcess:
 
 @contextlib.asynccontextmanager
 async def engine_process(
-    sim: Simulator,
+    sim: Simulator | UpstoxSim,
     database_url: str,
     log_dir: Path,
     *,

@@ -1,17 +1,20 @@
-"""The whole of hmt on loopback: the simulator as Kite, the real runtime, uvicorn, a client.
+"""The whole of hmt on loopback: a simulator as the broker, the real runtime, uvicorn, a client.
 
-Everything is real but Kite's servers (the simulator speaks their protocol):
-the engine is built from settings exactly as `hmt run` builds it, the API is
-served as `hmt run` serves it (`hmt.cli.serving`) on an ephemeral port and
-reached over TCP with httpx.
+Everything is real but the broker's servers (a simulator speaks their protocol:
+Kite's by default, Upstox's with `broker="upstox"`): the engine is built from
+settings exactly as `hmt run` builds it, the API is served as `hmt run` serves
+it (`hmt.cli.serving`) on an ephemeral port and reached over TCP with httpx.
+
+A test parametrized over brokers reads `system.side` (tests.support.brokers.SimSide:
+push, orders, place_requests, expire_session...) and `system.token`, and `create`
+defaults to the broker's instrument.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -22,29 +25,42 @@ from hmt.config import Settings
 from hmt.engine.runtime import Runtime
 from hmt.sim.simulator import Simulator
 from hmt.sim.universe import Universe
+from tests.support.brokers import BROKERS, SimSide, start_sim
 from tests.support.eventually import eventually
 from tests.support.fault_proxy import FaultProxy
+
+__all__ = ["BROKERS", "System", "running_system"]
 
 
 @dataclass
 class System:
-    sim: Simulator
+    sim: Any  # the Kite `Simulator`, or the `UpstoxSim` with broker="upstox"
     runtime: Runtime
     api_url: str
     user_token: str
     operator_token: str
     client: httpx.AsyncClient
     proxy: FaultProxy | None = None  # between the engine and the simulator's REST, if asked
+    side: SimSide = field(init=False)  # the simulator, driven the same way for either broker
+
+    def __post_init__(self) -> None:
+        self.side = SimSide(self.sim)
+
+    @property
+    def token(self) -> int:
+        """The broker's default instrument (Kite: INFY, Upstox: RELIANCE)."""
+        return self.side.token
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.user_token}"}
 
     async def create(self, **body: Any) -> dict[str, Any]:
         """POST a trigger (INFY single BUY MARKET by default); the created record."""
+        listed = self.side.listed
         payload = {
-            "instrument_token": 408065,
-            "exchange": "NSE",
-            "tradingsymbol": "INFY",
+            "instrument_token": listed.token,
+            "exchange": listed.exchange,
+            "tradingsymbol": listed.tradingsymbol,
             "trigger_type": "single",
             "transaction_type": "BUY",
             "quantity": 1,
@@ -73,17 +89,25 @@ class System:
         await eventually(done, within=within, interval=0.02)
         return final
 
+    def orders(self) -> list[dict[str, Any]]:
+        return self.side.orders()
+
     def orders_tagged(self, tag: str) -> list[dict[str, Any]]:
-        return [o for o in self.sim.orders() if o.get("tag") == tag]
+        return self.side.orders_tagged(tag)
 
     def push(self, token: int, price: str) -> None:
-        self.sim.push_price(token, Decimal(price))
+        self.side.push(token, price)
+
+    def feed_state(self) -> str:
+        """The engine's feed, in its own word ("connected", "token_invalid"...)."""
+        return self.runtime.feed.status().state
 
 
 @contextlib.asynccontextmanager
 async def running_system(
     database_url: str,
     *,
+    broker: str = "kite",
     seed: int = 11,
     rest_proxy: bool = False,
     sim_overrides: Callable[[Simulator], dict[str, Any]] | None = None,
@@ -96,12 +120,16 @@ async def running_system(
     running simulator (its secret, its login URL); `universe` replaces the
     simulator's instruments (and so the instrument master). `rest_proxy`: the engine
     reaches the simulator's REST through a `FaultProxy` (`system.proxy`), so a
-    test can refuse or cut its connections.
+    test can refuse or cut its connections. `broker="upstox"`: the Upstox simulator
+    (`hmt sim --broker upstox`), the engine in paper mode speaking Upstox to it.
     """
+    if universe is not None and broker != "kite":
+        raise ValueError("`universe` is the Kite simulator's")
     async with contextlib.AsyncExitStack() as stack:
-        sim = await stack.enter_async_context(
-            Simulator(seed=seed, heartbeat_interval=0.2, universe=universe)
-        )
+        made = start_sim(broker, seed, **({} if universe is None else {"universe": universe}))
+        sim = await stack.enter_async_context(made)
+        side = SimSide(sim)
+        stack.callback(side.cancel_pushes)
         api_url = sim.api_url
         proxy = None
         if rest_proxy:
@@ -110,11 +138,7 @@ async def running_system(
             api_url = f"http://127.0.0.1:{proxy.port}"
         values: dict[str, Any] = {
             "database_url": database_url,
-            "broker": "paper",
-            "kite_api_url": api_url,
-            "kite_ws_url": sim.ws_url,
-            "kite_api_key": sim.api_key,
-            "kite_access_token": sim.access_token,
+            **side.settings(api_url),
             "reconnect_delay_ms": 50,
             "retry_backoff_ms": 20,
             "health_check_interval_ms": 200,
@@ -131,6 +155,7 @@ async def running_system(
         api_url = f"http://127.0.0.1:{served.port}"
         async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
             system = System(sim, runtime, api_url, user.token, operator.token, client, proxy)
-            if not runtime.awaiting_login:  # else Kite refuses the ticker until a login
+            system.side = side
+            if not runtime.awaiting_login:  # else the broker refuses the feed until a login
                 await eventually(lambda: runtime.feed.connected, within=10)
             yield system

@@ -10,10 +10,16 @@ import httpx
 import pytest
 
 from hmt.compose import build
+from hmt.compose.upstox import UpstoxFeedPort
 from hmt.config import ClaimDurability, Settings
 from hmt.core.lifecycle import Status
+from hmt.core.throttle import UPSTOX_ORDER_LIMITS
+from hmt.core.types import InstrumentToken, Leg
 from hmt.engine.session import SessionState
 from hmt.sim.simulator import Simulator
+from hmt.sim.upstox.server import UpstoxSim
+from hmt.upstox.tags import broker_tag
+from tests.support.brokers import UPSTOX_KEY, UPSTOX_RELIANCE
 from tests.support.engine_process import engine_process
 from tests.support.eventually import eventually
 from tests.support.factories import INFY, make_trigger
@@ -171,3 +177,91 @@ async def test_the_composed_engines_claim_waits_for_the_disk_only_when_sync(
         deferred = [setting for durable, setting in seen if not durable]
         expected = [NOT_FLUSHED[runtime.db.dialect]] if durability is ClaimDurability.ASYNC else []
         assert deferred == expected
+
+
+def _upstox_settings(sim: UpstoxSim, database_url: str, **more: object) -> Settings:
+    return Settings(
+        database_url=database_url,
+        broker="paper",
+        paper_broker="upstox",
+        upstox_api_url=sim.api_url,
+        upstox_client_id=sim.client_id,
+        upstox_access_token=sim.access_token,
+        reconnect_delay_ms=50,
+        health_check_interval_ms=100,
+        **more,  # type: ignore[arg-type]
+    )
+
+
+async def test_build_on_upstox_connects_its_feed_and_reads_its_master(database_url: str) -> None:
+    """HMT_PAPER_BROKER=upstox builds Upstox's parts: its feed connects, its master is read
+    from the simulator, its order limits throttle; close() ends every task it started."""
+    async with UpstoxSim(seed=3) as sim:
+        before = asyncio.all_tasks()
+        runtime = await build(_upstox_settings(sim, database_url, secret_key=KEY))
+        assert runtime.session.state is SessionState.VALID
+        limits = [limit for limit, _ in runtime.engine.stats.headroom()]
+        assert sorted(limits, key=lambda x: x.seconds) == list(UPSTOX_ORDER_LIMITS)
+        await runtime.start()
+        try:
+            await eventually(lambda: runtime.feed.connected, within=10)
+            await eventually(lambda: runtime.supervisor.warming == 0)
+            copy, why = await runtime.instruments.copy()
+            assert why == ""
+            assert copy is not None
+            assert copy.by_id[InstrumentToken(UPSTOX_RELIANCE.token)].tradingsymbol == "RELIANCE"
+            assert sim.counters["/market-quote/instruments/exchange/complete.json.gz"] == 1
+            await eventually(lambda: runtime.supervisor.last_health is not None)
+            assert runtime.health().verdict.value == "ok"
+            status = runtime.feed.status()
+            assert (status.state, status.connected, status.connections) == ("connected", True, 1)
+            # The session is sealed under the Upstox app's client id, as Kite's under its key.
+            assert await runtime.use_access_token(sim.access_token) is True
+            assert runtime.accounts is not None
+            stored = await runtime.accounts.load("hmt-engine")
+            assert stored is not None
+            assert stored.api_key == sim.client_id
+        finally:
+            await runtime.close()
+        assert runtime.supervisor.running == 0
+        await asyncio.sleep(0)
+        leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
+        leftover.discard(asyncio.current_task())  # type: ignore[arg-type]
+        assert leftover == set(), leftover
+
+
+async def test_an_upstox_trigger_stored_before_start_is_subscribed_once_the_master_is_read(
+    sqlite_url: str,
+) -> None:
+    """The book is loaded before any master is read: Upstox's key for the id is not known
+    yet, so the feed holds it and subscribes it when the master comes in; the trigger fires."""
+    async with UpstoxSim(seed=3) as sim:
+        first = await build(_upstox_settings(sim, sqlite_url))
+        trigger = make_trigger(
+            instrument_token=UPSTOX_RELIANCE.token,
+            tradingsymbol="RELIANCE",
+            trigger_price_1=251_000,
+            quantity=1,
+        )
+        await first.triggers.create(trigger)
+        await first.close()
+
+        runtime = await build(_upstox_settings(sim, sqlite_url))
+        await runtime.start()
+        try:
+            await eventually(lambda: runtime.feed.status().subscribed_tokens == 1, within=10)
+            feed = runtime.feed
+            assert isinstance(feed, UpstoxFeedPort)
+            assert feed.pending == set()
+            await sim.push_price(UPSTOX_KEY, 2510.0)
+
+            async def placed() -> bool:
+                found = await runtime.triggers.get("alice", trigger.id)
+                return found.status is Status.PLACED
+
+            await eventually(placed, within=10)
+            (order,) = sim.order_rows()
+            assert order["instrument_token"] == UPSTOX_KEY
+            assert order["tag"] == broker_tag(trigger.id, Leg.FIRST)
+        finally:
+            await runtime.close()

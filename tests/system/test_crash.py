@@ -6,6 +6,9 @@ triggers, starts the engine with one failpoint (or none, for a SIGKILL sent
 from outside while an order is pending), pushes a price that fires all three,
 lets the process die, then restarts it without failpoints and waits until
 recovery has settled every trigger. Nightly: HMT_CRASH_REPS=25.
+
+The crash campaign, the SIGKILL histories and the lost claim run against both
+brokers' simulators (Kite's and Upstox's); the baskets against Kite's.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from hmt.sim.simulator import Simulator
 from hmt.store.tables import gtt_orders, trigger_events
 from hmt.store.triggers import TriggerStore
 from tests.support.baskets import make_basket, order_rows
+from tests.support.brokers import BROKERS, SimSide, start_sim
 from tests.support.engine_process import EngineProcess, engine_process
 from tests.support.eventually import eventually
-from tests.support.factories import INFY, make_oco, make_trigger
+from tests.support.factories import INFY, make_oco
 from tests.support.history_audit import audit, open_store
 
 REPS = int(os.environ.get("HMT_CRASH_REPS", "2"))
@@ -61,12 +65,18 @@ class Figures:
     trigger_ids: list[str] = field(default_factory=list)
 
 
-def cycle_triggers() -> list[Trigger]:
+def cycle_triggers(side: SimSide) -> list[Trigger]:
     """Three triggers the crossing price fires at once: single MARKET, oco target, LIMIT."""
+    oco = make_oco(Side.SELL, stop=90_000, target=101_000)
     return [
-        make_trigger(trigger_price_1=101_000),
-        make_oco(Side.SELL, stop=90_000, target=101_000),
-        make_trigger(trigger_price_1=101_000, order_type=OrderType.LIMIT, limit_price_1=101_200),
+        side.trigger(trigger_price_1=101_000),
+        side.trigger(
+            trigger_type=oco.trigger_type,
+            side=oco.side,
+            trigger_price_1=oco.trigger_price_1,
+            trigger_price_2=oco.trigger_price_2,
+        ),
+        side.trigger(trigger_price_1=101_000, order_type=OrderType.LIMIT, limit_price_1=101_200),
     ]
 
 
@@ -80,7 +90,7 @@ async def in_status(store: TriggerStore, ids: list[str], *statuses: Status) -> l
 
 
 async def crash_cycle(
-    sim: Simulator,
+    side: SimSide,
     store: TriggerStore,
     database_url: str,
     logs: Path,
@@ -89,8 +99,10 @@ async def crash_cycle(
     spec: str | None,
 ) -> None:
     """One crash (failpoint `spec`, or SIGKILL if None) and the restart that settles it."""
-    sim.push_price(INFY, BASE)
-    ids = [(await store.create(trigger)).id for trigger in cycle_triggers()]
+    sim = side.sim
+    side.push(side.token, BASE)
+    await side.pushed()
+    ids = [(await store.create(trigger)).id for trigger in cycle_triggers(side)]
     figures.trigger_ids += ids
     if spec is None:
         # Every first attempt meets a 503 and the retry waits >= 30 s: the
@@ -103,7 +115,7 @@ async def crash_cycle(
         sim, database_url, logs, name=f"{name}-crash", failpoints=spec or "", **settings
     ) as crashing:
         await crashing.ready()
-        sim.push_price(INFY, CROSSING)
+        side.push(side.token, CROSSING)
         if spec is None:
 
             async def all_pending() -> bool:
@@ -132,8 +144,8 @@ async def crash_cycle(
     records = [record for record in [await store.load(i) for i in ids] if record is not None]
     statuses = Counter(record.status.value for record in records)
     # The database, not the engine, must have undone a transaction cut mid-way.
-    figures.half_written += len((await audit(store, sim.orders(), ids)).bad_history)
-    tags = {str(order.get("tag")) for order in sim.orders()}
+    figures.half_written += len((await audit(store, side.orders(), ids)).bad_history)
+    tags = {str(order.get("tag")) for order in side.orders()}
     claimed = [r for r in records if r.status is Status.TRIGGERED]
     ordered = sum(1 for r in claimed if r.broker_tag in tags)
     figures.claimed_at_crash += len(claimed)
@@ -173,26 +185,28 @@ def recovery_seconds(engine: EngineProcess) -> float:
     return elapsed.total_seconds()
 
 
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_crash_at_every_failpoint_then_restart_settles_every_claim(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, broker: str
 ) -> None:
     """No crash point leaves a row `triggered`, duplicates an order or loses one."""
     seed = random.randrange(1 << 32)
     backend = database_url.split(":", 1)[0]
-    print(f"\nRELIABILITY 5 [{backend}] seed={seed} reps={REPS} triggers_per_crash=3")
+    print(f"\nRELIABILITY 5 [{backend}, {broker}] seed={seed} reps={REPS} triggers_per_crash=3")
     figures = Figures()
     async with (
-        Simulator(seed=seed, heartbeat_interval=0.2) as sim,
+        start_sim(broker, seed) as sim,
         open_store(database_url) as store,
     ):
+        side = SimSide(sim)
         for rep in range(REPS):
             for point in (*FAILPOINTS, None):
                 spec = point
                 if point == "mid_event_write":
                     spec = f"{point}@{MID_WRITE_HITS[rep % len(MID_WRITE_HITS)]}"
                 name = f"{rep}-{spec or 'sigkill'}".replace("@", "-")
-                await crash_cycle(sim, store, database_url, tmp_path, figures, name, spec)
-        result = await audit(store, sim.orders(), figures.trigger_ids)
+                await crash_cycle(side, store, database_url, tmp_path, figures, name, spec)
+        result = await audit(store, side.orders(), figures.trigger_ids)
     resent = figures.claimed_at_crash - figures.ordered_at_crash
     print(
         f"crashes={figures.crashes} (failpoints x stores x reps = "
@@ -222,8 +236,9 @@ async def test_crash_at_every_failpoint_then_restart_settles_every_claim(
     assert result.placed + result.failed == result.triggers == 3 * figures.crashes
 
 
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_history_after_a_sigkill_counts_every_request(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, broker: str
 ) -> None:
     """SIGKILLed with a request unanswered (then: between a refused request and its retry),
     restarted: each request the simulator received is its own `order_sent`, and `attempts`
@@ -245,26 +260,28 @@ async def test_history_after_a_sigkill_counts_every_request(
         ),
     }
     async with (
-        Simulator(seed=random.randrange(1 << 32), heartbeat_interval=0.2) as sim,
+        start_sim(broker, random.randrange(1 << 32)) as sim,
         open_store(database_url) as store,
     ):
+        side = SimSide(sim)
         for name, (fault, after_claim) in cases.items():
-            sim.push_price(INFY, BASE)
-            trigger = await store.create(make_trigger(trigger_price_1=101_000))
-            before = sim.counters["rest_place_order"]
+            side.push(side.token, BASE)
+            await side.pushed()
+            trigger = await store.create(side.trigger(trigger_price_1=101_000))
+            before = side.place_requests()
             async with engine_process(
                 sim, database_url, tmp_path, name=f"{name}-killed", retry_backoff_ms=60_000
             ) as engine:
                 await engine.ready()
                 sim.faults.add(**fault)
-                sim.push_price(INFY, CROSSING)
+                side.push(side.token, CROSSING)
 
                 async def pending(
                     trigger_id: str = trigger.id, before: int = before, name: str = name
                 ) -> bool:
                     """The request reached the simulator and its order_sent is stored."""
                     kinds = [e.kind for e in await store.history("alice", trigger_id)]
-                    received = sim.counters["rest_place_order"] - before
+                    received = side.place_requests() - before
                     return (
                         received == 1
                         and EventKind.ORDER_SENT in kinds
@@ -286,7 +303,7 @@ async def test_history_after_a_sigkill_counts_every_request(
                 assert await restarted.stop() in GRACEFUL, restarted.output()
             record = await store.load(trigger.id)
             history = await store.history("alice", trigger.id)
-            received = sim.counters["rest_place_order"] - before
+            received = side.place_requests() - before
             sent = [e for e in history if e.kind is EventKind.ORDER_SENT]
             print(
                 f"\n{name}: requests received={received} order_sent={len(sent)} "
@@ -303,7 +320,7 @@ async def test_history_after_a_sigkill_counts_every_request(
             ]
             assert record.attempts == len(sent) == received
             assert [e.payload["attempt"] for e in sent] == list(range(1, received + 1))
-            assert len([o for o in sim.orders() if o.get("tag") == record.broker_tag]) == 1
+            assert len(side.orders_tagged(str(record.broker_tag))) == 1
 
 
 async def lose_the_claim(store: TriggerStore, trigger_id: str) -> None:
@@ -336,30 +353,34 @@ async def lose_the_claim(store: TriggerStore, trigger_id: str) -> None:
     await store.db.transaction(work)
 
 
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_a_claim_lost_with_the_database_is_reconciled_not_sent_again(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, broker: str
 ) -> None:
     """The claim's commit is lost after its order left (the row `active` again): the restart
     reads the broker's order book before anything fires and settles it as placed, so the next
     crossing price makes no second order; a trigger armed alongside still fires."""
     async with (
-        Simulator(seed=random.randrange(1 << 32), heartbeat_interval=0.2) as sim,
+        start_sim(broker, random.randrange(1 << 32)) as sim,
         open_store(database_url) as store,
     ):
-        sim.push_price(INFY, BASE)
-        lost = await store.create(make_trigger(trigger_price_1=101_000))
+        side = SimSide(sim)
+        side.push(side.token, BASE)
+        await side.pushed()
+        lost = await store.create(side.trigger(trigger_price_1=101_000))
         async with engine_process(sim, database_url, tmp_path, name="first") as first:
             await first.ready()
-            sim.push_price(INFY, CROSSING)
+            side.push(side.token, CROSSING)
             await eventually(lambda: in_status(store, [lost.id], Status.PLACED), within=15)
             assert await first.stop() in GRACEFUL, first.output()
-        (order,) = sim.orders()
+        (order,) = side.orders()
         await lose_the_claim(store, lost.id)
-        sim.push_price(INFY, BASE)
-        control = await store.create(make_trigger(trigger_price_1=101_000))
+        side.push(side.token, BASE)
+        await side.pushed()
+        control = await store.create(side.trigger(trigger_price_1=101_000))
         async with engine_process(sim, database_url, tmp_path, name="second") as second:
             await second.ready()
-            sim.push_price(INFY, CROSSING)
+            side.push(side.token, CROSSING)
             # The control fires on the same price the lost one would have fired on.
             await eventually(lambda: in_status(store, [control.id], Status.PLACED), within=15)
             assert await second.stop() in GRACEFUL, second.output()
@@ -374,9 +395,9 @@ async def test_a_claim_lost_with_the_database_is_reconciled_not_sent_again(
             EventKind.RECONCILED,
             EventKind.PLACED,
         ]
-        assert [o.get("tag") for o in sim.orders()].count(record.broker_tag) == 1
-        assert len(sim.orders()) == 2
-        result = await audit(store, sim.orders(), [lost.id, control.id])
+        assert [o.get("tag") for o in side.orders()].count(record.broker_tag) == 1
+        assert len(side.orders()) == 2
+        result = await audit(store, side.orders(), [lost.id, control.id])
         assert (result.duplicates, result.lost, result.bad_history) == ([], [], [])
 
 

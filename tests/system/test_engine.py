@@ -1,7 +1,8 @@
 """The engine end to end over real sockets: API -> store -> book <- ticks <- simulator -> orders.
 
 Each test runs on SQLite and on PostgreSQL; the simulator's order book is the
-judge of what was placed.
+judge of what was placed. The core behaviours (the exact price, oco, one order
+per trigger) run against both brokers' simulators, Kite's and Upstox's.
 """
 
 from __future__ import annotations
@@ -9,32 +10,34 @@ from __future__ import annotations
 import pytest
 
 from hmt.core.types import Leg
-from hmt.kite.tags import broker_tag
 from tests.support.eventually import eventually
-from tests.support.system import running_system
+from tests.support.system import BROKERS, running_system
 
 INFY = 408065
 
 
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_single_buy_and_sell_fire_at_the_boundary_not_one_tick_short(
-    database_url: str,
+    database_url: str, broker: str
 ) -> None:
     """BUY fires at exactly its price and SELL at exactly its price; one tick short does not."""
-    async with running_system(database_url) as system:
-        system.push(INFY, "1600.00")
+    async with running_system(database_url, broker=broker) as system:
+        token = system.token
+        system.push(token, "1600.00")
         buy = await system.create(trigger_price_1="1610.00")
         sell = await system.create(transaction_type="SELL", trigger_price_1="1590.00")
-        system.push(INFY, "1609.90")  # one tick (0.10) short of the BUY
-        system.push(INFY, "1590.10")  # one tick short of the SELL
-        await eventually(lambda: system.runtime.engine.stats.ticks_processed >= 3)
-        assert system.sim.orders() == []
-        system.push(INFY, "1610.00")
+        await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 160_000)
+        system.push(token, "1609.90")  # short of the BUY by a tick (Kite's INFY: 0.10)
+        system.push(token, "1590.10")  # short of the SELL
+        await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 159_010)
+        assert system.orders() == []
+        system.push(token, "1610.00")
         placed = await system.settled(buy["id"])
-        system.push(INFY, "1590.00")
+        system.push(token, "1590.00")
         sold = await system.settled(sell["id"])
         for record in (placed, sold):
             assert record["status"] == "placed"
-            tag = broker_tag(record["id"], Leg.FIRST)
+            tag = system.side.tag(record["id"], Leg.FIRST)
             (order,) = system.orders_tagged(tag)
             assert record["order_id"] == order["order_id"]
         assert placed["triggered_price"] == "1610"
@@ -47,35 +50,45 @@ async def test_single_buy_and_sell_fire_at_the_boundary_not_one_tick_short(
         ]
 
 
-async def test_oco_fires_one_leg_and_the_other_never_places(database_url: str) -> None:
+@pytest.mark.parametrize("broker", BROKERS)
+async def test_oco_fires_one_leg_and_the_other_never_places(database_url: str, broker: str) -> None:
     """An oco's target fires; later the price crosses the stop-loss and nothing more is sent."""
-    async with running_system(database_url) as system:
-        system.push(INFY, "1600.00")
-        await system.create(trigger_price_1="9999.00")  # keeps INFY subscribed throughout
+    async with running_system(database_url, broker=broker) as system:
+        token = system.token
+        system.push(token, "1600.00")
+        await system.create(trigger_price_1="9999.00")  # keeps the instrument subscribed
         oco = await system.create(
             trigger_type="oco",
             transaction_type="SELL",
             trigger_price_1="1550.00",
             trigger_price_2="1650.00",
         )
-        system.push(INFY, "1650.50")
+        await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 160_000)
+        system.push(token, "1650.50")
         record = await system.settled(oco["id"])
         assert record["triggered_leg"] == 2
-        system.push(INFY, "1500.00")
-        await eventually(lambda: system.runtime.engine.last_ltp.get(INFY) == 150_000)
-        assert len(system.orders_tagged(broker_tag(oco["id"], Leg.SECOND))) == 1
-        assert system.orders_tagged(broker_tag(oco["id"], Leg.FIRST)) == []
+        system.push(token, "1500.00")
+        await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 150_000)
+        assert len(system.orders_tagged(system.side.tag(oco["id"], Leg.SECOND))) == 1
+        assert system.orders_tagged(system.side.tag(oco["id"], Leg.FIRST)) == []
+        assert len(system.orders()) == 1
 
 
-async def test_repeated_and_jumping_ticks_place_once(database_url: str) -> None:
+@pytest.mark.parametrize("broker", BROKERS)
+async def test_repeated_and_jumping_ticks_place_once(database_url: str, broker: str) -> None:
     """Many ticks past the price, in quick succession, make exactly one order."""
-    async with running_system(database_url) as system:
-        system.push(INFY, "1600.00")
+    async with running_system(database_url, broker=broker) as system:
+        token = system.token
+        system.push(token, "1600.00")
+        await system.create(trigger_price_1="9999.00")  # keeps the instrument subscribed
         trigger = await system.create(trigger_price_1="1601.00")
+        await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 160_000)
         for price in ("1601.00", "1601.00", "1605.00", "1601.00", "1700.00"):
-            system.push(INFY, price)
+            system.push(token, price)
         await system.settled(trigger["id"])
-        assert len(system.orders_tagged(broker_tag(trigger["id"], Leg.FIRST))) == 1
+        await eventually(lambda: system.runtime.engine.last_ltp.get(token) == 170_000)
+        assert len(system.orders_tagged(system.side.tag(trigger["id"], Leg.FIRST))) == 1
+        assert len(system.orders()) == 1
 
 
 async def test_create_warns_when_it_already_holds_and_fires_on_the_next_tick(

@@ -21,11 +21,13 @@ def test_hmt_sim_broker_upstox_serves_the_order_book() -> None:
     try:
         assert process.stdout is not None
         settings = {}
-        while len(settings) < 5:
+        while len(settings) < 7:
             line = process.stdout.readline()
             assert line, "hmt sim exited before printing its settings"
             name, _, value = line.strip().partition("=")
             settings[name] = value
+        # Enough for the engine: paper mode speaking Upstox to this simulator.
+        assert (settings["HMT_BROKER"], settings["HMT_PAPER_BROKER"]) == ("paper", "upstox")
         url = settings["HMT_UPSTOX_API_URL"]
         assert url.startswith("http://127.0.0.1:")
         token = settings["HMT_UPSTOX_ACCESS_TOKEN"]

@@ -25,6 +25,7 @@ from hmt.core.model import LegSpec, OrderSpec, Trigger
 from hmt.core.prices import to_decimal, to_units
 from hmt.core.types import (
     MAX_BASKET,
+    MAX_INSTRUMENT_ID,
     Direction,
     Exchange,
     InstrumentToken,
@@ -39,7 +40,7 @@ from hmt.core.types import (
 )
 
 Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=7)]
-Token = Annotated[int, Field(gt=0, lt=2**32)]
+Token = Annotated[int, Field(gt=0, lt=MAX_INSTRUMENT_ID)]
 Symbol = Annotated[str, Field(min_length=1, max_length=64)]
 Quantity = Annotated[int, Field(ge=1, le=10_000_000)]
 # The keys only a v2 body has: one of them makes a body v2 (`legs` for a create).

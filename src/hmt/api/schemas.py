@@ -29,6 +29,7 @@ from hmt.core.model import Trigger
 from hmt.core.prices import to_decimal, to_units
 from hmt.core.rules import direction
 from hmt.core.types import (
+    MAX_INSTRUMENT_ID,
     Exchange,
     Leg,
     OnGap,
@@ -50,7 +51,7 @@ class TriggerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    instrument_token: Annotated[int, Field(gt=0, lt=2**32)]
+    instrument_token: Annotated[int, Field(gt=0, lt=MAX_INSTRUMENT_ID)]
     exchange: Exchange
     tradingsymbol: Annotated[str, Field(min_length=1, max_length=64)]
     trigger_type: TriggerType
@@ -107,7 +108,7 @@ class TriggerPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # `None` defaults mark "not sent"; the types refuse an explicit null.
-    instrument_token: Annotated[int, Field(gt=0, lt=2**32)] = None  # type: ignore[assignment]
+    instrument_token: Annotated[int, Field(gt=0, lt=MAX_INSTRUMENT_ID)] = None  # type: ignore[assignment]
     exchange: Exchange = None  # type: ignore[assignment]
     tradingsymbol: Annotated[str, Field(min_length=1, max_length=64)] = None  # type: ignore[assignment]
     trigger_type: TriggerType = None  # type: ignore[assignment]

@@ -1,9 +1,13 @@
 """`hmt demo` (what `make run` runs): everything on loopback, nothing to sign up for.
 
-The simulator plays Kite with a seeded random walk and a paper broker; the
-engine and the API run on a fresh SQLite file; a demo user gets a token and a
-few triggers a handful of ticks away from the moving prices, so some fire
-within the first minute.
+Two brokers side by side. The Kite simulator plays Kite with a seeded random
+walk and a paper broker; its engine and API run on a fresh SQLite file, on
+HMT_PORT. The Upstox simulator (`hmt sim --broker upstox`) walks its own
+instruments; a second engine speaks Upstox to it, on its own SQLite file and
+the next port (one engine trades through one broker account until accounts
+come: docs/upstox/WIRING.md). On each, a demo user gets a token and a few
+triggers a handful of ticks away from the moving prices, so some fire within
+the first minute.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import typer
 from hmt.cli import app
 
 DEMO_DB = Path("hmt-demo.db")
+UPSTOX_DB = Path("hmt-demo-upstox.db")
 DEMO_USER = "demo"
 # Six liquid names; each gets a BUY above, a SELL below and an oco around its price,
 # nearer for the first names (they fire within a minute) and farther for the last.
 DEMO_SYMBOLS = ("INFY", "RELIANCE", "TCS", "HDFCBANK", "ICICIBANK", "SBIN")
 TICKS_AWAY = (3, 5, 10, 20, 40, 80)
+# The Upstox simulator's equities (its master is small): the same three triggers each.
+UPSTOX_SYMBOLS = ("RELIANCE", "SBIN")
 
 
 # Set by the demo itself (the simulator's URLs and credentials, a fresh SQLite
@@ -36,6 +43,12 @@ DEMO_SETS = frozenset(
         "kite_api_key",
         "kite_access_token",
         "reconnect_delay_ms",
+        "paper_broker",
+        "upstox_api_url",
+        "upstox_order_url",
+        "upstox_master_url",
+        "upstox_client_id",
+        "upstox_access_token",
     }
 )
 
@@ -61,16 +74,21 @@ def demo(
     from hmt.compose import build
     from hmt.config import Settings
     from hmt.sim.simulator import Simulator
+    from hmt.sim.upstox.server import UpstoxSim
 
     chosen = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     uses = set(Settings.model_fields) - DEMO_SETS
     settings_or_exit(uses, **chosen)  # a bad HMT_PORT stops the demo before it starts anything
     logs.configure()
-    for leftover in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
-        leftover.unlink(missing_ok=True)  # a demo starts from nothing, every time
+    for db in (DEMO_DB, UPSTOX_DB):
+        for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            leftover.unlink(missing_ok=True)  # a demo starts from nothing, every time
 
     async def serve() -> None:
-        async with Simulator(seed=seed, walk=True, walk_speed=speed) as sim:
+        async with (
+            Simulator(seed=seed, walk=True, walk_speed=speed) as sim,
+            UpstoxSim(seed=seed, walk_every_s=1 / speed) as upstox_sim,
+        ):
             settings = settings_or_exit(
                 uses,
                 **chosen,
@@ -82,20 +100,51 @@ def demo(
                 kite_access_token=sim.access_token,
                 reconnect_delay_ms=500,
             )
+            upstox_port = settings.port + 1 if settings.port < 65535 else settings.port - 1
+            upstox_settings = settings_or_exit(
+                uses,
+                **{**chosen, "port": upstox_port},
+                database_url=f"sqlite:///{UPSTOX_DB}",
+                broker="paper",
+                paper_broker="upstox",
+                upstox_api_url=upstox_sim.api_url,
+                upstox_client_id=upstox_sim.client_id,
+                upstox_access_token=upstox_sim.access_token,
+                reconnect_delay_ms=500,
+            )
             runtime = await build(settings)
+            upstox_runtime = await build(upstox_settings)
             issued = await runtime.tokens.issue(DEMO_USER, operator=True, name="demo")
+            upstox_issued = await upstox_runtime.tokens.issue(DEMO_USER, operator=True, name="demo")
             created = await _seed_triggers(runtime, sim)
-            async with serving(runtime, host=settings.host, port=settings.port) as served:
+            upstox_prices = {
+                row["trading_symbol"]: upstox_sim.prices[key]
+                for key, row in upstox_sim.instruments.items()
+            }
+            upstox_created = await _seed_upstox_triggers(upstox_runtime, upstox_prices)
+            async with (
+                serving(runtime, host=settings.host, port=settings.port) as served,
+                serving(upstox_runtime, host=settings.host, port=upstox_port) as upstox_served,
+            ):
                 url = f"http://{_url_host(settings.host)}:{settings.port}"
-                typer.echo(f"hmt demo: {created} sample triggers near the moving prices.")
-                typer.echo(f"API:   {url}  (OpenAPI at /docs)")
+                upstox_url = f"http://{_url_host(settings.host)}:{upstox_port}"
+                typer.echo(
+                    f"hmt demo: {created} sample triggers on Kite and {upstox_created} on "
+                    "Upstox, near the moving prices."
+                )
+                typer.echo(f"Upstox engine: {upstox_url}  (API, /docs and /ui/)")
+                typer.echo(f"  its demo user signs in with {upstox_issued.token}")
+                typer.echo(f"Upstox simulator: {upstox_sim.api_url} (control API at /_sim/state)")
+                typer.echo(f"API:   {url}  (OpenAPI at /docs; the Kite engine)")
                 typer.echo(f"UI:    {url}/ui/  (sign in with the last line below)")
                 typer.echo(f"Kite simulator: {sim.api_url} (control API at /_sim/state)")
                 typer.echo("Watch them fire:")
                 typer.echo(f"  curl -s -H 'Authorization: Bearer {issued.token}' {url}/triggers")
                 typer.echo("Ctrl-C stops everything. The demo user's token:")
                 typer.echo(issued.token)
-                await served.done
+                await asyncio.wait(
+                    [served.done, upstox_served.done], return_when=asyncio.FIRST_COMPLETED
+                )
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
@@ -153,6 +202,49 @@ async def _seed_triggers(runtime: object, sim: object) -> int:
                 order_type=OrderType.MARKET,
             )
             await runtime.triggers.create(trigger, instrument=listed.instrument)  # type: ignore[attr-defined]
+            await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
+            count += 1
+    return count
+
+
+async def _seed_upstox_triggers(runtime: object, prices: dict[str, float]) -> int:
+    """The same three triggers on each Upstox demo symbol (`prices`: rupees by symbol), the
+    instrument as the engine's own master lists it."""
+    from decimal import Decimal
+
+    from hmt.core.model import Trigger
+    from hmt.core.types import Exchange, OrderType, Product, Side, TriggerId, TriggerType, UserId
+
+    listings = await runtime.instruments.listings()  # type: ignore[attr-defined]
+    by_symbol = {item.instrument.tradingsymbol: item.instrument for item in listings}
+    count = 0
+    for symbol, ticks_away in zip(UPSTOX_SYMBOLS, TICKS_AWAY, strict=False):
+        instrument, price = by_symbol.get(symbol), prices.get(symbol)
+        if instrument is None or price is None:
+            continue
+        last = int(Decimal(str(price)) * instrument.price_divisor)
+        step = instrument.tick_size * ticks_away
+        legs = [
+            (TriggerType.SINGLE, Side.BUY, last + step, None),
+            (TriggerType.SINGLE, Side.SELL, last - step, None),
+            (TriggerType.OCO, Side.SELL, last - 2 * step, last + 2 * step),
+        ]
+        for kind, side, first, second in legs:
+            trigger = Trigger(
+                id=TriggerId(str(uuid.uuid4())),
+                user_id=UserId(DEMO_USER),
+                instrument_token=instrument.id,
+                exchange=Exchange.NSE,
+                tradingsymbol=symbol,
+                trigger_type=kind,
+                side=side,
+                trigger_price_1=first,
+                trigger_price_2=second,
+                quantity=1,
+                product=Product.CNC,
+                order_type=OrderType.MARKET,
+            )
+            await runtime.triggers.create(trigger, instrument=instrument)  # type: ignore[attr-defined]
             await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
             count += 1
     return count

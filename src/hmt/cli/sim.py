@@ -118,6 +118,8 @@ def _serve_upstox(*, host: str, port: int, seed: int, walk: bool) -> None:
             typer.echo(f"HMT_UPSTOX_CLIENT_SECRET={simulator.client_secret}")
             typer.echo(f"HMT_UPSTOX_REDIRECT_URI={simulator.redirect_uri}")
             typer.echo(f"HMT_UPSTOX_ACCESS_TOKEN={simulator.access_token}")
+            typer.echo("HMT_BROKER=paper")
+            typer.echo("HMT_PAPER_BROKER=upstox")  # the engine speaks Upstox to it
             typer.echo(
                 f"# paper credentials; control API: {simulator.api_url}/_sim/state", err=True
             )

@@ -32,6 +32,8 @@ class Limit:
 _TOLERANCE = 1e-9
 
 KITE_ORDER_LIMITS: tuple[Limit, ...] = (Limit(10, 1.0), Limit(200, 60.0), Limit(3_000, 86_400.0))
+# Upstox's order writes (docs/upstox/FACTS.md 2.8): 10/s, 500/min, 2000/30 min.
+UPSTOX_ORDER_LIMITS: tuple[Limit, ...] = (Limit(10, 1.0), Limit(500, 60.0), Limit(2_000, 1_800.0))
 
 
 class Throttle:

@@ -70,6 +70,9 @@ class Exchange(StrEnum):
 
 # A leg's basket holds at most this many orders (Zerodha's alerts allow 20 per alert).
 MAX_BASKET = 20
+# Instrument ids: Kite's tokens are 32-bit, Upstox's derived ids below 2^53 (exact in
+# JSON and JavaScript; hmt.upstox.instruments). The broker's master or id rules decide.
+MAX_INSTRUMENT_ID = 1 << 53
 
 
 class Leg(IntEnum):

@@ -299,13 +299,12 @@ class SessionVault(Protocol):
 class BrokerLogin(Protocol):
     """The broker's login exchange: a one-time request token for an access token."""
 
-    async def __call__(self, request_token: str) -> str: ...
+    async def __call__(self, request_token: str, /) -> str: ...
 
 
 class BrokerRest(Protocol):
-    """The broker's REST client beyond orders: its files (the instrument dumps), and closing."""
+    """The broker's REST client, as the runtime closes it at the end."""
 
-    async def csv(self, path: str) -> str: ...
     async def aclose(self) -> None: ...
 
 

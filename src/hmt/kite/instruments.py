@@ -61,6 +61,9 @@ def _listing(row: dict[str, str]) -> Listing:
     return Listing(instrument, row.get("name") or "", row.get("instrument_type") or "")
 
 
+KITE_TOKEN_LIMIT = 1 << 32  # Kite's instrument tokens are unsigned 32-bit (FACTS)
+
+
 def unlisted(
     token: InstrumentToken, exchange: Exchange, tradingsymbol: str
 ) -> tuple[Instrument, list[FieldError]]:
@@ -71,8 +74,12 @@ def unlisted(
     segment and an index is refused.
     """
     errors = []
+    if token >= KITE_TOKEN_LIMIT:  # the API takes any broker's ids; Kite's are 32-bit
+        errors.append(
+            FieldError("instrument_token", "unknown", f"{token} is not a Kite instrument token")
+        )
     # A token that is not positive is the core's to name ("positive").
-    if token > 0 and segment_of(token) not in EXCHANGE_SEGMENTS[exchange] and not is_index(token):
+    elif token > 0 and segment_of(token) not in EXCHANGE_SEGMENTS[exchange] and not is_index(token):
         errors.append(
             FieldError(
                 "exchange",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ MAX_KEYS = {Mode.LTPC: 5000, Mode.OPTION_GREEKS: 3000, Mode.FULL: 2000, Mode.FUL
 BATCH = 500  # keys per request: keeps each message small
 
 OnLtp = Callable[[int, int], object]
+OnState = Callable[["FeedState"], object]
 
 
 class FeedState(StrEnum):
@@ -66,8 +68,14 @@ class FeedStats:
     connects: int = 0
     reconnects: int = 0
     frames: int = 0
+    ticks: int = 0  # prices handed on
     bad_frames: Counter[str] = field(default_factory=Counter)
     unknown_keys: int = 0
+    last_frame_at: float | None = None  # time.monotonic() of the last frame; None before one
+
+    @property
+    def last_frame_age_s(self) -> float | None:
+        return None if self.last_frame_at is None else time.monotonic() - self.last_frame_at
 
 
 def backoff_delay(
@@ -89,6 +97,7 @@ class UpstoxFeed:
         divisor_for: Callable[[int], int],
         on_ltp: OnLtp,
         api_url: str = API_URL,
+        on_state: OnState | None = None,
         mode: Mode = Mode.LTPC,
         reconnect_delay_s: float = 1.0,
         reconnect_max_delay_s: float = 60.0,
@@ -106,6 +115,7 @@ class UpstoxFeed:
         self._key_for = key_for
         self._divisor_for = divisor_for
         self._on_ltp = on_ltp
+        self._on_state = on_state
         self._mode = mode
         self._base_s, self._cap_s, self._jitter = reconnect_delay_s, reconnect_max_delay_s, jitter
         self._heartbeat_s, self._open_timeout_s = heartbeat_s, open_timeout_s
@@ -161,6 +171,14 @@ class UpstoxFeed:
     def connected(self) -> bool:
         return self.stats.state is FeedState.CONNECTED
 
+    def _move(self, state: FeedState) -> None:
+        """Enter `state`; `on_state` hears of each change (the session, missed touches)."""
+        if state is self.stats.state:
+            return
+        self.stats.state = state
+        if self._on_state is not None:
+            self._on_state(state)
+
     def set_access_token(self, access_token: str) -> None:
         self._token = access_token
         self._token_changed.set()
@@ -175,7 +193,7 @@ class UpstoxFeed:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.stats.state = FeedState.STOPPED
+        self._move(FeedState.STOPPED)
 
     async def _run(self) -> None:
         attempt = 0
@@ -183,7 +201,7 @@ class UpstoxFeed:
             timeout=aiohttp.ClientTimeout(total=self._open_timeout_s)
         ) as http:
             while True:
-                self.stats.state = FeedState.CONNECTING if attempt == 0 else FeedState.RECONNECTING
+                self._move(FeedState.CONNECTING if attempt == 0 else FeedState.RECONNECTING)
                 url = await self._authorize(http)
                 if url is not None and await self._connection(http, url):
                     attempt = 0  # it was up: the next failure starts the backoff afresh
@@ -213,7 +231,7 @@ class UpstoxFeed:
         return url
 
     async def _wait_for_token(self) -> None:
-        self.stats.state = FeedState.TOKEN_INVALID
+        self._move(FeedState.TOKEN_INVALID)
         log.warning("feed_token_invalid")
         self._token_changed.clear()
         await self._token_changed.wait()
@@ -231,7 +249,7 @@ class UpstoxFeed:
             return False
         self._ws = ws
         self.stats.connects += 1
-        self.stats.state = FeedState.CONNECTED
+        self._move(FeedState.CONNECTED)
         try:
             await self._send(Method.SUBSCRIBE, list(self._keys))
             async for message in ws:
@@ -244,10 +262,12 @@ class UpstoxFeed:
         finally:
             self._ws = None
             await ws.close()
+            self._move(FeedState.RECONNECTING)  # not connected while it backs off
         return True
 
     def _on_frame(self, frame: bytes) -> None:
         self.stats.frames += 1
+        self.stats.last_frame_at = time.monotonic()
         try:
             decoded = decode_frame(frame)
             prices = [
@@ -259,5 +279,6 @@ class UpstoxFeed:
             self.stats.bad_frames[str(exc).split(":", 1)[0][:40]] += 1
             return
         self.stats.unknown_keys += len(decoded.prices) - len(prices)
+        self.stats.ticks += len(prices)
         for token, units in prices:
             self._on_ltp(token, units)

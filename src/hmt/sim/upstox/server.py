@@ -16,7 +16,7 @@ import itertools
 import random
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -166,6 +166,7 @@ class UpstoxSim:
         self._stamps: deque[float] = deque()
         self.order_windows = ORDER_WINDOWS
         self.refused = 0
+        self.counters: Counter[str] = Counter()  # requests by path, refused ones too
         self.app = self._build()
         self._runner: web.AppRunner | None = None
 
@@ -228,6 +229,7 @@ class UpstoxSim:
     async def _errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        self.counters[request.path] += 1
         try:
             return await handler(request)
         except UpstoxError as exc:
@@ -333,10 +335,41 @@ class UpstoxSim:
 
     async def expire(self, request: web.Request) -> web.Response:
         """Expire the session (as 03:30 IST does), and start a fresh one on the next login."""
-        self.access_token = f"sim-token-{secrets.token_hex(8)}"
-        for link in list(self._links):
-            await link.socket.close()
+        await self.expire_session()
         return web.json_response({"status": "success"})
+
+    async def expire_session(self, *, close_feeds: bool = True) -> str:
+        """The access token stops working (401); open feeds are closed unless told not to
+        (an open connection is not asked again). The new token (what a login would give)."""
+        self.access_token = f"sim-token-{secrets.token_hex(8)}"
+        if close_feeds:
+            for link in list(self._links):
+                await link.socket.close()
+        return self.access_token
+
+    # -- driving it from a test ------------------------------------------------
+
+    async def push_price(self, key: str, ltp: float) -> None:
+        """Trade `key` at `ltp` rupees now: the price goes to every subscriber."""
+        if key not in self.prices:
+            raise KeyError(f"unknown instrument key {key!r}")
+        self.prices[key] = float(ltp)
+        for link in list(self._links):
+            await self._send(link, wire.TYPE_LIVE, [key])
+
+    def accepted(self) -> list[float]:
+        """When each order write the rate limiter counted arrived (time.monotonic())."""
+        return list(self._stamps)
+
+    def drop_feeds(self) -> None:
+        """Cut every open feed connection mid-stream (no close frame), as a network drop."""
+        for link in list(self._links):
+            if link.request.transport is not None:
+                link.request.transport.abort()
+
+    def order_rows(self) -> list[dict[str, Any]]:
+        """The order book, as GET /v2/order/retrieve-all answers it."""
+        return [order.row() for order in self.orders.values()]
 
     # -- feed ------------------------------------------------------------------
 
@@ -446,9 +479,7 @@ class UpstoxSim:
             raise _invalid("instrument_key", f"unknown instrument key {key!r}")
         if isinstance(ltp, bool) or not isinstance(ltp, int | float) or ltp <= 0:
             raise _invalid("ltp", "ltp must be a positive number")
-        self.prices[key] = float(ltp)
-        for link in list(self._links):
-            await self._send(link, wire.TYPE_LIVE, [key])
+        await self.push_price(key, ltp)
         return web.json_response({"status": "success"})
 
     # -- orders ----------------------------------------------------------------

@@ -1,21 +1,25 @@
-"""The composition: builds a running hmt from its settings; the one module where adapters meet.
+"""The composition: builds a running hmt from its settings; the one package where adapters meet.
 
 It reads `Settings`, connects and migrates the store, makes the broker's
-clients (Kite's REST API and ticker; `HMT_BROKER=paper` points them at the
-simulator), and plugs them into the engine's ports. It builds only: starting
-is `Runtime.start` (the supervisor: recovery, the book, the ticker, then the
-expiry sweep, claim sweep, health monitor and change feed), in the seed's order.
+clients (Kite's REST API and ticker, with `hmt.compose.kite`, or Upstox's REST
+API and feed, `hmt.compose.upstox`, as HMT_BROKER and HMT_PAPER_BROKER choose;
+paper mode points them at a simulator), and plugs them into the engine's ports.
+It builds only: starting is `Runtime.start` (the supervisor: recovery, the book,
+the ticker, then the expiry sweep, claim sweep, health monitor and change feed),
+in the seed's order.
 
-This is the only module that names Kite: the engine, its session and the API
-see the broker through `hmt.engine.ports`.
+This package is the only one that names a broker: the engine, its session and
+the API see the broker through `hmt.engine.ports`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -25,16 +29,23 @@ from pydantic import SecretStr
 from hmt.backtest.recording import TickRecorder
 from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
+from hmt.compose.kite import (
+    KiteLogin,
+    TickerFeed,
+    day_ranges,
+    on_link_event,
+    on_order_update,
+)
 from hmt.config import (
     Broker,
+    BrokerApi,
     ClaimDurability,
     ConfigError,
     Settings,
     TickMode,
 )
-from hmt.core.broker import BrokerError
 from hmt.core.instruments import Instrument
-from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
+from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.channels import Channels
@@ -43,7 +54,17 @@ from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.fills import Fills
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.notices import Notifier, NotifyPolicy
-from hmt.engine.ports import ChangeSource, FeedStatus
+from hmt.engine.ports import (
+    BrokerLogin,
+    BrokerRest,
+    CandleSource,
+    ChangeSource,
+    Feed,
+    InstrumentSource,
+    OrderPort,
+    QuotePort,
+    TokenUser,
+)
 from hmt.engine.reminders import HealthNotices, LoginReminder
 from hmt.engine.runtime import Runtime
 from hmt.engine.sampler import Sampler
@@ -53,15 +74,12 @@ from hmt.engine.stats import EngineStats
 from hmt.engine.supervisor import Supervisor, freeze_survivors
 from hmt.kite.historical import KiteHistory
 from hmt.kite.instruments import KiteInstruments
-from hmt.kite.orders import KiteOrders, report_from_row
+from hmt.kite.orders import KiteOrders
 from hmt.kite.quotes import KiteQuotes
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
-from hmt.kite.session import exchange_request_token
 from hmt.kite.ticker import Ticker
-from hmt.kite.ticker_messages import OrderUpdate
-from hmt.kite.ticker_state import LinkEvent, LinkEventKind
-from hmt.kite.ticks import FullTick, LtpTick, Mode, Tick
+from hmt.kite.ticks import Mode, Tick
 from hmt.logs import register_secret
 from hmt.notify.deliver import deliver, load_plugins, screen
 from hmt.store import migrate, samples
@@ -83,56 +101,24 @@ log = structlog.get_logger("hmt.compose")
 # Kite counts orders when they arrive; a little slack on our side keeps network
 # jitter from landing eleven in one of its seconds.
 THROTTLE_MARGIN_S = 0.05
-# hmt trades through one Kite account; its sealed session is stored under this user.
+# hmt trades through one broker account; its sealed session is stored under this user.
 ENGINE_ACCOUNT = "hmt-engine"
-# Used in place of an access token until the first Kite login: Kite refuses it (403),
-# so the engine waits in `login_required` and fires nothing.
+# Used in place of an access token until the first login: the broker refuses it (Kite
+# 403, Upstox 401), so the engine waits in `login_required` and fires nothing.
 AWAITING_LOGIN = "awaiting-kite-login"
 
 
-class TickerFeed:
-    """The ticker as the engine's `Feed`: every instrument in the configured mode."""
+class _Rest(BrokerRest, TokenUser, Protocol):
+    """The broker's REST client: closed at the end, and given each new access token."""
 
-    def __init__(self, ticker: Ticker, mode: Mode) -> None:
-        self.ticker = ticker
-        self._mode = mode
 
-    def subscribe(self, tokens: Iterable[int]) -> None:
-        self.ticker.subscribe(tokens, self._mode)
-
-    def unsubscribe(self, tokens: Iterable[int]) -> None:
-        self.ticker.unsubscribe(tokens)
-
-    def set_access_token(self, access_token: str) -> None:
-        self.ticker.set_access_token(access_token)
-
-    async def start(self) -> None:
-        await self.ticker.start()
-
-    async def stop(self) -> None:
-        await self.ticker.stop()
-
-    @property
-    def connected(self) -> bool:
-        return self.ticker.stats().connected
-
-    def status(self) -> FeedStatus:
-        stats = self.ticker.stats()
-        return FeedStatus(
-            state=stats.state.value,
-            connected=stats.connected,
-            connections=stats.connections,
-            subscribed_tokens=stats.subscribed_tokens,
-            reconnects=stats.reconnects,
-            bad_frames=stats.bad_frames,
-            last_frame_age_s=stats.last_frame_age_s,
-            ticks=stats.ticks,
-            ticks_by_connection=stats.ticks_by_link,
-        )
+class _Feed(Feed, TokenUser, Protocol):
+    """The broker's price feed: given each new access token too."""
 
 
 class SealedSession:
-    """The engine account's session in the account store (sealed with HMT_SECRET_KEY)."""
+    """The engine account's session in the account store (sealed with HMT_SECRET_KEY);
+    `api_key` names the app it belongs to (Kite's API key, Upstox's client id)."""
 
     def __init__(self, accounts: AccountStore, api_key: str) -> None:
         self._accounts = accounts
@@ -144,31 +130,16 @@ class SealedSession:
         )
 
 
-class KiteLogin:
-    """Kite's login exchange: request token + API secret -> access token."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-
-    async def __call__(self, request_token: str) -> str:
-        secret = self._settings.kite_api_secret
-        if secret is None or not self._settings.kite_api_key:
-            raise ConfigError("Kite login needs HMT_KITE_API_KEY and HMT_KITE_API_SECRET")
-        return await exchange_request_token(
-            api_url=self._settings.kite_api_url,
-            api_key=self._settings.kite_api_key,
-            request_token=request_token,
-            api_secret=secret.get_secret_value(),
-        )
-
-
 async def build(settings: Settings) -> Runtime:
     """Connect and migrate the database and assemble the engine; nothing starts firing yet."""
-    _check_broker(settings)
-    api_key = settings.kite_api_key or ""
-    if settings.kite_api_secret is not None:
-        register_secret(settings.kite_api_secret.get_secret_value())
-        settings.require_secret_key()  # a Kite login stores the session: it must be sealed
+    upstox = settings.broker_api is BrokerApi.UPSTOX
+    account = _account(settings)
+    for secret in (settings.kite_api_secret, settings.upstox_client_secret):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    if account.secret is not None:
+        settings.require_secret_key()  # a login stores the session: it must be sealed
+    _check_broker(settings)  # before the database or any socket is opened
     sealer = None
     if settings.secret_key is not None:
         register_secret(settings.secret_key.get_secret_value())
@@ -197,10 +168,80 @@ async def build(settings: Settings) -> Runtime:
     awaiting_login = access_token is None
     access_token = access_token or AWAITING_LOGIN
     register_secret(access_token)
-    # Rows other tools stored without a price divisor are read with Kite's rule.
+    engine: Engine
+    session: BrokerSession
+    fills: Fills
+    instruments: InstrumentMaster
+    # Quote and full ticks carry the day's high and low (missed touches); LTP mode asks
+    # the quote API after a blind spot instead, and decodes each frame only once.
+    ranged = settings.tick_mode is not TickMode.LTP
+    recorder = _recorder(settings)
+    on_ltp: Callable[[int, int], object] = lambda token, ltp: engine.on_ltp(token, ltp)  # noqa: E731
+    on_ticks: Callable[[tuple[Tick, ...]], object] | None = (
+        (lambda ticks: day_ranges(engine, ticks)) if ranged else None
+    )
+    if recorder is not None:
+        on_ltp, on_ticks = _recorded(recorder, on_ltp, settings.tick_mode, on_ticks)
+    rest: _Rest
+    orders: OrderPort
+    feed: _Feed
+    source: InstrumentSource
+    quotes: QuotePort | None
+    history: CandleSource | None
+    login: BrokerLogin | None
+    if upstox:
+        # Imported only when chosen: Kite's start-up does not pay for Upstox's modules.
+        from hmt.compose.upstox import on_feed_state, upstox_parts
+
+        parts = upstox_parts(
+            settings,
+            access_token,
+            on_ltp=on_ltp,
+            read_master=lambda: instruments.copy(),
+            awaiting_login=awaiting_login,
+        )
+        parts.feed.on_state = lambda state: on_feed_state(session, engine, fills, state)
+        rest, orders, feed, source = parts.rest, parts.orders, parts.feed, parts.master
+        quotes, history, login = None, None, parts.login
+        divisor_of: Callable[[int], int] = parts.master.divisor_of
+    else:
+        kite_rest = KiteRest(
+            api_url=settings.kite_api_url,
+            api_key=account.key,
+            access_token=access_token,
+            timeout=settings.kite_timeout_ms / 1000,
+            client=settings.kite_http,
+        )
+        ticker = Ticker(
+            settings.kite_ws_url,
+            account.key,
+            access_token,
+            on_ltp=on_ltp,
+            on_ticks=on_ticks,
+            on_event=lambda event: on_link_event(session, engine, event, fills),
+            on_order_update=lambda update: on_order_update(fills, update),
+            reconnect_delay_ms=settings.reconnect_delay_ms,
+        )
+        rest, orders = kite_rest, KiteOrders(kite_rest)
+        feed, source = (
+            TickerFeed(ticker, Mode(settings.tick_mode.value)),
+            KiteInstruments(kite_rest),
+        )
+        history, login = KiteHistory(kite_rest), KiteLogin(settings)
+
+        async def listed(tokens: Collection[int]) -> Mapping[int, Instrument]:
+            copy, _ = await instruments.copy()
+            if copy is None:
+                return {}
+            found = (copy.by_id.get(InstrumentToken(token)) for token in tokens)
+            return {int(item.id): item for item in found if item is not None}
+
+        quotes = KiteQuotes(kite_rest, listed)
+        # Rows other tools stored without a price divisor are read with Kite's rule.
+        divisor_of = divisor_for
     triggers = TriggerStore(
         db,
-        divisor_of=divisor_for,
+        divisor_of=divisor_of,
         claims=settings.claim_statements.value,
         load_prices=PriceSource(settings.load_prices.value),
         partitions=settings.cluster_partitions,
@@ -215,63 +256,25 @@ async def build(settings: Settings) -> Runtime:
         durable_claims=not deferred_claims,
     )
     log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
-    rest = KiteRest(
-        api_url=settings.kite_api_url,
-        api_key=api_key,
-        access_token=access_token,
-        timeout=settings.kite_timeout_ms / 1000,
-        client=settings.kite_http,
-    )
     stats = EngineStats()  # the engine's and the executor's counters, one object
-    orders = KiteOrders(rest)
+    limits = UPSTOX_ORDER_LIMITS if upstox else KITE_ORDER_LIMITS
     executor = Executor(
         orders,
         execution,
-        throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
+        throttle=Throttle(limits, margin=THROTTLE_MARGIN_S),
         policy=RetryPolicy(
             max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
         ),
-        lease=LeasePolicy(length=lease, request_timeout=settings.kite_timeout_ms / 1000),
+        lease=LeasePolicy(length=lease, request_timeout=settings.broker_timeout_ms / 1000),
         rng=random.Random(),
         stats=stats,
     )
-    engine: Engine
-    session: BrokerSession
-    # Quote and full ticks carry the day's high and low (missed touches); LTP mode asks
-    # the quote API after a blind spot instead, and decodes each frame only once.
-    ranged = settings.tick_mode is not TickMode.LTP
-    recorder = _recorder(settings)
-    on_ltp: Callable[[int, int], object] = lambda token, ltp: engine.on_ltp(token, ltp)  # noqa: E731
-    on_ticks: Callable[[tuple[Tick, ...]], object] | None = (
-        (lambda ticks: _day_ranges(engine, ticks)) if ranged else None
-    )
-    if recorder is not None:
-        on_ltp, on_ticks = _recorded(recorder, on_ltp, settings.tick_mode, on_ticks)
-    ticker = Ticker(
-        settings.kite_ws_url,
-        api_key,
-        access_token,
-        on_ltp=on_ltp,
-        on_ticks=on_ticks,
-        on_event=lambda event: _on_link_event(session, engine, event, fills),
-        on_order_update=lambda update: _on_order_update(fills, update),
-        reconnect_delay_ms=settings.reconnect_delay_ms,
-    )
-    feed = TickerFeed(ticker, Mode(settings.tick_mode.value))
     session = BrokerSession(
         (rest, feed),  # a new token reaches orders and ticks alike
         awaiting_login=awaiting_login,
-        vault=None if accounts is None else SealedSession(accounts, api_key),
-        login=KiteLogin(settings),
+        vault=None if accounts is None else SealedSession(accounts, account.key),
+        login=login,
     )
-    instruments: InstrumentMaster
-
-    async def listed(tokens: Collection[int]) -> Mapping[int, Instrument]:
-        copy, _ = await instruments.copy()
-        if copy is None:
-            return {}
-        found = (copy.by_id.get(InstrumentToken(token)) for token in tokens)
-        return {int(item.id): item for item in found if item is not None}
 
     engine = Engine(
         source=execution,
@@ -289,27 +292,18 @@ async def build(settings: Settings) -> Runtime:
         ),
         session=session,
         conditions=ConditionStore(triggers, triggers),
-        quotes=KiteQuotes(rest, listed),
+        quotes=quotes,
         stats=stats,
         trails=TrailStates(db),
         partitions=None if settings.cluster_url is None else settings.cluster_partitions,
     )
-    cluster = None
-    if settings.cluster_url is not None:
-        try:
-            cluster = await _cluster_node(settings, engine, triggers)
-        except Exception:
-            await db.dispose()
-            raise
-        execution.fencing = cluster.token  # a claim carries the partition's lease token
+    cluster = None if settings.cluster_url is None else await _node(settings, engine, execution)
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
     db.reconnected.append(engine.database_reconnected)
     # The day's master is fetched at start-up in the background (the first create need
     # not wait for some 100,000 rows), and each copy is frozen out of the collector.
-    instruments = InstrumentMaster(
-        KiteInstruments(rest), clock=lambda: datetime.now(UTC), kept=freeze_survivors
-    )
+    instruments = InstrumentMaster(source, clock=lambda: datetime.now(UTC), kept=freeze_survivors)
     # Brackets: the entry orders' fills arm their exits (docs/engine.md, "Brackets").
     fills = Fills(
         BracketStore(triggers),
@@ -363,13 +357,25 @@ async def build(settings: Settings) -> Runtime:
         instruments=instruments,
         accounts=accounts,
         recorder=recorder,
-        history=KiteHistory(rest),
+        history=history,
         notifier=notifier,
         channels=channels,
         fills=fills,
         cluster=cluster,
     )
     return runtime
+
+
+async def _node(settings: Settings, engine: Engine, execution: ExecutionStore) -> ClusterNode:
+    """The cluster node, its claims fenced by the partitions' lease tokens; the database
+    closed if it cannot be made."""
+    try:
+        node = await _cluster_node(settings, engine, execution.triggers)
+    except Exception:
+        await execution.triggers.db.dispose()
+        raise
+    execution.fencing = node.token  # a claim carries the partition's lease token
+    return node
 
 
 async def _cluster_node(settings: Settings, engine: Engine, triggers: TriggerStore) -> ClusterNode:
@@ -471,7 +477,11 @@ async def bridge(runtime: Runtime, engine_loop: EngineLoop) -> Bridge:
         engine_loop,
         db=db,
         # The engine's clock, read when used (a test may set the runtime's).
-        triggers=TriggerStore(db, clock=lambda: runtime.triggers.clock(), divisor_of=divisor_for),
+        triggers=TriggerStore(
+            db,
+            clock=lambda: runtime.triggers.clock(),
+            divisor_of=runtime.triggers.divisor_of,  # the broker's rule, as the engine's
+        ),
         tokens=TokenStore(db),
     )
 
@@ -487,78 +497,102 @@ def _change_feed(settings: Settings) -> Callable[[], ChangeSource]:
     return listen
 
 
-def _on_order_update(fills: Fills, update: OrderUpdate) -> None:
-    try:
-        report = report_from_row(dict(update.data))
-    except BrokerError:
-        log.warning("order_update_unreadable")
-        return
-    fills.on_update(report)
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The one broker account hmt trades through, as the settings name it."""
+
+    broker: str  # "Kite" or "Upstox", for messages
+    key: str  # the app it belongs to: Kite's API key, Upstox's client id
+    token: SecretStr | None  # HMT_KITE_ACCESS_TOKEN or HMT_UPSTOX_ACCESS_TOKEN
+    secret: SecretStr | None  # what a login needs: HMT_KITE_API_SECRET, HMT_UPSTOX_CLIENT_SECRET
+    names: tuple[str, str]  # the settings of `token` and `secret`, for messages
+    login_path: str  # where the trader logs in
 
 
-def _on_link_event(session: BrokerSession, engine: Engine, event: LinkEvent, fills: Fills) -> None:
-    # The ticker's 403 is the same expired session an order would meet: say so now.
-    if event.kind is LinkEventKind.TOKEN_INVALID:
-        session.expired(event.reason)
-    # Blind from here until the first look after reconnecting (missed touches). The
-    # watchdog's trip comes first when the feed stalled; the first reason is kept.
-    elif event.kind is LinkEventKind.WATCHDOG:
-        engine.feed_lost("stall", event.reason)
-    elif event.kind is LinkEventKind.DISCONNECTED:
-        engine.feed_lost("reconnect", event.reason)
-    elif event.kind is LinkEventKind.CONNECTED:
-        fills.poke()  # order updates may have been missed while it was down
-
-
-def _day_ranges(engine: Engine, ticks: tuple[Tick, ...]) -> None:
-    """Quote and full ticks' day high and low, after their LTPs went through `on_ltp`;
-    a full tick's best bid and ask for the legs trailing them."""
-    for tick in ticks:
-        if not isinstance(tick, LtpTick):
-            engine.on_range(tick.instrument_token, tick.high, tick.low)
-        if isinstance(tick, FullTick):
-            depth = tick.depth  # (quantity, price, orders) x 5 bids, then x 5 asks
-            engine.on_depth(tick.instrument_token, tick.last_price, depth[1], depth[16])
+def _account(settings: Settings) -> Account:
+    if settings.broker_api is BrokerApi.UPSTOX:
+        return Account(
+            "Upstox",
+            settings.upstox_client_id or "",
+            settings.upstox_access_token,
+            settings.upstox_client_secret,
+            ("HMT_UPSTOX_ACCESS_TOKEN", "HMT_UPSTOX_CLIENT_SECRET"),
+            "an Upstox login",
+        )
+    return Account(
+        "Kite",
+        settings.kite_api_key or "",
+        settings.kite_access_token,
+        settings.kite_api_secret,
+        ("HMT_KITE_ACCESS_TOKEN", "HMT_KITE_API_SECRET"),
+        "/kite/login",
+    )
 
 
 async def _access_token(settings: Settings, accounts: AccountStore | None) -> str | None:
-    """HMT_KITE_ACCESS_TOKEN, else the stored session, else None when a login can get one."""
-    if settings.kite_access_token is not None:
-        return settings.kite_access_token.get_secret_value()
+    """The access token setting, else the stored session, else None when a login can get one."""
+    account = _account(settings)
+    if account.token is not None:
+        return account.token.get_secret_value()
     if accounts is not None:
         try:
             stored = await accounts.load(ENGINE_ACCOUNT)
         except InvalidTag:
             log.warning(
                 "stored_session_unreadable",
-                reason="sealed with another HMT_SECRET_KEY: log in again at /kite/login",
+                reason=f"sealed with another HMT_SECRET_KEY: log in again ({account.login_path})",
             )
             stored = None
-        usable = stored is not None and stored.api_key == settings.kite_api_key
+        usable = stored is not None and stored.api_key == account.key
         if usable and stored is not None and stored.access_token is not None:
             log.info("broker_session_loaded", updated_at=stored.updated_at.isoformat())
             return stored.access_token.get_secret_value()
-    if settings.kite_api_secret is not None:
-        log.warning("login_required", reason="no Kite access token yet: open /kite/login")
+    token_name, secret_name = account.names
+    if account.secret is not None:
+        log.warning(
+            "login_required",
+            reason=f"no {account.broker} access token yet: log in ({account.login_path})",
+        )
         return None
+    sim = "`hmt sim`" if account.broker == "Kite" else "`hmt sim --broker upstox`"
     raise ConfigError(
-        "HMT_KITE_ACCESS_TOKEN is not set and no Kite session is stored: set it, or set "
-        "HMT_KITE_API_SECRET and HMT_SECRET_KEY and log in at /kite/login (for the "
-        "simulator, `hmt sim` prints the settings)"
+        f"{token_name} is not set and no {account.broker} session is stored: set it, or set "
+        f"{secret_name} and HMT_SECRET_KEY and log in ({account.login_path}) (for the "
+        f"simulator, {sim} prints the settings)"
     )
 
 
 def _check_broker(settings: Settings) -> None:
-    if settings.broker is Broker.PAPER and not _is_loopback(settings.kite_api_url):
-        # Paper mode must never reach a real broker: its orders are pretend.
+    """Refuse settings that cannot work, and paper mode aimed at a live broker (test 22)."""
+    if settings.broker_api is BrokerApi.UPSTOX:
+        urls = {
+            "HMT_UPSTOX_API_URL": settings.upstox_api_url,
+            "HMT_UPSTOX_ORDER_URL": settings.upstox_orders_url,
+            "HMT_UPSTOX_MASTER_URL": settings.upstox_master,
+        }
+        key_name, key, sim = "HMT_UPSTOX_CLIENT_ID", settings.upstox_client_id, "upstox"
+    else:
+        urls = {"HMT_KITE_API_URL": settings.kite_api_url, "HMT_KITE_WS_URL": settings.kite_ws_url}
+        key_name, key, sim = "HMT_KITE_API_KEY", settings.kite_api_key, "kite"
+    if settings.broker is Broker.PAPER:
+        for name, url in urls.items():
+            if not _is_loopback(url):
+                # Paper mode must never reach a real broker: its orders are pretend.
+                raise ConfigError(
+                    f"HMT_BROKER=paper needs the simulator, but {name} is {url}: start "
+                    f"`hmt sim --broker {sim}` and use the settings it prints (every one "
+                    f"of {', '.join(urls)} on loopback), or set HMT_BROKER={sim} for a "
+                    "real account"
+                )
+    if not key:
+        command = "hmt sim" if sim == "kite" else "hmt sim --broker upstox"
         raise ConfigError(
-            f"HMT_BROKER=paper needs the simulator, but HMT_KITE_API_URL is "
-            f"{settings.kite_api_url}: start `hmt sim` and point HMT_KITE_API_URL and "
-            "HMT_KITE_WS_URL at it, or set HMT_BROKER=kite for a real account"
+            f"{key_name} must be set (for the simulator, `{command}` prints the settings)"
         )
-    if not settings.kite_api_key:
+    if settings.broker_api is BrokerApi.UPSTOX and settings.tick_mode is not TickMode.LTP:
         raise ConfigError(
-            "HMT_KITE_API_KEY must be set (for the simulator, `hmt sim` prints the settings)"
+            f"HMT_TICK_MODE={settings.tick_mode.value} is Kite's only for now: Upstox's feed "
+            "is wired in LTP mode (HMT_TICK_MODE=ltp; docs/upstox/WIRING.md)"
         )
 
 

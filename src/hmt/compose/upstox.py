@@ -1,0 +1,287 @@
+"""The composition's Upstox half: the Upstox adapter in the engine's ports (docs/upstox/WIRING.md).
+
+`UpstoxRest` is the REST client (orders on api-hft, the rest on api), and
+`UpstoxInstruments` the `InstrumentSource` that keeps the day's master, whose
+`key_for` and `divisor_for` the order port and the feed read: Upstox names an
+instrument by a string key that only the master knows, while the engine and
+the store name it by the integer id `hmt.upstox.instruments.instrument_id`
+derives from that key.
+
+So neither the feed nor the order port can use an id before the master is
+read, and the engine starts (recovery may send an order, the book subscribes)
+before the supervisor's background fetch ends. `UpstoxFeedPort` holds such ids
+(`pending`) and subscribes them as soon as a master that lists them is read;
+at start it reads the master first (unless no login has happened yet, when
+Upstox would refuse it). `UpstoxOrderPort` reads the master before placing an
+order for an id it does not know: if no master could be read at all, the
+order is a RETRY (nothing was sent); an id the day's master does not list is
+FINAL. An id no master lists stays pending in the feed and is logged.
+
+This module and `hmt.compose` are the only ones that import `hmt.upstox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from hmt.config import ConfigError, Settings
+from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.errors import FieldError
+from hmt.core.instruments import Instrument, Listing
+from hmt.core.model import OrderIntent
+from hmt.core.types import Exchange, InstrumentToken, Leg
+from hmt.engine.fills import Fills
+from hmt.engine.ports import FeedStatus
+from hmt.engine.service import Engine
+from hmt.engine.session import BrokerSession
+from hmt.upstox.feed import FeedState, UpstoxFeed
+from hmt.upstox.instruments import UnknownInstrument, UpstoxInstruments
+from hmt.upstox.orders import UpstoxOrders
+from hmt.upstox.rest import UpstoxRest
+from hmt.upstox.session import UpstoxLogin
+
+log = structlog.get_logger("hmt.compose.upstox")
+
+# Rows other tools stored without a divisor, for an id today's master does not list:
+# rupees in paise, as every Upstox cash and F&O instrument but currencies.
+FALLBACK_DIVISOR = 100
+
+
+class UpstoxMaster:
+    """`UpstoxInstruments` as the engine's `InstrumentSource`, telling `on_read` of each
+    master read (so the feed subscribes the ids that waited for it)."""
+
+    def __init__(self, instruments: UpstoxInstruments) -> None:
+        self.instruments = instruments
+        self.on_read: list[Callable[[], None]] = []
+
+    async def fetch(self) -> list[Listing]:
+        listings = await self.instruments.fetch()
+        for listener in self.on_read:
+            listener()
+        return listings
+
+    def unlisted(
+        self, token: InstrumentToken, exchange: Exchange, tradingsymbol: str
+    ) -> tuple[Instrument, list[FieldError]]:
+        return self.instruments.unlisted(token, exchange, tradingsymbol)
+
+    def divisor_of(self, token: int) -> int:
+        """The id's divisor in today's master, else `FALLBACK_DIVISOR` (the store's rows
+        written without one)."""
+        try:
+            return self.instruments.divisor_for(token)
+        except UnknownInstrument:
+            return FALLBACK_DIVISOR
+
+
+class UpstoxOrderPort:
+    """`UpstoxOrders` as the engine's `OrderPort`: an order waits for the master its key is in."""
+
+    def __init__(
+        self,
+        orders: UpstoxOrders,
+        instruments: UpstoxInstruments,
+        read_master: Callable[[], Awaitable[object]],
+    ) -> None:
+        self.orders_api = orders
+        self._instruments = instruments
+        self._read_master = read_master
+
+    def tag(self, trigger_id: str, leg: Leg, position: int = 0) -> str:
+        return self.orders_api.tag(trigger_id, leg, position)
+
+    async def place(self, intent: OrderIntent) -> str:
+        token = int(intent.instrument_token)
+        if token not in self._instruments.master.keys:
+            await self._read_master()
+            if not self._instruments.master.keys:
+                raise BrokerError(
+                    ErrorKind.RETRY, "the Upstox instrument master is not read yet: not sent"
+                )
+        return await self.orders_api.place(intent)
+
+    async def find(self, tag: str) -> list[OrderReport]:
+        return await self.orders_api.find(tag)
+
+    async def orders(self) -> list[OrderReport]:
+        return await self.orders_api.orders()
+
+
+class UpstoxFeedPort:
+    """The Upstox feed as the engine's `Feed`: ids wait for the master that names them."""
+
+    def __init__(
+        self,
+        feed: Callable[[Callable[[FeedState], None]], UpstoxFeed],
+        instruments: UpstoxInstruments,
+        read_master: Callable[[], Awaitable[object]],
+        *,
+        read_at_start: bool,
+    ) -> None:
+        self.feed = feed(self._moved)
+        self._instruments = instruments
+        self._read_master = read_master
+        self._read_at_start = read_at_start
+        self.pending: set[int] = set()
+        self.on_state: Callable[[FeedState], None] | None = None  # set by the composition
+        self._running = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _split(self, tokens: Iterable[int]) -> tuple[list[int], set[int]]:
+        """The ids today's master lists, and those it does not (yet)."""
+        known: list[int] = []
+        waiting: set[int] = set()
+        for token in tokens:
+            try:
+                self._instruments.key_for(token)
+            except UnknownInstrument:
+                waiting.add(token)
+            else:
+                known.append(token)
+        return known, waiting
+
+    def subscribe(self, tokens: Iterable[int]) -> None:
+        known, waiting = self._split(tokens)
+        self.pending |= waiting
+        if known:
+            self.feed.subscribe(known)
+
+    def unsubscribe(self, tokens: Iterable[int]) -> None:
+        tokens = set(tokens)
+        self.pending -= tokens
+        known, _ = self._split(tokens)
+        if known:
+            self.feed.unsubscribe(known)
+
+    def master_read(self) -> None:
+        """A master is in: subscribe the ids that waited for it."""
+        if not self.pending:
+            return
+        known, waiting = self._split(self.pending)
+        self.pending = waiting
+        if known:
+            self.feed.subscribe(known)
+        if waiting:
+            log.warning("upstox_instruments_unlisted", count=len(waiting))
+
+    def set_access_token(self, access_token: str) -> None:
+        self.feed.set_access_token(access_token)
+        if self.pending and self._running:  # the master may not have been readable before
+            task = asyncio.get_running_loop().create_task(self._read())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _read(self) -> None:
+        await self._read_master()  # its failure is logged and kept by the master's holder
+
+    async def start(self) -> None:
+        self._running = True
+        if self._read_at_start and self.pending:
+            await self._read()
+        await self.feed.start()
+
+    async def stop(self) -> None:
+        self._running = False
+        for task in list(self._tasks):
+            task.cancel()
+        await self.feed.stop()
+
+    def _moved(self, state: FeedState) -> None:
+        if self._running and self.on_state is not None:
+            self.on_state(state)
+
+    @property
+    def connected(self) -> bool:
+        return self.feed.connected
+
+    def status(self) -> FeedStatus:
+        stats = self.feed.stats
+        return FeedStatus(
+            state=stats.state.value,
+            connected=self.feed.connected,
+            connections=int(self.feed.connected),
+            subscribed_tokens=len(self.feed.subscriptions()),
+            reconnects=stats.reconnects,
+            bad_frames=dict(stats.bad_frames),
+            last_frame_age_s=stats.last_frame_age_s,
+            ticks=stats.ticks,
+            ticks_by_connection={0: stats.ticks},  # one connection per app and user
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UpstoxParts:
+    rest: UpstoxRest
+    master: UpstoxMaster
+    orders: UpstoxOrderPort
+    feed: UpstoxFeedPort
+    login: UpstoxLogin | None
+
+
+def upstox_parts(
+    settings: Settings,
+    access_token: str,
+    *,
+    on_ltp: Callable[[int, int], object],
+    read_master: Callable[[], Awaitable[object]],
+    awaiting_login: bool,
+) -> UpstoxParts:
+    """The Upstox adapter's objects, wired to each other as docs/upstox/WIRING.md says."""
+    rest = UpstoxRest(
+        access_token=access_token,
+        api_url=settings.upstox_api_url,
+        order_url=settings.upstox_orders_url,
+        timeout=settings.upstox_timeout_ms / 1000,
+    )
+    instruments = UpstoxInstruments(rest, settings.upstox_master)
+    master = UpstoxMaster(instruments)
+    orders = UpstoxOrderPort(UpstoxOrders(rest, instruments.key_for), instruments, read_master)
+    reconnect_s = max(settings.reconnect_delay_ms, 1) / 1000
+
+    def feed(on_state: Callable[[FeedState], None]) -> UpstoxFeed:
+        return UpstoxFeed(
+            access_token,
+            key_for=instruments.key_for,
+            divisor_for=instruments.divisor_for,
+            on_ltp=on_ltp,
+            api_url=settings.upstox_api_url,
+            on_state=on_state,
+            reconnect_delay_s=reconnect_s,
+            reconnect_max_delay_s=max(60.0, reconnect_s),
+        )
+
+    port = UpstoxFeedPort(feed, instruments, read_master, read_at_start=not awaiting_login)
+    master.on_read.append(port.master_read)
+    return UpstoxParts(rest, master, orders, port, _login(settings))
+
+
+def _login(settings: Settings) -> UpstoxLogin | None:
+    secret = settings.upstox_client_secret
+    if secret is None:
+        return None
+    if not settings.upstox_client_id or not settings.upstox_redirect_uri:
+        raise ConfigError(
+            "HMT_UPSTOX_CLIENT_SECRET is set: an Upstox login also needs HMT_UPSTOX_CLIENT_ID "
+            "and HMT_UPSTOX_REDIRECT_URI"
+        )
+    return UpstoxLogin(
+        client_id=settings.upstox_client_id,
+        client_secret=secret.get_secret_value(),
+        redirect_uri=settings.upstox_redirect_uri,
+        api_url=settings.upstox_api_url,
+    )
+
+
+def on_feed_state(session: BrokerSession, engine: Engine, fills: Fills, state: FeedState) -> None:
+    """The Upstox feed's moves, read as the Kite ticker's link events are."""
+    if state is FeedState.TOKEN_INVALID:  # the feed's authorize answered 401
+        session.expired("Upstox refused the access token (401 at the feed's authorize)")
+    elif state is FeedState.RECONNECTING:
+        engine.feed_lost("reconnect", "the Upstox feed's connection ended")
+    elif state is FeedState.CONNECTED:
+        fills.poke()  # fills may have been missed while it was down
