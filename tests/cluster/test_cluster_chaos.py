@@ -126,6 +126,7 @@ class Cluster:
         self.nodes: dict[str, EngineProcess] = {}
         self._contexts: dict[str, contextlib.AbstractAsyncContextManager[EngineProcess]] = {}
         self.starts: Counter[str] = Counter()
+        self.started: list[EngineProcess] = []  # every process, killed ones too (their logs)
         self.fault: dict[str, str | None] = dict.fromkeys(NODES)
         self.until: dict[str, float] = {}  # a NATS cut lasts at least until then
 
@@ -142,6 +143,7 @@ class Cluster:
             **NODE_SETTINGS,
         )
         self.nodes[node] = await context.__aenter__()
+        self.started.append(self.nodes[node])
         self._contexts[node] = context
         return self.nodes[node]
 
@@ -249,6 +251,17 @@ class Cluster:
 
     def output(self) -> str:
         return "\n".join(f"--- {n}:\n{p.output(3000)}" for n, p in self.nodes.items())
+
+    def refused(self) -> Counter[str]:
+        """Claims the nodes did not make for want of a valid lease, from their logs:
+        `claim_not_held` (no valid token of their own) and `claim_fenced` (PostgreSQL
+        refused the token: a newer holder had fenced the partition)."""
+        return Counter(
+            {
+                name: sum(len(p.events(name)) for p in self.started)
+                for name in ("claim_not_held", "claim_fenced")
+            }
+        )
 
 
 async def active_rows(store: TriggerStore) -> int:
@@ -485,7 +498,7 @@ def failure(outcome: Outcome, cluster: Cluster) -> str:
     )
 
 
-def report(outcomes: list[Outcome]) -> str:
+def report(outcomes: list[Outcome], refused: Counter[str]) -> str:
     total = Verdict()
     faults: Counter[str] = Counter()
     hits: Counter[str] = Counter()
@@ -508,6 +521,7 @@ def report(outcomes: list[Outcome]) -> str:
             f"duplicated={total.counts['duplicated']} (must be 0) lost={total.counts['lost']} "
             f"(must be 0) oco-double={total.counts['oco-double']} (must be 0) "
             f"unexpected={total.counts['unexpected'] + len(total.orphans)} (must be 0)",
+            f"claims refused to a node without a valid lease (its logs): {dict(refused)}",
             f"schedule seconds p50/max={statistics.median(seconds) if seconds else 0:.1f}/"
             f"{max(seconds, default=0):.1f}",
         ]
@@ -555,9 +569,9 @@ async def test_cluster_chaos_schedules_place_every_trigger_exactly_once(
                 assert outcome.verdict.valid, failure(outcome, cluster)
         finally:
             await cluster.aclose()
-            print(report(outcomes))
+            print(report(outcomes, cluster.refused()))
     # The faults were real: every schedule cut NATS and killed nodes, and the database
     # connections the campaign killed were there to kill.
-    assert sum(o.hits["db connections cut"] for o in outcomes) > 0, report(outcomes)
-    assert all(o.faults["node_kill"] for o in outcomes), report(outcomes)
+    assert sum(o.hits["db connections cut"] for o in outcomes) > 0, describe(outcomes[-1])
+    assert all(o.faults["node_kill"] for o in outcomes), describe(outcomes[-1])
     assert all(o.faults["nats_cut:refuse"] + o.faults["nats_cut:stall"] for o in outcomes)
