@@ -185,6 +185,7 @@ def recovery_seconds(engine: EngineProcess) -> float:
     return elapsed.total_seconds()
 
 
+@pytest.mark.timeout(300)  # 8 crashes and restarts of `hmt run`, about 100 s when quiet
 @pytest.mark.parametrize("broker", BROKERS)
 async def test_crash_at_every_failpoint_then_restart_settles_every_claim(
     database_url: str, tmp_path: Path, broker: str
