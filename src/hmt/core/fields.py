@@ -152,6 +152,9 @@ FIELDS: tuple[TriggerField, ...] = (
         TriggerField(f"{p}_units", f"{p}_units", None, int, Home.TABLE, _SERVER, True)
         for p in ("trigger_price_1", "trigger_price_2", "limit_price_1", "limit_price_2")
     ),
+    # The watched instrument's cluster partition (revision 0010, docs/cluster.md): hmt
+    # writes it with each row; a cluster node's load selects by it.
+    TriggerField("partition", "partition", None, int, Home.TABLE, _SERVER, True),
 )
 
 BY_NAME: dict[str, TriggerField] = {f.name: f for f in FIELDS}
