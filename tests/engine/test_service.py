@@ -11,10 +11,10 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from hmt.core.broker import ErrorKind
-from hmt.core.model import InFlight
+from hmt.core.model import InFlight, Trigger
 from hmt.core.rules import order_for
 from hmt.core.throttle import Limit, Throttle
-from hmt.core.types import Leg, Side
+from hmt.core.types import Leg, Side, TriggerId
 from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.service import Engine, EngineConfig, EngineState
 from hmt.engine.session import BrokerSession, SessionState
@@ -113,6 +113,44 @@ async def test_triggers_created_or_edited_while_starting_are_armed_once_running(
     await service.drain()
     assert ledger.status[created.id] == "placed"
     assert ledger.status[edited.id] == "placed"
+
+
+class SlowRead(Source):
+    """A source whose read of one id waits for the test."""
+
+    def __init__(self, ledger: ClaimLedger, triggers: list[Trigger], slow: str) -> None:
+        super().__init__(ledger, triggers)
+        self.slow, self.gate = slow, asyncio.Event()
+
+    async def active(self, trigger_id: TriggerId) -> Trigger | None:
+        if trigger_id == self.slow and self.reading and not self.gate.is_set():
+            await self.gate.wait()
+        return await super().active(trigger_id)
+
+    reading = False
+
+
+async def test_a_tick_while_the_starting_edits_are_read_again_is_evaluated() -> None:
+    """The ids asked for while starting are read again once the hold is decided: a tick
+    that arrives meanwhile fires what the load armed (it was dropped, held, when they were
+    read before the hold was lifted)."""
+    loaded = make_trigger(trigger_price_1=100)
+    edited = make_trigger(trigger_price_1=500, instrument_token=RELIANCE)
+    ledger = ClaimLedger()
+    source, broker, feed = SlowRead(ledger, [loaded, edited], edited.id), Broker(), HeldFeed()
+    service = engine(source, broker, feed)
+    starting = asyncio.create_task(service.start())
+    await eventually(lambda: feed.tokens == {INFY, RELIANCE})
+    await service.refresh(edited.id)  # while starting: read again once running
+    source.reading = True
+    feed.gate.set()
+    await eventually(lambda: service.state is EngineState.RUNNING)
+    assert not starting.done(), "the starting edit is being read"
+    service.on_ltp(INFY, 100)
+    source.gate.set()
+    await starting
+    await service.drain()
+    assert ledger.status[loaded.id] == "placed"
 
 
 async def test_oco_places_one_leg_only() -> None:

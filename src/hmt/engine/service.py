@@ -215,13 +215,14 @@ class Engine:
         self._started_at = time.monotonic()
         self._state = EngineState.RUNNING
         self._started.set()
-        early, self._early = self._early, set()
-        for trigger_id in early:
-            await self.refresh(trigger_id)
         if reconciled:
             self.holding = False
         else:  # the book could not be read: keep firing held and read it again
             self._hold(rebuild=False)
+        # After the hold is decided: a tick arriving while these are read is evaluated.
+        early, self._early = self._early, set()
+        for trigger_id in early:
+            await self.refresh(trigger_id)
         log.info(
             "engine_started",
             triggers=loaded,
