@@ -151,11 +151,9 @@ class Engine:
         self._in_flight: set[TriggerId] = set()  # triggers whose order task is running
         # While the book is rebuilt from the store: the ids `arm` and `refresh` changed in
         # the book being replaced, put in step again with the store once it is swapped in.
+        # Starting, the same: without a change feed (SQLite) nothing else would bring in
+        # what the start-up load read too early.
         self._touched: set[TriggerId] | None = None
-        # While starting: the ids `arm` and `refresh` were asked for. The load may have
-        # read the store before their commit, and without a change feed (SQLite) nothing
-        # else would bring them in: they are read again once the engine runs.
-        self._early: set[TriggerId] = set()
         self._wake = asyncio.Event()  # a new broker session: read the book now
         self.session.on_valid.append(self._wake.set)
         self.events = EventHub()  # live viewers; costs one test per tick when there are none
@@ -201,6 +199,8 @@ class Engine:
         self._state = EngineState.STARTING
         self._started.clear()
         self.holding = True
+        touched: set[TriggerId] = set()
+        self._touched = touched
         # Before recovery and the load: nothing fires yet (not with no session to read it).
         reconciled = self.session.valid and await self._reconcile_safely()
         await self.recover()
@@ -214,14 +214,15 @@ class Engine:
         await self._feed.start()
         self._started_at = time.monotonic()
         self._state = EngineState.RUNNING
+        self._touched = None
         self._started.set()
         if reconciled:
             self.holding = False
         else:  # the book could not be read: keep firing held and read it again
             self._hold(rebuild=False)
-        # After the hold is decided: a tick arriving while these are read is evaluated.
-        early, self._early = self._early, set()
-        for trigger_id in early:
+        # Created or changed while starting, read again after the hold is decided (a tick
+        # arriving while they are read is evaluated, not dropped as held).
+        for trigger_id in touched - self._in_flight:
             await self.refresh(trigger_id)
         log.info(
             "engine_started",
@@ -235,7 +236,7 @@ class Engine:
         if self._state in (EngineState.STOPPED, EngineState.DISABLED):
             return
         self._state = EngineState.STOPPED
-        self._early.clear()
+        self._touched = None
         self._started.set()  # a gain waiting for the start ends
         if self._reconciling is not None:
             self._reconciling.cancel()
@@ -559,14 +560,12 @@ class Engine:
         trigger whose order task is running is never put back; during a rebuild of
         the book it is read again from the store once the new book is in place.
         """
-        if self._state is EngineState.STARTING:
-            self._early.add(trigger.id)
+        if self._touched is not None:
+            self._touched.add(trigger.id)
         if self._state is not EngineState.RUNNING or trigger.status is not Status.ACTIVE:
             return
         if trigger.id in self._in_flight or not self._mine(trigger):
             return
-        if self._touched is not None:
-            self._touched.add(trigger.id)
         self._take(trigger.id)
         self._put(trigger)
         if self.events.listening:
@@ -604,8 +603,8 @@ class Engine:
             async with self._exit_check:
                 await self.reconcile()
         current = await self._source.active(trigger_id)
-        if self._state is EngineState.STARTING:
-            self._early.add(trigger_id)
+        if self._touched is not None:
+            self._touched.add(trigger_id)
         if self._state is not EngineState.RUNNING:
             return
         if current is not None and not settled and trigger_id in self._in_flight:
@@ -614,8 +613,6 @@ class Engine:
             current = None  # a cluster node: another node's partition
         for refreshed in self._gaining.values():
             refreshed.add(trigger_id)
-        if self._touched is not None:
-            self._touched.add(trigger_id)
         armed = self.book.get(trigger_id)
         old = self._take(trigger_id)
         if current is not None:
