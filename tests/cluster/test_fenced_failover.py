@@ -20,14 +20,14 @@ from hmt.cluster.connection import connect
 from hmt.cluster.leases import LeaseKeeper
 from hmt.core.lifecycle import Status
 from hmt.core.partitions import partition_of
-from hmt.store import fences, migrate
+from hmt.store import fences
 from hmt.store.db import Database, create_engine
 from hmt.store.tables import gtt_orders as g
 from hmt.store.triggers import TriggerStore
 from tests.support.eventually import eventually
 from tests.support.factories import make_trigger
 from tests.support.fault_proxy import FaultProxy
-from tests.support.postgres import private_database
+from tests.support.postgres import migrated_database
 
 pytestmark = pytest.mark.pg
 P = 8
@@ -36,16 +36,7 @@ TTL = 1.5
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    with private_database("hmt_failover") as url:
-
-        async def migrated() -> None:
-            engine = create_engine(url)
-            try:
-                await migrate.upgrade(engine)
-            finally:
-                await engine.dispose()
-
-        asyncio.run(migrated())
+    with migrated_database("hmt_failover") as url:
         yield url
 
 

@@ -3,48 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.lifecycle import Status
-from hmt.store import fences, migrate
-from hmt.store.db import Database, create_engine
+from hmt.store import fences
+from hmt.store.db import Database
 from hmt.store.tables import gtt_orders as g
 from hmt.store.triggers import TriggerStore
 from tests.support.factories import make_trigger
-from tests.support.postgres import private_database
+from tests.support.postgres import migrated_database
 
 pytestmark = pytest.mark.pg
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    with private_database("hmt_fences") as url:
-
-        async def migrated() -> None:
-            engine = create_engine(url)
-            try:
-                await migrate.upgrade(engine)
-            finally:
-                await engine.dispose()
-
-        asyncio.run(migrated())
+    with migrated_database("hmt_fences") as url:
         yield url
-
-
-@pytest.fixture
-async def db(pg_url: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(pg_url, application_name="hmt-fences"), retries=0)
-    await database.transaction(
-        lambda conn: conn.exec_driver_sql(
-            "TRUNCATE hmt_partition_fences, hmt_gtt_orders, hmt_trigger_events"
-        )
-    )
-    yield database
-    await database.dispose()
 
 
 def _claim(trigger_id: str, node: str):  # type: ignore[no-untyped-def]

@@ -22,8 +22,8 @@ from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import InstrumentToken, Leg, OnGap, TriggerId
 from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.service import Engine, EngineState
-from hmt.store import fences, migrate
-from hmt.store.db import Database, create_engine
+from hmt.store import fences
+from hmt.store.db import Database
 from hmt.store.execution import ExecutionStore
 from hmt.store.fences import Fence
 from hmt.store.tables import gtt_orders as g
@@ -32,7 +32,7 @@ from hmt.store.triggers import TriggerStore
 from tests.support.eventually import eventually
 from tests.support.factories import make_trigger
 from tests.support.ports import Broker, Feed
-from tests.support.postgres import private_database
+from tests.support.postgres import migrated_database
 
 pytestmark = pytest.mark.pg
 
@@ -50,29 +50,8 @@ A, B = tokens_in(1, 3), tokens_in(5, 3)
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    with private_database("hmt_partitioned") as url:
-
-        async def migrated() -> None:
-            engine = create_engine(url)
-            try:
-                await migrate.upgrade(engine)
-            finally:
-                await engine.dispose()
-
-        asyncio.run(migrated())
+    with migrated_database("hmt_partitioned") as url:
         yield url
-
-
-@pytest.fixture
-async def db(pg_url: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(pg_url, application_name="hmt-partitioned"), retries=0)
-    await database.transaction(
-        lambda conn: conn.exec_driver_sql(
-            "TRUNCATE hmt_partition_fences, hmt_gtt_orders, hmt_trigger_events"
-        )
-    )
-    yield database
-    await database.dispose()
 
 
 async def stored_partition(db: Database, trigger_id: str) -> int | None:

@@ -42,3 +42,21 @@ def private_database(prefix: str = "hmt_test") -> Iterator[str]:
         yield url_for(name)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def migrated_database(prefix: str = "hmt_test") -> Iterator[str]:
+    """`private_database`, upgraded to the newest revision before it is yielded."""
+    from hmt.store import migrate
+    from hmt.store.db import create_engine
+
+    async def upgrade(url: str) -> None:
+        engine = create_engine(url)
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    with private_database(prefix) as url:
+        asyncio.run(upgrade(url))
+        yield url
