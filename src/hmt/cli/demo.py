@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -157,17 +158,7 @@ def _url_host(host: str) -> str:
 
 async def _seed_triggers(runtime: object, sim: object) -> int:
     """A BUY above, a SELL below and an oco around the current price of each demo symbol."""
-    from hmt.core.model import Trigger
-    from hmt.core.types import (
-        Exchange,
-        InstrumentToken,
-        OrderType,
-        Product,
-        Side,
-        TriggerId,
-        TriggerType,
-        UserId,
-    )
+    from hmt.core.types import Exchange, InstrumentToken
 
     count = 0
     for symbol, ticks_away in zip(DEMO_SYMBOLS, TICKS_AWAY, strict=True):
@@ -176,34 +167,11 @@ async def _seed_triggers(runtime: object, sim: object) -> int:
             continue
         quote = sim.market.quote(instrument.token)  # type: ignore[attr-defined]
         last = quote.last if quote is not None else instrument.close
-        step = instrument.tick * ticks_away
-        legs = [
-            (TriggerType.SINGLE, Side.BUY, last + step, None),
-            (TriggerType.SINGLE, Side.SELL, last - step, None),
-            (TriggerType.OCO, Side.SELL, last - 2 * step, last + 2 * step),
-        ]
         # The same check as the API's: the instrument as the (simulated) broker's master lists it.
         listed = await runtime.instruments.resolve(  # type: ignore[attr-defined]
             InstrumentToken(instrument.token), Exchange.NSE, symbol
         )
-        for kind, side, first, second in legs:
-            trigger = Trigger(
-                id=TriggerId(str(uuid.uuid4())),
-                user_id=UserId(DEMO_USER),
-                instrument_token=InstrumentToken(instrument.token),
-                exchange=Exchange.NSE,
-                tradingsymbol=symbol,
-                trigger_type=kind,
-                side=side,
-                trigger_price_1=first,
-                trigger_price_2=second,
-                quantity=1,
-                product=Product.CNC,
-                order_type=OrderType.MARKET,
-            )
-            await runtime.triggers.create(trigger, instrument=listed.instrument)  # type: ignore[attr-defined]
-            await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
-            count += 1
+        count += await _around(runtime, listed.instrument, last, instrument.tick * ticks_away)
     return count
 
 
@@ -211,9 +179,6 @@ async def _seed_upstox_triggers(runtime: object, prices: dict[str, float]) -> in
     """The same three triggers on each Upstox demo symbol (`prices`: rupees by symbol), the
     instrument as the engine's own master lists it."""
     from decimal import Decimal
-
-    from hmt.core.model import Trigger
-    from hmt.core.types import Exchange, OrderType, Product, Side, TriggerId, TriggerType, UserId
 
     listings = await runtime.instruments.listings()  # type: ignore[attr-defined]
     by_symbol = {item.instrument.tradingsymbol: item.instrument for item in listings}
@@ -223,28 +188,36 @@ async def _seed_upstox_triggers(runtime: object, prices: dict[str, float]) -> in
         if instrument is None or price is None:
             continue
         last = int(Decimal(str(price)) * instrument.price_divisor)
-        step = instrument.tick_size * ticks_away
-        legs = [
-            (TriggerType.SINGLE, Side.BUY, last + step, None),
-            (TriggerType.SINGLE, Side.SELL, last - step, None),
-            (TriggerType.OCO, Side.SELL, last - 2 * step, last + 2 * step),
-        ]
-        for kind, side, first, second in legs:
-            trigger = Trigger(
-                id=TriggerId(str(uuid.uuid4())),
-                user_id=UserId(DEMO_USER),
-                instrument_token=instrument.id,
-                exchange=Exchange.NSE,
-                tradingsymbol=symbol,
-                trigger_type=kind,
-                side=side,
-                trigger_price_1=first,
-                trigger_price_2=second,
-                quantity=1,
-                product=Product.CNC,
-                order_type=OrderType.MARKET,
-            )
-            await runtime.triggers.create(trigger, instrument=instrument)  # type: ignore[attr-defined]
-            await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
-            count += 1
+        count += await _around(runtime, instrument, last, instrument.tick_size * ticks_away)
     return count
+
+
+async def _around(runtime: object, instrument: Any, last: int, step: int) -> int:
+    """A BUY `step` above `last`, a SELL `step` below and an oco two steps either side, on
+    the master's `instrument`, stored and armed; how many."""
+    from hmt.core.model import Trigger
+    from hmt.core.types import Exchange, OrderType, Product, Side, TriggerId, TriggerType, UserId
+
+    legs = [
+        (TriggerType.SINGLE, Side.BUY, last + step, None),
+        (TriggerType.SINGLE, Side.SELL, last - step, None),
+        (TriggerType.OCO, Side.SELL, last - 2 * step, last + 2 * step),
+    ]
+    for kind, side, first, second in legs:
+        trigger = Trigger(
+            id=TriggerId(str(uuid.uuid4())),
+            user_id=UserId(DEMO_USER),
+            instrument_token=instrument.id,
+            exchange=Exchange.NSE,
+            tradingsymbol=instrument.tradingsymbol,
+            trigger_type=kind,
+            side=side,
+            trigger_price_1=first,
+            trigger_price_2=second,
+            quantity=1,
+            product=Product.CNC,
+            order_type=OrderType.MARKET,
+        )
+        await runtime.triggers.create(trigger, instrument=instrument)  # type: ignore[attr-defined]
+        await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
+    return len(legs)
