@@ -176,18 +176,8 @@ async def test_no_secret_leaks_anywhere(database_url: str, json_logs: Any) -> No
     captured = json_logs.readouterr()
     canaries = [API_SECRET, ACCESS, ACCESS_PUT, SEALING_KEY, CHANNEL_KEY, CHANNEL_PASS]
     canaries += [*born, *bearer]
-    sources = {
-        "logs (stdout+stderr)": captured.out + captured.err,
-        "http responses": b"\n".join(responses).decode(errors="replace"),
-        "database dump": dump,
-        "reprs": "\n".join(reprs),
-    }
-    hits = {
-        (name, canary[:12]): text.count(canary)
-        for name, text in sources.items()
-        for canary in canaries
-        if canary in text
-    }
+    sources = _sources(captured, responses, dump, reprs)
+    hits = _hits(sources, canaries)
     scanned = sum(len(text.encode()) for text in sources.values())
 
     wrong_key = _fails(
@@ -308,18 +298,8 @@ async def test_no_upstox_secret_leaks_anywhere(database_url: str, json_logs: Any
     captured = json_logs.readouterr()
     canaries = [UPSTOX_SECRET, UPSTOX_ACCESS, UPSTOX_ACCESS_PUT, UPSTOX_CODE, SEALING_KEY]
     canaries += bearer
-    sources = {
-        "logs (stdout+stderr)": captured.out + captured.err,
-        "http responses": b"\n".join(responses).decode(errors="replace"),
-        "database dump": dump,
-        "reprs": "\n".join(reprs),
-    }
-    hits = {
-        (name, canary[:12]): text.count(canary)
-        for name, text in sources.items()
-        for canary in canaries
-        if canary in text
-    }
+    sources = _sources(captured, responses, dump, reprs)
+    hits = _hits(sources, canaries)
     opened = Sealer([SEALING_KEY]).open(sealed, user_id=ENGINE_ACCOUNT, field=ACCESS_TOKEN)
     print(
         f"\nsecrets canary (Upstox): canaries {len(canaries)}, bytes scanned "
@@ -329,3 +309,23 @@ async def test_no_upstox_secret_leaks_anywhere(database_url: str, json_logs: Any
     assert "feed_token_invalid" in captured.out + captured.err  # the expiry was logged
     assert hits == {}
     assert opened == UPSTOX_ACCESS_PUT
+
+
+def _sources(captured: Any, responses: list[bytes], dump: str, reprs: list[str]) -> dict[str, str]:
+    """Every place a secret could leak to, as text by name."""
+    return {
+        "logs (stdout+stderr)": captured.out + captured.err,
+        "http responses": b"\n".join(responses).decode(errors="replace"),
+        "database dump": dump,
+        "reprs": "\n".join(reprs),
+    }
+
+
+def _hits(sources: dict[str, str], canaries: list[str]) -> dict[tuple[str, str], int]:
+    """(place, the canary's first 12 characters) -> how often it stands there."""
+    return {
+        (name, canary[:12]): text.count(canary)
+        for name, text in sources.items()
+        for canary in canaries
+        if canary in text
+    }
