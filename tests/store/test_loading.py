@@ -69,6 +69,7 @@ def distinct_row(trigger_id: str, **overrides: Any) -> dict[str, Any]:
         "price_divisor": 10_000_000,
         "tick_size": Decimal("0.0025"),
         "lot_size": 1000,
+        "account": "acct-distinct",
     }
     row.update(overrides)
     return row
@@ -93,6 +94,7 @@ def expected_trigger(trigger_id: str) -> Trigger:
         status=Status.ACTIVE,
         expires_at=EXPIRES,
         price_divisor=10_000_000,
+        account="acct-distinct",
     )
 
 

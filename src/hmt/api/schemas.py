@@ -42,6 +42,11 @@ from hmt.core.types import (
 )
 from hmt.store.records import TriggerRecord
 
+# A linked account's id (docs/accounts.md); "default" names the settings' account.
+DEFAULT_ACCOUNT = "default"
+ACCOUNT_ID = r"^[a-z0-9][a-z0-9-]{0,31}$"
+AccountId = Annotated[str, Field(pattern=ACCOUNT_ID)]
+
 # Rupees with at most 7 decimals (CDS is the finest segment); never floats inside.
 Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=7)]
 
@@ -64,6 +69,9 @@ class TriggerIn(BaseModel):
     limit_price_1: Price | None = None
     limit_price_2: Price | None = None
     expires_at: datetime | None = None
+    # The linked account whose session places the orders (docs/accounts.md); absent,
+    # null or "default": the default account.
+    account: AccountId | None = None
     paused: bool = False
 
     def to_trigger(self, trigger_id: TriggerId, user_id: UserId, *, divisor: int) -> Trigger:
@@ -80,9 +88,12 @@ class TriggerIn(BaseModel):
 
 
 def _core_value(price: bool, value: Any, divisor: int, field: str) -> Any:
-    """A sent value as `Trigger` holds it: prices to wire units, refused if not exact."""
+    """A sent value as `Trigger` holds it: prices to wire units, refused if not exact;
+    the default account's id as None (its NULL)."""
     if price and value is not None:
         return to_units(value, divisor, field=field)
+    if field == "account" and value == DEFAULT_ACCOUNT:
+        return None
     return value
 
 
@@ -121,6 +132,7 @@ class TriggerPatch(BaseModel):
     limit_price_1: Price | None = None
     limit_price_2: Price | None = None
     expires_at: datetime | None = None
+    account: AccountId | None = None  # null or "default": the default account
 
     def changes(self, current: Trigger, *, divisor: int) -> dict[str, Any]:
         """The sent fields as `Trigger` field values, prices in wire units of `divisor`.
@@ -203,6 +215,7 @@ class TriggerOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    account: str  # "default" for the default account (NULL in the table)
     warnings: list[str] = []
     events: list[EventOut] | None = None
 
@@ -229,6 +242,7 @@ def _v1_fields(record: TriggerRecord) -> dict[str, Any]:
         elif isinstance(value, IntEnum):  # the leg: 1 or 2 on the wire
             value = int(value)
         shown[str(f.api)] = value
+    shown["account"] = t.account or DEFAULT_ACCOUNT
     return shown
 
 

@@ -155,6 +155,9 @@ FIELDS: tuple[TriggerField, ...] = (
     # The watched instrument's cluster partition (revision 0010, docs/cluster.md): hmt
     # writes it with each row; a cluster node's load selects by it.
     TriggerField("partition", "partition", None, int, Home.TABLE, _SERVER, True),
+    # The account whose session places the orders (revision 0011, docs/accounts.md);
+    # None (NULL) is the default account, so a v1 row or request means it.
+    TriggerField("account", "account", "account", str, _T, _TRADER, True, editable=True),
 )
 
 BY_NAME: dict[str, TriggerField] = {f.name: f for f in FIELDS}

@@ -106,6 +106,8 @@ class Trigger:
     leg_specs: tuple[LegSpec, ...] = field(default=(), kw_only=True)  # () or one per leg
     not_before: datetime | None = field(default=None, kw_only=True)
     on_gap: OnGap = field(default=OnGap.FIRE, kw_only=True)
+    # The account whose session places the orders (docs/accounts.md); None: the default.
+    account: str | None = field(default=None, kw_only=True)
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -190,6 +192,7 @@ class OrderIntent:
     basket: int = field(default=1, kw_only=True)
     trigger_price: int | None = field(default=None, kw_only=True)  # SL, SL-M
     validity: Validity = field(default=Validity.DAY, kw_only=True)
+    account: str | None = field(default=None, kw_only=True)  # the trigger's; None: default
 
 
 class Fired(NamedTuple):

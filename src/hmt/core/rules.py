@@ -93,6 +93,7 @@ def orders_for(trigger: Trigger, leg: Leg, tags: Sequence[str]) -> tuple[OrderIn
             basket=size,
             trigger_price=spec.trigger_price,
             validity=spec.validity,
+            account=trigger.account,
         )
         for position, (spec, tag) in enumerate(zip(specs, tags, strict=True))
     )

@@ -125,7 +125,8 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
     none) read every row as v1; the loader's own query always selects them.
     """
     at = {name: i for i, name in enumerate(names)}
-    missing = [c.name for c in _COLUMNS if c.name not in at]
+    # `account` (revision 0011) may be absent from a query written before it: default.
+    missing = [c.name for c in _COLUMNS if c.name not in at and c.name != "account"]
     present = [name for name in _V2_NAMES if name in at]
     if present and len(present) != len(_V2_NAMES):
         missing += [name for name in _V2_NAMES if name not in at]
@@ -160,6 +161,7 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
     in_sql = all(name + UNITS in at for name in PRICE_NAMES)
     i_u1, i_u2, i_m1, i_m2 = (at.get(name + UNITS, 0) for name in PRICE_NAMES)
     prices = [(at[name], name) for name in PRICE_NAMES]
+    i_account = at.get("account")
 
     def convert(row: Sequence[Any]) -> Trigger:
         if v2 and (
@@ -221,6 +223,7 @@ def converter(names: Sequence[str], divisor_of: DivisorOf | None = None) -> Conv
             (),
             None,
             _FIRE,
+            None if i_account is None else row[i_account],
         )
 
     return convert

@@ -57,8 +57,12 @@ WATCH_COLUMNS = ("watch_exchange", "watch_tradingsymbol", "watch_price_divisor")
 V2_COLUMNS = frozenset({"watch_token", *WATCH_COLUMNS, "legs", "not_before", "on_gap"})
 
 
+# Read as NULL where a mapping lacks them: v2's columns, and the account (revision 0011).
+_OPTIONAL = V2_COLUMNS | {"account"}
+
+
 def _value(row: Mapping[Any, Any], column: str) -> Any:
-    return row.get(column) if column in V2_COLUMNS else row[column]
+    return row.get(column) if column in _OPTIONAL else row[column]
 
 
 @dataclass(frozen=True, slots=True)

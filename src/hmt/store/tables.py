@@ -49,6 +49,7 @@ ORDER_STATUSES = (ORDER_PENDING, ORDER_PLACED, ORDER_FAILED)
 
 # The NOTIFY payload carries user_id, and payloads are capped near 8000 bytes.
 USER_ID_MAX = 128
+ACCOUNT_ID_MAX = 32
 
 
 def _one_of(column: str, values: Iterable[Any]) -> str:
@@ -118,6 +119,9 @@ gtt_orders = Table(
     # The cluster partition of the watched instrument (revision 0010, docs/cluster.md):
     # written by hmt with each row; NULL in a row another tool inserted.
     Column("partition", Integer),
+    # The account whose session places the orders (revision 0011, docs/accounts.md):
+    # an `hmt_accounts` id; NULL is the default account (every row before 0011).
+    Column("account", String(ACCOUNT_ID_MAX)),
     CheckConstraint("user_id <> ''", name="user_id"),
     CheckConstraint(_one_of("status", TRIGGER_STATUSES), name="status"),
     CheckConstraint(_one_of("trigger_type", TriggerType), name="trigger_type"),
@@ -300,6 +304,24 @@ broker_accounts = Table(
     Column("api_secret_sealed", Text),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# Linked broker accounts (revision 0011, docs/accounts.md): the default account is
+# not a row (it is built from the settings); the secrets are sealed per account.
+accounts = Table(
+    "hmt_accounts",
+    metadata,
+    Column("id", String(ACCOUNT_ID_MAX), primary_key=True),
+    Column("user_id", String(USER_ID_MAX), ForeignKey(users.c.id), nullable=False),
+    Column("broker", String(16), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("api_key", String(64), nullable=False),
+    Column("api_secret_sealed", Text),  # sealing.Sealer output, never plaintext
+    Column("access_token_sealed", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("broker IN ('kite', 'upstox')", name="broker"),
+)
+Index("ix_hmt_accounts_user_id", accounts.c.user_id)
 
 # A user's notification channels (docs/notifications.md): the delivery URL sealed
 # like a broker token (it carries the service's token); `url_hint` is what may be

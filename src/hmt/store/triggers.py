@@ -1270,6 +1270,8 @@ def _payload(trigger: Trigger, watch_price_divisor: int | None) -> dict[str, Any
     columns = user_columns(trigger, watch_price_divisor)
     if trigger.is_v1:  # a v1 trigger's history reads as it always did
         columns = {k: v for k, v in columns.items() if k not in _V2_ONLY}
+    if trigger.account is None:  # the default account: as before revision 0011
+        del columns["account"]
     return {"status": trigger.status.value, **columns}
 
 

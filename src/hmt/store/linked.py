@@ -1,0 +1,157 @@
+"""Linked broker accounts (`hmt_accounts`, revision 0011; docs/accounts.md).
+
+A row names one account at a broker: its id, its owner, a label, the API key in
+clear, and the API secret and access token sealed. Each sealed value is bound to
+the account's id and its field (the sealer's associated data), so a value copied
+into another account's row does not open. The default account is not a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hmt.core.errors import HmtError
+from hmt.store.accounts import ACCESS_TOKEN, API_SECRET
+from hmt.store.db import Database
+from hmt.store.sealing import Sealer
+from hmt.store.tables import accounts as a
+from hmt.store.users import ensure_user
+
+
+class AccountExists(HmtError):
+    """An account with this id is linked already (by this user or another)."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"an account {account_id!r} is linked already")
+        self.account_id = account_id
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedAccount:
+    """A linked account; its secrets opened only by `LinkedAccounts.open` (hidden in reprs)."""
+
+    id: str
+    user_id: str
+    broker: str
+    label: str
+    api_key: str
+    api_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+
+
+def _bound(account_id: str) -> str:
+    """What a sealed value of this account is bound to (the sealer's `user_id`)."""
+    return f"account:{account_id}"
+
+
+class LinkedAccounts:
+    def __init__(
+        self,
+        db: Database,
+        sealer: Sealer | None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """`sealer` None (no HMT_SECRET_KEY): the accounts can be listed, not linked or opened."""
+        self.db = db
+        self.sealer = sealer
+        self.clock = clock
+
+    async def link(self, account: LinkedAccount) -> LinkedAccount:
+        """Store a new account, its secrets sealed; `AccountExists` if the id is taken."""
+        if self.sealer is None:
+            raise RuntimeError("linking an account needs HMT_SECRET_KEY")
+        now = self.clock()
+        values = {
+            "id": account.id,
+            "user_id": account.user_id,
+            "broker": account.broker,
+            "label": account.label,
+            "api_key": account.api_key,
+            "api_secret_sealed": self._seal(account.api_secret, account.id, API_SECRET),
+            "access_token_sealed": self._seal(account.access_token, account.id, ACCESS_TOKEN),
+            "created_at": now,
+            "updated_at": now,
+        }
+
+        async def work(conn: AsyncConnection) -> None:
+            await ensure_user(conn, account.user_id, now)
+            taken = await conn.execute(select(a.c.id).where(a.c.id == account.id))
+            if taken.first() is not None:
+                raise AccountExists(account.id)
+            await conn.execute(a.insert().values(values))
+
+        try:
+            await self.db.transaction(work)
+        except IntegrityError:  # two links of one id at once: the other won
+            raise AccountExists(account.id) from None
+        return account
+
+    async def mine(self, user_id: str) -> list[LinkedAccount]:
+        """`user_id`'s accounts by id, secrets not opened."""
+
+        async def work(conn: AsyncConnection) -> list[LinkedAccount]:
+            query = select(a.c.id, a.c.user_id, a.c.broker, a.c.label, a.c.api_key)
+            rows = await conn.execute(query.where(a.c.user_id == user_id).order_by(a.c.id))
+            return [LinkedAccount(r.id, r.user_id, r.broker, r.label, r.api_key) for r in rows]
+
+        return await self.db.transaction(work, write=False)
+
+    async def owned(self, user_id: str, account_id: str) -> LinkedAccount | None:
+        """The account if `user_id` linked it (another user's reads as unknown)."""
+        return next((x for x in await self.mine(user_id) if x.id == account_id), None)
+
+    async def open_all(self) -> list[LinkedAccount]:
+        """Every account with its secrets opened (the engine's start); `InvalidTag` if a
+        sealed value is not its row's or another HMT_SECRET_KEY sealed it."""
+
+        async def work(conn: AsyncConnection) -> list[LinkedAccount]:
+            rows = (await conn.execute(select(a).order_by(a.c.id))).all()
+            return [
+                LinkedAccount(
+                    r.id,
+                    r.user_id,
+                    r.broker,
+                    r.label,
+                    r.api_key,
+                    self._open(r.api_secret_sealed, r.id, API_SECRET),
+                    self._open(r.access_token_sealed, r.id, ACCESS_TOKEN),
+                )
+                for r in rows
+            ]
+
+        return await self.db.transaction(work, write=False)
+
+    async def save_token(self, account_id: str, access_token: SecretStr) -> None:
+        """Keep a new access token of the account, sealed (its next login or session)."""
+        sealed = self._seal(access_token, account_id, ACCESS_TOKEN)
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(a)
+                .where(a.c.id == account_id)
+                .values(access_token_sealed=sealed, updated_at=self.clock())
+            )
+
+        await self.db.transaction(work)
+
+    def _seal(self, secret: SecretStr | None, account_id: str, field: str) -> str | None:
+        if secret is None:
+            return None
+        if self.sealer is None:
+            raise RuntimeError("sealing needs HMT_SECRET_KEY")
+        return self.sealer.seal(secret.get_secret_value(), user_id=_bound(account_id), field=field)
+
+    def _open(self, sealed: str | None, account_id: str, field: str) -> SecretStr | None:
+        if sealed is None:
+            return None
+        if self.sealer is None:
+            raise RuntimeError("opening a sealed value needs HMT_SECRET_KEY")
+        return SecretStr(self.sealer.open(sealed, user_id=_bound(account_id), field=field))

@@ -1,0 +1,73 @@
+"""Linked accounts (revision 0011) on both stores: secrets sealed per account, never in
+the rows in clear; listed per user; an id linked once."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from hmt.store.db import Database
+from hmt.store.linked import AccountExists, LinkedAccount, LinkedAccounts
+from hmt.store.sealing import Sealer
+
+KEY = "k" * 32
+CANARY_TOKEN = "CANARYlinkedtoken5e1"
+CANARY_SECRET = "CANARYlinkedsecret9a"
+
+
+def kite(account_id: str, user: str = "alice", token: str = CANARY_TOKEN) -> LinkedAccount:
+    return LinkedAccount(
+        account_id,
+        user,
+        "kite",
+        f"{account_id} at Kite",
+        f"key-{account_id}",
+        SecretStr(CANARY_SECRET),
+        SecretStr(token),
+    )
+
+
+async def test_link_list_open_and_no_plaintext(db: Database) -> None:
+    linked = LinkedAccounts(db, Sealer([KEY]))
+    await linked.link(kite("family-1"))
+    await linked.link(kite("family-2", token="other-token-xyz"))
+    await linked.link(kite("bobs", user="bob"))
+    assert [a.id for a in await linked.mine("alice")] == ["family-1", "family-2"]
+    assert (await linked.mine("alice"))[0].access_token is None  # listing opens nothing
+    assert await linked.owned("alice", "bobs") is None  # another user's: unknown
+    assert (await linked.owned("bob", "bobs")) is not None
+    opened = {a.id: a for a in await linked.open_all()}
+    token = opened["family-1"].access_token
+    assert token is not None
+    assert token.get_secret_value() == CANARY_TOKEN
+    assert CANARY_TOKEN not in repr(opened["family-1"])
+    async with db.engine.connect() as conn:
+        dump = repr((await conn.execute(text("SELECT * FROM hmt_accounts"))).all())
+    assert "key-family-1" in dump
+    assert CANARY_TOKEN not in dump
+    assert CANARY_SECRET not in dump
+    with pytest.raises(AccountExists, match="family-1"):
+        await linked.link(kite("family-1", user="bob"))
+
+
+async def test_a_sealed_token_copied_to_another_account_does_not_open(db: Database) -> None:
+    linked = LinkedAccounts(db, Sealer([KEY]))
+    await linked.link(kite("one"))
+    await linked.link(kite("two", token="second-token-abc"))
+    async with db.engine.begin() as conn:
+        sealed = await conn.scalar(
+            text("SELECT access_token_sealed FROM hmt_accounts WHERE id = 'one'")
+        )
+        await conn.execute(
+            text("UPDATE hmt_accounts SET access_token_sealed = :s WHERE id = 'two'"),
+            {"s": sealed},
+        )
+    with pytest.raises(InvalidTag):
+        await linked.open_all()
+    await linked.save_token("two", SecretStr("renewed-token-def"))
+    opened = {a.id: a for a in await linked.open_all()}
+    renewed = opened["two"].access_token
+    assert renewed is not None
+    assert renewed.get_secret_value() == "renewed-token-def"
