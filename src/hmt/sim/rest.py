@@ -88,6 +88,9 @@ class RestApi:
         self.seed = seed  # historical candles are a function of it
         self.faults, self.counters, self.clock = faults, counters, clock
         self.redirect_url: str | None = None
+        # Further accounts by API key (`Simulator.add_account`): each its own sessions and
+        # order book, chosen by the key a request carries, as Kite keeps each user's.
+        self.accounts: dict[str, tuple[Sessions, Broker]] = {}
         self._never = asyncio.Event()  # never set: never_answer waits on it until shutdown
 
     async def handle(self, request: Request) -> Response:
@@ -148,8 +151,10 @@ class RestApi:
             version = request.headers.get("x-kite-version")
             if version is not None and version != "3":
                 raise input_error(f"Unsupported `X-Kite-Version` {version!r}; this is v3.")
+            header = request.headers.get("authorization")
+            sessions, broker = self._account(_header_key(header))
             if not route.public:
-                self.sessions.check_header(request.headers.get("authorization"))
+                sessions.check_header(header)
             if route.name == "instruments":
                 return Response(
                     200,
@@ -158,12 +163,17 @@ class RestApi:
                 )
             if route.name == "login":
                 return self._login(request)
-            return success(self._data(route.name, params, request))
+            return success(self._data(route.name, params, request, broker))
         except KiteError as error:
             return failure(error)
 
-    def _data(self, name: str, params: dict[str, str], request: Request) -> Any:
-        form, broker = request.form(), self.broker
+    def _account(self, api_key: str) -> tuple[Sessions, Broker]:
+        """The sessions and order book of the account an API key names (the first one's
+        when it names none of the others, which then answers as before)."""
+        return self.accounts.get(api_key, (self.sessions, self.broker))
+
+    def _data(self, name: str, params: dict[str, str], request: Request, broker: Broker) -> Any:
+        form = request.form()
         if name == "place_order":
             return {"order_id": broker.place(params["variety"], form)}
         if name == "modify_order":
@@ -181,14 +191,15 @@ class RestApi:
         if name == "historical":
             return self._historical(params, request.query)
         if name == "profile":
-            return self.sessions.profile()
+            return self._account(_header_key(request.headers.get("authorization")))[0].profile()
         if name == "session_token":
-            token = self.sessions.exchange(
+            sessions = self._account(form.get("api_key", ""))[0]
+            token = sessions.exchange(
                 form.get("api_key", ""), form.get("request_token", ""), form.get("checksum", "")
             )
-            return self.sessions.session_data(token, kite_timestamp(self.clock()))
+            return sessions.session_data(token, kite_timestamp(self.clock()))
         if name == "session_logout":
-            self.sessions.invalidate(form.get("access_token", ""))
+            self._account(form.get("api_key", ""))[0].invalidate(form.get("access_token", ""))
             return True
         raise KiteError("GeneralException", f"no handler for {name}")  # a routing bug
 
@@ -237,14 +248,22 @@ class RestApi:
 
     def _login(self, request: Request) -> Response:
         """Kite's login page, reduced to its redirect: a fresh request token."""
-        if request.query.get("api_key", [""])[-1] != self.sessions.api_key:
+        api_key = request.query.get("api_key", [""])[-1]
+        sessions = self._account(api_key)[0]
+        if api_key != sessions.api_key:
             raise input_error("Invalid `api_key`.")
-        token = self.sessions.new_request_token()
+        token = sessions.new_request_token()
         if self.redirect_url:
             sep = "&" if "?" in self.redirect_url else "?"
             location = f"{self.redirect_url}{sep}action=login&status=success&request_token={token}"
             return Response(302, b"", "text/plain", {"Location": location})
         return success({"request_token": token})
+
+
+def _header_key(header: str | None) -> str:
+    """The API key of `Authorization: token api_key:access_token` ("" if none)."""
+    _, _, credentials = (header or "").partition(" ")
+    return credentials.partition(":")[0]
 
 
 def _kite_time(query: dict[str, list[str]], name: str) -> datetime:

@@ -26,8 +26,9 @@ def checksum(*parts: str) -> str:
 class Sessions:
     """Who may call the simulator, and the login exchange that says so."""
 
-    def __init__(self, seed: int, user_id: str = "SIM001") -> None:
-        self._rng = random.Random(f"{seed}:session")
+    def __init__(self, seed: int, user_id: str = "SIM001", *, salt: str = "") -> None:
+        """`salt`: another account's (`Simulator.add_account`), so its key differs."""
+        self._rng = random.Random(f"{seed}:session{salt}")
         self.user_id = user_id
         self.api_key = self._token(16)
         self.api_secret = self._token(32)

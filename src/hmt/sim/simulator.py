@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +37,33 @@ from hmt.sim.ticker import Ticker
 from hmt.sim.universe import Universe
 
 APP_ID = 4242  # the postback's app_id: any number; Kite's are small integers
+
+
+@dataclass(frozen=True, slots=True)
+class SimAccount:
+    """A further account of the simulator (`Simulator.add_account`)."""
+
+    sessions: Sessions
+    broker: Broker
+
+    @property
+    def api_key(self) -> str:
+        return self.sessions.api_key
+
+    @property
+    def access_token(self) -> str:
+        return self.sessions.access_token
+
+    def orders(self) -> list[dict[str, Any]]:
+        return self.broker.book()
+
+    def expire_session(self) -> None:
+        """This account's access tokens stop working (403 TokenException); not the others'."""
+        self.sessions.expire_all()
+
+    def renew_session(self) -> str:
+        self.sessions.access_token = self.sessions.new_access_token()
+        return self.sessions.access_token
 
 
 class Simulator:
@@ -86,8 +114,10 @@ class Simulator:
             self.broker, self.market, self.sessions, self.faults, self.counters, clock, seed
         )
         self.ticker = Ticker(
-            self.market, self.faults, self.counters, self.sessions.valid, heartbeat_interval
+            self.market, self.faults, self.counters, self._valid, heartbeat_interval
         )
+        self._limits, self._clocks = limits, (clock, monotonic)
+        self.accounts: dict[str, SimAccount] = {}  # further accounts by API key
         self.control = Control(self)
         self.broker.listeners.append(self._postback)
         self.walk = RandomWalk(self.market, seed, speed=walk_speed) if walk else None
@@ -150,6 +180,37 @@ class Simulator:
     def access_token(self) -> str:
         return self.sessions.access_token
 
+    def add_account(self, user_id: str) -> SimAccount:
+        """Another Kite account on this simulator: its own API key, secret and access
+        token, sessions and order book (and its own order rate limits), as Kite keeps
+        each user's. Its orders match against the same market; its order updates are
+        not sent on the ticker (the order book and order history tell them)."""
+        if user_id == self.sessions.user_id or any(
+            a.sessions.user_id == user_id for a in self.accounts.values()
+        ):
+            raise ValueError(f"an account {user_id!r} exists")
+        sessions = Sessions(self.seed, user_id, salt=f":{user_id}")
+        clock, monotonic = self._clocks
+        broker = Broker(
+            self.universe,
+            self.market,
+            seed=self.seed + 1 + len(self.accounts),  # other order ids than the first's
+            user_id=user_id,
+            limits=self._limits,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        account = SimAccount(sessions, broker)
+        self.accounts[sessions.api_key] = account
+        self.rest.accounts[sessions.api_key] = (sessions, broker)
+        return account
+
+    def _valid(self, api_key: str, access_token: str) -> bool:
+        other = self.accounts.get(api_key)
+        if other is not None:
+            return other.sessions.valid(api_key, access_token)
+        return self.sessions.valid(api_key, access_token)
+
     def request_token(self) -> str:
         """A request token, as Kite's login redirect would deliver it."""
         return self.sessions.new_request_token()
@@ -182,6 +243,8 @@ class Simulator:
         self.gaps.cancel()
         self.market.reset()
         self.broker.reset()
+        for account in self.accounts.values():
+            account.broker.reset()
         self.faults.clear()
         self.counters.clear()
 
