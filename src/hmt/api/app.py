@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from hmt import __version__
 from hmt.api import (
+    accounts,
     backtests,
     brackets,
     broker,
@@ -61,6 +62,7 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(broker.router)
     app.include_router(backtests.router)
     app.include_router(channels.router)
+    app.include_router(accounts.router)
     problems.install(app)  # every error body in the documented `Problem` shape
     # No CORS middleware: browsers refuse cross-origin reads (the UI is same-origin).
     app.add_middleware(

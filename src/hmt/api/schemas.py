@@ -40,10 +40,10 @@ from hmt.core.types import (
     TriggerType,
     UserId,
 )
+from hmt.engine.accounts import DEFAULT_ACCOUNT
 from hmt.store.records import TriggerRecord
 
 # A linked account's id (docs/accounts.md); "default" names the settings' account.
-DEFAULT_ACCOUNT = "default"
 ACCOUNT_ID = r"^[a-z0-9][a-z0-9-]{0,31}$"
 AccountId = Annotated[str, Field(pattern=ACCOUNT_ID)]
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from hmt.api.accounts import check_account
 from hmt.api.auth import Caller, Writer
 from hmt.api.legs import V2_KEYS, TriggerV2In, TriggerV2Patch, as_body
 from hmt.api.pages import cursor_after, next_link, position
@@ -100,6 +101,7 @@ async def checked(body: CreateBody, runtime: Facade, user_id: str) -> NewTrigger
     instrument = listed.instrument
     trigger = body.to_trigger(trigger_id, UserId(user_id), divisor=instrument.price_divisor)
     validate(trigger, instrument=instrument, now=runtime.triggers.clock())
+    await check_account(runtime, user_id, trigger.account)
     return NewTrigger(trigger, instrument, () if listed.warning is None else (listed.warning,))
 
 
@@ -413,6 +415,8 @@ async def edit(trigger_id: str, request: Request, caller: Writer) -> TriggerReco
         body.tradingsymbol or current.tradingsymbol,
     )
     changes = body.changes(current, divisor=listed.instrument.price_divisor)
+    if "account" in changes:
+        await check_account(runtime, caller.user_id, changes["account"])
     record = await runtime.triggers.update(
         caller.user_id, trigger_id, changes, instrument=listed.instrument
     )

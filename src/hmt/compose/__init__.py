@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from hmt.backtest.recording import TickRecorder
 from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
+from hmt.compose.accounts import AccountMaker
 from hmt.compose.kite import (
     KiteLogin,
     TickerFeed,
@@ -47,6 +48,7 @@ from hmt.config import (
 from hmt.core.instruments import Instrument
 from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
 from hmt.core.types import InstrumentToken
+from hmt.engine.accounts import AccountExecutors
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.channels import Channels
 from hmt.engine.cluster import ClusterNode
@@ -90,6 +92,7 @@ from hmt.store.channels import ChannelStore
 from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
+from hmt.store.linked import LinkedAccounts
 from hmt.store.loading import PriceSource
 from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
@@ -269,6 +272,19 @@ async def build(settings: Settings) -> Runtime:
         rng=random.Random(),
         stats=stats,
     )
+    # Several accounts (docs/accounts.md): the default account's executor above, and
+    # one per linked account of this broker, each with its own throttle and session.
+    executors = AccountExecutors(executor)
+    linked = LinkedAccounts(db, sealer)
+    maker = AccountMaker(
+        settings,
+        linked,
+        execution,
+        executors,
+        stats,
+        broker=settings.broker_api.value,
+        engine=lambda: engine,
+    )
     session = BrokerSession(
         (rest, feed),  # a new token reaches orders and ticks alike
         awaiting_login=awaiting_login,
@@ -279,7 +295,7 @@ async def build(settings: Settings) -> Runtime:
     engine = Engine(
         source=execution,
         feed=feed,
-        executor=executor,
+        executor=executors,
         clock=lambda: datetime.now(UTC),
         config=EngineConfig(
             enabled=settings.engine_enabled,
@@ -362,7 +378,13 @@ async def build(settings: Settings) -> Runtime:
         channels=channels,
         fills=fills,
         cluster=cluster,
+        linked=linked,
+        executors=executors,
+        add_account=maker.add,
+        closing=maker.rests,
     )
+    if sealer is not None:  # linked accounts are stored only sealed
+        await maker.add_stored()
     return runtime
 
 

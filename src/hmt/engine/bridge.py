@@ -36,6 +36,7 @@ from hmt.engine.service import Engine, EngineState
 from hmt.engine.stats import EngineStats
 from hmt.store.channels import Channel
 from hmt.store.db import Database
+from hmt.store.linked import LinkedAccount
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 
@@ -227,6 +228,12 @@ class Bridge:
 
     async def use_access_token(self, access_token: str) -> bool:
         return await self._link.run(self._runtime.use_access_token(access_token))
+
+    def account_sessions(self) -> dict[str, tuple[str, str]]:
+        return self._runtime.account_sessions()  # plain reads of attributes: no hop needed
+
+    async def link_account(self, account: LinkedAccount) -> None:
+        await self._link.run(self._runtime.link_account(account))
 
     async def kite_login(self, request_token: str) -> bool:
         return await self._link.run(self._runtime.kite_login(request_token))

@@ -30,6 +30,7 @@ from hmt.engine.service import EngineState
 from hmt.engine.stats import EngineStats
 from hmt.store.channels import Channel
 from hmt.store.db import Database
+from hmt.store.linked import LinkedAccount
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 
@@ -123,6 +124,14 @@ class Facade(Protocol):
 
     async def kite_login(self, request_token: str) -> bool:
         """/kite/callback: exchange the request token, then as `use_access_token`."""
+        ...
+
+    def account_sessions(self) -> dict[str, tuple[str, str]]:
+        """Each account's session state and reason by id (docs/accounts.md)."""
+        ...
+
+    async def link_account(self, account: LinkedAccount) -> None:
+        """POST /accounts: store it sealed and trade through it."""
         ...
 
     async def candles(

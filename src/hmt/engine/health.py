@@ -27,6 +27,8 @@ class Observations:
     stale_after: float = 60.0
     # Firing held until the broker's order book has been read (start-up, reconnection).
     reconciling: bool = False
+    # Linked accounts whose session is not valid: only their triggers are paused.
+    accounts_login_required: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,10 @@ def judge(seen: Observations) -> Health:
         down.append("ticker disconnected: no prices are arriving")
     if down:
         return Health(Verdict.DOWN, tuple(down))
+    degraded = []
+    if seen.accounts_login_required:
+        names = ", ".join(seen.accounts_login_required)
+        degraded.append(f"login required for account {names}: its triggers are paused")
     if seen.active_triggers and (
         seen.last_tick_age is None or seen.last_tick_age > seen.stale_after
     ):
@@ -61,5 +67,7 @@ def judge(seen: Observations) -> Health:
             else f"last tick {seen.last_tick_age:.0f} s ago"
         )
         # Outside market hours this is normal; it is a warning, not an outage.
-        return Health(Verdict.DEGRADED, (f"no recent ticks ({age})",))
+        degraded.append(f"no recent ticks ({age})")
+    if degraded:
+        return Health(Verdict.DEGRADED, tuple(degraded))
     return Health(Verdict.OK, ())

@@ -8,7 +8,8 @@ session, the feed and the database.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from hmt.backtest.recording import TickRecorder
 from hmt.config import ConfigError, Settings
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument
+from hmt.engine.accounts import DEFAULT_ACCOUNT, AccountExecutors
 from hmt.engine.channels import Channels
 from hmt.engine.cluster import ClusterNode
 from hmt.engine.fills import Fills
@@ -29,6 +31,7 @@ from hmt.engine.session import BrokerSession, SessionState
 from hmt.engine.supervisor import Supervisor
 from hmt.store.accounts import AccountStore
 from hmt.store.db import Database, DbState
+from hmt.store.linked import LinkedAccount, LinkedAccounts
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 
@@ -55,6 +58,12 @@ class Runtime:
     channels: Channels | None = None
     fills: Fills | None = None  # brackets' fills (docs/engine.md, "Brackets")
     cluster: ClusterNode | None = None  # HMT_CLUSTER_URL: this node's leases (docs/cluster.md)
+    # Several accounts (docs/accounts.md): the linked accounts' store, the engine's
+    # executors by account, and the composition's way to start using a new one.
+    linked: LinkedAccounts | None = None
+    executors: AccountExecutors | None = None
+    add_account: Callable[[LinkedAccount], Awaitable[None]] | None = None
+    closing: list[BrokerRest] = field(default_factory=list)  # the linked accounts' clients
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
@@ -78,6 +87,8 @@ class Runtime:
         if self.notifier is not None:
             await self.notifier.stop()
         await self.rest.aclose()
+        for rest in self.closing:
+            await rest.aclose()
         await self.db.dispose()
 
     async def candles(
@@ -105,8 +116,31 @@ class Runtime:
         """Exchange a Kite request token, store the session sealed, and use it; stored?"""
         return await self.session.login(request_token)
 
+    def account_sessions(self) -> dict[str, tuple[str, str]]:
+        """Each account's session state and reason by id; the default account's is the
+        engine's session. An account stored but not in this engine is absent."""
+        states = {DEFAULT_ACCOUNT: (self.session.state.value, self.session.reason)}
+        if self.executors is not None:
+            for account_id, linked in self.executors.linked.items():
+                states[account_id] = (linked.session.state.value, linked.session.reason)
+        return states
+
+    async def link_account(self, account: LinkedAccount) -> None:
+        """Store a new account sealed, then trade through it (`AccountExists`, or
+        `ConfigError` without HMT_SECRET_KEY, and nothing is stored)."""
+        if self.linked is None or self.linked.sealer is None:
+            raise ConfigError("linking an account needs HMT_SECRET_KEY: its secrets are sealed")
+        await self.linked.link(account)
+        if self.add_account is not None:
+            await self.add_account(account)
+
     def health(self) -> Health:
         engine, feed = self.engine, self.feed.status()
+        lapsed = tuple(
+            account_id
+            for account_id, (state, _) in self.account_sessions().items()
+            if account_id != DEFAULT_ACCOUNT and state != SessionState.VALID.value
+        )
         return judge(
             Observations(
                 enabled=self.settings.engine_enabled,
@@ -117,6 +151,7 @@ class Runtime:
                 broker_session_valid=self.session.valid,
                 active_triggers=len(engine.book),
                 reconciling=engine.reconciling,
+                accounts_login_required=lapsed,
             )
         )
 

@@ -37,6 +37,7 @@ from hmt.core.trail_gaps import touched
 from hmt.core.trailing import TrailState
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
 from hmt.engine import story
+from hmt.engine.accounts import AccountExecutors
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
 from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
@@ -97,7 +98,7 @@ class Engine:
         *,
         source: TriggerSource,
         feed: Feed,
-        executor: Executor,
+        executor: Executor | AccountExecutors,
         clock: Callable[[], datetime],
         config: EngineConfig | None = None,
         session: BrokerSession | None = None,
@@ -163,6 +164,11 @@ class Engine:
         self._fired_at: dict[TriggerId, tuple[float, str]] = {}
         self._untold: dict[TriggerId, Fired] = {}  # fired, not told yet (`_tell_fire`)
         executor.on_outcome = self._settled
+        # Several accounts (docs/accounts.md): the fired triggers of a linked account
+        # that is not live, kept out of the book until it is (`account_renewed`).
+        self._parked: dict[str, set[TriggerId]] = {}
+        if isinstance(executor, AccountExecutors):
+            executor.on_renewed = lambda account: self._spawn(self.account_renewed(account))
         self._partitions = partitions
         # A cluster node's partitions, as the engine holds them (loaded or loading).
         self._held: set[int] | None = None if partitions is None else set()
@@ -380,7 +386,7 @@ class Engine:
         try:
             await self._settle(left, leased_at)
         except AuthExpired as error:
-            self.session.expired(str(error))
+            self._expire(left.intent.account, str(error))
         except Exception:
             # The row stays `triggered`; its lease runs out and a later sweep tries again.
             self.stats.unresolved += 1
@@ -463,7 +469,63 @@ class Engine:
         self.stats.triggers_fired += len(fired)
         self.stats.record_evaluate(time.perf_counter() - started)
 
+    def _paused(self, account: str | None) -> bool:
+        """Whether `account` is a linked account whose orders may not go now."""
+        executor = self._executor
+        return (
+            account is not None
+            and isinstance(executor, AccountExecutors)
+            and account not in executor.live
+        )
+
+    def paused_triggers(self, account: str) -> frozenset[TriggerId]:
+        """The triggers of `account` kept out of the book while it is not live."""
+        return frozenset(self._parked.get(account, ()))
+
+    def _park(self, fired: Fired) -> None:
+        """A linked account's trigger fired while that account is not live: out of the
+        book (it fired), still `active` in the store (nothing claimed) until it is."""
+        account = str(fired.trigger.account)
+        self._parked.setdefault(account, set()).add(fired.trigger.id)
+        log.warning("account_paused", account=account, trigger_id=fired.trigger.id)
+
+    def _expire(self, account: str | None, reason: str) -> None:
+        """An account's session was refused: a linked account's pauses only its triggers."""
+        executor = self._executor
+        if not (isinstance(executor, AccountExecutors) and executor.expire(account, reason)):
+            self.session.expired(reason)
+
+    async def account_renewed(self, account: str) -> None:
+        """A linked account's new session: read its order book (a claim lost with the
+        database may have placed an order there), then put its triggers back."""
+        executor = self._executor
+        if not isinstance(executor, AccountExecutors):
+            return
+        try:
+            orders = await executor.orders_of(account)
+            settled = await self._source.reconcile(
+                orders, executor.tag, skip=frozenset(self._in_flight)
+            )
+        except BrokerError as error:
+            if error.kind is ErrorKind.AUTH:
+                executor.expire(account, error.message)
+            log.warning("account_order_book_unreadable", account=account, error=str(error))
+            return
+        except Exception:  # the store failed: the account stays paused until a new login
+            log.exception("account_reconcile_failed", account=account)
+            return
+        for item in settled:
+            self.stats.reconciled += 1
+            await self.refresh(item.trigger_id, checked=True)
+        executor.live.add(account)
+        log.info("account_live", account=account, settled=len(settled))
+        for trigger_id in self._parked.pop(account, set()):
+            await self.refresh(trigger_id)
+
     async def _execute(self, fired: Fired, started: float | None) -> None:
+        if self._paused(fired.trigger.account):
+            self._park(fired)
+            return
         self._in_flight.add(fired.trigger.id)
         # The fire is told (its line, its notice) with its first outcome, once the broker
         # has answered, or when the task ends without one: never between the tick and
@@ -490,7 +552,7 @@ class Engine:
         try:
             outcome = await self._executor.execute(fired, on_send=sending)
         except AuthExpired as error:
-            self.session.expired(str(error))
+            self._expire(fired.trigger.account, str(error))
             await self.refresh(fired.trigger.id, settled=True)
             return
         except Exception:

@@ -1,0 +1,140 @@
+"""Broker accounts: list yours with each one's session state, and link a new one
+(docs/accounts.md).
+
+An account's secrets (API secret, access token) are accepted once, sealed at
+rest and never returned or logged. The default account (the settings' one,
+`default`) is listed for every user: it is the one a trigger without an
+account trades through.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
+
+from hmt.api.auth import Caller, Writer
+from hmt.api.problems import ApiError
+from hmt.api.runtime import Runtime
+from hmt.api.schemas import ACCOUNT_ID, Problem
+from hmt.config import ConfigError
+from hmt.core.errors import FieldError, InvalidTrigger
+from hmt.engine.accounts import DEFAULT_ACCOUNT
+from hmt.engine.facade import Facade
+from hmt.logs import register_secret
+from hmt.store.linked import AccountExists, LinkedAccount, LinkedAccounts
+
+router = APIRouter(prefix="/accounts", tags=["accounts"])
+
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
+# Not running in this process (another broker's account, or none yet): no state known.
+UNKNOWN = "unknown"
+
+
+def _secret_chars(value: SecretStr | None) -> SecretStr | None:
+    # They go into HTTP headers and the ticker's URL: the brokers' are plain characters.
+    if value is not None and not _TOKEN_CHARS.fullmatch(value.get_secret_value()):
+        raise PydanticCustomError(
+            "string_pattern_mismatch", "must be letters, digits or . _ ~ - only"
+        )
+    return value
+
+
+class AccountIn(BaseModel):
+    """A broker account to link: its credentials are sealed at rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(pattern=ACCOUNT_ID)]
+    broker: Literal["kite", "upstox"]
+    label: Annotated[str, Field(min_length=1, max_length=64)]
+    api_key: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~-]+$")]
+    api_secret: Annotated[SecretStr, Field(min_length=1, max_length=128)] | None = None
+    access_token: Annotated[SecretStr, Field(min_length=6, max_length=256)] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _not_default(cls, value: str) -> str:
+        if value == DEFAULT_ACCOUNT:
+            raise PydanticCustomError("reserved", "'default' names the settings' account")
+        return value
+
+    @field_validator("api_secret", "access_token")
+    @classmethod
+    def _chars(cls, value: SecretStr | None) -> SecretStr | None:
+        return _secret_chars(value)
+
+
+class AccountOut(BaseModel):
+    id: str
+    broker: str
+    label: str
+    session: str  # valid | expired | awaiting_login | unknown
+    reason: str = ""  # why the session is not valid
+
+
+def _out(runtime: Facade, account_id: str, broker: str, label: str) -> AccountOut:
+    state, reason = runtime.account_sessions().get(account_id, (UNKNOWN, ""))
+    return AccountOut(id=account_id, broker=broker, label=label, session=state, reason=reason)
+
+
+@router.get("")
+async def list_accounts(runtime: Runtime, caller: Caller) -> list[AccountOut]:
+    """The default account, then yours, each with its session's state in this engine."""
+    broker = runtime.settings.broker_api.value
+    mine = await LinkedAccounts(runtime.db, None).mine(caller.user_id)
+    return [
+        _out(runtime, DEFAULT_ACCOUNT, broker, "the settings' account"),
+        *(_out(runtime, a.id, a.broker, a.label) for a in mine),
+    ]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        422: {"model": Problem, "description": "A field broke a rule"},
+        409: {"model": Problem, "description": "The id is taken, or HMT_SECRET_KEY is not set"},
+    },
+)
+async def link_account(body: AccountIn, runtime: Runtime, caller: Writer) -> AccountOut:
+    """Link a broker account; the engine trades through it at once (its own order port,
+    throttle and session). Its secrets are sealed and never shown again."""
+    for secret in (body.api_secret, body.access_token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    account = LinkedAccount(
+        body.id,
+        caller.user_id,
+        body.broker,
+        body.label,
+        body.api_key,
+        body.api_secret,
+        body.access_token,
+    )
+    try:
+        await runtime.link_account(account)
+    except AccountExists as error:
+        raise ApiError(409, str(error), field="id", rule="taken") from None
+    except ConfigError as error:
+        raise ApiError(409, str(error), field="server", rule="not_configured") from None
+    return _out(runtime, account.id, account.broker, account.label)
+
+
+async def check_account(runtime: Facade, user_id: str, account_id: str | None) -> None:
+    """A trigger's account must be the default one or one the user linked on this
+    engine's broker; else `InvalidTrigger` naming it (a 422)."""
+    if account_id is None:
+        return
+    account = await LinkedAccounts(runtime.db, None).owned(user_id, account_id)
+    if account is None:
+        raise InvalidTrigger(
+            [FieldError("account", "unknown_account", f"no account {account_id!r} is linked")]
+        )
+    broker = runtime.settings.broker_api.value
+    if account.broker != broker:
+        message = f"account {account_id!r} is at {account.broker}; this engine trades {broker}"
+        raise InvalidTrigger([FieldError("account", "other_broker", message)])

@@ -1,0 +1,120 @@
+"""The composition's linked accounts: each one's order port, throttle, executor and
+session, made from its stored row and added to the engine (docs/accounts.md).
+
+Ticks are not made here: the one feed of the broker (the default account's)
+serves every account. This slice trades linked accounts of the engine's own
+broker (Kite); an account of another broker stays out of the engine (logged),
+so its triggers wait and are never sent through another account.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from pydantic import SecretStr
+
+from hmt.config import Settings
+from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
+from hmt.engine.accounts import AccountExecutors
+from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
+from hmt.engine.ports import BrokerRest
+from hmt.engine.service import Engine, EngineState
+from hmt.engine.session import BrokerSession
+from hmt.engine.stats import EngineStats
+from hmt.kite.orders import KiteOrders
+from hmt.kite.rest import KiteRest
+from hmt.logs import register_secret
+from hmt.store.execution import ExecutionStore
+from hmt.store.linked import LinkedAccount, LinkedAccounts
+
+log = structlog.get_logger("hmt.compose")
+
+# Kite counts orders when they arrive (as `hmt.compose.THROTTLE_MARGIN_S`).
+THROTTLE_MARGIN_S = 0.05
+# Used in place of an account's access token until its first session: Kite refuses it.
+AWAITING_LOGIN = "awaiting-kite-login"
+
+
+class LinkedVault:
+    """A linked account's new access token, kept sealed in its row."""
+
+    def __init__(self, store: LinkedAccounts, account_id: str) -> None:
+        self._store = store
+        self._account_id = account_id
+
+    async def save(self, access_token: str) -> None:
+        await self._store.save_token(self._account_id, SecretStr(access_token))
+
+
+@dataclass
+class AccountMaker:
+    """Makes a linked account's parts and adds them to the engine's executors."""
+
+    settings: Settings
+    store: LinkedAccounts
+    execution: ExecutionStore
+    executors: AccountExecutors
+    stats: EngineStats
+    broker: str  # the engine's broker ("kite")
+    engine: Callable[[], Engine]  # read when used: the engine is made after this
+    rests: list[BrokerRest] = field(default_factory=list)  # closed with the runtime
+
+    async def add(self, account: LinkedAccount) -> None:
+        """Trade through `account` from now on (a running engine reads its book first)."""
+        if account.broker != self.broker:
+            log.warning(
+                "account_other_broker",
+                account=account.id,
+                broker=account.broker,
+                engine_broker=self.broker,
+            )
+            return
+        for secret in (account.access_token, account.api_secret):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
+        token = None if account.access_token is None else account.access_token.get_secret_value()
+        settings = self.settings
+        rest = KiteRest(
+            api_url=settings.kite_api_url,
+            api_key=account.api_key,
+            access_token=token or AWAITING_LOGIN,
+            timeout=settings.kite_timeout_ms / 1000,
+            client=settings.kite_http,
+        )
+        self.rests.append(rest)
+        headroom = self.stats.headroom_of  # the /stats headroom stays the default account's
+        executor = Executor(
+            KiteOrders(rest),
+            self.execution,
+            throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
+            policy=RetryPolicy(
+                max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
+            ),
+            lease=LeasePolicy(
+                length=settings.claim_lease_s, request_timeout=settings.broker_timeout_ms / 1000
+            ),
+            rng=random.Random(),
+            stats=self.stats,
+        )
+        self.stats.headroom_of = headroom
+        session = BrokerSession(
+            (rest,), awaiting_login=token is None, vault=LinkedVault(self.store, account.id)
+        )
+        self.executors.add(account.id, executor, session)
+        engine = self.engine()
+        if session.valid and engine.state is not EngineState.STOPPED:
+            await engine.account_renewed(account.id)  # running: its book, then live
+
+    async def add_stored(self) -> None:
+        """Every stored account (start-up); a row that does not open is logged and left out."""
+        try:
+            accounts = await self.store.open_all()
+        except Exception as error:  # InvalidTag: sealed under another HMT_SECRET_KEY
+            log.warning("linked_accounts_unreadable", error=type(error).__name__)
+            return
+        for account in accounts:
+            await self.add(account)
+

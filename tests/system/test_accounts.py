@@ -1,0 +1,101 @@
+"""Several Kite accounts at once on the simulator (docs/accounts.md): each trigger's order
+reaches its own account only, and one account's login lapsing leaves the other firing.
+Both stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.eventually import eventually
+from tests.support.system import System, running_system
+
+KEY = "a-test-sealing-key-0123456789"
+SEED = 11
+
+
+async def _accounts(system: System) -> dict[str, dict[str, Any]]:
+    response = await system.client.get("/accounts", headers=system.auth())
+    assert response.status_code == 200, response.text
+    return {account["id"]: account for account in response.json()}
+
+
+def _tags(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(row["tag"] for row in rows)
+
+
+async def test_two_kite_accounts_each_order_reaches_its_own_and_one_lapses_alone(
+    database_url: str,
+) -> None:
+    async with running_system(database_url, secret_key=KEY, seed=SEED) as system:
+        sim, runtime, token = system.sim, system.runtime, system.token
+        second = sim.add_account("SIM002")
+        linked = await system.client.post(
+            "/accounts",
+            json={
+                "id": "family-2",
+                "broker": "kite",
+                "label": "Family, second",
+                "api_key": second.api_key,
+                "access_token": second.access_token,
+            },
+            headers=system.auth(),
+        )
+        assert linked.status_code == 201, linked.text
+        assert linked.json()["session"] == "valid"
+        assert second.access_token not in linked.text
+        executors = runtime.executors
+        assert executors is not None
+        await eventually(lambda: "family-2" in executors.live)  # its order book was read
+
+        system.push(token, "1600.00")
+        mine = await system.create(trigger_price_1="1610.00")
+        theirs = await system.create(trigger_price_1="1610.00", account="family-2")
+        assert (mine["account"], theirs["account"]) == ("default", "family-2")
+        system.push(token, "1612.00")
+        placed = [await system.settled(t["id"]) for t in (mine, theirs)]
+        assert [p["status"] for p in placed] == ["placed", "placed"]
+        assert _tags(sim.orders()) == [placed[0]["broker_tag"]]
+        assert _tags(second.orders()) == [placed[1]["broker_tag"]]
+
+        # The second account's login lapses: only its triggers pause.
+        second.expire_session()
+        later_mine = await system.create(trigger_price_1="1620.00")
+        later_theirs = await system.create(trigger_price_1="1620.00", account="family-2")
+        system.push(token, "1625.00")
+        done = await system.settled(later_mine["id"])
+        assert done["status"] == "placed"
+        await eventually(lambda: "family-2" not in executors.live)
+        # Its order was refused (403) and the claim given back; armed again, it fired
+        # again and is kept out of the book until the account is live: nothing sent.
+        paused = runtime.engine.paused_triggers
+        await eventually(lambda: paused("family-2") == {later_theirs["id"]})
+        waiting = await system.trigger(later_theirs["id"])
+        assert (waiting["status"], waiting["order_id"]) == ("active", None)
+        assert _tags(sim.orders()) == sorted([placed[0]["broker_tag"], done["broker_tag"]])
+        assert _tags(second.orders()) == [placed[1]["broker_tag"]]
+        accounts = await _accounts(system)
+        assert accounts["default"]["session"] == "valid"
+        assert accounts["family-2"]["session"] == "expired"
+        health = (await system.client.get("/health")).json()
+        assert any("family-2" in reason for reason in health["reasons"]), health
+        assert runtime.engine.state.value == "running"
+
+        # A trigger naming an account the caller has not linked is refused, naming it.
+        refused = await system.client.post(
+            "/triggers",
+            json={
+                "instrument_token": token,
+                "exchange": "NSE",
+                "tradingsymbol": "INFY",
+                "trigger_type": "single",
+                "transaction_type": "BUY",
+                "quantity": 1,
+                "product": "CNC",
+                "trigger_price_1": "1700.00",
+                "account": "nobody",
+            },
+            headers=system.auth(),
+        )
+        assert refused.status_code == 422, refused.text
+        assert "nobody" in refused.text
+        assert "account" in refused.text
