@@ -70,6 +70,7 @@ class Matrix:
     cross_writes: int = 0
     writable: int = 0
     problems: list[str] = field(default_factory=list)
+    accounts: int = 0  # linked so far (each needs its own id)
 
     async def check(
         self, method: str, url: str, token: str | None, expected: int, body: Any
@@ -173,6 +174,45 @@ class Matrix:
         wanted = 204 if method == "DELETE" else 200
         await self.check(method, path.replace("{channel_id}", own), self.a, wanted, None)
 
+    async def account(self, token: str) -> str:
+        """A new account linked by the token's user; its id."""
+        self.accounts += 1
+        account_id = f"acct-{self.accounts}"
+        body = {"id": account_id, "broker": "kite", "label": "matrix", "api_key": "k"}
+        await self.check("POST", "/accounts", token, 201, body)
+        return account_id
+
+    async def by_account(self, method: str, path: str) -> None:
+        """Linking: no, bad, revoked token 401, each user 201. An account's session: own
+        200; the other user's and a missing id 404; no, bad, revoked token 401; the
+        other user's account unchanged after."""
+        if "{account_id}" not in path:
+            for token in (None, BAD_TOKEN, self.revoked):
+                body = {"id": "never", "broker": "kite", "label": "x", "api_key": "k"}
+                await self.check(method, path, token, 401, body)
+            await self.account(self.a)
+            await self.account(self.b)
+            return
+        own, theirs = await self.account(self.a), await self.account(self.a)
+        body = {"access_token": "matrix-token-1"}
+        before = (await self.check("GET", "/accounts", self.a, 200, None)).json()
+        for token, account_id, expected in (
+            (self.b, theirs, 404),  # alice's id, asked by bob
+            (self.a, "no-such-account", 404),
+            (None, own, 401),
+            (BAD_TOKEN, own, 401),
+            (self.revoked, own, 401),
+            (self.a, own, 200),
+        ):
+            url = path.replace("{account_id}", account_id)
+            response = await self.check(method, url, token, expected, body)
+            if token == self.b and response.status_code < 400:
+                self.cross_reads += 1
+        after = (await self.check("GET", "/accounts", self.a, 200, None)).json()
+        self.cross_writes += [a for a in after if a["id"] == theirs] != [
+            a for a in before if a["id"] == theirs
+        ]
+
     async def plain(self, method: str, path: str, body: Any) -> None:
         """Routes without an id: public ones for anyone, the rest by token and role."""
         bare = path.removeprefix(PREFIX)
@@ -268,6 +308,8 @@ async def test_authorization_matrix(database_url: str) -> None:
                 await matrix.backtest(method, path)
             elif "{channel_id}" in path:
                 await matrix.by_channel(method, path)
+            elif path.startswith("/accounts") and method != "GET":
+                await matrix.by_account(method, path)
             else:
                 await matrix.plain(method, path, body)
         await matrix.server_owned()

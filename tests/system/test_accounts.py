@@ -80,6 +80,28 @@ async def test_two_kite_accounts_each_order_reaches_its_own_and_one_lapses_alone
         assert any("family-2" in reason for reason in health["reasons"]), health
         assert runtime.engine.state.value == "running"
 
+        # A new token for it: its book is read, then its paused trigger fires there.
+        renewed = await system.client.put(
+            "/accounts/family-2/session",
+            json={"access_token": second.renew_session()},
+            headers=system.auth(),
+        )
+        assert renewed.status_code == 200, renewed.text
+        assert renewed.json()["session"] == "valid"
+        system.push(token, "1628.00")
+        resumed = await system.settled(later_theirs["id"])
+        assert resumed["status"] == "placed"
+        assert _tags(second.orders()) == sorted([placed[1]["broker_tag"], resumed["broker_tag"]])
+        assert len(sim.orders()) == 2
+        health = (await system.client.get("/health")).json()
+        assert not any("family-2" in reason for reason in health["reasons"]), health
+        other_user = await system.client.put(
+            "/accounts/family-2/session",
+            json={"access_token": second.renew_session()},
+            headers=system.auth(system.operator_token),
+        )
+        assert other_user.status_code == 404, other_user.text
+
         # A trigger naming an account the caller has not linked is refused, naming it.
         refused = await system.client.post(
             "/triggers",

@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from hmt.api.auth import Caller, Writer
 from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
-from hmt.api.schemas import ACCOUNT_ID, Problem
+from hmt.api.schemas import ACCOUNT_ID, BrokerSessionIn, Problem
 from hmt.config import ConfigError
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.engine.accounts import DEFAULT_ACCOUNT
@@ -121,6 +121,27 @@ async def link_account(body: AccountIn, runtime: Runtime, caller: Writer) -> Acc
         raise ApiError(409, str(error), field="id", rule="taken") from None
     except ConfigError as error:
         raise ApiError(409, str(error), field="server", rule="not_configured") from None
+    return _out(runtime, account.id, account.broker, account.label)
+
+
+@router.put(
+    "/{account_id}/session",
+    responses={
+        404: {"model": Problem, "description": "No such account of yours in this engine"},
+        422: {"model": Problem, "description": "A field broke a rule"},
+    },
+)
+async def set_account_session(
+    account_id: str, body: BrokerSessionIn, runtime: Runtime, caller: Writer
+) -> AccountOut:
+    """A linked account's access token for the day (obtained elsewhere): kept sealed; the
+    engine reads that account's order book, then its paused triggers are armed again."""
+    register_secret(body.access_token.get_secret_value())
+    account = await LinkedAccounts(runtime.db, None).owned(caller.user_id, account_id)
+    if account is None or not await runtime.use_account_token(
+        account_id, body.access_token.get_secret_value()
+    ):
+        raise ApiError(404, "no such account", field="account_id", rule="not_found")
     return _out(runtime, account.id, account.broker, account.label)
 
 

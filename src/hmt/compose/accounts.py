@@ -117,4 +117,3 @@ class AccountMaker:
             return
         for account in accounts:
             await self.add(account)
-

@@ -235,6 +235,9 @@ class Bridge:
     async def link_account(self, account: LinkedAccount) -> None:
         await self._link.run(self._runtime.link_account(account))
 
+    async def use_account_token(self, account_id: str, access_token: str) -> bool:
+        return await self._link.run(self._runtime.use_account_token(account_id, access_token))
+
     async def kite_login(self, request_token: str) -> bool:
         return await self._link.run(self._runtime.kite_login(request_token))
 

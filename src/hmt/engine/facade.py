@@ -134,6 +134,10 @@ class Facade(Protocol):
         """POST /accounts: store it sealed and trade through it."""
         ...
 
+    async def use_account_token(self, account_id: str, access_token: str) -> bool:
+        """PUT /accounts/{id}/session: False if this engine does not trade the account."""
+        ...
+
     async def candles(
         self, instrument: Instrument, interval: str, start: datetime, end: datetime
     ) -> list[Candle]:

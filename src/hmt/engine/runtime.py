@@ -134,6 +134,15 @@ class Runtime:
         if self.add_account is not None:
             await self.add_account(account)
 
+    async def use_account_token(self, account_id: str, access_token: str) -> bool:
+        """A linked account's new access token: kept sealed, then its book is read and its
+        triggers armed again; False if this engine does not trade that account."""
+        session = None if self.executors is None else self.executors.session_of(account_id)
+        if session is None:
+            return False
+        await session.use_access_token(access_token)
+        return True
+
     def health(self) -> Health:
         engine, feed = self.engine, self.feed.status()
         lapsed = tuple(

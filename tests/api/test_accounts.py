@@ -1,0 +1,134 @@
+"""GET and POST /accounts, and a trigger's account (docs/accounts.md): clear 422s naming the
+field, secrets sealed and never shown, another user's accounts unknown. Both stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hmt.logs import REDACTOR
+from tests.support.system import System, running_system
+
+KEY = "a-test-sealing-key-0123456789"
+SECRET = "CANARYaccountsecret42"
+TOKEN = "CANARYaccounttoken77"
+
+
+def _account(**changes: Any) -> dict[str, Any]:
+    return {
+        "id": "desk-1",
+        "broker": "kite",
+        "label": "The desk",
+        "api_key": "deskkey01",
+        "api_secret": SECRET,
+        "access_token": TOKEN,
+        **changes,
+    }
+
+
+async def _post(system: System, body: dict[str, Any], token: str | None = None) -> Any:
+    return await system.client.post("/accounts", json=body, headers=system.auth(token))
+
+
+def _rules(response: Any) -> set[tuple[str, str]]:
+    return {(e["field"], e["rule"]) for e in response.json()["errors"]}
+
+
+async def test_link_list_and_refuse(database_url: str) -> None:
+    async with running_system(database_url, secret_key=KEY) as system:
+        listed = await system.client.get("/accounts", headers=system.auth())
+        assert listed.status_code == 200, listed.text
+        assert [(a["id"], a["broker"], a["session"]) for a in listed.json()] == [
+            ("default", "kite", "valid")
+        ]
+
+        bad = [
+            (_account(id="Desk_1"), ("id", "string_pattern_mismatch")),
+            (_account(id="default"), ("id", "reserved")),
+            (_account(broker="zerodha"), ("broker", "literal_error")),
+            (_account(api_key=""), ("api_key", "string_too_short")),
+            (_account(access_token="bad token!"), ("access_token", "string_pattern_mismatch")),
+            (_account(label=""), ("label", "string_too_short")),
+        ]
+        for body, rule in bad:
+            refused = await _post(system, body)
+            assert refused.status_code == 422, refused.text
+            assert rule in _rules(refused), refused.text
+        missing = {k: v for k, v in _account().items() if k != "broker"}
+        assert ("broker", "missing") in _rules(await _post(system, missing))
+
+        made = await _post(system, _account())
+        assert made.status_code == 201, made.text
+        shown = made.json()
+        assert (shown["id"], shown["broker"], shown["label"]) == ("desk-1", "kite", "The desk")
+        # The simulator knows no such API key: its order book was refused at once.
+        assert shown["session"] == "expired"
+        assert "api_key" in shown["reason"]
+        # The log redactor hides them from here on.
+        assert TOKEN not in REDACTOR.scrub(f"token {TOKEN}")
+        assert SECRET not in REDACTOR.scrub(f"secret {SECRET}")
+        again = await _post(system, _account(), system.operator_token)
+        assert again.status_code == 409, again.text
+        assert ("id", "taken") in _rules(again)
+
+        listed = await system.client.get("/accounts", headers=system.auth())
+        assert [a["id"] for a in listed.json()] == ["default", "desk-1"]
+        assert TOKEN not in listed.text
+        assert SECRET not in listed.text
+        theirs = await system.client.get("/accounts", headers=system.auth(system.operator_token))
+        assert [a["id"] for a in theirs.json()] == ["default"]  # another user's: not shown
+
+        # A trigger's account: the caller's own, "default", or absent.
+        mine = await system.create(trigger_price_1="1700.00", account="desk-1")
+        assert mine["account"] == "desk-1"
+        assert (await system.trigger(mine["id"]))["account"] == "desk-1"
+        plain = await system.create(trigger_price_1="1700.00")
+        assert plain["account"] == "default"
+        named = await system.create(trigger_price_1="1700.00", account="default")
+        assert named["account"] == "default"
+        base = {k: v for k, v in plain.items() if k in _V1_SENT}
+        for account, rule in (("nobody", "unknown_account"), ("Bad Id", "string_pattern_mismatch")):
+            refused = await system.client.post(
+                "/triggers", json={**base, "account": account}, headers=system.auth()
+            )
+            assert refused.status_code == 422, refused.text
+            assert ("account", rule) in _rules(refused), refused.text
+        theirs_trigger = await system.client.post(
+            "/triggers",
+            json={**base, "account": "desk-1"},
+            headers=system.auth(system.operator_token),
+        )
+        assert theirs_trigger.status_code == 422, theirs_trigger.text
+        assert "desk-1" in theirs_trigger.text
+
+        # An edit may move it to another of the caller's accounts, checked the same way.
+        moved = await system.client.patch(
+            f"/triggers/{mine['id']}", json={"account": "default"}, headers=system.auth()
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["account"] == "default"
+        refused = await system.client.patch(
+            f"/triggers/{mine['id']}", json={"account": "nobody"}, headers=system.auth()
+        )
+        assert refused.status_code == 422, refused.text
+        assert ("account", "unknown_account") in _rules(refused)
+
+
+_V1_SENT = {
+    "instrument_token",
+    "exchange",
+    "tradingsymbol",
+    "trigger_type",
+    "transaction_type",
+    "trigger_price_1",
+    "quantity",
+    "product",
+}
+
+
+async def test_linking_needs_the_sealing_key(database_url: str) -> None:
+    async with running_system(database_url) as system:
+        refused = await _post(system, _account())
+        assert refused.status_code == 409, refused.text
+        assert ("server", "not_configured") in _rules(refused)
+        listed = await system.client.get("/accounts", headers=system.auth())
+        assert [a["id"] for a in listed.json()] == ["default"]
