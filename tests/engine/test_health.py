@@ -31,6 +31,7 @@ HEALTHY = Observations(
         ({"last_tick_age": 600.0}, Verdict.DEGRADED, "last tick 600 s ago"),
         ({"last_tick_age": None}, Verdict.DEGRADED, "no tick yet"),
         ({"last_tick_age": None, "active_triggers": 0}, Verdict.OK, None),
+        ({"accounts_login_required": ("family-2",)}, Verdict.DEGRADED, "account family-2"),
     ],
 )
 def test_verdicts(change: dict[str, object], verdict: Verdict, reason: str | None) -> None:
@@ -48,3 +49,15 @@ def test_every_outage_is_listed() -> None:
     health = judge(dataclasses.replace(HEALTHY, database_reachable=False, ticker_connected=False))
     assert health.verdict is Verdict.DOWN
     assert len(health.reasons) == 2
+
+
+def test_a_linked_accounts_lapse_is_named_beside_stale_ticks_and_not_over_an_outage() -> None:
+    """A linked account's login is a warning (only its triggers pause), listed with the
+    other warnings; an outage still wins."""
+    lapsed = dataclasses.replace(HEALTHY, accounts_login_required=("a", "b"), last_tick_age=600.0)
+    health = judge(lapsed)
+    assert health.verdict is Verdict.DEGRADED
+    assert len(health.reasons) == 2
+    assert "account a, b" in health.reasons[0]
+    down = judge(dataclasses.replace(lapsed, broker_session_valid=False))
+    assert down.verdict is Verdict.DOWN
