@@ -106,6 +106,12 @@ async def test_link_list_and_refuse(database_url: str) -> None:
         )
         assert moved.status_code == 200, moved.text
         assert moved.json()["account"] == "default"
+        kept = await system.create(trigger_price_1="1700.00", account="desk-1")
+        as_v2 = await system.client.patch(
+            f"/triggers/{kept['id']}", json={"on_gap": "skip"}, headers=system.auth()
+        )
+        assert as_v2.status_code == 200, as_v2.text
+        assert as_v2.json()["account"] == "desk-1"  # a v2 edit keeps the account
         refused = await system.client.patch(
             f"/triggers/{mine['id']}", json={"account": "nobody"}, headers=system.auth()
         )

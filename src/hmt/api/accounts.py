@@ -22,7 +22,7 @@ from hmt.api.runtime import Runtime
 from hmt.api.schemas import ACCOUNT_ID, BrokerSessionIn, Problem
 from hmt.config import ConfigError
 from hmt.core.errors import FieldError, InvalidTrigger
-from hmt.engine.accounts import DEFAULT_ACCOUNT
+from hmt.engine.accounts import DEFAULT_ACCOUNT, WIRED
 from hmt.engine.facade import Facade
 from hmt.logs import register_secret
 from hmt.store.linked import AccountExists, LinkedAccount, LinkedAccounts
@@ -159,3 +159,6 @@ async def check_account(runtime: Facade, user_id: str, account_id: str | None) -
     if account.broker != broker:
         message = f"account {account_id!r} is at {account.broker}; this engine trades {broker}"
         raise InvalidTrigger([FieldError("account", "other_broker", message)])
+    if broker != WIRED:
+        message = f"linked {broker} accounts are not traded yet (docs/accounts.md)"
+        raise InvalidTrigger([FieldError("account", "not_wired", message)])

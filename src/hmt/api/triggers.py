@@ -462,7 +462,8 @@ async def _edit_v2(
     changes = {
         f.name: getattr(new.trigger, f.name)
         for f in dataclasses.fields(Trigger)
-        if f.name not in ("id", "user_id", "status")
+        # The v2 body has no account yet: a v2 edit keeps the trigger's (docs/accounts.md).
+        if f.name not in ("id", "user_id", "status", "account")
         and getattr(new.trigger, f.name) != getattr(current, f.name)
     }
     if not changes:  # nothing differs: still an edit (its event says who asked)

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from hmt.config import Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
-from hmt.engine.accounts import AccountExecutors
+from hmt.engine.accounts import WIRED, AccountExecutors
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.ports import BrokerRest
 from hmt.engine.service import Engine, EngineState
@@ -64,9 +64,9 @@ class AccountMaker:
 
     async def add(self, account: LinkedAccount) -> None:
         """Trade through `account` from now on (a running engine reads its book first)."""
-        if account.broker != self.broker:
+        if account.broker != self.broker or self.broker != WIRED:
             log.warning(
-                "account_other_broker",
+                "account_not_wired",
                 account=account.id,
                 broker=account.broker,
                 engine_broker=self.broker,
