@@ -142,10 +142,15 @@ class LeaseKeeper:
         """Stop renewing; with `release`, give every lease back at once (a clean leave)."""
         self._stopping = True
         for task in (self._task, self._watchdog):
-            if task is not None:
+            # Cancelled again until it ends: Python 3.11's `wait_for` can swallow a
+            # cancellation that arrives as its operation completes (a round in flight
+            # at stop), and the loop would go on.
+            while task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait({task}, timeout=self.op_timeout_s)
+            if task is not None and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()
         for partition in list(self.leases):
             await self._release(partition, deliberate=release)
         if release and self._kv is not None:
