@@ -381,14 +381,14 @@ async def _node(settings: Settings, engine: Engine, execution: ExecutionStore) -
 async def _cluster_node(settings: Settings, engine: Engine, triggers: TriggerStore) -> ClusterNode:
     """HMT_CLUSTER_URL: connect to NATS and open the lease bucket (docs/cluster.md).
 
-    A bucket made with another lease TTL is refused here, naming both values, before
-    anything starts. Leases are taken only once the runtime has started."""
+    A bucket made with another lease TTL or partition count is refused here, naming both
+    values, before anything starts. Leases are taken only once the runtime has started."""
     assert settings.cluster_url is not None
     node_id = settings.cluster_node_id()
     ttl = settings.cluster_lease_ttl_s
     nc = await connect_nats(settings.cluster_url, ttl, name=node_id)
     try:
-        await open_bucket(nc, DEFAULT_BUCKET, ttl)
+        await open_bucket(nc, DEFAULT_BUCKET, ttl, partitions=settings.cluster_partitions)
         keeper = LeaseKeeper(nc, node_id, partitions=settings.cluster_partitions, ttl_s=ttl)
     except ClusterConfigError as error:
         await nc.close()
