@@ -66,7 +66,7 @@ async def _node(url: str, name: str) -> tuple[LeaseKeeper, AccountSlots, Slotted
         nc,
         name,
         ACCOUNT,
-        limits=(Limit(10**9, 1.0),),
+        limits=(Limit(100_000, 1.0),),
         margin=0.05,
         request_timeout=7.0,
         ttl_s=TTL,

@@ -103,8 +103,9 @@ class SlotOwner:
         holder's orders may have left it."""
         now = asyncio.get_running_loop().time()
         throttle = Throttle(self.limits, margin=self.margin)
-        for _ in range(self.shortest.count):
-            throttle.take(now - self.dead_since)
+        if self.dead_since < self.shortest.seconds + self.margin:  # else it left already
+            for _ in range(self.shortest.count):
+                throttle.take(now - self.dead_since)
         self._token, self._throttle, self._open, self._count = token, throttle, {}, 0
         self._freed.set()
         self.held.set()
