@@ -27,8 +27,10 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
 from hmt.backtest.recording import TickRecorder
+from hmt.cluster.account_lease import account_id
 from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
+from hmt.cluster.order_slots import AccountSlots, SlottedOrders
 from hmt.compose.kite import (
     KiteLogin,
     TickerFeed,
@@ -45,7 +47,7 @@ from hmt.config import (
     TickMode,
 )
 from hmt.core.instruments import Instrument
-from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
+from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Limit, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.bridge import Bridge, EngineLoop
 from hmt.engine.channels import Channels
@@ -258,14 +260,18 @@ async def build(settings: Settings) -> Runtime:
     log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
     stats = EngineStats()  # the engine's and the executor's counters, one object
     limits = UPSTOX_ORDER_LIMITS if upstox else KITE_ORDER_LIMITS
+    placing = orders if settings.cluster_url is None else SlottedOrders(orders)
     executor = Executor(
-        orders,
+        placing,
         execution,
         throttle=Throttle(limits, margin=THROTTLE_MARGIN_S),
         policy=RetryPolicy(
             max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
         ),
-        lease=LeasePolicy(length=lease, request_timeout=settings.broker_timeout_ms / 1000),
+        lease=LeasePolicy(
+            length=lease,
+            request_timeout=settings.broker_timeout_ms / 1000 + _slot_wait_s(settings),
+        ),
         rng=random.Random(),
         stats=stats,
     )
@@ -298,6 +304,8 @@ async def build(settings: Settings) -> Runtime:
         partitions=None if settings.cluster_url is None else settings.cluster_partitions,
     )
     cluster = None if settings.cluster_url is None else await _node(settings, engine, execution)
+    if cluster is not None and isinstance(placing, SlottedOrders):
+        _limit_orders(settings, cluster, placing, limits, account)
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
     db.reconnected.append(engine.database_reconnected)
@@ -398,6 +406,43 @@ async def _cluster_node(settings: Settings, engine: Engine, triggers: TriggerSto
         raise
     log.info("cluster_node", node=node_id, url=settings.cluster_url, lease_ttl_s=ttl)
     return ClusterNode(nc, keeper, engine, repartition=triggers.repartition)
+
+
+def _slot_wait_s(settings: Settings) -> float:
+    """How long a cluster node's order may wait for a slot from the account's holder (0 on
+    a single node): up to 5 s, less if the claim lease is short, so the slot's wait and
+    the request still end within the lease (LeasePolicy: sent only while the lease has
+    request timeout + 1 s left; renewals leave at least 2/3 of it)."""
+    if settings.cluster_url is None:
+        return 0.0
+    room = settings.claim_lease_s * 2 / 3 - settings.broker_timeout_ms / 1000 - 1.5
+    return max(0.5, min(5.0, room))
+
+
+def _limit_orders(
+    settings: Settings,
+    node: ClusterNode,
+    placing: SlottedOrders,
+    limits: tuple[Limit, ...],
+    account: Account,
+) -> None:
+    """One account's order rate limit across the cluster (docs/cluster.md, "Orders"): the
+    node holding the account's lease grants every node's order slots. Today one process
+    trades one account: its id is the broker and the app's key, hashed."""
+    slots = AccountSlots(
+        node.nc,
+        node.node_id,
+        account_id(account.broker, account.key),
+        limits=limits,
+        margin=THROTTLE_MARGIN_S,
+        request_timeout=settings.broker_timeout_ms / 1000,
+        ttl_s=settings.cluster_lease_ttl_s,
+        wait_s=_slot_wait_s(settings),
+        live_nodes=lambda: node.keeper.live_nodes,
+    )
+    placing.slots = slots.client
+    node.services.append(slots)
+    log.info("cluster_order_slots", account=slots.account, slot_wait_s=_slot_wait_s(settings))
 
 
 def _recorder(settings: Settings) -> TickRecorder | None:
