@@ -144,7 +144,11 @@ async def test_one_feed_connection_serves_the_cluster_and_moves_when_its_holder_
         by_node = Counter(held[partition[t]] for t in market.armed)
         assert len(by_node) == len(NODES), by_node  # every node owns armed instruments
         some = set(sorted(market.armed)[::2])
-        await ordered(market.cross(some))
+        first = market.cross(some)
+        await ordered(first)
+        # Settled before the kill: a claim the holder left in flight would wait for its
+        # claim lease (another test's subject), not for the feed.
+        await rows_placed(store, first)
         fired_by = Counter(held[partition[t]] for t in some)
         assert len(fired_by) >= 2, fired_by
 

@@ -296,7 +296,8 @@ class TickHub:
         self._wanted: set[int] = set()  # announced since the last resync
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._serving: asyncio.Task[None] | None = None
+        self._current: int | None = None  # the feed lease's token while held
+        self._switch: asyncio.Task[None] | None = None  # the latest gain's or loss's work
         self._event: str = "started"
 
     # --- the broker feed's callbacks (the tick path: never await) -------------------------
@@ -369,14 +370,29 @@ class TickHub:
     # --- the lease's callbacks --------------------------------------------------------------
 
     def gained(self, token: int) -> None:
-        self._serving = asyncio.get_running_loop().create_task(self._serve(token))
+        self._current = token
+        self._then(lambda: self._serve(token))
 
     def lost(self, token: int) -> None:
-        self.epoch = None  # at once: no tick goes out from here on
-        task = asyncio.get_running_loop().create_task(self._unserve())
-        task.add_done_callback(_report)
+        self._current = self.epoch = None  # at once: no tick goes out from here on
+        self._then(self._unserve)
+
+    def _then(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Gains and losses take effect one after the other, in the order they came."""
+        previous = self._switch
+
+        async def run() -> None:
+            if previous is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await previous
+            await work()
+
+        self._switch = asyncio.get_running_loop().create_task(run())
+        self._switch.add_done_callback(_report)
 
     async def _serve(self, token: int) -> None:
+        if self._current != token:
+            return  # lost before its turn came
         # Announcements and last-price requests are listened to before the store is read:
         # an instrument armed after the read is announced to this holder.
         self._subs = [
@@ -384,10 +400,12 @@ class TickHub:
             await self.nc.subscribe(f"{LAST}*", cb=self._on_last),
         ]
         await self.nc.flush()
-        self.epoch = token
         self._seq.clear()
         self.last.clear()
         await self._resync()
+        if self._current != token:
+            return  # lost meanwhile: the loss's turn comes next
+        self.epoch = token
         await self.feed.start()
         self._tasks = [
             asyncio.create_task(self._beat(), name="feed-heartbeat"),
@@ -396,11 +414,6 @@ class TickHub:
         log.info("feed holder %s serving (token %d)", self.node_id, token)
 
     async def _unserve(self) -> None:
-        if self._serving is not None:
-            self._serving.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._serving
-            self._serving = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -417,9 +430,13 @@ class TickHub:
         self._pending.clear()
 
     async def stop(self) -> None:
-        if self.epoch is not None or self._serving is not None:
-            self.epoch = None
-            await self._unserve()
+        """Stop serving (the lease is gone or going) and wait until it is done."""
+        self._current = self.epoch = None
+        self._then(self._unserve)
+        switch = self._switch
+        if switch is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await switch
 
     async def _resync(self) -> None:
         """Carry the store's active instruments and the owners' announcements; drop the rest."""
