@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -38,6 +38,7 @@ from hmt.compose.kite import (
     on_link_event,
     on_order_update,
 )
+from hmt.compose.ticks import ClusterFeed, active_instruments
 from hmt.config import (
     Broker,
     BrokerApi,
@@ -81,6 +82,7 @@ from hmt.kite.quotes import KiteQuotes
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
 from hmt.kite.ticker import Ticker
+from hmt.kite.ticker_messages import OrderUpdate
 from hmt.kite.ticks import Mode, Tick
 from hmt.logs import register_secret
 from hmt.notify.deliver import deliver, load_plugins, screen
@@ -184,6 +186,8 @@ async def build(settings: Settings) -> Runtime:
     )
     if recorder is not None:
         on_ltp, on_ticks = _recorded(recorder, on_ltp, settings.tick_mode, on_ticks)
+    # A Kite cluster node's ticks come over NATS; its ticker runs while it holds the feed.
+    ticks = None if settings.cluster_url is None or upstox else ClusterFeed(ranged)
     rest: _Rest
     orders: OrderPort
     feed: _Feed
@@ -214,14 +218,24 @@ async def build(settings: Settings) -> Runtime:
             timeout=settings.kite_timeout_ms / 1000,
             client=settings.kite_http,
         )
+        ticker_ltp, ticker_ticks, on_event, on_update = (
+            (
+                on_ltp,
+                on_ticks,
+                lambda event: on_link_event(session, engine, event, fills),
+                lambda update: on_order_update(fills, update),
+            )
+            if ticks is None
+            else ticks.kite_callbacks(lambda reason: session.expired(reason))
+        )
         ticker = Ticker(
             settings.kite_ws_url,
             account.key,
             access_token,
-            on_ltp=on_ltp,
-            on_ticks=on_ticks,
-            on_event=lambda event: on_link_event(session, engine, event, fills),
-            on_order_update=lambda update: on_order_update(fills, update),
+            on_ltp=ticker_ltp,
+            on_ticks=ticker_ticks,
+            on_event=on_event,
+            on_order_update=on_update,
             reconnect_delay_ms=settings.reconnect_delay_ms,
         )
         rest, orders = kite_rest, KiteOrders(kite_rest)
@@ -229,6 +243,8 @@ async def build(settings: Settings) -> Runtime:
             TickerFeed(ticker, Mode(settings.tick_mode.value)),
             KiteInstruments(kite_rest),
         )
+        if ticks is not None:
+            ticks.broker, feed = feed, ticks
         history, login = KiteHistory(kite_rest), KiteLogin(settings)
 
         async def listed(tokens: Collection[int]) -> Mapping[int, Instrument]:
@@ -303,9 +319,18 @@ async def build(settings: Settings) -> Runtime:
         trails=TrailStates(db),
         partitions=None if settings.cluster_url is None else settings.cluster_partitions,
     )
-    cluster = None if settings.cluster_url is None else await _node(settings, engine, execution)
-    if cluster is not None and isinstance(placing, SlottedOrders):
-        _limit_orders(settings, cluster, placing, limits, account)
+    cluster = await _join(
+        settings,
+        engine,
+        execution,
+        placing,
+        limits,
+        account,
+        ticks,
+        triggers,
+        on_ltp,
+        lambda: fills,
+    )
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
     db.reconnected.append(engine.database_reconnected)
@@ -408,6 +433,29 @@ async def _cluster_node(settings: Settings, engine: Engine, triggers: TriggerSto
     return ClusterNode(nc, keeper, engine, repartition=triggers.repartition)
 
 
+async def _join(
+    settings: Settings,
+    engine: Engine,
+    execution: ExecutionStore,
+    placing: OrderPort,
+    limits: tuple[Limit, ...],
+    account: Account,
+    ticks: ClusterFeed | None,
+    triggers: TriggerStore,
+    on_ltp: Callable[[int, int], object],
+    fills: Callable[[], Fills],
+) -> ClusterNode | None:
+    """A cluster node's parts (None on a single node): its leases, the account's order
+    slots, its ticks over NATS."""
+    if settings.cluster_url is None:
+        return None
+    node = await _node(settings, engine, execution)
+    if isinstance(placing, SlottedOrders):
+        _limit_orders(settings, node, placing, limits, account)
+    _attach_ticks(ticks, node, account.key, engine, triggers, on_ltp, fills)
+    return node
+
+
 def _slot_wait_s(settings: Settings) -> float:
     """How long a cluster node's order may wait for a slot from the account's holder (0 on
     a single node): up to 5 s, less if the claim lease is short, so the slot's wait and
@@ -443,6 +491,40 @@ def _limit_orders(
     placing.slots = slots.client
     node.services.append(slots)
     log.info("cluster_order_slots", account=slots.account, slot_wait_s=_slot_wait_s(settings))
+
+
+def _attach_ticks(
+    ticks: ClusterFeed | None,
+    node: ClusterNode | None,
+    api_key: str,
+    engine: Engine,
+    triggers: TriggerStore,
+    on_ltp: Callable[[int, int], object],
+    fills: Callable[[], Fills],
+) -> None:
+    """A cluster node's ticks over NATS (docs/cluster.md, "Ticks"): the engine fed from
+    its partitions' subjects; the ticker run while this node holds the feed lease, over
+    the instruments of every partition (the store's active triggers, and what owners
+    announce); the feed lease given back before the node's NATS connection closes."""
+    if ticks is None or node is None:
+        return
+
+    def order_update(data: dict[str, Any]) -> None:
+        on_order_update(fills(), OrderUpdate(data))
+
+    ticks.attach(
+        node.nc,
+        node.keeper,
+        api_key,
+        instruments=lambda: active_instruments(triggers.db),
+        on_ltp=on_ltp,
+        on_range=engine.on_range,
+        on_depth=engine.on_depth,
+        on_lost=engine.feed_lost,
+        on_connected=lambda: fills().poke(),
+        on_order_update=order_update,
+    )
+    node.stopping.append(ticks.release)
 
 
 def _recorder(settings: Settings) -> TickRecorder | None:

@@ -52,6 +52,8 @@ class ClusterNode:
         self._repartition = repartition
         self._started = False
         self.services = list(services)
+        # Run first on stop, while NATS is still open (the feed lease is given back).
+        self.stopping: list[Callable[[], Awaitable[None]]] = []
         keeper.on_gained = engine.partition_gained
         keeper.on_lost = engine.partition_lost
 
@@ -80,6 +82,11 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Give the leases back (the engine drops their partitions), then disconnect."""
+        for hook in self.stopping:
+            try:
+                await hook()
+            except Exception:
+                log.exception("cluster_stop_hook_failed")
         if self._started:
             self._started = False
             for service in reversed(self.services):
