@@ -131,6 +131,10 @@ class _Link:
     socket: web.WebSocketResponse
     request: web.Request
     modes: dict[str, str] = field(default_factory=dict)
+    # A stall (`UpstoxSim.stall_feeds`): the keys whose moves wait, and its end's timer.
+    stalled: bool = False
+    held: set[str] = field(default_factory=set)
+    timer: asyncio.TimerHandle | None = None
 
 
 class UpstoxSim:
@@ -163,6 +167,7 @@ class UpstoxSim:
         self._codes: set[str] = set()  # login codes: single use
         self._feed_codes: set[str] = set()  # authorized feed URLs: single use
         self._links: list[_Link] = []
+        self._sends: set[asyncio.Task[None]] = set()  # held moves sent when a stall ends
         self._stamps: deque[float] = deque()
         self.order_windows = ORDER_WINDOWS
         self.refused = 0
@@ -367,6 +372,37 @@ class UpstoxSim:
             if link.request.transport is not None:
                 link.request.transport.abort()
 
+    def stall_feeds(self, seconds: float | None = None) -> None:
+        """Current connections send nothing for `seconds` (None: until `resume_feeds`),
+        as the Kite ticker's stall; the connection stays open. The moves meanwhile are
+        held and sent when it ends, each key once at its latest price (a feed that
+        caught up sends where the price is, not every step it took [INFER])."""
+        loop = asyncio.get_running_loop()
+        for link in self._links:
+            link.stalled = True
+            if link.timer is not None:
+                link.timer.cancel()
+            link.timer = None if seconds is None else loop.call_later(seconds, self._unstall, link)
+
+    def resume_feeds(self) -> None:
+        """End every stall now."""
+        for link in list(self._links):
+            self._unstall(link)
+
+    def _unstall(self, link: _Link) -> None:
+        if link.timer is not None:
+            link.timer.cancel()
+        link.stalled, link.timer = False, None
+        held, link.held = sorted(link.held), set()
+        if held and link in self._links:
+            task = asyncio.get_running_loop().create_task(self._send_held(link, held))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    async def _send_held(self, link: _Link, keys: list[str]) -> None:
+        with contextlib.suppress(ConnectionError):  # the connection ended meanwhile
+            await self._send(link, wire.TYPE_LIVE, keys)
+
     def order_rows(self) -> list[dict[str, Any]]:
         """The order book, as GET /v2/order/retrieve-all answers it."""
         return [order.row() for order in self.orders.values()]
@@ -407,6 +443,8 @@ class UpstoxSim:
                     await self._on_request(link, message.data)
         finally:
             self._links.remove(link)
+            if link.timer is not None:
+                link.timer.cancel()
         return socket
 
     async def _on_request(self, link: _Link, data: bytes | str) -> None:
@@ -435,6 +473,9 @@ class UpstoxSim:
             if key in link.modes
         ]
         if not quotes:
+            return
+        if link.stalled:
+            link.held.update(key for key in keys if key in link.modes)
             return
         rule = self.faults.pick("ws_frame")
         frame = wire.feed_response(frame_type, now, quotes)
