@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -147,6 +147,7 @@ class UpstoxSim:
         host: str = "127.0.0.1",
         port: int = 0,
         walk_every_s: float | None = None,
+        instruments: Iterable[dict[str, Any]] | None = None,
     ) -> None:
         rng = random.Random(f"upstox:{seed}")
         self._walk_rng = random.Random(f"upstox-walk:{seed}")
@@ -158,7 +159,11 @@ class UpstoxSim:
         self.redirect_uri = "http://127.0.0.1/upstox/callback"
         self.access_token = f"sim-token-{rng.getrandbits(64):016x}"
         self.faults = FaultPlan(seed)
-        self.instruments = {row["instrument_key"]: row for row in universe.INSTRUMENTS}
+        # `instruments`: master rows in Upstox's format, in place of the generated master's
+        # (the engine bench's thousand instruments).
+        rows = universe.INSTRUMENTS if instruments is None else instruments
+        self.instruments = {row["instrument_key"]: row for row in rows}
+        self._master = universe.master_json(list(self.instruments.values()))
         self.prices: dict[str, float] = {
             key: float(row["last_price"]) for key, row in self.instruments.items()
         }
@@ -172,6 +177,10 @@ class UpstoxSim:
         self.order_windows = ORDER_WINDOWS
         self.refused = 0
         self.counters: Counter[str] = Counter()  # requests by path, refused ones too
+        # Timing hooks (bench/engine_sim_upstox.py): each request as it arrives, and the
+        # keys of each feed frame just before it is written.
+        self.on_request: Callable[[web.Request], None] | None = None
+        self.on_frame: Callable[[list[str]], None] | None = None
         self.app = self._build()
         self._runner: web.AppRunner | None = None
 
@@ -235,6 +244,8 @@ class UpstoxSim:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         self.counters[request.path] += 1
+        if self.on_request is not None:
+            self.on_request(request)
         try:
             return await handler(request)
         except UpstoxError as exc:
@@ -362,6 +373,17 @@ class UpstoxSim:
         for link in list(self._links):
             await self._send(link, wire.TYPE_LIVE, [key])
 
+    async def push_prices(self, prices: Mapping[str, float]) -> None:
+        """Trade several keys at once (rupees): one live_feed frame carrying them all, as
+        the feed batches what moved together."""
+        for key, ltp in prices.items():
+            if key not in self.prices:
+                raise KeyError(f"unknown instrument key {key!r}")
+            self.prices[key] = float(ltp)
+        keys = list(prices)
+        for link in list(self._links):
+            await self._send(link, wire.TYPE_LIVE, keys)
+
     def accepted(self) -> list[float]:
         """When each order write the rate limiter counted arrived (time.monotonic())."""
         return list(self._stamps)
@@ -488,6 +510,8 @@ class UpstoxSim:
                 await asyncio.sleep(rule.delay)
             elif rule.kind is FaultKind.WS_MALFORMED:
                 frame = frame[: max(1, len(frame) // 2)]  # cut mid-message
+        if self.on_frame is not None:
+            self.on_frame([quote.key for quote, _ in quotes])
         await link.socket.send_bytes(frame)
 
     def step(self) -> list[str]:
@@ -713,7 +737,7 @@ class UpstoxSim:
         return await self._faulted(request, "order_history", work)
 
     async def master(self, request: web.Request) -> web.Response:
-        return web.Response(body=universe.master_json(), content_type="application/gzip")
+        return web.Response(body=self._master, content_type="application/gzip")
 
     # -- control ---------------------------------------------------------------
 
