@@ -27,7 +27,8 @@ chromium:
 		echo "chromium is not installed: the browser tests will skip (and fail under CI)"
 
 # RELIABILITY 6 and 17 with a bigger budget: `make soak SCHEDULES=300` runs 300 campaign
-# schedules and 300 lost-commit schedules on each store; HMT_CHAOS_SEED replays one.
+# schedules and 300 lost-commit schedules on each store, on each broker's simulator (Kite,
+# Upstox); HMT_CHAOS_SEED replays one, HMT_CHAOS_BROKER=upstox keeps to one broker.
 # RELIABILITY 21's node kills: `make soak KILLS=20` (the default) SIGKILLs a node of the
 # three-node cluster 20 times at lease TTL 1.5 s, then 20 times at the default 3 s, and
 # prints the fail-over p50/p99 of each (docs/cluster.md); and

@@ -644,7 +644,7 @@ def _account(settings: Settings) -> Account:
             settings.upstox_access_token,
             settings.upstox_client_secret,
             ("HMT_UPSTOX_ACCESS_TOKEN", "HMT_UPSTOX_CLIENT_SECRET"),
-            "an Upstox login",
+            "/upstox/login",
         )
     return Account(
         "Kite",
