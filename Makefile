@@ -27,9 +27,11 @@ chromium:
 		echo "chromium is not installed: the browser tests will skip (and fail under CI)"
 
 # RELIABILITY 6 and 17 with a bigger budget: `make soak SCHEDULES=300` runs 300 campaign
-# schedules and 300 lost-commit schedules on each store; HMT_CHAOS_SEED replays one.
+# schedules and 300 lost-commit schedules on each store, on each broker's simulator (Kite,
+# Upstox); HMT_CHAOS_SEED replays one, HMT_CHAOS_BROKER=upstox keeps to one broker.
 # RELIABILITY 21's node kills: `make soak KILLS=20` (the default) SIGKILLs a node of the
-# three-node cluster 20 times and prints the fail-over p50/p99 (docs/cluster.md); and
+# three-node cluster 20 times at lease TTL 1.5 s, then 20 times at the default 3 s, and
+# prints the fail-over p50/p99 of each (docs/cluster.md); and
 # `make soak CLUSTER_SCHEDULES=30` (the default) plays 30 cluster chaos schedules
 # (SIGKILLs, NATS cuts, database connection kills, broker faults).
 SCHEDULES ?= 100
@@ -40,6 +42,8 @@ soak: $(STAMP)
 	HMT_LOST_COMMITS_SCHEDULES=$${HMT_LOST_COMMITS_SCHEDULES:-$${HMT_CHAOS_SCHEDULES:-$(SCHEDULES)}} \
 		$(BIN)/python -m pytest tests/chaos -s
 	HMT_CLUSTER_KILLS=$${HMT_CLUSTER_KILLS:-$(KILLS)} \
+		$(BIN)/python -m pytest tests/cluster/test_cluster_run.py -s
+	HMT_CLUSTER_KILLS=$${HMT_CLUSTER_KILLS:-$(KILLS)} HMT_CLUSTER_TEST_TTL_S=3 \
 		$(BIN)/python -m pytest tests/cluster/test_cluster_run.py -s
 	HMT_CLUSTER_SCHEDULES=$${HMT_CLUSTER_SCHEDULES:-$(CLUSTER_SCHEDULES)} \
 		$(BIN)/python -m pytest tests/cluster/test_cluster_chaos.py -s

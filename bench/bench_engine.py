@@ -7,6 +7,12 @@ and the runtime is built from `Settings` by `hmt.compose.build`, as
 that fire nothing and pushes one crossing price at a time; each sample runs
 from the frame carrying that price leaving the simulator to the order request
 reaching it. The claim alone is then timed on the same database, same load.
+
+Upstox beside Kite (issue 15): the same load shape on `hmt sim --broker upstox`
+(bench/engine_sim_upstox.py: the same instruments, prices, rates and ladder,
+protobuf frames, Upstox's REST), the engine in paper mode on it; both brokers
+on each backend in one run, on the default path. `python -m bench.bench_engine
+--brokers [--quick]` prints that section alone.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import asyncpg
 import uvicorn
 
+from bench import engine_sim_upstox
 from bench.engine_sim import CLOSE, TICK, rung, universe
 from bench.report import percentiles, table
 from hmt import logs
@@ -43,6 +50,7 @@ from hmt.kite.tags import broker_tag
 from hmt.store import migrate
 from hmt.store.db import create_engine
 from hmt.store.tables import gtt_orders
+from hmt.upstox.instruments import instrument_id
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -135,14 +143,24 @@ def _rupees(units: int) -> Decimal:
     return Decimal(units).scaleb(-2)
 
 
-def _rows(size: Size, ladder: int) -> list[dict[str, Any]]:
+def _symbols(size: Size, broker: str) -> list[tuple[int, str]]:
+    """Each bench instrument's id and symbol as the broker's master lists it."""
+    if broker == "upstox":
+        return [
+            (int(instrument_id(engine_sim_upstox.key(i))), f"BENCH{i}")
+            for i in range(size.instruments)
+        ]
+    return [(i.token, i.tradingsymbol) for i in universe(size.instruments)]
+
+
+def _rows(size: Size, ladder: int, broker: str = "kite") -> list[dict[str, Any]]:
     """Far triggers on every instrument (BUY 50 % above, SELL 50 % below), then the ladder.
 
     The ladder is one BUY per sample on the target (BENCH0), one tick apart
     above its price, so each rung pushed fires exactly one trigger.
     """
     now = datetime.now(UTC)
-    symbols = [(i.token, i.tradingsymbol) for i in universe(size.instruments)]
+    symbols = _symbols(size, broker)
     rows = []
     for n in range(size.triggers - ladder):
         token, symbol = symbols[n % len(symbols)]
@@ -319,6 +337,7 @@ async def _measure(
     filled: bool = False,
     api_concurrency: int = 0,
     overrides: dict[str, Any] | None = None,
+    broker: str = "kite",
 ) -> Result:
     """One run: fill (unless `filled`), start the runtime, take the samples.
 
@@ -328,10 +347,11 @@ async def _measure(
     `api_concurrency` > 0 serves the API from this process, as `hmt run` does,
     and creates triggers through it from a third process while the samples run.
     `overrides`: settings of the path measured (one of `MODES`); the defaults otherwise.
-    The claims timed alone use the path's HMT_CLAIM_DURABILITY.
+    The claims timed alone use the path's HMT_CLAIM_DURABILITY. `broker` "upstox": the
+    Upstox simulator (bench.engine_sim_upstox) and the engine in paper mode on it.
     """
     ladder = size.samples + WARMUP
-    fill_s = 0.0 if filled else await _fill(url, _rows(size, ladder))
+    fill_s = 0.0 if filled else await _fill(url, _rows(size, ladder, broker))
     plan = schedule(ladder)
     config = {
         "instruments": size.instruments,
@@ -343,7 +363,7 @@ async def _measure(
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bench.engine_sim",
+        "bench.engine_sim_upstox" if broker == "upstox" else "bench.engine_sim",
         json.dumps(config),
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
@@ -352,13 +372,25 @@ async def _measure(
     assert child.stdin is not None
     try:
         hello = await _read(child.stdout, 30)
+        at_broker: dict[str, Any] = (
+            {
+                "paper_broker": "upstox",
+                "upstox_api_url": hello["api_url"],
+                "upstox_client_id": hello["client_id"],
+                "upstox_access_token": hello["access_token"],
+            }
+            if broker == "upstox"
+            else {
+                "kite_api_url": hello["api_url"],
+                "kite_ws_url": hello["ws_url"],
+                "kite_api_key": hello["api_key"],
+                "kite_access_token": hello["access_token"],
+            }
+        )
         settings = Settings(
             database_url=url,
             broker="paper",
-            kite_api_url=hello["api_url"],
-            kite_ws_url=hello["ws_url"],
-            kite_api_key=hello["api_key"],
-            kite_access_token=hello["access_token"],
+            **at_broker,
             reconnect_delay_ms=100,
             rate_limit_writes_per_min=0,  # the API load measures throughput, not the limiter
             max_triggers_per_user=1_000_000,
@@ -488,6 +520,105 @@ async def _both(size: Size, modes: tuple[tuple[str, dict[str, Any]], ...] = MODE
     return results
 
 
+async def _brokers(size: Size) -> list[tuple[str, Result]]:
+    """Kite's simulator and Upstox's in turn on each backend, fresh databases, the default
+    path (`MODES`' first; HMT_KITE_HTTP only on Kite, whose REST client it picks)."""
+    results = []
+    _, after = MODES[0]
+    for backend in ("SQLite", "PostgreSQL"):
+        for broker in ("kite", "upstox"):
+            overrides = {k: v for k, v in after.items() if broker == "kite" or k != "kite_http"}
+            label = f"{backend}, {'Kite' if broker == 'kite' else 'Upstox'}"
+            if backend == "SQLite":
+                with tempfile.TemporaryDirectory() as tmp:
+                    url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+                    measured = await _measure(label, url, size, overrides=overrides, broker=broker)
+            else:
+                name = f"hmt_bench_{secrets.token_hex(4)}"
+                await _admin(f'CREATE DATABASE "{name}"')
+                try:
+                    measured = await _measure(
+                        label, f"{PG}/{name}", size, overrides=overrides, broker=broker
+                    )
+                finally:
+                    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            results.append((broker, measured))
+    return results
+
+
+def brokers_section(size: Size, results: list[tuple[str, Result]]) -> str:
+    """Tick-to-order on Kite's simulator beside Upstox's: one table, rows in run order."""
+    rows, split_rows = [], []
+    for _, r in results:
+        p50, p99, p999 = percentiles(r.latencies_us, [50, 99, 99.9])
+        t2o, s = r.engine["tick_to_order_us"], r.sim
+        rows.append(
+            (
+                r.backend,
+                len(r.latencies_us),
+                _ms(p50),
+                _ms(p99),
+                _ms(p999),
+                _ms(max(r.latencies_us, default=None)),
+                _ms(t2o["p50"]),
+                _ms(t2o["p99"]),
+                f"{s['ticks_sent'] / s['seconds']:,.0f}",
+                f"{r.placed} placed, {r.failed} failed",
+                f"{s['orders']} for {len(s['latencies_us']) + s['missed']} pushes "
+                f"({s['missed']} missed)",
+            )
+        )
+        split_rows.append(
+            (
+                r.backend,
+                *(
+                    f"{_p(r.segments.get(name, []), 50)} / {_p(r.segments.get(name, []), 99)}"
+                    for name in SEGMENTS
+                ),
+            )
+        )
+    _, after = MODES[0]
+    return "\n\n".join(
+        [
+            "## Engine: tick-to-order on Kite's simulator beside Upstox's",
+            f"How measured: the load of the section above on each broker's simulator in turn, "
+            f"in one run: {size.triggers:,} active single triggers over {size.instruments:,} "
+            f"instruments, {size.rate:,.0f} background ticks/s that fire nothing, the ladder "
+            f"pushed {SPACING_S:g} s apart ({PER_MINUTE} a minute, under both brokers' order "
+            "limits), a fresh database each. Kite: bench/engine_sim.py (binary ticks over "
+            "the Kite ticker protocol, Kite's REST). Upstox: bench/engine_sim_upstox.py, "
+            "`hmt sim --broker upstox` with the same instruments (BENCH0.. at 1000.00, tick "
+            "0.05, served as its master), LTPC protobuf frames (the background's moves due "
+            "every 2 ms in one live_feed frame, as Kite's ticker packs what is due into one "
+            "frame), POST /v3/order/place. A sample runs from the frame carrying the crossing "
+            "price about to be written to the order request arriving at the simulator, "
+            f"perf_counter_ns in its process; the first {WARMUP} dropped. The default path: "
+            + ", ".join(f"HMT_{k.upper()}={v}" for k, v in after.items())
+            + " (HMT_KITE_HTTP on Kite only). `tick_to_order` is the engine's own histogram "
+            "(from the book look-up until the outcome is recorded).",
+            table(
+                [
+                    "backend, broker",
+                    "samples",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "max ms",
+                    "engine tick_to_order p50 ms",
+                    "engine tick_to_order p99 ms",
+                    "background ticks/s",
+                    "engine outcomes",
+                    "orders at simulator",
+                ],
+                rows,
+            ),
+            "Where the time goes, p50 / p99 ms (cut as in the section above; on Upstox the "
+            "order request is handed to `UpstoxRest.request`):",
+            table(["backend, broker", *SEGMENTS], split_rows),
+        ]
+    )
+
+
 def _ms(us: float | None) -> str:
     return "-" if us is None else f"{us / 1000:.2f}"
 
@@ -512,6 +643,7 @@ def run(quick: bool) -> str:
     size = QUICK if quick else FULL
     logs.configure(level="warning")  # the engine's start/stop lines are not figures
     results = asyncio.run(_both(size))
+    side_by_side = brokers_section(size, asyncio.run(_brokers(size)))
     latency_rows, split_rows, engine_rows, alone_rows, load_rows = [], [], [], [], []
     for r in results:
         p50, p99, p999 = percentiles(r.latencies_us, [50, 99, 99.9])
@@ -673,9 +805,18 @@ def run(quick: bool) -> str:
                 ],
                 load_rows,
             ),
+            side_by_side,
         ]
     )
 
 
+def run_brokers(quick: bool) -> str:
+    """The Kite-beside-Upstox section alone."""
+    size = QUICK if quick else FULL
+    logs.configure(level="warning")
+    return brokers_section(size, asyncio.run(_brokers(size)))
+
+
 if __name__ == "__main__":
-    print(run(quick="--quick" in sys.argv))
+    quick = "--quick" in sys.argv
+    print(run_brokers(quick) if "--brokers" in sys.argv else run(quick=quick))

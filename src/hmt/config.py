@@ -271,9 +271,9 @@ class Settings(BaseSettings):
         return parse_nets(self.notify_allow_nets)
 
     def login_link(self) -> str:
-        """Where a trader starts the Kite login: this hmt's /kite/login."""
+        """Where a trader starts the day's login: this hmt's /kite/login or /upstox/login."""
         base = self.public_url or f"http://{self.host}:{self.port}"
-        return f"{base}/kite/login"
+        return f"{base}/{self.broker_api.value}/login"
 
     @field_validator("cluster_url")
     @classmethod

@@ -18,7 +18,13 @@ from tests.support.receivers import http_receiver
 from tests.support.system import System, running_system
 from tests.system.test_brackets import bracket_body
 
-PUBLIC = {("GET", "/health"), ("GET", "/kite/login"), ("GET", "/kite/callback")}
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/kite/login"),
+    ("GET", "/kite/callback"),
+    ("GET", "/upstox/login"),
+    ("GET", "/upstox/callback"),
+}
 OPERATOR = {"/start", "/stop", "/metrics", "/broker/session"}
 PREFIX = "/hmt-trigger-engine"
 BAD_TOKEN = "hmt_not-a-real-token"
@@ -220,8 +226,15 @@ class Matrix:
         for name, value in PARAMETERS.items():
             path = path.replace(name, value)
         if (method, bare) in PUBLIC:
-            # /kite/* answer 409 (no Kite secret configured) or 422 (no request_token).
-            expected = {"/health": 200, "/kite/login": 409, "/kite/callback": 422}[bare]
+            # /kite/* and /upstox/* answer 409 (no login configured) or 422 (no
+            # request_token, no code).
+            expected = {
+                "/health": 200,
+                "/kite/login": 409,
+                "/kite/callback": 422,
+                "/upstox/login": 409,
+                "/upstox/callback": 422,
+            }[bare]
             for token in (None, BAD_TOKEN, self.revoked, self.a):
                 await self.check(method, path, token, expected, body)
             return

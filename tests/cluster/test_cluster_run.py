@@ -13,8 +13,9 @@ kill to the first order a survivor places for a moved trigger (the simulator's
 order book is polled every 10 ms). The killed node is then started again, and
 takes its partitions back, before the next kill.
 
-`make test`: HMT_CLUSTER_KILLS (default 2) kills. `make soak`: 20 kills, and the
-fail-over times' p50 and p99 printed (docs/reliability.md records a run).
+`make test`: HMT_CLUSTER_KILLS (default 2) kills at HMT_CLUSTER_TEST_TTL_S (default
+1.5 s). `make soak`: 20 kills at 1.5 s, then 20 at the default TTL 3 s, and the
+fail-over times' p50 and p99 printed (docs/reliability.md records the runs).
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ from tests.support.factories import make_trigger
 from tests.support.postgres import private_database
 
 KILLS = int(os.environ.get("HMT_CLUSTER_KILLS", "2"))
-# Each kill takes 8-10 s here (the fail-over, the node's restart, its partitions back).
-pytestmark = [pytest.mark.pg, pytest.mark.timeout(90 + 20 * KILLS)]
+# Short by default, so a kill moves partitions in about 2 s (TTL + TTL/3); `make soak`
+# also measures the default 3 s (the design's 5 s target is at 3 s).
+TTL_S = float(os.environ.get("HMT_CLUSTER_TEST_TTL_S", "1.5"))
+# Each kill takes 8-10 s here at 1.5 s (the fail-over, the node's restart, its partitions
+# back); the TTL's part of it grows with the TTL.
+pytestmark = [pytest.mark.pg, pytest.mark.timeout(90 + (20 + 4 * (TTL_S - 1.5)) * KILLS)]
 NODES = ("node-1", "node-2", "node-3")
 PARTITIONS = 16
-TTL_S = 1.5  # short, so a kill moves partitions in about 2 s (TTL + TTL/3)
 PER_INSTRUMENT = 2
 
 

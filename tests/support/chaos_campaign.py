@@ -3,6 +3,7 @@
 RELIABILITY 6 (`tests/chaos/test_campaign.py`) and RELIABILITY 17
 (`tests/chaos/test_lost_commits.py`) play the same schedules through the same
 runner; they differ in how many schedules lose commits and on which stores.
+Either broker's simulator plays the broker (`broker`: "kite" or "upstox").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hmt.sim.simulator import Simulator
+from hmt.sim.upstox.server import UpstoxSim
 from hmt.store.tokens import TokenStore
 from tests.support.chaos_oracle import CLASSES, Verdict
 from tests.support.chaos_runner import USER, ChaosRunner, Outcome, chaos_runner
@@ -142,13 +144,19 @@ def failure(outcome: Outcome, engine_log: str, replay: str) -> str:
 
 @contextlib.asynccontextmanager
 async def runner_for(
-    database_url: str, cluster: PgCluster | None, log_dir: Path, sim_seed: int
+    database_url: str,
+    cluster: PgCluster | None,
+    log_dir: Path,
+    sim_seed: int,
+    broker: str = "kite",
 ) -> AsyncIterator[ChaosRunner]:
     """A simulator, the test's store, a user token and a runner with the store's snapshots."""
-    async with (
-        Simulator(seed=sim_seed, heartbeat_interval=0.2) as sim,
-        open_store(database_url) as store,
-    ):
+    simulator = (
+        UpstoxSim(seed=sim_seed)
+        if broker == "upstox"
+        else Simulator(seed=sim_seed, heartbeat_interval=0.2)
+    )
+    async with simulator as sim, open_store(database_url) as store:
         token = (await TokenStore(store.db).issue(USER)).token
         snapshots = snapshots_for(database_url, cluster)
         async with chaos_runner(sim, store, database_url, log_dir, token, snapshots) as runner:
@@ -165,10 +173,14 @@ async def run_chunk(
     *,
     rollback_share: float,
     replay: str,
+    broker: str = "kite",
 ) -> None:
     """One engine process (restarted as the schedules ask) plays `seeds`; each must be valid."""
-    print(f"\n{campaign.title} [{backend}] campaign seed={campaign.seed} schedule seeds={seeds}")
-    async with runner_for(database_url, cluster, log_dir, seeds[0]) as runner:
+    print(
+        f"\n{campaign.title} [{broker}, {backend}] campaign seed={campaign.seed} "
+        f"schedule seeds={seeds}"
+    )
+    async with runner_for(database_url, cluster, log_dir, seeds[0], broker) as runner:
         for seed in seeds:
             outcome = await runner.run(generate(seed, backend, rollback_share))
             campaign.outcomes.append(outcome)

@@ -1,13 +1,14 @@
 """Plays chaos schedules against the real pieces and judges each one.
 
-The simulator lives in this process (it plays Kite, which survives the
-engine's death); the engine is `hmt run` in a child process, killed and
-restarted through `EngineSlot`; edits go through its HTTP API with a user
-token. After the steps the runner heals (clears faults, resumes the ticker,
-restarts a dead engine), then pushes 1575.00 and 1425.00 (and NIFTY 50 with
-them, 5 % beyond its legs) until every leg still armed has fired while the
-engine is healthy, waits for quiescence, and hands the rows, their histories
-and the broker's book to `chaos_oracle`.
+The simulator lives in this process (it plays the broker, which survives the
+engine's death): Kite's or Upstox's, driven through `chaos_market` (whose
+instruments stand for INFY, NIFTY 50 and the NIFTY options below); the engine
+is `hmt run` in a child process, killed and restarted through `EngineSlot`;
+edits go through its HTTP API with a user token. After the steps the runner
+heals (clears faults, resumes the feed, restarts a dead engine), then pushes
+1575.00 and 1425.00 (and NIFTY 50 with them, 5 % beyond its legs) until every
+leg still armed has fired while the engine is healthy, waits for quiescence,
+and hands the rows, their histories and the broker's book to `chaos_oracle`.
 
 Baskets and watched triggers (`create_basket`, `create_watch`) are made with
 the v2 body (`legs`), their orders' instruments looked up in the simulator's
@@ -41,12 +42,13 @@ from hmt.core.lifecycle import Status
 from hmt.core.rules import legs_holding
 from hmt.core.types import TriggerId
 from hmt.sim.simulator import Simulator
-from hmt.sim.universe import Instrument
+from hmt.sim.upstox.server import UpstoxSim
 from hmt.store.brackets import BracketStore
 from hmt.store.records import TriggerRecord
 from hmt.store.triggers import TriggerNotFound, TriggerStore
 from tests.support.basket_history import has_basket, leg_tags
 from tests.support.bracket_history import filled_at_broker, judge_bracket
+from tests.support.chaos_market import ChaosMarket, Tradable, market_for
 from tests.support.chaos_oracle import Judged, Verdict, judge_all, orphans, tags_of
 from tests.support.chaos_schedule import (
     BASE,
@@ -64,7 +66,6 @@ from tests.support.chaos_schedule import (
 from tests.support.chaos_trails import trail_body, trail_patch, trailing, trailing_armed
 from tests.support.engine_process import EngineProcess, engine_process
 from tests.support.eventually import eventually
-from tests.support.factories import INFY
 from tests.support.snapshots import Snapshots
 
 USER = "alice"
@@ -73,6 +74,7 @@ USER = "alice"
 # faults can never exhaust them: any `failed` trigger is then a finding.
 SETTINGS: dict[str, object] = {
     "kite_timeout_ms": KITE_TIMEOUT_MS,
+    "upstox_timeout_ms": KITE_TIMEOUT_MS,  # the same on Upstox
     "fill_sweep_ms": 300,  # brackets: the order book read for fills the ticker missed
     "max_retries": 20,
     "rate_limit_writes_per_min": 0,
@@ -100,22 +102,15 @@ def rupees(units: int) -> str:
     return f"{units // 100}.{units % 100:02d}"
 
 
-WATCHED = "NSE:NIFTY 50"  # the instrument `create_watch` triggers watch
 # A `patch` step's shift is in INFY's ticks; a NIFTY 50 leg moves by this much per tick
 # (2.50: about the same share of its price).
 WATCH_PER_TICK = WATCH_STEP // 2
 
 
-def nifty_options(sim: Simulator) -> list[Instrument]:
-    """The simulator's NIFTY options in a fixed order (expiry, strike, kind)."""
-    options = [i for i in sim.universe if i.name == "NIFTY" and i.kind in ("CE", "PE")]
-    return sorted(options, key=lambda i: (i.expiry, float(i.strike), i.kind))
-
-
 class EngineSlot:
     """The current `hmt run` child, if any: started, SIGKILLed and restarted on demand."""
 
-    def __init__(self, sim: Simulator, database_url: str, log_dir: Path) -> None:
+    def __init__(self, sim: Simulator | UpstoxSim, database_url: str, log_dir: Path) -> None:
         self.sim, self.database_url, self.log_dir = sim, database_url, log_dir
         self.current: EngineProcess | None = None
         self._context: contextlib.AbstractAsyncContextManager[EngineProcess] | None = None
@@ -156,7 +151,7 @@ class Known:
     id: str
     oco: bool
     prices: list[int]
-    watch: int = INFY
+    watch: int  # the traded instrument (INFY on Kite) or the watched index
     directions: list[str] | None = None
     basket: bool = False  # a leg of several orders
     trail: bool = False  # a trailing stop (issue 14): a patch changes its offset
@@ -201,7 +196,7 @@ class ChaosRunner:
 
     def __init__(
         self,
-        sim: Simulator,
+        sim: Simulator | UpstoxSim,
         store: TriggerStore,
         slot: EngineSlot,
         token: str,
@@ -216,14 +211,13 @@ class ChaosRunner:
         # book (one per chunk) and are no later schedule's orphans.
         self.erased: dict[str, TriggerRecord] = {}
         self.client = httpx.AsyncClient(timeout=3.0)
-        self.nifty = sim.universe.by_key(WATCHED)
-        assert self.nifty is not None, f"the simulator lists no {WATCHED}"
-        self.options = nifty_options(sim)
-        assert self.options, "the simulator lists no NIFTY options"
+        self.market: ChaosMarket = market_for(sim)
+        self.traded, self.nifty = self.market.traded, self.market.watched
+        self.options = self.market.options
         # The final push: each watched instrument's price beyond all its legs.
         self.pushes = (
-            {INFY: HIGH, self.nifty.token: WATCH_HIGH},
-            {INFY: LOW, self.nifty.token: WATCH_LOW},
+            {self.traded.token: HIGH, self.nifty.token: WATCH_HIGH},
+            {self.traded.token: LOW, self.nifty.token: WATCH_LOW},
         )
 
     async def aclose(self) -> None:
@@ -236,7 +230,7 @@ class ChaosRunner:
         before = set(await self.all_ids())
         outcome = Outcome(schedule, Verdict())
         known: list[Known] = []
-        logged = len(self.sim.faults.log)
+        logged = len(self.market.faults.log)
         if not self.slot.up:
             await self.slot.start()
         for step in schedule.steps:
@@ -252,11 +246,11 @@ class ChaosRunner:
             for prices in self.pushes:
                 await self.push_through(prices, new, outcome)
             await self.healthy()
-        for endpoint, kind in self.sim.faults.log[logged:]:
+        for endpoint, kind in self.market.faults.log[logged:]:
             outcome.hits[f"rest:{kind.value}@{endpoint}"] += 1
         records = [r for r in [await self.store.load(i) for i in new] if r is not None]
         histories = [await self.store.history(USER, TriggerId(r.id)) for r in records]
-        orders = self.sim.orders()
+        orders = self.market.orders()
         outcome.verdict = judge_all(
             zip(records, histories, strict=True),
             orders,
@@ -306,17 +300,17 @@ class ChaosRunner:
     async def inject(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         match step.kind:
             case "basket_fault":
-                self.sim.faults.add(**step.args["rule"])
+                self.market.faults.add(**step.args["rule"])
                 baskets = [k for k in known if k.basket]
                 if baskets:  # its orders go out under the rule
                     target = baskets[step.args["target"] % len(baskets)]
-                    self.sim.push_price(target.watch, rupees(target.prices[0]))
+                    await self.market.push(target.watch, rupees(target.prices[0]))
             case "ticker_drop":
-                self.sim.ticker.drop_all()
+                self.market.drop_feeds()
             case "ticker_stall":
-                self.sim.ticker.stall(step.args["seconds"])
+                self.market.stall_feeds(step.args["seconds"])
             case "rest_fault":
-                self.sim.faults.add(**step.args)
+                self.market.faults.add(**step.args)
             case "db_kill":
                 outcome.hits["db connections cut"] += await self.kill_connections()
             case "engine_kill":
@@ -329,17 +323,16 @@ class ChaosRunner:
         target = (
             known[step.args["target"] % len(known)] if "target" in step.args and known else None
         )
-        assert self.nifty is not None
         match step.kind:
             case "tick":
-                self.sim.push_price(INFY, rupees(step.args["price"]))
+                await self.market.push(self.traded.token, rupees(step.args["price"]))
                 if "watch" in step.args:  # a sweep: the watched instrument too
-                    self.sim.push_price(self.nifty.token, rupees(step.args["watch"]))
+                    await self.market.push(self.nifty.token, rupees(step.args["watch"]))
             case "tick_watch":
-                self.sim.push_price(self.nifty.token, rupees(step.args["price"]))
+                await self.market.push(self.nifty.token, rupees(step.args["price"]))
             case "tick_at" if target is not None:
                 # Exactly on the threshold, of the instrument it watches.
-                self.sim.push_price(target.watch, rupees(target.prices[0]))
+                await self.market.push(target.watch, rupees(target.prices[0]))
             case "create" | "create_oco":
                 await self.create(step, known, outcome)
             case "create_basket" | "create_watch" | "create_bracket" | "create_trail":
@@ -359,9 +352,7 @@ class ChaosRunner:
     async def create(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         args = step.args
         body: dict[str, Any] = {
-            "instrument_token": INFY,
-            "exchange": "NSE",
-            "tradingsymbol": "INFY",
+            **self.instrument_body(self.traded),
             "transaction_type": args["side"],
             "quantity": 1,
             "product": "CNC",
@@ -381,7 +372,8 @@ class ChaosRunner:
         response = await self.api("POST", "/triggers", outcome, json=body)
         if response is not None and response.status_code == 201:
             outcome.created[step.kind] += 1
-            known.append(Known(response.json()["id"], step.kind == "create_oco", prices))
+            oco = step.kind == "create_oco"
+            known.append(Known(response.json()["id"], oco, prices, self.traded.token))
 
     async def create_v2(self, step: Step, known: list[Known], outcome: Outcome) -> None:
         """A basket on INFY's price, or orders on NIFTY 50's price: the v2 body; or a
@@ -392,7 +384,6 @@ class ChaosRunner:
         if step.kind == "create_trail":
             await self.create_trail(step, known, outcome)
             return
-        assert self.nifty is not None
         args = step.args
         watched = self.nifty if step.kind == "create_watch" else None
         body: dict[str, Any] = {
@@ -420,7 +411,7 @@ class ChaosRunner:
                     response.json()["id"],
                     bool(args["oco"]),
                     [leg["price"] for leg in args["legs"]],
-                    INFY if watched is None else watched.token,
+                    self.traded.token if watched is None else watched.token,
                     [leg["direction"] for leg in args["legs"]],
                     any(len(leg["orders"]) > 1 for leg in args["legs"]),
                 )
@@ -431,9 +422,7 @@ class ChaosRunner:
         args = step.args
         direction = "at_or_above" if args["side"] == "BUY" else "at_or_below"
         order = {
-            "instrument_token": INFY,
-            "exchange": "NSE",
-            "tradingsymbol": "INFY",
+            **self.instrument_body(self.traded),
             "transaction_type": args["side"],
             "quantity": 1,
             "product": "MIS",
@@ -463,7 +452,7 @@ class ChaosRunner:
         brackets = BracketStore(self.store)
 
         async def done() -> bool:
-            orders = self.sim.orders()
+            orders = self.market.orders()
             for bracket_id in outcome.brackets:
                 try:
                     record = await brackets.get(USER, bracket_id)
@@ -510,10 +499,12 @@ class ChaosRunner:
             outcome.created[step.kind] += 1
             target = step.args.get("target")
             prices = [BASE] if target is None else [BASE, target]
-            known.append(Known(response.json()["id"], target is not None, prices, trail=True))
+            token = self.traded.token
+            trail = Known(response.json()["id"], target is not None, prices, token, trail=True)
+            known.append(trail)
 
     @staticmethod
-    def instrument_body(instrument: Instrument) -> dict[str, Any]:
+    def instrument_body(instrument: Tradable) -> dict[str, Any]:
         return {
             "instrument_token": instrument.token,
             "exchange": instrument.exchange,
@@ -525,8 +516,7 @@ class ChaosRunner:
         a LIMIT one at the leg's price (INFY) or the option's previous close."""
         named = args["instrument"]
         if named == "INFY":
-            instrument = self.sim.universe.get(INFY)
-            assert instrument is not None
+            instrument = self.traded
             quantity, product, price = 1, "CNC", threshold
         else:
             instrument = self.options[named["option"] % len(self.options)]
@@ -550,7 +540,7 @@ class ChaosRunner:
                 "PATCH", f"/triggers/{target.id}", outcome, json=trail_patch(shift, target.oco)
             )
             return
-        if target.watch != INFY:
+        if target.watch != self.traded.token:
             shift = shift // TICK * WATCH_PER_TICK
         prices = [p + shift for p in target.prices]
         body: dict[str, Any] = {
@@ -617,7 +607,7 @@ class ChaosRunner:
             for tag in leg_tags(r, leg)
         }
         outcomes_lost: set[str] = set()
-        for order in self.sim.orders():
+        for order in self.market.orders():
             tag = str(order.get("tag"))
             if tag not in owner:
                 continue
@@ -639,8 +629,8 @@ class ChaosRunner:
 
     async def heal(self, ids: list[str], outcome: Outcome) -> None:
         """Faults off, engine up and healthy; then every armed leg is pushed through."""
-        self.sim.faults.clear()
-        self.sim.ticker.resume()
+        self.market.faults.clear()
+        self.market.resume_feeds()
         if not self.slot.up:
             await self.slot.start()
         await self.healthy()
@@ -685,7 +675,7 @@ class ChaosRunner:
         """
         started = pushed = time.monotonic()
         restarted = False
-        self.push(prices)
+        await self.push(prices)
         while time.monotonic() - started < SETTLE_WITHIN:
             records = await self.loaded(ids)
             armed = [
@@ -693,7 +683,9 @@ class ChaosRunner:
                 for r in records
                 if r.status is Status.ACTIVE and legs_holding(r.trigger, prices[r.trigger.watched])
             ]
-            armed += await trailing_armed(self.store.db, records, prices[INFY], HIGH, LOW)
+            armed += await trailing_armed(
+                self.store.db, records, prices[self.traded.token], HIGH, LOW
+            )
             flying = [r for r in records if r.status is Status.TRIGGERED]
             if not armed and not flying:
                 return
@@ -704,13 +696,13 @@ class ChaosRunner:
                 await self.slot.start()
                 await self.healthy()
             if now - pushed > 0.5:
-                self.push(prices)
+                await self.push(prices)
                 pushed = now
             await asyncio.sleep(0.05)
 
-    def push(self, prices: dict[int, int]) -> None:
+    async def push(self, prices: dict[int, int]) -> None:
         for token, price in prices.items():
-            self.sim.push_price(token, rupees(price))
+            await self.market.push(token, rupees(price))
 
     async def loaded(self, ids: list[str]) -> list[TriggerRecord]:
         return [r for r in [await self.store.load(i) for i in ids] if r is not None]
@@ -723,7 +715,7 @@ class ChaosRunner:
 
 @contextlib.asynccontextmanager
 async def chaos_runner(
-    sim: Simulator,
+    sim: Simulator | UpstoxSim,
     store: TriggerStore,
     database_url: str,
     log_dir: Path,

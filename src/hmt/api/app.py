@@ -21,6 +21,7 @@ from hmt.api import (
     performance,
     problems,
     triggers,
+    upstox_login,
 )
 from hmt.api.brackets import BracketIn
 from hmt.api.broker import PendingLogins
@@ -51,6 +52,7 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.state.write_limiter = WriteLimiter(runtime.settings.rate_limit_writes_per_min)
     app.state.kite_logins = PendingLogins()
+    app.state.upstox_logins = PendingLogins()
     app.include_router(control.router)
     # The seed's paths, for drop-in use: the same routes with the same auth.
     app.include_router(control.router, prefix=SEED_PREFIX)
@@ -60,6 +62,7 @@ def create_app(runtime: Facade, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(performance.router)
     app.include_router(broker.router)
+    app.include_router(upstox_login.router)
     app.include_router(backtests.router)
     app.include_router(channels.router)
     app.include_router(accounts.router)

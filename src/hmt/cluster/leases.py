@@ -40,6 +40,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig
 from nats.js.errors import (
+    BadRequestError,
     BucketNotFoundError,
     KeyWrongLastSequenceError,
     NoKeysError,
@@ -55,6 +56,7 @@ DEFAULT_BUCKET = "hmt_leases"
 SAFE_FRACTION = 0.9  # of the TTL: the local deadline, a margin for clock drift and jitter
 MIN_TTL_S = 1.0
 NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PARTITIONS_RECORD = re.compile(r"\bpartitions=(\d+)\b")
 
 Callback = Callable[[int, int], None]
 T = TypeVar("T")
@@ -134,7 +136,7 @@ class LeaseKeeper:
     # --- life -----------------------------------------------------------------
 
     async def start(self) -> None:
-        self._kv = await open_bucket(self.nc, self.bucket, self.ttl_s)
+        self._kv = await open_bucket(self.nc, self.bucket, self.ttl_s, partitions=self.partitions)
         self._task = asyncio.create_task(self._run(), name=f"leases-{self.node_id}")
         self._watchdog = asyncio.create_task(self._watch(), name=f"lease-watch-{self.node_id}")
 
@@ -142,10 +144,15 @@ class LeaseKeeper:
         """Stop renewing; with `release`, give every lease back at once (a clean leave)."""
         self._stopping = True
         for task in (self._task, self._watchdog):
-            if task is not None:
+            # Cancelled again until it ends: Python 3.11's `wait_for` can swallow a
+            # cancellation that arrives as its operation completes (a round in flight
+            # at stop), and the loop would go on.
+            while task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait({task}, timeout=self.op_timeout_s)
+            if task is not None and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()
         for partition in list(self.leases):
             await self._release(partition, deliberate=release)
         if release and self._kv is not None:
@@ -283,13 +290,31 @@ class LeaseKeeper:
         return await asyncio.wait_for(op, self.op_timeout_s)
 
 
-async def open_bucket(nc: Client, bucket: str, ttl_s: float) -> KeyValue:
-    """The lease bucket, created with `ttl_s` if absent; refused if it has another TTL."""
+async def open_bucket(
+    nc: Client, bucket: str, ttl_s: float, *, partitions: int | None = None
+) -> KeyValue:
+    """The lease bucket, created with `ttl_s` (and `partitions` in its description) if
+    absent; refused if it has another TTL or records another partition count.
+
+    Both are properties of the cluster, not of a node: the TTL is the bucket's `max_age`,
+    the partition count its description (`partitions=<P>`), written when the bucket is
+    made. A key would not do: every key expires after one TTL. A bucket that records no
+    count (made by a tool, or before the check) gets this node's. Without `partitions`
+    (tools that only read or make the bucket) the count is neither checked nor written.
+    """
     js = nc.jetstream()
     try:
         kv = await js.key_value(bucket)
     except BucketNotFoundError:
-        return await js.create_key_value(KeyValueConfig(bucket=bucket, ttl=ttl_s, history=1))
+        config = KeyValueConfig(
+            bucket=bucket, ttl=ttl_s, history=1, description=_description(partitions)
+        )
+        try:
+            return await js.create_key_value(config)
+        except BadRequestError:
+            # Another node made it in between (with another configuration if we are
+            # refused here): check it like any existing bucket.
+            kv = await js.key_value(bucket)
     status = await kv.status()
     existing = status.ttl
     if existing is None or abs(existing - ttl_s) > 1e-3:
@@ -297,7 +322,32 @@ async def open_bucket(nc: Client, bucket: str, ttl_s: float) -> KeyValue:
             f"lease bucket {bucket!r} has TTL {existing} s but this node is configured with "
             f"{ttl_s} s (HMT_CLUSTER_LEASE_TTL_S must be the same on every node)"
         )
+    if partitions is None:
+        return kv
+    recorded = recorded_partitions(status.stream_info.config.description)
+    if recorded is None:
+        stream = status.stream_info.config
+        stream.description = _description(partitions)
+        await js.update_stream(stream)
+    elif recorded != partitions:
+        raise ClusterConfigError(
+            f"lease bucket {bucket!r} records {recorded} partitions but this node is "
+            f"configured with {partitions} (HMT_CLUSTER_PARTITIONS must be the same on every "
+            "node; changing it is a stop-the-cluster migration, docs/cluster.md)"
+        )
     return kv
+
+
+def recorded_partitions(description: str | None) -> int | None:
+    """The partition count a lease bucket's description records, None if none."""
+    found = PARTITIONS_RECORD.search(description or "")
+    return int(found.group(1)) if found else None
+
+
+def _description(partitions: int | None) -> str | None:
+    if partitions is None:
+        return None
+    return f"hmt partition leases; partitions={partitions}"
 
 
 async def read_leases(

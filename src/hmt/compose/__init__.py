@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -27,8 +27,10 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
 from hmt.backtest.recording import TickRecorder
+from hmt.cluster.account_lease import account_id
 from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
+from hmt.cluster.order_slots import AccountSlots, SlottedOrders
 from hmt.compose.accounts import AccountMaker
 from hmt.compose.kite import (
     KiteLogin,
@@ -37,6 +39,7 @@ from hmt.compose.kite import (
     on_link_event,
     on_order_update,
 )
+from hmt.compose.ticks import ClusterFeed, active_instruments
 from hmt.config import (
     Broker,
     BrokerApi,
@@ -46,7 +49,7 @@ from hmt.config import (
     TickMode,
 )
 from hmt.core.instruments import Instrument
-from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
+from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Limit, Throttle
 from hmt.core.types import InstrumentToken
 from hmt.engine.accounts import AccountExecutors
 from hmt.engine.bridge import Bridge, EngineLoop
@@ -81,6 +84,7 @@ from hmt.kite.quotes import KiteQuotes
 from hmt.kite.rest import KiteRest
 from hmt.kite.segments import divisor_for
 from hmt.kite.ticker import Ticker
+from hmt.kite.ticker_messages import OrderUpdate
 from hmt.kite.ticks import Mode, Tick
 from hmt.logs import register_secret
 from hmt.notify.deliver import deliver, load_plugins, screen
@@ -185,6 +189,8 @@ async def build(settings: Settings) -> Runtime:
     )
     if recorder is not None:
         on_ltp, on_ticks = _recorded(recorder, on_ltp, settings.tick_mode, on_ticks)
+    # A Kite cluster node's ticks come over NATS; its ticker runs while it holds the feed.
+    ticks = None if settings.cluster_url is None or upstox else ClusterFeed(ranged)
     rest: _Rest
     orders: OrderPort
     feed: _Feed
@@ -215,14 +221,24 @@ async def build(settings: Settings) -> Runtime:
             timeout=settings.kite_timeout_ms / 1000,
             client=settings.kite_http,
         )
+        ticker_ltp, ticker_ticks, on_event, on_update = (
+            (
+                on_ltp,
+                on_ticks,
+                lambda event: on_link_event(session, engine, event, fills),
+                lambda update: on_order_update(fills, update),
+            )
+            if ticks is None
+            else ticks.kite_callbacks(lambda reason: session.expired(reason))
+        )
         ticker = Ticker(
             settings.kite_ws_url,
             account.key,
             access_token,
-            on_ltp=on_ltp,
-            on_ticks=on_ticks,
-            on_event=lambda event: on_link_event(session, engine, event, fills),
-            on_order_update=lambda update: on_order_update(fills, update),
+            on_ltp=ticker_ltp,
+            on_ticks=ticker_ticks,
+            on_event=on_event,
+            on_order_update=on_update,
             reconnect_delay_ms=settings.reconnect_delay_ms,
         )
         rest, orders = kite_rest, KiteOrders(kite_rest)
@@ -230,6 +246,8 @@ async def build(settings: Settings) -> Runtime:
             TickerFeed(ticker, Mode(settings.tick_mode.value)),
             KiteInstruments(kite_rest),
         )
+        if ticks is not None:
+            ticks.broker, feed = feed, ticks
         history, login = KiteHistory(kite_rest), KiteLogin(settings)
 
         async def listed(tokens: Collection[int]) -> Mapping[int, Instrument]:
@@ -261,14 +279,18 @@ async def build(settings: Settings) -> Runtime:
     log.info("engine_identity", engine_id=owner, claim_lease_s=lease)
     stats = EngineStats()  # the engine's and the executor's counters, one object
     limits = UPSTOX_ORDER_LIMITS if upstox else KITE_ORDER_LIMITS
+    placing = orders if settings.cluster_url is None else SlottedOrders(orders)
     executor = Executor(
-        orders,
+        placing,
         execution,
         throttle=Throttle(limits, margin=THROTTLE_MARGIN_S),
         policy=RetryPolicy(
             max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
         ),
-        lease=LeasePolicy(length=lease, request_timeout=settings.broker_timeout_ms / 1000),
+        lease=LeasePolicy(
+            length=lease,
+            request_timeout=settings.broker_timeout_ms / 1000 + _slot_wait_s(settings),
+        ),
         rng=random.Random(),
         stats=stats,
     )
@@ -313,7 +335,18 @@ async def build(settings: Settings) -> Runtime:
         trails=TrailStates(db),
         partitions=None if settings.cluster_url is None else settings.cluster_partitions,
     )
-    cluster = None if settings.cluster_url is None else await _node(settings, engine, execution)
+    cluster = await _join(
+        settings,
+        engine,
+        execution,
+        placing,
+        limits,
+        account,
+        ticks,
+        triggers,
+        on_ltp,
+        lambda: fills,
+    )
     # A claim may not have reached the disk: after the database comes back, the engine
     # holds firing and reconciles with the broker's order book (docs/engine.md).
     db.reconnected.append(engine.database_reconnected)
@@ -383,8 +416,7 @@ async def build(settings: Settings) -> Runtime:
         add_account=maker.add,
         closing=maker.rests,
     )
-    if sealer is not None:  # linked accounts are stored only sealed
-        await maker.add_stored()
+    await maker.add_stored()
     return runtime
 
 
@@ -403,14 +435,14 @@ async def _node(settings: Settings, engine: Engine, execution: ExecutionStore) -
 async def _cluster_node(settings: Settings, engine: Engine, triggers: TriggerStore) -> ClusterNode:
     """HMT_CLUSTER_URL: connect to NATS and open the lease bucket (docs/cluster.md).
 
-    A bucket made with another lease TTL is refused here, naming both values, before
-    anything starts. Leases are taken only once the runtime has started."""
+    A bucket made with another lease TTL or partition count is refused here, naming both
+    values, before anything starts. Leases are taken only once the runtime has started."""
     assert settings.cluster_url is not None
     node_id = settings.cluster_node_id()
     ttl = settings.cluster_lease_ttl_s
     nc = await connect_nats(settings.cluster_url, ttl, name=node_id)
     try:
-        await open_bucket(nc, DEFAULT_BUCKET, ttl)
+        await open_bucket(nc, DEFAULT_BUCKET, ttl, partitions=settings.cluster_partitions)
         keeper = LeaseKeeper(nc, node_id, partitions=settings.cluster_partitions, ttl_s=ttl)
     except ClusterConfigError as error:
         await nc.close()
@@ -420,6 +452,100 @@ async def _cluster_node(settings: Settings, engine: Engine, triggers: TriggerSto
         raise
     log.info("cluster_node", node=node_id, url=settings.cluster_url, lease_ttl_s=ttl)
     return ClusterNode(nc, keeper, engine, repartition=triggers.repartition)
+
+
+async def _join(
+    settings: Settings,
+    engine: Engine,
+    execution: ExecutionStore,
+    placing: OrderPort,
+    limits: tuple[Limit, ...],
+    account: Account,
+    ticks: ClusterFeed | None,
+    triggers: TriggerStore,
+    on_ltp: Callable[[int, int], object],
+    fills: Callable[[], Fills],
+) -> ClusterNode | None:
+    """A cluster node's parts (None on a single node): its leases, the account's order
+    slots, its ticks over NATS."""
+    if settings.cluster_url is None:
+        return None
+    node = await _node(settings, engine, execution)
+    if isinstance(placing, SlottedOrders):
+        _limit_orders(settings, node, placing, limits, account)
+    _attach_ticks(ticks, node, account.key, engine, triggers, on_ltp, fills)
+    return node
+
+
+def _slot_wait_s(settings: Settings) -> float:
+    """How long a cluster node's order may wait for a slot from the account's holder (0 on
+    a single node): up to 5 s, less if the claim lease is short, so the slot's wait and
+    the request still end within the lease (LeasePolicy: sent only while the lease has
+    request timeout + 1 s left; renewals leave at least 2/3 of it)."""
+    if settings.cluster_url is None:
+        return 0.0
+    room = settings.claim_lease_s * 2 / 3 - settings.broker_timeout_ms / 1000 - 1.5
+    return max(0.5, min(5.0, room))
+
+
+def _limit_orders(
+    settings: Settings,
+    node: ClusterNode,
+    placing: SlottedOrders,
+    limits: tuple[Limit, ...],
+    account: Account,
+) -> None:
+    """One account's order rate limit across the cluster (docs/cluster.md, "Orders"): the
+    node holding the account's lease grants every node's order slots. Today one process
+    trades one account: its id is the broker and the app's key, hashed."""
+    slots = AccountSlots(
+        node.nc,
+        node.node_id,
+        account_id(account.broker, account.key),
+        limits=limits,
+        margin=THROTTLE_MARGIN_S,
+        request_timeout=settings.broker_timeout_ms / 1000,
+        ttl_s=settings.cluster_lease_ttl_s,
+        wait_s=_slot_wait_s(settings),
+        live_nodes=lambda: node.keeper.live_nodes,
+    )
+    placing.slots = slots.client
+    node.services.append(slots)
+    log.info("cluster_order_slots", account=slots.account, slot_wait_s=_slot_wait_s(settings))
+
+
+def _attach_ticks(
+    ticks: ClusterFeed | None,
+    node: ClusterNode | None,
+    api_key: str,
+    engine: Engine,
+    triggers: TriggerStore,
+    on_ltp: Callable[[int, int], object],
+    fills: Callable[[], Fills],
+) -> None:
+    """A cluster node's ticks over NATS (docs/cluster.md, "Ticks"): the engine fed from
+    its partitions' subjects; the ticker run while this node holds the feed lease, over
+    the instruments of every partition (the store's active triggers, and what owners
+    announce); the feed lease given back before the node's NATS connection closes."""
+    if ticks is None or node is None:
+        return
+
+    def order_update(data: dict[str, Any]) -> None:
+        on_order_update(fills(), OrderUpdate(data))
+
+    ticks.attach(
+        node.nc,
+        node.keeper,
+        api_key,
+        instruments=lambda: active_instruments(triggers.db),
+        on_ltp=on_ltp,
+        on_range=engine.on_range,
+        on_depth=engine.on_depth,
+        on_lost=engine.feed_lost,
+        on_connected=lambda: fills().poke(),
+        on_order_update=order_update,
+    )
+    node.stopping.append(ticks.release)
 
 
 def _recorder(settings: Settings) -> TickRecorder | None:
@@ -539,7 +665,7 @@ def _account(settings: Settings) -> Account:
             settings.upstox_access_token,
             settings.upstox_client_secret,
             ("HMT_UPSTOX_ACCESS_TOKEN", "HMT_UPSTOX_CLIENT_SECRET"),
-            "an Upstox login",
+            "/upstox/login",
         )
     return Account(
         "Kite",

@@ -109,7 +109,10 @@ class AccountMaker:
             await engine.account_renewed(account.id)  # running: its book, then live
 
     async def add_stored(self) -> None:
-        """Every stored account (start-up); a row that does not open is logged and left out."""
+        """Every stored account (start-up); a row that does not open is logged and left out.
+        None without HMT_SECRET_KEY: linked accounts are stored only sealed."""
+        if self.store.sealer is None:
+            return
         try:
             accounts = await self.store.open_all()
         except Exception as error:  # InvalidTag: sealed under another HMT_SECRET_KEY

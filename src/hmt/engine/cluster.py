@@ -12,7 +12,8 @@ lease back at once (a clean leave: the others take them within a round).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import structlog
 from nats.aio.client import Client
@@ -22,6 +23,15 @@ from hmt.cluster.leases import LeaseKeeper
 from hmt.engine.service import Engine
 
 log = structlog.get_logger("hmt.engine.cluster")
+
+
+class NodeService(Protocol):
+    """Something a node runs beside its partitions (an account's order slots): started
+    after the lease keeper (it reads the live nodes), stopped before it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class ClusterNode:
@@ -34,12 +44,16 @@ class ClusterNode:
         engine: Engine,
         *,
         repartition: Callable[[], Awaitable[int]],
+        services: Sequence[NodeService] = (),
     ) -> None:
         self.nc = nc
         self.keeper = keeper
         self.engine = engine
         self._repartition = repartition
         self._started = False
+        self.services = list(services)
+        # Run first on stop, while NATS is still open (the feed lease is given back).
+        self.stopping: list[Callable[[], Awaitable[None]]] = []
         keeper.on_gained = engine.partition_gained
         keeper.on_lost = engine.partition_lost
 
@@ -57,6 +71,8 @@ class ClusterNode:
             log.info("triggers_repartitioned", rows=fixed)
         await self.keeper.start()
         self._started = True
+        for service in self.services:
+            await service.start()
         log.info(
             "cluster_node_started",
             node=self.node_id,
@@ -66,8 +82,15 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Give the leases back (the engine drops their partitions), then disconnect."""
+        for hook in self.stopping:
+            try:
+                await hook()
+            except Exception:
+                log.exception("cluster_stop_hook_failed")
         if self._started:
             self._started = False
+            for service in reversed(self.services):
+                await service.stop()
             await self.keeper.stop(release=True)
         with contextlib.suppress(NatsError, TimeoutError, OSError):
             await self.nc.close()

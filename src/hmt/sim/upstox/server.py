@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -131,6 +131,10 @@ class _Link:
     socket: web.WebSocketResponse
     request: web.Request
     modes: dict[str, str] = field(default_factory=dict)
+    # A stall (`UpstoxSim.stall_feeds`): the keys whose moves wait, and its end's timer.
+    stalled: bool = False
+    held: set[str] = field(default_factory=set)
+    timer: asyncio.TimerHandle | None = None
 
 
 class UpstoxSim:
@@ -143,6 +147,7 @@ class UpstoxSim:
         host: str = "127.0.0.1",
         port: int = 0,
         walk_every_s: float | None = None,
+        instruments: Iterable[dict[str, Any]] | None = None,
     ) -> None:
         rng = random.Random(f"upstox:{seed}")
         self._walk_rng = random.Random(f"upstox-walk:{seed}")
@@ -154,7 +159,11 @@ class UpstoxSim:
         self.redirect_uri = "http://127.0.0.1/upstox/callback"
         self.access_token = f"sim-token-{rng.getrandbits(64):016x}"
         self.faults = FaultPlan(seed)
-        self.instruments = {row["instrument_key"]: row for row in universe.INSTRUMENTS}
+        # `instruments`: master rows in Upstox's format, in place of the generated master's
+        # (the engine bench's thousand instruments).
+        rows = universe.INSTRUMENTS if instruments is None else instruments
+        self.instruments = {row["instrument_key"]: row for row in rows}
+        self._master = universe.master_json(list(self.instruments.values()))
         self.prices: dict[str, float] = {
             key: float(row["last_price"]) for key, row in self.instruments.items()
         }
@@ -163,10 +172,15 @@ class UpstoxSim:
         self._codes: set[str] = set()  # login codes: single use
         self._feed_codes: set[str] = set()  # authorized feed URLs: single use
         self._links: list[_Link] = []
+        self._sends: set[asyncio.Task[None]] = set()  # held moves sent when a stall ends
         self._stamps: deque[float] = deque()
         self.order_windows = ORDER_WINDOWS
         self.refused = 0
         self.counters: Counter[str] = Counter()  # requests by path, refused ones too
+        # Timing hooks (bench/engine_sim_upstox.py): each request as it arrives, and the
+        # keys of each feed frame just before it is written.
+        self.on_request: Callable[[web.Request], None] | None = None
+        self.on_frame: Callable[[list[str]], None] | None = None
         self.app = self._build()
         self._runner: web.AppRunner | None = None
 
@@ -230,6 +244,8 @@ class UpstoxSim:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         self.counters[request.path] += 1
+        if self.on_request is not None:
+            self.on_request(request)
         try:
             return await handler(request)
         except UpstoxError as exc:
@@ -357,6 +373,17 @@ class UpstoxSim:
         for link in list(self._links):
             await self._send(link, wire.TYPE_LIVE, [key])
 
+    async def push_prices(self, prices: Mapping[str, float]) -> None:
+        """Trade several keys at once (rupees): one live_feed frame carrying them all, as
+        the feed batches what moved together."""
+        for key, ltp in prices.items():
+            if key not in self.prices:
+                raise KeyError(f"unknown instrument key {key!r}")
+            self.prices[key] = float(ltp)
+        keys = list(prices)
+        for link in list(self._links):
+            await self._send(link, wire.TYPE_LIVE, keys)
+
     def accepted(self) -> list[float]:
         """When each order write the rate limiter counted arrived (time.monotonic())."""
         return list(self._stamps)
@@ -366,6 +393,37 @@ class UpstoxSim:
         for link in list(self._links):
             if link.request.transport is not None:
                 link.request.transport.abort()
+
+    def stall_feeds(self, seconds: float | None = None) -> None:
+        """Current connections send nothing for `seconds` (None: until `resume_feeds`),
+        as the Kite ticker's stall; the connection stays open. The moves meanwhile are
+        held and sent when it ends, each key once at its latest price (a feed that
+        caught up sends where the price is, not every step it took [INFER])."""
+        loop = asyncio.get_running_loop()
+        for link in self._links:
+            link.stalled = True
+            if link.timer is not None:
+                link.timer.cancel()
+            link.timer = None if seconds is None else loop.call_later(seconds, self._unstall, link)
+
+    def resume_feeds(self) -> None:
+        """End every stall now."""
+        for link in list(self._links):
+            self._unstall(link)
+
+    def _unstall(self, link: _Link) -> None:
+        if link.timer is not None:
+            link.timer.cancel()
+        link.stalled, link.timer = False, None
+        held, link.held = sorted(link.held), set()
+        if held and link in self._links:
+            task = asyncio.get_running_loop().create_task(self._send_held(link, held))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    async def _send_held(self, link: _Link, keys: list[str]) -> None:
+        with contextlib.suppress(ConnectionError):  # the connection ended meanwhile
+            await self._send(link, wire.TYPE_LIVE, keys)
 
     def order_rows(self) -> list[dict[str, Any]]:
         """The order book, as GET /v2/order/retrieve-all answers it."""
@@ -407,6 +465,8 @@ class UpstoxSim:
                     await self._on_request(link, message.data)
         finally:
             self._links.remove(link)
+            if link.timer is not None:
+                link.timer.cancel()
         return socket
 
     async def _on_request(self, link: _Link, data: bytes | str) -> None:
@@ -436,6 +496,9 @@ class UpstoxSim:
         ]
         if not quotes:
             return
+        if link.stalled:
+            link.held.update(key for key in keys if key in link.modes)
+            return
         rule = self.faults.pick("ws_frame")
         frame = wire.feed_response(frame_type, now, quotes)
         if rule is not None:
@@ -447,6 +510,8 @@ class UpstoxSim:
                 await asyncio.sleep(rule.delay)
             elif rule.kind is FaultKind.WS_MALFORMED:
                 frame = frame[: max(1, len(frame) // 2)]  # cut mid-message
+        if self.on_frame is not None:
+            self.on_frame([quote.key for quote, _ in quotes])
         await link.socket.send_bytes(frame)
 
     def step(self) -> list[str]:
@@ -672,7 +737,7 @@ class UpstoxSim:
         return await self._faulted(request, "order_history", work)
 
     async def master(self, request: web.Request) -> web.Response:
-        return web.Response(body=universe.master_json(), content_type="application/gzip")
+        return web.Response(body=self._master, content_type="application/gzip")
 
     # -- control ---------------------------------------------------------------
 

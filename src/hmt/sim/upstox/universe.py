@@ -83,6 +83,6 @@ INSTRUMENTS: list[dict[str, Any]] = [
 ]
 
 
-def master_json() -> bytes:
-    """The master as Upstox serves it: a JSON array, gzip-compressed."""
-    return gzip.compress(json.dumps(INSTRUMENTS).encode(), mtime=0)
+def master_json(rows: list[dict[str, Any]] | None = None) -> bytes:
+    """The master as Upstox serves it (`rows`, else INSTRUMENTS): a JSON array, gzipped."""
+    return gzip.compress(json.dumps(INSTRUMENTS if rows is None else rows).encode(), mtime=0)
