@@ -12,7 +12,7 @@ from hmt.store.db import Database
 from hmt.store.linked import AccountExists, LinkedAccount, LinkedAccounts
 from hmt.store.sealing import Sealer
 
-KEY = "k" * 32
+KEY, OTHER = "k" * 32, "o" * 32
 CANARY_TOKEN = "CANARYlinkedtoken5e1"
 CANARY_SECRET = "CANARYlinkedsecret9a"
 
@@ -71,3 +71,39 @@ async def test_a_sealed_token_copied_to_another_account_does_not_open(db: Databa
     renewed = opened["two"].access_token
     assert renewed is not None
     assert renewed.get_secret_value() == "renewed-token-def"
+
+
+async def test_reseal_all_moves_every_account_to_the_new_key(db: Database) -> None:
+    """Sealed under key A, re-sealed with [B, A]: the accounts open with B alone."""
+    await LinkedAccounts(db, Sealer([OTHER])).link(kite("one"))
+    await LinkedAccounts(db, Sealer([OTHER])).link(kite("two", user="bob", token="two-token"))
+    rotating = LinkedAccounts(db, Sealer([KEY, OTHER]))
+    assert await rotating.reseal_all() == 4  # two accounts, two sealed values each
+    assert await rotating.reseal_all() == 0  # safe to rerun
+    opened = {x.id: x for x in await LinkedAccounts(db, Sealer([KEY])).open_all()}
+    token, secret = opened["two"].access_token, opened["one"].api_secret
+    assert token is not None
+    assert token.get_secret_value() == "two-token"
+    assert secret is not None
+    assert secret.get_secret_value() == CANARY_SECRET
+
+
+async def test_reseal_all_writes_nothing_if_a_value_does_not_open(db: Database) -> None:
+    """A value neither key opens: `InvalidTag`, and no row was re-sealed."""
+    await LinkedAccounts(db, Sealer([OTHER])).link(kite("one"))
+    await LinkedAccounts(db, Sealer([OTHER])).link(kite("two"))
+    async with db.engine.begin() as conn:  # "one"'s token copied to "two": bound to "one"
+        sealed = await conn.scalar(
+            text("SELECT access_token_sealed FROM hmt_accounts WHERE id = 'one'")
+        )
+        await conn.execute(
+            text("UPDATE hmt_accounts SET access_token_sealed = :s WHERE id = 'two'"),
+            {"s": sealed},
+        )
+    dump = "SELECT id, api_secret_sealed, access_token_sealed FROM hmt_accounts ORDER BY id"
+    async with db.engine.connect() as conn:
+        before = (await conn.execute(text(dump))).all()
+    with pytest.raises(InvalidTag):  # "one" (re-sealed first, by id) is rolled back too
+        await LinkedAccounts(db, Sealer([KEY, OTHER])).reseal_all()
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text(dump))).all() == before

@@ -129,6 +129,34 @@ class LinkedAccounts:
 
         return await self.db.transaction(work, write=False)
 
+    async def reseal_all(self) -> int:
+        """Re-seal every account's secrets under the current key (after a key rotation),
+        bound as before to the account's id and field; returns how many values changed.
+
+        One transaction: a value that does not open (`InvalidTag`) rolls back every
+        row, so nothing is written half-way; a rerun changes only what is left."""
+        sealer = self.sealer
+        if sealer is None:
+            raise RuntimeError("re-sealing needs HMT_SECRET_KEY")
+
+        async def work(conn: AsyncConnection) -> int:
+            changed = 0
+            for row in (await conn.execute(select(a).order_by(a.c.id))).all():
+                values = {}
+                for column, field in (
+                    ("api_secret_sealed", API_SECRET),
+                    ("access_token_sealed", ACCESS_TOKEN),
+                ):
+                    sealed = getattr(row, column)
+                    if sealed is not None and sealer.needs_reseal(sealed):
+                        values[column] = sealer.reseal(sealed, user_id=_bound(row.id), field=field)
+                if values:
+                    await conn.execute(update(a).where(a.c.id == row.id).values(values))
+                    changed += len(values)
+            return changed
+
+        return await self.db.transaction(work)
+
     async def save_token(self, account_id: str, access_token: SecretStr) -> None:
         """Keep a new access token of the account, sealed (its next login or session)."""
         sealed = self._seal(access_token, account_id, ACCESS_TOKEN)
