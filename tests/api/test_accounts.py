@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from hmt.logs import REDACTOR
+from hmt.store.tables import gtt_orders
 from tests.support.system import System, running_system
 
 KEY = "a-test-sealing-key-0123456789"
@@ -138,3 +141,90 @@ async def test_linking_needs_the_sealing_key(database_url: str) -> None:
         assert ("server", "not_configured") in _rules(refused)
         listed = await system.client.get("/accounts", headers=system.auth())
         assert [a["id"] for a in listed.json()] == ["default"]
+
+
+OPTION = {"instrument_token": 12073986, "exchange": "NFO", "tradingsymbol": "BANKNIFTY18JAN23500CE"}
+
+
+def _v2(**changes: Any) -> dict[str, Any]:
+    """A v2 body (with `legs`): buy 40 calls at market when they fall to 2,000."""
+    order = {**OPTION, "transaction_type": "BUY", "quantity": 40, "product": "NRML"}
+    return {
+        "trigger_type": "single",
+        "legs": [
+            {"condition": {"price": "2000.00", "direction": "at_or_below"}, "orders": [order]}
+        ],
+        **changes,
+    }
+
+
+async def _stored(system: System) -> list[tuple[str, str | None]]:
+    async def work(conn: Any) -> list[tuple[str, str | None]]:
+        rows = await conn.execute(select(gtt_orders.c.id, gtt_orders.c.account))
+        return sorted((r.id, r.account) for r in rows)
+
+    result: list[tuple[str, str | None]] = await system.runtime.db.transaction(work, write=False)
+    return result
+
+
+async def test_a_v2_trigger_names_its_account(database_url: str) -> None:
+    """The v2 body's `account`: checked as v1's, stored, shown; a v2 edit keeps or moves it."""
+    async with running_system(database_url, secret_key=KEY) as system:
+        assert (await _post(system, _account())).status_code == 201
+
+        made = await system.client.post(
+            "/triggers", json=_v2(account="desk-1"), headers=system.auth()
+        )
+        assert made.status_code == 201, made.text
+        mine = made.json()
+        assert mine["account"] == "desk-1"
+        assert (await system.trigger(mine["id"]))["account"] == "desk-1"
+        assert await _stored(system) == [(mine["id"], "desk-1")]
+        for account in (None, "default"):
+            plain = await system.client.post(
+                "/triggers", json=_v2(account=account), headers=system.auth()
+            )
+            assert plain.status_code == 201, plain.text
+            assert plain.json()["account"] == "default"
+            assert (plain.json()["id"], None) in await _stored(system)
+        before = await _stored(system)
+
+        for who, account in ((None, "nobody"), (system.operator_token, "desk-1")):
+            refused = await system.client.post(
+                "/triggers", json=_v2(account=account), headers=system.auth(who)
+            )
+            assert refused.status_code == 422, refused.text
+            assert ("account", "unknown_account") in _rules(refused), refused.text
+            assert repr(account) in refused.text
+        bracket = {"entry": _v2(account="desk-1"), "exits": {"target": "2500", "stop": "1900"}}
+        refused = await system.client.post("/brackets", json=bracket, headers=system.auth())
+        assert refused.status_code == 422, refused.text
+        assert ("entry.account", "bracket") in _rules(refused), refused.text
+        assert await _stored(system) == before  # nothing written
+
+        edit = {"legs": [{"condition": {"price": "1950.00", "direction": "at_or_below"}}]}
+        kept = await system.client.patch(
+            f"/triggers/{mine['id']}", json=edit, headers=system.auth()
+        )
+        assert kept.status_code == 200, kept.text
+        assert (kept.json()["account"], kept.json()["trigger_price_1"]) == ("desk-1", "1950")
+
+        moved = await system.client.patch(
+            f"/triggers/{mine['id']}", json={**edit, "account": "default"}, headers=system.auth()
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["account"] == "default"
+        assert (mine["id"], None) in await _stored(system)
+        # A v1-shaped edit of a v2 trigger may name it too (it means the same in both).
+        back = await system.client.patch(
+            f"/triggers/{mine['id']}", json={"account": "desk-1"}, headers=system.auth()
+        )
+        assert back.status_code == 200, back.text
+        assert back.json()["account"] == "desk-1"
+        for body in ({**edit, "account": "nobody"}, {"account": "nobody"}):
+            refused = await system.client.patch(
+                f"/triggers/{mine['id']}", json=body, headers=system.auth()
+            )
+            assert refused.status_code == 422, refused.text
+            assert ("account", "unknown_account") in _rules(refused), refused.text
+        assert (await system.trigger(mine["id"]))["account"] == "desk-1"

@@ -16,10 +16,11 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
+from hmt.api.account_id import ACCOUNT_ID
 from hmt.api.auth import Caller, Writer
 from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
-from hmt.api.schemas import ACCOUNT_ID, BrokerSessionIn, Problem
+from hmt.api.schemas import BrokerSessionIn, Problem
 from hmt.config import ConfigError
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.engine.accounts import DEFAULT_ACCOUNT, WIRED

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hmt.api.account_id import stored_account
 from hmt.api.auth import Caller, Writer
 from hmt.api.legs import Price, TriggerV2In
 from hmt.api.runtime import runtime_of
@@ -131,6 +132,11 @@ async def create(request: Request, caller: Writer) -> BracketOut:
     if len(body.entry.legs[0].orders) != 1:
         raise InvalidTrigger(
             [FieldError("entry.legs[0].orders", "bracket", "a bracket's entry places one order")]
+        )
+    if stored_account(body.entry.account) is not None:
+        # Its exits and the fills that arm them are the default account's (docs/accounts.md).
+        raise InvalidTrigger(
+            [FieldError("entry.account", "bracket", "a bracket trades through the default account")]
         )
     new = await _checked_v2(body.entry, runtime, UserId(caller.user_id), _new_id())
     [order] = new.trigger.orders(new.trigger.legs[0])

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hmt.api.account_id import AccountId, stored_account
 from hmt.api.trails import TrailIn, TrailOut, to_trail
 from hmt.api.trails import as_json as trail_json
 from hmt.core.errors import FieldError, InvalidTrigger
@@ -99,6 +100,9 @@ class TriggerV2In(BaseModel):
     expires_at: datetime | None = None
     not_before: datetime | None = None
     on_gap: OnGap = OnGap.FIRE
+    # The linked account whose session places the orders (docs/accounts.md); absent,
+    # null or "default": the default account.
+    account: AccountId | None = None
     paused: bool = False
 
     def tokens(self) -> list[tuple[str, InstrumentIn]]:
@@ -206,6 +210,7 @@ class TriggerV2In(BaseModel):
             leg_specs=tuple(specs),
             not_before=self.not_before,
             on_gap=self.on_gap,
+            account=stored_account(self.account),
         )
 
 
@@ -224,7 +229,7 @@ class TriggerV2Patch(BaseModel):
     `legs` lists the legs the trigger will have, by position: `{}` keeps a leg
     as it is, and legs past the list are dropped (an oco made single sends one).
     `null` clears `watch` (the first order's instrument is watched again),
-    `expires_at` and `not_before`.
+    `expires_at` and `not_before`; `account` null or "default" is the default account.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -235,6 +240,7 @@ class TriggerV2Patch(BaseModel):
     expires_at: datetime | None = None
     not_before: datetime | None = None
     on_gap: OnGap = None  # type: ignore[assignment]
+    account: AccountId | None = None  # not sent: the trigger's is kept
 
     def applied(self, current: dict[str, Any]) -> dict[str, Any]:
         """`current` (a v2 body, as `as_body` gives it) with this edit applied."""
@@ -311,6 +317,7 @@ def as_body(trigger: Trigger, watch: Instrument | None) -> dict[str, Any]:
         "expires_at": trigger.expires_at,
         "not_before": trigger.not_before,
         "on_gap": trigger.on_gap,
+        "account": trigger.account,
     }
 
 

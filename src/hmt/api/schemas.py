@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
+from hmt.api.account_id import AccountId, stored_account
 from hmt.api.legs import ConditionOut, LegOut, OrderOut, TrailConditionOut, WatchOut
 from hmt.api.trails import TrailViews, trail_out
 from hmt.core.errors import FieldError, InvalidTrigger
@@ -42,10 +43,6 @@ from hmt.core.types import (
 )
 from hmt.engine.accounts import DEFAULT_ACCOUNT
 from hmt.store.records import TriggerRecord
-
-# A linked account's id (docs/accounts.md); "default" names the settings' account.
-ACCOUNT_ID = r"^[a-z0-9][a-z0-9-]{0,31}$"
-AccountId = Annotated[str, Field(pattern=ACCOUNT_ID)]
 
 # Rupees with at most 7 decimals (CDS is the finest segment); never floats inside.
 Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=7)]
@@ -92,9 +89,7 @@ def _core_value(price: bool, value: Any, divisor: int, field: str) -> Any:
     the default account's id as None (its NULL)."""
     if price and value is not None:
         return to_units(value, divisor, field=field)
-    if field == "account" and value == DEFAULT_ACCOUNT:
-        return None
-    return value
+    return stored_account(value) if field == "account" else value
 
 
 # Set only by hmt: a request naming one gets 422 with the rule `read_only`.

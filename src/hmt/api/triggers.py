@@ -94,7 +94,9 @@ async def checked(body: CreateBody, runtime: Facade, user_id: str) -> NewTrigger
     """
     trigger_id = TriggerId(str(uuid.uuid4()))
     if isinstance(body, TriggerV2In):
-        return await _checked_v2(body, runtime, UserId(user_id), trigger_id)
+        new = await _checked_v2(body, runtime, UserId(user_id), trigger_id)
+        await check_account(runtime, user_id, new.trigger.account)
+        return new
     listed = await runtime.instruments.resolve(
         InstrumentToken(body.instrument_token), body.exchange, body.tradingsymbol
     )
@@ -382,8 +384,8 @@ async def edit(trigger_id: str, request: Request, caller: Writer) -> TriggerReco
     """Change fields of an active or paused trigger; the engine has it before this returns.
 
     A v1 trigger takes v1 fields, or v2 fields (it then becomes a v2 trigger);
-    a v2 trigger takes v2 fields, and of v1's only `trigger_type` and
-    `expires_at`. The edit is validated as a whole (an oco's legs against each
+    a v2 trigger takes v2 fields, and of v1's only `trigger_type`,
+    `expires_at` and `account`. The edit is validated as a whole (an oco's legs against each
     other) and written with its `updated` event in one transaction, or not at all.
     """
     runtime = runtime_of(request)
@@ -427,7 +429,7 @@ async def edit(trigger_id: str, request: Request, caller: Writer) -> TriggerReco
 
 
 # The v1 fields a v2 trigger's edit may name: they mean the same in both shapes.
-_SHARED = frozenset({"trigger_type", "expires_at"})
+_SHARED = frozenset({"trigger_type", "expires_at", "account"})
 
 
 def _as_v2_edit(body: TriggerPatch) -> TriggerV2Patch:
@@ -459,11 +461,12 @@ async def _edit_v2(
     except ValidationError as error:
         raise _invalid_body(error) from None
     new = await _checked_v2(edited, runtime, current.user_id, current.id, current.status)
+    if "account" in body.model_fields_set:  # not sent: the trigger's is kept, unchecked
+        await check_account(runtime, user_id, new.trigger.account)
     changes = {
         f.name: getattr(new.trigger, f.name)
         for f in dataclasses.fields(Trigger)
-        # The v2 body has no account yet: a v2 edit keeps the trigger's (docs/accounts.md).
-        if f.name not in ("id", "user_id", "status", "account")
+        if f.name not in ("id", "user_id", "status")
         and getattr(new.trigger, f.name) != getattr(current, f.name)
     }
     if not changes:  # nothing differs: still an edit (its event says who asked)
