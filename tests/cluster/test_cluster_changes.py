@@ -35,8 +35,6 @@ from hmt.core.partitions import assignment, partition_of
 from hmt.core.types import Leg, TriggerId
 from hmt.kite.tags import broker_tag
 from hmt.sim.simulator import Simulator
-from hmt.store import migrate
-from hmt.store.db import Database, create_engine
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 from tests.support.engine_process import EngineProcess, engine_process
@@ -60,15 +58,6 @@ def pg_url() -> Iterator[str]:
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(seed=16) as running:
         yield running
-
-
-@pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[TriggerStore]:
-    engine = create_engine(pg_url, application_name="hmt-test")
-    await migrate.upgrade(engine)
-    db = Database(engine, retries=2, backoff_ms=50)
-    yield TriggerStore(db, partitions=PARTITIONS)
-    await engine.dispose()
 
 
 async def holders(nats_url: str) -> dict[int, str]:

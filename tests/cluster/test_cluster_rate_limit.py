@@ -19,13 +19,10 @@ from pathlib import Path
 import pytest
 
 from hmt.sim.simulator import Simulator
-from hmt.store import migrate
-from hmt.store.db import Database, create_engine
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 from tests.cluster.test_cluster_run import (
     NODES,
-    PARTITIONS,
     Cluster,
     Market,
     books,
@@ -33,6 +30,7 @@ from tests.cluster.test_cluster_run import (
     holders,
     rows_placed,
 )
+from tests.cluster.test_cluster_run import PARTITIONS as PARTITIONS  # the store fixture's
 from tests.support.eventually import eventually
 from tests.support.postgres import private_database
 from tests.system.test_throttle import PER_SECOND, busiest_second
@@ -50,20 +48,6 @@ def pg_url() -> Iterator[str]:
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(seed=17) as running:
         yield running
-
-
-@pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[TriggerStore]:
-    engine = create_engine(pg_url, application_name="hmt-test")
-    await migrate.upgrade(engine)
-    db = Database(engine, retries=2, backoff_ms=50)
-    await db.transaction(
-        lambda conn: conn.exec_driver_sql(
-            "TRUNCATE hmt_partition_fences, hmt_gtt_orders, hmt_trigger_events"
-        )
-    )
-    yield TriggerStore(db, partitions=PARTITIONS)
-    await engine.dispose()
 
 
 def record_requests(sim: Simulator) -> list[float]:

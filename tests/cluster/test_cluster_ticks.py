@@ -23,8 +23,6 @@ from hmt.cluster.ticks import feed_key
 from hmt.core.model import Trigger
 from hmt.core.partitions import assignment, partition_of
 from hmt.sim.simulator import Simulator
-from hmt.store import migrate
-from hmt.store.db import Database, create_engine
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 from tests.cluster.test_cluster_run import (
@@ -56,20 +54,6 @@ def pg_url() -> Iterator[str]:
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(seed=61) as running:
         yield running
-
-
-@pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[TriggerStore]:
-    engine = create_engine(pg_url, application_name="hmt-test")
-    await migrate.upgrade(engine)
-    db = Database(engine, retries=2, backoff_ms=50)
-    await db.transaction(
-        lambda conn: conn.exec_driver_sql(
-            "TRUNCATE hmt_partition_fences, hmt_gtt_orders, hmt_trigger_events"
-        )
-    )
-    yield TriggerStore(db, partitions=PARTITIONS)
-    await engine.dispose()
 
 
 async def feed_holder(nats_url: str, api_key: str) -> str | None:
