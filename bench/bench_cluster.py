@@ -38,6 +38,7 @@ from bench.cluster_run import TTL_S as TTL_E2E
 from bench.report import percentiles, table
 from hmt.cluster.leases import LeaseKeeper, open_bucket
 from hmt.cluster.ticks import LTP, decode, encode
+from hmt.waits import within
 
 TICK = struct.pack(">qqqqqq", 256265, 2_512_345, 0, 0, 0, 1_700_000_000)  # 48 bytes
 
@@ -108,7 +109,7 @@ async def _fan_out(url: str, size: Size) -> tuple[list[float], float]:
     for _ in range(target):
         await pub.publish("hmt.ticks.p.2", TICK)
     await pub.flush()
-    await asyncio.wait_for(done.wait(), 60)
+    await within(done.wait(), 60)
     rate = target / (time.perf_counter() - started)
     await pub.close()
     await sub.close()

@@ -37,7 +37,7 @@ import uvicorn
 from bench import engine_sim_upstox
 from bench.engine_sim import CLOSE, TICK, rung, universe
 from bench.report import percentiles, table
-from hmt import logs
+from hmt import logs, waits
 from hmt.api.app import create_app
 from hmt.compose import build
 from hmt.config import Settings
@@ -321,7 +321,7 @@ async def _evaluate_alone(book: list[Trigger], fires: int, gap: float | None) ->
 
 async def _read(stream: asyncio.StreamReader | None, within: float) -> dict[str, Any]:
     assert stream is not None
-    line = await asyncio.wait_for(stream.readline(), within)
+    line = await waits.within(stream.readline(), within)
     if not line:
         raise RuntimeError("bench_engine: the simulator process exited early")
     result: dict[str, Any] = json.loads(line)
@@ -424,7 +424,7 @@ async def _measure(
         finally:
             await runtime.close()
         child.stdin.write(b"stop\n")
-        await asyncio.wait_for(child.wait(), 30)
+        await waits.within(child.wait(), 30)
     finally:
         if child.returncode is None:
             child.kill()

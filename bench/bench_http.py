@@ -35,6 +35,7 @@ from hmt.core.types import (
 )
 from hmt.kite.orders import AUTO_MARKET_PROTECTION, order_form
 from hmt.kite.rest import KITE_VERSION, KiteRest, client_names
+from hmt.waits import within
 
 WARMUP = 20
 IDLE_GAP_S = 0.02  # the engine's orders are apart: caches and the socket go cold between
@@ -194,13 +195,13 @@ async def _all(size: Size) -> list[tuple[str, dict[str, list[float]]]]:
     assert server.stdin is not None
     assert server.stdout is not None
     try:
-        port = int(await asyncio.wait_for(server.stdout.readline(), 30))
+        port = int(await within(server.stdout.readline(), 30))
         url = f"http://127.0.0.1:{port}"
         return await _measure(candidates(url), size)
     finally:
         server.stdin.close()
         try:
-            await asyncio.wait_for(server.wait(), 10)
+            await within(server.wait(), 10)
         except TimeoutError:
             server.kill()
             await server.wait()

@@ -30,6 +30,7 @@ import httpx
 
 from bench.bench_engine import PG, _admin, _fill, _row
 from bench.engine_sim import CLOSE, FUNDS, TICK, Probe, rung, universe
+from hmt import waits
 from hmt.cluster.connection import connect
 from hmt.cluster.leases import read_leases
 from hmt.cluster.ticks import feed_key
@@ -153,7 +154,7 @@ class Rig:
                 node.proc.terminate()
         for node in self.nodes:
             try:
-                await asyncio.wait_for(node.proc.wait(), 15)
+                await waits.within(node.proc.wait(), 15)
             except TimeoutError:
                 node.proc.kill()
                 await node.proc.wait()
@@ -263,7 +264,7 @@ async def _samples(sim: Simulator, token: int, rungs: range, spacing: float) -> 
             probe.watch(token, rung(k))
             sim.market.trade(token, rung(k))
             try:
-                await asyncio.wait_for(probe.arrived.wait(), ORDER_TIMEOUT_S)
+                await waits.within(probe.arrived.wait(), ORDER_TIMEOUT_S)
             except TimeoutError:
                 continue
             if probe.sent_ns is not None and probe.received_ns is not None:

@@ -28,6 +28,7 @@ from typing import Any
 from hmt.sim.httpd import Request
 from hmt.sim.simulator import Simulator
 from hmt.sim.universe import Instrument, Universe
+from hmt.waits import within
 
 EXCHANGE_TOKEN_BASE = 100_000  # the bench's instruments, clear of the default universe
 CLOSE = 100_000  # every instrument starts at 1000.00 rupees (wire units: paise)
@@ -141,7 +142,7 @@ async def main(config: dict[str, Any]) -> None:
             probe.watch(target, rung(k))
             sim.market.trade(target, rung(k))
             try:
-                await asyncio.wait_for(probe.arrived.wait(), ORDER_TIMEOUT_S)
+                await within(probe.arrived.wait(), ORDER_TIMEOUT_S)
             except TimeoutError:
                 missed += 1
                 continue

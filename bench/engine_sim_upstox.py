@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bench.engine_sim import CLOSE, ORDER_TIMEOUT_S, TICK, rung
 from hmt.sim.upstox.server import UpstoxSim
+from hmt.waits import within
 
 
 def key(i: int) -> str:
@@ -138,7 +139,7 @@ async def main(config: dict[str, Any]) -> None:
             probe.watch(price)
             await sim.push_price(target, price)
             try:
-                await asyncio.wait_for(probe.arrived.wait(), ORDER_TIMEOUT_S)
+                await within(probe.arrived.wait(), ORDER_TIMEOUT_S)
             except TimeoutError:
                 missed += 1
                 continue

@@ -24,6 +24,7 @@ from hmt.core.model import OrderIntent
 from hmt.core.rules import order_for
 from hmt.core.throttle import KITE_ORDER_LIMITS
 from hmt.core.types import Leg
+from hmt.waits import within
 from tests.support.eventually import eventually
 from tests.support.factories import make_trigger
 from tests.system.test_throttle import PER_SECOND, busiest_second
@@ -166,15 +167,13 @@ async def test_the_holders_death_mid_flight_loses_and_duplicates_nothing(
     await asyncio.sleep(1.1)
     survivors = [n for n in NODES if n != holder]
     broker = nodes[holder].broker
-    placing = [
-        asyncio.create_task(nodes[name].place(n)) for name in survivors for n in range(20)
-    ]
+    placing = [asyncio.create_task(nodes[name].place(n)) for name in survivors for n in range(20)]
     # Die with slots granted and orders still waiting in the holder's queue.
     await eventually(lambda: len(broker.arrivals) >= 12, within=10, interval=0.005)
     await nodes[holder].die()
     died_at = asyncio.get_running_loop().time()
     new_holder = await one_holder(nodes, set(survivors))
-    await asyncio.wait_for(asyncio.gather(*placing), timeout=30)
+    await within(asyncio.gather(*placing), 30)
     assert new_holder != holder
     assert len(broker.arrivals) == 40
     assert {r for s in survivors for r in nodes[s].refused} <= {(ErrorKind.RETRY, 429)}
@@ -192,12 +191,10 @@ async def test_a_handed_off_account_keeps_the_window(nodes: dict[str, Node]) -> 
     await asyncio.sleep(1.1)
     survivors = [n for n in NODES if n != holder]
     broker = nodes[holder].broker
-    placing = [
-        asyncio.create_task(nodes[name].place(n)) for name in survivors for n in range(15)
-    ]
+    placing = [asyncio.create_task(nodes[name].place(n)) for name in survivors for n in range(15)]
     await eventually(lambda: len(broker.arrivals) >= 8, within=10, interval=0.005)
     await nodes[holder].stop()
-    await asyncio.wait_for(asyncio.gather(*placing), timeout=30)
+    await within(asyncio.gather(*placing), 30)
     assert len(broker.arrivals) == 30
     assert set(broker.tags.values()) == {1}
     assert busiest_second(sorted(broker.arrivals)) <= PER_SECOND

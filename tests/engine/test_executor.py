@@ -16,6 +16,7 @@ from hmt.core.model import Fired, OrderIntent
 from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg
 from hmt.engine.executor import AuthExpired, Executor, LeasePolicy, Outcome, RetryPolicy
+from hmt.waits import within
 from tests.support.factories import make_trigger
 from tests.support.ports import Broker, Step, fail
 from tests.support.ports import ClaimLedger as Store
@@ -243,7 +244,7 @@ async def test_a_lost_claim_gives_the_slot_back() -> None:
     run = executor(broker, store, count=1, seconds=60.0)
     assert await run.execute(fired()) is Outcome.NOT_CLAIMED
     store.claimable = True  # the same executor and throttle, now with a claim that wins
-    assert await asyncio.wait_for(run.execute(fired()), 1.0) is Outcome.PLACED
+    assert await within(run.execute(fired()), 1.0) is Outcome.PLACED
     assert store.calls[-2][0] == "claim"
     assert store.calls[-2][1][1] is True, "the slot was free at once"
 

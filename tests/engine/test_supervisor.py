@@ -14,6 +14,7 @@ from hmt.engine.health import Health, Verdict
 from hmt.engine.service import EngineState
 from hmt.engine.supervisor import Supervisor, collector_paused, freeze_survivors
 from hmt.store.changes import Change, Op, Resync
+from hmt.waits import within
 from tests.support.eventually import eventually
 
 OK = Health(Verdict.OK, ())
@@ -221,7 +222,7 @@ async def test_stop_while_a_change_is_applied_closes_the_feed_at_once() -> None:
     supervisor = supervise(engine, changes=lambda: changes)
     await supervisor.start()
     changes.queue.put_nowait(Change(Op.UPDATE, "t-1", "alice"))
-    await asyncio.wait_for(applying.wait(), 5)
+    await within(applying.wait(), 5)
     await supervisor.stop()
     assert changes.closed
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hmt.sim.gaps import excursion
 from hmt.sim.simulator import Simulator
+from hmt.waits import within
 from tests.sim.support import INFY, NIFTY, eventually
 
 PARSER = KiteTicker("key", "token")
@@ -50,7 +50,7 @@ async def subscribe_full(ws: ClientConnection, token: int) -> dict[str, Any]:
 async def data(ws: ClientConnection) -> list[dict[str, Any]]:
     """The next binary frame with ticks (heartbeats skipped)."""
     while True:
-        message = await asyncio.wait_for(ws.recv(), 10)
+        message = await within(ws.recv(), 10)
         if isinstance(message, bytes) and len(message) > 4:
             ticks: list[dict[str, Any]] = PARSER._parse_binary(message)
             return ticks
@@ -59,11 +59,11 @@ async def data(ws: ClientConnection) -> list[dict[str, Any]]:
 async def drain(ws: ClientConnection) -> None:
     """Read until the connection ends (raises ConnectionClosed)."""
     while True:
-        await asyncio.wait_for(ws.recv(), 10)
+        await within(ws.recv(), 10)
 
 
 async def heartbeat(ws: ClientConnection) -> None:
-    while await asyncio.wait_for(ws.recv(), 10) != b"\x00":
+    while await within(ws.recv(), 10) != b"\x00":
         pass
 
 
@@ -118,7 +118,7 @@ async def test_outage_keeping_the_socket_sends_nothing_then_shows_the_excursion(
         assert answer.json()["data"]["socket"] == "keep"
         during: list[str | bytes] = []
         while True:
-            message = await asyncio.wait_for(ws.recv(), 10)
+            message = await within(ws.recv(), 10)
             if sim.gaps.active:
                 during.append(message)
             elif isinstance(message, bytes) and len(message) > 4:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from hmt import waits
 from hmt.sim.simulator import Simulator
 from tests.sim.support import INFY, NIFTY, SBIN
 
@@ -33,7 +34,7 @@ class Probe:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
-            line = await asyncio.wait_for(self.process.stdout.readline(), deadline - loop.time())
+            line = await waits.within(self.process.stdout.readline(), deadline - loop.time())
             if not line:
                 break
             event = json.loads(line)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import pytest
 
 from hmt.sim.prices import Market, PriceError, RandomWalk, Replay, ReplayError, parse_replay
 from hmt.sim.universe import Universe
+from hmt.waits import within
 from tests.sim.support import INFY, NIFTY, TATASTEEL
 
 
@@ -139,7 +139,7 @@ async def test_replay_plays_rows_in_order_into_the_market() -> None:
     market.listeners.append(lambda q: seen.append((q.token, q.last, q.volume)))
     rows = parse_replay("0,408065,1500,100\n0.01,408065,1501,150\n0.02,256265,25000\n", Universe())
     replay = Replay(market, rows, speed=100.0)
-    await asyncio.wait_for(replay.run(), 10)
+    await within(replay.run(), 10)
     assert replay.played == 3
     assert seen[:2] == [(INFY, 150000, 100), (INFY, 150100, 150)]
     assert seen[2][:2] == (NIFTY, 2500000)

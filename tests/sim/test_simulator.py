@@ -12,6 +12,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from hmt.sim.simulator import Simulator
+from hmt.waits import within
 from tests.sim.support import INFY, eventually
 from tests.support.children import interruptible
 
@@ -35,7 +36,7 @@ async def test_hmt_sim_prints_urls_and_credentials_that_work(tmp_path: Path) -> 
         assert process.stdout is not None
         env = {}
         while len(env) < 5:
-            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
+            line = (await within(process.stdout.readline(), 30)).decode().strip()
             assert line, "hmt sim exited early"
             key, _, value = line.partition("=")
             env[key] = value
@@ -50,10 +51,10 @@ async def test_hmt_sim_prints_urls_and_credentials_that_work(tmp_path: Path) -> 
         )
         async with connect(ws_url) as ws:
             await ws.send(json.dumps({"a": "mode", "v": ["ltp", [INFY]]}))
-            assert len(await asyncio.wait_for(ws.recv(), 10)) > 4
+            assert len(await within(ws.recv(), 10)) > 4
     finally:
         process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), 30)
+        await within(process.wait(), 30)
     assert process.returncode == 0
 
 
@@ -71,7 +72,7 @@ async def test_hmt_sim_refuses_a_bad_replay_file(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await asyncio.wait_for(process.communicate(), 30)
+    _, err = await within(process.communicate(), 30)
     assert process.returncode == 2
     assert b"replay line 3, field ltp" in err
 
@@ -103,9 +104,9 @@ async def test_hooks_see_frames_before_sending_and_requests_on_arrival() -> None
         url = f"{sim.ws_url}?api_key={sim.api_key}&access_token={sim.access_token}"
         async with connect(url) as ws:
             await ws.send(json.dumps({"a": "mode", "v": ["ltp", [INFY]]}))
-            await asyncio.wait_for(ws.recv(), 10)  # the snapshot
+            await within(ws.recv(), 10)  # the snapshot
             sim.push_price(INFY, "1600.10")
-            received = await asyncio.wait_for(ws.recv(), 10)
+            received = await within(ws.recv(), 10)
         packets = [p for batch in frames for p in batch]
         assert INFY.to_bytes(4, "big") + (160010).to_bytes(4, "big") in packets
         assert isinstance(received, bytes)

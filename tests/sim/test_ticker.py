@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from hmt.sim.session import checksum
 from hmt.sim.simulator import Simulator
 from hmt.sim.ticker import MALFORMED
+from hmt.waits import within
 from tests.sim.support import INFY, NIFTY, SBIN, assert_same_shape, fixture_json
 
 PARSER = KiteTicker("key", "token")
@@ -37,7 +37,7 @@ async def send(ws: ClientConnection, action: str, value: Any) -> None:
 async def next_ticks(ws: ClientConnection) -> list[dict[str, Any]]:
     """The next binary frame with data, decoded by kiteconnect (heartbeats skipped)."""
     while True:
-        message = await asyncio.wait_for(ws.recv(), 10)
+        message = await within(ws.recv(), 10)
         if isinstance(message, bytes) and len(message) > 4:
             ticks: list[dict[str, Any]] = PARSER._parse_binary(message)
             return ticks
@@ -45,7 +45,7 @@ async def next_ticks(ws: ClientConnection) -> list[dict[str, Any]]:
 
 async def next_text(ws: ClientConnection) -> dict[str, Any]:
     while True:
-        message = await asyncio.wait_for(ws.recv(), 10)
+        message = await within(ws.recv(), 10)
         if isinstance(message, str):
             parsed: dict[str, Any] = json.loads(message)
             return parsed
@@ -120,7 +120,7 @@ async def test_unsubscribe_stops_the_stream(sim: Simulator, ws: ClientConnection
 
 async def test_idle_connections_get_one_byte_heartbeats(ws: ClientConnection) -> None:
     """With nothing to stream the server sends 1-byte binary heartbeats."""
-    message = await asyncio.wait_for(ws.recv(), 10)
+    message = await within(ws.recv(), 10)
     assert message == b"\x00"
 
 
@@ -191,9 +191,9 @@ async def test_stall_silences_frames_and_heartbeats_until_resumed(
     sim.ticker.stall()
     sim.push_price(INFY, "1600")
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), 0.5)  # 10 heartbeat intervals of silence
+        await within(ws.recv(), 0.5)  # 10 heartbeat intervals of silence
     sim.ticker.resume()
-    assert await asyncio.wait_for(ws.recv(), 10)
+    assert await within(ws.recv(), 10)
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
@@ -204,7 +204,7 @@ async def test_malformed_frames_are_sent_as_configured(
     await send(ws, "mode", ["ltp", [INFY]])
     await next_ticks(ws)
     sim.ticker.send_malformed(kind)
-    while (message := await asyncio.wait_for(ws.recv(), 10)) == b"\x00":
+    while (message := await within(ws.recv(), 10)) == b"\x00":
         pass
     assert message == MALFORMED[kind]
     sim.push_price(INFY, "1600")
@@ -219,7 +219,7 @@ async def test_ws_reject_fails_the_upgrade_with_the_configured_status(sim: Simul
             pass
     assert caught.value.response.status_code == 503
     async with connect(url(sim)) as ws:
-        assert await asyncio.wait_for(ws.recv(), 10)
+        assert await within(ws.recv(), 10)
 
 
 async def test_session_expiry_cuts_the_ticker_and_refuses_reconnects(
@@ -278,10 +278,10 @@ async def test_frame_rules_stall_or_corrupt_the_next_frame(
     sim.push_price(INFY, "1600")
     if kind == "ws_stall":
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(ws.recv(), 0.5)
+            await within(ws.recv(), 0.5)
         sim.ticker.resume()
     else:
-        while (message := await asyncio.wait_for(ws.recv(), 10)) == b"\x00":
+        while (message := await within(ws.recv(), 10)) == b"\x00":
             pass
         assert message == MALFORMED["truncated"]
     sim.push_price(INFY, "1601")

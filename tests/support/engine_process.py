@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from hmt import waits
 from hmt.sim.simulator import Simulator
 from hmt.sim.upstox.server import UpstoxSim
 from tests.support.brokers import SimSide
@@ -124,7 +125,7 @@ class EngineProcess:
     async def exited(self, within: float = 30.0) -> int:
         """The exit code, once the process has ended."""
         try:
-            return await asyncio.wait_for(self.proc.wait(), within)
+            return await waits.within(self.proc.wait(), within)
         except TimeoutError:
             message = f"hmt run still running after {within} s:\n{self.output()}"
             raise AssertionError(message) from None

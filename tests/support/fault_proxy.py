@@ -24,6 +24,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from hmt.waits import within
+
 
 @dataclass(eq=False)
 class _Pair:
@@ -116,7 +118,7 @@ class FaultProxy:
             self.drop_next -= 1
             self.dropped += 1
             with contextlib.suppress(OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(reader.read(65536), timeout=1)
+                await within(reader.read(65536), 1)
             writer.close()
             return
         try:

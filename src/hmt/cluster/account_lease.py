@@ -32,6 +32,7 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from hmt.cluster.leases import DEFAULT_BUCKET, SAFE_FRACTION, Lease, open_bucket
+from hmt.waits import within
 
 log = logging.getLogger(__name__)
 
@@ -239,4 +240,4 @@ class AccountLease:
         return now < lease.renewed_at + self.ttl_s * SAFE_FRACTION and not self._stopping
 
     async def _op(self, op: Awaitable[T]) -> T:
-        return await asyncio.wait_for(op, self.ttl_s / 3)
+        return await within(op, self.ttl_s / 3)

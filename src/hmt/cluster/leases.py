@@ -49,6 +49,7 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from hmt.core.partitions import check_partitions, wanted_by
+from hmt.waits import within
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class LeaseKeeper:
             await self._release(partition, deliberate=release)
         if release and self._kv is not None:
             with contextlib.suppress(NatsError, TimeoutError):
-                await asyncio.wait_for(self._kv.delete(f"node.{self.node_id}"), self.op_timeout_s)
+                await within(self._kv.delete(f"node.{self.node_id}"), self.op_timeout_s)
 
     async def _run(self) -> None:
         while True:
@@ -287,7 +288,7 @@ class LeaseKeeper:
 
     async def _op(self, op: Awaitable[T]) -> T:
         # Every call is bounded: a silent connection must not hold a round past a renewal.
-        return await asyncio.wait_for(op, self.op_timeout_s)
+        return await within(op, self.op_timeout_s)
 
 
 async def open_bucket(

@@ -50,6 +50,7 @@ from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.model import OrderIntent
 from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg
+from hmt.waits import woken
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,7 @@ class SlotOwner:
                 # Slots in flight fill a window: wait for a done, or the first expiry.
                 until_expiry = min(self._open.values(), default=deadline) - now
                 self._freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), min(until_expiry, deadline - now))
+                await woken(self._freed, min(until_expiry, deadline - now))
             throttle.begin(now)
             self._count += 1
             grant = f"{self.node_id}.{self._token}.{self._count}"
@@ -214,8 +214,7 @@ class SlotService:
         if not self.owner.holding():
             # Not ours: the holder answers. During a fail-over nobody does, so the request
             # is kept for its budget and answered by whoever takes the account meanwhile.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.owner.held.wait(), budget)
+            await woken(self.owner.held, budget)
             if not self.owner.holding():
                 return  # never ours: a "busy" here would race the holder's slot
         grant = await self.owner.grant(received + budget)

@@ -47,6 +47,7 @@ from nats.js.kv import KeyValue
 
 from hmt.cluster.leases import DEFAULT_BUCKET, SAFE_FRACTION, open_bucket
 from hmt.core.partitions import partition_of
+from hmt.waits import within
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class FeedLease:
         self._lose()
         if release and held and self._kv is not None:
             with contextlib.suppress(NatsError, TimeoutError, OSError):
-                await asyncio.wait_for(self._kv.delete(self.key, last=revision), self.op_timeout_s)
+                await within(self._kv.delete(self.key, last=revision), self.op_timeout_s)
 
     async def _run(self) -> None:
         while True:
@@ -219,7 +220,7 @@ class FeedLease:
         value = self.node_id.encode()
         if self._token is None:
             try:
-                revision = await asyncio.wait_for(kv.create(self.key, value), self.op_timeout_s)
+                revision = await within(kv.create(self.key, value), self.op_timeout_s)
             except KeyWrongLastSequenceError:
                 return  # held by another node
             self._token = self._revision = revision
@@ -228,7 +229,7 @@ class FeedLease:
             self._tell(self.on_gained, revision)
             return
         try:
-            revision = await asyncio.wait_for(
+            revision = await within(
                 kv.update(self.key, value, last=self._revision), self.op_timeout_s
             )
         except KeyWrongLastSequenceError:

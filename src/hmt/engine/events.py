@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hmt.waits import woken
+
 PRICE_INTERVAL_S = 0.25  # four prices a second per instrument at most
 QUEUE_LIMIT = 1_000
 
@@ -70,9 +72,7 @@ class Subscription:
         """The next event, or None if none came within `within` seconds."""
         if not self._events:
             self._ready.clear()
-            try:
-                await asyncio.wait_for(self._ready.wait(), within)
-            except TimeoutError:
+            if not await woken(self._ready, within):
                 return None
         # Across threads a wake-up may outlive the event it was for: then there is none.
         return self._events.popleft() if self._events else None

@@ -42,6 +42,7 @@ from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import ClaimStore, OrderPort
 from hmt.engine.stats import EngineStats
 from hmt.failpoints import failpoint
+from hmt.waits import woken
 
 log = structlog.get_logger("hmt.executor")
 
@@ -481,11 +482,9 @@ class Executor:
 
     async def _renew(self, trigger_id: TriggerId, lease: _Lease, done: asyncio.Event) -> None:
         while not lease.lost:
-            try:
-                await asyncio.wait_for(done.wait(), self._lease.renew_every)
+            if await woken(done, self._lease.renew_every):
                 return
-            except TimeoutError:
-                await self._renew_once(trigger_id, lease)
+            await self._renew_once(trigger_id, lease)
 
     async def _renew_once(self, trigger_id: TriggerId, lease: _Lease) -> None:
         began = asyncio.get_running_loop().time()

@@ -18,7 +18,6 @@ finds it instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -30,6 +29,7 @@ from hmt.core.lifecycle import Status
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import OrderPort
 from hmt.failpoints import failpoint
+from hmt.waits import woken
 
 log = structlog.get_logger(__name__)
 
@@ -95,8 +95,7 @@ class Fills:
                 await self.sweep()
             except Exception:
                 log.exception("fill_sweep_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), self._interval)
+            await woken(self._poked, self._interval)
             self._poked.clear()
 
     async def sweep(self) -> int:

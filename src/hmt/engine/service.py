@@ -45,6 +45,7 @@ from hmt.engine.ports import ConditionStore, Feed, QuotePort, TriggerSource
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 from hmt.engine.trails import TrailKeeper, TrailPort
+from hmt.waits import woken
 
 log = structlog.get_logger("hmt.engine")
 
@@ -329,8 +330,7 @@ class Engine:
                     return
                 continue  # asked again meanwhile: read again at once
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await woken(self._wake, delay)
             delay = min(delay * 2, RECONCILE_RETRY_CAP_S)
 
     async def _rebuilt(self) -> bool:
@@ -998,8 +998,7 @@ class Engine:
             for at in (self.timebook.next_at(), self._dormant.next_at()):
                 if at is not None:
                     wait = min(wait, max((at - now).total_seconds(), 0.0))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timer_wake.wait(), wait)
+            await woken(self._timer_wake, wait)
 
     def _fire_due(self, now: datetime) -> None:
         """Fire every time leg due at `now`, or expire its trigger when it is too late."""

@@ -30,6 +30,7 @@ from hmt.engine.ports import ChangeSource
 from hmt.engine.sampler import Sampler
 from hmt.engine.service import Engine, EngineState
 from hmt.store.changes import Change, Op, Resync
+from hmt.waits import cancel_all, woken
 
 log = structlog.get_logger("hmt.supervisor")
 
@@ -109,9 +110,8 @@ class Supervisor:
         """
         if self._changes is not None:
             self._spawn(self._change_loop(self._changes))
-            with contextlib.suppress(TimeoutError):
-                # Unreachable now: the feed resynchronises when it connects later.
-                await asyncio.wait_for(self._listening.wait(), self._listen_wait)
+            # Unreachable now: the feed resynchronises when it connects later.
+            await woken(self._listening, self._listen_wait)
         with collector_paused(collect=True):
             await self._engine.start()
         self._loaded.set()
@@ -149,11 +149,10 @@ class Supervisor:
         )
         self._tasks, self._once, self._condition_tasks = [], [], []
         self._trail_tasks, self._loop_tasks = [], []
+        await cancel_all(tasks)
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.cancelled():
+                task.result()  # a loop that failed says so, as before
 
     @property
     def running(self) -> int:

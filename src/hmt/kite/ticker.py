@@ -48,6 +48,7 @@ from hmt.kite.ticker_handshake import (
 )
 from hmt.kite.ticker_state import LinkEvent, LinkEventKind, TickerState, TickerStats
 from hmt.kite.ticks import Mode
+from hmt.waits import within
 
 log = structlog.get_logger("hmt.kite.ticker")
 
@@ -183,7 +184,7 @@ class Ticker:
         for link in self._links:
             if link.ws is not None:
                 try:
-                    await asyncio.wait_for(link.ws.close(), timeout=2)
+                    await within(link.ws.close(), 2)
                 except (TimeoutError, ConnectionClosed, OSError):
                     link.ws.transport.abort()
         tasks = [link.task for link in self._links if link.task is not None]

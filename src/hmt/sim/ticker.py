@@ -25,6 +25,7 @@ from websockets.http11 import Request, Response
 from hmt.sim.faults import WS_CONNECT, WS_FRAME, Fault, FaultKind, FaultPlan
 from hmt.sim.prices import Market, Quote
 from hmt.sim.wire import HEARTBEAT, Mode, frame, packet
+from hmt.waits import woken
 
 MAX_TOKENS = 3000  # per connection (FACTS 1.8)
 MAX_PACKETS_PER_FRAME = 1000
@@ -269,17 +270,12 @@ class Ticker:
                 await self._light.wait()
                 continue
             if client.stalled_until > loop.time():
-                with contextlib.suppress(TimeoutError):
-                    left = client.stalled_until - loop.time()
-                    await asyncio.wait_for(
-                        client.resumed.wait(), None if left == float("inf") else max(left, 0.0)
-                    )
+                left = client.stalled_until - loop.time()
+                await woken(client.resumed, None if left == float("inf") else max(left, 0.0))
                 continue
             if not client.packets and not client.texts:
                 client.wake.clear()
-                try:
-                    await asyncio.wait_for(client.wake.wait(), self.heartbeat_interval)
-                except TimeoutError:
+                if not await woken(client.wake, self.heartbeat_interval):
                     if self._dark():  # the outage may have begun while we waited
                         continue
                     await ws.send(HEARTBEAT)

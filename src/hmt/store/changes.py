@@ -28,6 +28,8 @@ import asyncpg
 import structlog
 from sqlalchemy.engine import make_url
 
+from hmt.waits import within, woken
+
 CHANNEL = "hmt_gtt_orders"
 log = structlog.get_logger(__name__)
 
@@ -168,10 +170,9 @@ class ChangeFeed:
     async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
         """Return when the connection is gone: closed by the server, or not answering."""
         while not lost.is_set() and not conn.is_closed():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self.health_interval)
+            if await woken(lost, self.health_interval):
                 return
-            await asyncio.wait_for(conn.fetchval("SELECT 1"), self.health_interval)
+            await within(conn.fetchval("SELECT 1"), self.health_interval)
 
     async def _wait_after(self, error: BaseException | None, delay: float) -> None:
         if error is not None:
