@@ -91,3 +91,52 @@ async def test_prices_are_throttled_per_instrument_and_the_last_one_arrives(
         sent = [p for p in saw.named("price") if p["ltp"] != "1600"]
         print(f"{len(burst)} prices pushed, {len(sent)} streamed")
         assert len(sent) < len(burst)  # the exact count is the hub's unit test's business
+
+
+async def test_the_engine_event_carries_the_viewers_accounts_and_their_sessions(
+    tmp_path: Path,
+) -> None:
+    """Alice's engine events list her linked account beside the default one, and its session
+    turning expired a second later; Bob's list only the default account."""
+    key = "a-test-sealing-key-0123456789"
+    async with running_system(f"sqlite:///{tmp_path / 'hmt.db'}", secret_key=key) as system:
+        bob = (await system.runtime.tokens.issue("bob")).token
+        second = system.sim.add_account("SIM002")
+        linked = await system.client.post(
+            "/accounts",
+            json={
+                "id": "family-2",
+                "broker": "kite",
+                "label": "Family",
+                "api_key": second.api_key,
+                "access_token": second.access_token,
+            },
+            headers=system.auth(),
+        )
+        assert linked.status_code == 201, linked.text
+        system.push(INFY, "1600.00")
+        async with (
+            listening(system.client, system.auth()) as alice_saw,
+            listening(system.client, system.auth(bob)) as bob_saw,
+        ):
+            await eventually(lambda: alice_saw.named("engine") and bob_saw.named("engine"))
+            first = alice_saw.named("engine")[0]["accounts"]
+            assert [(a["id"], a["label"], a["session"]) for a in first] == [
+                ("default", "the settings' account", "valid"),
+                ("family-2", "Family", "valid"),
+            ]
+            assert [a["id"] for a in bob_saw.named("engine")[0]["accounts"]] == ["default"]
+
+            # Its login lapses; an order through it is refused, which the engine notices.
+            second.expire_session()
+            await system.create(trigger_price_1="1610.00", account="family-2")
+            system.push(INFY, "1611.00")
+
+            def family() -> dict[str, str]:
+                latest = alice_saw.named("engine")[-1]["accounts"]
+                return next(a for a in latest if a["id"] == "family-2")
+
+            await eventually(lambda: family()["session"] == "expired", within=10)
+            assert family()["reason"]
+            assert second.access_token not in str(alice_saw.events)
+        assert all([a["id"] for a in e["accounts"]] == ["default"] for e in bob_saw.named("engine"))

@@ -9,7 +9,7 @@ import httpx
 from hmt.ui.site import STATIC
 from tests.support.system import running_system
 
-PAGES = ["/ui/", "/ui/triggers/any-id"]
+PAGES = ["/ui/", "/ui/triggers/any-id", "/ui/accounts"]
 
 
 async def test_pages_carry_a_strict_csp_and_no_inline_script(tmp_path: Path) -> None:

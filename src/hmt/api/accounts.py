@@ -82,15 +82,30 @@ def _out(runtime: Facade, account_id: str, broker: str, label: str) -> AccountOu
     return AccountOut(id=account_id, broker=broker, label=label, session=state, reason=reason)
 
 
+# An account as listed: (id, broker, label); its session state is read when shown.
+Listed = tuple[str, str, str]
+
+
+async def listed_accounts(runtime: Facade, user_id: str) -> list[Listed]:
+    """The default account, then the user's linked ones (one read of the store)."""
+    broker = runtime.settings.broker_api.value
+    mine = await LinkedAccounts(runtime.db, None).mine(user_id)
+    return [
+        (DEFAULT_ACCOUNT, broker, "the settings' account"),
+        *((a.id, a.broker, a.label) for a in mine),
+    ]
+
+
+def with_sessions(runtime: Facade, listed: list[Listed]) -> list[AccountOut]:
+    """Each listed account with its session's state in this engine now (no I/O: the live
+    stream calls this every second)."""
+    return [_out(runtime, *account) for account in listed]
+
+
 @router.get("")
 async def list_accounts(runtime: Runtime, caller: Caller) -> list[AccountOut]:
     """The default account, then yours, each with its session's state in this engine."""
-    broker = runtime.settings.broker_api.value
-    mine = await LinkedAccounts(runtime.db, None).mine(caller.user_id)
-    return [
-        _out(runtime, DEFAULT_ACCOUNT, broker, "the settings' account"),
-        *(_out(runtime, a.id, a.broker, a.label) for a in mine),
-    ]
+    return with_sessions(runtime, await listed_accounts(runtime, caller.user_id))
 
 
 @router.post(

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from hmt.api.accounts import Listed, listed_accounts, with_sessions
 from hmt.api.auth import Caller
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import TriggerRecordOut
@@ -61,9 +62,12 @@ async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
             statuses[record.trigger.id] = record.trigger.status
             shown = watched_by(record)  # a v2 trigger's prices are the watched instrument's
             watched[shown.id] = shown.price_divisor
+        # Read once per stream (it lasts STREAM_MAX_S): an account linked meanwhile is
+        # listed from the viewer's next connection; the states are read every second.
+        accounts = await listed_accounts(runtime, user_id)
         yield f"retry: {RETRY_MS}\n\n"
         ticks = runtime.engine.stats.ticks_processed
-        yield _sse("engine", _engine(runtime, 0.0))
+        yield _sse("engine", _engine(runtime, 0.0, accounts))
         for token in sorted(watched):
             last = runtime.engine.last_ltp.get(token)
             if last is not None:
@@ -89,7 +93,7 @@ async def _events(runtime: Facade, user_id: str) -> AsyncIterator[str]:
                 current = runtime.engine.stats.ticks_processed
                 rate = (current - ticks) / (ENGINE_EVERY_S + now - next_engine)
                 ticks, next_engine = current, now + ENGINE_EVERY_S
-                yield _sse("engine", _engine(runtime, rate))
+                yield _sse("engine", _engine(runtime, rate, accounts))
         yield _sse("bye", {"reason": "stream lifetime reached: reconnect"})
     finally:
         subscription.close()
@@ -116,12 +120,14 @@ async def _own(runtime: Facade, user_id: str, trigger_id: str) -> TriggerRecord 
     return record
 
 
-def _engine(runtime: Facade, ticks_per_s: float) -> dict[str, Any]:
+def _engine(runtime: Facade, ticks_per_s: float, accounts: list[Listed]) -> dict[str, Any]:
     health = runtime.health()
     return {
         **runtime.stats(),
         "ticks_per_s": round(ticks_per_s, 1),
         "health": {"status": health.verdict.value, "reasons": list(health.reasons)},
+        # The viewer's accounts as GET /accounts lists them, each with its session now.
+        "accounts": [a.model_dump() for a in with_sessions(runtime, accounts)],
     }
 
 

@@ -71,6 +71,11 @@ async def performance_page() -> FileResponse:
     return _page("performance.html")
 
 
+@router.get("/ui/accounts")
+async def accounts_page() -> FileResponse:
+    return _page("accounts.html")
+
+
 @router.get("/ui/backtest")
 async def backtest_page() -> FileResponse:
     return _page("backtest.html")

@@ -3,7 +3,8 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const state = { triggers: new Map(), ltp: new Map(), editing: null, picked: null };
+  const state = { triggers: new Map(), ltp: new Map(), editing: null, picked: null, accounts: [] };
+  const DEFAULT = "default";  // the settings' account: a trigger without one trades there
   const CHANGEABLE = new Set(["active", "paused"]);
   const FIELDS = ["trigger_type", "transaction_type", "trigger_price_1", "trigger_price_2",
     "quantity", "product", "order_type", "limit_price_1", "limit_price_2"];
@@ -34,7 +35,7 @@
     $("app").hidden = false;
     $("sign-out").hidden = false;
     refreshStatus();
-    loadTriggers();
+    loadAccounts().then(loadTriggers);
     hmt.stream(onEvent, hmt.liveBadge);
   }
 
@@ -68,6 +69,62 @@
     const login = s.state === "login_required" || ws.state === "token_invalid"
       || health.reasons.some((r) => r.startsWith("broker login required"));
     $("login-banner").hidden = !login;
+    if (s.accounts) renderSessions(s.accounts);
+  }
+
+  // --- accounts: the chooser, the table's column and each session on the status card -------
+  // Shown only once the user has linked an account: with the default one alone, its session
+  // is the engine's (the pill and the login banner) and every trigger trades through it.
+  function several() {
+    return state.accounts.length > 1
+      || [...state.triggers.values()].some((t) => t.account && t.account !== DEFAULT);
+  }
+
+  async function loadAccounts() {
+    try { state.accounts = await hmt.api("/accounts"); } catch (error) {
+      if (error.status === 401) { hmt.signOut(); return; }
+      state.accounts = [];
+      $("s-reasons").textContent = `Accounts unavailable: ${error.message}`;
+    }
+    fillChooser();
+    renderSessions(state.accounts);
+  }
+
+  function fillChooser() {
+    const select = $("account");
+    const chosen = select.value || DEFAULT;
+    select.replaceChildren(...state.accounts.map((a) => {
+      const option = hmt.el("option", a.id === DEFAULT ? `default (${a.label})` : `${a.id} · ${a.label}`);
+      option.value = a.id;
+      return option;
+    }));
+    select.value = state.accounts.some((a) => a.id === chosen) ? chosen : DEFAULT;
+    $("account-field").hidden = state.accounts.length < 2;
+  }
+
+  function renderSessions(accounts) {
+    // The stream's list is read when it connects: keep the chooser's in step with it.
+    const known = new Set(state.accounts.map((a) => a.id));
+    if (accounts.some((a) => !known.has(a.id))) { state.accounts = accounts; fillChooser(); }
+    $("accounts-status").hidden = accounts.length < 2;
+    const drawn = JSON.stringify(accounts);  // every second: redraw only a change (a link
+    if (drawn === state.sessionsDrawn) return;  // being clicked must not be replaced)
+    state.sessionsDrawn = drawn;
+    $("account-sessions").replaceChildren(...accounts.map((a) => {
+      const valid = a.session === "valid";
+      const li = hmt.el("li", null, valid ? "" : "bad");
+      li.dataset.account = a.id;
+      li.dataset.session = a.session;
+      li.append(hmt.el("span", a.session.replace("_", " "), `pill session ${a.session}`),
+        document.createTextNode(` ${a.id} · ${a.label} (${a.broker})`));
+      if (!valid) {
+        li.append(document.createTextNode(`${a.reason ? ` — ${a.reason}` : ""} · `));
+        const fix = hmt.el("a", a.id === DEFAULT ? "log in" : "new access token");
+        fix.href = a.id === DEFAULT ? (a.broker === "upstox" ? "/upstox/login" : "/kite/login") : "/ui/accounts";
+        li.append(fix);
+      }
+      return li;
+    }));
   }
 
   function uptime(seconds) {
@@ -89,6 +146,8 @@
   }
 
   function renderTable() {
+    const shown = state.showAccount = several();
+    for (const th of document.querySelectorAll("#triggers th.col-account")) th.hidden = !shown;
     const body = $("triggers").tBodies[0];
     body.replaceChildren(...[...state.triggers.values()].map(row));
     $("empty").hidden = state.triggers.size > 0;
@@ -108,6 +167,12 @@
     if (orders > 1) symbol.append(hmt.el("span", ` · ${orders} orders`, "muted small phone-only"));
     if (watched.instrument_token !== traded.instrument_token) {
       symbol.append(hmt.el("span", ` on ${watched.tradingsymbol}`, "muted small watch"));
+    }
+    const account = hmt.el("td", t.account || DEFAULT, "col-account");
+    account.dataset.col = "account";
+    account.hidden = !state.showAccount;
+    if (t.account && t.account !== DEFAULT) {  // at phone width, where the column is dropped
+      symbol.append(hmt.el("span", ` · ${t.account}`, "muted small phone-only"));
     }
     const status = hmt.el("td");
     status.append(hmt.el("span", t.status, `pill ${t.status}`));
@@ -134,7 +199,8 @@
       ? [...new Set((t.legs || []).flatMap((l) => l.orders.map((o) => o.transaction_type)))].join("/")
       : t.transaction_type;
     tr.append(symbol, hmt.el("td", t.trigger_type), hmt.el("td", sides || "–"),
-      hmt.el("td", quantity ?? "–", "num"), hmt.el("td", hmt.conditions(t), "num"), ltp, dist, status, actions);
+      hmt.el("td", quantity ?? "–", "num"), hmt.el("td", hmt.conditions(t), "num"), ltp, dist, account,
+      status, actions);
     paintPrice(tr, t);
     return tr;
   }
@@ -245,7 +311,8 @@
       // The exact field's slot, else its nearest enclosing one (`legs[0].orders[1]`, `legs[0]`).
       let slot = null, at = field;
       for (;;) {
-        slot = scope.querySelector(`[data-error-for="${CSS.escape(at)}"]`);
+        slot = scope.querySelector(`[data-error-for="${CSS.escape(at)}"]`)
+          || $("account-field").querySelector(`[data-error-for="${CSS.escape(at)}"]`);
         const cut = Math.max(at.lastIndexOf("."), at.lastIndexOf("["));
         if (slot || cut <= 0) break;
         at = at.slice(0, cut);
@@ -253,7 +320,7 @@
       if (!slot) continue;
       slot.textContent = slot.textContent ? `${slot.textContent}; ${p.message}` : p.message;
       const instrument = /(^|\.)(instrument_token|tradingsymbol|exchange)$/.test(field);
-      const input = basket
+      const input = field === "account" ? $("account") : basket
         ? scope.querySelector(`[data-path="${CSS.escape(instrument ? field.replace(/(instrument_token|exchange)$/, "tradingsymbol") : field)}"]`)
         : $(instrument ? "symbol" : field);
       if (input) input.setAttribute("aria-invalid", "true");
@@ -270,6 +337,7 @@
       const value = input.value.trim();
       if (value !== "") body[name] = value;
     }
+    chosenAccount(body, state.editing && state.triggers.get(state.editing));
     if (!state.editing) {
       body.instrument_token = $("instrument_token").value || undefined;
       body.exchange = $("exchange").value || undefined;
@@ -315,9 +383,19 @@
     }
   }
 
+  // The chooser's account into a body: a new trigger names it unless it is the default (the
+  // body stays v1's); an edit names it only when it moves the trigger.
+  function chosenAccount(body, original) {
+    if ($("account-field").hidden) return;
+    const chosen = $("account").value;
+    if (!chosen) return;  // the list did not load: leave the account as it is
+    if (original ? chosen !== (original.account || DEFAULT) : chosen !== DEFAULT) body.account = chosen;
+  }
+
   async function submitBasket() {
     const body = await hmtBasket.body(state.editing);
     if (!body) return;
+    chosenAccount(body, state.editing && state.triggers.get(state.editing));
     try {
       const record = state.editing
         ? await hmt.api(`/triggers/${encodeURIComponent(state.editing)}`, { method: "PATCH", body })
@@ -343,6 +421,7 @@
     const t = state.triggers.get(id);
     if (!t) return;
     resetForm(true);
+    $("account").value = t.account || DEFAULT;
     if (hmtBasket.needsAdvanced(t)) {
       state.editing = id;
       $("mode").value = "basket";
@@ -379,6 +458,7 @@
     $("mode").disabled = false;
     hmtBasket.reset();
     $("mode").value = mode;  // the form's reset() would put it back to simple
+    $("account").value = DEFAULT;
     showMode();
     for (const id of ["instrument_token", "exchange", "tradingsymbol"]) $(id).value = "";
     $("picked").textContent = "";

@@ -50,6 +50,7 @@
     $("d-not-before").textContent = hmt.when(t.not_before);
     $("d-expires").textContent = hmt.when(t.expires_at);
     $("d-on-gap").textContent = t.on_gap || "fire";
+    $("d-account").textContent = t.account || "default";  // the broker account it trades through
     $("d-created").textContent = hmt.when(t.created_at);
     renderTrail(t);
     renderOrders(t);
