@@ -143,6 +143,17 @@ class Runtime:
         await session.use_access_token(access_token)
         return True
 
+    async def account_login(self, account_id: str, request_token: str) -> bool:
+        """A linked account's login: its request token exchanged with that account's API
+        key and secret, then the session used as `use_account_token` does (kept sealed,
+        its book read, its triggers armed again); False if this engine does not trade it.
+        `ConfigError` if it has no API secret; `BrokerError` if the broker refuses."""
+        session = None if self.executors is None else self.executors.session_of(account_id)
+        if session is None:
+            return False
+        await session.login(request_token)  # the exchange, then `use_access_token`
+        return True
+
     def health(self) -> Health:
         engine, feed = self.engine, self.feed.status()
         lapsed = tuple(
