@@ -183,13 +183,14 @@ async def test_another_users_account_is_404_and_kite_refusing_is_502(sqlite_url:
             )
             assert response.status_code == 404, response.text
         assert (await system.client.get("/accounts/family-2/login")).status_code == 401
-        # A linked Upstox account is stored, not traded: no login through this engine.
+        # A linked Upstox account's login needs HMT_UPSTOX_REDIRECT_URI (here unset).
         upstox = {"id": "up-1", "broker": "upstox", "label": "u", "api_key": "client-1"}
         linked = await system.client.post("/accounts", json=upstox, headers=system.auth())
         assert linked.status_code == 201, linked.text
         not_wired = await system.client.get("/accounts/up-1/login", headers=system.auth())
         assert not_wired.status_code == 409, not_wired.text
-        assert not_wired.json()["errors"][0]["rule"] == "not_wired"
+        assert not_wired.json()["errors"][0]["rule"] == "not_configured"
+        assert "HMT_UPSTOX_REDIRECT_URI" in not_wired.text
 
         # A page holding its token in a header asks for JSON and navigates itself.
         as_json = await system.client.get(
@@ -208,3 +209,80 @@ async def test_another_users_account_is_404_and_kite_refusing_is_502(sqlite_url:
         assert refused.status_code == 502, refused.text
         assert "family-2" in refused.json()["detail"]
         assert await _session(system, "family-2") == "awaiting_login"
+
+
+async def test_a_linked_upstox_account_logs_in_and_its_token_is_stored_only(
+    database_url: str,
+) -> None:
+    """Linked Upstox accounts are stored, not traded: GET /accounts/{id}/login -> Upstox's
+    dialog (the simulator) with a state naming the account -> /upstox/callback: the code
+    exchanged with that account's client id and secret, the token kept sealed in its
+    row; the default account's session untouched; a forged or replayed state 403."""
+    from hmt.sim.upstox.server import UpstoxSim
+    from hmt.upstox.session import exchange_code
+
+    def upstox_settings(sim: UpstoxSim) -> dict[str, Any]:
+        return {"upstox_client_secret": sim.client_secret, "upstox_redirect_uri": sim.redirect_uri}
+
+    async with running_system(
+        database_url, broker="upstox", secret_key=KEY, sim_overrides=upstox_settings
+    ) as system:
+        sim = system.sim
+        linked = await system.client.post(
+            "/accounts",
+            json={
+                "id": "up-2",
+                "broker": "upstox",
+                "label": "Upstox, second",
+                "api_key": sim.client_id,
+                "api_secret": sim.client_secret,
+            },
+            headers=system.auth(),
+        )
+        assert linked.status_code == 201, linked.text
+        before = await system.runtime.accounts.load("hmt-engine")  # type: ignore[union-attr]
+
+        start = await system.client.get("/accounts/up-2/login", headers=system.auth())
+        assert start.status_code == 302, start.text
+        dialog = parse_qs(urlsplit(start.headers["location"]).query)
+        assert dialog["client_id"] == [sim.client_id]
+        state = dialog["state"][0]
+        assert state.startswith("up-2.")
+        assert start.cookies["hmt_account_state"] == state
+        at_upstox = await system.client.get(start.headers["location"])
+        back = {k: v[0] for k, v in parse_qs(urlsplit(at_upstox.headers["location"]).query).items()}
+        assert back["state"] == state
+
+        forged = await system.client.get(
+            "/upstox/callback", params={**back, "state": "up-2.made-up-state"}
+        )
+        assert forged.status_code == 403, forged.text
+        done = await system.client.get("/upstox/callback", params=back)
+        assert done.status_code == 200, done.text
+        assert done.json() == {"account": "up-2", "broker_session": "set", "stored": True}
+        replay = await system.client.get("/upstox/callback", params=back)
+        assert replay.status_code == 403, replay.text
+
+        opened = await system.runtime.linked.open("up-2")  # type: ignore[union-attr]
+        assert opened is not None
+        assert opened.access_token is not None
+        assert opened.access_token.get_secret_value() == sim.access_token
+        assert sim.access_token not in done.text
+        after = await system.runtime.accounts.load("hmt-engine")  # type: ignore[union-attr]
+        assert after == before  # the default account's session is not this login's
+
+        # A forged state never reached the exchange: a fresh code is refused only once used.
+        start = await system.client.get("/accounts/up-2/login", headers=system.auth())
+        at_upstox = await system.client.get(start.headers["location"])
+        code = parse_qs(urlsplit(at_upstox.headers["location"]).query)["code"][0]
+        refused = await system.client.get(
+            "/upstox/callback", params={"code": code, "state": "up-2.forged"}
+        )
+        assert refused.status_code == 403, refused.text
+        assert await exchange_code(
+            code=code,
+            client_id=sim.client_id,
+            client_secret=sim.client_secret,
+            redirect_uri=sim.redirect_uri,
+            api_url=sim.api_url,
+        )

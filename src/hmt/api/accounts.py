@@ -24,6 +24,8 @@ from hmt.api.broker import ACCOUNT_STATE_COOKIE, CALLBACK, LOGIN_TTL_S
 from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import BrokerSessionIn, Problem
+from hmt.api.upstox_login import CALLBACK as UPSTOX_CALLBACK
+from hmt.api.upstox_login import dialog_url
 from hmt.config import ConfigError
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.engine.accounts import DEFAULT_ACCOUNT, WIRED
@@ -168,12 +170,32 @@ async def start_account_login(
     """Kite's login page for the account's app, naming the account in `redirect_params`
     with a one-time state (also set in a cookie): the app's redirect URL must be this
     hmt's /kite/callback, which exchanges the request token with this account's key and
-    secret. A browser page that holds its token in a header asks with `Accept:
-    application/json` and navigates to the `login_url` it is given."""
+    secret. An Upstox account (stored, not traded yet): Upstox's dialog for its client
+    id, the state naming it, back to /upstox/callback, its token only stored. A page
+    that holds its token in a header asks with `Accept: application/json` and
+    navigates to the `login_url` it is given."""
     account = await LinkedAccounts(runtime.db, None).owned(caller.user_id, account_id)
     if account is None:
         raise ApiError(404, "no such account", field="account_id", rule="not_found")
-    if account.broker != WIRED or account_id not in runtime.account_sessions():
+    settings = runtime.settings
+    if account.broker == "upstox":
+        # Not traded yet: the login only stores its token (docs/accounts.md).
+        if not settings.upstox_redirect_uri:
+            raise ApiError(
+                status.HTTP_409_CONFLICT,
+                "an Upstox account's login needs HMT_UPSTOX_REDIRECT_URI (this hmt's "
+                "/upstox/callback, registered for the account's app)",
+                field="server",
+                rule="not_configured",
+            )
+        state = request.app.state.upstox_logins.new(account_id)  # the state names it
+        url, callback = dialog_url(settings, state, account.api_key), UPSTOX_CALLBACK
+    elif account.broker == WIRED and account_id in runtime.account_sessions():
+        state = request.app.state.kite_logins.new(account_id)
+        params = urlencode({"account": account_id, "state": state})
+        url = login_url(settings.kite_login_url, account.api_key, redirect_params=params)
+        callback = CALLBACK
+    else:
         raise ApiError(
             status.HTTP_409_CONFLICT,
             f"this engine does not trade account {account_id!r} ({account.broker}): set its "
@@ -181,9 +203,6 @@ async def start_account_login(
             field="account_id",
             rule="not_wired",
         )
-    state = request.app.state.kite_logins.new(account_id)
-    params = urlencode({"account": account_id, "state": state})
-    url = login_url(runtime.settings.kite_login_url, account.api_key, redirect_params=params)
     wants_json = "application/json" in request.headers.get("accept", "")
     response: Response = (
         JSONResponse({"login_url": url})
@@ -195,8 +214,8 @@ async def start_account_login(
         state,
         max_age=int(LOGIN_TTL_S),
         httponly=True,
-        samesite="lax",  # sent on Kite's top-level redirect back here
-        path=CALLBACK,
+        samesite="lax",  # sent on the broker's top-level redirect back here
+        path=callback,
     )
     return response
 

@@ -41,7 +41,9 @@ class PendingLogins:
     """One-time login states, in memory: a restart only means logging in again.
 
     Each state is bound to the account it logs in (None: the default account), so a
-    state issued for one account cannot complete another's login."""
+    state issued for one account cannot complete another's login. A linked account's
+    state starts with its id and a dot (`account_of`): Upstox passes back only the
+    state, so the state itself names the account (ids hold no dot)."""
 
     def __init__(self) -> None:
         self._states: dict[str, tuple[float, str | None]] = {}
@@ -51,9 +53,18 @@ class PendingLogins:
         self._states = {k: v for k, v in self._states.items() if now - v[0] < LOGIN_TTL_S}
         while len(self._states) >= MAX_PENDING:
             self._states.pop(next(iter(self._states)))
-        state = secrets.token_urlsafe(24)
+        state = secrets.token_urlsafe(24)  # no dot in it
+        if account is not None:
+            state = f"{account}.{state}"
         self._states[state] = (now, account)
         return state
+
+    @staticmethod
+    def account_of(state: str | None) -> str | None:
+        """The linked account a state names (None: the default account's login)."""
+        if state is None or "." not in state:
+            return None
+        return state.partition(".")[0]
 
     def take(self, state: str | None, account: str | None = None) -> bool:
         """Whether `state` is an unused, fresh one issued for `account`; used up either way."""

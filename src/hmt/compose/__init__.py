@@ -31,7 +31,7 @@ from hmt.cluster.account_lease import account_id
 from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
 from hmt.cluster.order_slots import AccountSlots, SlottedOrders
-from hmt.compose.accounts import AccountMaker
+from hmt.compose.accounts import AccountMaker, StoredLogin
 from hmt.compose.kite import (
     KiteLogin,
     TickerFeed,
@@ -411,6 +411,7 @@ async def build(settings: Settings) -> Runtime:
         linked=linked,
         executors=executors,
         add_account=maker.add,
+        store_login=StoredLogin(settings, linked),
         closing=maker.rests,
     )
     await maker.add_stored()

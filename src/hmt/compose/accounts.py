@@ -30,6 +30,7 @@ from hmt.kite.session import exchange_request_token
 from hmt.logs import register_secret
 from hmt.store.execution import ExecutionStore
 from hmt.store.linked import LinkedAccount, LinkedAccounts
+from hmt.upstox.session import exchange_code
 
 log = structlog.get_logger("hmt.compose")
 
@@ -64,6 +65,39 @@ class LinkedKiteLogin:
             request_token=request_token,
             api_secret=secret,
         )
+
+
+@dataclass
+class StoredLogin:
+    """The login of a linked account this engine does not trade (an Upstox one: linked
+    Upstox accounts are stored, not traded yet): its code exchanged with that account's
+    client id and secret, opened from its sealed row, and the token only kept sealed."""
+
+    settings: Settings
+    store: LinkedAccounts
+
+    async def __call__(self, account_id: str, code: str) -> bool:
+        account = await self.store.open(account_id)
+        if account is None or account.broker != "upstox":
+            return False
+        redirect_uri = self.settings.upstox_redirect_uri
+        if account.api_secret is None or not redirect_uri:
+            raise ConfigError(
+                f"account {account_id!r}'s login needs its api_secret (linked with it) and "
+                "HMT_UPSTOX_REDIRECT_URI (this hmt's /upstox/callback)"
+            )
+        secret = account.api_secret.get_secret_value()
+        register_secret(secret)
+        token = await exchange_code(
+            code=code,
+            client_id=account.api_key,
+            client_secret=secret,
+            redirect_uri=redirect_uri,
+            api_url=self.settings.upstox_api_url,
+        )
+        register_secret(token)
+        await self.store.save_token(account_id, SecretStr(token))
+        return True
 
 
 class LinkedVault:
