@@ -470,3 +470,33 @@ def test_notification_settings_are_checked_by_name(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HMT_PUBLIC_URL", "hmt.example.com")
     with pytest.raises(ConfigError, match="HMT_PUBLIC_URL"):
         load_settings()
+
+
+def test_several_sealing_keys_newest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMT_SECRET_KEY takes comma-separated keys while rotating: the first seals."""
+    monkeypatch.setenv("HMT_SECRET_KEY", "n" * 20 + ", " + "o" * 16)
+    assert load_settings().sealing_keys() == ("n" * 20, "o" * 16)
+    monkeypatch.setenv("HMT_SECRET_KEY", "n" * 20)
+    assert load_settings().sealing_keys() == ("n" * 20,)
+    monkeypatch.delenv("HMT_SECRET_KEY")
+    assert load_settings().sealing_keys() == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("CANARYnewkey0123456789,CANARYshort", "key 2 of 2 must be at least 16 characters"),
+        ("CANARYnewkey0123456789,,CANARYoldkey0123456789", "key 2 of 3 is empty"),
+        ("CANARYnewkey0123456789,", "key 2 of 2 is empty"),
+        (",CANARYoldkey0123456789", "key 1 of 2 is empty"),
+    ],
+)
+def test_a_bad_key_among_several_is_named_by_position_never_shown(
+    monkeypatch: pytest.MonkeyPatch, value: str, rule: str
+) -> None:
+    monkeypatch.setenv("HMT_SECRET_KEY", value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "HMT_SECRET_KEY" in str(raised.value)
+    assert rule in str(raised.value)
+    assert "CANARY" not in str(raised.value)

@@ -302,8 +302,20 @@ class Settings(BaseSettings):
     @field_validator("secret_key")
     @classmethod
     def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (use a long random string)")
+        # Several keys while rotating: comma-separated, newest first (the first seals,
+        # every one opens). The message names the position, never the key.
+        if value is None:
+            return None
+        items = _key_items(value.get_secret_value())
+        for position, item in enumerate(items, start=1):
+            where = f"key {position} of {len(items)}" if len(items) > 1 else "the key"
+            if not item:
+                raise ValueError(f"{where} is empty (keys are comma-separated, newest first)")
+            if len(item) < MIN_SECRET_KEY:
+                raise ValueError(
+                    f"{where} must be at least {MIN_SECRET_KEY} characters "
+                    "(use a long random string)"
+                )
         return value
 
     @field_validator("claim_lease_ms")
@@ -368,6 +380,20 @@ class Settings(BaseSettings):
                 'print(secrets.token_urlsafe(32))"`'
             )
         return self.secret_key
+
+    def sealing_keys(self) -> tuple[str, ...]:
+        """HMT_SECRET_KEY's keys, newest (the one that seals) first; () when unset."""
+        if self.secret_key is None:
+            return ()
+        return _key_items(self.secret_key.get_secret_value())
+
+
+MIN_SECRET_KEY = 16  # characters of each HMT_SECRET_KEY key
+
+
+def _key_items(text: str) -> tuple[str, ...]:
+    """HMT_SECRET_KEY split at commas, each key's surrounding spaces dropped."""
+    return tuple(item.strip() for item in text.split(","))
 
 
 def _least_lease_ms(timeout_ms: int) -> int:

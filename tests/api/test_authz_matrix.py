@@ -191,7 +191,8 @@ class Matrix:
     async def by_account(self, method: str, path: str) -> None:
         """Linking: no, bad, revoked token 401, each user 201. An account's session: own
         200; the other user's and a missing id 404; no, bad, revoked token 401; the
-        other user's account unchanged after."""
+        other user's account unchanged after. Its login (GET .../login): own 302 to the
+        broker's login page, the rest as its session."""
         if "{account_id}" not in path:
             for token in (None, BAD_TOKEN, self.revoked):
                 body = {"id": "never", "broker": "kite", "label": "x", "api_key": "k"}
@@ -208,7 +209,7 @@ class Matrix:
             (None, own, 401),
             (BAD_TOKEN, own, 401),
             (self.revoked, own, 401),
-            (self.a, own, 200),
+            (self.a, own, 302 if path.endswith("/login") else 200),
         ):
             url = path.replace("{account_id}", account_id)
             response = await self.check(method, url, token, expected, body)
@@ -321,7 +322,7 @@ async def test_authorization_matrix(database_url: str) -> None:
                 await matrix.backtest(method, path)
             elif "{channel_id}" in path:
                 await matrix.by_channel(method, path)
-            elif path.startswith("/accounts") and method != "GET":
+            elif "{account_id}" in path or (path.startswith("/accounts") and method != "GET"):
                 await matrix.by_account(method, path)
             else:
                 await matrix.plain(method, path, body)

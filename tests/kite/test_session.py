@@ -17,6 +17,10 @@ def test_login_url_and_checksum_follow_facts_2_1() -> None:
         "https://kite.zerodha.com/connect/login?v=3&api_key=abc"
     )
     assert checksum("k", "r", "s") == hashlib.sha256(b"krs").hexdigest()
+    # A linked account's login names it in `redirect_params`, encoded as one value.
+    assert login_url("https://k/connect/login", "abc", redirect_params="account=f-2&state=x") == (
+        "https://k/connect/login?v=3&api_key=abc&redirect_params=account%3Df-2%26state%3Dx"
+    )
 
 
 async def test_exchange_returns_a_working_access_token_and_a_reused_one_is_refused() -> None:

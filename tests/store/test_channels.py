@@ -87,3 +87,25 @@ async def test_delete_only_your_own_and_a_cap_per_user(db: Database) -> None:
             "alice", name="one more", url=HOOK, url_hint="h", kinds=[NoticeKind.FIRED]
         )
     assert len(await channels.list("alice")) == MAX_PER_USER
+
+
+async def test_reseal_all_moves_every_url_to_the_new_key(db: Database) -> None:
+    """Sealed under OLD, re-sealed with [KEY, OLD]: every URL opens with KEY alone; a
+    rerun changes nothing; a URL no key opens writes nothing."""
+    old = "o" * 32
+    before = ChannelStore(db, Sealer([old]))
+    hook = await before.add("alice", name="hook", url=HOOK, url_hint="h", kinds=[NoticeKind.PLACED])
+    await before.add("bob", name="bot", url=BOT, url_hint="b", kinds=[NoticeKind.PLACED])
+    with pytest.raises(InvalidTag):  # KEY alone cannot open OLD's values yet
+        await ChannelStore(db, Sealer([KEY])).targets(None, NoticeKind.PLACED)
+    assert await ChannelStore(db, Sealer([KEY, old])).reseal_all() == 2
+    assert await ChannelStore(db, Sealer([KEY, old])).reseal_all() == 0
+    after = ChannelStore(db, Sealer([KEY]))
+    assert sorted(t.url for t in await after.targets(None, NoticeKind.PLACED)) == sorted(
+        [HOOK, BOT]
+    )
+    target = await after.target("alice", hook.id)
+    assert target is not None
+    assert target.url == HOOK
+    with pytest.raises(InvalidTag):
+        await ChannelStore(db, Sealer(["n" * 32])).reseal_all()

@@ -107,3 +107,20 @@ async def test_reseal_all_writes_nothing_if_a_value_does_not_open(db: Database) 
         await LinkedAccounts(db, Sealer([KEY, OTHER])).reseal_all()
     async with db.engine.connect() as conn:
         assert (await conn.execute(text(dump))).all() == before
+
+
+async def test_open_one_account_for_its_login(db: Database) -> None:
+    """`open` reads one row's secrets (a login's exchange); an unknown id is None."""
+    linked = LinkedAccounts(db, Sealer([KEY]))
+    await linked.link(kite("one"))
+    await linked.link(kite("two", token="second-token-abc"))
+    two = await linked.open("two")
+    assert two is not None
+    assert (two.id, two.api_key) == ("two", "key-two")
+    assert two.access_token is not None
+    assert two.access_token.get_secret_value() == "second-token-abc"
+    assert two.api_secret is not None
+    assert two.api_secret.get_secret_value() == CANARY_SECRET
+    assert await linked.open("three") is None
+    with pytest.raises(InvalidTag):
+        await LinkedAccounts(db, Sealer([OTHER])).open("two")

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
 from hmt.api.account_id import ACCOUNT_ID
 from hmt.api.auth import Caller, Writer
+from hmt.api.broker import ACCOUNT_STATE_COOKIE, CALLBACK, LOGIN_TTL_S
 from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import BrokerSessionIn, Problem
+from hmt.api.upstox_login import CALLBACK as UPSTOX_CALLBACK
+from hmt.api.upstox_login import dialog_url
 from hmt.config import ConfigError
 from hmt.core.errors import FieldError, InvalidTrigger
 from hmt.engine.accounts import DEFAULT_ACCOUNT, WIRED
 from hmt.engine.facade import Facade
+from hmt.kite.session import login_url
 from hmt.logs import register_secret
 from hmt.store.linked import AccountExists, LinkedAccount, LinkedAccounts
 
@@ -159,6 +165,74 @@ async def set_account_session(
     ):
         raise ApiError(404, "no such account", field="account_id", rule="not_found")
     return _out(runtime, account.id, account.broker, account.label)
+
+
+@router.get(
+    "/{account_id}/login",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
+    summary="Start a linked account's daily login (a redirect to its broker's login page)",
+    responses={
+        200: {"description": "With `Accept: application/json`: `{login_url}` to navigate to"},
+        302: {"description": "To the broker's login page for this account's app"},
+        404: {"model": Problem, "description": "No such account of yours"},
+        409: {"model": Problem, "description": "This engine cannot log this account in"},
+    },
+)
+async def start_account_login(
+    account_id: str, request: Request, runtime: Runtime, caller: Caller
+) -> Response:
+    """Kite's login page for the account's app, naming the account in `redirect_params`
+    with a one-time state (also set in a cookie): the app's redirect URL must be this
+    hmt's /kite/callback, which exchanges the request token with this account's key and
+    secret. An Upstox account (stored, not traded yet): Upstox's dialog for its client
+    id, the state naming it, back to /upstox/callback, its token only stored. A page
+    that holds its token in a header asks with `Accept: application/json` and
+    navigates to the `login_url` it is given."""
+    account = await LinkedAccounts(runtime.db, None).owned(caller.user_id, account_id)
+    if account is None:
+        raise ApiError(404, "no such account", field="account_id", rule="not_found")
+    settings = runtime.settings
+    if account.broker == "upstox":
+        # Not traded yet: the login only stores its token (docs/accounts.md).
+        if not settings.upstox_redirect_uri:
+            raise ApiError(
+                status.HTTP_409_CONFLICT,
+                "an Upstox account's login needs HMT_UPSTOX_REDIRECT_URI (this hmt's "
+                "/upstox/callback, registered for the account's app)",
+                field="server",
+                rule="not_configured",
+            )
+        state = request.app.state.upstox_logins.new(account_id)  # the state names it
+        url, callback = dialog_url(settings, state, account.api_key), UPSTOX_CALLBACK
+    elif account.broker == WIRED and account_id in runtime.account_sessions():
+        state = request.app.state.kite_logins.new(account_id)
+        params = urlencode({"account": account_id, "state": state})
+        url = login_url(settings.kite_login_url, account.api_key, redirect_params=params)
+        callback = CALLBACK
+    else:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            f"this engine does not trade account {account_id!r} ({account.broker}): set its "
+            f"token with PUT /accounts/{account_id}/session",
+            field="account_id",
+            rule="not_wired",
+        )
+    wants_json = "application/json" in request.headers.get("accept", "")
+    response: Response = (
+        JSONResponse({"login_url": url})
+        if wants_json
+        else RedirectResponse(url, status.HTTP_302_FOUND)
+    )
+    response.set_cookie(
+        ACCOUNT_STATE_COOKIE,
+        state,
+        max_age=int(LOGIN_TTL_S),
+        httponly=True,
+        samesite="lax",  # sent on the broker's top-level redirect back here
+        path=callback,
+    )
+    return response
 
 
 async def check_account(runtime: Facade, user_id: str, account_id: str | None) -> None:

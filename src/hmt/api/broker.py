@@ -20,6 +20,7 @@ from hmt.api.auth import OperatorWriter
 from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import BrokerSessionIn, BrokerSessionOut, Problem
+from hmt.config import ConfigError
 from hmt.core.broker import BrokerError
 from hmt.kite.session import login_url
 from hmt.logs import get_logger, register_secret
@@ -28,28 +29,51 @@ router = APIRouter(tags=["broker"])
 log = get_logger("hmt.api.broker")
 
 STATE_COOKIE = "hmt_kite_state"
+# A linked account's login (GET /accounts/{id}/login): its own cookie, so that it and
+# the default account's login can be open at once in one browser.
+ACCOUNT_STATE_COOKIE = "hmt_account_state"
+CALLBACK = "/kite/callback"
 LOGIN_TTL_S = 600.0  # a login left unfinished for ten minutes must start again
 MAX_PENDING = 64  # open logins kept; the oldest is dropped beyond this
 
 
 class PendingLogins:
-    """One-time login states, in memory: a restart only means logging in again."""
+    """One-time login states, in memory: a restart only means logging in again.
+
+    Each state is bound to the account it logs in (None: the default account), so a
+    state issued for one account cannot complete another's login. A linked account's
+    state starts with its id and a dot (`account_of`): Upstox passes back only the
+    state, so the state itself names the account (ids hold no dot)."""
 
     def __init__(self) -> None:
-        self._states: dict[str, float] = {}
+        self._states: dict[str, tuple[float, str | None]] = {}
 
-    def new(self) -> str:
+    def new(self, account: str | None = None) -> str:
         now = time.monotonic()
-        self._states = {k: t for k, t in self._states.items() if now - t < LOGIN_TTL_S}
+        self._states = {k: v for k, v in self._states.items() if now - v[0] < LOGIN_TTL_S}
         while len(self._states) >= MAX_PENDING:
             self._states.pop(next(iter(self._states)))
-        state = secrets.token_urlsafe(24)
-        self._states[state] = now
+        state = secrets.token_urlsafe(24)  # no dot in it
+        if account is not None:
+            state = f"{account}.{state}"
+        self._states[state] = (now, account)
         return state
 
-    def take(self, state: str | None) -> bool:
+    @staticmethod
+    def account_of(state: str | None) -> str | None:
+        """The linked account a state names (None: the default account's login)."""
+        if state is None or "." not in state:
+            return None
+        return state.partition(".")[0]
+
+    def take(self, state: str | None, account: str | None = None) -> bool:
+        """Whether `state` is an unused, fresh one issued for `account`; used up either way."""
         started = None if state is None else self._states.pop(state, None)
-        return started is not None and time.monotonic() - started < LOGIN_TTL_S
+        return (
+            started is not None
+            and started[1] == account
+            and time.monotonic() - started[0] < LOGIN_TTL_S
+        )
 
 
 @router.get(
@@ -101,8 +125,15 @@ async def kite_callback(
     runtime: Runtime,
     request_token: Annotated[str, Query(min_length=1, max_length=256)],
     state: Annotated[str | None, Cookie(alias=STATE_COOKIE)] = None,
+    account: Annotated[str | None, Query(max_length=64)] = None,
+    account_state: Annotated[str | None, Query(alias="state", max_length=256)] = None,
+    account_started: Annotated[str | None, Cookie(alias=ACCOUNT_STATE_COOKIE)] = None,
 ) -> Any:
     register_secret(request_token)  # before anything can log the URL it came in
+    if account is not None:  # Kite passed back the `redirect_params` of /accounts/{id}/login
+        return await linked_callback(
+            request, runtime, request_token, account, account_state, account_started
+        )
     if runtime.settings.kite_api_secret is None:
         raise ApiError(
             status.HTTP_409_CONFLICT,
@@ -127,6 +158,46 @@ async def kite_callback(
         )
     response = JSONResponse(BrokerSessionOut(broker_session="set", stored=stored).model_dump())
     response.delete_cookie(STATE_COOKIE, path="/kite/callback")
+    return response
+
+
+async def linked_callback(
+    request: Request,
+    runtime: Runtime,
+    request_token: str,
+    account: str,
+    state: str | None,
+    started: str | None,
+) -> Any:
+    """A linked account's login coming back: the state must be the one this hmt gave
+    this browser for this account (query and cookie), unused and under ten minutes old,
+    checked before any exchange; then the token is exchanged with that account's key
+    and secret and its session used as PUT /accounts/{id}/session does."""
+    if not state or state != started or not request.app.state.kite_logins.take(state, account):
+        raise ApiError(
+            status.HTTP_403_FORBIDDEN,
+            f"this login of account {account!r} was not started here, was used already, "
+            f"or took over ten minutes: open /accounts/{account}/login again",
+            field="state",
+            rule="login_state",
+        )
+    try:
+        found = await runtime.account_login(account, request_token)
+    except ConfigError as error:
+        raise ApiError(
+            status.HTTP_409_CONFLICT, str(error), field="api_secret", rule="not_configured"
+        ) from None
+    except BrokerError as error:
+        log.warning("account_login_failed", account=account, reason=error.message)
+        return JSONResponse(
+            {"detail": f"Kite refused the login of account {account!r}: {error.message}"},
+            status_code=status.HTTP_502_BAD_GATEWAY,
+        )
+    if not found:  # unlinked since, or not traded by this engine
+        raise ApiError(404, "no such account in this engine", field="account", rule="not_found")
+    body = {"account": account, "broker_session": "set", "stored": True}
+    response = JSONResponse(body)
+    response.delete_cookie(ACCOUNT_STATE_COOKIE, path=CALLBACK)
     return response
 
 

@@ -23,11 +23,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Cookie, Query, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from hmt.api.broker import LOGIN_TTL_S
+from hmt.api.broker import ACCOUNT_STATE_COOKIE, LOGIN_TTL_S, PendingLogins
 from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import BrokerSessionOut, Problem
-from hmt.config import BrokerApi, Settings
+from hmt.config import BrokerApi, ConfigError, Settings
 from hmt.core.broker import BrokerError
 from hmt.logs import get_logger, register_secret
 
@@ -56,12 +56,12 @@ def _configured(settings: Settings) -> None:
         )
 
 
-def dialog_url(settings: Settings, state: str) -> str:
-    """Upstox's authorization dialog for this app (FACTS 3). Built here because the API
-    names no Upstox module (import-linter); `hmt.upstox.session.login_url` builds the
-    same, and the tests hold the two equal."""
+def dialog_url(settings: Settings, state: str, client_id: str | None = None) -> str:
+    """Upstox's authorization dialog for this app (FACTS 3), or for a linked account's
+    `client_id`. Built here because the API names no Upstox module (import-linter);
+    `hmt.upstox.session.login_url` builds the same, and the tests hold the two equal."""
     params = {
-        "client_id": settings.upstox_client_id or "",
+        "client_id": client_id or settings.upstox_client_id or "",
         "redirect_uri": settings.upstox_redirect_uri or "",
         "response_type": "code",
         "state": state,
@@ -112,8 +112,12 @@ async def upstox_callback(
     code: Annotated[str, Query(min_length=1, max_length=256)],
     state: Annotated[str | None, Query(max_length=256)] = None,
     started: Annotated[str | None, Cookie(alias=STATE_COOKIE)] = None,
+    account_started: Annotated[str | None, Cookie(alias=ACCOUNT_STATE_COOKIE)] = None,
 ) -> Any:
     register_secret(code)  # before anything can log the URL it came in
+    account = PendingLogins.account_of(state)
+    if account is not None and state is not None:  # GET /accounts/{id}/login started it
+        return await linked_callback(request, runtime, code, account, state, account_started)
     _configured(runtime.settings)
     if not state:
         raise ApiError(
@@ -142,4 +146,38 @@ async def upstox_callback(
         )
     response = JSONResponse(BrokerSessionOut(broker_session="set", stored=stored).model_dump())
     response.delete_cookie(STATE_COOKIE, path=CALLBACK)
+    return response
+
+
+async def linked_callback(
+    request: Request, runtime: Runtime, code: str, account: str, state: str, started: str | None
+) -> Any:
+    """A linked Upstox account's login coming back: the state (query and cookie) must be
+    the one this hmt issued for that account, unused, under ten minutes old, before the
+    code is exchanged with that account's client id and secret. Linked Upstox accounts
+    are not traded yet: the token is only kept sealed in the account's row."""
+    if state != started or not request.app.state.upstox_logins.take(state, account):
+        raise ApiError(
+            status.HTTP_403_FORBIDDEN,
+            f"this login of account {account!r} was not started here, was used already, "
+            f"or took over ten minutes: open /accounts/{account}/login again",
+            field="state",
+            rule="login_state",
+        )
+    try:
+        found = await runtime.account_login(account, code)
+    except ConfigError as error:
+        raise ApiError(
+            status.HTTP_409_CONFLICT, str(error), field="server", rule="not_configured"
+        ) from None
+    except BrokerError as error:
+        log.warning("account_login_failed", account=account, reason=error.message)
+        return JSONResponse(
+            {"detail": f"Upstox refused the login of account {account!r}: {error.message}"},
+            status_code=status.HTTP_502_BAD_GATEWAY,
+        )
+    if not found:
+        raise ApiError(404, "no such account", field="account", rule="not_found")
+    response = JSONResponse({"account": account, "broker_session": "set", "stored": True})
+    response.delete_cookie(ACCOUNT_STATE_COOKIE, path=CALLBACK)
     return response

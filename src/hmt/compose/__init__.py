@@ -31,7 +31,7 @@ from hmt.cluster.account_lease import account_id
 from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
 from hmt.cluster.order_slots import AccountSlots, SlottedOrders
-from hmt.compose.accounts import AccountMaker
+from hmt.compose.accounts import AccountMaker, StoredLogin
 from hmt.compose.kite import (
     KiteLogin,
     TickerFeed,
@@ -147,10 +147,7 @@ async def build(settings: Settings) -> Runtime:
     if account.secret is not None:
         settings.require_secret_key()  # a login stores the session: it must be sealed
     _check_broker(settings)  # before the database or any socket is opened
-    sealer = None
-    if settings.secret_key is not None:
-        register_secret(settings.secret_key.get_secret_value())
-        sealer = Sealer([settings.secret_key.get_secret_value()])
+    sealer = _sealer(settings)
     database = create_engine(settings.database_url, application_name="hmt-engine")
     await migrate.upgrade_at_start(database, enabled=settings.db_auto_upgrade)
     deferred_claims = settings.claim_durability == ClaimDurability.ASYNC
@@ -414,6 +411,7 @@ async def build(settings: Settings) -> Runtime:
         linked=linked,
         executors=executors,
         add_account=maker.add,
+        store_login=StoredLogin(settings, linked),
         closing=maker.rests,
     )
     await maker.add_stored()
@@ -585,6 +583,16 @@ def _recorded(
             on_ticks(ticks)
 
     return on_ltp, recorded_ticks
+
+
+def _sealer(settings: Settings) -> Sealer | None:
+    """HMT_SECRET_KEY's sealer (None unset); several keys while rotating: the first seals."""
+    if settings.secret_key is None:
+        return None
+    register_secret(settings.secret_key.get_secret_value())
+    for key in settings.sealing_keys():
+        register_secret(key)
+    return Sealer(settings.sealing_keys())
 
 
 def _notifications(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import SecretStr
 
-from hmt.config import Settings
+from hmt.config import ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
 from hmt.engine.accounts import WIRED, AccountExecutors
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
@@ -26,9 +26,11 @@ from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
 from hmt.kite.orders import KiteOrders
 from hmt.kite.rest import KiteRest
+from hmt.kite.session import exchange_request_token
 from hmt.logs import register_secret
 from hmt.store.execution import ExecutionStore
 from hmt.store.linked import LinkedAccount, LinkedAccounts
+from hmt.upstox.session import exchange_code
 
 log = structlog.get_logger("hmt.compose")
 
@@ -36,6 +38,66 @@ log = structlog.get_logger("hmt.compose")
 THROTTLE_MARGIN_S = 0.05
 # Used in place of an account's access token until its first session: Kite refuses it.
 AWAITING_LOGIN = "awaiting-kite-login"
+
+
+class LinkedKiteLogin:
+    """A linked Kite account's login exchange (its /kite/callback): the request token
+    with that account's API key and secret, opened from its sealed row when used."""
+
+    def __init__(self, store: LinkedAccounts, account_id: str, api_url: str) -> None:
+        self._store = store
+        self._account_id = account_id
+        self._api_url = api_url
+
+    async def __call__(self, request_token: str) -> str:
+        account = await self._store.open(self._account_id)
+        if account is None or account.api_secret is None:
+            raise ConfigError(
+                f"account {self._account_id!r} has no API secret linked: its login cannot "
+                "be exchanged (link it with api_secret, or set its token with "
+                f"PUT /accounts/{self._account_id}/session)"
+            )
+        secret = account.api_secret.get_secret_value()
+        register_secret(secret)
+        return await exchange_request_token(
+            api_url=self._api_url,
+            api_key=account.api_key,
+            request_token=request_token,
+            api_secret=secret,
+        )
+
+
+@dataclass
+class StoredLogin:
+    """The login of a linked account this engine does not trade (an Upstox one: linked
+    Upstox accounts are stored, not traded yet): its code exchanged with that account's
+    client id and secret, opened from its sealed row, and the token only kept sealed."""
+
+    settings: Settings
+    store: LinkedAccounts
+
+    async def __call__(self, account_id: str, code: str) -> bool:
+        account = await self.store.open(account_id)
+        if account is None or account.broker != "upstox":
+            return False
+        redirect_uri = self.settings.upstox_redirect_uri
+        if account.api_secret is None or not redirect_uri:
+            raise ConfigError(
+                f"account {account_id!r}'s login needs its api_secret (linked with it) and "
+                "HMT_UPSTOX_REDIRECT_URI (this hmt's /upstox/callback)"
+            )
+        secret = account.api_secret.get_secret_value()
+        register_secret(secret)
+        token = await exchange_code(
+            code=code,
+            client_id=account.api_key,
+            client_secret=secret,
+            redirect_uri=redirect_uri,
+            api_url=self.settings.upstox_api_url,
+        )
+        register_secret(token)
+        await self.store.save_token(account_id, SecretStr(token))
+        return True
 
 
 class LinkedVault:
@@ -101,7 +163,10 @@ class AccountMaker:
         )
         self.stats.headroom_of = headroom
         session = BrokerSession(
-            (rest,), awaiting_login=token is None, vault=LinkedVault(self.store, account.id)
+            (rest,),
+            awaiting_login=token is None,
+            vault=LinkedVault(self.store, account.id),
+            login=LinkedKiteLogin(self.store, account.id, settings.kite_api_url),
         )
         self.executors.add(account.id, executor, session)
         engine = self.engine()

@@ -238,6 +238,9 @@ class Bridge:
     async def use_account_token(self, account_id: str, access_token: str) -> bool:
         return await self._link.run(self._runtime.use_account_token(account_id, access_token))
 
+    async def account_login(self, account_id: str, request_token: str) -> bool:
+        return await self._link.run(self._runtime.account_login(account_id, request_token))
+
     async def kite_login(self, request_token: str) -> bool:
         return await self._link.run(self._runtime.kite_login(request_token))
 

@@ -138,6 +138,10 @@ class Facade(Protocol):
         """PUT /accounts/{id}/session: False if this engine does not trade the account."""
         ...
 
+    async def account_login(self, account_id: str, request_token: str) -> bool:
+        """/kite/callback for a linked account: exchange, then as `use_account_token`."""
+        ...
+
     async def candles(
         self, instrument: Instrument, interval: str, start: datetime, end: datetime
     ) -> list[Candle]:

@@ -63,6 +63,8 @@ class Runtime:
     linked: LinkedAccounts | None = None
     executors: AccountExecutors | None = None
     add_account: Callable[[LinkedAccount], Awaitable[None]] | None = None
+    # The login of a linked account not traded here (an Upstox one): the token only stored.
+    store_login: Callable[[str, str], Awaitable[bool]] | None = None
     closing: list[BrokerRest] = field(default_factory=list)  # the linked accounts' clients
 
     async def start(self) -> None:
@@ -141,6 +143,20 @@ class Runtime:
         if session is None:
             return False
         await session.use_access_token(access_token)
+        return True
+
+    async def account_login(self, account_id: str, request_token: str) -> bool:
+        """A linked account's login: its request token exchanged with that account's API
+        key and secret, then the session used as `use_account_token` does (kept sealed,
+        its book read, its triggers armed again). A linked account this engine does not
+        trade (an Upstox one) has its token only stored sealed; False if neither applies.
+        `ConfigError` if it has no API secret; `BrokerError` if the broker refuses."""
+        session = None if self.executors is None else self.executors.session_of(account_id)
+        if session is None:
+            return self.store_login is not None and await self.store_login(
+                account_id, request_token
+            )
+        await session.login(request_token)  # the exchange, then `use_access_token`
         return True
 
     def health(self) -> Health:

@@ -17,9 +17,15 @@ from hmt.core.broker import BrokerError, ErrorKind
 from hmt.kite.rest import DEFAULT_TIMEOUT, KITE_VERSION, parse_response
 
 
-def login_url(base_url: str, api_key: str) -> str:
-    """Where to send the user's browser to log in to Kite for this app."""
-    return f"{base_url}?{urlencode({'v': KITE_VERSION, 'api_key': api_key})}"
+def login_url(base_url: str, api_key: str, *, redirect_params: str = "") -> str:
+    """Where to send the user's browser to log in to Kite for this app.
+
+    `redirect_params`, a query string, comes back appended to the app's redirect URL
+    (Kite Connect's `redirect_params`): it names which linked account logs in."""
+    query = {"v": KITE_VERSION, "api_key": api_key}
+    if redirect_params:
+        query["redirect_params"] = redirect_params
+    return f"{base_url}?{urlencode(query)}"
 
 
 def checksum(api_key: str, request_token: str, api_secret: str) -> str:

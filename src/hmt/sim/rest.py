@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from hmt.core.calendar import IST
 from hmt.sim.broker import Broker, kite_timestamp
@@ -256,6 +257,10 @@ class RestApi:
         if self.redirect_url:
             sep = "&" if "?" in self.redirect_url else "?"
             location = f"{self.redirect_url}{sep}action=login&status=success&request_token={token}"
+            # Kite appends the app's `redirect_params` (a query string) to the redirect.
+            passed = request.query.get("redirect_params", [""])[-1]
+            if passed:
+                location += "&" + urlencode(parse_qsl(passed, keep_blank_values=True))
             return Response(302, b"", "text/plain", {"Location": location})
         return success({"request_token": token})
 

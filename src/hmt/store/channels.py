@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.notices import NoticeKind
@@ -140,6 +140,25 @@ class ChannelStore:
         if user_id is None:
             return await self._targets(wanted)
         return await self._targets(wanted, c.c.user_id == user_id)
+
+    async def reseal_all(self) -> int:
+        """Re-seal every channel's URL under the current key (after a key rotation), bound
+        as before to its user and channel; returns how many changed. One transaction: a
+        URL that does not open (`InvalidTag`) writes nothing; a rerun changes nothing."""
+
+        async def work(conn: AsyncConnection) -> int:
+            changed = 0
+            rows = (await conn.execute(select(c.c.id, c.c.user_id, c.c.url_sealed))).all()
+            for row in rows:
+                if not self.sealer.needs_reseal(row.url_sealed):
+                    continue
+                field = _field(str(row.id))
+                sealed = self.sealer.reseal(row.url_sealed, user_id=row.user_id, field=field)
+                await conn.execute(update(c).where(c.c.id == row.id).values(url_sealed=sealed))
+                changed += 1
+            return changed
+
+        return await self.db.transaction(work)
 
     async def _targets(self, *where: object) -> builtins.list[Target]:
         async def work(conn: AsyncConnection) -> list[tuple[str, str, str]]:

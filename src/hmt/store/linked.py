@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -111,9 +112,16 @@ class LinkedAccounts:
     async def open_all(self) -> list[LinkedAccount]:
         """Every account with its secrets opened (the engine's start); `InvalidTag` if a
         sealed value is not its row's or another HMT_SECRET_KEY sealed it."""
+        return await self._opened(select(a).order_by(a.c.id))
 
+    async def open(self, account_id: str) -> LinkedAccount | None:
+        """One account with its secrets opened (its login's exchange), None if unknown."""
+        found = await self._opened(select(a).where(a.c.id == account_id))
+        return found[0] if found else None
+
+    async def _opened(self, query: Select[Any]) -> list[LinkedAccount]:
         async def work(conn: AsyncConnection) -> list[LinkedAccount]:
-            rows = (await conn.execute(select(a).order_by(a.c.id))).all()
+            rows = (await conn.execute(query)).all()
             return [
                 LinkedAccount(
                     r.id,
