@@ -197,3 +197,61 @@ def test_the_audit_hook_sees_a_connection_off_loopback() -> None:
         with contextlib.suppress(OSError):
             sock.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed
     assert [address for address in seen.connected if _off_loopback(address)] == [("192.0.2.1", 9)]
+
+
+async def test_a_kite_paper_run_never_trades_or_logs_in_a_linked_upstox_account_live(
+    database_url: str,
+) -> None:
+    """Paper Kite with Upstox's addresses left at their live defaults: a linked Upstox
+    account is stored but not traded (a trigger on it is refused naming
+    HMT_UPSTOX_API_URL) and its login is refused before any exchange; nothing but
+    loopback is resolved or connected to."""
+    upstox = {
+        "id": "up-1",
+        "broker": "upstox",
+        "label": "live-looking",
+        "api_key": "live-looking-client-id",
+        "api_secret": "live-looking-upstox-secret",
+        "access_token": "live-looking-upstox-token",
+    }
+    with watching() as seen:
+        async with running_system(
+            database_url,
+            secret_key="a-live-looking-sealing-key-0123456789",
+            upstox_redirect_uri="https://hmt.example.com/upstox/callback",
+        ) as system:
+            linked = await system.client.post("/accounts", json=upstox, headers=system.auth())
+            assert linked.status_code == 201, linked.text
+            refused = await system.client.post(
+                "/triggers",
+                json={
+                    "instrument_token": (1 << 52) + 1,  # an Upstox id
+                    "exchange": "NSE",
+                    "tradingsymbol": "RELIANCE",
+                    "trigger_type": "single",
+                    "transaction_type": "BUY",
+                    "quantity": 1,
+                    "product": "CNC",
+                    "trigger_price_1": "2500.00",
+                    "account": "up-1",
+                },
+                headers=system.auth(),
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["rule"] == "other_broker", refused.text
+            assert "HMT_UPSTOX_API_URL" in refused.text
+            started = await system.client.get(
+                "/accounts/up-1/login",
+                headers={**system.auth(), "Accept": "application/json"},
+            )
+            assert started.status_code == 200, started.text
+            state = started.json()["login_url"].split("state=", 1)[1].split("&", 1)[0]
+            back = await system.client.get(
+                "/upstox/callback", params={"code": "a-code", "state": state}
+            )
+            assert back.status_code == 409, back.text
+            assert "HMT_UPSTOX_API_URL" in back.text
+    live = sorted(set(seen.resolved) & LIVE_HOSTS)
+    off = [address for address in seen.connected if _off_loopback(address)]
+    print(f"\nRELIABILITY-22 kite paper, linked upstox: off_loopback={off} live_hosts={live}")
+    assert (off, live) == ([], [])

@@ -10,6 +10,7 @@ account trades through.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -185,8 +186,8 @@ async def start_account_login(
     """Kite's login page for the account's app, naming the account in `redirect_params`
     with a one-time state (also set in a cookie): the app's redirect URL must be this
     hmt's /kite/callback, which exchanges the request token with this account's key and
-    secret. An Upstox account (stored, not traded yet): Upstox's dialog for its client
-    id, the state naming it, back to /upstox/callback, its token only stored. A page
+    secret. An Upstox account: Upstox's dialog for its client id, the state naming
+    it, back to /upstox/callback. A page
     that holds its token in a header asks with `Accept: application/json` and
     navigates to the `login_url` it is given."""
     account = await LinkedAccounts(runtime.db, None).owned(caller.user_id, account_id)
@@ -194,7 +195,7 @@ async def start_account_login(
         raise ApiError(404, "no such account", field="account_id", rule="not_found")
     settings = runtime.settings
     if account.broker == "upstox":
-        # Not traded yet: the login only stores its token (docs/accounts.md).
+        # Upstox passes back only `state`: it names the account (docs/accounts.md).
         if not settings.upstox_redirect_uri:
             raise ApiError(
                 status.HTTP_409_CONFLICT,
@@ -235,20 +236,65 @@ async def start_account_login(
     return response
 
 
-async def check_account(runtime: Facade, user_id: str, account_id: str | None) -> None:
-    """A trigger's account must be the default one or one the user linked on this
-    engine's broker; else `InvalidTrigger` naming it (a 422)."""
+async def check_account(
+    runtime: Facade, user_id: str, account_id: str | None, tokens: Collection[int] = ()
+) -> None:
+    """A trigger's account must be the default one or one the user linked at a broker this
+    engine trades, and `tokens` (its instruments) that broker's; else `InvalidTrigger`
+    naming it (a 422)."""
+    broker = await _broker_of_account(runtime, user_id, account_id)
+    if account_id is not None and broker not in runtime.brokers:
+        own = runtime.settings.broker_api.value
+        if broker == own:
+            message = f"linked {broker} accounts are not traded yet (docs/accounts.md)"
+            raise InvalidTrigger([FieldError("account", "not_wired", message)])
+        message = (
+            f"account {account_id!r} is at {broker}; this engine trades "
+            f"{' and '.join(sorted(runtime.brokers))}"
+        )
+        if broker == "upstox":
+            message += (
+                " (a Kite engine trades linked Upstox accounts outside a cluster, and in "
+                "paper mode only with HMT_UPSTOX_API_URL on `hmt sim --broker upstox`)"
+            )
+        raise InvalidTrigger([FieldError("account", "other_broker", message)])
+    _check_instruments(runtime, account_id, broker, tokens)
+
+
+async def check_kept_account(
+    runtime: Facade, user_id: str, account_id: str | None, tokens: Collection[int]
+) -> None:
+    """An edit that keeps the trigger's account: its instruments must still be that
+    account's broker's (the account itself is not checked again)."""
+    broker = await _broker_of_account(runtime, user_id, account_id)
+    _check_instruments(runtime, account_id, broker, tokens)
+
+
+async def _broker_of_account(runtime: Facade, user_id: str, account_id: str | None) -> str:
     if account_id is None:
-        return
+        return runtime.settings.broker_api.value
     account = await LinkedAccounts(runtime.db, None).owned(user_id, account_id)
     if account is None:
         raise InvalidTrigger(
             [FieldError("account", "unknown_account", f"no account {account_id!r} is linked")]
         )
-    broker = runtime.settings.broker_api.value
-    if account.broker != broker:
-        message = f"account {account_id!r} is at {account.broker}; this engine trades {broker}"
-        raise InvalidTrigger([FieldError("account", "other_broker", message)])
-    if broker != WIRED:
-        message = f"linked {broker} accounts are not traded yet (docs/accounts.md)"
-        raise InvalidTrigger([FieldError("account", "not_wired", message)])
+    return account.broker
+
+
+def _check_instruments(
+    runtime: Facade, account_id: str | None, broker: str, tokens: Collection[int]
+) -> None:
+    """Each instrument is named by the account's broker: its order goes there."""
+    errors = [
+        FieldError(
+            "account",
+            "instrument_broker",
+            f"instrument {token} is {runtime.broker_of(token)}'s, but account "
+            f"{account_id or DEFAULT_ACCOUNT!r} trades at {broker}: choose an account at "
+            f"{runtime.broker_of(token)}, or that broker's instrument",
+        )
+        for token in sorted(set(tokens))
+        if runtime.broker_of(token) != broker
+    ]
+    if errors:
+        raise InvalidTrigger(errors)

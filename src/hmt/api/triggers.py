@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from hmt.api.accounts import check_account
+from hmt.api.account_id import stored_account
+from hmt.api.accounts import check_account, check_kept_account
 from hmt.api.auth import Caller, Writer
 from hmt.api.legs import V2_KEYS, TriggerV2In, TriggerV2Patch, as_body
 from hmt.api.pages import cursor_after, next_link, position
@@ -94,16 +95,18 @@ async def checked(body: CreateBody, runtime: Facade, user_id: str) -> NewTrigger
     """
     trigger_id = TriggerId(str(uuid.uuid4()))
     if isinstance(body, TriggerV2In):
-        new = await _checked_v2(body, runtime, UserId(user_id), trigger_id)
-        await check_account(runtime, user_id, new.trigger.account)
-        return new
+        tokens = [named.instrument_token for _, named in body.tokens()]
+        await check_account(runtime, user_id, stored_account(body.account), tokens)
+        return await _checked_v2(body, runtime, UserId(user_id), trigger_id)
+    # The account first: an instrument of a broker this engine does not trade is refused
+    # for its account, not as an instrument the master does not list.
+    await check_account(runtime, user_id, stored_account(body.account), (body.instrument_token,))
     listed = await runtime.instruments.resolve(
         InstrumentToken(body.instrument_token), body.exchange, body.tradingsymbol
     )
     instrument = listed.instrument
     trigger = body.to_trigger(trigger_id, UserId(user_id), divisor=instrument.price_divisor)
     validate(trigger, instrument=instrument, now=runtime.triggers.clock())
-    await check_account(runtime, user_id, trigger.account)
     return NewTrigger(trigger, instrument, () if listed.warning is None else (listed.warning,))
 
 
@@ -417,8 +420,11 @@ async def edit(trigger_id: str, request: Request, caller: Writer) -> TriggerReco
         body.tradingsymbol or current.tradingsymbol,
     )
     changes = body.changes(current, divisor=listed.instrument.price_divisor)
+    tokens = (listed.instrument.id,)
     if "account" in changes:
-        await check_account(runtime, caller.user_id, changes["account"])
+        await check_account(runtime, caller.user_id, changes["account"], tokens)
+    else:
+        await check_kept_account(runtime, caller.user_id, current.account, tokens)
     record = await runtime.triggers.update(
         caller.user_id, trigger_id, changes, instrument=listed.instrument
     )
@@ -461,8 +467,11 @@ async def _edit_v2(
     except ValidationError as error:
         raise _invalid_body(error) from None
     new = await _checked_v2(edited, runtime, current.user_id, current.id, current.status)
-    if "account" in body.model_fields_set:  # not sent: the trigger's is kept, unchecked
-        await check_account(runtime, user_id, new.trigger.account)
+    tokens = instrument_ids(new.trigger)
+    if "account" in body.model_fields_set:  # not sent: the trigger's is kept
+        await check_account(runtime, user_id, new.trigger.account, tokens)
+    else:
+        await check_kept_account(runtime, user_id, new.trigger.account, tokens)
     changes = {
         f.name: getattr(new.trigger, f.name)
         for f in dataclasses.fields(Trigger)
@@ -539,3 +548,11 @@ async def _in_engine(runtime: Facade, record: TriggerRecord) -> TriggerRecordOut
     """Every change reaches the running engine before its response returns."""
     await runtime.engine.refresh(record.id)
     return TriggerRecordOut.of(record)
+
+
+def instrument_ids(trigger: Trigger) -> set[int]:
+    """Every instrument a trigger names: the one it watches and each order's."""
+    ids = {int(trigger.watched)}
+    for leg in trigger.legs:
+        ids.update(int(spec.instrument_token) for spec in trigger.orders(leg))
+    return ids

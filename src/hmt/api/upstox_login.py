@@ -154,8 +154,9 @@ async def linked_callback(
 ) -> Any:
     """A linked Upstox account's login coming back: the state (query and cookie) must be
     the one this hmt issued for that account, unused, under ten minutes old, before the
-    code is exchanged with that account's client id and secret. Linked Upstox accounts
-    are not traded yet: the token is only kept sealed in the account's row."""
+    code is exchanged with that account's client id and secret, and its session uses
+    the token (kept sealed in the account's row; where Upstox accounts are not traded
+    here, only kept)."""
     if state != started or not request.app.state.upstox_logins.take(state, account):
         raise ApiError(
             status.HTTP_403_FORBIDDEN,

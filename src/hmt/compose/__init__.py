@@ -14,13 +14,11 @@ the API see the broker through `hmt.engine.ports`.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import structlog
 from cryptography.exceptions import InvalidTag
@@ -32,6 +30,7 @@ from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
 from hmt.cluster.order_slots import AccountSlots, SlottedOrders
 from hmt.compose.accounts import AccountMaker, StoredLogin
+from hmt.compose.brokers import BrokerFeeds, BrokerSources, is_loopback
 from hmt.compose.kite import (
     KiteLogin,
     TickerFeed,
@@ -40,6 +39,7 @@ from hmt.compose.kite import (
     on_order_update,
 )
 from hmt.compose.ticks import ClusterFeed, active_instruments
+from hmt.compose.upstox import LinkedUpstox, paper_refusal
 from hmt.config import (
     Broker,
     BrokerApi,
@@ -102,6 +102,7 @@ from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
 from hmt.store.trails import TrailStates
 from hmt.store.triggers import TriggerStore
+from hmt.upstox.instruments import is_upstox_id
 
 log = structlog.get_logger("hmt.compose")
 
@@ -195,6 +196,8 @@ async def build(settings: Settings) -> Runtime:
     quotes: QuotePort | None
     history: CandleSource | None
     login: BrokerLogin | None
+    linked_upstox: LinkedUpstox | None = None
+    divisor_of: Callable[[int], int]
     if upstox:
         # Imported only when chosen: Kite's start-up does not pay for Upstox's modules.
         from hmt.compose.upstox import on_feed_state, upstox_parts
@@ -208,8 +211,9 @@ async def build(settings: Settings) -> Runtime:
         )
         parts.feed.on_state = lambda state: on_feed_state(session, engine, fills, state)
         rest, orders, feed, source = parts.rest, parts.orders, parts.feed, parts.master
+        engine_feed: Feed = feed
         quotes, history, login = None, None, parts.login
-        divisor_of: Callable[[int], int] = parts.master.divisor_of
+        divisor_of = parts.master.divisor_of
     else:
         kite_rest = KiteRest(
             api_url=settings.kite_api_url,
@@ -255,8 +259,10 @@ async def build(settings: Settings) -> Runtime:
             return {int(item.id): item for item in found if item is not None}
 
         quotes = KiteQuotes(kite_rest, listed)
-        # Rows other tools stored without a price divisor are read with Kite's rule.
-        divisor_of = divisor_for
+        engine_feed, source, linked_upstox = _beside_kite(
+            settings, feed, source, ticks, on_ltp, lambda: instruments
+        )
+        divisor_of = _kite_divisor(linked_upstox)
     triggers = TriggerStore(
         db,
         divisor_of=divisor_of,
@@ -303,6 +309,7 @@ async def build(settings: Settings) -> Runtime:
         stats,
         broker=settings.broker_api.value,
         engine=lambda: engine,
+        upstox=linked_upstox,
     )
     session = BrokerSession(
         (rest, feed),  # a new token reaches orders and ticks alike
@@ -313,7 +320,7 @@ async def build(settings: Settings) -> Runtime:
 
     engine = Engine(
         source=execution,
-        feed=feed,
+        feed=engine_feed,
         executor=executors,
         clock=lambda: datetime.now(UTC),
         config=EngineConfig(
@@ -413,9 +420,62 @@ async def build(settings: Settings) -> Runtime:
         add_account=maker.add,
         store_login=StoredLogin(settings, linked),
         closing=maker.rests,
+        brokers=frozenset(b for b in ("kite", "upstox") if maker.trades(b))
+        | {settings.broker_api.value},
+        broker_of=lambda token: "upstox" if is_upstox_id(token) else "kite",
+        second_feed=engine_feed.second_status if isinstance(engine_feed, BrokerFeeds) else None,
     )
     await maker.add_stored()
     return runtime
+
+
+def _beside_kite(
+    settings: Settings,
+    feed: Feed,
+    source: InstrumentSource,
+    ticks: ClusterFeed | None,
+    on_ltp: Callable[[int, int], object],
+    master: Callable[[], InstrumentMaster],
+) -> tuple[Feed, InstrumentSource, LinkedUpstox | None]:
+    """A Kite engine's feed and master for the engine, and the linked Upstox accounts'
+    shared parts (docs/accounts.md, "Two brokers in one process"): Upstox ids are
+    subscribed on Upstox's feed and listed in Upstox's master once one is linked. A
+    cluster node trades Kite alone; paper mode whose Upstox addresses are not loopback
+    too (RELIABILITY test 22)."""
+    if ticks is not None:
+        return feed, source, None
+    feeds, sources = BrokerFeeds(feed, is_upstox_id), BrokerSources(source, is_upstox_id)
+    refused = paper_refusal(settings)
+    if refused is not None:
+        log.info("upstox_accounts_not_traded", reason=refused)
+        return feeds, sources, None
+
+    async def read_master() -> object:
+        return await master().copy()
+
+    linked = LinkedUpstox(
+        settings,
+        on_ltp=on_ltp,
+        feeds=feeds,
+        sources=sources,
+        read_master=read_master,
+        expire_master=lambda: master().expire(),
+    )
+    return feeds, sources, linked
+
+
+def _kite_divisor(linked_upstox: LinkedUpstox | None) -> Callable[[int], int]:
+    """Rows other tools stored without a price divisor are read with the broker's rule:
+    Kite's, or for an Upstox id its master's."""
+    if linked_upstox is None:
+        return divisor_for
+
+    def divisor_of(token: int) -> int:
+        if is_upstox_id(token):
+            return linked_upstox.divisor_of(token)
+        return divisor_for(token)
+
+    return divisor_of
 
 
 async def _node(settings: Settings, engine: Engine, execution: ExecutionStore) -> ClusterNode:
@@ -732,7 +792,7 @@ def _check_broker(settings: Settings) -> None:
         key_name, key, sim = "HMT_KITE_API_KEY", settings.kite_api_key, "kite"
     if settings.broker is Broker.PAPER:
         for name, url in urls.items():
-            if not _is_loopback(url):
+            if not is_loopback(url):
                 # Paper mode must never reach a real broker: its orders are pretend.
                 raise ConfigError(
                     f"HMT_BROKER=paper needs the simulator, but {name} is {url}: start "
@@ -750,13 +810,3 @@ def _check_broker(settings: Settings) -> None:
             f"HMT_TICK_MODE={settings.tick_mode.value} is Kite's only for now: Upstox's feed "
             "is wired in LTP mode (HMT_TICK_MODE=ltp; docs/upstox/WIRING.md)"
         )
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

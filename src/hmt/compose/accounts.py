@@ -1,10 +1,11 @@
 """The composition's linked accounts: each one's order port, throttle, executor and
 session, made from its stored row and added to the engine (docs/accounts.md).
 
-Ticks are not made here: the one feed of the broker (the default account's)
-serves every account. This slice trades linked accounts of the engine's own
-broker (Kite); an account of another broker stays out of the engine (logged),
-so its triggers wait and are never sent through another account.
+Ticks are shared: the one feed of a broker serves every account. A Kite engine
+trades linked Kite accounts (on the default account's ticker) and linked Upstox
+accounts (one Upstox feed, on the first one's token: `hmt.compose.upstox.LinkedUpstox`);
+an account this engine does not trade stays out of it (logged), so its triggers
+wait and are never sent through another account.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import SecretStr
 
+from hmt.compose.upstox import LinkedUpstox, on_linked_feed_state, paper_refusal
 from hmt.config import ConfigError, Settings
-from hmt.core.throttle import KITE_ORDER_LIMITS, Throttle
+from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
 from hmt.engine.accounts import WIRED, AccountExecutors
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
-from hmt.engine.ports import BrokerRest
+from hmt.engine.ports import BrokerLogin, BrokerRest, OrderPort, TokenUser
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.session import BrokerSession
 from hmt.engine.stats import EngineStats
@@ -69,9 +71,9 @@ class LinkedKiteLogin:
 
 @dataclass
 class StoredLogin:
-    """The login of a linked account this engine does not trade (an Upstox one: linked
-    Upstox accounts are stored, not traded yet): its code exchanged with that account's
-    client id and secret, opened from its sealed row, and the token only kept sealed."""
+    """The login of a linked Upstox account this engine does not trade (an Upstox
+    engine's, a cluster node's): its code exchanged with that account's client id and
+    secret, opened from its sealed row, and the token only kept sealed."""
 
     settings: Settings
     store: LinkedAccounts
@@ -80,6 +82,9 @@ class StoredLogin:
         account = await self.store.open(account_id)
         if account is None or account.broker != "upstox":
             return False
+        refused = paper_refusal(self.settings)
+        if refused is not None:  # RELIABILITY test 22: paper mode never reaches Upstox
+            raise ConfigError(refused)
         redirect_uri = self.settings.upstox_redirect_uri
         if account.api_secret is None or not redirect_uri:
             raise ConfigError(
@@ -111,6 +116,36 @@ class LinkedVault:
         await self._store.save_token(self._account_id, SecretStr(access_token))
 
 
+class LinkedUpstoxLogin:
+    """A linked Upstox account's login exchange (its /upstox/callback): the code with that
+    account's client id and secret, opened from its sealed row when used."""
+
+    def __init__(self, store: LinkedAccounts, account_id: str, settings: Settings) -> None:
+        self._store = store
+        self._account_id = account_id
+        self._settings = settings
+
+    async def __call__(self, code: str) -> str:
+        account = await self._store.open(self._account_id)
+        redirect_uri = self._settings.upstox_redirect_uri
+        if account is None or account.api_secret is None or not redirect_uri:
+            raise ConfigError(
+                f"account {self._account_id!r}'s login needs its api_secret (linked with it) "
+                "and HMT_UPSTOX_REDIRECT_URI (this hmt's /upstox/callback)"
+            )
+        secret = account.api_secret.get_secret_value()
+        register_secret(secret)
+        token = await exchange_code(
+            code=code,
+            client_id=account.api_key,
+            client_secret=secret,
+            redirect_uri=redirect_uri,
+            api_url=self._settings.upstox_api_url,
+        )
+        register_secret(token)
+        return token
+
+
 @dataclass
 class AccountMaker:
     """Makes a linked account's parts and adds them to the engine's executors."""
@@ -123,10 +158,20 @@ class AccountMaker:
     broker: str  # the engine's broker ("kite")
     engine: Callable[[], Engine]  # read when used: the engine is made after this
     rests: list[BrokerRest] = field(default_factory=list)  # closed with the runtime
+    # A Kite engine's linked Upstox accounts (docs/accounts.md, "Two brokers in one
+    # process"); None where they are not traded (an Upstox engine, a cluster node,
+    # paper mode with a live Upstox address).
+    upstox: LinkedUpstox | None = None
+
+    def trades(self, broker: str) -> bool:
+        """Whether this engine trades linked accounts of `broker`."""
+        if broker == self.broker == WIRED:
+            return True
+        return broker == "upstox" and self.upstox is not None
 
     async def add(self, account: LinkedAccount) -> None:
         """Trade through `account` from now on (a running engine reads its book first)."""
-        if account.broker != self.broker or self.broker != WIRED:
+        if not self.trades(account.broker):
             log.warning(
                 "account_not_wired",
                 account=account.id,
@@ -139,19 +184,34 @@ class AccountMaker:
                 register_secret(secret.get_secret_value())
         token = None if account.access_token is None else account.access_token.get_secret_value()
         settings = self.settings
-        rest = KiteRest(
-            api_url=settings.kite_api_url,
-            api_key=account.api_key,
-            access_token=token or AWAITING_LOGIN,
-            timeout=settings.kite_timeout_ms / 1000,
-            client=settings.kite_http,
-        )
+        feed = None
+        if account.broker == "upstox":
+            assert self.upstox is not None
+            parts = await self.upstox.parts(account.id, token)
+            rest: BrokerRest = parts.rest
+            orders: OrderPort = parts.orders
+            users: tuple[TokenUser, ...] = (parts.rest,)
+            if parts.feed is not None:
+                feed = parts.feed
+                users += (parts.feed,)
+            limits = UPSTOX_ORDER_LIMITS
+            login: BrokerLogin = LinkedUpstoxLogin(self.store, account.id, settings)
+        else:
+            kite = KiteRest(
+                api_url=settings.kite_api_url,
+                api_key=account.api_key,
+                access_token=token or AWAITING_LOGIN,
+                timeout=settings.kite_timeout_ms / 1000,
+                client=settings.kite_http,
+            )
+            rest, orders, users, limits = kite, KiteOrders(kite), (kite,), KITE_ORDER_LIMITS
+            login = LinkedKiteLogin(self.store, account.id, settings.kite_api_url)
         self.rests.append(rest)
         headroom = self.stats.headroom_of  # the /stats headroom stays the default account's
         executor = Executor(
-            KiteOrders(rest),
+            orders,
             self.execution,
-            throttle=Throttle(KITE_ORDER_LIMITS, margin=THROTTLE_MARGIN_S),
+            throttle=Throttle(limits, margin=THROTTLE_MARGIN_S),
             policy=RetryPolicy(
                 max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
             ),
@@ -163,11 +223,13 @@ class AccountMaker:
         )
         self.stats.headroom_of = headroom
         session = BrokerSession(
-            (rest,),
+            users,
             awaiting_login=token is None,
             vault=LinkedVault(self.store, account.id),
-            login=LinkedKiteLogin(self.store, account.id, settings.kite_api_url),
+            login=login,
         )
+        if feed is not None:
+            feed.on_state = lambda state: on_linked_feed_state(session, state)
         self.executors.add(account.id, executor, session)
         engine = self.engine()
         if session.valid and engine.state is not EngineState.STOPPED:

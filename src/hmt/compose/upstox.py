@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from hmt.config import ConfigError, Settings
+from hmt.compose.brokers import BrokerFeeds, BrokerSources, is_loopback
+from hmt.config import Broker, ConfigError, Settings
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.errors import FieldError
 from hmt.core.instruments import Instrument, Listing
@@ -285,3 +286,137 @@ def on_feed_state(session: BrokerSession, engine: Engine, fills: Fills, state: F
         engine.feed_lost("reconnect", "the Upstox feed's connection ended")
     elif state is FeedState.CONNECTED:
         fills.poke()  # fills may have been missed while it was down
+
+
+# --- linked Upstox accounts in a Kite engine's process (docs/accounts.md) ----------------
+
+# Used in place of a linked account's access token until its first session: Upstox
+# refuses it (401), so the account waits in `awaiting_login` and nothing is sent.
+AWAITING_LOGIN = "awaiting-upstox-login"
+
+
+def paper_refusal(settings: Settings) -> str | None:
+    """Why paper mode may not trade Upstox accounts with these settings (an Upstox
+    address that is not loopback: RELIABILITY test 22), or None."""
+    if settings.broker is not Broker.PAPER:
+        return None
+    urls = {
+        "HMT_UPSTOX_API_URL": settings.upstox_api_url,
+        "HMT_UPSTOX_ORDER_URL": settings.upstox_orders_url,
+        "HMT_UPSTOX_MASTER_URL": settings.upstox_master,
+    }
+    for name, url in urls.items():
+        if not is_loopback(url):
+            return (
+                f"HMT_BROKER=paper trades Upstox accounts only on the simulator, but {name} "
+                f"is {url}: start `hmt sim --broker upstox` and set HMT_UPSTOX_API_URL to it"
+            )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedParts:
+    """One linked Upstox account's own clients: what its session's token reaches."""
+
+    rest: UpstoxRest
+    orders: UpstoxOrderPort
+    feed: UpstoxFeedPort | None  # the shared feed, when it runs on this account's token
+
+
+class LinkedUpstox:
+    """A Kite engine's linked Upstox accounts: one master and one feed for all of them
+    (Upstox allows one feed connection per app and user), and each account's own REST
+    client and order port.
+
+    The feed and the master are made with the first account linked, on its token,
+    and attached to the engine's `BrokerFeeds` and `BrokerSources`; the engine's
+    master is told to fetch again, now with Upstox's list. The feed stays on that
+    account's token: when it lapses, Upstox's prices stop until it is renewed
+    (moving the feed to another Upstox account's token is not built).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_ltp: Callable[[int, int], object],
+        feeds: BrokerFeeds,
+        sources: BrokerSources,
+        read_master: Callable[[], Awaitable[object]],
+        expire_master: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._on_ltp = on_ltp
+        self._feeds = feeds
+        self._sources = sources
+        self._read_master = read_master
+        self._expire_master = expire_master
+        self.master: UpstoxMaster | None = None
+        self._instruments: UpstoxInstruments | None = None
+        self.feed: UpstoxFeedPort | None = None
+        self.feed_account: str | None = None
+
+    def divisor_of(self, token: int) -> int:
+        """An Upstox id's divisor (the store's rows written without one)."""
+        if self.master is None:
+            return FALLBACK_DIVISOR
+        return self.master.divisor_of(token)
+
+    async def parts(self, account_id: str, access_token: str | None) -> LinkedParts:
+        settings = self._settings
+        rest = UpstoxRest(
+            access_token=access_token or AWAITING_LOGIN,
+            api_url=settings.upstox_api_url,
+            order_url=settings.upstox_orders_url,
+            timeout=settings.upstox_timeout_ms / 1000,
+        )
+        if self._instruments is None:
+            await self._share(account_id, rest, access_token)
+        instruments = self._instruments
+        assert instruments is not None
+        orders = UpstoxOrderPort(
+            UpstoxOrders(rest, instruments.key_for), instruments, self._read_master
+        )
+        return LinkedParts(rest, orders, self.feed if account_id == self.feed_account else None)
+
+    async def _share(self, account_id: str, rest: UpstoxRest, access_token: str | None) -> None:
+        settings = self._settings
+        instruments = UpstoxInstruments(rest, settings.upstox_master)
+        master = UpstoxMaster(instruments)
+        reconnect_s = max(settings.reconnect_delay_ms, 1) / 1000
+
+        def feed(on_state: Callable[[FeedState], None]) -> UpstoxFeed:
+            return UpstoxFeed(
+                access_token or AWAITING_LOGIN,
+                key_for=instruments.key_for,
+                divisor_for=instruments.divisor_for,
+                on_ltp=self._on_ltp,
+                api_url=settings.upstox_api_url,
+                on_state=on_state,
+                reconnect_delay_s=reconnect_s,
+                reconnect_max_delay_s=max(60.0, reconnect_s),
+            )
+
+        port = UpstoxFeedPort(
+            feed, instruments, self._read_master, read_at_start=access_token is not None
+        )
+        master.on_read.append(port.master_read)
+        self._instruments, self.master, self.feed, self.feed_account = (
+            instruments,
+            master,
+            port,
+            account_id,
+        )
+        self._sources.attach(master)
+        self._expire_master()  # the day's copy lacks Upstox's list: fetched again
+        await self._feeds.attach(port)
+        log.info("upstox_accounts_wired", feed_account=account_id)
+
+
+def on_linked_feed_state(session: BrokerSession, state: FeedState) -> None:
+    """The shared Upstox feed's moves, for the linked account whose token it runs on."""
+    if state is FeedState.TOKEN_INVALID:
+        session.expired("Upstox refused the access token (401 at the feed's authorize)")
+    elif state is FeedState.RECONNECTING:
+        # Upstox's ticks carry no day range here: no instrument is marked blind.
+        log.info("upstox_feed_reconnecting")

@@ -197,6 +197,8 @@ class Bridge:
         self.triggers = triggers
         self.tokens = tokens
         self.feed = runtime.feed
+        self.brokers = runtime.brokers
+        self.broker_of = runtime.broker_of  # pure: no hop
         self._engine = EngineView(runtime.engine, link)
         self._instruments = InstrumentsView(runtime.instruments, link)
         self._channels = None if runtime.channels is None else ChannelsView(runtime.channels, link)

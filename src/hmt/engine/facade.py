@@ -103,6 +103,11 @@ class Facade(Protocol):
     tokens: TokenStore
     triggers: TriggerStore
     feed: Feed  # its status, for /metrics
+    # The brokers whose accounts it trades, and the broker an instrument id is of
+    # (docs/accounts.md): a trigger's instruments must be its account's broker's.
+    brokers: frozenset[str]
+
+    def broker_of(self, token: int, /) -> str: ...
 
     @property
     def engine(self) -> EngineApi: ...

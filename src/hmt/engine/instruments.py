@@ -94,21 +94,29 @@ class InstrumentMaster:
         self._copy: Copy | None = None
         self._failed_at: datetime | None = None
         self._failure = ""
+        self._stale = False  # today's copy no longer lists every source's instruments
         self._lock = asyncio.Lock()
+
+    def expire(self) -> None:
+        """The source lists more than the copy in hand (a second broker's master was
+        attached): the next `copy` fetches again, and the copy in hand stays the fallback."""
+        self._stale, self._failed_at = True, None
 
     def fresh(self) -> bool:
         """Today's copy is in hand: `copy`, `resolve` and `listings` await nothing (an API
         on another thread may then call them from its own loop)."""
-        return self._copy is not None and self._copy.day == dump_day(self.clock())
+        return (
+            self._copy is not None and not self._stale and self._copy.day == dump_day(self.clock())
+        )
 
     async def copy(self) -> tuple[Copy | None, str]:
         """Today's copy if it can be had, else the last good one (or None), and why not."""
         today = dump_day(self.clock())
-        if self._copy is not None and self._copy.day == today:
+        if self._copy is not None and self._copy.day == today and not self._stale:
             return self._copy, ""
         async with self._lock:  # one fetch for every request that waits on it
             now = self.clock()
-            if self._copy is not None and self._copy.day == today:
+            if self._copy is not None and self._copy.day == today and not self._stale:
                 return self._copy, ""
             if self._failed_at is not None and now - self._failed_at < self.retry_after:
                 return self._copy, self._failure
@@ -120,7 +128,7 @@ class InstrumentMaster:
                 self._failed_at, self._failure = now, str(error)
                 log.warning("instrument_master_unavailable", reason=self._failure)
                 return self._copy, self._failure
-            self._copy, self._failed_at = Copy.of(today, listings), None
+            self._copy, self._failed_at, self._stale = Copy.of(today, listings), None, False
             self._kept()  # a replaced copy is still freed by reference counting
             log.info("instrument_master_fetched", day=today.isoformat(), instruments=len(listings))
             return self._copy, ""

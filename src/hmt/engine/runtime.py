@@ -24,7 +24,7 @@ from hmt.engine.fills import Fills
 from hmt.engine.health import Health, Observations, judge
 from hmt.engine.instruments import InstrumentMaster
 from hmt.engine.notices import Notifier
-from hmt.engine.ports import BrokerRest, CandleSource, Feed
+from hmt.engine.ports import BrokerRest, CandleSource, Feed, FeedStatus
 from hmt.engine.sampler import WINDOW_NAMES
 from hmt.engine.service import Engine, EngineState
 from hmt.engine.session import BrokerSession, SessionState
@@ -66,6 +66,11 @@ class Runtime:
     # The login of a linked account not traded here (an Upstox one): the token only stored.
     store_login: Callable[[str, str], Awaitable[bool]] | None = None
     closing: list[BrokerRest] = field(default_factory=list)  # the linked accounts' clients
+    # The brokers whose accounts this engine trades (its own; a Kite engine's linked
+    # Upstox accounts too), and the broker an instrument id belongs to (docs/accounts.md).
+    brokers: frozenset[str] = frozenset()
+    broker_of: Callable[[int], str] = field(default=lambda token: "kite")
+    second_feed: Callable[[], FeedStatus | None] | None = None  # the other broker's feed
 
     async def start(self) -> None:
         """Start the engine and its background loops (the kill switch is honoured)."""
@@ -204,23 +209,14 @@ class Runtime:
             },
             "change_feed_lag_ms": round(stats.change_feed_lag_s * 1000, 3),
             "uptime_s": round(engine.uptime, 3),
-            "ws": {
-                "state": feed.state,
-                "connected": feed.connected,
-                "connections": feed.connections,
-                "subscribed_tokens": feed.subscribed_tokens,
-                "reconnects": feed.reconnects,
-                "bad_frames": dict(feed.bad_frames),
-                "last_frame_age_s": feed.last_frame_age_s,
-                "ticks": feed.ticks,
-                "ticks_by_connection": {
-                    str(link): count for link, count in sorted(feed.ticks_by_connection.items())
-                },
-            },
+            "ws": _shown(feed),
             "database": self.db.health.state.value,
             **stats.latency(),
             **({} if self.notifier is None else {"notifications": asdict(self.notifier.stats)}),
         }
+        second = None if self.second_feed is None else self.second_feed()
+        if second is not None:  # linked Upstox accounts' feed beside the default's
+            shown["ws_upstox"] = _shown(second)
         if self.cluster is not None:
             shown["cluster"] = self.cluster.status()
         if self.recorder is not None:  # HMT_RECORD_TICKS: the recording's own counts
@@ -231,3 +227,19 @@ class Runtime:
                 "deleted_files": self.recorder.deleted,
             }
         return shown
+
+
+def _shown(feed: FeedStatus) -> dict[str, Any]:
+    return {
+        "state": feed.state,
+        "connected": feed.connected,
+        "connections": feed.connections,
+        "subscribed_tokens": feed.subscribed_tokens,
+        "reconnects": feed.reconnects,
+        "bad_frames": dict(feed.bad_frames),
+        "last_frame_age_s": feed.last_frame_age_s,
+        "ticks": feed.ticks,
+        "ticks_by_connection": {
+            str(link): count for link, count in sorted(feed.ticks_by_connection.items())
+        },
+    }

@@ -425,6 +425,10 @@ class UpstoxSim:
         with contextlib.suppress(ConnectionError):  # the connection ended meanwhile
             await self._send(link, wire.TYPE_LIVE, keys)
 
+    def subscribed(self) -> set[str]:
+        """The instrument keys some open feed connection has subscribed."""
+        return {key for link in self._links for key in link.modes}
+
     def order_rows(self) -> list[dict[str, Any]]:
         """The order book, as GET /v2/order/retrieve-all answers it."""
         return [order.row() for order in self.orders.values()]
