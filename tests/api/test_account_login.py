@@ -286,3 +286,35 @@ async def test_a_linked_upstox_account_logs_in_and_its_token_is_stored_only(
             redirect_uri=sim.redirect_uri,
             api_url=sim.api_url,
         )
+
+
+async def test_a_browser_lands_on_the_accounts_page_and_no_secret_is_409_up_front(
+    sqlite_url: str,
+) -> None:
+    """The callback answers a browser's navigation (it asks for HTML) with a redirect to
+    the Accounts page naming the account, the session set all the same; an account
+    linked without its API secret is refused when its login starts, not after the
+    trader has logged in at Kite: no state is issued, no cookie set."""
+    async with running_system(sqlite_url, secret_key=KEY, sim_overrides=_login_settings) as system:
+        second = system.sim.add_account("SIM002")
+        await _link(system, second)
+        back = await _at_kite(system, "family-2")
+        landed = await system.client.get(back, headers={"Accept": "text/html,*/*;q=0.8"})
+        assert landed.status_code == 303, landed.text
+        assert landed.headers["location"] == "/ui/accounts?logged_in=family-2"
+        assert 'hmt_account_state=""' in landed.headers["set-cookie"]  # used up
+        assert await _session(system, "family-2") == "valid"
+
+        bare = {"id": "family-3", "broker": "kite", "label": "no secret", "api_key": "k3"}
+        linked = await system.client.post("/accounts", json=bare, headers=system.auth())
+        assert linked.status_code == 201, linked.text
+        system.client.cookies.clear()
+        for accept in ("*/*", "application/json"):
+            refused = await system.client.get(
+                "/accounts/family-3/login", headers={**system.auth(), "Accept": accept}
+            )
+            assert refused.status_code == 409, refused.text
+            error = refused.json()["errors"][0]
+            assert (error["field"], error["rule"]) == ("api_secret", "not_configured")
+            assert "no API secret linked" in error["message"]
+            assert "hmt_account_state" not in refused.cookies

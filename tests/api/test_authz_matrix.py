@@ -185,6 +185,7 @@ class Matrix:
         self.accounts += 1
         account_id = f"acct-{self.accounts}"
         body = {"id": account_id, "broker": "kite", "label": "matrix", "api_key": "k"}
+        body["api_secret"] = "s"  # its login (GET .../login) needs one
         await self.check("POST", "/accounts", token, 201, body)
         return account_id
 

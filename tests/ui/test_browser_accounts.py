@@ -8,10 +8,14 @@ The Kite simulator's second API key is the linked account (docs/simulator.md).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.async_api import Page, expect
 
+from hmt.sim.simulator import Simulator
 from tests.support.browser import DESKTOP, PHONE, Problems, chromium, screenshot
+from tests.support.eventually import eventually
 from tests.support.system import System, running_system
 from tests.ui.test_browser import INFY, WAIT_MS, created_id, pick_instrument, row, sign_in
 from tests.ui.test_browser_v2 import advanced, pick_order
@@ -150,7 +154,7 @@ async def test_link_an_account_trade_through_it_and_see_its_session_lapse(tmp_pa
         )
         renewed = second.renew_session()
         await linked.locator('input[type="password"]').fill(renewed)
-        await linked.locator("button").click()
+        await linked.locator("button", has_text="Set token").click()
         await expect(linked.locator('[data-col="session"]')).to_have_text("valid", timeout=WAIT_MS)
         await no_secret_in(page, renewed, second.access_token)
         await screenshot(page, "44-accounts-renewed")
@@ -225,5 +229,115 @@ async def test_linking_without_the_sealing_key_says_why_above_the_form(tmp_path:
         )
         assert list(await accounts_of(system)) == ["default"]
         await expect(page.locator("#accounts tbody tr")).to_have_count(1)
+        await page.close()
+    assert problems.seen == []
+
+
+def _kite_login_at_sim(sim: Simulator) -> dict[str, Any]:
+    return {"kite_login_url": f"{sim.api_url}/connect/login"}
+
+
+async def test_a_linked_account_logs_in_through_kite_from_its_row(tmp_path: Path) -> None:
+    """The daily login's round trip in the browser: the row's "Log in with Kite" -> the
+    simulator's Kite login (the account's app) -> /kite/callback -> back on the Accounts
+    page, the account's session valid and the login said beside it; its paused trigger
+    then fires in its own book."""
+    problems = Problems()
+    db = f"sqlite:///{tmp_path / 'hmt.db'}"
+    async with (
+        running_system(db, secret_key=KEY, sim_overrides=_kite_login_at_sim) as system,
+        chromium() as browser,
+    ):
+        sim = system.sim
+        second = sim.add_account("SIM002")
+        body = {
+            "id": "family-2",
+            "broker": "kite",
+            "label": "Family, second",
+            "api_key": second.api_key,
+            "api_secret": second.sessions.api_secret,
+        }
+        linked = await system.client.post("/accounts", json=body, headers=system.auth())
+        assert linked.status_code == 201, linked.text
+        system.push(INFY, "1600.00")
+        theirs = await system.create(trigger_price_1="1610.00", account="family-2")
+        system.push(INFY, "1612.00")
+        paused = system.runtime.engine.paused_triggers
+        await eventually(lambda: paused("family-2") == {theirs["id"]})
+        sim.rest.redirect_url = f"{system.api_url}/kite/callback"  # the app's redirect URL
+
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        await sign_in(page, system, system.user_token)
+        await page.goto(f"{system.api_url}/ui/accounts")
+        row_ = page.locator('#accounts tr[data-id="family-2"]')
+        session = row_.locator('[data-col="session"]')
+        await expect(session).to_contain_text("awaiting login", timeout=WAIT_MS)
+        await expect(page.locator('[data-login="default"]')).to_have_count(0)
+        button = row_.locator('[data-login="family-2"]')
+        await expect(button).to_have_text("Log in with Kite")
+        async with page.expect_request(lambda r: r.url.startswith(sim.api_url)) as at_kite:
+            await button.click()
+        to_kite = urlsplit((await at_kite.value).url)
+        assert to_kite.path == "/connect/login"
+        assert parse_qs(to_kite.query)["api_key"] == [second.api_key]  # the account's app
+        # Back through /kite/callback's redirect: the Accounts page, the note's query gone.
+        await page.wait_for_url(f"{system.api_url}/ui/accounts", timeout=WAIT_MS)
+        await expect(session).to_have_text("valid", timeout=WAIT_MS)
+        await expect(row_.locator('[data-login-error="family-2"]')).to_contain_text("Logged in")
+        assert (await accounts_of(system))["family-2"]["session"] == "valid"
+        await screenshot(page, "45-accounts-kite-login")
+        # The note is not said again on a reload.
+        await page.reload()
+        await expect(session).to_have_text("valid", timeout=WAIT_MS)
+        await expect(row_.locator('[data-login-error="family-2"]')).to_have_text("")
+
+        system.push(INFY, "1613.00")
+        placed = await system.settled(theirs["id"])
+        assert placed["status"] == "placed"
+        assert [o["tag"] for o in second.orders()] == [placed["broker_tag"]]
+        await no_secret_in(page, second.sessions.api_secret)
+        await page.close()
+    assert problems.seen == []
+
+
+async def test_a_login_the_server_refuses_is_said_beside_that_accounts_row(
+    tmp_path: Path,
+) -> None:
+    """No API secret linked (Kite) and no HMT_UPSTOX_REDIRECT_URI (Upstox): each 409's
+    message beside its own row, no alert, the page not left, nothing at the broker."""
+    problems = Problems()
+    db = f"sqlite:///{tmp_path / 'hmt.db'}"
+    async with (
+        running_system(db, secret_key=KEY, sim_overrides=_kite_login_at_sim) as system,
+        chromium() as browser,
+    ):
+        second = system.sim.add_account("SIM002")
+        for body in (
+            {"id": "family-2", "broker": "kite", "label": "F", "api_key": second.api_key},
+            {"id": "up-1", "broker": "upstox", "label": "U", "api_key": "client-1"},
+        ):
+            linked = await system.client.post("/accounts", json=body, headers=system.auth())
+            assert linked.status_code == 201, linked.text
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await sign_in(page, system, system.user_token)
+        await page.goto(f"{system.api_url}/ui/accounts")
+
+        kite_error = page.locator('#accounts tr[data-id="family-2"] [data-login-error]')
+        upstox_error = page.locator('#accounts tr[data-id="up-1"] [data-login-error]')
+        await page.locator('[data-login="family-2"]').click(timeout=WAIT_MS)
+        await expect(kite_error).to_contain_text("no API secret linked", timeout=WAIT_MS)
+        await expect(upstox_error).to_have_text("")
+        upstox_button = page.locator('[data-login="up-1"]')
+        await expect(upstox_button).to_have_text("Log in with Upstox")
+        await upstox_button.click()
+        await expect(upstox_error).to_contain_text("HMT_UPSTOX_REDIRECT_URI", timeout=WAIT_MS)
+        await expect(kite_error).to_contain_text("no API secret linked")
+        await expect(page).to_have_url(f"{system.api_url}/ui/accounts")
+        await expect(page.locator("#page-error")).to_have_text("")
+        assert dialogs == []
+        await screenshot(page, "46-accounts-login-refused")
+        assert (await accounts_of(system))["family-2"]["session"] == "awaiting_login"
         await page.close()
     assert problems.seen == []

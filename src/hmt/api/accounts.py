@@ -177,7 +177,10 @@ async def set_account_session(
         200: {"description": "With `Accept: application/json`: `{login_url}` to navigate to"},
         302: {"description": "To the broker's login page for this account's app"},
         404: {"model": Problem, "description": "No such account of yours"},
-        409: {"model": Problem, "description": "This engine cannot log this account in"},
+        409: {
+            "model": Problem,
+            "description": "This engine cannot log this account in, or it has no API secret",
+        },
     },
 )
 async def start_account_login(
@@ -190,28 +193,22 @@ async def start_account_login(
     it, back to /upstox/callback. A page
     that holds its token in a header asks with `Accept: application/json` and
     navigates to the `login_url` it is given."""
-    account = await LinkedAccounts(runtime.db, None).owned(caller.user_id, account_id)
+    store = LinkedAccounts(runtime.db, None)
+    account = await store.owned(caller.user_id, account_id)
     if account is None:
         raise ApiError(404, "no such account", field="account_id", rule="not_found")
     settings = runtime.settings
-    if account.broker == "upstox":
+    upstox = account.broker == "upstox"
+    if upstox and not settings.upstox_redirect_uri:
         # Upstox passes back only `state`: it names the account (docs/accounts.md).
-        if not settings.upstox_redirect_uri:
-            raise ApiError(
-                status.HTTP_409_CONFLICT,
-                "an Upstox account's login needs HMT_UPSTOX_REDIRECT_URI (this hmt's "
-                "/upstox/callback, registered for the account's app)",
-                field="server",
-                rule="not_configured",
-            )
-        state = request.app.state.upstox_logins.new(account_id)  # the state names it
-        url, callback = dialog_url(settings, state, account.api_key), UPSTOX_CALLBACK
-    elif account.broker == WIRED and account_id in runtime.account_sessions():
-        state = request.app.state.kite_logins.new(account_id)
-        params = urlencode({"account": account_id, "state": state})
-        url = login_url(settings.kite_login_url, account.api_key, redirect_params=params)
-        callback = CALLBACK
-    else:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "an Upstox account's login needs HMT_UPSTOX_REDIRECT_URI (this hmt's "
+            "/upstox/callback, registered for the account's app)",
+            field="server",
+            rule="not_configured",
+        )
+    if not upstox and (account.broker != WIRED or account_id not in runtime.account_sessions()):
         raise ApiError(
             status.HTTP_409_CONFLICT,
             f"this engine does not trade account {account_id!r} ({account.broker}): set its "
@@ -219,6 +216,25 @@ async def start_account_login(
             field="account_id",
             rule="not_wired",
         )
+    if not await store.has_api_secret(account_id):
+        # Said now, not after the trader has logged in at the broker: the callback's
+        # exchange needs the secret.
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            f"account {account_id!r} has no API secret linked: its login cannot be "
+            f"exchanged (link it with api_secret, or set its token with "
+            f"PUT /accounts/{account_id}/session)",
+            field="api_secret",
+            rule="not_configured",
+        )
+    if upstox:
+        state = request.app.state.upstox_logins.new(account_id)  # the state names it
+        url, callback = dialog_url(settings, state, account.api_key), UPSTOX_CALLBACK
+    else:
+        state = request.app.state.kite_logins.new(account_id)
+        params = urlencode({"account": account_id, "state": state})
+        url = login_url(settings.kite_login_url, account.api_key, redirect_params=params)
+        callback = CALLBACK
     wants_json = "application/json" in request.headers.get("accept", "")
     response: Response = (
         JSONResponse({"login_url": url})

@@ -12,8 +12,9 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Cookie, Query, Request, status
+from fastapi import APIRouter, Cookie, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from hmt.api.auth import OperatorWriter
@@ -195,9 +196,22 @@ async def linked_callback(
         )
     if not found:  # unlinked since, or not traded by this engine
         raise ApiError(404, "no such account in this engine", field="account", rule="not_found")
-    body = {"account": account, "broker_session": "set", "stored": True}
-    response = JSONResponse(body)
-    response.delete_cookie(ACCOUNT_STATE_COOKIE, path=CALLBACK)
+    return linked_landing(request, account, CALLBACK)
+
+
+ACCOUNTS_PAGE = "/ui/accounts"
+
+
+def linked_landing(request: Request, account: str, callback: str) -> Response:
+    """A linked account's login done. A browser (it asks for HTML: the broker's redirect
+    was a navigation) goes back to the Accounts page, which shows the account's session
+    valid and says the login worked (docs/ui.md); anything else gets the JSON answer."""
+    if "text/html" in request.headers.get("accept", ""):
+        page = f"{ACCOUNTS_PAGE}?{urlencode({'logged_in': account})}"
+        response: Response = RedirectResponse(page, status.HTTP_303_SEE_OTHER)
+    else:
+        response = JSONResponse({"account": account, "broker_session": "set", "stored": True})
+    response.delete_cookie(ACCOUNT_STATE_COOKIE, path=callback)
     return response
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Cookie, Query, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from hmt.api.broker import ACCOUNT_STATE_COOKIE, LOGIN_TTL_S, PendingLogins
+from hmt.api.broker import ACCOUNT_STATE_COOKIE, LOGIN_TTL_S, PendingLogins, linked_landing
 from hmt.api.problems import ApiError
 from hmt.api.runtime import Runtime
 from hmt.api.schemas import BrokerSessionOut, Problem
@@ -179,6 +179,4 @@ async def linked_callback(
         )
     if not found:
         raise ApiError(404, "no such account", field="account", rule="not_found")
-    response = JSONResponse({"account": account, "broker_session": "set", "stored": True})
-    response.delete_cookie(ACCOUNT_STATE_COOKIE, path=CALLBACK)
-    return response
+    return linked_landing(request, account, CALLBACK)

@@ -109,6 +109,16 @@ class LinkedAccounts:
         """The account if `user_id` linked it (another user's reads as unknown)."""
         return next((x for x in await self.mine(user_id) if x.id == account_id), None)
 
+    async def has_api_secret(self, account_id: str) -> bool:
+        """Whether the account was linked with its API secret (its login's exchange needs
+        it); read without opening it, so it needs no HMT_SECRET_KEY."""
+
+        async def work(conn: AsyncConnection) -> bool:
+            query = select(a.c.api_secret_sealed).where(a.c.id == account_id)
+            return (await conn.execute(query)).scalar() is not None
+
+        return await self.db.transaction(work, write=False)
+
     async def open_all(self) -> list[LinkedAccount]:
         """Every account with its secrets opened (the engine's start); `InvalidTag` if a
         sealed value is not its row's or another HMT_SECRET_KEY sealed it."""

@@ -9,6 +9,8 @@
   const FIELDS = ["id", "broker", "label", "api_key", "api_secret", "access_token"];
   const SECRETS = ["api_secret", "access_token"];
   const input = (field) => $(`account-${field.replace("_", "-")}`);
+  // Back from a linked account's broker login (its callback's redirect): which account.
+  const loggedIn = new URLSearchParams(window.location.search).get("logged_in");
 
   async function load() {
     try {
@@ -35,10 +37,45 @@
       link.href = upstox ? "/upstox/login" : "/kite/login";
       link.id = "default-login";
       login.append(link);
-    } else login.append(tokenForm(account));
+    } else login.append(loginButton(account), tokenForm(account));
     tr.append(hmt.el("td", account.id, "mono"), hmt.el("td", account.broker),
       hmt.el("td", account.label), session, login);
     return tr;
+  }
+
+  // GET /accounts/{id}/login as JSON (the bearer token cannot ride a navigation): the
+  // broker's login page for this account's app, and a one-time state cookie for the
+  // callback, which sends the browser back here with ?logged_in=<id>. A refusal (no API
+  // secret linked, HMT_UPSTOX_REDIRECT_URI unset, ...) is shown beside the button.
+  function loginButton(account) {
+    const wrap = hmt.el("div", null, "login");
+    const button = hmt.el("button", account.broker === "upstox" ? "Log in with Upstox"
+      : "Log in with Kite", "small");
+    button.type = "button";
+    button.dataset.login = account.id;
+    const result = hmt.el("p", "", "error");
+    result.dataset.loginError = account.id;
+    if (account.id === loggedIn) {
+      result.className = "muted small";
+      result.textContent = "Logged in: today's session is set.";
+    }
+    wrap.append(button, result);
+    button.addEventListener("click", async () => {
+      result.className = "error";
+      result.textContent = "";
+      button.disabled = true;
+      let started;
+      try {
+        started = await hmt.api(`/accounts/${encodeURIComponent(account.id)}/login`);
+      } catch (error) {
+        button.disabled = false;
+        if (error.status === 401) { hmt.signOut(); return; }
+        result.textContent = problems(error).map((p) => p.message).join("; ") || error.message;
+        return;
+      }
+      window.location.assign(started.login_url);
+    });
+    return wrap;
   }
 
   function paintSession(cell, account) {
@@ -129,6 +166,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     if (!hmt.token()) { window.location.assign("/ui/"); return; }
+    // The note is shown once: a reload or a bookmark should not say it again.
+    if (loggedIn !== null) window.history.replaceState(null, "", window.location.pathname);
     $("account-form").addEventListener("submit", link);
     load();
     hmt.stream(onEvent, hmt.liveBadge);

@@ -22,7 +22,9 @@ const hmt = (() => {
   }
 
   async function api(path, { method = "GET", body, signal } = {}) {
-    const headers = { Authorization: `Bearer ${token()}` };
+    // Accept: a route that also serves browser navigations (GET /accounts/{id}/login)
+    // answers JSON instead of a redirect.
+    const headers = { Authorization: `Bearer ${token()}`, Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, {
       method, headers, signal, cache: "no-store",
