@@ -1,5 +1,5 @@
 """`make run`'s command on a fresh directory: sample triggers fire in the paper brokers,
-Kite's and Upstox's."""
+Kite's and Upstox's, in one engine."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 def test_demo_fires_a_trigger_within_a_minute(tmp_path: Path) -> None:
-    """`hmt demo` serves the API, prints a token last; a sample trigger is placed within 60 s,
-    on the Kite engine and on the Upstox engine (the next port, its own token)."""
+    """`hmt demo` serves the API, prints a token last; within 60 s a sample trigger is placed
+    on each broker by the one engine: Kite's (the default account) and Upstox's (the
+    linked account `demo-upstox`)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMT_")}
     with subprocess.Popen(
@@ -41,10 +42,9 @@ def test_demo_fires_a_trigger_within_a_minute(tmp_path: Path) -> None:
     ) as process:
         try:
             before, token = _token(process)
-            waited = _first_placed(port, token)
-            upstox_token = _after(before, "its demo user signs in with")
-            assert f"Upstox engine: http://127.0.0.1:{port + 1}" in before
-            upstox_waited = _first_placed(port + 1, upstox_token)
+            assert "on Upstox (account demo-upstox)" in before, before
+            waited = _first_placed(port, token, "default")
+            upstox_waited = _first_placed(port, token, "demo-upstox")
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=30)
@@ -54,7 +54,6 @@ def test_demo_fires_a_trigger_within_a_minute(tmp_path: Path) -> None:
     )
     assert process.returncode == 0, "Ctrl-C stops the demo cleanly"
     assert (tmp_path / "hmt-demo.db").exists()
-    assert (tmp_path / "hmt-demo-upstox.db").exists()
 
 
 def _token(process: subprocess.Popen[str]) -> tuple[str, str]:
@@ -70,21 +69,17 @@ def _token(process: subprocess.Popen[str]) -> tuple[str, str]:
     raise AssertionError(f"demo exited early with {process.wait()}")
 
 
-def _after(text: str, marker: str) -> str:
-    """The word after `marker` in `text`."""
-    _, found, tail = text.partition(marker)
-    assert found, f"{marker!r} not in the demo's output:\n{text}"
-    return tail.split()[0]
-
-
-def _first_placed(port: int, token: str) -> float:
+def _first_placed(port: int, token: str, account: str) -> float:
+    """Seconds until a trigger of `account` is placed (with its order id)."""
     started = time.monotonic()
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         while time.monotonic() - started < 60:
             triggers = client.get("/triggers", headers={"Authorization": f"Bearer {token}"})
-            placed = [t for t in triggers.json() if t["status"] == "placed"]
+            placed = [
+                t for t in triggers.json() if t["status"] == "placed" and t["account"] == account
+            ]
             if placed:
                 assert all(t["order_id"] for t in placed)
                 return time.monotonic() - started
             time.sleep(0.5)
-    raise AssertionError("no sample trigger was placed within 60 s")
+    raise AssertionError(f"no sample trigger of account {account!r} was placed within 60 s")

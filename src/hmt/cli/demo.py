@@ -1,30 +1,32 @@
 """`hmt demo` (what `make run` runs): everything on loopback, nothing to sign up for.
 
-Two brokers side by side. The Kite simulator plays Kite with a seeded random
-walk and a paper broker; its engine and API run on a fresh SQLite file, on
-HMT_PORT. The Upstox simulator (`hmt sim --broker upstox`) walks its own
-instruments; a second engine speaks Upstox to it, on its own SQLite file and
-the next port (one engine trades through one broker account until accounts
-come: docs/upstox/WIRING.md). On each, a demo user gets a token and a few
-triggers a handful of ticks away from the moving prices, so some fire within
-the first minute.
+Two brokers in one engine. The Kite simulator plays Kite with a seeded random
+walk and a paper broker: it is the default account's broker. The Upstox
+simulator (`hmt sim --broker upstox`) walks its own instruments: it is a linked
+Upstox account's (`demo-upstox`), traded by the same engine beside Kite
+(docs/accounts.md, "Two brokers in one process"). One API and UI on HMT_PORT,
+one fresh SQLite file, one demo user with a token, and a few triggers on each
+broker a handful of ticks away from the moving prices, so some fire within the
+first minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import SecretStr
 
 from hmt.cli import app
 
 DEMO_DB = Path("hmt-demo.db")
-UPSTOX_DB = Path("hmt-demo-upstox.db")
 DEMO_USER = "demo"
+UPSTOX_ACCOUNT = "demo-upstox"  # the linked account the Upstox simulator plays
 # Six liquid names; each gets a BUY above, a SELL below and an oco around its price,
 # nearer for the first names (they fire within a minute) and farther for the last.
 DEMO_SYMBOLS = ("INFY", "RELIANCE", "TCS", "HDFCBANK", "ICICIBANK", "SBIN")
@@ -50,6 +52,7 @@ DEMO_SETS = frozenset(
         "upstox_master_url",
         "upstox_client_id",
         "upstox_access_token",
+        "secret_key",
     }
 )
 
@@ -76,14 +79,14 @@ def demo(
     from hmt.config import Settings
     from hmt.sim.simulator import Simulator
     from hmt.sim.upstox.server import UpstoxSim
+    from hmt.store.linked import LinkedAccount
 
     chosen = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     uses = set(Settings.model_fields) - DEMO_SETS
     settings_or_exit(uses, **chosen)  # a bad HMT_PORT stops the demo before it starts anything
     logs.configure()
-    for db in (DEMO_DB, UPSTOX_DB):
-        for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
-            leftover.unlink(missing_ok=True)  # a demo starts from nothing, every time
+    for leftover in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
+        leftover.unlink(missing_ok=True)  # a demo starts from nothing, every time
 
     async def serve() -> None:
         async with (
@@ -99,53 +102,45 @@ def demo(
                 kite_ws_url=sim.ws_url,
                 kite_api_key=sim.api_key,
                 kite_access_token=sim.access_token,
-                reconnect_delay_ms=500,
-            )
-            upstox_port = settings.port + 1 if settings.port < 65535 else settings.port - 1
-            upstox_settings = settings_or_exit(
-                uses,
-                **{**chosen, "port": upstox_port},
-                database_url=f"sqlite:///{UPSTOX_DB}",
-                broker="paper",
-                paper_broker="upstox",
+                # Linked accounts are stored sealed: a key for this demo's file alone.
+                secret_key=secrets.token_urlsafe(32),
                 upstox_api_url=upstox_sim.api_url,
-                upstox_client_id=upstox_sim.client_id,
-                upstox_access_token=upstox_sim.access_token,
                 reconnect_delay_ms=500,
             )
             runtime = await build(settings)
-            upstox_runtime = await build(upstox_settings)
             issued = await runtime.tokens.issue(DEMO_USER, operator=True, name="demo")
-            upstox_issued = await upstox_runtime.tokens.issue(DEMO_USER, operator=True, name="demo")
+            await runtime.link_account(
+                LinkedAccount(
+                    id=UPSTOX_ACCOUNT,
+                    user_id=DEMO_USER,
+                    broker="upstox",
+                    label="Upstox simulator",
+                    api_key=upstox_sim.client_id,
+                    access_token=SecretStr(upstox_sim.access_token),
+                )
+            )
             created = await _seed_triggers(runtime, sim)
             upstox_prices = {
                 row["trading_symbol"]: upstox_sim.prices[key]
                 for key, row in upstox_sim.instruments.items()
             }
-            upstox_created = await _seed_upstox_triggers(upstox_runtime, upstox_prices)
-            async with (
-                serving(runtime, host=settings.host, port=settings.port) as served,
-                serving(upstox_runtime, host=settings.host, port=upstox_port) as upstox_served,
-            ):
+            upstox_created = await _seed_upstox_triggers(runtime, upstox_prices)
+            async with serving(runtime, host=settings.host, port=settings.port) as served:
                 url = f"http://{_url_host(settings.host)}:{settings.port}"
-                upstox_url = f"http://{_url_host(settings.host)}:{upstox_port}"
                 typer.echo(
-                    f"hmt demo: {created} sample triggers on Kite and {upstox_created} on "
-                    "Upstox, near the moving prices."
+                    f"hmt demo: {created} sample triggers on Kite (the default account) and "
+                    f"{upstox_created} on Upstox (account {UPSTOX_ACCOUNT}), near the moving "
+                    "prices, in one engine."
                 )
-                typer.echo(f"Upstox engine: {upstox_url}  (API, /docs and /ui/)")
-                typer.echo(f"  its demo user signs in with {upstox_issued.token}")
-                typer.echo(f"Upstox simulator: {upstox_sim.api_url} (control API at /_sim/state)")
-                typer.echo(f"API:   {url}  (OpenAPI at /docs; the Kite engine)")
-                typer.echo(f"UI:    {url}/ui/  (sign in with the last line below)")
                 typer.echo(f"Kite simulator: {sim.api_url} (control API at /_sim/state)")
+                typer.echo(f"Upstox simulator: {upstox_sim.api_url} (control API at /_sim/state)")
+                typer.echo(f"API:   {url}  (OpenAPI at /docs)")
+                typer.echo(f"UI:    {url}/ui/  (sign in with the last line below)")
                 typer.echo("Watch them fire:")
                 typer.echo(f"  curl -s -H 'Authorization: Bearer {issued.token}' {url}/triggers")
                 typer.echo("Ctrl-C stops everything. The demo user's token:")
                 typer.echo(issued.token)
-                await asyncio.wait(
-                    [served.done, upstox_served.done], return_when=asyncio.FIRST_COMPLETED
-                )
+                await served.done
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
@@ -176,23 +171,32 @@ async def _seed_triggers(runtime: object, sim: object) -> int:
 
 
 async def _seed_upstox_triggers(runtime: object, prices: dict[str, float]) -> int:
-    """The same three triggers on each Upstox demo symbol (`prices`: rupees by symbol), the
-    instrument as the engine's own master lists it."""
+    """The same three triggers on each Upstox demo symbol (`prices`: rupees by symbol) for
+    the linked Upstox account, the instrument as the engine's master lists it (its
+    Upstox listing: the Kite simulator lists the same symbols under Kite's ids)."""
     from decimal import Decimal
 
     listings = await runtime.instruments.listings()  # type: ignore[attr-defined]
-    by_symbol = {item.instrument.tradingsymbol: item.instrument for item in listings}
+    broker_of = runtime.broker_of  # type: ignore[attr-defined]
+    by_symbol = {
+        item.instrument.tradingsymbol: item.instrument
+        for item in listings
+        if broker_of(item.instrument.id) == "upstox"
+    }
     count = 0
     for symbol, ticks_away in zip(UPSTOX_SYMBOLS, TICKS_AWAY, strict=False):
         instrument, price = by_symbol.get(symbol), prices.get(symbol)
         if instrument is None or price is None:
             continue
         last = int(Decimal(str(price)) * instrument.price_divisor)
-        count += await _around(runtime, instrument, last, instrument.tick_size * ticks_away)
+        step = instrument.tick_size * ticks_away
+        count += await _around(runtime, instrument, last, step, account=UPSTOX_ACCOUNT)
     return count
 
 
-async def _around(runtime: object, instrument: Any, last: int, step: int) -> int:
+async def _around(
+    runtime: object, instrument: Any, last: int, step: int, *, account: str | None = None
+) -> int:
     """A BUY `step` above `last`, a SELL `step` below and an oco two steps either side, on
     the master's `instrument`, stored and armed; how many."""
     from hmt.core.model import Trigger
@@ -217,6 +221,7 @@ async def _around(runtime: object, instrument: Any, last: int, step: int) -> int
             quantity=1,
             product=Product.CNC,
             order_type=OrderType.MARKET,
+            account=account,
         )
         await runtime.triggers.create(trigger, instrument=instrument)  # type: ignore[attr-defined]
         await runtime.engine.refresh(trigger.id)  # type: ignore[attr-defined]
