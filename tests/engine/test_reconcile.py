@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 
 from hmt.core.model import OrderIntent, Trigger
 from hmt.core.types import Leg
 from hmt.engine import service as service_module
+from hmt.engine.accounts import AccountExecutors
+from hmt.engine.executor import Executor
 from hmt.engine.health import Verdict
+from hmt.engine.service import Engine
+from hmt.engine.session import BrokerSession
 from hmt.kite.tags import broker_tag
-from tests.engine.test_service import engine
+from tests.engine.test_service import NOW, engine
 from tests.support.eventually import eventually
 from tests.support.factories import INFY, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source
@@ -225,4 +230,48 @@ async def test_a_trigger_armed_while_the_book_is_rebuilt_is_in_the_new_book() ->
     assert old.id in service.book
     assert created.id in service.book
     assert INFY in feed.tokens
+    await service.stop()
+
+
+async def test_beside_a_linked_account_the_default_ones_missing_login_parks_only_its_own() -> None:
+    """No default session yet, a linked account valid: the linked account's book is read
+    and its trigger fires; the default account's triggers fire into the park (nothing
+    sent). Its login then reads its book first: a lost claim's order there is settled as
+    placed, never sent again, and the other parked trigger fires on the next tick."""
+    lost = make_trigger(trigger_price_1=100)
+    waiting = make_trigger(trigger_price_1=100)
+    theirs = make_trigger(trigger_price_1=100, account="second")
+    ledger = ClaimLedger()
+    source, default_broker, feed = Source(ledger, [lost, waiting, theirs]), Broker(), Feed()
+    default_broker.book[broker_tag(lost.id, Leg.FIRST)] = ["900"]
+    second_broker = Broker()
+    session = BrokerSession(awaiting_login=True)
+    service = engine(source, default_broker, feed, session)
+    executors = AccountExecutors(cast(Executor, service._executor))
+    second = engine(source, second_broker, feed)._executor
+    executors.add("second", cast(Executor, second), BrokerSession())
+    service = Engine(
+        source=source, feed=feed, executor=executors, clock=lambda: NOW, session=session
+    )
+    await service.start()
+    assert not service.holding  # the linked account's book was read
+    assert (default_broker.books, second_broker.books) == (0, 1)
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert ledger.status[theirs.id] == "placed"
+    assert len(second_broker.sends) == 1
+    assert default_broker.sends == []
+    assert service.paused_triggers("default") == {lost.id, waiting.id}
+    assert lost.id not in ledger.status  # never claimed
+    assert waiting.id not in ledger.status
+
+    session.renew("a-token")
+    await eventually(lambda: service.paused_triggers("default") == frozenset())
+    assert default_broker.books == 1
+    assert ledger.status[lost.id] == "placed"  # from its book: not sent
+    service.on_ltp(INFY, 102)
+    await service.drain()
+    assert ledger.status[waiting.id] == "placed"
+    assert len(default_broker.sends) == 1
+    assert default_broker.book[broker_tag(lost.id, Leg.FIRST)] == ["900"]
     await service.stop()

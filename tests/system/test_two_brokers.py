@@ -181,3 +181,52 @@ async def test_a_linked_upstox_account_trades_again_after_a_restart(database_url
                 assert system.side.orders() == []
         finally:
             upstox.cancel_pushes()
+
+
+async def test_the_default_kite_accounts_lapse_leaves_the_upstox_account_firing(
+    database_url: str,
+) -> None:
+    """Beside a linked account, the default account is one account among others: Kite
+    refusing its orders parks its triggers alone (nothing claimed), the Upstox account's
+    fire meanwhile, and a new Kite session places the parked one."""
+    async with _two_brokers(database_url) as (system, upstox):
+        kite, runtime = system.side, system.runtime
+        await _link_upstox(system, upstox)
+        executors = runtime.executors
+        assert executors is not None
+        await eventually(lambda: "up-1" in executors.live)
+        kite.push(KITE_INFY.token, "1600.00")
+        upstox.push(UPSTOX_RELIANCE.token, "2400.00")
+        await upstox.pushed()
+        on_kite = await system.create(trigger_price_1="1610.00")
+        on_upstox = await system.create(**_upstox_body(trigger_price_1="2410.00"))
+
+        await kite.expire_session(close_feeds=False)  # orders refused; the ticker stays up
+        kite.push(KITE_INFY.token, "1612.00")
+        await eventually(lambda: not runtime.session.valid)
+        # Refused (403) and given back, armed again, fired again: parked, nothing claimed.
+        await eventually(lambda: runtime.engine.paused_triggers("default") == {on_kite["id"]})
+        upstox.push(UPSTOX_RELIANCE.token, "2412.00")
+        placed = await system.settled(on_upstox["id"])
+        assert placed["status"] == "placed"
+        assert _tags(upstox.orders()) == [placed["broker_tag"]]
+        waiting = await system.trigger(on_kite["id"])
+        assert (waiting["status"], waiting["order_id"]) == ("active", None)
+        assert kite.orders() == []
+        accounts = {
+            a["id"]: a for a in (await system.client.get("/accounts", headers=system.auth())).json()
+        }
+        assert accounts["default"]["session"] == "expired"
+        assert accounts["up-1"]["session"] == "valid"
+
+        renewed = await system.client.put(
+            "/broker/session",
+            json={"access_token": kite.renew_session()},
+            headers=system.auth(system.operator_token),
+        )
+        assert renewed.status_code == 200, renewed.text
+        kite.push(KITE_INFY.token, "1614.00")
+        done = await system.settled(on_kite["id"])
+        assert done["status"] == "placed"
+        assert _tags(kite.orders()) == [done["broker_tag"]]
+        assert runtime.engine.paused_triggers("default") == frozenset()

@@ -109,13 +109,14 @@ class AccountExecutors:
         # One broker: one tag rule, and a tag names its trigger whatever the account.
         return self.default.tag(trigger_id, leg, position)
 
-    async def orders(self) -> list[OrderReport]:
-        """Every account's order book: the default's (raises as one executor does), then
-        each linked account's whose session is valid. A linked account refused (AUTH)
-        is paused and left out (its triggers cannot fire until its book is read after a
-        new login); any other failure raises, so firing stays held and the read is tried
-        again (never guessed)."""
-        reports = list(await self.default.orders())
+    async def orders(self, *, default: bool = True) -> list[OrderReport]:
+        """Every account's order book: the default's (raises as one executor does; left
+        out with `default=False`, when its session is not valid and the engine reads it
+        after its login), then each linked account's whose session is valid. A linked
+        account refused (AUTH) is paused and left out (its triggers cannot fire until
+        its book is read after a new login); any other failure raises, so firing stays
+        held and the read is tried again (never guessed)."""
+        reports = list(await self.default.orders()) if default else []
         for account_id, linked in self._linked.items():
             if not linked.session.valid:
                 self.live.discard(account_id)

@@ -37,7 +37,7 @@ from hmt.core.trail_gaps import touched
 from hmt.core.trailing import TrailState
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
 from hmt.engine import story
-from hmt.engine.accounts import AccountExecutors
+from hmt.engine.accounts import DEFAULT_ACCOUNT, AccountExecutors
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
 from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
@@ -158,6 +158,10 @@ class Engine:
         self._touched: set[TriggerId] | None = None
         self._wake = asyncio.Event()  # a new broker session: read the book now
         self.session.on_valid.append(self._wake.set)
+        # With linked accounts, the default account is one of them: its lapse parks only
+        # its triggers, and a book read that had to skip it is made up before they go.
+        self._default_unread = False
+        self.session.on_valid.append(self._default_valid)
         self.events = EventHub()  # live viewers; costs one test per tick when there are none
         # Notices (docs/notifications.md): queued, never awaited; None sends none.
         self.notify: Callable[[Notice], None] | None = None
@@ -193,7 +197,7 @@ class Engine:
         read it. A stored row may then be behind the broker (a claim lost with the
         database), so the API refuses to change existing triggers meanwhile."""
         live = self._state in (EngineState.STARTING, EngineState.RUNNING)
-        return self.holding and live and self.session.valid
+        return self.holding and live and self._readable
 
     async def start(self) -> None:
         """The seed's start-up order: kill switch, recover, load, subscribe, connect."""
@@ -209,7 +213,7 @@ class Engine:
         touched: set[TriggerId] = set()
         self._touched = touched
         # Before recovery and the load: nothing fires yet (not with no session to read it).
-        reconciled = self.session.valid and await self._reconcile_safely()
+        reconciled = self._readable and await self._reconcile_safely()
         await self.recover()
         for expired in await self._source.expire_due():
             self._take(expired)
@@ -279,13 +283,20 @@ class Engine:
         as placed (the store's `reconcile`); those this process is settling
         itself are left to their task. False if the book could not be read.
         """
+        executor = self._executor
+        skip_default = self._shares_firing and not self.session.valid
         try:
-            orders = await self._executor.orders()
+            if isinstance(executor, AccountExecutors):
+                orders = await executor.orders(default=not skip_default)
+            else:
+                orders = await executor.orders()
         except BrokerError as error:
             if error.kind is ErrorKind.AUTH:
                 self.session.expired(error.message)
             log.warning("order_book_unreadable", error=str(error))
             return False
+        # The default account's book is read before its triggers go again (its login).
+        self._default_unread = skip_default
         settled = await self._source.reconcile(
             orders, self._executor.tag, skip=frozenset(self._in_flight)
         )
@@ -321,7 +332,7 @@ class Engine:
         delay = RECONCILE_RETRY_S
         while True:
             self._reconcile_again = False
-            read = self.session.valid and await self._reconcile_safely()
+            read = self._readable and await self._reconcile_safely()
             # After a reconnection the book is rebuilt too (a store failure: all again).
             if read and (not self._rebuild_wanted or await self._rebuilt()):
                 if not self._reconcile_again:
@@ -442,7 +453,9 @@ class Engine:
             self.ranges.changed.add(instrument_token)
         if self.events.listening:
             self.events.price(instrument_token, ltp)
-        if self._state is not EngineState.RUNNING or not self.session.valid or self.holding:
+        if self._state is not EngineState.RUNNING or self.holding:
+            return
+        if not self.session.valid and not self._shares_firing:
             return
         started = time.perf_counter()  # before the book: evaluation is part of the path
         fired = self.book.on_tick(instrument_token, ltp)
@@ -470,13 +483,62 @@ class Engine:
         self.stats.record_evaluate(time.perf_counter() - started)
 
     def _paused(self, account: str | None) -> bool:
-        """Whether `account` is a linked account whose orders may not go now."""
+        """Whether `account`'s orders may not go now: a linked account that is not live, or
+        beside linked accounts the default one without a valid session (or whose book a
+        read had to skip)."""
         executor = self._executor
-        return (
-            account is not None
-            and isinstance(executor, AccountExecutors)
-            and account not in executor.live
-        )
+        if not isinstance(executor, AccountExecutors):
+            return False
+        if account is None:
+            return bool(executor.linked) and (not self.session.valid or self._default_unread)
+        return account not in executor.live
+
+    @property
+    def _shares_firing(self) -> bool:
+        """Linked accounts are here: one account's lapse pauses its triggers alone, the
+        default account's too (docs/accounts.md). Without them, the default account's
+        lapse holds all firing, as it always has."""
+        executor = self._executor
+        return isinstance(executor, AccountExecutors) and bool(executor.linked)
+
+    @property
+    def _readable(self) -> bool:
+        """Some account's order book can be read: the default's session is valid, or
+        linked accounts are here (their books are read, the default's made up later)."""
+        return self.session.valid or self._shares_firing
+
+    def _default_valid(self) -> None:
+        """The default account's session is valid again: beside linked accounts, its
+        book is read if a read skipped it, then its parked triggers go back."""
+        if self._state is EngineState.RUNNING and self._shares_firing:
+            self._spawn(self._default_renewed())
+
+    async def _default_renewed(self) -> None:
+        executor = self._executor
+        if not isinstance(executor, AccountExecutors):
+            return
+        if self._default_unread:
+            try:
+                orders = await executor.default.orders()
+                settled = await self._source.reconcile(
+                    orders, executor.tag, skip=frozenset(self._in_flight)
+                )
+            except BrokerError as error:
+                if error.kind is ErrorKind.AUTH:
+                    self.session.expired(error.message)
+                log.warning("order_book_unreadable", account=DEFAULT_ACCOUNT, error=str(error))
+                return
+            except Exception:  # the store failed: paused until the session is renewed again
+                log.exception("account_reconcile_failed", account=DEFAULT_ACCOUNT)
+                return
+            for item in settled:
+                self.stats.reconciled += 1
+                await self.refresh(item.trigger_id, checked=True)
+            self._default_unread = False
+        parked = self._parked.pop(DEFAULT_ACCOUNT, set())
+        log.info("account_live", account=DEFAULT_ACCOUNT, parked=len(parked))
+        for trigger_id in parked:
+            await self.refresh(trigger_id)
 
     def paused_triggers(self, account: str) -> frozenset[TriggerId]:
         """The triggers of `account` kept out of the book while it is not live."""
@@ -485,7 +547,7 @@ class Engine:
     def _park(self, fired: Fired) -> None:
         """A linked account's trigger fired while that account is not live: out of the
         book (it fired), still `active` in the store (nothing claimed) until it is."""
-        account = str(fired.trigger.account)
+        account = fired.trigger.account or DEFAULT_ACCOUNT
         self._parked.setdefault(account, set()).add(fired.trigger.id)
         log.warning("account_paused", account=account, trigger_id=fired.trigger.id)
 
@@ -696,7 +758,7 @@ class Engine:
         stays held until the read succeeds.
         """
         self.holding = True
-        reconciled = self.session.valid and await self._reconcile_safely()
+        reconciled = self._readable and await self._reconcile_safely()
         await self._rebuild_book()
         if reconciled and (self._reconciling is None or self._reconciling.done()):
             self.holding = False
@@ -968,7 +1030,11 @@ class Engine:
         return self._conditions is not None
 
     def _can_fire(self) -> bool:
-        return self._state is EngineState.RUNNING and self.session.valid and not self.holding
+        return (
+            self._state is EngineState.RUNNING
+            and not self.holding
+            and (self.session.valid or self._shares_firing)
+        )
 
     @property
     def _reads_quotes(self) -> bool:
