@@ -32,6 +32,23 @@ HEALTHY = Observations(
         ({"last_tick_age": None}, Verdict.DEGRADED, "no tick yet"),
         ({"last_tick_age": None, "active_triggers": 0}, Verdict.OK, None),
         ({"accounts_login_required": ("family-2",)}, Verdict.DEGRADED, "account family-2"),
+        # Beside a live linked account, the default's login and feed pause a part only.
+        (
+            {"broker_session_valid": False, "others_firing": True},
+            Verdict.DEGRADED,
+            "default account's triggers are paused",
+        ),
+        (
+            {"ticker_connected": False, "others_firing": True},
+            Verdict.DEGRADED,
+            "on the default account's feed",
+        ),
+        ({"database_reachable": False, "others_firing": True}, Verdict.DOWN, "database"),
+        (
+            {"reconciling": True, "others_firing": True},
+            Verdict.DOWN,
+            "reconciling with the broker's order book",
+        ),
     ],
 )
 def test_verdicts(change: dict[str, object], verdict: Verdict, reason: str | None) -> None:

@@ -218,6 +218,9 @@ async def test_the_default_kite_accounts_lapse_leaves_the_upstox_account_firing(
         }
         assert accounts["default"]["session"] == "expired"
         assert accounts["up-1"]["session"] == "valid"
+        health = await system.client.get("/health")
+        assert health.json()["status"] == "degraded", health.text  # the others still fire
+        assert any("default account" in reason for reason in health.json()["reasons"])
 
         renewed = await system.client.put(
             "/broker/session",

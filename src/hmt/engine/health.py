@@ -29,6 +29,9 @@ class Observations:
     reconciling: bool = False
     # Linked accounts whose session is not valid: only their triggers are paused.
     accounts_login_required: tuple[str, ...] = ()
+    # Some linked account is live (its orders go): the default account's login or its
+    # broker's feed failing then pauses only part of what is here (docs/accounts.md).
+    others_firing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +47,25 @@ def judge(seen: Observations) -> Health:
     if not seen.running:
         return Health(Verdict.DISABLED, ("the engine is stopped",))
     down = []
+    degraded = []
+    # Beside live linked accounts, the default account's login and feed are one part.
+    partial = degraded if seen.others_firing else down
     if not seen.database_reachable:
         down.append("database unreachable: no trigger can be claimed")
     if not seen.broker_session_valid:
-        down.append("broker login required: the access token is invalid or expired")
+        partial.append(
+            "broker login required: the access token is invalid or expired"
+            + (" (the default account's triggers are paused)" if seen.others_firing else "")
+        )
     if seen.reconciling and seen.broker_session_valid:
         down.append("reconciling with the broker's order book: firing is held until it is read")
     if not seen.ticker_connected:
-        down.append("ticker disconnected: no prices are arriving")
+        partial.append(
+            "ticker disconnected: no prices are arriving"
+            + (" on the default account's feed" if seen.others_firing else "")
+        )
     if down:
         return Health(Verdict.DOWN, tuple(down))
-    degraded = []
     if seen.accounts_login_required:
         names = ", ".join(seen.accounts_login_required)
         degraded.append(f"login required for account {names}: its triggers are paused")

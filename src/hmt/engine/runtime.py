@@ -182,6 +182,7 @@ class Runtime:
                 active_triggers=len(engine.book),
                 reconciling=engine.reconciling,
                 accounts_login_required=lapsed,
+                others_firing=self.executors is not None and bool(self.executors.live),
             )
         )
 
