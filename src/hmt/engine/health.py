@@ -46,8 +46,8 @@ def judge(seen: Observations) -> Health:
         return Health(Verdict.DISABLED, ("HMT_ENGINE_ENABLED is false",))
     if not seen.running:
         return Health(Verdict.DISABLED, ("the engine is stopped",))
-    down = []
-    degraded = []
+    down: list[str] = []
+    degraded: list[str] = []
     # Beside live linked accounts, the default account's login and feed are one part.
     partial = degraded if seen.others_firing else down
     if not seen.database_reachable:
