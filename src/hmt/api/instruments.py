@@ -2,14 +2,17 @@
 
 The master (`hmt.engine.instruments`) is the broker's daily dump, fetched once
 a day and kept in memory; the search reads it, and so does every create and
-edit (`resolve`).
+edit (`resolve`). A Kite engine that trades linked Upstox accounts lists both
+brokers' instruments in one master (docs/accounts.md, "Two brokers in one
+process"): each result says its broker, and `broker=` keeps one broker's, since a
+trigger's instruments must be its account's broker's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
@@ -32,11 +35,13 @@ class InstrumentOut(BaseModel):
     tick_size: Decimal
     lot_size: int
     instrument_type: str
+    broker: str  # kite or upstox: whose instrument id this is
 
     @classmethod
-    def of(cls, listing: Listing) -> InstrumentOut:
+    def of(cls, listing: Listing, broker: str) -> InstrumentOut:
         i = listing.instrument
         return cls(
+            broker=broker,
             instrument_token=i.id,
             exchange=i.exchange.value,
             tradingsymbol=i.tradingsymbol,
@@ -78,11 +83,16 @@ async def find(
     q: Annotated[str, Query(min_length=1, max_length=40)],
     exchange: Exchange = Exchange.NSE,
     indices: bool = False,
+    broker: Literal["kite", "upstox"] | None = None,
 ) -> list[InstrumentOut]:
-    """`indices=true` adds the exchange's indices: they can be watched, never ordered."""
+    """`indices=true` adds the exchange's indices: they can be watched, never ordered.
+    `broker` keeps that broker's instruments only (a trigger's must be its account's)."""
+    runtime = runtime_of(request)
     try:
-        listings = await runtime_of(request).instruments.listings()
+        listings = await runtime.instruments.listings()
     except InstrumentUnavailable as error:
         raise HTTPException(502, str(error)) from None
     pool = watchable(listings, exchange) if indices else tradable(listings, exchange)
-    return [InstrumentOut.of(i) for i in search(pool, q)]
+    if broker is not None:  # before the ranking, so the other broker's never crowd out 20
+        pool = [i for i in pool if runtime.broker_of(i.instrument.id) == broker]
+    return [InstrumentOut.of(i, runtime.broker_of(i.instrument.id)) for i in search(pool, q)]

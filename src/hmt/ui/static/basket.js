@@ -9,6 +9,9 @@ const hmtBasket = (() => {
   const $ = (id) => document.getElementById(id);
   const legs = [];  // always two; the second is shown only for oco
   let watch = null, initial = null;
+  // The chosen account's broker (null: not known, search every broker) and whether the
+  // user has accounts at two brokers (then each result says whose it is): dashboard.js's.
+  let account = { broker: () => null, twoBrokers: () => false };
 
   // --- instrument search, one per input (the watched one also finds indices) -----------------
   function searchBox(input, list, exchange, picked, indices) {
@@ -18,6 +21,8 @@ const hmtBasket = (() => {
     async function find(q) {
       const params = new URLSearchParams({ q, exchange: exchange.value });
       if (indices) params.set("indices", "true");
+      const broker = account.broker();
+      if (broker) params.set("broker", broker);  // a trigger's instruments are its account's broker's
       let found = [];
       try { found = await hmt.api(`/instruments?${params}`); } catch (error) {
         picked.textContent = `Search failed: ${error.message}`;
@@ -25,9 +30,10 @@ const hmtBasket = (() => {
       }
       if (input.value.trim() !== q) return found;  // a newer search is on its way
       list.replaceChildren(...found.map((i) => {
-        const li = hmt.el("li", `${i.tradingsymbol} · ${i.exchange} · ${i.name}`);
+        const li = hmt.el("li", hmt.resultText(i, account.twoBrokers()));
         li.setAttribute("role", "option");
         li.dataset.symbol = i.tradingsymbol;
+        li.dataset.broker = i.broker;
         li.addEventListener("click", () => box.set(i));
         return li;
       }));
@@ -48,10 +54,17 @@ const hmtBasket = (() => {
       input.value = i.tradingsymbol;
       exchange.value = i.exchange;
       const extra = [`token ${i.instrument_token}`];
+      if (account.twoBrokers()) extra.unshift(hmt.brokerOf(i));
       if (Number(i.tick_size)) extra.push(`tick ₹${i.tick_size}`);
       if (i.lot_size > 1) extra.push(`lot ${i.lot_size}`);
       picked.textContent = `${i.exchange}:${i.tradingsymbol} (${extra.join(", ")})`;
       list.hidden = true;
+    };
+    // Another account chosen: a picked instrument of another broker than its is dropped and
+    // the text searched again for the new broker; a typed, unpicked text is searched again.
+    box.accountChanged = () => {
+      const broker = account.broker();
+      if (box.value ? broker && hmt.brokerOf(box.value) !== broker : input.value.trim()) lookup();
     };
     box.clear = () => { input.value = ""; exchange.value = "NSE"; list.hidden = true; forget(); };
     // At submit, a symbol typed but not picked is taken when it matches exactly.
@@ -318,11 +331,16 @@ const hmtBasket = (() => {
           || (o.validity && o.validity !== "DAY") || o.instrument_token !== t.instrument_token)));
   }
 
-  function init() {
+  // Every search box of the form, for an account change.
+  function boxes() { return [watch, ...legs.flatMap((leg) => leg.orders.map((o) => o.box))]; }
+  function accountChanged() { for (const box of boxes()) box.accountChanged(); }
+
+  function init(chosen) {
+    if (chosen) account = chosen;
     watch = searchBox($("watch-symbol"), $("watch-results"), $("watch-exchange"), $("watch-picked"), true);
     $("b-trigger_type").addEventListener("change", showLegs);
     reset();
   }
 
-  return { init, body, edit, reset, needsAdvanced };
+  return { init, body, edit, reset, needsAdvanced, accountChanged };
 })();

@@ -194,10 +194,25 @@ const hmt = (() => {
     return trigger.watch && trigger.watch.instrument_token ? trigger.watch : traded(trigger);
   }
 
+  // Whose instrument it is, "kite" or "upstox" (docs/accounts.md, "Two brokers in one
+  // process"): the search's results say so; an instrument of a stored trigger does not,
+  // and the two brokers' ids never collide (Kite's below 2^32, those hmt gives Upstox's
+  // from 2^52: hmt.upstox.instruments.is_upstox_id).
+  function brokerOf(instrument) {
+    return instrument.broker || (Number(instrument.instrument_token) >= 2 ** 52 ? "upstox" : "kite");
+  }
+
+  // A search result's line; the broker is named when the user trades at two (the same
+  // symbol is then listed once per broker).
+  function resultText(i, withBroker) {
+    return `${i.tradingsymbol} · ${i.exchange} · ${i.name}${withBroker ? ` · ${brokerOf(i)}` : ""}`;
+  }
+
   function orderCount(trigger) {
     return Math.max(0, ...(trigger.legs || []).map((l) => (l.orders || []).length));
   }
 
   return { token, setToken, signOut, api, ApiError, stream, liveBadge, distance, percent,
-    rupees, prices, el, when, fromIst, toIst, condition, conditions, trail, traded, watched, orderCount };
+    rupees, prices, el, when, fromIst, toIst, condition, conditions, trail, traded, watched, brokerOf,
+    resultText, orderCount };
 })();

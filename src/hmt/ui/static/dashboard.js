@@ -102,6 +102,30 @@
     $("account-field").hidden = state.accounts.length < 2;
   }
 
+  // The chosen account's broker, whose instruments the searches ask for: null when the
+  // accounts did not load (every broker's are offered; the API still checks the trigger).
+  function chosenBroker() {
+    const chosen = $("account").value || DEFAULT;
+    const account = state.accounts.find((a) => a.id === chosen);
+    return account ? account.broker : null;
+  }
+
+  // Accounts at two brokers: the same symbol is listed once per broker, so say whose.
+  function twoBrokers() { return new Set(state.accounts.map((a) => a.broker)).size > 1; }
+
+  // Another account chosen: an instrument picked at another broker than its is dropped and
+  // the symbol searched again for its broker (at submit an exact symbol is taken, as for
+  // a typed one). An edit in the simple form keeps its instrument (it cannot change there):
+  // moving it to another broker's account is the API's 422 beside the chooser.
+  function onAccountChange() {
+    hmtBasket.accountChanged();
+    if (state.editing) return;
+    const broker = chosenBroker();
+    if (state.picked ? broker && hmt.brokerOf(state.picked) !== broker : $("symbol").value.trim()) {
+      onSymbolInput();
+    }
+  }
+
   function renderSessions(accounts) {
     // The stream's list is read when it connects: keep the chooser's in step with it.
     const known = new Set(state.accounts.map((a) => a.id));
@@ -260,16 +284,20 @@
 
   async function search(q) {
     let found = [];
-    try { found = await hmt.api(`/instruments?q=${encodeURIComponent(q)}`); } catch (error) {
+    const params = new URLSearchParams({ q });
+    const broker = chosenBroker();
+    if (broker) params.set("broker", broker);  // a trigger's instruments are its account's broker's
+    try { found = await hmt.api(`/instruments?${params}`); } catch (error) {
       $("picked").textContent = `Search failed: ${error.message}`;
       return;
     }
     if ($("symbol").value.trim() !== q) return;  // a newer search is on its way
     const list = $("symbol-results");
     list.replaceChildren(...found.map((i) => {
-      const li = hmt.el("li", `${i.tradingsymbol} · ${i.exchange} · ${i.name}`);
+      const li = hmt.el("li", hmt.resultText(i, twoBrokers()));
       li.setAttribute("role", "option");
       li.dataset.symbol = i.tradingsymbol;
+      li.dataset.broker = i.broker;
       li.addEventListener("click", () => pick(i));
       return li;
     }));
@@ -283,7 +311,8 @@
     $("instrument_token").value = i.instrument_token;
     $("exchange").value = i.exchange;
     $("tradingsymbol").value = i.tradingsymbol;
-    $("picked").textContent = `${i.exchange}:${i.tradingsymbol} (token ${i.instrument_token}, tick ₹${i.tick_size})`;
+    const broker = twoBrokers() ? `${hmt.brokerOf(i)}, ` : "";
+    $("picked").textContent = `${i.exchange}:${i.tradingsymbol} (${broker}token ${i.instrument_token}, tick ₹${i.tick_size})`;
     $("symbol-results").hidden = true;
   }
 
@@ -480,7 +509,8 @@
     $("trigger-form").addEventListener("submit", submit);
     $("form-reset").addEventListener("click", () => resetForm(true));
     $("mode").addEventListener("change", showMode);
-    hmtBasket.init();
+    $("account").addEventListener("change", onAccountChange);
+    hmtBasket.init({ broker: chosenBroker, twoBrokers });
     showMode();
     showLegs();
     if (hmt.token()) start(); else $("signin").hidden = false;
