@@ -5,50 +5,21 @@ leaves Kite firing. Both stores, both simulators."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-from hmt.sim.upstox.server import UpstoxSim
 from tests.support.brokers import KITE_INFY, UPSTOX_KEY, UPSTOX_RELIANCE, SimSide, start_sim
 from tests.support.eventually import eventually
 from tests.support.system import System, running_system
+from tests.support.two_brokers import SEALING_KEY, kite_beside_upstox, link_upstox
 
-KEY = "a-test-sealing-key-0123456789"
+KEY = SEALING_KEY
 SEED = 13
 
 
-@contextlib.asynccontextmanager
-async def _two_brokers(database_url: str) -> AsyncIterator[tuple[System, SimSide]]:
-    """The Kite simulator as the default account's broker, the Upstox simulator beside it."""
-    async with start_sim("upstox", SEED) as upstox:
-        assert isinstance(upstox, UpstoxSim)
-        side = SimSide(upstox)
-        try:
-            async with running_system(
-                database_url, secret_key=KEY, seed=SEED, upstox_api_url=upstox.api_url
-            ) as system:
-                yield system, side
-        finally:
-            side.cancel_pushes()
-
-
 async def _link_upstox(system: System, side: SimSide) -> dict[str, Any]:
-    linked = await system.client.post(
-        "/accounts",
-        json={
-            "id": "up-1",
-            "broker": "upstox",
-            "label": "Upstox, mine",
-            "api_key": side.sim.client_id,
-            "access_token": side.sim.access_token,
-        },
-        headers=system.auth(),
-    )
-    assert linked.status_code == 201, linked.text
-    assert side.sim.access_token not in linked.text
-    body: dict[str, Any] = linked.json()
-    return body
+    linked = await link_upstox(system, side)
+    assert side.sim.access_token not in str(linked)
+    return linked
 
 
 def _upstox_body(**fields: Any) -> dict[str, Any]:
@@ -68,7 +39,7 @@ def _tags(rows: list[dict[str, Any]]) -> list[str]:
 async def test_kite_and_upstox_accounts_each_order_reaches_its_own_broker(
     database_url: str,
 ) -> None:
-    async with _two_brokers(database_url) as (system, upstox):
+    async with kite_beside_upstox(database_url, SEED) as (system, upstox):
         kite, runtime = system.side, system.runtime
         account = await _link_upstox(system, upstox)
         assert (account["broker"], account["session"]) == ("upstox", "valid")
@@ -189,7 +160,7 @@ async def test_the_default_kite_accounts_lapse_leaves_the_upstox_account_firing(
     """Beside a linked account, the default account is one account among others: Kite
     refusing its orders parks its triggers alone (nothing claimed), the Upstox account's
     fire meanwhile, and a new Kite session places the parked one."""
-    async with _two_brokers(database_url) as (system, upstox):
+    async with kite_beside_upstox(database_url, SEED) as (system, upstox):
         kite, runtime = system.side, system.runtime
         await _link_upstox(system, upstox)
         executors = runtime.executors
