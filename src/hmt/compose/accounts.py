@@ -85,22 +85,7 @@ class StoredLogin:
         refused = paper_refusal(self.settings)
         if refused is not None:  # RELIABILITY test 22: paper mode never reaches Upstox
             raise ConfigError(refused)
-        redirect_uri = self.settings.upstox_redirect_uri
-        if account.api_secret is None or not redirect_uri:
-            raise ConfigError(
-                f"account {account_id!r}'s login needs its api_secret (linked with it) and "
-                "HMT_UPSTOX_REDIRECT_URI (this hmt's /upstox/callback)"
-            )
-        secret = account.api_secret.get_secret_value()
-        register_secret(secret)
-        token = await exchange_code(
-            code=code,
-            client_id=account.api_key,
-            client_secret=secret,
-            redirect_uri=redirect_uri,
-            api_url=self.settings.upstox_api_url,
-        )
-        register_secret(token)
+        token = await LinkedUpstoxLogin(self.store, account_id, self.settings)(code)
         await self.store.save_token(account_id, SecretStr(token))
         return True
 
