@@ -193,7 +193,7 @@ class Matrix:
         """Linking: no, bad, revoked token 401, each user 201. An account's session: own
         200; the other user's and a missing id 404; no, bad, revoked token 401; the
         other user's account unchanged after. Its login (GET .../login): own 302 to the
-        broker's login page, the rest as its session."""
+        broker's login page; unlinking it (DELETE): own 204; the rest as its session."""
         if "{account_id}" not in path:
             for token in (None, BAD_TOKEN, self.revoked):
                 body = {"id": "never", "broker": "kite", "label": "x", "api_key": "k"}
@@ -210,7 +210,7 @@ class Matrix:
             (None, own, 401),
             (BAD_TOKEN, own, 401),
             (self.revoked, own, 401),
-            (self.a, own, 302 if path.endswith("/login") else 200),
+            (self.a, own, 302 if path.endswith("/login") else 204 if method == "DELETE" else 200),
         ):
             url = path.replace("{account_id}", account_id)
             response = await self.check(method, url, token, expected, body)

@@ -83,3 +83,31 @@ def test_a_lapse_reported_by_an_order_expires_only_that_account() -> None:
     assert session.state is SessionState.EXPIRED
     assert "second" not in executors.live
     assert executors.expire(None, "403") is False  # the default's: the engine's own session
+
+
+async def test_a_removed_account_sends_nothing_and_its_old_session_is_not_heard() -> None:
+    executors, _, second, session = _executors()
+    await executors.orders()
+    assert executors.live == {"second"}
+    removed = executors.remove("second")
+    assert removed is not None
+    assert removed.session is session
+    assert executors.linked == {}
+    assert executors.live == set()
+    with pytest.raises(AuthExpired, match="second"):  # no order through it any more
+        await executors.execute(Fired(make_trigger(account="second"), Leg.FIRST, 100))
+    assert second.executed == []
+    assert await executors.orders() == ["d1"]  # its book is not read either
+    assert executors.remove("second") is None
+    # Linked again under the same id: the old session's moves no longer reach it.
+    renewed: list[str] = []
+    executors.on_renewed = renewed.append
+    again = BrokerSession()
+    executors.add("second", cast(Executor, Stub("again")), again)
+    executors.live.add("second")
+    session.expired("old token refused")
+    session.renew("old-token-2")
+    assert executors.live == {"second"}
+    assert renewed == []
+    again.renew("new-token")
+    assert renewed == ["second"]

@@ -275,3 +275,41 @@ async def test_beside_a_linked_account_the_default_ones_missing_login_parks_only
     assert len(default_broker.sends) == 1
     assert default_broker.book[broker_tag(lost.id, Leg.FIRST)] == ["900"]
     await service.stop()
+
+
+async def test_the_last_linked_account_unlinked_puts_the_defaults_parked_triggers_back() -> None:
+    """The default account's triggers parked beside a linked account are not lost when that
+    account is unlinked: back in the book, held as a lone default account's are (nothing
+    fires without its session), its book read at its login before they fire."""
+    lost, waiting = make_trigger(trigger_price_1=100), make_trigger(trigger_price_1=100)
+    ledger = ClaimLedger()
+    source, default_broker, feed = Source(ledger, [lost, waiting]), Broker(), Feed()
+    default_broker.book[broker_tag(lost.id, Leg.FIRST)] = ["900"]
+    session = BrokerSession(awaiting_login=True)
+    executors = AccountExecutors(cast(Executor, engine(source, default_broker, feed)._executor))
+    executors.add(
+        "second", cast(Executor, engine(source, Broker(), feed)._executor), BrokerSession()
+    )
+    service = Engine(
+        source=source, feed=feed, executor=executors, clock=lambda: NOW, session=session
+    )
+    await service.start()
+    service.on_ltp(INFY, 101)
+    await service.drain()
+    assert service.paused_triggers("default") == {lost.id, waiting.id}
+
+    service.remove_account("second")
+    await eventually(lambda: waiting.id in service.book)
+    assert lost.id in service.book
+    assert service.paused_triggers("default") == frozenset()
+    service.on_ltp(INFY, 101)  # no session: a lone default account fires nothing
+    await service.drain()
+    assert default_broker.sends == []
+    session.renew("a-token")
+    await eventually(lambda: not service.holding)  # its book was read first
+    assert ledger.status[lost.id] == "placed"
+    service.on_ltp(INFY, 102)
+    await service.drain()
+    assert ledger.status[waiting.id] == "placed"
+    assert len(default_broker.sends) == 1
+    await service.stop()

@@ -341,3 +341,58 @@ async def test_a_login_the_server_refuses_is_said_beside_that_accounts_row(
         assert (await accounts_of(system))["family-2"]["session"] == "awaiting_login"
         await page.close()
     assert problems.seen == []
+
+
+async def test_unlink_an_account_from_its_row_after_a_confirming_click(tmp_path: Path) -> None:
+    """Unlink takes a confirming second click; the server's refusal (a trigger of it still
+    active) is said beside that row and nothing changes; once the trigger is cancelled the
+    account is unlinked and its row leaves the page."""
+    problems = Problems()
+    db = f"sqlite:///{tmp_path / 'hmt.db'}"
+    async with running_system(db, secret_key=KEY) as system, chromium() as browser:
+        second = system.sim.add_account("SIM002")
+        body = {
+            "id": "family-2",
+            "broker": "kite",
+            "label": "F",
+            "api_key": second.api_key,
+            "access_token": second.access_token,
+        }
+        linked = await system.client.post("/accounts", json=body, headers=system.auth())
+        assert linked.status_code == 201, linked.text
+        system.push(INFY, "1600.00")
+        held = await system.create(trigger_price_1="9000.00", account="family-2")
+        page = problems.watch(await browser.new_page(viewport=DESKTOP))
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await sign_in(page, system, system.user_token)
+        await page.goto(f"{system.api_url}/ui/accounts")
+
+        row_ = page.locator('#accounts tr[data-id="family-2"]')
+        button = row_.locator('[data-unlink="family-2"]')
+        error = row_.locator('[data-unlink-error="family-2"]')
+        await expect(button).to_have_text("Unlink", timeout=WAIT_MS)
+        await expect(page.locator('#accounts tr[data-id="default"] [data-unlink]')).to_have_count(0)
+        await button.click()
+        await expect(button).to_have_text("Confirm unlink family-2")
+        assert "family-2" in await accounts_of(system)  # one click sends nothing
+        await button.click()
+        await expect(error).to_contain_text("1 trigger(s)", timeout=WAIT_MS)
+        await expect(button).to_have_text("Unlink")
+        assert "family-2" in await accounts_of(system)
+        await screenshot(page, "47-accounts-unlink-refused")
+
+        cancelled = await system.client.delete(f"/triggers/{held['id']}", headers=system.auth())
+        assert cancelled.status_code == 200, cancelled.text
+        await button.click()
+        await button.click()
+        await expect(row_).to_have_count(0, timeout=WAIT_MS)
+        await expect(page.locator('#accounts tr[data-id="default"]')).to_have_count(1)
+        assert list(await accounts_of(system)) == ["default"]
+        executors = system.runtime.executors
+        assert executors is not None
+        assert "family-2" not in executors.linked
+        assert (await system.trigger(held["id"]))["account"] == "family-2"
+        assert dialogs == []
+        await page.close()
+    assert problems.seen == []

@@ -1,5 +1,5 @@
-"""Broker accounts: list yours with each one's session state, and link a new one
-(docs/accounts.md).
+"""Broker accounts: list yours with each one's session state, link a new one, and
+unlink one (docs/accounts.md).
 
 An account's secrets (API secret, access token) are accepted once, sealed at
 rest and never returned or logged. The default account (the settings' one,
@@ -29,11 +29,11 @@ from hmt.api.upstox_login import CALLBACK as UPSTOX_CALLBACK
 from hmt.api.upstox_login import dialog_url
 from hmt.config import ConfigError
 from hmt.core.errors import FieldError, InvalidTrigger
-from hmt.engine.accounts import DEFAULT_ACCOUNT, WIRED
+from hmt.engine.accounts import DEFAULT_ACCOUNT, WIRED, UnlinkRefused
 from hmt.engine.facade import Facade
 from hmt.kite.session import login_url
 from hmt.logs import register_secret
-from hmt.store.linked import AccountExists, LinkedAccount, LinkedAccounts
+from hmt.store.linked import AccountExists, AccountInUse, LinkedAccount, LinkedAccounts
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -145,6 +145,48 @@ async def link_account(body: AccountIn, runtime: Runtime, caller: Writer) -> Acc
     except ConfigError as error:
         raise ApiError(409, str(error), field="server", rule="not_configured") from None
     return _out(runtime, account.id, account.broker, account.label)
+
+
+@router.delete(
+    "/{account_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        404: {"model": Problem, "description": "No such account of yours"},
+        409: {
+            "model": Problem,
+            "description": "The default account, an account with triggers still active, "
+            "paused or triggered, or the Upstox account the shared feed runs on while "
+            "other Upstox accounts are traded",
+        },
+    },
+)
+async def unlink_account(account_id: str, runtime: Runtime, caller: Writer) -> Response:
+    """Unlink one of your accounts: the engine stops trading through it, then its row and
+    sealed secrets are deleted. Refused while any trigger of it is active, paused or
+    triggered (cancel or move them first); its finished triggers keep its id."""
+    if account_id == DEFAULT_ACCOUNT:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "the default account is the settings' (HMT_KITE_*/HMT_UPSTOX_*): it cannot be unlinked",
+            field="account_id",
+            rule="default_account",
+        )
+    account = await LinkedAccounts(runtime.db, None).owned(caller.user_id, account_id)
+    if account is None:
+        raise ApiError(404, "no such account", field="account_id", rule="not_found")
+    try:
+        unlinked = await runtime.unlink_account(account_id)
+    except AccountInUse as error:
+        raise ApiError(
+            status.HTTP_409_CONFLICT, str(error), field="account_id", rule="in_use"
+        ) from None
+    except UnlinkRefused as error:
+        raise ApiError(
+            status.HTTP_409_CONFLICT, str(error), field="account_id", rule=error.rule
+        ) from None
+    if not unlinked:  # gone meanwhile (another request unlinked it)
+        raise ApiError(404, "no such account", field="account_id", rule="not_found")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put(

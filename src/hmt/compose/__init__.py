@@ -418,6 +418,7 @@ async def build(settings: Settings) -> Runtime:
         linked=linked,
         executors=executors,
         add_account=maker.add,
+        remove_account=maker.remove,
         store_login=StoredLogin(settings, linked),
         closing=maker.rests,
         brokers=frozenset(b for b in ("kite", "upstox") if maker.trades(b))

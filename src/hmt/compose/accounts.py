@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from hmt.compose.upstox import LinkedUpstox, on_linked_feed_state, paper_refusal
 from hmt.config import ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
-from hmt.engine.accounts import WIRED, AccountExecutors
+from hmt.engine.accounts import WIRED, AccountExecutors, UnlinkRefused
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.ports import BrokerLogin, BrokerRest, OrderPort, TokenUser
 from hmt.engine.service import Engine, EngineState
@@ -147,6 +147,8 @@ class AccountMaker:
     # process"); None where they are not traded (an Upstox engine, a cluster node,
     # paper mode with a live Upstox address).
     upstox: LinkedUpstox | None = None
+    # Each account in the engine: its broker and REST client (closed when it is unlinked).
+    made: dict[str, tuple[str, BrokerRest]] = field(default_factory=dict)
 
     def trades(self, broker: str) -> bool:
         """Whether this engine trades linked accounts of `broker`."""
@@ -192,6 +194,7 @@ class AccountMaker:
             rest, orders, users, limits = kite, KiteOrders(kite), (kite,), KITE_ORDER_LIMITS
             login = LinkedKiteLogin(self.store, account.id, settings.kite_api_url)
         self.rests.append(rest)
+        self.made[account.id] = (account.broker, rest)
         headroom = self.stats.headroom_of  # the /stats headroom stays the default account's
         executor = Executor(
             orders,
@@ -219,6 +222,42 @@ class AccountMaker:
         engine = self.engine()
         if session.valid and engine.state is not EngineState.STOPPED:
             await engine.account_renewed(account.id)  # running: its book, then live
+
+    async def remove(self, account_id: str) -> None:
+        """Stop trading through an account being unlinked: out of the engine (no order
+        goes through it from now on), then its REST client closed. The Upstox account
+        the shared feed runs on goes only when no other Upstox account is traded here
+        (`UnlinkRefused`, nothing changed): the feed then stops (docs/accounts.md)."""
+        made = self.made.get(account_id)
+        if made is None:  # not traded here (another broker's, or never opened)
+            return
+        broker, rest = made
+        upstox = self.upstox
+        feeds_on_it = (
+            broker == "upstox" and upstox is not None and upstox.feed_account == account_id
+        )
+        if feeds_on_it:
+            others = sorted(
+                i for i, (b, _) in self.made.items() if b == "upstox" and i != account_id
+            )
+            if others:
+                raise UnlinkRefused(
+                    account_id,
+                    "feed_account",
+                    f"the Upstox feed runs on account {account_id!r}'s token: unlink the "
+                    f"other Upstox accounts first ({', '.join(others)})",
+                )
+        self.engine().remove_account(account_id)
+        del self.made[account_id]
+        if rest in self.rests:
+            self.rests.remove(rest)
+        if feeds_on_it:
+            assert upstox is not None
+            await upstox.release(account_id)
+        try:
+            await rest.aclose()
+        except Exception as error:  # gone from the engine already: only logged
+            log.warning("account_client_close_failed", account=account_id, error=str(error))
 
     async def add_stored(self) -> None:
         """Every stored account (start-up); a row that does not open is logged and left out.

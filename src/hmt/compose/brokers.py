@@ -82,6 +82,14 @@ class BrokerFeeds:
         if self._running:
             await feed.start()
 
+    async def detach(self, feed: Feed) -> None:
+        """The second broker's feed is no longer used (its last account unlinked): stopped;
+        a later `attach` may give another."""
+        if self.second is not feed:
+            return
+        self.second = None
+        await feed.stop()
+
     async def start(self) -> None:
         self._running = True
         await self.first.start()
@@ -116,6 +124,10 @@ class BrokerSources:
 
     def attach(self, source: InstrumentSource) -> None:
         self.second = source
+
+    def detach(self, source: InstrumentSource) -> None:
+        if self.second is source:
+            self.second = None
 
     async def fetch(self) -> list[Listing]:
         """Both lists, or the `BrokerError` of either: the master keeps its last good copy

@@ -412,6 +412,21 @@ class LinkedUpstox:
         await self._feeds.attach(port)
         log.info("upstox_accounts_wired", feed_account=account_id)
 
+    async def release(self, account_id: str) -> None:
+        """The account the shared feed and master run on is unlinked, and no other Upstox
+        account is traded (`AccountMaker.remove` checks): the feed stopped and both
+        detached, so the next Upstox account linked shares them afresh on its token."""
+        if account_id != self.feed_account:
+            return
+        feed, master = self.feed, self.master
+        self._instruments = self.master = self.feed = self.feed_account = None
+        if master is not None:
+            self._sources.detach(master)
+            self._expire_master()  # the day's copy lists Upstox's instruments no more
+        if feed is not None:
+            await self._feeds.detach(feed)
+        log.info("upstox_accounts_unwired", feed_account=account_id)
+
 
 def on_linked_feed_state(session: BrokerSession, state: FeedState) -> None:
     """The shared Upstox feed's moves, for the linked account whose token it runs on."""

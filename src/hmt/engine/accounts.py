@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import structlog
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
+from hmt.core.errors import HmtError
 from hmt.core.model import Fired, OrderIntent
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.executor import AuthExpired, Executor, OnOutcome, Outcome
@@ -32,6 +33,15 @@ log = structlog.get_logger("hmt.accounts")
 DEFAULT_ACCOUNT = "default"  # the settings' account's id; NULL in a trigger's row
 # The broker whose linked accounts are traded so far (docs/accounts.md): the name only.
 WIRED = "kite"
+
+
+class UnlinkRefused(HmtError):
+    """The engine cannot let an account go now (`rule` names why; nothing was changed)."""
+
+    def __init__(self, account_id: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.account_id = account_id
+        self.rule = rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +74,33 @@ class AccountExecutors:
         if account_id in self._linked:
             raise ValueError(f"account {account_id!r} is already in use")
         executor.on_outcome = self._on_outcome
-        self._linked[account_id] = Linked(executor, session)
-        session.on_expired.append(lambda reason: self._lapsed(account_id, reason))
-        session.on_valid.append(lambda: self._renewed(account_id))
+        linked = Linked(executor, session)
+        self._linked[account_id] = linked
+        # Heard only while this very account is in use: once removed (or removed and
+        # linked again under the same id), its old session's moves change nothing.
+        session.on_expired.append(
+            lambda reason: (
+                self._lapsed(account_id, reason) if self._current(account_id, linked) else None
+            )
+        )
+        session.on_valid.append(
+            lambda: self._renewed(account_id) if self._current(account_id, linked) else None
+        )
         log.info("account_added", account=account_id, session=session.state.value)
+
+    def remove(self, account_id: str) -> Linked | None:
+        """Stop using a linked account (it is being unlinked): its executor, session and
+        live flag gone, so no order can go through it from now on (`_of` refuses it as
+        an account not linked here). Its parts, or None if it was not in use."""
+        linked = self._linked.pop(account_id, None)
+        self.live.discard(account_id)
+        if linked is not None:
+            linked.executor.on_outcome = None
+            log.info("account_removed", account=account_id)
+        return linked
+
+    def _current(self, account_id: str, linked: Linked) -> bool:
+        return self._linked.get(account_id) is linked
 
     def session_of(self, account_id: str) -> BrokerSession | None:
         linked = self._linked.get(account_id)

@@ -237,6 +237,9 @@ class Bridge:
     async def link_account(self, account: LinkedAccount) -> None:
         await self._link.run(self._runtime.link_account(account))
 
+    async def unlink_account(self, account_id: str) -> bool:
+        return await self._link.run(self._runtime.unlink_account(account_id))
+
     async def use_account_token(self, account_id: str, access_token: str) -> bool:
         return await self._link.run(self._runtime.use_account_token(account_id, access_token))
 

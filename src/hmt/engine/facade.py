@@ -139,6 +139,11 @@ class Facade(Protocol):
         """POST /accounts: store it sealed and trade through it."""
         ...
 
+    async def unlink_account(self, account_id: str) -> bool:
+        """DELETE /accounts/{id}: out of the engine, then its row deleted; False if unknown
+        (`AccountInUse`, `UnlinkRefused`: refused, nothing changed)."""
+        ...
+
     async def use_account_token(self, account_id: str, access_token: str) -> bool:
         """PUT /accounts/{id}/session: False if this engine does not trade the account."""
         ...

@@ -31,7 +31,7 @@ from hmt.engine.session import BrokerSession, SessionState
 from hmt.engine.supervisor import Supervisor
 from hmt.store.accounts import AccountStore
 from hmt.store.db import Database, DbState
-from hmt.store.linked import LinkedAccount, LinkedAccounts
+from hmt.store.linked import AccountInUse, LinkedAccount, LinkedAccounts
 from hmt.store.tokens import TokenStore
 from hmt.store.triggers import TriggerStore
 
@@ -63,6 +63,7 @@ class Runtime:
     linked: LinkedAccounts | None = None
     executors: AccountExecutors | None = None
     add_account: Callable[[LinkedAccount], Awaitable[None]] | None = None
+    remove_account: Callable[[str], Awaitable[None]] | None = None  # its unlinking
     # The login of a linked account not traded here (an Upstox one): the token only stored.
     store_login: Callable[[str, str], Awaitable[bool]] | None = None
     closing: list[BrokerRest] = field(default_factory=list)  # the linked accounts' clients
@@ -140,6 +141,28 @@ class Runtime:
         await self.linked.link(account)
         if self.add_account is not None:
             await self.add_account(account)
+
+    async def unlink_account(self, account_id: str) -> bool:
+        """Unlink a linked account: refused (`AccountInUse`) while a trigger of it is
+        active, paused or triggered, and nothing changes; else it leaves the engine first
+        (no order can go through it), then its row and sealed secrets are deleted.
+        `UnlinkRefused` if the engine cannot let it go (nothing changed); False if no
+        such row."""
+        if self.linked is None:
+            return False
+        triggers = await self.linked.in_use(account_id)
+        if triggers:
+            raise AccountInUse(account_id, triggers)
+        if self.remove_account is not None:
+            await self.remove_account(account_id)
+        try:
+            return await self.linked.unlink(account_id)
+        except AccountInUse:
+            # A trigger of it was made between the two counts: trade through it again.
+            account = await self.linked.open(account_id) if self.linked.sealer else None
+            if account is not None and self.add_account is not None:
+                await self.add_account(account)
+            raise
 
     async def use_account_token(self, account_id: str, access_token: str) -> bool:
         """A linked account's new access token: kept sealed, then its book is read and its

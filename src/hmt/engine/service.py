@@ -37,7 +37,7 @@ from hmt.core.trail_gaps import touched
 from hmt.core.trailing import TrailState
 from hmt.core.types import Cause, Direction, Leg, OnGap, TriggerId
 from hmt.engine import story
-from hmt.engine.accounts import DEFAULT_ACCOUNT, AccountExecutors
+from hmt.engine.accounts import DEFAULT_ACCOUNT, AccountExecutors, Linked
 from hmt.engine.conditions import BlindSpot, DayRanges, Dormant, ist_day
 from hmt.engine.events import EventHub
 from hmt.engine.executor import GIVEN_UP, AuthExpired, Executor, Outcome
@@ -557,6 +557,22 @@ class Engine:
         if not (isinstance(executor, AccountExecutors) and executor.expire(account, reason)):
             self.session.expired(reason)
 
+    def remove_account(self, account: str) -> Linked | None:
+        """A linked account leaves the engine (unlinked): no order goes through it from
+        now on, and none of its triggers is kept parked. Its parts, or None."""
+        executor = self._executor
+        if not isinstance(executor, AccountExecutors):
+            return None
+        self._parked.pop(account, None)
+        removed = executor.remove(account)
+        if not executor.linked:  # the default account alone again: held as it always was
+            if self._default_unread:
+                self._default_unread = False
+                self._hold(rebuild=False)  # its book read (after its login) before any fire
+            for trigger_id in self._parked.pop(DEFAULT_ACCOUNT, set()):
+                self._spawn(self.refresh(trigger_id))
+        return removed
+
     async def account_renewed(self, account: str) -> None:
         """A linked account's new session: read its order book (a claim lost with the
         database may have placed an order there), then put its triggers back."""
@@ -579,6 +595,8 @@ class Engine:
         for item in settled:
             self.stats.reconciled += 1
             await self.refresh(item.trigger_id, checked=True)
+        if account not in executor.linked:  # unlinked while its book was read
+            return
         executor.live.add(account)
         log.info("account_live", account=account, settled=len(settled))
         for trigger_id in self._parked.pop(account, set()):

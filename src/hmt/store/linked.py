@@ -14,15 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hmt.core.errors import HmtError
+from hmt.core.lifecycle import Status
 from hmt.store.accounts import ACCESS_TOKEN, API_SECRET
 from hmt.store.db import Database
 from hmt.store.sealing import Sealer
 from hmt.store.tables import accounts as a
+from hmt.store.tables import gtt_orders as g
 from hmt.store.users import ensure_user
 
 
@@ -32,6 +34,22 @@ class AccountExists(HmtError):
     def __init__(self, account_id: str) -> None:
         super().__init__(f"an account {account_id!r} is linked already")
         self.account_id = account_id
+
+
+class AccountInUse(HmtError):
+    """An account cannot be unlinked while triggers of it may still send an order."""
+
+    def __init__(self, account_id: str, triggers: int) -> None:
+        super().__init__(
+            f"account {account_id!r} has {triggers} trigger(s) active, paused or triggered: "
+            "cancel them (or move them to another account) before unlinking it"
+        )
+        self.account_id = account_id
+        self.triggers = triggers
+
+
+# A trigger in one of these may still send an order through its account.
+UNSETTLED = (Status.ACTIVE.value, Status.PAUSED.value, Status.TRIGGERED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +63,15 @@ class LinkedAccount:
     api_key: str
     api_secret: SecretStr | None = None
     access_token: SecretStr | None = None
+
+
+async def _unsettled(conn: AsyncConnection, account_id: str) -> int:
+    query = (
+        select(func.count())
+        .select_from(g)
+        .where(g.c.account == account_id, g.c.status.in_(UNSETTLED))
+    )
+    return int((await conn.execute(query)).scalar_one())
 
 
 def _bound(account_id: str) -> str:
@@ -108,6 +135,24 @@ class LinkedAccounts:
     async def owned(self, user_id: str, account_id: str) -> LinkedAccount | None:
         """The account if `user_id` linked it (another user's reads as unknown)."""
         return next((x for x in await self.mine(user_id) if x.id == account_id), None)
+
+    async def in_use(self, account_id: str) -> int:
+        """How many triggers of the account are active, paused or triggered."""
+        return await self.db.transaction(lambda conn: _unsettled(conn, account_id), write=False)
+
+    async def unlink(self, account_id: str) -> bool:
+        """Delete the account's row (its sealed secrets with it); False if there is none.
+        `AccountInUse` (nothing deleted) if a trigger of it is active, paused or triggered,
+        counted again in the deleting transaction. Terminal triggers keep their `account`."""
+
+        async def work(conn: AsyncConnection) -> bool:
+            count = await _unsettled(conn, account_id)
+            if count:
+                raise AccountInUse(account_id, count)
+            deleted = await conn.execute(delete(a).where(a.c.id == account_id))
+            return bool(deleted.rowcount)
+
+        return await self.db.transaction(work)
 
     async def has_api_secret(self, account_id: str) -> bool:
         """Whether the account was linked with its API secret (its login's exchange needs

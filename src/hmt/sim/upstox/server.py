@@ -425,6 +425,10 @@ class UpstoxSim:
         with contextlib.suppress(ConnectionError):  # the connection ended meanwhile
             await self._send(link, wire.TYPE_LIVE, keys)
 
+    def feed_connections(self) -> int:
+        """How many feed connections are open now."""
+        return len(self._links)
+
     def subscribed(self) -> set[str]:
         """The instrument keys some open feed connection has subscribed."""
         return {key for link in self._links for key in link.modes}

@@ -1,5 +1,6 @@
 // The Accounts page: the default and linked broker accounts with each session's state
-// (live from the stream), linking one, and a linked account's access token for the day.
+// (live from the stream), linking one, a linked account's access token for the day, and
+// unlinking one.
 // Secrets go out in the request body only: the inputs are password fields, emptied once
 // sent, and nothing the API returns carries them (docs/accounts.md).
 "use strict";
@@ -37,7 +38,7 @@
       link.href = upstox ? "/upstox/login" : "/kite/login";
       link.id = "default-login";
       login.append(link);
-    } else login.append(loginButton(account), tokenForm(account));
+    } else login.append(loginButton(account), tokenForm(account), unlinkButton(account));
     tr.append(hmt.el("td", account.id, "mono"), hmt.el("td", account.broker),
       hmt.el("td", account.label), session, login);
     return tr;
@@ -74,6 +75,43 @@
         return;
       }
       window.location.assign(started.login_url);
+    });
+    return wrap;
+  }
+
+  // DELETE /accounts/{id}: a second click confirms (no modal dialogs, as Cancel on the
+  // dashboard). The server refuses while a trigger of the account is active, paused or
+  // triggered (or it is the Upstox account the feed runs on): its message beside the row.
+  function unlinkButton(account) {
+    const wrap = hmt.el("div", null, "unlink");
+    const button = hmt.el("button", "Unlink", "small danger");
+    button.type = "button";
+    button.dataset.unlink = account.id;
+    const result = hmt.el("p", "", "error");
+    result.dataset.unlinkError = account.id;
+    wrap.append(button, result);
+    let disarm = null;
+    button.addEventListener("click", async () => {
+      result.textContent = "";
+      if (button.dataset.armed !== "yes") {
+        button.dataset.armed = "yes";
+        button.textContent = `Confirm unlink ${account.id}`;
+        disarm = setTimeout(() => { button.dataset.armed = ""; button.textContent = "Unlink"; }, 4000);
+        return;
+      }
+      clearTimeout(disarm);
+      button.dataset.armed = "";
+      button.textContent = "Unlink";
+      button.disabled = true;
+      try {
+        await hmt.api(`/accounts/${encodeURIComponent(account.id)}`, { method: "DELETE" });
+      } catch (error) {
+        button.disabled = false;
+        if (error.status === 401) { hmt.signOut(); return; }
+        result.textContent = problems(error).map((p) => p.message).join("; ") || error.message;
+        return;
+      }
+      load();
     });
     return wrap;
   }
