@@ -23,6 +23,7 @@ import structlog
 
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.model import Fired, OrderIntent
+from hmt.core.throttle import Limit
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.executor import AuthExpired, Executor, OnOutcome, Outcome
 from hmt.engine.session import BrokerSession
@@ -68,6 +69,14 @@ class AccountExecutors:
         session.on_expired.append(lambda reason: self._lapsed(account_id, reason))
         session.on_valid.append(lambda: self._renewed(account_id))
         log.info("account_added", account=account_id, session=session.state.value)
+
+    def headroom(self) -> dict[str, tuple[tuple[Limit, int], ...]]:
+        """Each account's throttle headroom (the default's under `default`): the broker
+        counts orders per account, so each has its own."""
+        shown = {DEFAULT_ACCOUNT: self.default.headroom()}
+        for account_id, linked in self._linked.items():
+            shown[account_id] = linked.executor.headroom()
+        return shown
 
     def session_of(self, account_id: str) -> BrokerSession | None:
         linked = self._linked.get(account_id)
