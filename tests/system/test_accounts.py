@@ -121,3 +121,55 @@ async def test_two_kite_accounts_each_order_reaches_its_own_and_one_lapses_alone
         assert refused.status_code == 422, refused.text
         assert "nobody" in refused.text
         assert "account" in refused.text
+
+
+async def test_stats_shows_each_accounts_own_headroom(database_url: str) -> None:
+    """Orders through a linked account spend its throttle's headroom, not the default's:
+    /stats shows both, and `rate_limit_headroom` stays the default account's (v1)."""
+    async with running_system(database_url, secret_key=KEY, seed=SEED) as system:
+        sim, runtime, token = system.sim, system.runtime, system.token
+        second = sim.add_account("SIM002")
+        linked = await system.client.post(
+            "/accounts",
+            json={
+                "id": "family-2",
+                "broker": "kite",
+                "label": "Family, second",
+                "api_key": second.api_key,
+                "access_token": second.access_token,
+            },
+            headers=system.auth(),
+        )
+        assert linked.status_code == 201, linked.text
+        executors = runtime.executors
+        assert executors is not None
+        await eventually(lambda: "family-2" in executors.live)
+
+        async def stats() -> dict[str, Any]:
+            response = await system.client.get("/stats", headers=system.auth())
+            assert response.status_code == 200, response.text
+            shown: dict[str, Any] = response.json()
+            return shown
+
+        before = await stats()
+        assert set(before["rate_limit_headroom_by_account"]) == {"default", "family-2"}
+        for windows in before["rate_limit_headroom_by_account"].values():
+            assert windows["per_day"] == {"left": 3000, "limit": 3000}
+
+        system.push(token, "1600.00")
+        theirs = [
+            await system.create(trigger_price_1="1610.00", account="family-2") for _ in range(2)
+        ]
+        system.push(token, "1612.00")
+        for trigger in theirs:
+            assert (await system.settled(trigger["id"]))["status"] == "placed"
+        assert len(second.orders()) == 2
+        assert sim.orders() == []
+
+        after = await stats()
+        by_account = after["rate_limit_headroom_by_account"]
+        assert by_account["family-2"]["per_day"] == {"left": 2998, "limit": 3000}
+        assert by_account["family-2"]["per_minute"] == {"left": 198, "limit": 200}
+        assert by_account["default"]["per_day"] == {"left": 3000, "limit": 3000}
+        assert by_account["default"]["per_minute"] == {"left": 200, "limit": 200}
+        assert after["rate_limit_headroom"] == by_account["default"]

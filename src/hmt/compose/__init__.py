@@ -25,10 +25,9 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 
 from hmt.backtest.recording import TickRecorder
-from hmt.cluster.account_lease import account_id
 from hmt.cluster.connection import connect as connect_nats
 from hmt.cluster.leases import DEFAULT_BUCKET, ClusterConfigError, LeaseKeeper, open_bucket
-from hmt.cluster.order_slots import AccountSlots, SlottedOrders
+from hmt.cluster.order_slots import SlottedOrders
 from hmt.compose.accounts import AccountMaker, StoredLogin
 from hmt.compose.brokers import BrokerFeeds, BrokerSources, is_loopback
 from hmt.compose.kite import (
@@ -38,6 +37,7 @@ from hmt.compose.kite import (
     on_link_event,
     on_order_update,
 )
+from hmt.compose.slots import ClusterSlots, slot_wait_s
 from hmt.compose.ticks import ClusterFeed, active_instruments
 from hmt.compose.upstox import LinkedUpstox, paper_refusal
 from hmt.config import (
@@ -292,7 +292,7 @@ async def build(settings: Settings) -> Runtime:
         ),
         lease=LeasePolicy(
             length=lease,
-            request_timeout=settings.broker_timeout_ms / 1000 + _slot_wait_s(settings),
+            request_timeout=settings.broker_timeout_ms / 1000 + slot_wait_s(settings),
         ),
         rng=random.Random(),
         stats=stats,
@@ -339,7 +339,7 @@ async def build(settings: Settings) -> Runtime:
         trails=TrailStates(db),
         partitions=None if settings.cluster_url is None else settings.cluster_partitions,
     )
-    cluster = await _join(
+    cluster, maker.slots = await _join(
         settings,
         engine,
         execution,
@@ -524,53 +524,19 @@ async def _join(
     triggers: TriggerStore,
     on_ltp: Callable[[int, int], object],
     fills: Callable[[], Fills],
-) -> ClusterNode | None:
-    """A cluster node's parts (None on a single node): its leases, the account's order
-    slots, its ticks over NATS."""
+) -> tuple[ClusterNode | None, ClusterSlots | None]:
+    """A cluster node's parts (None on a single node): its leases, the default account's
+    order slots (docs/cluster.md, "Orders": the node holding the account's lease grants
+    every node's; linked accounts get theirs from the same `ClusterSlots` as they are
+    added), its ticks over NATS."""
     if settings.cluster_url is None:
-        return None
+        return None, None
     node = await _node(settings, engine, execution)
+    slots = ClusterSlots(settings, node)
     if isinstance(placing, SlottedOrders):
-        _limit_orders(settings, node, placing, limits, account)
+        placing.slots = (await slots.slots(account.broker, account.key, limits)).client
     _attach_ticks(ticks, node, account.key, engine, triggers, on_ltp, fills)
-    return node
-
-
-def _slot_wait_s(settings: Settings) -> float:
-    """How long a cluster node's order may wait for a slot from the account's holder (0 on
-    a single node): up to 5 s, less if the claim lease is short, so the slot's wait and
-    the request still end within the lease (LeasePolicy: sent only while the lease has
-    request timeout + 1 s left; renewals leave at least 2/3 of it)."""
-    if settings.cluster_url is None:
-        return 0.0
-    room = settings.claim_lease_s * 2 / 3 - settings.broker_timeout_ms / 1000 - 1.5
-    return max(0.5, min(5.0, room))
-
-
-def _limit_orders(
-    settings: Settings,
-    node: ClusterNode,
-    placing: SlottedOrders,
-    limits: tuple[Limit, ...],
-    account: Account,
-) -> None:
-    """One account's order rate limit across the cluster (docs/cluster.md, "Orders"): the
-    node holding the account's lease grants every node's order slots. Today one process
-    trades one account: its id is the broker and the app's key, hashed."""
-    slots = AccountSlots(
-        node.nc,
-        node.node_id,
-        account_id(account.broker, account.key),
-        limits=limits,
-        margin=THROTTLE_MARGIN_S,
-        request_timeout=settings.broker_timeout_ms / 1000,
-        ttl_s=settings.cluster_lease_ttl_s,
-        wait_s=_slot_wait_s(settings),
-        live_nodes=lambda: node.keeper.live_nodes,
-    )
-    placing.slots = slots.client
-    node.services.append(slots)
-    log.info("cluster_order_slots", account=slots.account, slot_wait_s=_slot_wait_s(settings))
+    return node, slots
 
 
 def _attach_ticks(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import SecretStr
 
+from hmt.compose.slots import THROTTLE_MARGIN_S, ClusterSlots
 from hmt.compose.upstox import LinkedUpstox, on_linked_feed_state, paper_refusal
 from hmt.config import ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
@@ -36,8 +37,6 @@ from hmt.upstox.session import exchange_code
 
 log = structlog.get_logger("hmt.compose")
 
-# Kite counts orders when they arrive (as `hmt.compose.THROTTLE_MARGIN_S`).
-THROTTLE_MARGIN_S = 0.05
 # Used in place of an account's access token until its first session: Kite refuses it.
 AWAITING_LOGIN = "awaiting-kite-login"
 
@@ -149,6 +148,9 @@ class AccountMaker:
     upstox: LinkedUpstox | None = None
     # Each account in the engine: its broker and REST client (closed when it is unlinked).
     made: dict[str, tuple[str, BrokerRest]] = field(default_factory=dict)
+    # A cluster node's order slots (docs/cluster.md, "Orders"): each linked account's
+    # orders hold a slot of its broker rate limit across the cluster. None on one node.
+    slots: ClusterSlots | None = None
 
     def trades(self, broker: str) -> bool:
         """Whether this engine trades linked accounts of `broker`."""
@@ -195,6 +197,10 @@ class AccountMaker:
             login = LinkedKiteLogin(self.store, account.id, settings.kite_api_url)
         self.rests.append(rest)
         self.made[account.id] = (account.broker, rest)
+        slot_wait_s = 0.0
+        if self.slots is not None:
+            orders = await self.slots.slotted(orders, account.broker, account.api_key, limits)
+            slot_wait_s = self.slots.wait_s  # the slot's wait is part of the request's time
         headroom = self.stats.headroom_of  # the /stats headroom stays the default account's
         executor = Executor(
             orders,
@@ -204,7 +210,8 @@ class AccountMaker:
                 max_retries=settings.max_retries, backoff=settings.retry_backoff_ms / 1000
             ),
             lease=LeasePolicy(
-                length=settings.claim_lease_s, request_timeout=settings.broker_timeout_ms / 1000
+                length=settings.claim_lease_s,
+                request_timeout=settings.broker_timeout_ms / 1000 + slot_wait_s,
             ),
             rng=random.Random(),
             stats=self.stats,

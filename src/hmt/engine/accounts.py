@@ -24,6 +24,7 @@ import structlog
 from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.errors import HmtError
 from hmt.core.model import Fired, OrderIntent
+from hmt.core.throttle import Limit
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.executor import AuthExpired, Executor, OnOutcome, Outcome
 from hmt.engine.session import BrokerSession
@@ -101,6 +102,14 @@ class AccountExecutors:
 
     def _current(self, account_id: str, linked: Linked) -> bool:
         return self._linked.get(account_id) is linked
+
+    def headroom(self) -> dict[str, tuple[tuple[Limit, int], ...]]:
+        """Each account's throttle headroom (the default's under `default`): the broker
+        counts orders per account, so each has its own."""
+        shown = {DEFAULT_ACCOUNT: self.default.headroom()}
+        for account_id, linked in self._linked.items():
+            shown[account_id] = linked.executor.headroom()
+        return shown
 
     def session_of(self, account_id: str) -> BrokerSession | None:
         linked = self._linked.get(account_id)

@@ -80,6 +80,13 @@ class ClusterNode:
             lease_ttl_s=self.keeper.ttl_s,
         )
 
+    async def add_service(self, service: NodeService) -> None:
+        """Run `service` beside the partitions too: with them when the node starts, or at
+        once if it has started (an account linked while running)."""
+        self.services.append(service)
+        if self._started:
+            await service.start()
+
     async def stop(self) -> None:
         """Give the leases back (the engine drops their partitions), then disconnect."""
         for hook in self.stopping:

@@ -37,7 +37,7 @@ from hmt.core.errors import ClaimLost
 from hmt.core.lifecycle import Status
 from hmt.core.model import Fired, OrderIntent
 from hmt.core.rules import order_for, orders_for
-from hmt.core.throttle import Throttle
+from hmt.core.throttle import Limit, Throttle
 from hmt.core.types import Leg, TriggerId
 from hmt.engine.ports import ClaimStore, OrderPort
 from hmt.engine.stats import EngineStats
@@ -182,6 +182,10 @@ class Executor:
                 self.on_outcome(intent, outcome, order_id, reason)
             except Exception:  # a report must never undo a recorded outcome
                 log.exception("outcome_report_failed", trigger_id=intent.trigger_id)
+
+    def headroom(self) -> tuple[tuple[Limit, int], ...]:
+        """Per broker rate window, the orders this account's throttle would still take now."""
+        return self._throttle.headroom(time.monotonic())
 
     def tag(self, trigger_id: TriggerId, leg: Leg, position: int = 0) -> str:
         """The broker's tag for the order at `position` of this leg (reconciliation

@@ -17,6 +17,7 @@ from hmt.backtest.recording import TickRecorder
 from hmt.config import ConfigError, Settings
 from hmt.core.candles import Candle
 from hmt.core.instruments import Instrument
+from hmt.core.throttle import Limit
 from hmt.engine.accounts import DEFAULT_ACCOUNT, AccountExecutors
 from hmt.engine.channels import Channels
 from hmt.engine.cluster import ClusterNode
@@ -224,12 +225,14 @@ class Runtime:
             "reconciled_orders": stats.reconciled,
             "order_retries": stats.retries,
             "orders_queued": stats.orders_queued,
-            "rate_limit_headroom": {
-                WINDOW_NAMES.get(limit.seconds, f"{limit.seconds:g}s"): {
-                    "left": left,
-                    "limit": limit.count,
-                }
-                for limit, left in stats.headroom()
+            "rate_limit_headroom": _headroom(stats.headroom()),  # the default account's (v1)
+            "rate_limit_headroom_by_account": {
+                account_id: _headroom(windows)
+                for account_id, windows in (
+                    {DEFAULT_ACCOUNT: stats.headroom()}
+                    if self.executors is None
+                    else self.executors.headroom()
+                ).items()
             },
             "change_feed_lag_ms": round(stats.change_feed_lag_s * 1000, 3),
             "uptime_s": round(engine.uptime, 3),
@@ -251,6 +254,14 @@ class Runtime:
                 "deleted_files": self.recorder.deleted,
             }
         return shown
+
+
+def _headroom(windows: tuple[tuple[Limit, int], ...]) -> dict[str, dict[str, int]]:
+    """One throttle's headroom by window name: the orders it would still take, of its limit."""
+    return {
+        WINDOW_NAMES.get(limit.seconds, f"{limit.seconds:g}s"): {"left": left, "limit": limit.count}
+        for limit, left in windows
+    }
 
 
 def _shown(feed: FeedStatus) -> dict[str, Any]:
