@@ -7,25 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.brokers import UPSTOX_KEY, UPSTOX_RELIANCE, SimSide
+from tests.support.brokers import UPSTOX_KEY, UPSTOX_RELIANCE
 from tests.support.eventually import eventually
 from tests.support.system import System
-from tests.system.test_two_brokers import _two_brokers, _upstox_body
-
-
-async def _link(system: System, side: SimSide, account_id: str) -> None:
-    linked = await system.client.post(
-        "/accounts",
-        json={
-            "id": account_id,
-            "broker": "upstox",
-            "label": account_id,
-            "api_key": side.sim.client_id,
-            "access_token": side.sim.access_token,
-        },
-        headers=system.auth(),
-    )
-    assert linked.status_code == 201, linked.text
+from tests.support.two_brokers import kite_beside_upstox, link_upstox
+from tests.system.test_two_brokers import _upstox_body
 
 
 async def _stats(system: System) -> dict[str, Any]:
@@ -36,11 +22,11 @@ async def _stats(system: System) -> dict[str, Any]:
 
 
 async def test_the_feed_account_goes_last_and_the_feed_with_it(database_url: str) -> None:
-    async with _two_brokers(database_url) as (system, upstox):
+    async with kite_beside_upstox(database_url) as (system, upstox):
         executors = system.runtime.executors
         assert executors is not None
-        await _link(system, upstox, "up-1")  # the feed runs on its token
-        await _link(system, upstox, "up-2")
+        await link_upstox(system, upstox, "up-1")  # the feed runs on its token
+        await link_upstox(system, upstox, "up-2")
         await eventually(lambda: {"up-1", "up-2"} <= executors.live)
 
         refused = await system.client.delete("/accounts/up-1", headers=system.auth())
@@ -59,7 +45,7 @@ async def test_the_feed_account_goes_last_and_the_feed_with_it(database_url: str
         assert "ws_upstox" not in await _stats(system)  # the Upstox feed stopped
 
         # Linked again: the feed starts on the new account's token and its trigger trades.
-        await _link(system, upstox, "up-1")
+        await link_upstox(system, upstox, "up-1")
         await eventually(lambda: "up-1" in executors.live)
         upstox.push(UPSTOX_RELIANCE.token, "2400.00")
         trigger = await system.create(**_upstox_body(trigger_price_1="2410.00"))
