@@ -90,7 +90,8 @@ async def test_the_stream_arms_a_brackets_exit_at_once_with_the_sweep_slow(
         final = await until(
             system, created["id"], lambda b: b["exits"][0]["status"] == "placed", within=10
         )
-        exit_tags = {system.side.tag(final["exits"][0]["id"], leg) for leg in (Leg.FIRST, Leg.SECOND)}
+        exit_id = final["exits"][0]["id"]
+        exit_tags = {system.side.tag(exit_id, leg) for leg in (Leg.FIRST, Leg.SECOND)}
         sells = [o for o in system.side.orders() if o["tag"] in exit_tags]
         assert [(o["transaction_type"], o["quantity"]) for o in sells] == [("SELL", 3)]
 
