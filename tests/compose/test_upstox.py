@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hmt.compose.upstox import UpstoxParts, upstox_parts
+from hmt.compose.upstox import UpstoxParts, on_order_update, on_portfolio_state, upstox_parts
 from hmt.config import Settings
-from hmt.core.broker import BrokerError, ErrorKind
+from hmt.core.broker import BrokerError, ErrorKind, OrderReport
 from hmt.core.model import OrderIntent
 from hmt.core.types import (
     Exchange,
@@ -23,8 +23,10 @@ from hmt.core.types import (
     TriggerId,
 )
 from hmt.engine.instruments import InstrumentMaster
+from hmt.engine.session import BrokerSession, SessionState
 from hmt.sim.upstox.server import UpstoxSim
 from hmt.upstox.instruments import instrument_id
+from hmt.upstox.portfolio import StreamState
 from hmt.upstox.tags import broker_tag
 from tests.support.eventually import eventually
 
@@ -38,7 +40,12 @@ async def sim() -> AsyncIterator[UpstoxSim]:
         yield running
 
 
-def _parts(sim: UpstoxSim, ticks: list[tuple[int, int]], master: str = MASTER) -> UpstoxParts:
+def _parts(
+    sim: UpstoxSim,
+    ticks: list[tuple[int, int]],
+    master: str = MASTER,
+    updates: list[OrderReport] | None = None,
+) -> UpstoxParts:
     settings = Settings(
         broker="paper",
         paper_broker="upstox",
@@ -54,6 +61,8 @@ def _parts(sim: UpstoxSim, ticks: list[tuple[int, int]], master: str = MASTER) -
         settings,
         sim.access_token,
         on_ltp=lambda token, units: ticks.append((token, units)),
+        on_order=(updates if updates is not None else []).append,
+        on_portfolio_state=lambda state: None,
         read_master=lambda: held[0].copy(),
         awaiting_login=False,
     )
@@ -134,3 +143,57 @@ async def test_ids_subscribed_before_the_master_wait_for_it(sim: UpstoxSim) -> N
         await feed.stop()
         await parts.rest.aclose()
         await asyncio.sleep(0)
+
+
+async def test_the_portfolio_stream_runs_on_the_session_token_and_hears_our_orders(
+    sim: UpstoxSim,
+) -> None:
+    """The parts' portfolio stream: on the account's token, given each new one, its order
+    updates handed on (the composition gives them to the fills)."""
+    updates: list[OrderReport] = []
+    parts = _parts(sim, [], updates=updates)
+    portfolio = parts.portfolio
+    await portfolio.start()
+    try:
+        await eventually(lambda: portfolio.connected)
+        await parts.master.fetch()
+        order_id = await parts.orders.place(_intent(int(instrument_id(RELIANCE))))
+        await eventually(lambda: any(u.status == "COMPLETE" for u in updates))
+        assert {u.order_id for u in updates} == {order_id}
+        assert updates[-1].tag == broker_tag("t-1", Leg.FIRST)
+        fresh = await sim.expire_session()
+        await eventually(lambda: portfolio.stats.state is StreamState.TOKEN_INVALID)
+        BrokerSession([parts.rest, parts.feed, portfolio]).renew(fresh)
+        await eventually(lambda: portfolio.connected)
+    finally:
+        await portfolio.stop()
+        await parts.rest.aclose()
+
+
+class _Fills:
+    def __init__(self) -> None:
+        self.reports: list[OrderReport] = []
+        self.pokes = 0
+
+    def on_update(self, report: OrderReport) -> None:
+        self.reports.append(report)
+
+    def poke(self) -> None:
+        self.pokes += 1
+
+
+def test_only_our_orders_reach_the_fills_and_a_401_expires_the_session() -> None:
+    fills = _Fills()
+    ours = broker_tag("t-1", Leg.FIRST)
+    for tag in (ours, "my-manual-order", None):
+        report = OrderReport(order_id="1", status="COMPLETE", tag=tag, filled_quantity=1)
+        on_order_update(fills, report)  # type: ignore[arg-type]
+    assert [r.tags for r in fills.reports] == [(ours,)]
+    session = BrokerSession([])
+    on_portfolio_state(session, fills, StreamState.CONNECTED)  # type: ignore[arg-type]
+    assert fills.pokes == 1  # updates sent while it was down are read from the book
+    on_portfolio_state(session, fills, StreamState.RECONNECTING)  # type: ignore[arg-type]
+    assert session.state is SessionState.VALID
+    on_portfolio_state(session, fills, StreamState.TOKEN_INVALID)  # type: ignore[arg-type]
+    assert session.state is SessionState.EXPIRED
+    assert "portfolio stream" in session.reason

@@ -1,19 +1,23 @@
-"""The official Upstox SDK against `hmt sim --broker upstox`: its REST client and protobufs."""
+"""The official Upstox SDK against `hmt sim --broker upstox`: its REST client, protobufs and
+portfolio streamer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 import upstox_client
+from upstox_client.feeder.portfolio_data_feeder import PortfolioDataFeeder
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as pb
 from upstox_client.rest import ApiException
 
 from hmt.sim.upstox.server import UpstoxSim
+from tests.support.eventually import eventually
 
 
 @pytest.fixture
@@ -164,3 +168,86 @@ async def test_the_sdk_authorizes_the_feed_and_its_classes_decode_our_frames(
         with pytest.raises(aiohttp.WSServerHandshakeError) as used:
             await http.ws_connect(uri)
         assert used.value.status == 403
+
+
+async def test_the_sdk_authorizes_the_portfolio_stream_for_its_update_types(
+    sim: UpstoxSim,
+) -> None:
+    stream = upstox_client.WebsocketApi(sdk(sim))
+    answer = await asyncio.to_thread(
+        stream.get_portfolio_stream_feed_authorize, "2.0", position_update=True
+    )
+    uri = answer.data.authorized_redirect_uri
+    assert uri.startswith(sim.portfolio_url)
+    assert parse_qs(urlsplit(uri).query)["update_types"] == ["order,position"]
+    async with aiohttp.ClientSession() as http, http.ws_connect(uri) as socket:
+        await eventually(lambda: sim.portfolio_streams == 1)
+        await asyncio.to_thread(place_market, sim, "HMTPORTFOLIOSDK00001")
+        update = json.loads(await socket.receive_str(timeout=5))
+        assert update["update_type"] == "order"
+        assert update["status"] == "put order req received"
+        assert update["tag"] == "HMTPORTFOLIOSDK00001"
+
+
+def place_market(sim: UpstoxSim, tag: str) -> str:
+    body = upstox_client.PlaceOrderV3Request(
+        quantity=1,
+        product="I",
+        validity="DAY",
+        price=0,
+        tag=tag,
+        instrument_token="NSE_EQ|INE002A01018",
+        order_type="MARKET",
+        transaction_type="BUY",
+        disclosed_quantity=0,
+        trigger_price=0,
+        is_amo=False,
+        slice=False,
+    )
+    order_id: str = upstox_client.OrderApiV3(sdk(sim)).place_order(body).data.order_ids[0]
+    return order_id
+
+
+async def test_the_sdks_portfolio_streamer_hears_an_order_complete(
+    sim: UpstoxSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PortfolioDataStreamer as a user runs it: its feeder connects to the stream's address
+    with the Bearer header (Upstox's host is written into the SDK: pointed at the
+    simulator here, with the SDK's own query), follows the 302 to the authorized
+    socket, and hands on each order update as the JSON text Upstox sends."""
+    real = PortfolioDataFeeder.get_websocket_url
+
+    def to_sim(feeder: PortfolioDataFeeder) -> str:
+        url: str = real(feeder)
+        assert url.startswith("wss://api.upstox.com/v2/feed/portfolio-stream-feed?")
+        return url.replace("wss://api.upstox.com", sim.api_url.replace("http", "ws", 1))
+
+    monkeypatch.setattr(PortfolioDataFeeder, "get_websocket_url", to_sim)
+    messages: list[str] = []
+    opened = threading.Event()
+    streamer = upstox_client.PortfolioDataStreamer(sdk(sim), order_update=True)
+    streamer.on("open", lambda: opened.set())
+    streamer.on("message", messages.append)
+    streamer.auto_reconnect(False)
+    streamer.connect()
+    try:
+        assert await asyncio.to_thread(opened.wait, 5)
+        await eventually(lambda: sim.portfolio_streams == 1)
+        order_id = await asyncio.to_thread(place_market, sim, "HMTPORTFOLIOSDK00002")
+        await eventually(lambda: any('"complete"' in m for m in messages))
+    finally:
+        await asyncio.to_thread(streamer.disconnect)  # it waits for the close reply
+    updates = [json.loads(m) for m in messages]
+    assert [u["status"] for u in updates] == [
+        "put order req received",
+        "validation pending",
+        "open pending",
+        "complete",
+    ]
+    assert {(u["order_id"], u["tag"], u["update_type"]) for u in updates} == {
+        (order_id, "HMTPORTFOLIOSDK00002", "order")
+    }
+    assert updates[-1]["filled_quantity"] == 1
+    assert updates[-1]["average_price"] == sim.prices["NSE_EQ|INE002A01018"]
+    assert updates[-1]["instrument_key"] == "NSE_EQ|INE002A01018"
+    await eventually(lambda: sim.portfolio_streams == 0)

@@ -15,7 +15,7 @@ the API see the broker through `hmt.engine.ports`.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -198,19 +198,27 @@ async def build(settings: Settings) -> Runtime:
     login: BrokerLogin | None
     linked_upstox: LinkedUpstox | None = None
     divisor_of: Callable[[int], int]
+    token_users: list[TokenUser] = []  # besides REST and the feed (Upstox's portfolio stream)
+    more_loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
     if upstox:
         # Imported only when chosen: Kite's start-up does not pay for Upstox's modules.
-        from hmt.compose.upstox import on_feed_state, upstox_parts
+        from hmt.compose import upstox as wiring
 
-        parts = upstox_parts(
+        parts = wiring.upstox_parts(
             settings,
             access_token,
             on_ltp=on_ltp,
+            # The portfolio stream's order updates, as Kite's ticker's: the fills hear of
+            # a fill at once; the sweep every HMT_FILL_SWEEP_MS stays the fallback.
+            on_order=lambda report: wiring.on_order_update(fills, report),
+            on_portfolio_state=lambda state: wiring.on_portfolio_state(session, fills, state),
             read_master=lambda: instruments.copy(),
             awaiting_login=awaiting_login,
         )
-        parts.feed.on_state = lambda state: on_feed_state(session, engine, fills, state)
+        parts.feed.on_state = lambda state: wiring.on_feed_state(session, engine, fills, state)
         rest, orders, feed, source = parts.rest, parts.orders, parts.feed, parts.master
+        token_users.append(parts.portfolio)
+        more_loops.append(("portfolio_loop_failed", parts.portfolio.run))
         engine_feed: Feed = feed
         quotes, history, login = None, None, parts.login
         divisor_of = parts.master.divisor_of
@@ -312,7 +320,7 @@ async def build(settings: Settings) -> Runtime:
         upstox=linked_upstox,
     )
     session = BrokerSession(
-        (rest, feed),  # a new token reaches orders and ticks alike
+        (rest, feed, *token_users),  # a new token reaches orders and ticks alike
         awaiting_login=awaiting_login,
         vault=None if accounts is None else SealedSession(accounts, account.key),
         login=login,
@@ -393,7 +401,7 @@ async def build(settings: Settings) -> Runtime:
             interval=settings.metrics_sample_s,
         ),
         on_health=None if notifier is None else HealthNotices(notifier.notice),
-        loops=[("fill_loop_failed", fills.run)]
+        loops=[("fill_loop_failed", fills.run), *more_loops]
         + ([] if reminder is None else [("reminder_loop_failed", reminder.run)]),
         trails=engine.trails.enabled,
     )

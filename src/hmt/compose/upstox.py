@@ -41,7 +41,8 @@ from hmt.engine.service import Engine
 from hmt.engine.session import BrokerSession
 from hmt.upstox.feed import FeedState, UpstoxFeed
 from hmt.upstox.instruments import UnknownInstrument, UpstoxInstruments
-from hmt.upstox.orders import UpstoxOrders
+from hmt.upstox.orders import UpstoxOrders, only_our_tags
+from hmt.upstox.portfolio import StreamState, UpstoxPortfolio
 from hmt.upstox.rest import UpstoxRest
 from hmt.upstox.session import UpstoxLogin
 
@@ -222,6 +223,7 @@ class UpstoxParts:
     orders: UpstoxOrderPort
     feed: UpstoxFeedPort
     login: UpstoxLogin | None
+    portfolio: UpstoxPortfolio  # order updates: the fills hear of a fill at once
 
 
 def upstox_parts(
@@ -229,6 +231,8 @@ def upstox_parts(
     access_token: str,
     *,
     on_ltp: Callable[[int, int], object],
+    on_order: Callable[[OrderReport], object],
+    on_portfolio_state: Callable[[StreamState], object],
     read_master: Callable[[], Awaitable[object]],
     awaiting_login: bool,
 ) -> UpstoxParts:
@@ -258,7 +262,15 @@ def upstox_parts(
 
     port = UpstoxFeedPort(feed, instruments, read_master, read_at_start=not awaiting_login)
     master.on_read.append(port.master_read)
-    return UpstoxParts(rest, master, orders, port, _login(settings))
+    portfolio = UpstoxPortfolio(
+        access_token,
+        on_order=on_order,
+        api_url=settings.upstox_api_url,
+        on_state=on_portfolio_state,
+        reconnect_delay_s=reconnect_s,
+        reconnect_max_delay_s=max(60.0, reconnect_s),
+    )
+    return UpstoxParts(rest, master, orders, port, _login(settings), portfolio)
 
 
 def _login(settings: Settings) -> UpstoxLogin | None:
@@ -286,6 +298,24 @@ def on_feed_state(session: BrokerSession, engine: Engine, fills: Fills, state: F
         engine.feed_lost("reconnect", "the Upstox feed's connection ended")
     elif state is FeedState.CONNECTED:
         fills.poke()  # fills may have been missed while it was down
+
+
+def on_order_update(fills: Fills, report: OrderReport) -> None:
+    """An order update from the portfolio stream: an order of ours goes to the fills (a
+    waiting bracket's entry is applied at once; another of ours pokes the sweep)."""
+    ours = only_our_tags(report)
+    if ours is not None:
+        fills.on_update(ours)
+
+
+def on_portfolio_state(session: BrokerSession, fills: Fills, state: StreamState) -> None:
+    """The portfolio stream's moves: its 401 is the session's expiry, as the feed's; after
+    it (re)connects the sweep reads the book, for updates sent while it was down."""
+    log.info("upstox_portfolio_stream", state=state.value)
+    if state is StreamState.TOKEN_INVALID:
+        session.expired("Upstox refused the access token (401 at the portfolio stream's authorize)")
+    elif state is StreamState.CONNECTED:
+        fills.poke()
 
 
 # --- linked Upstox accounts in a Kite engine's process (docs/accounts.md) ----------------

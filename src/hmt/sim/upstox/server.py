@@ -1,4 +1,5 @@
-"""An Upstox-compatible simulator on loopback: REST, OAuth2 login, authorize, protobuf feed.
+"""An Upstox-compatible simulator on loopback: REST, OAuth2 login, the protobuf feed, the
+portfolio stream's JSON order updates.
 
 One aiohttp application serves what Upstox spreads over api.upstox.com,
 api-hft.upstox.com and the feed's wss host (docs/upstox/FACTS.md), so the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import random
 import secrets
 import time
@@ -41,6 +43,8 @@ _UPSTOX_ERRORS: dict[str, tuple[int, str, str]] = {
 }
 ORDER_WINDOWS = ((1.0, 10), (60.0, 500), (1800.0, 2000))  # FACTS 2.8
 TERMINAL = frozenset({"complete", "rejected", "cancelled"})
+PORTFOLIO_SOCKET_PATH = "/upstox-developer-api/order-updates/feed"
+UPDATE_TYPES = frozenset({"order", "gtt_order", "position", "holding"})  # FACTS 5.1
 
 
 class UpstoxError(Exception):
@@ -84,6 +88,8 @@ class Order:
     filled_quantity: int = 0
     status_message: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Told of each status change (the simulator's portfolio stream).
+    on_move: Callable[[Order], None] | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -122,6 +128,20 @@ class Order:
     def move(self, status: str) -> None:
         self.status = status
         self.history.append(self.row())
+        if self.on_move is not None:
+            self.on_move(self)
+
+    def update(self) -> dict[str, Any]:
+        """This order as the portfolio stream sends it (FACTS 5.2): its book row with
+        `update_type`, the user's id and the key under its current name."""
+        row = self.row()
+        return {
+            "update_type": "order",
+            "user_id": row["placed_by"],
+            "userId": row["placed_by"],
+            "instrument_key": self.key,
+            **row,
+        }
 
 
 @dataclass
@@ -135,6 +155,17 @@ class _Link:
     stalled: bool = False
     held: set[str] = field(default_factory=set)
     timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _Stream:
+    """One portfolio-stream connection: the update types it asked for, and what waits to
+    be written to it (orders move inside synchronous handlers; a task writes)."""
+
+    socket: web.WebSocketResponse
+    request: web.Request
+    types: frozenset[str]
+    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
 
 class UpstoxSim:
@@ -172,6 +203,9 @@ class UpstoxSim:
         self._codes: set[str] = set()  # login codes: single use
         self._feed_codes: set[str] = set()  # authorized feed URLs: single use
         self._links: list[_Link] = []
+        self._streams: list[_Stream] = []  # portfolio-stream connections
+        self._stream_codes: set[str] = set()  # authorized portfolio URLs: single use
+        self.stream_updates = 0  # order updates written to portfolio streams
         self._sends: set[asyncio.Task[None]] = set()  # held moves sent when a stall ends
         self._stamps: deque[float] = deque()
         self.order_windows = ORDER_WINDOWS
@@ -203,6 +237,8 @@ class UpstoxSim:
                 await self._walker
         for link in list(self._links):
             await link.socket.close()
+        for stream in list(self._streams):
+            await stream.socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -214,6 +250,11 @@ class UpstoxSim:
     def feed_url(self) -> str:
         return f"ws://{self.host}:{self.port}/v3/feed/market-data-feed"
 
+    @property
+    def portfolio_url(self) -> str:
+        """The authorized portfolio stream's address (Upstox's path, FACTS 5.1)."""
+        return f"ws://{self.host}:{self.port}{PORTFOLIO_SOCKET_PATH}"
+
     # -- application -----------------------------------------------------------
 
     def _build(self) -> web.Application:
@@ -223,6 +264,9 @@ class UpstoxSim:
             web.post("/v2/login/authorization/token", self.token),
             web.get("/v3/feed/market-data-feed/authorize", self.authorize),
             web.get("/v3/feed/market-data-feed", self.feed),
+            web.get("/v2/feed/portfolio-stream-feed/authorize", self.portfolio_authorize),
+            web.get("/v2/feed/portfolio-stream-feed", self.portfolio_redirect),
+            web.get(PORTFOLIO_SOCKET_PATH, self.portfolio),
             web.post("/v3/order/place", self.place),
             web.put("/v3/order/modify", self.modify),
             web.delete("/v3/order/cancel", self.cancel),
@@ -361,6 +405,8 @@ class UpstoxSim:
         if close_feeds:
             for link in list(self._links):
                 await link.socket.close()
+            for stream in list(self._streams):
+                await stream.socket.close()
         return self.access_token
 
     # -- driving it from a test ------------------------------------------------
@@ -393,6 +439,17 @@ class UpstoxSim:
         for link in list(self._links):
             if link.request.transport is not None:
                 link.request.transport.abort()
+
+    def drop_portfolio(self) -> None:
+        """Cut every portfolio-stream connection (no close frame): updates meanwhile are lost."""
+        for stream in list(self._streams):
+            if stream.request.transport is not None:
+                stream.request.transport.abort()
+
+    @property
+    def portfolio_streams(self) -> int:
+        """Open portfolio-stream connections."""
+        return len(self._streams)
 
     def stall_feeds(self, seconds: float | None = None) -> None:
         """Current connections send nothing for `seconds` (None: until `resume_feeds`),
@@ -555,6 +612,71 @@ class UpstoxSim:
         await self.push_price(key, ltp)
         return web.json_response({"status": "success"})
 
+    # -- portfolio stream --------------------------------------------------------
+
+    async def portfolio_authorize(self, request: web.Request) -> web.Response:
+        """The one-time URL of the portfolio stream (FACTS 5.1); its update types ride along."""
+        self._authorized(request)
+        return web.json_response({"status": "success", "data": self._portfolio_uri(request)})
+
+    def _portfolio_uri(self, request: web.Request) -> dict[str, str]:
+        asked = request.query.get("update_types") or "order"
+        types = [kind for kind in asked.split(",") if kind]
+        unknown = sorted(set(types) - UPDATE_TYPES)
+        if unknown:
+            raise _invalid("update_types", f"unknown update_types {', '.join(unknown)}")
+        code = secrets.token_urlsafe(12)
+        self._stream_codes.add(code)
+        query = urlencode(
+            {"requestId": secrets.token_hex(8), "code": code, "update_types": ",".join(types)}
+        )
+        uri = f"{self.portfolio_url}?{query}"
+        return {"authorized_redirect_uri": uri, "authorizedRedirectUri": uri}
+
+    async def portfolio_redirect(self, request: web.Request) -> web.StreamResponse:
+        """The direct connect with the Bearer header (the SDK's feeder): 302 to the
+        authorized socket, as Upstox answers (FACTS 5.1)."""
+        self._authorized(request)
+        raise web.HTTPFound(self._portfolio_uri(request)["authorized_redirect_uri"])
+
+    async def portfolio(self, request: web.Request) -> web.StreamResponse:
+        """The authorized socket: a JSON text message per status change of every order."""
+        code = request.query.get("code")
+        if code is None or code not in self._stream_codes:
+            raise UpstoxError(403, "UDAPI100050", "the authorized stream URL is used or unknown")
+        self._stream_codes.discard(code)
+        types = frozenset((request.query.get("update_types") or "order").split(","))
+        socket = web.WebSocketResponse(heartbeat=10.0)
+        await socket.prepare(request)
+        stream = _Stream(socket, request, types)
+        self._streams.append(stream)
+        writer = asyncio.get_running_loop().create_task(self._write_updates(stream))
+        try:
+            async for _ in socket:
+                pass  # the stream takes no requests [DOC get-portfolio-stream-feed]
+        finally:
+            self._streams.remove(stream)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return socket
+
+    async def _write_updates(self, stream: _Stream) -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                text = await stream.outbox.get()
+                await stream.socket.send_str(text)
+                self.stream_updates += 1
+
+    def _order_moved(self, order: Order) -> None:
+        """An order's status changed: every stream that asked for orders hears of it."""
+        if not self._streams:
+            return
+        text = json.dumps(order.update())
+        for stream in self._streams:
+            if "order" in stream.types:
+                stream.outbox.put_nowait(text)
+
     # -- orders ----------------------------------------------------------------
 
     def _take_order_slot(self) -> None:
@@ -623,8 +745,10 @@ class UpstoxSim:
             trigger_price=trigger,
             tag=tag,
             status="put order req received",
+            on_move=self._order_moved,
         )
         order.history.append(order.row())
+        self._order_moved(order)
         self._match(order)
         return order
 
@@ -767,6 +891,7 @@ class UpstoxSim:
             "faults": dict(self.faults.fired),
             "refused": self.refused,
             "links": len(self._links),
+            "portfolio_streams": len(self._streams),
         }
         return web.json_response({"status": "success", "data": data})
 
