@@ -84,6 +84,7 @@ class Order:
     filled_quantity: int = 0
     status_message: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    placed_by: str = "SIMUSER"  # the user whose book it is in
 
     def row(self) -> dict[str, Any]:
         return {
@@ -95,7 +96,7 @@ class Order:
             "guid": None,
             "tag": self.tag,
             "instrument_token": self.key,
-            "placed_by": "SIMUSER",
+            "placed_by": self.placed_by,
             "trading_symbol": self.symbol,
             "tradingsymbol": self.symbol,
             "order_type": self.order_type,
@@ -137,6 +138,31 @@ class _Link:
     timer: asyncio.TimerHandle | None = None
 
 
+@dataclass
+class UpstoxAccount:
+    """Another Upstox user on the simulator (`UpstoxSim.add_account`): its own app (client
+    id and secret), access token, order book and order rate limits, as Upstox keeps each
+    user's. Its orders match against the same market; the simulator's own user is the
+    first account (its attributes of the same names)."""
+
+    user_id: str
+    client_id: str
+    client_secret: str
+    access_token: str
+    orders: dict[str, Order] = field(default_factory=dict)
+    stamps: deque[float] = field(default_factory=deque)  # its order writes, for the limits
+
+    def expire_session(self) -> str:
+        """Its access token stops working (401); the new one (what its next login gives).
+        The feed runs on the simulator's own user's token and is not touched."""
+        self.access_token = f"sim-token-{secrets.token_hex(8)}"
+        return self.access_token
+
+    def order_rows(self) -> list[dict[str, Any]]:
+        """Its order book, as GET /v2/order/retrieve-all answers it with its token."""
+        return [order.row() for order in self.orders.values()]
+
+
 class UpstoxSim:
     """The simulator's state and its aiohttp application."""
 
@@ -154,6 +180,7 @@ class UpstoxSim:
         self._walk_every_s = walk_every_s
         self._walker: asyncio.Task[None] | None = None
         self.host, self.port = host, port
+        self.user_id = "SIMUSER"
         self.client_id = f"sim-{rng.getrandbits(32):08x}"
         self.client_secret = f"{rng.getrandbits(64):016x}"
         self.redirect_uri = "http://127.0.0.1/upstox/callback"
@@ -169,11 +196,13 @@ class UpstoxSim:
         }
         self.orders: dict[str, Order] = {}
         self._ids = itertools.count(int(f"26{rng.randrange(10**10):010d}"))
-        self._codes: set[str] = set()  # login codes: single use
+        self._seed = seed
+        self.accounts: dict[str, UpstoxAccount] = {}  # the other users, by client id
+        self._codes: dict[str, str] = {}  # login codes (single use): the client id each is for
         self._feed_codes: set[str] = set()  # authorized feed URLs: single use
         self._links: list[_Link] = []
         self._sends: set[asyncio.Task[None]] = set()  # held moves sent when a stall ends
-        self._stamps: deque[float] = deque()
+        self.stamps: deque[float] = deque()  # this user's order writes, for the limits
         self.order_windows = ORDER_WINDOWS
         self.refused = 0
         self.counters: Counter[str] = Counter()  # requests by path, refused ones too
@@ -251,9 +280,31 @@ class UpstoxSim:
         except UpstoxError as exc:
             return exc.response()
 
-    def _authorized(self, request: web.Request) -> None:
-        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
-            raise UpstoxError(401, "UDAPI100050", "Invalid token used to access API")
+    def add_account(self, user_id: str) -> UpstoxAccount:
+        """Another Upstox user on this simulator, with its own app, token and order book
+        (`UpstoxAccount`); a request carrying its token reads and writes its book only."""
+        if user_id == self.user_id or any(a.user_id == user_id for a in self.accounts.values()):
+            raise ValueError(f"an account {user_id!r} exists")
+        rng = random.Random(f"upstox:{self._seed}:{user_id}")
+        account = UpstoxAccount(
+            user_id,
+            client_id=f"sim-{rng.getrandbits(32):08x}",
+            client_secret=f"{rng.getrandbits(64):016x}",
+            access_token=f"sim-token-{rng.getrandbits(64):016x}",
+        )
+        self.accounts[account.client_id] = account
+        return account
+
+    def _users(self) -> list[_User]:
+        return [self, *self.accounts.values()]
+
+    def _authorized(self, request: web.Request) -> _User:
+        """The user whose access token the request carries; else 401."""
+        sent = request.headers.get("Authorization")
+        for user in self._users():
+            if sent == f"Bearer {user.access_token}":
+                return user
+        raise UpstoxError(401, "UDAPI100050", "Invalid token used to access API")
 
     async def _faulted(
         self,
@@ -301,8 +352,9 @@ class UpstoxSim:
 
     async def dialog(self, request: web.Request) -> web.StreamResponse:
         query = request.query
+        client_id = query.get("client_id")
         if (
-            query.get("client_id") != self.client_id
+            not any(user.client_id == client_id for user in self._users())
             or query.get("redirect_uri") != self.redirect_uri
         ):
             raise UpstoxError(
@@ -313,7 +365,7 @@ class UpstoxSim:
         if query.get("response_type") != "code":
             raise _invalid("response_type", "response_type must be code")
         code = secrets.token_urlsafe(8)
-        self._codes.add(code)
+        self._codes[code] = str(client_id)
         params = {"code": code} | ({"state": query["state"]} if "state" in query else {})
         raise web.HTTPFound(f"{self.redirect_uri}?{urlencode(params)}")
 
@@ -321,12 +373,12 @@ class UpstoxSim:
         async def work() -> web.Response:
             form = await request.post()
             code = str(form.get("code") or "")
-            known = code in self._codes
-            self._codes.discard(code)  # single use, success or not (FACTS 3)
+            client_id = self._codes.pop(code, None)  # single use, success or not (FACTS 3)
+            user = next((u for u in self._users() if u.client_id == client_id), None)
             if (
-                not known
-                or form.get("client_id") != self.client_id
-                or form.get("client_secret") != self.client_secret
+                user is None
+                or form.get("client_id") != client_id
+                or form.get("client_secret") != user.client_secret
                 or form.get("redirect_uri") != self.redirect_uri
                 or form.get("grant_type") != "authorization_code"
             ):
@@ -336,13 +388,13 @@ class UpstoxSim:
                 "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
                 "products": ["D", "CO", "I", "MTF"],
                 "broker": "UPSTOX",
-                "user_id": "SIMUSER",
+                "user_id": user.user_id,
                 "user_name": "Simulated Trader",
                 "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
                 "user_type": "individual",
                 "poa": False,
                 "is_active": True,
-                "access_token": self.access_token,
+                "access_token": user.access_token,
                 "extended_token": None,
             }
             return web.json_response(data)  # the token answer has no envelope
@@ -386,7 +438,7 @@ class UpstoxSim:
 
     def accepted(self) -> list[float]:
         """When each order write the rate limiter counted arrived (time.monotonic())."""
-        return list(self._stamps)
+        return list(self.stamps)
 
     def drop_feeds(self) -> None:
         """Cut every open feed connection mid-stream (no close frame), as a network drop."""
@@ -557,31 +609,33 @@ class UpstoxSim:
 
     # -- orders ----------------------------------------------------------------
 
-    def _take_order_slot(self) -> None:
+    def _take_order_slot(self, user: _User) -> None:
+        """Upstox's order limits, counted per user."""
+        stamps = user.stamps
         now = time.monotonic()
         longest = max(window for window, _ in self.order_windows)
-        while self._stamps and now - self._stamps[0] >= longest:
-            self._stamps.popleft()
+        while stamps and now - stamps[0] >= longest:
+            stamps.popleft()
         for window, limit in self.order_windows:
-            if sum(1 for stamp in self._stamps if now - stamp < window) >= limit:
+            if sum(1 for stamp in stamps if now - stamp < window) >= limit:
                 self.refused += 1
                 raise UpstoxError(429, "UDAPI10005", "Too Many Request Sent")
-        self._stamps.append(now)
+        stamps.append(now)
 
     async def place(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
-        self._take_order_slot()
+        user = self._authorized(request)
+        self._take_order_slot(user)
         body = await _json_body(request)
 
         async def work() -> web.Response:
-            order = self._new_order(body)
-            self.orders[order.order_id] = order
+            order = self._new_order(body, user.user_id)
+            user.orders[order.order_id] = order
             data = {"order_ids": [order.order_id]}
             return _answer(data)
 
         return await self._faulted(request, "place_order", work)
 
-    def _new_order(self, body: dict[str, Any]) -> Order:
+    def _new_order(self, body: dict[str, Any], placed_by: str) -> Order:
         key = body.get("instrument_token")
         row = self.instruments.get(key) if isinstance(key, str) else None
         if row is None:
@@ -623,6 +677,7 @@ class UpstoxSim:
             trigger_price=trigger,
             tag=tag,
             status="put order req received",
+            placed_by=placed_by,
         )
         order.history.append(order.row())
         self._match(order)
@@ -664,19 +719,20 @@ class UpstoxSim:
         order.average_price = ltp
         order.move("complete")
 
-    def _order(self, order_id: object) -> Order:
-        order = self.orders.get(order_id) if isinstance(order_id, str) else None
+    @staticmethod
+    def _order(user: _User, order_id: object) -> Order:
+        order = user.orders.get(order_id) if isinstance(order_id, str) else None
         if order is None:
             raise _invalid("order_id", f"unknown order_id {order_id!r}")
         return order
 
     async def modify(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
-        self._take_order_slot()
+        user = self._authorized(request)
+        self._take_order_slot(user)
         body = await _json_body(request)
 
         async def work() -> web.Response:
-            order = self._order(body.get("order_id"))
+            order = self._order(user, body.get("order_id"))
             if order.status in TERMINAL:
                 raise _invalid("order_id", f"the order is {order.status} and cannot be modified")
             row = self.instruments[order.key]
@@ -693,11 +749,11 @@ class UpstoxSim:
         return await self._faulted(request, "modify_order", work)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
-        self._take_order_slot()
+        user = self._authorized(request)
+        self._take_order_slot(user)
 
         async def work() -> web.Response:
-            order = self._order(request.query.get("order_id"))
+            order = self._order(user, request.query.get("order_id"))
             if order.status in TERMINAL:
                 raise _invalid("order_id", f"the order is {order.status} and cannot be cancelled")
             order.move("cancelled")
@@ -707,25 +763,25 @@ class UpstoxSim:
         return await self._faulted(request, "cancel_order", work)
 
     async def book(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
+        user = self._authorized(request)
 
         async def work() -> web.Response:
-            rows = [order.row() for order in self.orders.values()]
+            rows = [order.row() for order in user.orders.values()]
             return web.json_response({"status": "success", "data": rows})
 
         return await self._faulted(request, "orders", work)
 
     async def details(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
+        user = self._authorized(request)
 
         async def work() -> web.Response:
-            order = self._order(request.query.get("order_id"))
+            order = self._order(user, request.query.get("order_id"))
             return web.json_response({"status": "success", "data": order.row()})
 
         return await self._faulted(request, "order_details", work)
 
     async def history(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
+        user = self._authorized(request)
 
         async def work() -> web.Response:
             order_id, tag = request.query.get("order_id"), request.query.get("tag")
@@ -733,7 +789,7 @@ class UpstoxSim:
                 raise _invalid("order_id", "order_id or tag is required")
             rows = [
                 step
-                for order in self.orders.values()
+                for order in user.orders.values()
                 if (order_id is None or order.order_id == order_id)
                 and (tag is None or order.tag == tag)
                 for step in order.history
@@ -769,6 +825,9 @@ class UpstoxSim:
             "links": len(self._links),
         }
         return web.json_response({"status": "success", "data": data})
+
+
+_User = UpstoxSim | UpstoxAccount  # a request's user: the simulator's own, or an added one
 
 
 def _answer(data: dict[str, Any]) -> web.Response:
