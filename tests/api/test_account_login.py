@@ -211,13 +211,14 @@ async def test_another_users_account_is_404_and_kite_refusing_is_502(sqlite_url:
         assert await _session(system, "family-2") == "awaiting_login"
 
 
-async def test_a_linked_upstox_account_logs_in_and_its_token_is_stored_only(
+async def test_a_linked_upstox_account_logs_in_and_its_token_is_stored_sealed(
     database_url: str,
 ) -> None:
-    """Linked Upstox accounts are stored, not traded: GET /accounts/{id}/login -> Upstox's
-    dialog (the simulator) with a state naming the account -> /upstox/callback: the code
-    exchanged with that account's client id and secret, the token kept sealed in its
-    row; the default account's session untouched; a forged or replayed state 403."""
+    """GET /accounts/{id}/login -> Upstox's dialog (the simulator) with a state naming the
+    account -> /upstox/callback: the code exchanged with that account's client id and
+    secret, the token kept sealed in its row (its session uses it: an Upstox engine
+    trades it, tests/system/test_upstox_accounts.py); the default account's session
+    untouched; a forged or replayed state 403."""
     from hmt.sim.upstox.server import UpstoxSim
     from hmt.upstox.session import exchange_code
 

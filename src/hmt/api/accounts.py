@@ -29,7 +29,7 @@ from hmt.api.upstox_login import CALLBACK as UPSTOX_CALLBACK
 from hmt.api.upstox_login import dialog_url
 from hmt.config import ConfigError
 from hmt.core.errors import FieldError, InvalidTrigger
-from hmt.engine.accounts import DEFAULT_ACCOUNT, WIRED, UnlinkRefused
+from hmt.engine.accounts import DEFAULT_ACCOUNT, UnlinkRefused
 from hmt.engine.facade import Facade
 from hmt.kite.session import login_url
 from hmt.logs import register_secret
@@ -250,7 +250,7 @@ async def start_account_login(
             field="server",
             rule="not_configured",
         )
-    if not upstox and (account.broker != WIRED or account_id not in runtime.account_sessions()):
+    if not upstox and account_id not in runtime.account_sessions():
         raise ApiError(
             status.HTTP_409_CONFLICT,
             f"this engine does not trade account {account_id!r} ({account.broker}): set its "

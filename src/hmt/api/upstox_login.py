@@ -156,7 +156,7 @@ async def linked_callback(
     the one this hmt issued for that account, unused, under ten minutes old, before the
     code is exchanged with that account's client id and secret, and its session uses
     the token (kept sealed in the account's row; where Upstox accounts are not traded
-    here, only kept)."""
+    here, a cluster node, only kept)."""
     if state != started or not request.app.state.upstox_logins.take(state, account):
         raise ApiError(
             status.HTTP_403_FORBIDDEN,

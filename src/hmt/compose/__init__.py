@@ -39,7 +39,7 @@ from hmt.compose.kite import (
 )
 from hmt.compose.slots import ClusterSlots, slot_wait_s
 from hmt.compose.ticks import ClusterFeed, active_instruments
-from hmt.compose.upstox import LinkedUpstox, paper_refusal
+from hmt.compose.upstox import EngineUpstox, LinkedUpstox, paper_refusal
 from hmt.config import (
     Broker,
     BrokerApi,
@@ -196,7 +196,7 @@ async def build(settings: Settings) -> Runtime:
     quotes: QuotePort | None
     history: CandleSource | None
     login: BrokerLogin | None
-    linked_upstox: LinkedUpstox | None = None
+    linked_upstox: LinkedUpstox | EngineUpstox | None = None
     divisor_of: Callable[[int], int]
     token_users: list[TokenUser] = []  # besides REST and the feed (Upstox's portfolio stream)
     more_loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
@@ -222,6 +222,9 @@ async def build(settings: Settings) -> Runtime:
         engine_feed: Feed = feed
         quotes, history, login = None, None, parts.login
         divisor_of = parts.master.divisor_of
+        if ticks is None and settings.cluster_url is None:  # a cluster trades Kite alone
+            # Linked Upstox accounts order through the engine's own master and feed.
+            linked_upstox = EngineUpstox(settings, parts.master, lambda: instruments.copy())
     else:
         kite_rest = KiteRest(
             api_url=settings.kite_api_url,
@@ -267,10 +270,10 @@ async def build(settings: Settings) -> Runtime:
             return {int(item.id): item for item in found if item is not None}
 
         quotes = KiteQuotes(kite_rest, listed)
-        engine_feed, source, linked_upstox = _beside_kite(
+        engine_feed, source, beside = _beside_kite(
             settings, feed, source, ticks, on_ltp, lambda: instruments
         )
-        divisor_of = _kite_divisor(linked_upstox)
+        linked_upstox, divisor_of = beside, _kite_divisor(beside)
     triggers = TriggerStore(
         db,
         divisor_of=divisor_of,

@@ -4,8 +4,10 @@ session, made from its stored row and added to the engine (docs/accounts.md).
 Ticks are shared: the one feed of a broker serves every account. A Kite engine
 trades linked Kite accounts (on the default account's ticker) and linked Upstox
 accounts (one Upstox feed, on the first one's token: `hmt.compose.upstox.LinkedUpstox`);
-an account this engine does not trade stays out of it (logged), so its triggers
-wait and are never sent through another account.
+an Upstox engine trades linked Upstox accounts (on its own feed and master:
+`hmt.compose.upstox.EngineUpstox`), not Kite ones (Kite's ticker would need one of
+them to run on). An account this engine does not trade stays out of it (logged), so
+its triggers wait and are never sent through another account.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import structlog
 from pydantic import SecretStr
 
 from hmt.compose.slots import THROTTLE_MARGIN_S, ClusterSlots
-from hmt.compose.upstox import LinkedUpstox, on_linked_feed_state, paper_refusal
+from hmt.compose.upstox import EngineUpstox, LinkedUpstox, on_linked_feed_state, paper_refusal
 from hmt.config import ConfigError, Settings
 from hmt.core.throttle import KITE_ORDER_LIMITS, UPSTOX_ORDER_LIMITS, Throttle
-from hmt.engine.accounts import WIRED, AccountExecutors, UnlinkRefused
+from hmt.engine.accounts import AccountExecutors, UnlinkRefused
 from hmt.engine.executor import Executor, LeasePolicy, RetryPolicy
 from hmt.engine.ports import BrokerLogin, BrokerRest, OrderPort, TokenUser
 from hmt.engine.service import Engine, EngineState
@@ -139,13 +141,14 @@ class AccountMaker:
     execution: ExecutionStore
     executors: AccountExecutors
     stats: EngineStats
-    broker: str  # the engine's broker ("kite")
+    broker: str  # the engine's broker ("kite" or "upstox")
     engine: Callable[[], Engine]  # read when used: the engine is made after this
     rests: list[BrokerRest] = field(default_factory=list)  # closed with the runtime
-    # A Kite engine's linked Upstox accounts (docs/accounts.md, "Two brokers in one
-    # process"); None where they are not traded (an Upstox engine, a cluster node,
-    # paper mode with a live Upstox address).
-    upstox: LinkedUpstox | None = None
+    # What linked Upstox accounts share: a Kite engine's one Upstox feed and master
+    # (docs/accounts.md, "Two brokers in one process"), or an Upstox engine's own
+    # (`EngineUpstox`); None where they are not traded (a cluster node, paper mode with
+    # a live Upstox address).
+    upstox: LinkedUpstox | EngineUpstox | None = None
     # Each account in the engine: its broker and REST client (closed when it is unlinked).
     made: dict[str, tuple[str, BrokerRest]] = field(default_factory=dict)
     # A cluster node's order slots (docs/cluster.md, "Orders"): each linked account's
@@ -153,10 +156,15 @@ class AccountMaker:
     slots: ClusterSlots | None = None
 
     def trades(self, broker: str) -> bool:
-        """Whether this engine trades linked accounts of `broker`."""
-        if broker == self.broker == WIRED:
-            return True
-        return broker == "upstox" and self.upstox is not None
+        """Whether this engine trades linked accounts of `broker`: Upstox ones wherever
+        their shared parts are made (`upstox`); Kite ones in a Kite engine only. Kite's
+        ticker runs on the default account's API key and token: an Upstox engine has no
+        Kite account of its own to run it on (one of the linked ones would have to carry
+        it, with its lapse stopping every Kite price), so Kite accounts there are stored,
+        not traded."""
+        if broker == "upstox":
+            return self.upstox is not None
+        return broker == self.broker
 
     async def add(self, account: LinkedAccount) -> None:
         """Trade through `account` from now on (a running engine reads its book first)."""

@@ -394,12 +394,7 @@ class LinkedUpstox:
 
     async def parts(self, account_id: str, access_token: str | None) -> LinkedParts:
         settings = self._settings
-        rest = UpstoxRest(
-            access_token=access_token or AWAITING_LOGIN,
-            api_url=settings.upstox_api_url,
-            order_url=settings.upstox_orders_url,
-            timeout=settings.upstox_timeout_ms / 1000,
-        )
+        rest = linked_rest(settings, access_token)
         if self._instruments is None:
             await self._share(account_id, rest, access_token)
         instruments = self._instruments
@@ -456,6 +451,47 @@ class LinkedUpstox:
         if feed is not None:
             await self._feeds.detach(feed)
         log.info("upstox_accounts_unwired", feed_account=account_id)
+
+
+def linked_rest(settings: Settings, access_token: str | None) -> UpstoxRest:
+    """A linked Upstox account's own REST client (orders and its book), on its token."""
+    return UpstoxRest(
+        access_token=access_token or AWAITING_LOGIN,
+        api_url=settings.upstox_api_url,
+        order_url=settings.upstox_orders_url,
+        timeout=settings.upstox_timeout_ms / 1000,
+    )
+
+
+class EngineUpstox:
+    """An Upstox engine's linked Upstox accounts: each its own REST client and order port
+    over the engine's own master (the one `upstox_parts` made), so no second master and
+    no second feed: the engine's feed, on the default account's token, serves every
+    account's instruments (a tick is the instrument's, whoever trades it). A linked
+    account's lapse stops its orders only; the default account's stops the feed."""
+
+    feed_account: str | None = None  # the feed is the default account's, never a linked one's
+
+    def __init__(
+        self,
+        settings: Settings,
+        master: UpstoxMaster,
+        read_master: Callable[[], Awaitable[object]],
+    ) -> None:
+        self._settings = settings
+        self.master = master
+        self._read_master = read_master
+
+    async def parts(self, account_id: str, access_token: str | None) -> LinkedParts:
+        rest = linked_rest(self._settings, access_token)
+        instruments = self.master.instruments
+        orders = UpstoxOrderPort(
+            UpstoxOrders(rest, instruments.key_for), instruments, self._read_master
+        )
+        return LinkedParts(rest, orders, None)
+
+    async def release(self, account_id: str) -> None:
+        """Nothing is shared on a linked account's token: nothing to let go."""
 
 
 def on_linked_feed_state(session: BrokerSession, state: FeedState) -> None:

@@ -32,8 +32,6 @@ from hmt.engine.session import BrokerSession
 log = structlog.get_logger("hmt.accounts")
 
 DEFAULT_ACCOUNT = "default"  # the settings' account's id; NULL in a trigger's row
-# The broker whose linked accounts are traded so far (docs/accounts.md): the name only.
-WIRED = "kite"
 
 
 class UnlinkRefused(HmtError):

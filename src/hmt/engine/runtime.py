@@ -65,7 +65,8 @@ class Runtime:
     executors: AccountExecutors | None = None
     add_account: Callable[[LinkedAccount], Awaitable[None]] | None = None
     remove_account: Callable[[str], Awaitable[None]] | None = None  # its unlinking
-    # The login of a linked account not traded here (an Upstox one): the token only stored.
+    # The login of a linked Upstox account not traded here (a cluster node's): the token
+    # only stored.
     store_login: Callable[[str, str], Awaitable[bool]] | None = None
     closing: list[BrokerRest] = field(default_factory=list)  # the linked accounts' clients
     # The brokers whose accounts this engine trades (its own; a Kite engine's linked

@@ -90,6 +90,7 @@ class Order:
     history: list[dict[str, Any]] = field(default_factory=list)
     # Told of each status change (the simulator's portfolio stream).
     on_move: Callable[[Order], None] | None = field(default=None, repr=False, compare=False)
+    placed_by: str = "SIMUSER"  # the user whose book it is in
 
     def row(self) -> dict[str, Any]:
         return {
@@ -101,7 +102,7 @@ class Order:
             "guid": None,
             "tag": self.tag,
             "instrument_token": self.key,
-            "placed_by": "SIMUSER",
+            "placed_by": self.placed_by,
             "trading_symbol": self.symbol,
             "tradingsymbol": self.symbol,
             "order_type": self.order_type,
@@ -165,7 +166,33 @@ class _Stream:
     socket: web.WebSocketResponse
     request: web.Request
     types: frozenset[str]
+    user_id: str  # whose token authorized it: it hears of that user's orders only
     outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class UpstoxAccount:
+    """Another Upstox user on the simulator (`UpstoxSim.add_account`): its own app (client
+    id and secret), access token, order book and order rate limits, as Upstox keeps each
+    user's. Its orders match against the same market; the simulator's own user is the
+    first account (its attributes of the same names)."""
+
+    user_id: str
+    client_id: str
+    client_secret: str
+    access_token: str
+    orders: dict[str, Order] = field(default_factory=dict)
+    stamps: deque[float] = field(default_factory=deque)  # its order writes, for the limits
+
+    def expire_session(self) -> str:
+        """Its access token stops working (401); the new one (what its next login gives).
+        The feed runs on the simulator's own user's token and is not touched."""
+        self.access_token = f"sim-token-{secrets.token_hex(8)}"
+        return self.access_token
+
+    def order_rows(self) -> list[dict[str, Any]]:
+        """Its order book, as GET /v2/order/retrieve-all answers it with its token."""
+        return [order.row() for order in self.orders.values()]
 
 
 class UpstoxSim:
@@ -185,6 +212,7 @@ class UpstoxSim:
         self._walk_every_s = walk_every_s
         self._walker: asyncio.Task[None] | None = None
         self.host, self.port = host, port
+        self.user_id = "SIMUSER"
         self.client_id = f"sim-{rng.getrandbits(32):08x}"
         self.client_secret = f"{rng.getrandbits(64):016x}"
         self.redirect_uri = "http://127.0.0.1/upstox/callback"
@@ -200,14 +228,17 @@ class UpstoxSim:
         }
         self.orders: dict[str, Order] = {}
         self._ids = itertools.count(int(f"26{rng.randrange(10**10):010d}"))
-        self._codes: set[str] = set()  # login codes: single use
+        self._seed = seed
+        self.accounts: dict[str, UpstoxAccount] = {}  # the other users, by client id
+        self._codes: dict[str, str] = {}  # login codes (single use): the client id each is for
         self._feed_codes: set[str] = set()  # authorized feed URLs: single use
         self._links: list[_Link] = []
         self._streams: list[_Stream] = []  # portfolio-stream connections
-        self._stream_codes: set[str] = set()  # authorized portfolio URLs: single use
+        # Authorized portfolio URLs (single use): the user each is for.
+        self._stream_codes: dict[str, str] = {}
         self.stream_updates = 0  # order updates written to portfolio streams
         self._sends: set[asyncio.Task[None]] = set()  # held moves sent when a stall ends
-        self._stamps: deque[float] = deque()
+        self.stamps: deque[float] = deque()  # this user's order writes, for the limits
         self.order_windows = ORDER_WINDOWS
         self.refused = 0
         self.counters: Counter[str] = Counter()  # requests by path, refused ones too
@@ -295,9 +326,31 @@ class UpstoxSim:
         except UpstoxError as exc:
             return exc.response()
 
-    def _authorized(self, request: web.Request) -> None:
-        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
-            raise UpstoxError(401, "UDAPI100050", "Invalid token used to access API")
+    def add_account(self, user_id: str) -> UpstoxAccount:
+        """Another Upstox user on this simulator, with its own app, token and order book
+        (`UpstoxAccount`); a request carrying its token reads and writes its book only."""
+        if user_id == self.user_id or any(a.user_id == user_id for a in self.accounts.values()):
+            raise ValueError(f"an account {user_id!r} exists")
+        rng = random.Random(f"upstox:{self._seed}:{user_id}")
+        account = UpstoxAccount(
+            user_id,
+            client_id=f"sim-{rng.getrandbits(32):08x}",
+            client_secret=f"{rng.getrandbits(64):016x}",
+            access_token=f"sim-token-{rng.getrandbits(64):016x}",
+        )
+        self.accounts[account.client_id] = account
+        return account
+
+    def _users(self) -> list[_User]:
+        return [self, *self.accounts.values()]
+
+    def _authorized(self, request: web.Request) -> _User:
+        """The user whose access token the request carries; else 401."""
+        sent = request.headers.get("Authorization")
+        for user in self._users():
+            if sent == f"Bearer {user.access_token}":
+                return user
+        raise UpstoxError(401, "UDAPI100050", "Invalid token used to access API")
 
     async def _faulted(
         self,
@@ -345,8 +398,9 @@ class UpstoxSim:
 
     async def dialog(self, request: web.Request) -> web.StreamResponse:
         query = request.query
+        client_id = query.get("client_id")
         if (
-            query.get("client_id") != self.client_id
+            not any(user.client_id == client_id for user in self._users())
             or query.get("redirect_uri") != self.redirect_uri
         ):
             raise UpstoxError(
@@ -357,7 +411,7 @@ class UpstoxSim:
         if query.get("response_type") != "code":
             raise _invalid("response_type", "response_type must be code")
         code = secrets.token_urlsafe(8)
-        self._codes.add(code)
+        self._codes[code] = str(client_id)
         params = {"code": code} | ({"state": query["state"]} if "state" in query else {})
         raise web.HTTPFound(f"{self.redirect_uri}?{urlencode(params)}")
 
@@ -365,12 +419,12 @@ class UpstoxSim:
         async def work() -> web.Response:
             form = await request.post()
             code = str(form.get("code") or "")
-            known = code in self._codes
-            self._codes.discard(code)  # single use, success or not (FACTS 3)
+            client_id = self._codes.pop(code, None)  # single use, success or not (FACTS 3)
+            user = next((u for u in self._users() if u.client_id == client_id), None)
             if (
-                not known
-                or form.get("client_id") != self.client_id
-                or form.get("client_secret") != self.client_secret
+                user is None
+                or form.get("client_id") != client_id
+                or form.get("client_secret") != user.client_secret
                 or form.get("redirect_uri") != self.redirect_uri
                 or form.get("grant_type") != "authorization_code"
             ):
@@ -380,13 +434,13 @@ class UpstoxSim:
                 "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
                 "products": ["D", "CO", "I", "MTF"],
                 "broker": "UPSTOX",
-                "user_id": "SIMUSER",
+                "user_id": user.user_id,
                 "user_name": "Simulated Trader",
                 "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
                 "user_type": "individual",
                 "poa": False,
                 "is_active": True,
-                "access_token": self.access_token,
+                "access_token": user.access_token,
                 "extended_token": None,
             }
             return web.json_response(data)  # the token answer has no envelope
@@ -432,7 +486,7 @@ class UpstoxSim:
 
     def accepted(self) -> list[float]:
         """When each order write the rate limiter counted arrived (time.monotonic())."""
-        return list(self._stamps)
+        return list(self.stamps)
 
     def drop_feeds(self) -> None:
         """Cut every open feed connection mid-stream (no close frame), as a network drop."""
@@ -616,17 +670,19 @@ class UpstoxSim:
 
     async def portfolio_authorize(self, request: web.Request) -> web.Response:
         """The one-time URL of the portfolio stream (FACTS 5.1); its update types ride along."""
-        self._authorized(request)
-        return web.json_response({"status": "success", "data": self._portfolio_uri(request)})
+        user = self._authorized(request)
+        return web.json_response(
+            {"status": "success", "data": self._portfolio_uri(request, user.user_id)}
+        )
 
-    def _portfolio_uri(self, request: web.Request) -> dict[str, str]:
+    def _portfolio_uri(self, request: web.Request, user_id: str) -> dict[str, str]:
         asked = request.query.get("update_types") or "order"
         types = [kind for kind in asked.split(",") if kind]
         unknown = sorted(set(types) - UPDATE_TYPES)
         if unknown:
             raise _invalid("update_types", f"unknown update_types {', '.join(unknown)}")
         code = secrets.token_urlsafe(12)
-        self._stream_codes.add(code)
+        self._stream_codes[code] = user_id
         query = urlencode(
             {"requestId": secrets.token_hex(8), "code": code, "update_types": ",".join(types)}
         )
@@ -636,19 +692,19 @@ class UpstoxSim:
     async def portfolio_redirect(self, request: web.Request) -> web.StreamResponse:
         """The direct connect with the Bearer header (the SDK's feeder): 302 to the
         authorized socket, as Upstox answers (FACTS 5.1)."""
-        self._authorized(request)
-        raise web.HTTPFound(self._portfolio_uri(request)["authorized_redirect_uri"])
+        user = self._authorized(request)
+        raise web.HTTPFound(self._portfolio_uri(request, user.user_id)["authorized_redirect_uri"])
 
     async def portfolio(self, request: web.Request) -> web.StreamResponse:
         """The authorized socket: a JSON text message per status change of every order."""
         code = request.query.get("code")
         if code is None or code not in self._stream_codes:
             raise UpstoxError(403, "UDAPI100050", "the authorized stream URL is used or unknown")
-        self._stream_codes.discard(code)
+        user_id = self._stream_codes.pop(code)
         types = frozenset((request.query.get("update_types") or "order").split(","))
         socket = web.WebSocketResponse(heartbeat=10.0)
         await socket.prepare(request)
-        stream = _Stream(socket, request, types)
+        stream = _Stream(socket, request, types, user_id)
         self._streams.append(stream)
         writer = asyncio.get_running_loop().create_task(self._write_updates(stream))
         try:
@@ -669,41 +725,44 @@ class UpstoxSim:
                 self.stream_updates += 1
 
     def _order_moved(self, order: Order) -> None:
-        """An order's status changed: every stream that asked for orders hears of it."""
+        """An order's status changed: every stream of its user that asked for orders hears
+        of it (a stream is one user's, as its token is)."""
         if not self._streams:
             return
         text = json.dumps(order.update())
         for stream in self._streams:
-            if "order" in stream.types:
+            if "order" in stream.types and stream.user_id == order.placed_by:
                 stream.outbox.put_nowait(text)
 
     # -- orders ----------------------------------------------------------------
 
-    def _take_order_slot(self) -> None:
+    def _take_order_slot(self, user: _User) -> None:
+        """Upstox's order limits, counted per user."""
+        stamps = user.stamps
         now = time.monotonic()
         longest = max(window for window, _ in self.order_windows)
-        while self._stamps and now - self._stamps[0] >= longest:
-            self._stamps.popleft()
+        while stamps and now - stamps[0] >= longest:
+            stamps.popleft()
         for window, limit in self.order_windows:
-            if sum(1 for stamp in self._stamps if now - stamp < window) >= limit:
+            if sum(1 for stamp in stamps if now - stamp < window) >= limit:
                 self.refused += 1
                 raise UpstoxError(429, "UDAPI10005", "Too Many Request Sent")
-        self._stamps.append(now)
+        stamps.append(now)
 
     async def place(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
-        self._take_order_slot()
+        user = self._authorized(request)
+        self._take_order_slot(user)
         body = await _json_body(request)
 
         async def work() -> web.Response:
-            order = self._new_order(body)
-            self.orders[order.order_id] = order
+            order = self._new_order(body, user.user_id)
+            user.orders[order.order_id] = order
             data = {"order_ids": [order.order_id]}
             return _answer(data)
 
         return await self._faulted(request, "place_order", work)
 
-    def _new_order(self, body: dict[str, Any]) -> Order:
+    def _new_order(self, body: dict[str, Any], placed_by: str) -> Order:
         key = body.get("instrument_token")
         row = self.instruments.get(key) if isinstance(key, str) else None
         if row is None:
@@ -746,6 +805,7 @@ class UpstoxSim:
             tag=tag,
             status="put order req received",
             on_move=self._order_moved,
+            placed_by=placed_by,
         )
         order.history.append(order.row())
         self._order_moved(order)
@@ -788,19 +848,20 @@ class UpstoxSim:
         order.average_price = ltp
         order.move("complete")
 
-    def _order(self, order_id: object) -> Order:
-        order = self.orders.get(order_id) if isinstance(order_id, str) else None
+    @staticmethod
+    def _order(user: _User, order_id: object) -> Order:
+        order = user.orders.get(order_id) if isinstance(order_id, str) else None
         if order is None:
             raise _invalid("order_id", f"unknown order_id {order_id!r}")
         return order
 
     async def modify(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
-        self._take_order_slot()
+        user = self._authorized(request)
+        self._take_order_slot(user)
         body = await _json_body(request)
 
         async def work() -> web.Response:
-            order = self._order(body.get("order_id"))
+            order = self._order(user, body.get("order_id"))
             if order.status in TERMINAL:
                 raise _invalid("order_id", f"the order is {order.status} and cannot be modified")
             row = self.instruments[order.key]
@@ -817,11 +878,11 @@ class UpstoxSim:
         return await self._faulted(request, "modify_order", work)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
-        self._take_order_slot()
+        user = self._authorized(request)
+        self._take_order_slot(user)
 
         async def work() -> web.Response:
-            order = self._order(request.query.get("order_id"))
+            order = self._order(user, request.query.get("order_id"))
             if order.status in TERMINAL:
                 raise _invalid("order_id", f"the order is {order.status} and cannot be cancelled")
             order.move("cancelled")
@@ -831,25 +892,25 @@ class UpstoxSim:
         return await self._faulted(request, "cancel_order", work)
 
     async def book(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
+        user = self._authorized(request)
 
         async def work() -> web.Response:
-            rows = [order.row() for order in self.orders.values()]
+            rows = [order.row() for order in user.orders.values()]
             return web.json_response({"status": "success", "data": rows})
 
         return await self._faulted(request, "orders", work)
 
     async def details(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
+        user = self._authorized(request)
 
         async def work() -> web.Response:
-            order = self._order(request.query.get("order_id"))
+            order = self._order(user, request.query.get("order_id"))
             return web.json_response({"status": "success", "data": order.row()})
 
         return await self._faulted(request, "order_details", work)
 
     async def history(self, request: web.Request) -> web.StreamResponse:
-        self._authorized(request)
+        user = self._authorized(request)
 
         async def work() -> web.Response:
             order_id, tag = request.query.get("order_id"), request.query.get("tag")
@@ -857,7 +918,7 @@ class UpstoxSim:
                 raise _invalid("order_id", "order_id or tag is required")
             rows = [
                 step
-                for order in self.orders.values()
+                for order in user.orders.values()
                 if (order_id is None or order.order_id == order_id)
                 and (tag is None or order.tag == tag)
                 for step in order.history
@@ -894,6 +955,9 @@ class UpstoxSim:
             "portfolio_streams": len(self._streams),
         }
         return web.json_response({"status": "success", "data": data})
+
+
+_User = UpstoxSim | UpstoxAccount  # a request's user: the simulator's own, or an added one
 
 
 def _answer(data: dict[str, Any]) -> web.Response:
