@@ -196,10 +196,11 @@ async def test_a_v2_trigger_names_its_account(database_url: str) -> None:
             assert refused.status_code == 422, refused.text
             assert ("account", "unknown_account") in _rules(refused), refused.text
             assert repr(account) in refused.text
-        bracket = {"entry": _v2(account="desk-1"), "exits": {"target": "2500", "stop": "1900"}}
+        # A bracket's entry is checked as a trigger's (tests/api/test_bracket_accounts.py).
+        bracket = {"entry": _v2(account="nobody"), "exits": {"target": "2500", "stop": "1900"}}
         refused = await system.client.post("/brackets", json=bracket, headers=system.auth())
         assert refused.status_code == 422, refused.text
-        assert ("entry.account", "bracket") in _rules(refused), refused.text
+        assert ("entry.account", "unknown_account") in _rules(refused), refused.text
         assert await _stored(system) == before  # nothing written
 
         edit = {"legs": [{"condition": {"price": "1950.00", "direction": "at_or_below"}}]}

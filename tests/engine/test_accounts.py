@@ -111,3 +111,21 @@ async def test_a_removed_account_sends_nothing_and_its_old_session_is_not_heard(
     assert renewed == []
     again.renew("new-token")
     assert renewed == ["second"]
+
+
+async def test_the_fills_read_a_linked_accounts_book_only_while_it_can() -> None:
+    """`book_of` (the brackets' fill sweep): the account's own book, None when it is not
+    linked here or its session is not valid (never another's), and a refusal lapses it."""
+    executors, _, second, session = _executors()
+    assert await executors.book_of("second") == ["s1"]
+    assert await executors.book_of("nobody") is None
+    second.refuse = ErrorKind.AUTH
+    assert await executors.book_of("second") is None
+    assert session.state is SessionState.EXPIRED
+    second.refuse = None
+    assert await executors.book_of("second") is None  # not valid: not read
+    session.renew("a-new-token")
+    assert await executors.book_of("second") == ["s1"]
+    second.refuse = ErrorKind.AMBIGUOUS
+    with pytest.raises(BrokerError):  # the sweep logs it and looks again later
+        await executors.book_of("second")

@@ -173,3 +173,88 @@ async def test_stats_shows_each_accounts_own_headroom(database_url: str) -> None
         assert by_account["default"]["per_day"] == {"left": 3000, "limit": 3000}
         assert by_account["default"]["per_minute"] == {"left": 200, "limit": 200}
         assert after["rate_limit_headroom"] == by_account["default"]
+
+
+async def test_a_bracket_through_a_linked_account_trades_in_its_book_only(
+    database_url: str,
+) -> None:
+    """A bracket's entry names a linked account: its entry order is placed there, its fill
+    is found in that account's book (the simulator pushes no update for it on the default
+    account's ticker: the sweep looks), the exit it arms is that account's, and the exit's
+    order goes there too. The default account's book stays empty."""
+    async with running_system(database_url, secret_key=KEY, seed=SEED, fill_sweep_ms=200) as system:
+        sim, runtime, token = system.sim, system.runtime, system.token
+        second = sim.add_account("SIM002")
+        linked = await system.client.post(
+            "/accounts",
+            json={
+                "id": "family-2",
+                "broker": "kite",
+                "label": "Family, second",
+                "api_key": second.api_key,
+                "access_token": second.access_token,
+            },
+            headers=system.auth(),
+        )
+        assert linked.status_code == 201, linked.text
+        executors = runtime.executors
+        assert executors is not None
+        await eventually(lambda: "family-2" in executors.live)
+
+        system.push(token, "1600.00")
+        order = {
+            "instrument_token": token,
+            "exchange": "NSE",
+            "tradingsymbol": "INFY",
+            "transaction_type": "BUY",
+            "quantity": 5,
+            "product": "MIS",
+        }
+        body = {
+            "entry": {
+                "trigger_type": "single",
+                "account": "family-2",
+                "legs": [{"condition": {"price": "1610"}, "orders": [order]}],
+            },
+            "exits": {"target": "1650", "stop": "1580"},
+        }
+        made = await system.client.post("/brackets", json=body, headers=system.auth())
+        assert made.status_code == 201, made.text
+        bracket_id = made.json()["id"]
+        assert made.json()["entry"]["account"] == "family-2"
+
+        async def read() -> dict[str, Any]:
+            response = await system.client.get(f"/brackets/{bracket_id}", headers=system.auth())
+            assert response.status_code == 200, response.text
+            shown: dict[str, Any] = response.json()
+            return shown
+
+        seen: dict[str, Any] = {}
+
+        async def filled() -> bool:
+            seen.update(await read())
+            return bool(seen["status"] == "filled")
+
+        system.push(token, "1612.00")  # the entry fires: a market order, filled at once
+        await eventually(filled, within=15, interval=0.05)
+        entry = seen["entry"]
+        assert entry["status"] == "placed"
+        assert _tags(second.orders()) == [entry["broker_tag"]]
+        assert sim.orders() == []
+        assert (seen["filled"], seen["armed"]) == (5, 5)
+        [exit] = seen["exits"]  # armed once
+        assert exit["account"] == "family-2"
+        assert (exit["transaction_type"], exit["quantity"]) == ("SELL", 5)
+        assert [e["kind"] for e in seen["history"]].count("filled") == 1
+
+        system.push(token, "1651.00")  # the target
+        placed = await system.settled(exit["id"])
+        assert placed["status"] == "placed"
+        assert placed["account"] == "family-2"
+        rows = {row["tag"]: row for row in second.orders()}
+        assert set(rows) == {entry["broker_tag"], placed["broker_tag"]}
+        exit_row = rows[placed["broker_tag"]]
+        assert (exit_row["transaction_type"], exit_row["quantity"]) == ("SELL", 5)
+        assert sim.orders() == []  # the default account's book stays empty
+        again = await read()
+        assert len(again["exits"]) == 1

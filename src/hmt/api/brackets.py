@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hmt.api.account_id import stored_account
+from hmt.api.accounts import check_account
 from hmt.api.auth import Caller, Writer
 from hmt.api.legs import Price, TriggerV2In
 from hmt.api.runtime import runtime_of
@@ -133,11 +134,15 @@ async def create(request: Request, caller: Writer) -> BracketOut:
         raise InvalidTrigger(
             [FieldError("entry.legs[0].orders", "bracket", "a bracket's entry places one order")]
         )
-    if stored_account(body.entry.account) is not None:
-        # Its exits and the fills that arm them are the default account's (docs/accounts.md).
+    # The entry's account is checked as a trigger's (the caller's, traded here, the
+    # instruments its broker's): its exits trade through it too (docs/accounts.md).
+    tokens = [named.instrument_token for _, named in body.entry.tokens()]
+    try:
+        await check_account(runtime, caller.user_id, stored_account(body.entry.account), tokens)
+    except InvalidTrigger as refused:
         raise InvalidTrigger(
-            [FieldError("entry.account", "bracket", "a bracket trades through the default account")]
-        )
+            [FieldError("entry." + e.field, e.rule, e.message) for e in refused.errors]
+        ) from None
     new = await _checked_v2(body.entry, runtime, UserId(caller.user_id), _new_id())
     [order] = new.trigger.orders(new.trigger.legs[0])
     errors: list[FieldError] = []

@@ -368,11 +368,13 @@ async def build(settings: Settings) -> Runtime:
     # The day's master is fetched at start-up in the background (the first create need
     # not wait for some 100,000 rows), and each copy is frozen out of the collector.
     instruments = InstrumentMaster(source, clock=lambda: datetime.now(UTC), kept=freeze_survivors)
-    # Brackets: the entry orders' fills arm their exits (docs/engine.md, "Brackets").
+    # Brackets: the entry orders' fills arm their exits (docs/engine.md, "Brackets"); an
+    # entry through a linked account is looked up in that account's book only.
     fills = Fills(
         BracketStore(triggers),
         orders,
         lambda exit_id: engine.refresh(exit_id),
+        book_of=executors.book_of,
         interval=settings.fill_sweep_ms / 1000,
     )
     notifier, channels = _notifications(settings, db, sealer)

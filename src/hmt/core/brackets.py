@@ -102,6 +102,9 @@ class Waiting:
     entry_status: Status
     broker_tag: str | None
     order_id: str | None
+    # The entry's account (None: the default): its order, so its fills, are in that
+    # account's book only, and its exits trade through it too.
+    account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +214,8 @@ def may_be_exit(trigger_id: str) -> bool:
 
 def exit_trigger(entry: Trigger, exits: Exits, generation: int, quantity: int) -> Trigger:
     """The oco exit for `quantity` of the entry's fills: on the entry order's
-    instrument, opposite side, same product, MARKET; leg 1 the stop, leg 2 the target."""
+    instrument, opposite side, same product, MARKET, through the entry's account (the
+    position is there); leg 1 the stop, leg 2 the target."""
     [order] = entry.orders(Leg.FIRST)
     side = Side.SELL if order.side is Side.BUY else Side.BUY
     trail = None if exits.trail is None else replace(exits.trail, side=side)
@@ -231,4 +235,5 @@ def exit_trigger(entry: Trigger, exits: Exits, generation: int, quantity: int) -
         order_type=OrderType.MARKET,
         price_divisor=order.price_divisor,
         leg_specs=specs,
+        account=entry.account,
     )

@@ -175,6 +175,22 @@ class AccountExecutors:
         """One linked account's order book (its renewal's read)."""
         return list(await self._of(account_id).orders())
 
+    async def book_of(self, account_id: str) -> list[OrderReport] | None:
+        """A linked account's order book for the brackets' fills (`Fills`): None while it
+        is not in this engine or its session is not valid (never another account's
+        book: its entries wait). Refused (AUTH): its session lapses, and None."""
+        linked = self._linked.get(account_id)
+        if linked is None or not linked.session.valid:
+            return None
+        try:
+            return list(await linked.executor.orders())
+        except BrokerError as error:
+            if error.kind is not ErrorKind.AUTH:
+                raise
+            if self._current(account_id, linked):
+                linked.session.expired(error.message)
+            return None
+
     def _of(self, account_id: str | None) -> Executor:
         if account_id is None:
             return self.default

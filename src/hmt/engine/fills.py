@@ -13,12 +13,20 @@ transaction (`BracketStore.report`, the core's decision); a report older than
 what is stored changes nothing, so their order does not matter. An exit armed
 or grown is then put in the book (`on_exit`); after a crash, the book's load
 finds it instead.
+
+Each entry's order is in its own account's book only (docs/accounts.md): the
+sweep reads the book of every account with an entry at the broker, once, and
+looks each entry up in its account's book, never in another's. A linked
+account's book comes from `book_of`, None while it is not in the engine or its
+session is not valid: its entries wait for a later sweep. The ticker's updates
+are the default account's (Kite's ticker runs on its token): only its entries'
+tags are matched; any other update pokes the sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import structlog
@@ -36,6 +44,9 @@ log = structlog.get_logger(__name__)
 SWEEP_S = 5.0
 _ENDED = frozenset({Status.FAILED, Status.CANCELLED, Status.EXPIRED})
 _AT_BROKER = frozenset({Status.TRIGGERED, Status.PLACED, Status.FAILED})
+# A linked account's order book by its id; None while it cannot be read (not in the
+# engine, or its session not valid): `AccountExecutors.book_of`.
+BookOf = Callable[[str], Awaitable[Sequence[OrderReport] | None]]
 
 
 class FillStore(Protocol):
@@ -56,9 +67,13 @@ class Fills:
         orders: OrderPort,
         on_exit: Callable[[TriggerId], Awaitable[None]],
         *,
+        book_of: BookOf | None = None,
         interval: float = SWEEP_S,
     ) -> None:
+        """`orders`: the default account's order port (its book, and the tag rule);
+        `book_of`: the linked accounts' books (None: no linked account is traded)."""
         self._store, self._orders, self._on_exit = store, orders, on_exit
+        self._book_of = book_of
         self._interval = interval
         self._poked = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,20 +114,28 @@ class Fills:
             self._poked.clear()
 
     async def sweep(self) -> int:
-        """Look up every waiting bracket's entry order in the book; how many changed."""
+        """Look up every waiting bracket's entry order in its account's book; how many
+        changed. A book that cannot be read now leaves its account's brackets to the
+        next sweep; the other accounts' go on."""
         self.sweeps += 1
         waiting = await self._store.live()
-        self._waiting = {self._orders.tag(b.id, Leg.FIRST, 0): b.id for b in waiting}
+        # Pushed updates come on the default account's ticker: only its entries match.
+        self._waiting = {
+            self._orders.tag(b.id, Leg.FIRST, 0): b.id for b in waiting if b.account is None
+        }
         changed = 0
-        book: list[OrderReport] | None = None
+        books: dict[str | None, Sequence[OrderReport] | None] = {}
         for bracket in waiting:
             if bracket.entry_status in _ENDED and bracket.order_id is None:
                 changed += await self._store.entry_ended(bracket.id) is not None
                 continue
             if bracket.entry_status not in _AT_BROKER or bracket.broker_tag is None:
                 continue  # not fired yet: nothing at the broker
+            if bracket.account not in books:
+                books[bracket.account] = await self._book(bracket.account)
+            book = books[bracket.account]
             if book is None:
-                book = await self._orders.orders()
+                continue  # its account's book cannot be read now: the next sweep looks
             found = [r for r in book if r.carries(bracket.broker_tag)]
             if found:
                 best = max(found, key=lambda r: r.filled_quantity)
@@ -120,6 +143,22 @@ class Fills:
             elif bracket.entry_status is Status.FAILED:
                 changed += await self._store.entry_ended(bracket.id) is not None
         return changed
+
+    async def _book(self, account: str | None) -> Sequence[OrderReport] | None:
+        """`account`'s order book (None: the default's), or None if it cannot be read now."""
+        try:
+            if account is None:
+                return await self._orders.orders()
+            if self._book_of is None:
+                return None  # no linked account is traded here: never another's book
+            return await self._book_of(account)
+        except Exception as error:
+            log.warning(
+                "fill_book_unreadable",
+                account=account or "default",
+                error=str(error) or type(error).__name__,
+            )
+            return None
 
     async def drain(self) -> None:
         while self._tasks:

@@ -200,7 +200,7 @@ class BracketStore:
     async def live(self) -> builtins.list[Waiting]:
         """Every bracket still waiting for fills (open or armed), every user's."""
         query = (
-            select(b.c.id, b.c.user_id, t.c.status, t.c.broker_tag, t.c.order_id)
+            select(b.c.id, b.c.user_id, t.c.status, t.c.broker_tag, t.c.order_id, t.c.account)
             .join(t, t.c.id == b.c.id)
             .where(b.c.status.in_(LIVE))
             .order_by(b.c.created_at)
@@ -208,7 +208,9 @@ class BracketStore:
 
         async def work(conn: AsyncConnection) -> builtins.list[Waiting]:
             rows = (await conn.execute(query)).all()
-            return [Waiting(TriggerId(str(r[0])), r[1], Status(r[2]), r[3], r[4]) for r in rows]
+            return [
+                Waiting(TriggerId(str(r[0])), r[1], Status(r[2]), r[3], r[4], r[5]) for r in rows
+            ]
 
         return await self.db.transaction(work, write=False)
 
