@@ -18,7 +18,7 @@ from tests.support.postgres import private_database, url_for
 TABLES = (
     "hmt_gtt_orders, hmt_trigger_events, hmt_trigger_orders, hmt_day_ranges, hmt_trail_states, "
     "hmt_metric_samples, hmt_api_tokens, hmt_broker_accounts, hmt_accounts, hmt_notify_channels, "
-    "hmt_users"
+    "hmt_users, hmt_brackets, hmt_bracket_events"
 )
 
 
