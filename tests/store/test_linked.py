@@ -124,3 +124,16 @@ async def test_open_one_account_for_its_login(db: Database) -> None:
     assert await linked.open("three") is None
     with pytest.raises(InvalidTag):
         await LinkedAccounts(db, Sealer([OTHER])).open("two")
+
+
+async def test_an_unreadable_row_leaves_only_itself_out(db: Database) -> None:
+    """One account sealed under another key: the others still open (the engine's start
+    trades them), and the unreadable one is named, not guessed."""
+    await LinkedAccounts(db, Sealer([KEY])).link(kite("one"))
+    await LinkedAccounts(db, Sealer([OTHER])).link(kite("two", token="two-token"))
+    await LinkedAccounts(db, Sealer([KEY])).link(kite("three", user="bob"))
+    opened, unreadable = await LinkedAccounts(db, Sealer([KEY])).open_readable()
+    assert [account.id for account in opened] == ["one", "three"]
+    assert unreadable == ["two"]
+    with pytest.raises(InvalidTag):
+        await LinkedAccounts(db, Sealer([KEY])).open_all()

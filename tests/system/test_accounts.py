@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import SecretStr
+
+from hmt.store.linked import LinkedAccount, LinkedAccounts
+from hmt.store.sealing import Sealer
 from tests.support.eventually import eventually
 from tests.support.system import System, running_system
 
@@ -258,3 +262,30 @@ async def test_a_bracket_through_a_linked_account_trades_in_its_book_only(
         assert sim.orders() == []  # the default account's book stays empty
         again = await read()
         assert len(again["exits"]) == 1
+
+
+async def test_an_unreadable_linked_account_leaves_the_others_traded(database_url: str) -> None:
+    """A row sealed under another HMT_SECRET_KEY is left out at start, alone: the other
+    linked account is still put in the engine (before, one such row left every linked
+    account out)."""
+    async with running_system(database_url, secret_key=KEY, seed=SEED) as system:
+        second = system.sim.add_account("SIM002")
+        linked = await system.client.post(
+            "/accounts",
+            json={
+                "id": "family-2",
+                "broker": "kite",
+                "label": "Family, second",
+                "api_key": second.api_key,
+                "access_token": second.access_token,
+            },
+            headers=system.auth(),
+        )
+        assert linked.status_code == 201, linked.text
+        await LinkedAccounts(system.runtime.db, Sealer(["another-key-" + "x" * 24])).link(
+            LinkedAccount("aaa-old", "alice", "kite", "old", "old-key", None, SecretStr("t"))
+        )
+    async with running_system(database_url, secret_key=KEY, seed=SEED) as system:
+        executors = system.runtime.executors
+        assert executors is not None
+        assert set(executors.linked) == {"family-2"}  # "aaa-old" (sorted first) left out

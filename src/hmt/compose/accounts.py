@@ -275,14 +275,20 @@ class AccountMaker:
             log.warning("account_client_close_failed", account=account_id, error=str(error))
 
     async def add_stored(self) -> None:
-        """Every stored account (start-up); a row that does not open is logged and left out.
-        None without HMT_SECRET_KEY: linked accounts are stored only sealed."""
+        """Every stored account (start-up); a row that does not open is logged and left out
+        alone (its triggers wait, never sent through another account): sealed under
+        another HMT_SECRET_KEY, it is linked again or given a new token. None without
+        HMT_SECRET_KEY: linked accounts are stored only sealed."""
         if self.store.sealer is None:
             return
-        try:
-            accounts = await self.store.open_all()
-        except Exception as error:  # InvalidTag: sealed under another HMT_SECRET_KEY
-            log.warning("linked_accounts_unreadable", error=type(error).__name__)
-            return
+        accounts, unreadable = await self.store.open_readable()
+        for account_id in unreadable:
+            log.warning(
+                "linked_account_unreadable",
+                account=account_id,
+                reason="sealed under another HMT_SECRET_KEY: put that key after the new "
+                "one in HMT_SECRET_KEY and run `hmt db reseal`, or unlink it "
+                f"(DELETE /accounts/{account_id}) and link it again",
+            )
         for account in accounts:
             await self.add(account)

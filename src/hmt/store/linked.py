@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -169,6 +170,23 @@ class LinkedAccounts:
         sealed value is not its row's or another HMT_SECRET_KEY sealed it."""
         return await self._opened(select(a).order_by(a.c.id))
 
+    async def open_readable(self) -> tuple[list[LinkedAccount], list[str]]:
+        """Every account whose secrets open, and the ids of those that do not (sealed
+        under another HMT_SECRET_KEY, or a value not its row's): one unreadable row
+        leaves only itself out (the engine's start)."""
+
+        async def work(conn: AsyncConnection) -> tuple[list[LinkedAccount], list[str]]:
+            opened: list[LinkedAccount] = []
+            unreadable: list[str] = []
+            for r in (await conn.execute(select(a).order_by(a.c.id))).all():
+                try:
+                    opened.append(self._account(r))
+                except InvalidTag:
+                    unreadable.append(r.id)
+            return opened, unreadable
+
+        return await self.db.transaction(work, write=False)
+
     async def open(self, account_id: str) -> LinkedAccount | None:
         """One account with its secrets opened (its login's exchange), None if unknown."""
         found = await self._opened(select(a).where(a.c.id == account_id))
@@ -176,21 +194,20 @@ class LinkedAccounts:
 
     async def _opened(self, query: Select[Any]) -> list[LinkedAccount]:
         async def work(conn: AsyncConnection) -> list[LinkedAccount]:
-            rows = (await conn.execute(query)).all()
-            return [
-                LinkedAccount(
-                    r.id,
-                    r.user_id,
-                    r.broker,
-                    r.label,
-                    r.api_key,
-                    self._open(r.api_secret_sealed, r.id, API_SECRET),
-                    self._open(r.access_token_sealed, r.id, ACCESS_TOKEN),
-                )
-                for r in rows
-            ]
+            return [self._account(r) for r in (await conn.execute(query)).all()]
 
         return await self.db.transaction(work, write=False)
+
+    def _account(self, r: Any) -> LinkedAccount:
+        return LinkedAccount(
+            r.id,
+            r.user_id,
+            r.broker,
+            r.label,
+            r.api_key,
+            self._open(r.api_secret_sealed, r.id, API_SECRET),
+            self._open(r.access_token_sealed, r.id, ACCESS_TOKEN),
+        )
 
     async def reseal_all(self) -> int:
         """Re-seal every account's secrets under the current key (after a key rotation),
