@@ -311,3 +311,66 @@ async def test_overlapping_loads_each_keep_their_own_refreshed_ids(db: Database)
         assert {t.id for t in engine.book} == {t.id for t in created}
     finally:
         await engine.stop()
+
+
+async def _rebuild_started(engine: Engine, execution: HeldLoads) -> asyncio.Task[None]:
+    """A rebuild of the book (the change feed's resync) whose read waits at the gates."""
+    execution.gates.clear()
+    rebuild = asyncio.get_running_loop().create_task(engine.resync())
+    await eventually(lambda: len(execution.gates) > 0)
+    return rebuild
+
+
+async def test_a_partition_lost_while_the_book_is_rebuilt_stays_out_of_it(db: Database) -> None:
+    """The rebuild read both partitions; one was lost (its new owner loads it) before the
+    new book was swapped in: its triggers are not in it, so none sits here for ever."""
+    store = TriggerStore(db, partitions=P)
+    execution = HeldLoads(store)
+    held = {1: 10, 5: 11}
+    execution.fencing = held.get
+    ours = [(await store.create(make_trigger(instrument_token=t))).trigger for t in A]
+    for token in B:
+        await store.create(make_trigger(instrument_token=token))
+    engine = node_engine(execution, Broker(), Feed())
+    await engine.start()
+    try:
+        for partition in (1, 5):
+            execution.gates.setdefault(partition, asyncio.Event()).set()
+            engine.partition_gained(partition, held[partition])
+        await eventually(lambda: len(engine.book) == 6)
+        rebuild = await _rebuild_started(engine, execution)
+        del held[5]
+        engine.partition_lost(5, 11)
+        for partition in (1, 5):  # the read goes on, partition by partition
+            execution.gates.setdefault(partition, asyncio.Event()).set()
+        await rebuild
+        assert {t.id for t in engine.book} == {t.id for t in ours}
+    finally:
+        await engine.stop()
+
+
+async def test_a_partition_gained_while_the_book_is_rebuilt_stays_in_it(db: Database) -> None:
+    """The rebuild read partition 1 only; 5 was gained and armed meanwhile in the book the
+    rebuild then replaced: its triggers are in the new book (else no node holds them)."""
+    store = TriggerStore(db, partitions=P)
+    execution = HeldLoads(store)
+    held = {1: 12}
+    execution.fencing = held.get
+    created = [(await store.create(make_trigger(instrument_token=t))).trigger for t in [*A, *B]]
+    engine = node_engine(execution, Broker(), Feed())
+    await engine.start()
+    try:
+        execution.gates.setdefault(1, asyncio.Event()).set()
+        engine.partition_gained(1, 12)
+        await eventually(lambda: len(engine.book) == 3)
+        rebuild = await _rebuild_started(engine, execution)
+        held[5] = 13
+        engine.partition_gained(5, 13)
+        await eventually(lambda: 5 in execution.gates)
+        execution.gates[5].set()
+        await eventually(lambda: all(t.id in engine.book for t in created[3:]))
+        execution.gates[1].set()
+        await rebuild
+        assert {t.id for t in engine.book} == {t.id for t in created}
+    finally:
+        await engine.stop()

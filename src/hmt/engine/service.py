@@ -791,21 +791,54 @@ class Engine:
         """
         touched: set[TriggerId] = set()
         self._touched = touched
+        # A cluster node's partitions as the load reads them: one lost or gained while it
+        # runs is put right before the new book is swapped in (below).
+        wanted = None if self._held is None else frozenset(self._held)
         try:
             book, timebook, dormant, _ = await self._load()
         finally:
             self._touched = None
+        carried = self._held_apart(wanted, book, timebook, dormant)
         gone = self.book.instruments() - book.instruments()
         # Trailing stops: where this process last saw them, newer than any write.
         self.trails.capture_all(self.book)
         self.trails.resume_all(book)
         self.book, self.timebook, self._dormant = book, timebook, dormant
+        for trigger in carried:
+            self._put(trigger)
         self._timer_wake.set()
         self._feed.subscribe(book.instruments())
         self._feed.unsubscribe(gone)
         # Created or changed while the store was read: the read may have missed it.
         for trigger_id in touched - self._in_flight:
             await self.refresh(trigger_id)
+
+    def _held_apart(
+        self, wanted: frozenset[int] | None, book: TriggerBook, timebook: TimeBook, dormant: Dormant
+    ) -> list[Trigger]:
+        """A cluster node's partitions moved while a rebuild read `wanted`: the new books
+        lose the triggers of a partition lost meanwhile (its new owner has them; kept,
+        they would sit here for ever, their claims refused), and the triggers a gain
+        armed meanwhile in the old book (a partition not in `wanted`) are returned, to
+        be put in the new one (else no node would hold them)."""
+        if wanted is None or self._held is None:
+            return []
+        held = self._held
+        for trigger in [*book, *dormant]:
+            if self._partition(trigger) not in held:
+                book.remove(trigger.id)
+                timebook.remove(trigger.id)
+                dormant.remove(trigger.id)
+        gained = held - wanted
+        if not gained:
+            return []
+        return [
+            trigger
+            for trigger in [*self.book, *self._dormant]
+            if self._partition(trigger) in gained
+            and trigger.id not in book
+            and trigger.id not in dormant
+        ]
 
     async def _load(
         self, partitions: Collection[int] | None = None
