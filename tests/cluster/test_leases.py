@@ -361,3 +361,43 @@ async def test_a_failing_callback_does_not_stop_the_keeper(
     await asyncio.sleep(TTL)  # renewals go on: nothing is lost
     assert len(a.held()) == P
     await a.stop()
+
+
+async def test_leases_whose_bucket_does_not_open_at_start_open_it_in_a_later_round(
+    nats_url: str, clients: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NATS does not answer the bucket's opening at start (a loaded machine, a link cut at
+    that moment): the node does not die there; the partition leases and the feed lease
+    open the bucket in a later round and are held."""
+    from hmt.cluster import leases, ticks
+
+    real = leases.open_bucket
+    refused: list[str] = []
+
+    async def slow_at_first(nc: Client, bucket: str, ttl_s: float, **kw: object) -> object:
+        if len(refused) < 2:  # the two start()s
+            refused.append(bucket)
+            raise nats.errors.TimeoutError
+        return await real(nc, bucket, ttl_s, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(leases, "open_bucket", slow_at_first)
+    monkeypatch.setattr(ticks, "open_bucket", slow_at_first)
+    keeper = await _keeper(nats_url, "node-a", clients)
+    gained: list[int] = []
+    feed = ticks.FeedLease(
+        clients[0],
+        "node-a",
+        ticks.feed_key("key"),
+        ttl_s=TTL,
+        on_gained=gained.append,
+        on_lost=lambda token: None,
+    )
+    await feed.start()
+    try:
+        assert len(refused) == 2
+        await eventually(lambda: len(keeper.held()) == P, within=10)
+        await eventually(lambda: feed.token() is not None, within=10)
+        assert len(gained) == 1
+    finally:
+        await feed.stop()
+        await keeper.stop()

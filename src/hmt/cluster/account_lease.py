@@ -31,7 +31,14 @@ from nats.errors import Error as NatsError
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from hmt.cluster.leases import DEFAULT_BUCKET, SAFE_FRACTION, Lease, open_bucket
+from hmt.cluster.leases import (
+    BUCKET_OPEN_S,
+    DEFAULT_BUCKET,
+    SAFE_FRACTION,
+    Lease,
+    bucket_or_later,
+    open_bucket,
+)
 from hmt.waits import within
 
 log = logging.getLogger(__name__)
@@ -107,7 +114,9 @@ class AccountLease:
         return lease.token
 
     async def start(self) -> None:
-        self._kv = await open_bucket(self.nc, self.bucket, self.ttl_s)
+        self._kv = await bucket_or_later(
+            self.nc, self.bucket, self.ttl_s, what=f"account {self.account}'s lease"
+        )
         self._tasks = [
             asyncio.create_task(self._run(), name=f"account-lease-{self.account}"),
             asyncio.create_task(self._watch(), name=f"account-watch-{self.account}"),
@@ -141,7 +150,10 @@ class AccountLease:
     async def round(self) -> None:
         """Renew the lease if held; take it if preferred (or left free a TTL); hand it off."""
         kv = self._kv
-        assert kv is not None, "start() first"
+        if kv is None:  # start-up could not open it
+            kv = self._kv = await within(
+                open_bucket(self.nc, self.bucket, self.ttl_s), BUCKET_OPEN_S
+            )
         await self._renew(kv)
         self._drop_expired()
         live = frozenset(self._live())

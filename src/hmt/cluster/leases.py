@@ -137,7 +137,9 @@ class LeaseKeeper:
     # --- life -----------------------------------------------------------------
 
     async def start(self) -> None:
-        self._kv = await open_bucket(self.nc, self.bucket, self.ttl_s, partitions=self.partitions)
+        self._kv = await bucket_or_later(
+            self.nc, self.bucket, self.ttl_s, partitions=self.partitions, what="partition leases"
+        )
         self._task = asyncio.create_task(self._run(), name=f"leases-{self.node_id}")
         self._watchdog = asyncio.create_task(self._watch(), name=f"lease-watch-{self.node_id}")
 
@@ -180,7 +182,11 @@ class LeaseKeeper:
     async def round(self) -> None:
         """Renew held leases, refresh presence, take wanted free partitions, hand off others."""
         kv = self._kv
-        assert kv is not None, "start() first"
+        if kv is None:  # start-up could not open it
+            kv = self._kv = await within(
+                open_bucket(self.nc, self.bucket, self.ttl_s, partitions=self.partitions),
+                BUCKET_OPEN_S,
+            )
         await self._renew_all(kv)
         self._drop_expired()
         await self._op(kv.put(f"node.{self.node_id}", b"1"))
@@ -289,6 +295,28 @@ class LeaseKeeper:
     async def _op(self, op: Awaitable[T]) -> T:
         # Every call is bounded: a silent connection must not hold a round past a renewal.
         return await within(op, self.op_timeout_s)
+
+
+# How long a round may wait for the lease bucket that start-up could not open.
+BUCKET_OPEN_S = 5.0
+
+
+async def bucket_or_later(
+    nc: Client, bucket: str, ttl_s: float, *, partitions: int | None = None, what: str
+) -> KeyValue | None:
+    """The lease bucket now, or None when NATS does not answer in time (a loaded
+    machine, a link cut at that moment): the caller's rounds open it later
+    (`open_bucket` under `BUCKET_OPEN_S`), rather than the node dying at start. A bucket
+    that exists with another configuration still raises `ClusterConfigError`."""
+    try:
+        return await open_bucket(nc, bucket, ttl_s, partitions=partitions)
+    except (NatsError, TimeoutError, OSError) as error:
+        log.warning(
+            "%s: lease bucket not opened yet (%s): tried again each round",
+            what,
+            type(error).__name__,
+        )
+        return None
 
 
 async def open_bucket(

@@ -45,7 +45,13 @@ from nats.errors import Error as NatsError
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from hmt.cluster.leases import DEFAULT_BUCKET, SAFE_FRACTION, open_bucket
+from hmt.cluster.leases import (
+    BUCKET_OPEN_S,
+    DEFAULT_BUCKET,
+    SAFE_FRACTION,
+    bucket_or_later,
+    open_bucket,
+)
 from hmt.core.partitions import partition_of
 from hmt.waits import within
 
@@ -179,7 +185,9 @@ class FeedLease:
         return self._token
 
     async def start(self) -> None:
-        self._kv = await open_bucket(self.nc, self.bucket, self.ttl_s)
+        self._kv = await bucket_or_later(
+            self.nc, self.bucket, self.ttl_s, what=f"feed lease {self.key}"
+        )
         self._tasks = [
             asyncio.create_task(self._run(), name=f"feed-lease-{self.node_id}"),
             asyncio.create_task(self._watch(), name=f"feed-lease-watch-{self.node_id}"),
@@ -215,7 +223,10 @@ class FeedLease:
 
     async def round(self) -> None:
         kv = self._kv
-        assert kv is not None, "start() first"
+        if kv is None:  # start-up could not open it
+            kv = self._kv = await within(
+                open_bucket(self.nc, self.bucket, self.ttl_s), BUCKET_OPEN_S
+            )
         sent_at = self.clock()
         value = self.node_id.encode()
         if self._token is None:
