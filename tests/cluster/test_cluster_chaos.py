@@ -246,11 +246,46 @@ class Cluster:
             await eventually(settled, within=60, interval=0.1)
         except AssertionError:
             raise AssertionError(
-                f"cluster not settled after healing: {await self.holders()}\n{self.output()}"
+                f"cluster not settled after healing:\n{await self.diagnosis(store, headers)}"
+                f"\n{self.output()}"
             ) from None
 
+    async def diagnosis(self, store: TriggerStore, headers: dict[str, str]) -> str:
+        """What `heal` compares, each part named: the holders against the assignment,
+        each node's book and state against the active rows."""
+        nodes, held = await self.holders()
+        expected = assignment(PARTITIONS, set(NODES))
+        astray = sorted(p for p in expected if held.get(p) != expected[p])
+        lines = [
+            f"live nodes {sorted(nodes)}",
+            f"partitions held not as assigned {astray} (held {held}, assigned {expected})",
+            f"active rows {await active_rows(store)}",
+        ]
+        async with httpx.AsyncClient(timeout=2) as client:
+            for name, process in self.nodes.items():
+                try:
+                    stats = (await client.get(f"{process.url}/stats", headers=headers)).json()
+                except (httpx.TransportError, ValueError) as error:
+                    lines.append(f"{name}: /stats {error!r}")
+                    continue
+                lines.append(
+                    f"{name}: state {stats.get('state')} active_triggers "
+                    f"{stats.get('active_triggers')} cluster {stats.get('cluster')}"
+                )
+        return "\n".join(lines)
+
     def output(self) -> str:
-        return "\n".join(f"--- {n}:\n{p.output(3000)}" for n, p in self.nodes.items())
+        """Each node's last log lines but the access log's (the settling polls fill it)."""
+
+        def tail(process: Any) -> str:
+            lines = [
+                line
+                for line in process.output(1 << 22).splitlines()
+                if '"logger": "uvicorn.access"' not in line
+            ]
+            return "\n".join(lines[-40:])
+
+        return "\n".join(f"--- {n}:\n{tail(p)}" for n, p in self.nodes.items())
 
     def refused(self) -> Counter[str]:
         """Claims the nodes did not make for want of a valid lease, from their logs:
