@@ -91,11 +91,20 @@ MODES: tuple[tuple[str, dict[str, Any]], ...] = (
     ),
     (
         "before",
-        {"kite_http": "httpx", "claim_durability": "sync", "claim_statements": "built"},
+        {
+            "kite_http": "httpx",
+            "claim_durability": "sync",
+            "claim_statements": "built",
+            "sqlite_writers": "busy_wait",
+        },
     ),
 )
 # How a setting's value reads in a row's name (`SQLite, after: aiohttp, claims async`).
-LABEL_PREFIX = {"claim_durability": "claims ", "claim_statements": "statements "}
+LABEL_PREFIX = {
+    "claim_durability": "claims ",
+    "claim_statements": "statements ",
+    "sqlite_writers": "SQLite writers ",
+}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from hmt.config import (
     ConfigError,
     LoadPrices,
     Settings,
+    SqliteWriters,
     TickMode,
     load_settings,
 )
@@ -64,6 +65,7 @@ NAMES = [
     "HMT_ENGINE_ID",
     "HMT_CLAIM_LEASE_MS",
     "HMT_CLAIM_DURABILITY",
+    "HMT_SQLITE_WRITERS",
     "HMT_CLAIM_STATEMENTS",
     "HMT_LOAD_PRICES",
     "HMT_TIME_GRACE_S",
@@ -302,6 +304,15 @@ def test_claim_durability_is_async_unless_set_to_sync(monkeypatch: pytest.Monkey
     assert load_settings().claim_durability is ClaimDurability.SYNC
     monkeypatch.setenv("HMT_CLAIM_DURABILITY", "later")
     with pytest.raises(ConfigError, match="HMT_CLAIM_DURABILITY"):
+        load_settings()
+
+
+def test_sqlite_writers_queue_unless_set_to_busy_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().sqlite_writers is SqliteWriters.QUEUED
+    monkeypatch.setenv("HMT_SQLITE_WRITERS", "busy_wait")
+    assert load_settings().sqlite_writers is SqliteWriters.BUSY_WAIT
+    monkeypatch.setenv("HMT_SQLITE_WRITERS", "race")
+    with pytest.raises(ConfigError, match="HMT_SQLITE_WRITERS"):
         load_settings()
 
 

@@ -54,6 +54,13 @@ class ClaimDurability(StrEnum):
     SYNC = "sync"  # flushed before the order leaves (the earlier behaviour)
 
 
+class SqliteWriters(StrEnum):
+    """How this process's SQLite writers meet the one write lock (docs/store.md)."""
+
+    QUEUED = "queued"  # they take turns at an in-process gate, the claims first
+    BUSY_WAIT = "busy_wait"  # they race in SQLite's busy handler (before issue 12)
+
+
 class ClaimStatements(StrEnum):
     """How the claim's statements are made (docs/engine.md, "The claim's CPU")."""
 
@@ -156,6 +163,10 @@ class Settings(BaseSettings):
     # `async`: a claim's commit does not wait for the disk; exactly once then rests on
     # reconciliation with the broker's order book (docs/engine.md). `sync`: it waits.
     claim_durability: ClaimDurability = ClaimDurability.ASYNC
+    # SQLite: `queued` makes this process's writers (the engine's, the API's) take turns,
+    # a claim before any other waiting writer; `busy_wait` leaves them to SQLite's busy
+    # handler, which polls with growing sleeps and serves nobody in order (docs/store.md).
+    sqlite_writers: SqliteWriters = SqliteWriters.QUEUED
     # `cached` runs the claim through SQLAlchemy, `built` makes its statements afresh each
     # time (before issue 12): for the benchmark's side by side comparison only
     # (docs/engine.md, "The claim on the driver's connection").

@@ -9,12 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hmt.compose import build
+from hmt.compose import bridge, build
 from hmt.compose.upstox import UpstoxFeedPort
-from hmt.config import ClaimDurability, Settings
+from hmt.config import ClaimDurability, Settings, SqliteWriters
 from hmt.core.lifecycle import Status
 from hmt.core.throttle import UPSTOX_ORDER_LIMITS
 from hmt.core.types import InstrumentToken, Leg
+from hmt.engine.bridge import EngineLoop
 from hmt.engine.session import SessionState
 from hmt.sim.simulator import Simulator
 from hmt.sim.upstox.server import UpstoxSim
@@ -177,6 +178,54 @@ async def test_the_composed_engines_claim_waits_for_the_disk_only_when_sync(
         deferred = [setting for durable, setting in seen if not durable]
         expected = [NOT_FLUSHED[runtime.db.dialect]] if durability is ClaimDurability.ASYNC else []
         assert deferred == expected
+
+
+@pytest.mark.parametrize("writers", list(SqliteWriters))
+async def test_the_composed_sqlite_writers_share_one_gate_unless_busy_wait(
+    database_url: str, writers: SqliteWriters
+) -> None:
+    """As `hmt run` builds it (HMT_SQLITE_WRITERS): with `queued` (the default) the
+    engine's database and the API's take turns at one gate, and a fired trigger's claim
+    and outcome pass through it; with `busy_wait`, or on PostgreSQL, there is none."""
+    async with Simulator(seed=5, heartbeat_interval=0.2) as sim:
+        sim.push_price(INFY, "1000.00")
+        settings = _settings(sim, database_url, None).model_copy(update={"sqlite_writers": writers})
+        runtime = await build(settings)
+        await runtime.start()
+        try:
+            queued = runtime.db.dialect == "sqlite" and writers is SqliteWriters.QUEUED
+            assert (runtime.db.gate is not None) is queued
+            api = await bridge(runtime, EngineLoop(asyncio.get_running_loop()))
+            try:
+                assert api.db.gate is runtime.db.gate
+            finally:
+                await api.db.dispose()
+            trigger = await runtime.triggers.create(make_trigger(trigger_price_1=101_000))
+            await runtime.engine.refresh(trigger.id)
+            turns: list[bool] = []
+            gate = runtime.db.gate
+            if gate is not None:
+                acquire = gate.acquire
+
+                async def counted(*, urgent: bool) -> None:
+                    turns.append(urgent)
+                    await acquire(urgent=urgent)
+
+                gate.acquire = counted  # type: ignore[method-assign]
+            sim.push_price(INFY, "1015.00")
+
+            async def placed() -> bool:
+                record = await runtime.triggers.load(trigger.id)
+                return record is not None and record.status is Status.PLACED
+
+            await eventually(placed, within=10)
+            if queued:
+                assert True in turns  # the claim's
+                assert False in turns  # the outcome's
+            else:
+                assert turns == []
+        finally:
+            await runtime.close()
 
 
 def _upstox_settings(sim: UpstoxSim, database_url: str, **more: object) -> Settings:

@@ -46,6 +46,7 @@ from hmt.config import (
     ClaimDurability,
     ConfigError,
     Settings,
+    SqliteWriters,
     TickMode,
 )
 from hmt.core.instruments import Instrument
@@ -156,6 +157,7 @@ async def build(settings: Settings) -> Runtime:
         database,
         retries=settings.max_retries,
         backoff_ms=settings.retry_backoff_ms,
+        queued_writers=settings.sqlite_writers is SqliteWriters.QUEUED,
         # Claims that do not wait for the disk get a pool whose connections say so once,
         # rather than a statement in each claim (docs/store.md).
         deferred=create_engine(
@@ -667,7 +669,12 @@ async def bridge(runtime: Runtime, engine_loop: EngineLoop) -> Bridge:
     database connections, the engine reached on `engine_loop` (hmt.engine.bridge)."""
     settings = runtime.settings
     database = create_engine(settings.database_url, application_name="hmt-api")
-    db = Database(database, retries=settings.max_retries, backoff_ms=settings.retry_backoff_ms)
+    db = Database(
+        database,
+        retries=settings.max_retries,
+        backoff_ms=settings.retry_backoff_ms,
+        queued_writers=settings.sqlite_writers is SqliteWriters.QUEUED,
+    )
     return Bridge(
         runtime,
         engine_loop,

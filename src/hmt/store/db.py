@@ -21,9 +21,10 @@ mid-transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +37,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hmt.core.errors import HmtError
+from hmt.store.writegate import WriteGate, database_file, gate_for
 
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -200,14 +202,25 @@ class Database:
         backoff_ms: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deferred: AsyncEngine | None = None,
+        queued_writers: bool = False,
     ) -> None:
         """`deferred`: an engine made with `deferred_flush` for `durable=False` writes; without
-        one they run on `engine`, saying so in each transaction (one statement more)."""
+        one they run on `engine`, saying so in each transaction (one statement more).
+        `queued_writers` (SQLite, HMT_SQLITE_WRITERS=queued): this process's writers take
+        turns at `writegate.py`'s gate, claims first, instead of racing in SQLite's busy
+        handler."""
         self.engine = engine
         self.retries = retries
         self.backoff_ms = backoff_ms
         self.clock = clock
         self.health = DbHealth(DbState.OK, clock())
+        url = engine.url
+        file = database_file(url.database, dict(url.query)) if self.dialect == "sqlite" else None
+        self.gate: WriteGate | None = (
+            gate_for(file, SQLITE_BUSY_TIMEOUT_MS / 1000)
+            if file is not None and queued_writers
+            else None
+        )
         self._writer = engine.execution_options(**{_IMMEDIATE: True})
         self._deferred = (deferred or engine).execution_options(
             **{_IMMEDIATE: True, _DEFERRED_FLUSH: True}
@@ -246,7 +259,7 @@ class Database:
         postgres = deferred and self._deferred_pool is None and self.dialect == "postgresql"
         for attempt in range(self.retries + 1):
             try:
-                async with engine.connect() as conn:
+                async with self._turn(write, urgent=deferred), engine.connect() as conn:
                     await conn.begin()
                     if postgres:
                         await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -266,6 +279,18 @@ class Database:
                 self._ok()
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, write: bool, *, urgent: bool) -> AsyncIterator[None]:
+        """A write's turn at the gate (`queued_writers`), held until its COMMIT is done."""
+        if self.gate is None or not write:
+            yield
+            return
+        await self.gate.acquire(urgent=urgent)
+        try:
+            yield
+        finally:
+            self.gate.release()
 
     async def _before_retry(self, error: Exception, attempt: int) -> None:
         """A failure before anything could commit: re-raise it unless transient; after the
@@ -301,9 +326,18 @@ class Database:
         assert engine is not None
         engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         for attempt in range(self.retries + 1):
+            gate = self.gate
+            try:
+                if gate is not None:  # nothing is sent before it: a timeout is retried
+                    await gate.acquire(urgent=not durable)
+            except Exception as error:
+                await self._before_retry(error, attempt)
+                continue
             try:
                 conn = await engine.connect()
             except Exception as error:
+                if gate is not None:
+                    gate.release()
                 await self._before_retry(error, attempt)
                 continue
             try:
@@ -315,6 +349,8 @@ class Database:
                     raise CommitUnknown(f"commit outcome unknown: {_reason(error)}") from error
                 raise
             finally:
+                if gate is not None:
+                    gate.release()
                 await conn.close()
             self._ok()
             return result
@@ -347,7 +383,8 @@ class Database:
                 run = partial(_sqlite_transaction, work, raw.info, level)
                 # aiosqlite runs a function on its thread only through `_execute` (its
                 # own methods are each one call): pinned by the version range.
-                result: T = await driver._execute(run, driver._conn)
+                async with self._turn(True, urgent=not durable):
+                    result: T = await driver._execute(run, driver._conn)
             except _CommitFailed as failed:
                 wrapped = await self._driver_error(conn, failed.error)
                 if is_transient(wrapped):
