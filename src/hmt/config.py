@@ -57,6 +57,7 @@ class ClaimDurability(StrEnum):
 class ClaimStatements(StrEnum):
     """How the claim's statements are made (docs/engine.md, "The claim's CPU")."""
 
+    INLINE = "inline"  # raw; on SQLite on the loop's thread, its own connection (no call)
     RAW = "raw"  # compiled once, run on the driver's own connection (one call)
     CACHED = "cached"  # built once per shape with bound parameters; compiled once
     BUILT = "built"  # built and compiled afresh for each claim (before issue 12)
@@ -156,10 +157,11 @@ class Settings(BaseSettings):
     # `async`: a claim's commit does not wait for the disk; exactly once then rests on
     # reconciliation with the broker's order book (docs/engine.md). `sync`: it waits.
     claim_durability: ClaimDurability = ClaimDurability.ASYNC
-    # `cached` runs the claim through SQLAlchemy, `built` makes its statements afresh each
-    # time (before issue 12): for the benchmark's side by side comparison only
-    # (docs/engine.md, "The claim on the driver's connection").
-    claim_statements: ClaimStatements = ClaimStatements.RAW
+    # `raw` runs SQLite's claim on aiosqlite's thread, `cached` runs the claim through
+    # SQLAlchemy, `built` makes its statements afresh each time (before issue 12): for the
+    # benchmark's side by side comparison only (docs/engine.md, "The claim on the loop's
+    # own connection").
+    claim_statements: ClaimStatements = ClaimStatements.INLINE
     # `stored` reads the price units the database keeps; `computed` and `decimal` are the
     # earlier start-up loads, for the benchmark's side by side comparison only.
     load_prices: LoadPrices = LoadPrices.STORED
