@@ -71,7 +71,8 @@ IDLE_GAP_S = 0.02  # between fires in the 'after idle' evaluate measurement
 # The paths measured side by side in one run, each a set of settings on a fresh
 # database per backend: issue 12's (after: the order request on aiohttp, the claim
 # not waiting for the disk, its statements compiled once and run on the driver's own
-# connection: on SQLite one call on its thread, on PostgreSQL one statement), the same
+# connection: on SQLite on the loop's thread on a connection of its own, on PostgreSQL
+# one statement), the same with SQLite's claim on aiosqlite's thread (`raw`), the same
 # with the claim through SQLAlchemy (`cached`), the same with the claim's statements
 # built per claim as before (issue 12's first 'after'), and the one before all of it
 # (httpx, the claim flushed before the order). A switch that keeps its old path
@@ -79,6 +80,10 @@ IDLE_GAP_S = 0.02  # between fires in the 'after idle' evaluate measurement
 MODES: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "after",
+        {"kite_http": "aiohttp", "claim_durability": "async", "claim_statements": "inline"},
+    ),
+    (
+        "statements raw",
         {"kite_http": "aiohttp", "claim_durability": "async", "claim_statements": "raw"},
     ),
     (
@@ -757,10 +762,12 @@ def run(quick: bool) -> str:
             "stamps use (CLOCK_MONOTONIC, shared by every process). The claim is the engine's "
             "claim: conditional UPDATE + `claimed` event, committed; with claims `sync` the "
             "commit waits for the disk (an fsync), with `async` (HMT_CLAIM_DURABILITY, the "
-            "default) it does not (docs/engine.md). With statements `raw` (HMT_CLAIM_STATEMENTS, "
-            "the default) the claim's statements are compiled once and run on the driver's own "
-            "connection: on SQLite the whole transaction in one call on aiosqlite's thread, on "
-            "PostgreSQL the one statement on the asyncpg connection. `cached` runs them "
+            "default) it does not (docs/engine.md). With statements `inline` "
+            "(HMT_CLAIM_STATEMENTS, the default) the claim's statements are compiled once and "
+            "run on the driver's own connection: on SQLite the whole transaction on the event "
+            "loop's thread, on a connection of its own (on aiosqlite's thread, in one call, "
+            "while another writer holds the lock, and always with `raw`), on PostgreSQL the one "
+            "statement on the asyncpg connection. `cached` runs them "
             "through SQLAlchemy: made and compiled "
             "once, and on PostgreSQL the claim is one statement (the UPDATE and its events' "
             "INSERT in one CTE, autocommitted: one round trip); `built` makes them afresh for "

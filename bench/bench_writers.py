@@ -111,9 +111,7 @@ async def _all(window: float) -> list[tuple[int, str, float, list[float]]]:
                     engine = create_engine(url)
                     await migrate.upgrade(engine)
                     await engine.dispose()
-                    rate, latencies = await _row(
-                        url, queued=queued, writers=writers, window=window
-                    )
+                    rate, latencies = await _row(url, queued=queued, writers=writers, window=window)
                 name = "queued" if queued else "busy_wait (before)"
                 rows.append((writers, f"{name}, round {round_ + 1}", rate, latencies))
     return rows

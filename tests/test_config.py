@@ -316,11 +316,13 @@ def test_sqlite_writers_queue_unless_set_to_busy_wait(monkeypatch: pytest.Monkey
         load_settings()
 
 
-def test_claim_statements_are_raw_unless_set_to_an_old_path(
+def test_claim_statements_are_inline_unless_set_to_an_old_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The claim runs on the driver's connection by default; `cached` and `built` are the
-    old paths; others refused."""
+    """The claim runs on the loop's own connection by default (SQLite; the driver's on
+    PostgreSQL); `raw`, `cached` and `built` are the old paths; others refused."""
+    assert load_settings().claim_statements is ClaimStatements.INLINE
+    monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "raw")
     assert load_settings().claim_statements is ClaimStatements.RAW
     monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "cached")
     assert load_settings().claim_statements is ClaimStatements.CACHED

@@ -64,6 +64,7 @@ class SqliteWriters(StrEnum):
 class ClaimStatements(StrEnum):
     """How the claim's statements are made (docs/engine.md, "The claim's CPU")."""
 
+    INLINE = "inline"  # raw; on SQLite on the loop's thread, its own connection (no call)
     RAW = "raw"  # compiled once, run on the driver's own connection (one call)
     CACHED = "cached"  # built once per shape with bound parameters; compiled once
     BUILT = "built"  # built and compiled afresh for each claim (before issue 12)
@@ -167,10 +168,11 @@ class Settings(BaseSettings):
     # a claim before any other waiting writer; `busy_wait` leaves them to SQLite's busy
     # handler, which polls with growing sleeps and serves nobody in order (docs/store.md).
     sqlite_writers: SqliteWriters = SqliteWriters.QUEUED
-    # `cached` runs the claim through SQLAlchemy, `built` makes its statements afresh each
-    # time (before issue 12): for the benchmark's side by side comparison only
-    # (docs/engine.md, "The claim on the driver's connection").
-    claim_statements: ClaimStatements = ClaimStatements.RAW
+    # `raw` runs SQLite's claim on aiosqlite's thread, `cached` runs the claim through
+    # SQLAlchemy, `built` makes its statements afresh each time (before issue 12): for the
+    # benchmark's side by side comparison only (docs/engine.md, "The claim on the loop's
+    # own connection").
+    claim_statements: ClaimStatements = ClaimStatements.INLINE
     # `stored` reads the price units the database keeps; `computed` and `decimal` are the
     # earlier start-up loads, for the benchmark's side by side comparison only.
     load_prices: LoadPrices = LoadPrices.STORED

@@ -86,7 +86,8 @@ async def test_a_sqlite_claim_is_one_call_on_the_driver_thread(
 ) -> None:
     """Counted at aiosqlite itself: on the claims' own pool (the composition's) the raw
     claim is one call on the driver's thread (that pool does not roll back on return:
-    every user of it ends its transaction); the cached path's hand-offs are many more."""
+    every user of it ends its transaction); the cached path's hand-offs are many more;
+    the inline claim (the loop's own connection) makes none."""
     calls: list[object] = []
     real = aiosqlite.Connection._execute
 
@@ -96,11 +97,13 @@ async def test_a_sqlite_claim_is_one_call_on_the_driver_thread(
 
     raw = TriggerStore(pooled, clock=clock, divisor_of=divisor_for, claims="raw")
     cached = TriggerStore(pooled, clock=clock, divisor_of=divisor_for, claims="cached")
-    triggers = [make_trigger() for _ in range(4)]
+    inline = TriggerStore(pooled, clock=clock, divisor_of=divisor_for, claims="inline")
+    triggers = [make_trigger() for _ in range(6)]
     for trigger in triggers:
         await raw.create(trigger)
     assert await claim(raw, triggers[0])  # both pools' connections made
     assert await claim(cached, triggers[1])
+    assert await claim(inline, triggers[4])  # the loop's connection opened
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     assert await claim(raw, triggers[2])
     by_raw = len(calls)
@@ -108,6 +111,10 @@ async def test_a_sqlite_claim_is_one_call_on_the_driver_thread(
     assert await claim(cached, triggers[3])
     assert by_raw == 1, by_raw
     assert len(calls) >= 6, len(calls)
+    calls.clear()
+    assert await claim(inline, triggers[5])
+    assert calls == []
+    assert pooled.loop_fallbacks == 0
 
 
 @pytest.mark.parametrize("url", ["postgresql"], indirect=True)

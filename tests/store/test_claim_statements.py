@@ -38,7 +38,17 @@ async def pooled(url: str, clock: Clock) -> AsyncIterator[Database]:
 
 # Each path on a database without the claims' pool (a claim is then a transaction on
 # PostgreSQL) and with it (one statement, autocommitted: the composition's).
-@pytest.fixture(params=["raw", "cached", "built", "raw, claims pool", "cached, claims pool"])
+@pytest.fixture(
+    params=[
+        "inline",
+        "raw",
+        "cached",
+        "built",
+        "inline, claims pool",
+        "raw, claims pool",
+        "cached, claims pool",
+    ]
+)
 def paths(request: pytest.FixtureRequest, db: Database, clock: Clock) -> TriggerStore:
     claims, _, pool = str(request.param).partition(", ")
     on = request.getfixturevalue("pooled") if pool else db
@@ -86,7 +96,16 @@ async def test_a_null_compared_column_must_still_be_null(paths: TriggerStore) ->
 
 
 @pytest.mark.parametrize(
-    ("one", "other"), [("cached", "built"), ("raw", "cached"), ("raw", "built"), ("built", "raw")]
+    ("one", "other"),
+    [
+        ("cached", "built"),
+        ("raw", "cached"),
+        ("raw", "built"),
+        ("built", "raw"),
+        ("inline", "raw"),
+        ("raw", "inline"),
+        ("inline", "cached"),
+    ],
 )
 async def test_the_second_engine_loses_on_either_path(
     pooled: Database, clock: Clock, one: str, other: str

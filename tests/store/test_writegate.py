@@ -200,3 +200,42 @@ async def test_reads_and_busy_wait_databases_take_no_turn(tmp_path: Path) -> Non
 
 async def _count(conn: AsyncConnection) -> int:
     return int((await conn.exec_driver_sql("SELECT count(*) FROM t")).scalar_one())
+
+
+async def test_an_inline_claim_behind_a_writer_of_this_process_queues_first(
+    queued: tuple[Database, Database],
+) -> None:
+    """The claim on the loop's own connection (`inline`) never waits on the loop: with
+    the gate held it joins the queue on aiosqlite's thread, ahead of the writers there."""
+    api, engine = queued
+    assert api.gate is not None
+    go = asyncio.Event()
+
+    async def long_write(conn: AsyncConnection) -> None:
+        await conn.exec_driver_sql("INSERT INTO t VALUES ('long')")
+        await go.wait()
+
+    async def write(conn: AsyncConnection) -> None:
+        await conn.exec_driver_sql("INSERT INTO t VALUES ('write')")
+
+    holding = asyncio.create_task(api.transaction(long_write))
+    await _until_held(api.gate)
+    later = asyncio.create_task(api.transaction(write))
+    await _until_waiting(api.gate, 1)
+    fallbacks = engine.loop_fallbacks
+    claim = asyncio.create_task(
+        engine.on_loop_thread(
+            lambda c: c.execute("INSERT INTO t VALUES ('claim')").close(), durable=False
+        )
+    )
+    await _until_waiting(api.gate, 2)
+    assert engine.loop_fallbacks == fallbacks + 1
+    go.set()
+    await asyncio.gather(holding, later, claim)
+
+    async def names(conn: AsyncConnection) -> list[str]:
+        return list((await conn.exec_driver_sql("SELECT name FROM t ORDER BY rowid")).scalars())
+
+    assert await api.transaction(names, write=False) == ["long", "claim", "write"]
+    assert api.gate.try_acquire()  # every turn given back
+    api.gate.release()

@@ -40,16 +40,8 @@ def watch_flush(db: Database, seen: list[tuple[bool, str]]) -> None:
             setting = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
         seen.append((kwargs.get("durable", True), str(setting)))
 
-    # The claim's raw path (HMT_CLAIM_STATEMENTS=raw): on the driver's own connection.
-    on_thread, on_driver = db.on_driver_thread, db.on_driver
-
-    async def driver_thread(work: Callable[[sqlite3.Connection], Any], **kwargs: Any) -> Any:
-        def watched(connection: sqlite3.Connection) -> Any:
-            setting = connection.execute("PRAGMA synchronous").fetchone()[0]
-            seen.append((kwargs.get("durable", True), str(setting)))
-            return work(connection)
-
-        return await on_thread(watched, **kwargs)
+    _watch_sqlite(db, seen)
+    on_driver = db.on_driver
 
     async def driver(work: Callable[[Any], Awaitable[Any]], **kwargs: Any) -> Any:
         async def watched(connection: Any) -> Any:
@@ -61,8 +53,31 @@ def watch_flush(db: Database, seen: list[tuple[bool, str]]) -> None:
 
     db.transaction = transaction  # type: ignore[method-assign]
     db.statement = statement  # type: ignore[method-assign]
-    db.on_driver_thread = driver_thread  # type: ignore[method-assign]
     db.on_driver = driver  # type: ignore[method-assign]
+
+
+def _watch_sqlite(db: Database, seen: list[tuple[bool, str]]) -> None:
+    """`watch_flush` for SQLite's claims on the raw connection."""
+    # The claim's raw path (HMT_CLAIM_STATEMENTS=raw): on the driver's own connection.
+    # `inline`: on the loop's own connection (or the driver's, when it falls back).
+    on_thread, on_loop = db.on_driver_thread, db.on_loop_thread
+
+    def watching(work: Callable[[sqlite3.Connection], Any], durable: bool) -> Any:
+        def watched(connection: sqlite3.Connection) -> Any:
+            setting = connection.execute("PRAGMA synchronous").fetchone()[0]
+            seen.append((durable, str(setting)))
+            return work(connection)
+
+        return watched
+
+    async def driver_thread(work: Callable[[sqlite3.Connection], Any], **kwargs: Any) -> Any:
+        return await on_thread(watching(work, kwargs.get("durable", True)), **kwargs)
+
+    async def loop_thread(work: Callable[[sqlite3.Connection], Any], **kwargs: Any) -> Any:
+        return await on_loop(watching(work, kwargs.get("durable", True)), **kwargs)
+
+    db.on_driver_thread = driver_thread  # type: ignore[method-assign]
+    db.on_loop_thread = loop_thread  # type: ignore[method-assign]
 
 
 # SQLite's PRAGMA synchronous reads 1 for NORMAL and 2 for FULL.

@@ -205,13 +205,18 @@ async def test_the_composed_sqlite_writers_share_one_gate_unless_busy_wait(
             turns: list[bool] = []
             gate = runtime.db.gate
             if gate is not None:
-                acquire = gate.acquire
+                acquire, try_acquire = gate.acquire, gate.try_acquire
 
                 async def counted(*, urgent: bool) -> None:
                     turns.append(urgent)
                     await acquire(urgent=urgent)
 
+                def tried() -> bool:  # the inline claim's turn, never waited for
+                    turns.append(True)
+                    return try_acquire()
+
                 gate.acquire = counted  # type: ignore[method-assign]
+                gate.try_acquire = tried  # type: ignore[method-assign]
             sim.push_price(INFY, "1015.00")
 
             async def placed() -> bool:

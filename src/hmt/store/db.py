@@ -15,7 +15,9 @@ trigger whose order may have left back to `active`: the engine's reconciliation
 against the broker's order book settles it (docs/engine.md, "Claims that do not
 wait for the disk"). Write transactions start with `BEGIN IMMEDIATE`, so two
 writers queue on the lock (up to `busy_timeout`) instead of one failing
-mid-transaction.
+mid-transaction. The engine's claim on SQLite (`on_loop_thread`) is the one writer
+that never queues: it runs on the event loop's thread on a connection of its own
+with no busy timeout, and hands itself to the pool's path when the lock is held.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import asyncio
 import contextlib
 import random
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import structlog
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -39,8 +44,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from hmt.core.errors import HmtError
 from hmt.store.writegate import WriteGate, database_file, gate_for
 
+log = structlog.get_logger("hmt.store.db")
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_SQLITE_BUSY = 5  # SQLITE_BUSY: the primary code of every SQLITE_BUSY_* error
 _IMMEDIATE = "hmt_immediate"
 _DEFERRED_FLUSH = "hmt_deferred_flush"  # a commit that need not wait for the disk
 _SYNCHRONOUS = "hmt_synchronous"  # a SQLite connection's current `synchronous` level
@@ -228,12 +235,21 @@ class Database:
         self._deferred_pool = deferred
         # Called (synchronously) when the database answers again after being unreachable.
         self.reconnected: list[Callable[[], None]] = []
+        # `on_loop_thread`'s connection: the file it opens (None: the pool's path only),
+        # the connection once open, the thread that opened it, its `synchronous` level.
+        self._loop_file = _own_file(engine)
+        self._loop_conn: sqlite3.Connection | None = None
+        self._loop_thread: int | None = None
+        self._loop_info: dict[Any, Any] = {}
+        # Claims `on_loop_thread` handed to the pool's path (the write lock was held).
+        self.loop_fallbacks = 0
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def dispose(self) -> None:
+        self._close_loop_connection()
         await self.engine.dispose()
         if self._deferred_pool is not None:
             await self._deferred_pool.dispose()
@@ -369,9 +385,15 @@ class Database:
         transient failure of the COMMIT itself `CommitUnknown`. The driver's errors are
         given SQLAlchemy's classes first, so they are classified exactly as there.
         """
+        return await self._on_driver_thread(work, durable=durable, first=0)
+
+    async def _on_driver_thread(
+        self, work: Callable[[sqlite3.Connection], T], *, durable: bool, first: int
+    ) -> T:
+        """`on_driver_thread` from attempt `first` on (`on_loop_thread` may have used some)."""
         level = "FULL" if durable else "NORMAL"
         engine = self.engine if durable else self._deferred_pool or self.engine
-        for attempt in range(self.retries + 1):
+        for attempt in range(first, self.retries + 1):
             try:
                 conn = await engine.connect()
             except Exception as error:
@@ -402,18 +424,107 @@ class Database:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def on_loop_thread(
+        self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True
+    ) -> T:
+        """SQLite: `on_driver_thread`'s transaction run right here, on the event loop's
+        thread, on a connection of this `Database`'s own: no hand-off at all.
+
+        The claim's `inline` path (issue 12). That connection has no busy timeout, so
+        the loop never waits for the write lock: when another writer holds it (BEGIN
+        IMMEDIATE, or anything before COMMIT, meets SQLITE_BUSY; nothing was written)
+        the transaction goes to `on_driver_thread` at once, which waits there with the
+        pool's busy timeout. It never checkpoints the WAL itself (the pool's connections
+        do, on their own thread). Where a second connection cannot open the same
+        database (`:memory:`, a URI filename), from another thread than the one that
+        opened it, or while it cannot be opened, `on_driver_thread` does it all. Every
+        other rule, and the classification of every failure, is `on_driver_thread`'s.
+        """
+        if durable:  # its fsync would hold the loop: on aiosqlite's thread, as `raw`
+            return await self.on_driver_thread(work, durable=True)
+        for attempt in range(self.retries + 1):
+            connection = self._loop_connection()
+            if connection is None:
+                return await self._on_driver_thread(work, durable=durable, first=attempt)
+            gate = self.gate
+            if gate is not None and not gate.try_acquire():
+                # Another writer of this process has its turn: queue behind it, first.
+                self.loop_fallbacks += 1
+                return await self._on_driver_thread(work, durable=durable, first=attempt)
+            try:
+                result = _sqlite_transaction(work, self._loop_info, "NORMAL", connection)
+            except _CommitFailed as failed:
+                self._end_loop_transaction(connection)
+                if gate is not None:
+                    gate.release()
+                wrapped = self._sqlite_error(failed.error)
+                if is_transient(wrapped):
+                    self._unreachable(wrapped)
+                    raise CommitUnknown(f"commit outcome unknown: {_reason(wrapped)}") from wrapped
+                raise wrapped from failed.error
+            except Exception as error:
+                if gate is not None:
+                    gate.release()
+                if _busy(error):  # rolled back: nothing of it was written
+                    self.loop_fallbacks += 1
+                    return await self._on_driver_thread(work, durable=durable, first=attempt)
+                await self._before_retry(self._sqlite_error(error), attempt)
+                continue
+            if gate is not None:
+                gate.release()
+            self._ok()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _loop_connection(self) -> sqlite3.Connection | None:
+        """`on_loop_thread`'s connection, opened on first use by the calling thread; None
+        where it cannot serve (see `on_loop_thread`)."""
+        if self._loop_file is None:
+            return None
+        if self._loop_conn is not None:
+            return self._loop_conn if self._loop_thread == threading.get_ident() else None
+        try:
+            connection = _open_loop_connection(self._loop_file)
+        except sqlite3.Error as error:
+            log.warning("claim_connection_unavailable", reason=_reason(error))
+            return None  # the pool's path this time; opened again next time
+        if connection is None:
+            log.warning("claim_connection_unavailable", reason="not in WAL mode")
+            self._loop_file = None  # a second connection's writes would block readers
+            return None
+        self._loop_conn, self._loop_thread = connection, threading.get_ident()
+        self._loop_info.clear()
+        return connection
+
+    def _end_loop_transaction(self, connection: sqlite3.Connection) -> None:
+        """After a failed COMMIT: a transaction still open (SQLITE_BUSY leaves it open)
+        would hold the write lock against every other writer."""
+        try:
+            if connection.in_transaction:
+                connection.rollback()
+        except sqlite3.Error:
+            self._close_loop_connection()
+
+    def _close_loop_connection(self) -> None:
+        connection, self._loop_conn, self._loop_thread = self._loop_conn, None, None
+        if connection is not None:
+            # A connection that cannot even close has nothing left to lose.
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+    def _sqlite_error(self, error: Exception) -> Exception:
+        """`on_loop_thread`'s error as `_driver_error` gives it; a connection it broke is
+        closed (opened afresh by the next claim)."""
+        wrapped = _as_sqlalchemy(self.engine, error)
+        if isinstance(wrapped, exc.DBAPIError) and wrapped.connection_invalidated:
+            self._close_loop_connection()
+        return wrapped
+
     async def _driver_error(self, conn: AsyncConnection, error: Exception) -> Exception:
         """A SQLite driver's error as SQLAlchemy would raise it; a connection it broke is
         dropped from the pool (as SQLAlchemy drops it)."""
-        if isinstance(error, ValueError) and "closed" in str(error).lower():
-            error = sqlite3.OperationalError("no active connection")  # SQLAlchemy's wording
-        if not isinstance(error, sqlite3.Error):
-            return error
-        lost = self.engine.dialect.is_disconnect(error, None, None)  # type: ignore[arg-type]
-        wrapped = exc.DBAPIError.instance(
-            None, None, error, sqlite3.Error, connection_invalidated=lost
-        )
-        if lost:
+        wrapped = _as_sqlalchemy(self.engine, error)
+        if isinstance(wrapped, exc.DBAPIError) and wrapped.connection_invalidated:
             await conn.invalidate()
         return wrapped
 
@@ -511,6 +622,70 @@ def _sqlite_transaction(
     except Exception as error:
         raise _CommitFailed(error) from error
     return result
+
+
+def _as_sqlalchemy(engine: AsyncEngine, error: Exception) -> Exception:
+    """A SQLite driver's error given SQLAlchemy's class (`connection_invalidated` if it
+    broke the connection), so `is_transient` reads it as it reads SQLAlchemy's own."""
+    if isinstance(error, ValueError) and "closed" in str(error).lower():
+        error = sqlite3.OperationalError("no active connection")  # SQLAlchemy's wording
+    if not isinstance(error, sqlite3.Error):
+        return error
+    lost = engine.dialect.is_disconnect(error, None, None)  # type: ignore[arg-type]
+    return exc.DBAPIError.instance(None, None, error, sqlite3.Error, connection_invalidated=lost)
+
+
+def _busy(error: BaseException) -> bool:
+    """SQLITE_BUSY (or one of its extended codes): a lock held by another connection."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF == _SQLITE_BUSY
+    )
+
+
+def _own_file(engine: AsyncEngine) -> str | None:
+    """The database file a second connection can open to see `engine`'s database; None
+    for a database only its own connection sees (`:memory:`) and for a URI filename
+    (memory, read-only or another VFS may hide behind one: the pool's path serves it)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    name = str(args[0]) if args else ""
+    if kwargs.get("uri") or name in {"", ":memory:"} or name.startswith("file:"):
+        return None
+    return str(Path(name).absolute())
+
+
+def _open_loop_connection(path: str) -> sqlite3.Connection | None:
+    """`on_loop_thread`'s connection to the existing file `path` (never created here); None
+    if the database is not in WAL mode."""
+    connection = sqlite3.connect(
+        Path(path).as_uri() + "?mode=rw",
+        uri=True,
+        timeout=0,  # busy_timeout 0: SQLITE_BUSY at once, never a wait on the loop
+        isolation_level=None,  # BEGIN is ours, as on the pool's connections
+        check_same_thread=False,  # closed by `dispose` from wherever; used by one thread
+    )
+    try:
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            connection.close()
+            return None
+        for pragma in (
+            "busy_timeout=0",
+            "foreign_keys=ON",
+            # A checkpoint copies the WAL into the database file and may fsync: never on
+            # the loop. The pool's connections keep the default (1000 pages) and
+            # checkpoint at their commits, on aiosqlite's thread.
+            "wal_autocheckpoint=0",
+        ):
+            connection.execute(f"PRAGMA {pragma}").close()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def _reason(error: BaseException) -> str:

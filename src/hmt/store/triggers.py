@@ -93,7 +93,7 @@ class _Stale(Exception):
 
 
 LIVE = (Status.ACTIVE.value, Status.PAUSED.value)  # what a user's cap counts
-CLAIM_PATHS = ("raw", "cached", "built")  # HMT_CLAIM_STATEMENTS (docs/engine.md)
+CLAIM_PATHS = ("inline", "raw", "cached", "built")  # HMT_CLAIM_STATEMENTS (docs/engine.md)
 
 
 class OverCap(HmtError):
@@ -130,24 +130,28 @@ class TriggerStore:
         *,
         clock: Clock = _utc_now,
         divisor_of: DivisorOf | None = None,
-        claims: str = "raw",
+        claims: str = "inline",
         load_prices: PriceSource = PriceSource.STORED,
         partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
-        """`claims`, how the claim's statements run (HMT_CLAIM_STATEMENTS): `raw`, compiled
-        once and run on the driver's own connection; `cached`, built once and run through
-        SQLAlchemy; `built`, built afresh for each claim, as before issue 12. The last two
-        are kept for the benchmark's side by side comparison. `load_prices`: where the
-        start-up load on PostgreSQL takes the wire units from (HMT_LOAD_PRICES; the older
-        ways for the benchmark's comparison only). `partitions`: the cluster's partition
-        count (HMT_CLUSTER_PARTITIONS), with which each row's `partition` is written."""
+        """`claims`, how the claim's statements run (HMT_CLAIM_STATEMENTS): `inline`,
+        compiled once and on SQLite run on the event loop's thread on a connection of its
+        own (`Database.on_loop_thread`), on PostgreSQL as `raw`; `raw`, compiled once and
+        run on the driver's own connection (on SQLite one call on aiosqlite's thread);
+        `cached`, built once and run through SQLAlchemy; `built`, built afresh for each
+        claim, as before issue 12. The older ones are kept for the benchmark's side by
+        side comparison. `load_prices`: where the start-up load on PostgreSQL takes the
+        wire units from (HMT_LOAD_PRICES; the older ways for the benchmark's comparison
+        only). `partitions`: the cluster's partition count (HMT_CLUSTER_PARTITIONS), with
+        which each row's `partition` is written."""
         if claims not in CLAIM_PATHS:
             raise ValueError(f"claims must be one of {CLAIM_PATHS}, not {claims!r}")
         self.db = db
         self.clock = clock
         self.divisor_of = divisor_of
         self.cached_claims = claims != "built"
-        self.raw_claims = claims == "raw"
+        self.raw_claims = claims in {"raw", "inline"}
+        self.loop_claims = claims == "inline"
         self.load_prices = load_prices
         self.partitions = check_partitions(partitions)
 
@@ -544,9 +548,10 @@ class TriggerStore:
         sending: bool,
         durable: bool,
     ) -> bool:
-        """SQLite's claim as one call on the driver's thread (`Database.on_driver_thread`):
-        the cached path's statements, precompiled, and its checks on the returned row,
-        all inside the one transaction; nothing comes back to the event loop in between."""
+        """SQLite's claim as one call on the driver's thread (`Database.on_driver_thread`),
+        or on the loop's own (`Database.on_loop_thread`, claims `inline`): the cached
+        path's statements, precompiled, and its checks on the returned row, all inside
+        the one transaction; nothing comes back to the event loop in between."""
         trigger, dialect = fired.trigger, self.db.engine.dialect
         claim_sql = _precompiled_claim(dialect, nulls, sending)
         price_sql, event_sql = _precompiled_price(dialect), _precompiled_event(dialect)
@@ -590,8 +595,9 @@ class TriggerStore:
             connection.executemany(event_sql.sql, rows).close()
             return True
 
+        run = self.db.on_loop_thread if self.loop_claims else self.db.on_driver_thread
         try:
-            return await self.db.on_driver_thread(work, durable=durable)
+            return await run(work, durable=durable)
         except _Stale:
             return False
 

@@ -50,6 +50,14 @@ class WriteGate:
         self._others: deque[_Waiter] = deque()
         self.waited = 0  # turns that had to wait (a writer held the gate)
 
+    def try_acquire(self) -> bool:
+        """Take the gate if nobody holds it (never waits): the inline claim's way in."""
+        with self._lock:
+            if self._held:
+                return False
+            self._held = True
+            return True
+
     async def acquire(self, *, urgent: bool) -> None:
         with self._lock:
             if not self._held:
