@@ -441,7 +441,7 @@ class Database:
         other rule, and the classification of every failure, is `on_driver_thread`'s.
         """
         if durable:  # its fsync would hold the loop: on aiosqlite's thread, as `raw`
-            return await self.on_driver_thread(work, durable=True)
+            return await self._on_driver_thread(work, durable=True, first=0)
         for attempt in range(self.retries + 1):
             connection = self._loop_connection()
             if connection is None:
