@@ -77,6 +77,7 @@ NAMES = [
     "HMT_PUBLIC_URL",
     "HMT_FILL_SWEEP_MS",
     "HMT_TRAIL_FLUSH_MS",
+    "HMT_FIRE_REHEARSAL_US",
     "HMT_CLUSTER_URL",
     "HMT_CLUSTER_PARTITIONS",
     "HMT_CLUSTER_LEASE_TTL_S",
@@ -317,6 +318,18 @@ def test_claim_statements_are_raw_unless_set_to_an_old_path(
     assert load_settings().claim_statements is ClaimStatements.BUILT
     monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "fast")
     with pytest.raises(ConfigError, match="HMT_CLAIM_STATEMENTS"):
+        load_settings()
+
+
+def test_the_firing_path_is_rehearsed_every_millisecond_unless_set_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1000 us by default; 0 rehearses nothing, as before; negative refused."""
+    assert load_settings().fire_rehearsal_us == 1000
+    monkeypatch.setenv("HMT_FIRE_REHEARSAL_US", "0")
+    assert load_settings().fire_rehearsal_us == 0
+    monkeypatch.setenv("HMT_FIRE_REHEARSAL_US", "-1")
+    with pytest.raises(ConfigError, match="HMT_FIRE_REHEARSAL_US"):
         load_settings()
 
 
