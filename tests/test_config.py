@@ -321,13 +321,13 @@ def test_claim_statements_are_raw_unless_set_to_an_old_path(
         load_settings()
 
 
-def test_the_firing_path_is_rehearsed_every_millisecond_unless_set_otherwise(
+def test_the_firing_path_is_rehearsed_only_when_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """1000 us by default; 0 rehearses nothing, as before; negative refused."""
-    assert load_settings().fire_rehearsal_us == 1000
-    monkeypatch.setenv("HMT_FIRE_REHEARSAL_US", "0")
+    """0 (never) by default; an interval in microseconds when set; negative refused."""
     assert load_settings().fire_rehearsal_us == 0
+    monkeypatch.setenv("HMT_FIRE_REHEARSAL_US", "1000")
+    assert load_settings().fire_rehearsal_us == 1000
     monkeypatch.setenv("HMT_FIRE_REHEARSAL_US", "-1")
     with pytest.raises(ConfigError, match="HMT_FIRE_REHEARSAL_US"):
         load_settings()

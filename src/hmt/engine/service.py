@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from dataclasses import dataclass
@@ -75,8 +76,9 @@ TIMER_POLL_S = 1.0
 # Kite's quote API takes 1 request a second and 1,000 instruments a request (FACTS 2.4).
 QUOTE_INTERVAL_S = 1.0
 QUOTE_BATCH = 1000
-# Without ticks, the rehearsal loop looks for them this often (`Engine.run_rehearsals`).
-REHEARSAL_IDLE_S = 0.05
+# A feed without a tick for this long is quiet: the rehearsal loop (`Engine.run_rehearsals`)
+# rests, and looks for ticks this often.
+REHEARSAL_QUIET_S = 0.05
 # The rehearsals' trigger (`Engine.run_rehearsals`): on an instrument no broker numbers,
 # it fires at its own price in a book of its own, never the engine's.
 _REHEARSAL = Trigger(
@@ -531,23 +533,22 @@ class Engine:
         removing a leg, the order task created as `_spawn` creates it, `holds`), on a
         book of its own holding two triggers on an instrument no broker numbers; the
         task it starts does nothing. The engine's book, tasks and counters are not
-        touched. Without ticks since the last one, nothing can fire: none is run.
+        touched. Without ticks for `REHEARSAL_QUIET_S`, nothing can fire: none is run.
         """
         probe, tasks = TriggerBook(), set[asyncio.Task[None]]()
         probe.add(_REHEARSAL_REST)
         loop = asyncio.get_running_loop()
-        seen = self.stats.ticks_processed
-        wait = self._config.rehearse_every
+        every = self._config.rehearse_every
+        seen, ticked = self.stats.ticks_processed, -math.inf
+        wait = every
         while True:
             await asyncio.sleep(wait)
-            ticks = self.stats.ticks_processed
-            flowing, seen = ticks != seen, ticks
-            # A quiet feed is looked at less often: its first fire runs cold, as before.
-            wait = (
-                self._config.rehearse_every
-                if flowing
-                else max(self._config.rehearse_every, REHEARSAL_IDLE_S)
-            )
+            if self.stats.ticks_processed != seen:
+                seen, ticked = self.stats.ticks_processed, loop.time()
+            # Frames come every few milliseconds while the market moves: only a feed
+            # quiet for longer is looked at less often (its first fire runs cold).
+            flowing = loop.time() - ticked < REHEARSAL_QUIET_S
+            wait = every if flowing else max(every, REHEARSAL_QUIET_S)
             if not flowing or self._state is not EngineState.RUNNING:
                 continue
             started = time.perf_counter()
