@@ -79,6 +79,7 @@ NAMES = [
     "HMT_PUBLIC_URL",
     "HMT_FILL_SWEEP_MS",
     "HMT_TRAIL_FLUSH_MS",
+    "HMT_FIRE_REHEARSAL_US",
     "HMT_CLUSTER_URL",
     "HMT_CLUSTER_PARTITIONS",
     "HMT_CLUSTER_LEASE_TTL_S",
@@ -330,6 +331,18 @@ def test_claim_statements_are_inline_unless_set_to_an_old_path(
     assert load_settings().claim_statements is ClaimStatements.BUILT
     monkeypatch.setenv("HMT_CLAIM_STATEMENTS", "fast")
     with pytest.raises(ConfigError, match="HMT_CLAIM_STATEMENTS"):
+        load_settings()
+
+
+def test_the_firing_path_is_rehearsed_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """0 (never) by default; an interval in microseconds when set; negative refused."""
+    assert load_settings().fire_rehearsal_us == 0
+    monkeypatch.setenv("HMT_FIRE_REHEARSAL_US", "1000")
+    assert load_settings().fire_rehearsal_us == 1000
+    monkeypatch.setenv("HMT_FIRE_REHEARSAL_US", "-1")
+    with pytest.raises(ConfigError, match="HMT_FIRE_REHEARSAL_US"):
         load_settings()
 
 

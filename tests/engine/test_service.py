@@ -19,6 +19,7 @@ from hmt.engine.executor import Executor, RetryPolicy
 from hmt.engine.service import Engine, EngineConfig, EngineState
 from hmt.engine.session import BrokerSession, SessionState
 from hmt.kite.tags import broker_tag
+from hmt.waits import cancel_all
 from tests.support.eventually import eventually
 from tests.support.factories import INFY, RELIANCE, make_oco, make_trigger
 from tests.support.ports import Broker, ClaimLedger, Feed, Source, fail
@@ -69,6 +70,49 @@ async def test_start_loads_and_subscribes_then_a_tick_places_once() -> None:
     assert feed.tokens == {RELIANCE}, "unsubscribed after the instrument's last trigger"
     assert service.stats.ticks_processed == 3
     assert service.stats.triggered_orders == 1
+    assert service.stats.latency()["tick_to_order_us"]["count"] == 1
+
+
+async def test_rehearsals_run_while_ticks_flow_and_a_tick_still_places_exactly_once() -> None:
+    """The firing path's rehearsals (issue 12) touch neither the book, the order tasks,
+    the counters nor the subscriptions: a crossing tick among them fires and places
+    once, and a second crossing tick finds nothing; a quiet feed gets none."""
+    buy = make_trigger(trigger_price_1=100)
+    other = make_trigger(instrument_token=RELIANCE, trigger_price_1=500)
+    ledger = ClaimLedger()
+    source, broker, feed = Source(ledger, [buy, other]), Broker(), Feed()
+    service = engine(source, broker, feed, rehearse_every=0.001)
+    await service.start()
+    rehearsing = asyncio.create_task(service.run_rehearsals())
+    try:
+        for _ in range(3):  # no ticks yet: nothing can fire, nothing is rehearsed
+            await asyncio.sleep(0.002)
+        assert service.rehearsals == 0
+
+        async def ticking() -> bool:
+            service.on_ltp(RELIANCE, 400)  # fires nothing
+            await asyncio.sleep(0.001)
+            return service.rehearsals >= 3
+
+        await eventually(ticking)
+        assert "rehearsal" not in service.book
+        assert len(service.book) == 2
+        assert feed.tokens == {INFY, RELIANCE}
+        assert service.stats.triggers_fired == 0
+        assert service.stats.latency()["evaluate_us"]["count"] == 0
+        service.on_ltp(INFY, 100)
+        service.on_ltp(INFY, 101)  # a second crossing tick: the trigger is already gone
+        await eventually(ticking)  # rehearsed again while the order is under way
+        await service.drain()
+    finally:
+        await cancel_all([rehearsing])
+    assert sum(len(ids) for ids in broker.book.values()) == 1
+    assert ledger.status[buy.id] == "placed"
+    assert list(service.book) == [other]
+    assert feed.tokens == {RELIANCE}
+    assert service.stats.triggers_fired == 1
+    assert service.stats.triggered_orders == 1
+    assert service.stats.latency()["evaluate_us"]["count"] == 1
     assert service.stats.latency()["tick_to_order_us"]["count"] == 1
 
 

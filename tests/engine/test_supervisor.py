@@ -103,6 +103,39 @@ async def test_start_starts_the_engine_and_the_loops_and_stop_cancels_them() -> 
     await supervisor.stop()  # a second stop is harmless
 
 
+class Rehearsing(Engine):
+    """An engine with the firing path's rehearsal loop (`Engine.run_rehearsals`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rehearsing = asyncio.Event()
+        self.rehearsal_ended = False
+
+    async def run_rehearsals(self) -> None:
+        self.rehearsing.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.rehearsal_ended = True
+
+
+async def test_rehearsals_run_after_start_only_when_asked_and_stop_ends_them() -> None:
+    """HMT_FIRE_REHEARSAL_US > 0: the supervisor keeps the rehearsal loop alive beside
+    the core loops; 0: the engine never rehearses, as before issue 12."""
+    asked, not_asked = Rehearsing(), Rehearsing()
+    supervisor = supervise(asked, rehearsals=True)
+    await supervisor.start()
+    await within(asked.rehearsing.wait(), 5)
+    assert supervisor.running == 3  # the core loops, counted as before
+    await supervisor.stop()
+    assert asked.rehearsal_ended
+    quiet = supervise(not_asked)
+    await quiet.start()
+    await eventually(lambda: quiet.last_health == OK)
+    assert not not_asked.rehearsing.is_set()
+    await quiet.stop()
+
+
 async def test_a_failing_expiry_round_keeps_the_sweep_alive() -> None:
     """The store failing one sweep is logged; the next sweep still refreshes what expired."""
     engine, rounds = Engine(), []

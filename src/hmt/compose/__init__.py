@@ -344,6 +344,7 @@ async def build(settings: Settings) -> Runtime:
             ranges_from_ticks=ranged,
             depth=settings.tick_mode is TickMode.FULL,
             trail_flush=timedelta(milliseconds=settings.trail_flush_ms),
+            rehearse_every=settings.fire_rehearsal_us / 1_000_000,
         ),
         session=session,
         conditions=ConditionStore(triggers, triggers),
@@ -411,6 +412,7 @@ async def build(settings: Settings) -> Runtime:
         loops=[("fill_loop_failed", fills.run), *more_loops]
         + ([] if reminder is None else [("reminder_loop_failed", reminder.run)]),
         trails=engine.trails.enabled,
+        rehearsals=settings.fire_rehearsal_us > 0,
     )
     runtime = Runtime(
         settings=settings,

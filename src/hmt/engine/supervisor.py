@@ -66,6 +66,7 @@ class Supervisor:
         on_health: Callable[[Health], None] | None = None,
         loops: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = (),
         trails: bool = False,
+        rehearsals: bool = False,
     ) -> None:
         """`conditions`: run v2's condition loops too (the timers, LTP mode's quotes, the
         day ranges' saves), counted in `condition_loops`. `warm`: work done once after
@@ -88,6 +89,7 @@ class Supervisor:
         self._conditions = conditions
         self._sampler = sampler  # the performance history (None: not kept)
         self._trails = trails  # write trailing stops periodically (`Engine.run_trails`)
+        self._rehearsals = rehearsals  # rehearse the firing path (`Engine.run_rehearsals`)
         self._warm = tuple(warm)
         # Other loops of the running engine (brackets' fills, the login reminder), each
         # restarted if it raises.
@@ -96,7 +98,8 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self._once: list[asyncio.Task[None]] = []
         self._condition_tasks: list[asyncio.Task[None]] = []
-        self._trail_tasks: list[asyncio.Task[None]] = []  # trailing stops' writes
+        # Trailing stops' writes, and the firing path's rehearsals.
+        self._trail_tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
         self._loaded = asyncio.Event()
         self.last_health: Health | None = None
@@ -139,6 +142,10 @@ class Supervisor:
             self._trail_tasks = [
                 loop.create_task(_again(self._engine.run_trails, "trail_loop_failed"))
             ]
+        if self._rehearsals:
+            self._trail_tasks.append(
+                loop.create_task(_again(self._engine.run_rehearsals, "rehearsal_loop_failed"))
+            )
         # After the book's load, so that its freeze does not wait for this work.
         self._once = [loop.create_task(_warm_up(work)) for work in self._warm]
 
