@@ -37,6 +37,8 @@ from hmt.store.loading import (
     ENUM_NAMES,
     ENUMS,
     PRICE_NAMES,
+    REST,
+    REST_NAMES,
     UNITS,
     PriceSource,
     RowPath,
@@ -422,23 +424,25 @@ def test_the_open_twin_builds_the_dataclass_object() -> None:
 
 
 def _direct_names() -> list[str]:
-    """The direct query's columns, as asyncpg would name them, in a shuffled order."""
-    names = [c.name for c in _COLUMNS if c.name not in ENUM_NAMES and c.name not in PRICE_NAMES]
-    names += ["watch_token", "watch_price_divisor", "legs", "not_before", "on_gap", ENUMS]
-    names += [*PRICE_NAMES, *(name + UNITS for name in PRICE_NAMES)]
+    """The direct query's columns, as asyncpg would name them, in reversed order."""
+    names = [c.name for c in _COLUMNS if c.name not in (*ENUM_NAMES, *PRICE_NAMES)]
+    names += [ENUMS, *(name + UNITS for name in PRICE_NAMES), REST]
     return names[::-1]
 
 
 def _direct_row(names: list[str], row: dict[str, Any], *, units: bool) -> list[Any]:
-    """`row` as the direct query sends it: its enums joined, its prices as units or not."""
+    """`row` (v1) as the direct query sends it: its enums joined, its prices as units
+    (`rest` NULL) or as prices (in `rest`, after the five v2 columns)."""
     values = dict.fromkeys(names)
     values.update({k: v for k, v in row.items() if k in values})
     values[ENUMS] = _ENUM_SEPARATOR.join(row[name] for name in ENUM_NAMES)
-    for name in PRICE_NAMES:
-        price = row[name]
-        if units and price is not None:
-            values[name + UNITS] = int(price * row["price_divisor"])
-            values[name] = None
+    if units:
+        for name in PRICE_NAMES:
+            if row[name] is not None:
+                values[name + UNITS] = int(row[name] * row["price_divisor"])
+    else:
+        values[REST] = (None, None, None, None, None, *(row[name] for name in PRICE_NAMES))
+    assert REST_NAMES[5:] == PRICE_NAMES
     return [values[name] for name in names]
 
 
