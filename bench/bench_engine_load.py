@@ -8,9 +8,10 @@ rate); each rate then starts a fresh runtime on it, so start-up (build() +
 start() until RUNNING, which loads the whole book) is measured once per rate.
 
 Start-up side by side (issue 12): on the largest book, every way the load can
-take the prices (HMT_LOAD_PRICES) starts a runtime in turn, the order
-alternating round by round, each timed to RUNNING with its process's CPU time
-and the longest gap between health answers polled every 5 ms.
+take the prices (HMT_LOAD_PRICES) and turn rows into triggers (HMT_LOAD_ROWS)
+starts a runtime in turn, the order alternating round by round, each timed to
+RUNNING with its process's CPU time and the longest gap between health answers
+polled every 5 ms.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from bench.engine_sim import EXCHANGE_TOKEN_BASE, rung
 from bench.report import percentiles, table
 from hmt import logs
 from hmt.compose import build
-from hmt.config import LoadPrices, Settings
+from hmt.config import LoadPrices, LoadRows, Settings
 from hmt.engine.service import EngineState
 from hmt.sim.simulator import Simulator
 from hmt.store import migrate
@@ -63,6 +64,14 @@ INSTRUMENTS_FULL, INSTRUMENTS_QUICK = 1000, 50
 # Start-ups per way of loading the prices, alternating (issue 12's side by side).
 STARTUP_ROUNDS_FULL, STARTUP_ROUNDS_QUICK = 3, 1
 HEALTH_POLL_S = 0.005
+# The loads compared: (prices, rows), the current one first. `fields` rows are
+# issue 12's third pass; `computed` and `decimal` the earlier loads.
+LOADS: tuple[tuple[LoadPrices, LoadRows], ...] = (
+    (LoadPrices.STORED, LoadRows.DIRECT),
+    (LoadPrices.STORED, LoadRows.FIELDS),
+    (LoadPrices.COMPUTED, LoadRows.FIELDS),
+    (LoadPrices.DECIMAL, LoadRows.FIELDS),
+)
 
 # The same far triggers as bench_engine._rows, made by the server: BUY 50 % above the
 # price, SELL 50 % below, spread over FAR_BAND ticks, round-robin over the instruments.
@@ -113,8 +122,10 @@ async def _fill(url: str, far: int, instruments: int, ladder: int) -> float:
 class Startup:
     """One start-up: wall to RUNNING, CPU of this process, the longest health-poll gap."""
 
-    def __init__(self, prices: LoadPrices, wall_s: float, cpu_s: float, gap_s: float) -> None:
-        self.prices, self.wall_s, self.cpu_s, self.gap_s = prices, wall_s, cpu_s, gap_s
+    def __init__(
+        self, way: tuple[LoadPrices, LoadRows], wall_s: float, cpu_s: float, gap_s: float
+    ) -> None:
+        self.way, self.wall_s, self.cpu_s, self.gap_s = way, wall_s, cpu_s, gap_s
         self.load = _load_average()  # the machine's, as the start-up ends
 
 
@@ -123,8 +134,8 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _startup(url: str, prices: LoadPrices, triggers: int) -> Startup:
-    """build() + start() to RUNNING with `prices`, health polled every 5 ms meanwhile."""
+async def _startup(url: str, way: tuple[LoadPrices, LoadRows], triggers: int) -> Startup:
+    """build() + start() to RUNNING loading `way`, health polled every 5 ms meanwhile."""
     # The previous runtime's book, frozen by its supervisor, is garbage now.
     gc.unfreeze()
     gc.collect()
@@ -137,7 +148,8 @@ async def _startup(url: str, prices: LoadPrices, triggers: int) -> Startup:
             kite_api_key=sim.api_key,
             kite_access_token=sim.access_token,
             reconnect_delay_ms=100,
-            load_prices=prices,
+            load_prices=way[0],
+            load_rows=way[1],
         )
         loop = asyncio.get_running_loop()
         cpu = _cpu_s()
@@ -159,12 +171,12 @@ async def _startup(url: str, prices: LoadPrices, triggers: int) -> Startup:
             assert len(runtime.engine.book) == triggers, "the book is not whole"
         finally:
             await runtime.close()
-    return Startup(prices, wall_s, cpu_s, gap)
+    return Startup(way, wall_s, cpu_s, gap)
 
 
 async def _startups(url: str, rounds: int) -> list[Startup]:
-    """Each way of loading the prices, in turn; the order reversed every other round."""
-    ways = list(LoadPrices)
+    """Each way of loading, in turn; the order reversed every other round."""
+    ways = list(LOADS)
     conn = await asyncpg.connect(url)
     try:  # the ladder's rungs the runs before fired are no longer active
         active = await conn.fetchval(
@@ -174,7 +186,7 @@ async def _startups(url: str, rounds: int) -> list[Startup]:
         await conn.close()
     done: list[Startup] = []
     for index in range(rounds):
-        done.extend([await _startup(url, p, active) for p in (ways[:: 1 - 2 * (index % 2)])])
+        done.extend([await _startup(url, w, active) for w in (ways[:: 1 - 2 * (index % 2)])])
     return done
 
 
@@ -285,18 +297,20 @@ def run(quick: bool) -> str:
                 ],
                 start_rows,
             ),
-            f"Start-up by the way the load takes the prices (`HMT_LOAD_PRICES`), "
-            f"{max(cells):,} active triggers, {rounds} rounds alternating in this one run: "
-            "`stored` reads the price units the database keeps (revision 0008), `computed` "
-            "has the query compute price x divisor, `decimal` reads every price as a "
-            "Decimal (before issue 12). Wall: build() + start() to RUNNING. CPU: this "
+            f"Start-up by the way the load takes the prices (`HMT_LOAD_PRICES`) and turns "
+            f"rows into triggers (`HMT_LOAD_ROWS`), {max(cells):,} active triggers, {rounds} "
+            "rounds alternating in this one run: `stored` reads the price units the database "
+            "keeps (revision 0008), `computed` has the query compute price x divisor, "
+            "`decimal` reads every price as a Decimal (before issue 12); `direct` builds each "
+            "batch in one generated loop (issue 12's fourth pass), `fields` converts row by "
+            "row (the third pass). Wall: build() + start() to RUNNING. CPU: this "
             "process's (the loop's own work, less subject to other load on the machine; "
             "PostgreSQL's server time is not in it). Gap: the longest wait between health "
             "answers polled every 5 ms. Load average (1, 5, 15 min) as each start-up ended: "
             f"{'; '.join(s.load for s in startups)}.",
             table(
                 [
-                    "load prices",
+                    "load prices, rows",
                     "wall s, each round",
                     "CPU s, each round",
                     "longest health gap ms",
@@ -315,15 +329,15 @@ def _load_average() -> str:
 
 def _startup_rows(startups: list[Startup], triggers: int) -> list[tuple[str, ...]]:
     rows = []
-    for prices in LoadPrices:
-        mine = [s for s in startups if s.prices is prices]
+    for way in LOADS:
+        mine = [s for s in startups if s.way == way]
         best = min(s.wall_s for s in mine)
         verdict = ""
         if triggers >= 1_000_000:
             verdict = "yes" if best <= START_TARGET_S else f"no: +{best - START_TARGET_S:.2f} s"
         rows.append(
             (
-                prices.value,
+                f"{way[0].value}, {way[1].value}",
                 ", ".join(f"{s.wall_s:.2f}" for s in mine),
                 ", ".join(f"{s.cpu_s:.2f}" for s in mine),
                 ", ".join(f"{s.gap_s * 1000:.0f}" for s in mine),

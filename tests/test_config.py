@@ -17,6 +17,7 @@ from hmt.config import (
     ClaimStatements,
     ConfigError,
     LoadPrices,
+    LoadRows,
     Settings,
     SqliteWriters,
     TickMode,
@@ -68,6 +69,7 @@ NAMES = [
     "HMT_SQLITE_WRITERS",
     "HMT_CLAIM_STATEMENTS",
     "HMT_LOAD_PRICES",
+    "HMT_LOAD_ROWS",
     "HMT_TIME_GRACE_S",
     "HMT_METRICS_SAMPLE_S",
     "HMT_RECORD_TICKS",
@@ -355,6 +357,18 @@ def test_the_load_reads_stored_units_unless_set_otherwise(
     assert load_settings().load_prices is LoadPrices.DECIMAL
     monkeypatch.setenv("HMT_LOAD_PRICES", "fast")
     with pytest.raises(ConfigError, match="HMT_LOAD_PRICES"):
+        load_settings()
+
+
+def test_the_load_builds_rows_directly_unless_set_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The direct row path by default; the third pass's, by name only."""
+    assert load_settings().load_rows is LoadRows.DIRECT
+    monkeypatch.setenv("HMT_LOAD_ROWS", "fields")
+    assert load_settings().load_rows is LoadRows.FIELDS
+    monkeypatch.setenv("HMT_LOAD_ROWS", "fast")
+    with pytest.raises(ConfigError, match="HMT_LOAD_ROWS"):
         load_settings()
 
 

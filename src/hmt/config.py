@@ -78,6 +78,13 @@ class LoadPrices(StrEnum):
     DECIMAL = "decimal"  # every price read as a Decimal (before issue 12)
 
 
+class LoadRows(StrEnum):
+    """How the `stored` start-up load on PostgreSQL turns rows into triggers (docs/engine.md)."""
+
+    DIRECT = "direct"  # one generated loop per batch, the enums as one column
+    FIELDS = "fields"  # one converter call per row (issue 12's third pass)
+
+
 class TickMode(StrEnum):
     LTP = "ltp"
     QUOTE = "quote"
@@ -176,6 +183,9 @@ class Settings(BaseSettings):
     # `stored` reads the price units the database keeps; `computed` and `decimal` are the
     # earlier start-up loads, for the benchmark's side by side comparison only.
     load_prices: LoadPrices = LoadPrices.STORED
+    # `direct` builds each batch's triggers in one generated loop; `fields`, the third
+    # pass's converter, for the benchmark's side by side comparison only.
+    load_rows: LoadRows = LoadRows.DIRECT
     # A time leg whose time passed while the engine could not fire (down, restarting,
     # held) fires only this late at most; later, its trigger ends `expired` (docs/engine.md).
     time_grace_s: Annotated[int, Field(ge=0, le=86_400)] = 60

@@ -16,7 +16,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from hmt.core.book import BookBuilder, TriggerBook
+from hmt.core.book import _RISES, BookBuilder, TriggerBook, _v1_rises
 from hmt.core.errors import DuplicateTrigger
 from hmt.core.gaps import DayRange
 from hmt.core.model import Trigger
@@ -302,6 +302,29 @@ def test_builder_refuses_duplicates_and_malformed_triggers() -> None:
     assert [t.id for t in book] == [first.id]
     assert fired_set(book.on_tick(INFY, 100)) == {(first.id, Leg.FIRST)}
     assert book.instruments() == frozenset()
+
+
+def test_builder_keys_a_v1_single_inline_and_leaves_no_trace_of_a_malformed_one() -> None:
+    """A v1 single is keyed inline (issue 12's fourth pass): a batch stops at a malformed
+    one (no price) with the triggers before it registered, nothing of it."""
+    builder = BookBuilder()
+    good = [make_trigger(trigger_price_1=100), make_trigger(side=Side.SELL, trigger_price_1=90)]
+    broken = make_trigger(trigger_price_1=None)
+    with pytest.raises(TypeError):
+        builder.add_many([*good, broken, make_trigger(trigger_price_1=95)])
+    assert builder.add_many([make_trigger(trigger_price_1=110)]) == 1
+    book = builder.build()
+    assert len(book) == 3
+    assert broken.id not in book
+    assert fired_set(book.on_tick(INFY, 90)) == {(good[1].id, Leg.FIRST)}
+    assert fired_set(book.on_tick(INFY, 100)) == {(good[0].id, Leg.FIRST)}
+
+
+def test_v1_directions_found_by_identity_are_the_rules_table() -> None:
+    """`_v1_rises` (no enum hashing) answers what DESIGN's table folded says, pair for pair."""
+    for (trigger_type, side), rises in _RISES.items():
+        assert _v1_rises(trigger_type, side) == rises
+    assert len(_RISES) == len(TriggerType) * len(Side)
 
 
 # --- Trigger model v2: watched instruments, stated directions, time legs ----------------

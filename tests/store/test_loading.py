@@ -13,11 +13,13 @@ import pytest
 from hmt.core.errors import InvalidTrigger
 from hmt.core.instruments import Instrument
 from hmt.core.lifecycle import Status
-from hmt.core.model import Trigger
+from hmt.core.model import LegSpec, Trigger
 from hmt.core.types import (
+    Direction,
     Exchange,
     InstrumentToken,
     Leg,
+    OnGap,
     OrderType,
     Product,
     Side,
@@ -29,10 +31,21 @@ from hmt.store.db import Database
 from hmt.store.execution import ExecutionStore
 from hmt.store.loading import (
     _COLUMNS,
+    _ENUM_SEPARATOR,
+    _OPEN_TRIGGER,
+    _PG_QUERY_DIRECT,
+    ENUM_NAMES,
+    ENUMS,
+    PRICE_NAMES,
+    REST,
+    REST_NAMES,
+    UNITS,
     PriceSource,
+    RowPath,
     _make_trigger,
     active_triggers,
     converter,
+    direct_converter,
 )
 from hmt.store.records import trigger_from_row
 from hmt.store.tables import gtt_orders
@@ -328,15 +341,18 @@ def _fields_of(trigger: Trigger) -> dict[str, Any]:
     return {f.name: getattr(trigger, f.name) for f in dataclasses.fields(Trigger)}
 
 
-async def _load(db: Database, *, prices: PriceSource) -> tuple[list[Trigger], list[str]]:
+async def _load(
+    db: Database, *, prices: PriceSource, rows: RowPath = RowPath.DIRECT, batch_size: int = 2
+) -> tuple[list[Trigger], list[str]]:
     found: list[Trigger] = []
     invalid: list[str] = []
     async for batch in active_triggers(
         db,
-        batch_size=2,
+        batch_size=batch_size,
         on_invalid=lambda trigger_id, _: invalid.append(trigger_id),
         divisor_of=lambda token: {USDINR: 10_000_000}[token],
         prices=prices,
+        rows=rows,
     ):
         found += batch
     return sorted(found, key=lambda t: t.id), sorted(invalid)
@@ -366,9 +382,175 @@ async def test_units_computed_in_sql_load_what_the_prices_load(db: Database) -> 
     in_sql = await _load(db, prices=PriceSource.COMPUTED)
     here = await _load(db, prices=PriceSource.DECIMAL)
     stored = await _load(db, prices=PriceSource.STORED)
+    fields = await _load(db, prices=PriceSource.STORED, rows=RowPath.FIELDS)
     assert in_sql == here
     assert stored == here
+    assert fields == here
     found, invalid = in_sql
     assert invalid == [ids[1]]
     assert len(found) == 5
     assert next(t for t in found if t.id == ids[0]) == expected_trigger(ids[0])
+
+
+# --- the direct load (issue 12's fourth pass) -------------------------------------------
+
+
+def test_no_enum_value_holds_the_separator_of_the_enums_column() -> None:
+    """The five enums travel as one text, split on a separator no value of theirs holds, so
+    every valid row splits back exactly; a value that holds it is no enum's anyway."""
+    tables = (Exchange, TriggerType, Side, Product, OrderType)
+    assert all(_ENUM_SEPARATOR not in member.value for enum in tables for member in enum)
+    joined = f" || '{_ENUM_SEPARATOR}' || ".join(ENUM_NAMES)
+    assert f"{joined} AS {ENUMS}" in _PG_QUERY_DIRECT
+
+
+def test_the_open_twin_builds_the_dataclass_object() -> None:
+    """`_OPEN_TRIGGER` has `Trigger`'s slots and nothing else, so an instance of it can
+    become a `Trigger`; what it becomes equals the dataclass's own, and stays frozen."""
+    assert _OPEN_TRIGGER.__slots__ == Trigger.__slots__
+    assert not hasattr(Trigger, "__post_init__")
+    assert not hasattr(Trigger, "__dict__") or "__dict__" not in Trigger.__dict__
+    assert "__weakref__" not in Trigger.__dict__
+    expected = expected_trigger(str(uuid.uuid4()))
+    made = object.__new__(_OPEN_TRIGGER)
+    for name, value in _fields_of(expected).items():
+        setattr(made, name, value)
+    made.__class__ = Trigger
+    assert type(made) is Trigger
+    assert made == expected
+    assert hash(made) == hash(expected)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.quantity = 8  # type: ignore[misc]
+
+
+def _direct_names() -> list[str]:
+    """The direct query's columns, as asyncpg would name them, in reversed order."""
+    names = [c.name for c in _COLUMNS if c.name not in (*ENUM_NAMES, *PRICE_NAMES)]
+    names += [ENUMS, *(name + UNITS for name in PRICE_NAMES), REST]
+    return names[::-1]
+
+
+def _direct_row(names: list[str], row: dict[str, Any], *, units: bool) -> list[Any]:
+    """`row` (v1) as the direct query sends it: its enums joined, its prices as units
+    (`rest` NULL) or as prices (in `rest`, after the five v2 columns)."""
+    values = dict.fromkeys(names)
+    values.update({k: v for k, v in row.items() if k in values})
+    values[ENUMS] = _ENUM_SEPARATOR.join(row[name] for name in ENUM_NAMES)
+    if units:
+        for name in PRICE_NAMES:
+            if row[name] is not None:
+                values[name + UNITS] = int(row[name] * row["price_divisor"])
+    else:
+        values[REST] = (None, None, None, None, None, *(row[name] for name in PRICE_NAMES))
+    assert REST_NAMES[5:] == PRICE_NAMES
+    return [values[name] for name in names]
+
+
+def test_the_direct_converter_builds_what_the_row_converter_builds() -> None:
+    """Without a database: a row sent as units (the generated path) and the same row sent
+    as prices (through `converter`) make the expected trigger, whatever the column order."""
+    trigger_id = str(uuid.uuid4())
+    row = distinct_row(trigger_id)
+    names = _direct_names()
+    convert = direct_converter(names)
+    invalid: list[tuple[str, Exception]] = []
+    on_units, on_prices = convert(
+        [_direct_row(names, row, units=True), _direct_row(names, row, units=False)],
+        lambda i, e: invalid.append((i, e)),
+    )
+    assert invalid == []
+    assert type(on_units) is Trigger
+    assert on_units == on_prices == expected_trigger(trigger_id)
+    assert _fields_of(on_units) == _fields_of(expected_trigger(trigger_id))
+
+
+def test_the_direct_converter_refuses_what_it_cannot_read() -> None:
+    """An unknown enum, a joined text that does not split in five, or no divisor without a
+    rule: reported with the row's id, the rest of the batch still converted."""
+    names = _direct_names()
+    convert = direct_converter(names)
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    rows = [_direct_row(names, distinct_row(ids[0]), units=True)]
+    unknown = _direct_row(names, distinct_row(ids[1], product="XYZ"), units=True)
+    split = _direct_row(names, distinct_row(ids[2]), units=False)
+    split[names.index(ENUMS)] = "CDS oco SELL NRML"
+    no_divisor = _direct_row(names, distinct_row(ids[3], price_divisor=None), units=False)
+    rows += [unknown, split, no_divisor, _direct_row(names, distinct_row(ids[4]), units=True)]
+    invalid: list[tuple[str, Exception]] = []
+    made = convert(rows, lambda i, e: invalid.append((i, e)))
+    assert [t.id for t in made] == [ids[0], ids[4]]
+    assert [i for i, _ in invalid] == ids[1:4]
+    assert isinstance(invalid[0][1], KeyError)
+    assert isinstance(invalid[1][1], ValueError)
+    assert isinstance(invalid[2][1], InvalidTrigger)
+
+
+def test_the_direct_converter_refuses_a_query_missing_a_column() -> None:
+    names = [name for name in _direct_names() if name != "account"]
+    with pytest.raises(RuntimeError, match="account"):
+        direct_converter(names)
+
+
+async def test_the_direct_load_reads_every_enum_combination_as_the_fields_load(
+    store: TriggerStore, db: Database
+) -> None:
+    """Issue 12's fourth pass: one row per combination of the five enums (v1, as units),
+    each also as a v2 row, plus rows it must refuse; the direct load yields the same
+    triggers and the same refusals as the row-by-row load, and as the Decimal load."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the direct load is PostgreSQL's (SQLite reads every row one way)")
+    rows: list[dict[str, Any]] = []
+    for exchange in Exchange:
+        for trigger_type in TriggerType:
+            for side in Side:
+                for product in Product:
+                    for order_type in OrderType:
+                        shape = {
+                            "exchange": exchange.value,
+                            "trigger_type": trigger_type.value,
+                            "transaction_type": side.value,
+                            "product": product.value,
+                            "order_type": order_type.value,
+                        }
+                        if trigger_type is TriggerType.SINGLE:
+                            shape |= {"trigger_price_2": None, "limit_price_2": None}
+                        rows.append(distinct_row(str(uuid.uuid4()), **shape))
+                        rows.append(distinct_row(str(uuid.uuid4()), on_gap="fire", **shape))
+    # Only `exchange` has no CHECK constraint: another tool can store any text there.
+    refused = [
+        distinct_row(str(uuid.uuid4()), exchange="N SE"),  # holds the separator
+        distinct_row(str(uuid.uuid4()), exchange="XX"),
+        distinct_row(str(uuid.uuid4()), exchange="XX", on_gap="fire"),
+        distinct_row(str(uuid.uuid4()), price_divisor=0),
+        distinct_row(str(uuid.uuid4()), price_divisor=100, trigger_price_1=Decimal("83.125")),
+    ]
+    async with db.engine.begin() as conn:
+        await conn.execute(gtt_orders.insert(), [*rows, *refused])
+    direct = await _load(db, prices=PriceSource.STORED, batch_size=100)
+    fields = await _load(db, prices=PriceSource.STORED, rows=RowPath.FIELDS, batch_size=100)
+    decimal = await _load(db, prices=PriceSource.DECIMAL, batch_size=100)
+    assert direct == fields == decimal
+    found, invalid = direct
+    assert len(found) == len(rows) == 2 * 8 * 2 * 2 * 3 * 4
+    assert invalid == sorted(row["id"] for row in refused)
+    assert all(type(trigger) is Trigger for trigger in found)
+    assert {t.on_gap for t in found} == {OnGap.FIRE}
+
+
+async def test_the_direct_load_reads_v2_rows(store: TriggerStore, db: Database) -> None:
+    """A watched v2 trigger and a v1 one, created through the store: both load, equal to
+    what was created, on both paths (SQLite: its one path)."""
+    v2 = make_trigger(
+        watch_token=InstrumentToken(256265),
+        trigger_price_1=2_380_000,
+        leg_specs=(LegSpec(direction=Direction.AT_OR_BELOW),),
+        not_before=EXPIRES,
+    )
+    v1 = make_trigger()
+    nifty = listed(256265, "NIFTY 50", 5, 0, tradable=False)
+    await store.create(v2, watch=nifty)
+    await store.create(v1)
+    for rows in RowPath:
+        found, invalid = await _load(db, prices=PriceSource.STORED, rows=rows)
+        assert invalid == []
+        assert sorted(found, key=lambda t: t.id) == sorted([v1, v2], key=lambda t: t.id)

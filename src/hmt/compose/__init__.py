@@ -98,7 +98,7 @@ from hmt.store.conditions import ConditionStore
 from hmt.store.db import Database, create_engine
 from hmt.store.execution import ExecutionStore
 from hmt.store.linked import LinkedAccounts
-from hmt.store.loading import PriceSource
+from hmt.store.loading import PriceSource, RowPath
 from hmt.store.sealing import Sealer
 from hmt.store.tokens import TokenStore
 from hmt.store.trails import TrailStates
@@ -281,6 +281,7 @@ async def build(settings: Settings) -> Runtime:
         divisor_of=divisor_of,
         claims=settings.claim_statements.value,
         load_prices=PriceSource(settings.load_prices.value),
+        load_rows=RowPath(settings.load_rows.value),
         partitions=settings.cluster_partitions,
     )
     # Claims carry this engine's id and a lease (docs/engine.md, "Two engines on one database").

@@ -51,7 +51,7 @@ from hmt.failpoints import failpoint
 from hmt.store import day_ranges, events, legs, storable
 from hmt.store.db import Database
 from hmt.store.fences import Fence, admit, fence_cte
-from hmt.store.loading import PriceSource, active_triggers
+from hmt.store.loading import PriceSource, RowPath, active_triggers
 from hmt.store.orders import with_orders
 from hmt.store.precompiled import Precompiled, precompile
 from hmt.store.records import (
@@ -132,6 +132,7 @@ class TriggerStore:
         divisor_of: DivisorOf | None = None,
         claims: str = "inline",
         load_prices: PriceSource = PriceSource.STORED,
+        load_rows: RowPath = RowPath.DIRECT,
         partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
         """`claims`, how the claim's statements run (HMT_CLAIM_STATEMENTS): `inline`,
@@ -142,8 +143,9 @@ class TriggerStore:
         claim, as before issue 12. The older ones are kept for the benchmark's side by
         side comparison. `load_prices`: where the start-up load on PostgreSQL takes the
         wire units from (HMT_LOAD_PRICES; the older ways for the benchmark's comparison
-        only). `partitions`: the cluster's partition count (HMT_CLUSTER_PARTITIONS), with
-        which each row's `partition` is written."""
+        only); `load_rows`, how its rows become triggers (HMT_LOAD_ROWS; `fields` for the
+        comparison only). `partitions`: the cluster's partition count
+        (HMT_CLUSTER_PARTITIONS), with which each row's `partition` is written."""
         if claims not in CLAIM_PATHS:
             raise ValueError(f"claims must be one of {CLAIM_PATHS}, not {claims!r}")
         self.db = db
@@ -153,6 +155,7 @@ class TriggerStore:
         self.raw_claims = claims in {"raw", "inline"}
         self.loop_claims = claims == "inline"
         self.load_prices = load_prices
+        self.load_rows = load_rows
         self.partitions = check_partitions(partitions)
 
     # -- the trader's side: every method takes the user and sees only their rows --
@@ -372,6 +375,7 @@ class TriggerStore:
             divisor_of=self.divisor_of,
             prices=self.load_prices,
             partitions=partitions,
+            rows=self.load_rows,
         )
 
     async def repartition(self, *, batch: int = 10_000) -> int:
