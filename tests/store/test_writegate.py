@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hmt.store.db import Database, create_engine
-from hmt.store.writegate import WriteGate, database_file, gate_for
+from hmt.store.db import Database, _own_file, create_engine
+from hmt.store.writegate import WriteGate, gate_for
 from tests.support.eventually import eventually
 
 
@@ -105,11 +105,11 @@ async def test_a_writer_waits_no_longer_than_the_timeout() -> None:
 
 
 def test_one_gate_per_database_file(tmp_path: Path) -> None:
-    path = database_file(f"{tmp_path}/g.db", {})
+    path = _own_file(create_engine(f"sqlite:///{tmp_path}/g.db"))
     assert path is not None
     assert gate_for(path, 1) is gate_for(str(tmp_path / "." / "g.db"), 1)
-    assert database_file(":memory:", {}) is None
-    assert database_file("file:x", {"mode": "memory"}) is None
+    assert _own_file(create_engine("sqlite:///:memory:")) is None
+    assert _own_file(create_engine("sqlite:///file:x.db?uri=true")) is None  # a URI filename
 
 
 @pytest.fixture

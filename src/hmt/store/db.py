@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hmt.core.errors import HmtError
-from hmt.store.writegate import WriteGate, database_file, gate_for
+from hmt.store.writegate import WriteGate, gate_for
 
 log = structlog.get_logger("hmt.store.db")
 T = TypeVar("T")
@@ -221,8 +221,7 @@ class Database:
         self.backoff_ms = backoff_ms
         self.clock = clock
         self.health = DbHealth(DbState.OK, clock())
-        url = engine.url
-        file = database_file(url.database, dict(url.query)) if self.dialect == "sqlite" else None
+        file = _own_file(engine)
         self.gate: WriteGate | None = (
             gate_for(file, SQLITE_BUSY_TIMEOUT_MS / 1000)
             if file is not None and queued_writers
@@ -237,7 +236,7 @@ class Database:
         self.reconnected: list[Callable[[], None]] = []
         # `on_loop_thread`'s connection: the file it opens (None: the pool's path only),
         # the connection once open, the thread that opened it, its `synchronous` level.
-        self._loop_file = _own_file(engine)
+        self._loop_file = file
         self._loop_conn: sqlite3.Connection | None = None
         self._loop_thread: int | None = None
         self._loop_info: dict[Any, Any] = {}
@@ -452,26 +451,26 @@ class Database:
                 self.loop_fallbacks += 1
                 return await self._on_driver_thread(work, durable=durable, first=attempt)
             try:
-                result = _sqlite_transaction(work, self._loop_info, "NORMAL", connection)
+                try:
+                    result = _sqlite_transaction(work, self._loop_info, "NORMAL", connection)
+                except _CommitFailed:
+                    self._end_loop_transaction(connection)  # before the turn passes on
+                    raise
+                finally:
+                    if gate is not None:
+                        gate.release()  # before any fallback: it queues at this gate
             except _CommitFailed as failed:
-                self._end_loop_transaction(connection)
-                if gate is not None:
-                    gate.release()
                 wrapped = self._sqlite_error(failed.error)
                 if is_transient(wrapped):
                     self._unreachable(wrapped)
                     raise CommitUnknown(f"commit outcome unknown: {_reason(wrapped)}") from wrapped
                 raise wrapped from failed.error
             except Exception as error:
-                if gate is not None:
-                    gate.release()
                 if _busy(error):  # rolled back: nothing of it was written
                     self.loop_fallbacks += 1
                     return await self._on_driver_thread(work, durable=durable, first=attempt)
                 await self._before_retry(self._sqlite_error(error), attempt)
                 continue
-            if gate is not None:
-                gate.release()
             self._ok()
             return result
         raise AssertionError("unreachable")  # pragma: no cover

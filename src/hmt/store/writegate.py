@@ -17,7 +17,6 @@ A writer waits at most `timeout` seconds, SQLite's own busy timeout: then
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections import deque
 
@@ -103,13 +102,3 @@ def gate_for(path: str, timeout: float) -> WriteGate:
         if gate is None:
             gate = _GATES[path] = WriteGate(timeout)
         return gate
-
-
-def database_file(database: str | None, query: dict[str, object]) -> str | None:
-    """The file of a SQLite database named `database` in a URL, or None for an in-memory
-    one (no other connection shares it)."""
-    if not database or database == ":memory:" or query.get("mode") == "memory":
-        return None
-    if database.startswith("file:"):
-        database = database.removeprefix("file:").split("?", 1)[0]
-    return os.path.abspath(database)
